@@ -1,0 +1,82 @@
+"""Domain errors with typed fields. The API maps each to one HTTP problem (api/problems.py)."""
+
+from __future__ import annotations
+
+
+class BookingError(Exception):
+    code = "booking_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(BookingError):
+    code = "not_found"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} does not exist")
+        self.kind = kind
+        self.ident = ident
+
+
+class InvalidRequestError(BookingError):
+    code = "validation_error"
+
+
+class UnknownTimezoneError(InvalidRequestError):
+    code = "unknown_timezone"
+
+
+class SlotUnavailableError(BookingError):
+    code = "slot_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"that interval is not offered right now ({reason})")
+        self.reason = reason
+
+
+class HoldExpiredError(BookingError):
+    code = "hold_expired"
+
+    def __init__(self, hold_id: str, state: str) -> None:
+        super().__init__(f"hold {hold_id!r} is no longer live ({state})")
+        self.hold_id = hold_id
+        self.state = state
+
+
+class HoldUsedError(BookingError):
+    code = "hold_used"
+
+    def __init__(self, hold_id: str, appointment_id: str | None) -> None:
+        super().__init__(f"hold {hold_id!r} was already booked")
+        self.hold_id = hold_id
+        self.appointment_id = appointment_id
+
+
+class AppointmentCancelledError(BookingError):
+    code = "appointment_cancelled"
+
+    def __init__(self, appointment_id: str) -> None:
+        super().__init__(f"appointment {appointment_id!r} is cancelled")
+        self.appointment_id = appointment_id
+
+
+class IdempotencyKeyReusedError(BookingError):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used with a different request body")
+
+
+class StaleScheduleError(BookingError):
+    code = "schedule_changed"
+
+    def __init__(self) -> None:
+        super().__init__("the schedule was changed concurrently; retry")
+
+
+class OverlapDetectedError(BookingError):
+    """A booked claim overlapping another booked claim: a bug guard, never expected."""
+
+    code = "overlap_detected"

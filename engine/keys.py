@@ -1,0 +1,66 @@
+"""Every Redis key the engine uses, in one place (docs/redis-model.md explains each).
+
+All keys of one practice share the hash tag ``{p:<practice_id>}`` so that every script, including a
+reschedule across two practitioners, touches keys of one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+VERSION = "v1"
+ROOT = f"bk:{VERSION}"
+
+# Global, never touched by a script: the set of practice ids (for sweepers and the persister).
+PRACTICES = f"{ROOT}:practices"
+
+
+def tag(practice_id: str) -> str:
+    return f"{ROOT}:{{p:{practice_id}}}"
+
+
+def practice(pid: str) -> str:
+    return f"{tag(pid)}:practice"
+
+
+def practitioners(pid: str) -> str:
+    return f"{tag(pid)}:practitioners"
+
+
+def visit_types(pid: str) -> str:
+    return f"{tag(pid)}:vtypes"
+
+
+def schedule(pid: str, practitioner_id: str) -> str:
+    return f"{tag(pid)}:sched:{practitioner_id}"
+
+
+def base(pid: str, practitioner_id: str, visit_type_id: str) -> str:
+    return f"{tag(pid)}:base:{practitioner_id}:{visit_type_id}"
+
+
+def claims(pid: str, practitioner_id: str) -> str:
+    return f"{tag(pid)}:claims:{practitioner_id}"
+
+
+def hold(pid: str, hold_id: str) -> str:
+    return f"{tag(pid)}:hold:{hold_id}"
+
+
+def hold_expiries(pid: str) -> str:
+    return f"{tag(pid)}:holdexp"
+
+
+def appointment(pid: str, appointment_id: str) -> str:
+    return f"{tag(pid)}:appt:{appointment_id}"
+
+
+def events(pid: str) -> str:
+    return f"{tag(pid)}:events"
+
+
+def audit(pid: str) -> str:
+    return f"{tag(pid)}:audit"
+
+
+def idempotency(pid: str, scope: str, key: str | None) -> str:
+    """A placeholder key of the same slot when no Idempotency-Key was sent (scripts ignore it then)."""
+    return f"{tag(pid)}:idem:{scope}:{key if key is not None else '-'}"

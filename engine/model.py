@@ -1,0 +1,123 @@
+"""Domain records (msgspec Structs) shared by the engine, the API and the persister."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+from engine import timeutil
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class WeeklyWindow(msgspec.Struct, forbid_unknown_fields=True):
+    day: Weekday
+    start: HHMM
+    end: HHMM
+
+    def __post_init__(self) -> None:
+        if timeutil.parse_hhmm(self.end) <= timeutil.parse_hhmm(self.start):
+            raise ValueError(f"window on {self.day} must end after it starts ({self.start}-{self.end})")
+
+
+class Closure(msgspec.Struct, forbid_unknown_fields=True):
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError("closure must end after it starts")
+
+
+class Schedule(msgspec.Struct, forbid_unknown_fields=True):
+    weekly: Annotated[list[WeeklyWindow], msgspec.Meta(max_length=500)]
+    closures: Annotated[list[Closure], msgspec.Meta(max_length=1000)] = []
+    slot_step_minutes: Annotated[int, msgspec.Meta(ge=1, le=240)] = 15
+    horizon_days: Annotated[int, msgspec.Meta(ge=1, le=730)] = 90
+    min_notice_minutes: Annotated[int, msgspec.Meta(ge=0, le=525_600)] = 0
+
+    def windows_for(self, weekday: int) -> list[tuple[int, int]]:
+        name = timeutil.WEEKDAYS[weekday]
+        return [
+            (timeutil.parse_hhmm(w.start), timeutil.parse_hhmm(w.end)) for w in self.weekly if w.day == name
+        ]
+
+    def closure_spans(self) -> list[tuple[int, int]]:
+        return [(timeutil.to_epoch(c.start), timeutil.to_epoch(c.end)) for c in self.closures]
+
+    def covers(self, start: int, end: int, tz_name: str) -> bool:
+        """Does this schedule offer the whole interval [start, end) (used to report conflicts)?"""
+        tz = timeutil.zone(tz_name)
+        if any(start < c_end and end > c_start for c_start, c_end in self.closure_spans()):
+            return False
+        day = timeutil.local_date_of(start, tz)
+        for w_start, w_end in self.windows_for(day.weekday()):
+            begin = timeutil.wall_to_epoch(day, w_start, tz, is_end=False)
+            finish = timeutil.wall_to_epoch(day, w_end, tz, is_end=True)
+            if begin <= start and end <= finish:
+                return True
+        return False
+
+
+class Practice(msgspec.Struct):
+    id: str
+    name: str
+    timezone: str
+
+
+class Practitioner(msgspec.Struct):
+    id: str
+    practice_id: str
+    name: str
+
+
+class VisitType(msgspec.Struct):
+    id: str
+    practice_id: str
+    name: str
+    duration_minutes: int
+
+
+class Patient(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    phone: Annotated[str, msgspec.Meta(max_length=40, pattern=r"^[0-9+()\-. ]*$")] | None = None
+
+
+class Slot(msgspec.Struct, array_like=False):
+    practitioner_id: str
+    start: int
+    end: int
+
+
+class Hold(msgspec.Struct):
+    id: str
+    practice_id: str
+    practitioner_id: str
+    visit_type_id: str
+    start: int
+    end: int
+    expires_at_ms: int
+    state: str
+    appointment_id: str | None = None
+
+
+class Appointment(msgspec.Struct):
+    id: str
+    status: str
+    version: int
+    practice_id: str
+    practitioner_id: str
+    visit_type_id: str
+    start: int
+    end: int
+    patient: Patient
+    manage_token: str | None = None
+    hold_id: str | None = None
+    cancel_reason: str | None = None

@@ -1,0 +1,56 @@
+"""Settings: one frozen Struct built once from the environment and passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+def parse_offsets(text: str) -> tuple[int, ...]:
+    """'24h,2h,15m,30s' -> seconds, largest first."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part[-1] not in units or not part[:-1].isdigit():
+            raise ValueError(f"REMINDER_OFFSETS: {part!r} is not like 24h, 15m or 30s")
+        out.append(int(part[:-1]) * units[part[-1]])
+    return tuple(sorted(set(out), reverse=True))
+
+
+class Settings(msgspec.Struct, frozen=True):
+    redis_url: str | None = None
+    database_url: str | None = None
+    admin_token: str | None = None
+    hold_ttl_seconds: int = 300
+    reminder_offsets: tuple[int, ...] = (86400, 7200)
+    smtp_url: str | None = None
+    audit_searches: bool = True
+    hold_retention_seconds: int = 86400
+    sweep_interval_seconds: float = 1.0
+    data_dir: str = "var"
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        ttl = int(env.get("HOLD_TTL_SECONDS", "300"))
+        if ttl < 1:
+            raise ValueError("HOLD_TTL_SECONDS must be at least 1")
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
+            hold_ttl_seconds=ttl,
+            reminder_offsets=parse_offsets(env.get("REMINDER_OFFSETS", "24h,2h")),
+            smtp_url=env.get("SMTP_URL") or None,
+            audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",
+            data_dir=env.get("BOOKING_DATA_DIR", "var"),
+        )

@@ -1,0 +1,43 @@
+-- Shared helpers, prepended to every script when it is registered (engine/scripts.py).
+-- Claims are members of a practitioner's claims zset, scored by start (epoch seconds):
+--   'b|<appointment_id>|<end_s>|0'          a booked appointment
+--   'h|<hold_id>|<end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms
+local unpack = unpack or table.unpack  -- Lua 5.1 (Redis) and 5.4 (embedded)
+local MAX_DURATION_S = 28800  -- the longest visit type (480 minutes) bounds every overlap look-up
+
+local function int(x) return string.format('%d', x) end
+
+-- Append one event to the practice's stream. Audited actions take the next audit sequence number.
+local function emit(stream, audit, now_ms, typ, actor, practice, practitioner, hold, appt, request_id, detail, data)
+  local seq = '0'
+  if audit then seq = int(redis.call('HINCRBY', audit, 'seq', 1)) end
+  redis.call('XADD', stream, '*', 'v', '1', 'type', typ, 'seq', seq, 'at', now_ms, 'actor', actor,
+    'practice_id', practice, 'practitioner_id', practitioner or '', 'hold_id', hold or '',
+    'appointment_id', appt or '', 'request_id', request_id, 'detail', cjson.encode(detail), 'data', data or '')
+  return seq
+end
+
+-- Live claims overlapping [start, finish), skipping `ignore` (a member string) and expired holds.
+local function live_overlaps(claims_key, start, finish, now_ms, ignore)
+  local found = {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', claims_key, start - MAX_DURATION_S, '(' .. int(finish))) do
+    local kind, _, cend, exp = string.match(m, '^(%a)|([^|]+)|(%d+)|(%d+)$')
+    local live = kind == 'b' or tonumber(exp) > now_ms
+    if m ~= ignore and live and tonumber(cend) > start then found[#found + 1] = m end
+  end
+  return found
+end
+
+-- An idempotency record is '<fingerprint>\n<response>'. Returns nil when absent.
+local function idem_lookup(key, fp)
+  if fp == '' then return nil end
+  local prior = redis.call('GET', key)
+  if not prior then return nil end
+  local sep = string.find(prior, '\n', 1, true)
+  if string.sub(prior, 1, sep - 1) ~= fp then return {'IDEM_MISMATCH'} end
+  return {'REPLAY', string.sub(prior, sep + 1)}
+end
+
+local function idem_store(key, fp, response)
+  if fp ~= '' then redis.call('SET', key, fp .. '\n' .. response, 'PX', 86400000) end
+end

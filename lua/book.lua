@@ -1,0 +1,33 @@
+-- book_hold: turn a live hold into a booked appointment, in one step.
+-- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 appointment hash  4 hold expiry zset
+--       5 events  6 audit  7 idempotency key
+-- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
+--       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
+-- Returns {'OK'} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
+--       | {'EXPIRED', state} | {'OVERLAP'}
+local now = tonumber(ARGV[1])
+local replay = idem_lookup(KEYS[7], ARGV[8])
+if replay then return replay end
+local h = redis.call('HMGET', KEYS[1], 'state', 'practice_id', 'practitioner_id', 'visit_type_id', 'start',
+  'end', 'expires_ms', 'appointment_id')
+local state = h[1]
+if not state then return {'NOT_FOUND'} end
+if state == 'booked' then return {'USED', h[8]} end
+if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
+local hold_member = 'h|' .. ARGV[2] .. '|' .. h[6] .. '|' .. h[7]
+local start, finish = tonumber(h[5]), tonumber(h[6])
+if #live_overlaps(KEYS[2], start, finish, now, hold_member) > 0 then return {'OVERLAP'} end
+redis.call('ZREM', KEYS[2], hold_member)
+redis.call('ZADD', KEYS[2], start, 'b|' .. ARGV[3] .. '|' .. h[6] .. '|0')
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'booked', 'appointment_id', ARGV[3])
+redis.call('HSET', KEYS[3], 'status', 'booked', 'version', '1', 'practice_id', h[2], 'practitioner_id', h[3],
+  'visit_type_id', h[4], 'start', h[5], 'end', h[6], 'patient', ARGV[4], 'manage_hash', ARGV[5],
+  'hold_id', ARGV[2], 'created_ms', ARGV[1], 'updated_ms', ARGV[1])
+local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
+  visit_type_id = h[4], start = start, ['end'] = finish, patient = cjson.decode(ARGV[4]),
+  manage_hash = ARGV[5], hold_id = ARGV[2]}
+emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
+  {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, cjson.encode(appt))
+idem_store(KEYS[7], ARGV[8], ARGV[9])
+return {'OK'}
