@@ -93,8 +93,17 @@ Event = (
 
 _decoder = msgspec.json.Decoder()
 EventType = Literal[
-    "search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule",
-    "practice", "practitioner", "visit_type",
+    "search",
+    "hold",
+    "release",
+    "expire",
+    "book",
+    "cancel",
+    "reschedule",
+    "schedule",
+    "practice",
+    "practitioner",
+    "visit_type",
 ]
 
 
@@ -124,4 +133,5 @@ def from_stream(entry_id: bytes | str, fields: dict[Any, Any]) -> Event:
         "detail_raw": detail_raw,
         "data": _decoder.decode(data) if data.startswith(("{", "[")) else (data or None),
     }
-    return msgspec.convert(record, Event)
+    event: Event = msgspec.convert(record, Event)
+    return event

@@ -44,9 +44,7 @@ class Schedule(msgspec.Struct, forbid_unknown_fields=True):
 
     def windows_for(self, weekday: int) -> list[tuple[int, int]]:
         name = timeutil.WEEKDAYS[weekday]
-        return [
-            (timeutil.parse_hhmm(w.start), timeutil.parse_hhmm(w.end)) for w in self.weekly if w.day == name
-        ]
+        return [(timeutil.parse_hhmm(w.start), timeutil.parse_hhmm(w.end)) for w in self.weekly if w.day == name]
 
     def closure_spans(self) -> list[tuple[int, int]]:
         return [(timeutil.to_epoch(c.start), timeutil.to_epoch(c.end)) for c in self.closures]

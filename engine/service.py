@@ -16,7 +16,7 @@ from engine.scripts import Scripts
 from engine.settings import Settings
 
 _enc = msgspec.json.Encoder()
-Render = Callable[[Any], bytes]
+Render = Callable[[Any, str], bytes]  # (record, practice time zone) -> response body
 
 
 class Ctx(msgspec.Struct, frozen=True):
@@ -101,8 +101,9 @@ class BookingEngine:
 
     async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
         practice = await self.get_practice(practice_id)
-        vt = VisitType(id=ids.new_visit_type_id(practice_id), practice_id=practice_id, name=name,
-                       duration_minutes=minutes)
+        vt = VisitType(
+            id=ids.new_visit_type_id(practice_id), practice_id=practice_id, name=name, duration_minutes=minutes
+        )
         await self._put_entity(practice_id, keys.visit_types(practice_id), vt.id, vt, "visit_type", ctx)
         # Offer the new visit type on every practitioner's already materialised days.
         for pr in await self.list_practitioners(practice_id):
@@ -162,8 +163,17 @@ class BookingEngine:
         }
         gen = await self.scripts["put_schedule"](
             keys=[keys.schedule(pid, pr.id), keys.events(pid), keys.audit(pid)],
-            args=[self.now_ms(), _enc.encode(schedule), schedule.min_notice_minutes * 60,
-                  schedule.horizon_days * 86400, pid, pr.id, ctx.actor, ctx.request_id, _enc.encode(detail)],
+            args=[
+                self.now_ms(),
+                _enc.encode(schedule),
+                schedule.min_notice_minutes * 60,
+                schedule.horizon_days * 86400,
+                pid,
+                pr.id,
+                ctx.actor,
+                ctx.request_id,
+                _enc.encode(detail),
+            ],
         )
         tz = timeutil.zone(practice.timezone)
         today = self._today(practice)
@@ -171,13 +181,27 @@ class BookingEngine:
         if old is not None and old[2]:
             last = max(last, timeutil.local_date_of(old[2] - 1, tz))  # clear days the old horizon reached
         vts = await self.list_visit_types(pid)
-        await self._apply_days(practice, pr.id, schedule, vts, self._dates(today, last), str(gen),
-                               horizon_end=today + dt.timedelta(days=schedule.horizon_days))
+        await self._apply_days(
+            practice,
+            pr.id,
+            schedule,
+            vts,
+            self._dates(today, last),
+            str(gen),
+            horizon_end=today + dt.timedelta(days=schedule.horizon_days),
+        )
         return await self._conflicts(practice, pr.id, schedule)
 
-    async def _apply_days(self, practice: Practice, practitioner_id: str, schedule: Schedule,
-                          vts: list[VisitType], days: Iterable[dt.date], gen: str,
-                          horizon_end: dt.date | None = None) -> None:
+    async def _apply_days(
+        self,
+        practice: Practice,
+        practitioner_id: str,
+        schedule: Schedule,
+        vts: list[VisitType],
+        days: Iterable[dt.date],
+        gen: str,
+        horizon_end: dt.date | None = None,
+    ) -> None:
         if not vts:
             return
         pid = practice.id
@@ -195,8 +219,9 @@ class BookingEngine:
                     if horizon_end is not None and day > horizon_end:
                         starts: list[int] = []
                     else:
-                        starts = timeutil.day_slots(day, windows, tz, schedule.slot_step_minutes * 60,
-                                                    vt.duration_minutes * 60, closures)
+                        starts = timeutil.day_slots(
+                            day, windows, tz, schedule.slot_step_minutes * 60, vt.duration_minutes * 60, closures
+                        )
                     args.append(len(starts))
                     args.extend(starts)
                 await script(keys=[sched_key, *base_keys], args=args, client=pipe)
@@ -207,7 +232,8 @@ class BookingEngine:
     async def _conflicts(self, practice: Practice, practitioner_id: str, schedule: Schedule) -> list[str]:
         now = int(self.clock())
         members = await self.redis.zrangebyscore(
-            keys.claims(practice.id, practitioner_id), now - 28800, "+inf", withscores=True)
+            keys.claims(practice.id, practitioner_id), now - 28800, "+inf", withscores=True
+        )
         out = []
         for member, score in members:
             kind, ident, end, _ = _s(member).split("|")  # type: ignore[union-attr]
@@ -243,8 +269,15 @@ class BookingEngine:
         return rolled
 
     # ----------------------------------------------------------------- search
-    async def search(self, practice_id: str, date: dt.date, days: int, visit_type_id: str,
-                     practitioner_id: str | None = None, ctx: Ctx = SYSTEM) -> tuple[Practice, list[Slot]]:
+    async def search(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None = None,
+        ctx: Ctx = SYSTEM,
+    ) -> tuple[Practice, list[Slot]]:
         if ids.practice_of(practice_id, "p") is None:
             raise errors.NotFoundError("practice", practice_id)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -269,24 +302,44 @@ class BookingEngine:
         dur = vt.duration_minutes * 60
         script_keys = []
         for pr in prac_ids:
-            script_keys += [keys.base(practice_id, pr, vt.id), keys.claims(practice_id, pr),
-                            keys.schedule(practice_id, pr)]
+            script_keys += [
+                keys.base(practice_id, pr, vt.id),
+                keys.claims(practice_id, pr),
+                keys.schedule(practice_id, pr),
+            ]
         script_keys += [keys.events(practice_id), keys.audit(practice_id)]
-        detail = {"date": date.isoformat(), "days": days, "visit_type_id": vt.id,
-                  "practitioner_id": practitioner_id}
+        detail = {"date": date.isoformat(), "days": days, "visit_type_id": vt.id, "practitioner_id": practitioner_id}
         found = await self.scripts["search"](
             keys=script_keys,
-            args=[self.now_ms(), lo, hi, dur, len(prac_ids), ctx.actor, ctx.request_id, practice_id,
-                  _enc.encode(detail), "1" if self.settings.audit_searches else "0"],
+            args=[
+                self.now_ms(),
+                lo,
+                hi,
+                dur,
+                len(prac_ids),
+                ctx.actor,
+                ctx.request_id,
+                practice_id,
+                _enc.encode(detail),
+                "1" if self.settings.audit_searches else "0",
+            ],
         )
         slots = [Slot(pr, int(s), int(s) + dur) for pr, starts in zip(prac_ids, found) for s in starts]
         slots.sort(key=lambda sl: (sl.start, sl.practitioner_id))
         return practice, slots
 
     # ----------------------------------------------------------------- holds
-    async def place_hold(self, practitioner_id: str, visit_type_id: str, start: dt.datetime, *,
-                         render: Render, ctx: Ctx = SYSTEM, idem_key: str | None = None,
-                         body_fp: str = "") -> tuple[bytes, bool]:
+    async def place_hold(
+        self,
+        practitioner_id: str,
+        visit_type_id: str,
+        start: dt.datetime,
+        *,
+        render: Render,
+        ctx: Ctx = SYSTEM,
+        idem_key: str | None = None,
+        body_fp: str = "",
+    ) -> tuple[bytes, bool]:
         """Claim a hold; returns (the rendered Hold, whether this was an idempotent replay)."""
         pid = ids.practice_of(practitioner_id, "r")
         if pid is None:
@@ -294,25 +347,53 @@ class BookingEngine:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hexists(keys.practitioners(pid), practitioner_id)
             pipe.hget(keys.visit_types(pid), visit_type_id)
-            known, raw_vt = await pipe.execute()
+            pipe.hget(keys.practice(pid), "record")
+            known, raw_vt, raw_practice = await pipe.execute()
         if not known:
             raise errors.NotFoundError("practitioner", practitioner_id)
+        practice = _decode(raw_practice, Practice, "practice", pid)
         vt = _decode(raw_vt, VisitType, "visit type", visit_type_id)
         begin = timeutil.to_epoch(start)
         if start.microsecond or start.second:
             raise errors.SlotUnavailableError("not_a_slot")
         now = self.now_ms()
-        hold = Hold(id=ids.new_hold_id(practitioner_id), practice_id=pid, practitioner_id=practitioner_id,
-                    visit_type_id=vt.id, start=begin, end=begin + vt.duration_minutes * 60,
-                    expires_at_ms=now + self.settings.hold_ttl_seconds * 1000, state="held")
-        body = render(hold)
+        hold = Hold(
+            id=ids.new_hold_id(practitioner_id),
+            practice_id=pid,
+            practitioner_id=practitioner_id,
+            visit_type_id=vt.id,
+            start=begin,
+            end=begin + vt.duration_minutes * 60,
+            expires_at_ms=now + self.settings.hold_ttl_seconds * 1000,
+            state="held",
+        )
+        body = render(hold, practice.timezone)
         res = await self.scripts["hold"](
-            keys=[keys.base(pid, practitioner_id, vt.id), keys.claims(pid, practitioner_id),
-                  keys.schedule(pid, practitioner_id), keys.hold(pid, hold.id), keys.hold_expiries(pid),
-                  keys.events(pid), keys.audit(pid), keys.idempotency(pid, "hold", idem_key)],
-            args=[now, hold.start, hold.end, hold.id, self.settings.hold_ttl_seconds * 1000,
-                  self.settings.hold_retention_seconds * 1000, pid, practitioner_id, vt.id, ctx.actor,
-                  ctx.request_id, body_fp if idem_key else "", body],
+            keys=[
+                keys.base(pid, practitioner_id, vt.id),
+                keys.claims(pid, practitioner_id),
+                keys.schedule(pid, practitioner_id),
+                keys.hold(pid, hold.id),
+                keys.hold_expiries(pid),
+                keys.events(pid),
+                keys.audit(pid),
+                keys.idempotency(pid, "hold", idem_key),
+            ],
+            args=[
+                now,
+                hold.start,
+                hold.end,
+                hold.id,
+                self.settings.hold_ttl_seconds * 1000,
+                self.settings.hold_retention_seconds * 1000,
+                pid,
+                practitioner_id,
+                vt.id,
+                ctx.actor,
+                ctx.request_id,
+                body_fp if idem_key else "",
+                body,
+            ],
         )
         return self._outcome(res, body)
 
@@ -339,9 +420,17 @@ class BookingEngine:
         state = h["state"] or ""
         if state == "held" and int(h["expires_ms"] or 0) <= self.now_ms():
             state = "expired"  # exact expiry: never waits for the sweeper
-        return Hold(id=hold_id, practice_id=pid, practitioner_id=h["practitioner_id"] or "",
-                    visit_type_id=h["visit_type_id"] or "", start=int(h["start"] or 0), end=int(h["end"] or 0),
-                    expires_at_ms=int(h["expires_ms"] or 0), state=state, appointment_id=h.get("appointment_id"))
+        return Hold(
+            id=hold_id,
+            practice_id=pid,
+            practitioner_id=h["practitioner_id"] or "",
+            visit_type_id=h["visit_type_id"] or "",
+            start=int(h["start"] or 0),
+            end=int(h["end"] or 0),
+            expires_at_ms=int(h["expires_ms"] or 0),
+            state=state,
+            appointment_id=h.get("appointment_id"),
+        )
 
     async def release_hold(self, hold_id: str, ctx: Ctx = SYSTEM) -> str:
         """Release a live hold. Returns 'released', or the state it already had ('expired', 'released')."""
@@ -349,8 +438,13 @@ class BookingEngine:
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
         res = await self.scripts["release"](
-            keys=[keys.hold(pid, hold_id), keys.claims(pid, prac), keys.hold_expiries(pid), keys.events(pid),
-                  keys.audit(pid)],
+            keys=[
+                keys.hold(pid, hold_id),
+                keys.claims(pid, prac),
+                keys.hold_expiries(pid),
+                keys.events(pid),
+                keys.audit(pid),
+            ],
             args=[self.now_ms(), hold_id, ctx.actor, ctx.request_id],
         )
         status = _s(res[0])
@@ -366,8 +460,10 @@ class BookingEngine:
         now = self.now_ms()
         for raw_pid in await self.redis.smembers(keys.PRACTICES):
             pid = _s(raw_pid) or ""
-            due = [_s(h) or "" for h in await self.redis.zrangebyscore(keys.hold_expiries(pid), "-inf", now,
-                                                                        start=0, num=limit)]
+            due = [
+                _s(h) or ""
+                for h in await self.redis.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
+            ]
             if not due:
                 continue
             script_keys = [keys.hold_expiries(pid), keys.events(pid), keys.audit(pid)]
@@ -378,8 +474,16 @@ class BookingEngine:
         return total
 
     # ----------------------------------------------------------------- appointments
-    async def book(self, hold_id: str, patient: Patient, *, render: Render, ctx: Ctx = SYSTEM,
-                   idem_key: str | None = None, body_fp: str = "") -> tuple[bytes, bool]:
+    async def book(
+        self,
+        hold_id: str,
+        patient: Patient,
+        *,
+        render: Render,
+        ctx: Ctx = SYSTEM,
+        idem_key: str | None = None,
+        body_fp: str = "",
+    ) -> tuple[bytes, bool]:
         """Book a live hold; returns (the rendered Appointment, whether this was an idempotent replay)."""
         pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         if pid is None or prac is None:
@@ -388,7 +492,8 @@ class BookingEngine:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.hold(pid, hold_id))
             pipe.get(idem)
-            raw_hold, prior = await pipe.execute()
+            pipe.hget(keys.practice(pid), "record")
+            raw_hold, prior, raw_practice = await pipe.execute()
         if idem_key and prior is not None:
             fp, _, stored = prior.partition(b"\n")
             if fp.decode() != body_fp:
@@ -403,16 +508,43 @@ class BookingEngine:
         if h["state"] != "held" or int(h["expires_ms"] or 0) <= now:
             raise errors.HoldExpiredError(hold_id, "expired" if h["state"] == "held" else h["state"] or "")
         token = ids.new_manage_token()
-        appt = Appointment(id=ids.new_appointment_id(pid), status="booked", version=1, practice_id=pid,
-                           practitioner_id=prac, visit_type_id=h["visit_type_id"] or "",
-                           start=int(h["start"] or 0), end=int(h["end"] or 0), patient=patient,
-                           manage_token=token, hold_id=hold_id)
-        body = render(appt)
+        appt = Appointment(
+            id=ids.new_appointment_id(pid),
+            status="booked",
+            version=1,
+            practice_id=pid,
+            practitioner_id=prac,
+            visit_type_id=h["visit_type_id"] or "",
+            start=int(h["start"] or 0),
+            end=int(h["end"] or 0),
+            patient=patient,
+            manage_token=token,
+            hold_id=hold_id,
+        )
+        practice = _decode(raw_practice, Practice, "practice", pid)
+        body = render(appt, practice.timezone)
         res = await self.scripts["book"](
-            keys=[keys.hold(pid, hold_id), keys.claims(pid, prac), keys.appointment(pid, appt.id),
-                  keys.hold_expiries(pid), keys.events(pid), keys.audit(pid), idem],
-            args=[now, hold_id, appt.id, _enc.encode(patient), ids.token_hash(token), ctx.actor, ctx.request_id,
-                  body_fp if idem_key else "", body, patient_ref(pid, patient)],
+            keys=[
+                keys.hold(pid, hold_id),
+                keys.claims(pid, prac),
+                keys.appointment(pid, appt.id),
+                keys.hold_expiries(pid),
+                keys.events(pid),
+                keys.audit(pid),
+                idem,
+            ],
+            args=[
+                now,
+                hold_id,
+                appt.id,
+                _enc.encode(patient),
+                ids.token_hash(token),
+                ctx.actor,
+                ctx.request_id,
+                body_fp if idem_key else "",
+                body,
+                patient_ref(pid, patient),
+            ],
         )
         status = _s(res[0])
         if status == "NOT_FOUND":
@@ -434,10 +566,16 @@ class BookingEngine:
         if not a:
             raise errors.NotFoundError("appointment", appointment_id)
         appt = Appointment(
-            id=appointment_id, status=a["status"] or "", version=int(a["version"] or 0), practice_id=pid,
-            practitioner_id=a["practitioner_id"] or "", visit_type_id=a["visit_type_id"] or "",
-            start=int(a["start"] or 0), end=int(a["end"] or 0),
-            patient=msgspec.json.decode(a["patient"] or "{}", type=Patient), hold_id=a.get("hold_id"),
+            id=appointment_id,
+            status=a["status"] or "",
+            version=int(a["version"] or 0),
+            practice_id=pid,
+            practitioner_id=a["practitioner_id"] or "",
+            visit_type_id=a["visit_type_id"] or "",
+            start=int(a["start"] or 0),
+            end=int(a["end"] or 0),
+            patient=msgspec.json.decode(a["patient"] or "{}", type=Patient),
+            hold_id=a.get("hold_id"),
             cancel_reason=a.get("cancel_reason") or None,
         )
         return appt, a.get("manage_hash") or ""
@@ -448,8 +586,12 @@ class BookingEngine:
             appt, _hash = await self.get_appointment(appointment_id)
             pid = appt.practice_id
             res = await self.scripts["cancel"](
-                keys=[keys.appointment(pid, appt.id), keys.claims(pid, appt.practitioner_id), keys.events(pid),
-                      keys.audit(pid)],
+                keys=[
+                    keys.appointment(pid, appt.id),
+                    keys.claims(pid, appt.practitioner_id),
+                    keys.events(pid),
+                    keys.audit(pid),
+                ],
                 args=[self.now_ms(), appt.id, appt.practitioner_id, ctx.actor, ctx.request_id, reason],
             )
             status = _s(res[0])

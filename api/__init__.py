@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar + msgspec) in front of the engine."""

@@ -1,0 +1,77 @@
+"""Who is calling, and may they? (API.md, "Who may do what")."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request
+
+from api.problems import AuthError
+from engine import errors, ids
+from engine.settings import Settings
+
+Kind = Literal["admin", "staff", "public", "open"]
+
+
+class Principal(msgspec.Struct, frozen=True):
+    kind: Kind
+    actor: str
+    practice_id: str | None = None  # for staff
+    manage_token: str | None = None  # a patient's X-Manage-Token, checked per appointment
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind in ("admin", "open")
+
+
+def client_id(request: Request[Any, Any, Any]) -> str:
+    host = request.client.host if request.client else "unknown"
+    return host
+
+
+def principal(request: Request[Any, Any, Any]) -> Principal:
+    settings: Settings = request.app.state.settings
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    manage = request.headers.get("x-manage-token") or request.query_params.get("manage_token")
+    if token:
+        if settings.admin_token and hmac.compare_digest(token, settings.admin_token):
+            return Principal("admin", "admin", manage_token=manage)
+        raise AuthError(401, "unauthorized", "unknown bearer token")
+    if header:
+        raise AuthError(401, "unauthorized", "the Authorization header must be 'Bearer <token>'")
+    if settings.embedded and not settings.admin_token:
+        return Principal("open", f"open:{client_id(request)}", manage_token=manage)
+    return Principal("public", f"public:{client_id(request)}", manage_token=manage)
+
+
+def require_staff(p: Principal, practice_id: str) -> None:
+    """Setup, schedules, audit: the admin, or staff of that practice."""
+    if p.is_admin or (p.kind == "staff" and p.practice_id == practice_id):
+        return
+    if p.kind == "staff":
+        raise errors.NotFoundError("practice", practice_id)  # never reveal another practice's resources
+    raise AuthError(401, "unauthorized", "this call needs a bearer token (admin or practice staff)")
+
+
+def require_admin(p: Principal) -> None:
+    if p.is_admin:
+        return
+    if p.kind == "staff":
+        raise AuthError(403, "forbidden", "only the admin may do this")
+    raise AuthError(401, "unauthorized", "this call needs the admin bearer token")
+
+
+def require_appointment(p: Principal, practice_id: str, manage_hash: str) -> None:
+    """An appointment: the admin, staff of its practice, or the patient holding its manage token."""
+    if p.is_admin or (p.kind == "staff" and p.practice_id == practice_id):
+        return
+    if p.manage_token and manage_hash and hmac.compare_digest(ids.token_hash(p.manage_token), manage_hash):
+        return
+    if p.kind == "staff":
+        raise errors.NotFoundError("appointment", "")
+    if p.manage_token:
+        raise AuthError(403, "forbidden", "this manage token belongs to another appointment")
+    raise AuthError(401, "unauthorized", "send X-Manage-Token (the patient) or a bearer token (staff)")

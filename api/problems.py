@@ -1,0 +1,150 @@
+"""One map from errors to RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from api.schemas import Problem
+from engine import errors
+
+log = logging.getLogger("booking.api")
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://booking.example/problems/"
+
+# domain error class -> (HTTP status, title)
+DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
+    errors.NotFoundError: (404, "Not found"),
+    errors.UnknownTimezoneError: (422, "Unknown time zone"),
+    errors.InvalidRequestError: (422, "Invalid request"),
+    errors.SlotUnavailableError: (409, "Slot unavailable"),
+    errors.HoldExpiredError: (410, "Hold expired"),
+    errors.HoldUsedError: (409, "Hold already used"),
+    errors.AppointmentCancelledError: (409, "Appointment cancelled"),
+    errors.IdempotencyKeyReusedError: (422, "Idempotency key reused"),
+    errors.StaleScheduleError: (409, "Schedule changed concurrently"),
+    errors.OverlapDetectedError: (409, "Overlap detected"),
+}
+
+
+class AuthError(Exception):
+    """401/403 with a code; raised by api.auth."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class RateLimitedError(Exception):
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail, self.retry_after = detail, retry_after
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errs: list[dict[str, Any]] | None = None,
+    instance: str | None = None,
+) -> Response[Any]:
+    body = Problem(
+        type=TYPE_BASE + code, title=title, status=status, detail=detail, code=code, instance=instance, errors=errs
+    )
+    return Response(content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Response[Any]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            status, title = DOMAIN_STATUS[cls]  # type: ignore[index]
+            break
+    else:
+        status, title = 409, "Conflict"
+    return problem(status, exc.code, title, exc.detail, instance=request.url.path)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else None
+    errs = [
+        {"message": str(e.get("message")), "key": str(e.get("key")), "source": str(e.get("source"))}
+        for e in extra or []
+        if isinstance(e, dict)
+    ]
+    detail = "; ".join(f"{e['key']}: {e['message']}" for e in errs) or str(exc.detail)
+    return problem(422, "validation_error", "Invalid request", detail, errs=errs or None, instance=request.url.path)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException):
+        return _validation(request, exc)
+    if isinstance(exc, NotFoundException):
+        return problem(404, "not_found", "Not found", str(exc.detail), instance=request.url.path)
+    if isinstance(exc, NotAuthorizedException):
+        return problem(401, "unauthorized", "Unauthorized", str(exc.detail))
+    if isinstance(exc, PermissionDeniedException):
+        return problem(403, "forbidden", "Forbidden", str(exc.detail))
+    status = exc.status_code
+    if isinstance(exc, ClientException) and status == 400:
+        return problem(400, "malformed_request", "Malformed request", str(exc.detail), instance=request.url.path)
+    code = {
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }.get(status, "http_error" if status < 500 else "internal_error")
+    return problem(status, code, "Request failed", str(exc.detail), headers=exc.headers)
+
+
+def _auth(request: Request[Any, Any, Any], exc: AuthError) -> Response[Any]:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem(
+        exc.status, exc.code, "Unauthorized" if exc.status == 401 else "Forbidden", exc.detail, headers=headers
+    )
+
+
+def _limited(request: Request[Any, Any, Any], exc: RateLimitedError) -> Response[Any]:
+    return problem(429, "rate_limited", "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
+
+
+def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("redis unavailable: %s", exc)
+    return problem(
+        503,
+        "dependency_unavailable",
+        "Service unavailable",
+        "the availability store is unreachable; nothing was changed, retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    errors.BookingError: _domain,
+    HTTPException: _http,
+    AuthError: _auth,
+    RateLimitedError: _limited,
+    RedisConnectionError: _redis_down,
+    RedisTimeoutError: _redis_down,
+    Exception: _crash,
+}

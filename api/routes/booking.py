@@ -1,0 +1,131 @@
+"""Search, holds and appointments: the patient app's flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from api import render
+from api.auth import require_appointment
+from api.routes.common import caller, engine, raw_json
+from api.schemas import AppointmentOut, AvailabilityOut, BookIn, CancelIn, HoldIn, HoldOut, SlotOut
+from engine import errors, timeutil
+from engine.service import fingerprint
+
+IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False, max_length=200)]
+
+
+@get("/v1/practices/{practice_id:str}/availability", tags=["search"], summary="Free slots by date")
+async def availability(
+    request: Request[Any, Any, Any],
+    practice_id: str,
+    date: dt.date,
+    visit_type_id: Annotated[str, Parameter(min_length=1, max_length=200)],
+    days: Annotated[int, Parameter(ge=1, le=31)] = 1,
+    practitioner_id: Annotated[str | None, Parameter(max_length=200)] = None,
+) -> AvailabilityOut:
+    _, ctx = caller(request)
+    practice, slots = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    tz = practice.timezone
+    fmt = timeutil.format_instant
+    return AvailabilityOut(
+        practice_id=practice.id,
+        timezone=tz,
+        visit_type_id=visit_type_id,
+        date=date.isoformat(),
+        days=days,
+        slots=[SlotOut(s.practitioner_id, fmt(s.start, tz), fmt(s.end, tz)) for s in slots],
+    )
+
+
+@post("/v1/holds", status_code=201, tags=["holds"], summary="Hold a slot for HOLD_TTL_SECONDS", response_model=HoldOut)
+async def create_hold(
+    request: Request[Any, Any, Any], data: HoldIn, idempotency_key: IdemKey = None
+) -> Response[bytes]:
+    _, ctx = caller(request)
+    body, replay = await engine(request).place_hold(
+        data.practitioner_id,
+        data.visit_type_id,
+        data.start,
+        render=render.hold_bytes,
+        ctx=ctx,
+        idem_key=idempotency_key,
+        body_fp=fingerprint(await request.body()),
+    )
+    return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
+
+
+@get("/v1/holds/{hold_id:str}", tags=["holds"], summary="Read a live hold")
+async def get_hold(request: Request[Any, Any, Any], hold_id: str) -> HoldOut:
+    eng = engine(request)
+    hold = await eng.get_hold(hold_id)
+    if hold.state == "booked":
+        raise errors.HoldUsedError(hold_id, hold.appointment_id)
+    if hold.state != "held":
+        raise errors.HoldExpiredError(hold_id, hold.state)
+    practice = await eng.get_practice(hold.practice_id)
+    return render.hold_out(hold, practice.timezone)
+
+
+@delete("/v1/holds/{hold_id:str}", status_code=204, tags=["holds"], summary="Release a hold at once")
+async def release_hold(request: Request[Any, Any, Any], hold_id: str) -> None:
+    _, ctx = caller(request)
+    await engine(request).release_hold(hold_id, ctx)
+
+
+@post(
+    "/v1/appointments",
+    status_code=201,
+    tags=["appointments"],
+    summary="Book a held slot",
+    response_model=AppointmentOut,
+)
+async def book(request: Request[Any, Any, Any], data: BookIn, idempotency_key: IdemKey = None) -> Response[bytes]:
+    _, ctx = caller(request)
+    body, replay = await engine(request).book(
+        data.hold_id,
+        data.patient,
+        render=render.appointment_bytes,
+        ctx=ctx,
+        idem_key=idempotency_key,
+        body_fp=fingerprint(await request.body()),
+    )
+    return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
+
+
+async def _authorised(request: Request[Any, Any, Any], appointment_id: str) -> tuple[Any, str]:
+    p, _ = caller(request)
+    eng = engine(request)
+    appt, manage_hash = await eng.get_appointment(appointment_id)
+    try:
+        require_appointment(p, appt.practice_id, manage_hash)
+    except errors.NotFoundError:
+        raise errors.NotFoundError("appointment", appointment_id) from None
+    practice = await eng.get_practice(appt.practice_id)
+    return appt, practice.timezone
+
+
+@get("/v1/appointments/{appointment_id:str}", tags=["appointments"], summary="Read an appointment")
+async def get_appointment(request: Request[Any, Any, Any], appointment_id: str) -> AppointmentOut:
+    appt, tz = await _authorised(request, appointment_id)
+    return render.appointment_out(appt, tz)
+
+
+@post(
+    "/v1/appointments/{appointment_id:str}/cancel",
+    status_code=200,
+    tags=["appointments"],
+    summary="Cancel an appointment (idempotent)",
+)
+async def cancel(request: Request[Any, Any, Any], appointment_id: str, data: CancelIn | None = None) -> AppointmentOut:
+    _, ctx = caller(request)
+    await _authorised(request, appointment_id)
+    appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)
+    practice = await engine(request).get_practice(appt.practice_id)
+    return render.appointment_out(appt, practice.timezone)
+
+
+ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel]

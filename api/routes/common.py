@@ -1,0 +1,30 @@
+"""Helpers shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from api.auth import Principal, principal
+from engine.service import BookingEngine, Ctx
+
+JSON = "application/json"
+
+
+def engine(request: Request[Any, Any, Any]) -> BookingEngine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def caller(request: Request[Any, Any, Any]) -> tuple[Principal, Ctx]:
+    p = principal(request)
+    return p, Ctx(actor=p.actor, request_id=request.scope.get("state", {}).get("request_id", ""))
+
+
+def raw_json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=body, status_code=status, media_type=JSON, headers=headers)
+
+
+def encode(value: Any) -> bytes:
+    return msgspec.json.encode(value)

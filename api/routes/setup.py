@@ -1,0 +1,121 @@
+"""Practices, practitioners, visit types and schedules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post, put
+
+from api.auth import require_admin, require_staff
+from api.routes.common import caller, engine
+from api.schemas import (
+    PracticeIn,
+    PracticeOut,
+    PractitionerIn,
+    PractitionerList,
+    PractitionerOut,
+    ScheduleOut,
+    VisitTypeIn,
+    VisitTypeList,
+    VisitTypeOut,
+)
+from engine import ids
+from engine.errors import NotFoundError
+from engine.model import Schedule
+
+
+def _practice_of(practitioner_id: str) -> str:
+    pid = ids.practice_of(practitioner_id, "r")
+    if pid is None:
+        raise NotFoundError("practitioner", practitioner_id)
+    return pid
+
+
+@post("/v1/practices", status_code=201, tags=["setup"], summary="Create a practice")
+async def create_practice(request: Request[Any, Any, Any], data: PracticeIn) -> PracticeOut:
+    p, ctx = caller(request)
+    require_admin(p)
+    practice = await engine(request).create_practice(data.name, data.timezone, ctx)
+    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
+
+
+@get("/v1/practices/{practice_id:str}", tags=["setup"], summary="Read a practice")
+async def get_practice(request: Request[Any, Any, Any], practice_id: str) -> PracticeOut:
+    practice = await engine(request).get_practice(practice_id)
+    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
+
+
+@post("/v1/practices/{practice_id:str}/practitioners", status_code=201, tags=["setup"], summary="Add a practitioner")
+async def add_practitioner(request: Request[Any, Any, Any], practice_id: str, data: PractitionerIn) -> PractitionerOut:
+    p, ctx = caller(request)
+    require_staff(p, practice_id)
+    pr = await engine(request).add_practitioner(practice_id, data.name, ctx)
+    return PractitionerOut(id=pr.id, practice_id=pr.practice_id, name=pr.name)
+
+
+@get("/v1/practices/{practice_id:str}/practitioners", tags=["setup"], summary="List practitioners")
+async def list_practitioners(request: Request[Any, Any, Any], practice_id: str) -> PractitionerList:
+    items = await engine(request).list_practitioners(practice_id)
+    return PractitionerList(items=[PractitionerOut(id=x.id, practice_id=x.practice_id, name=x.name) for x in items])
+
+
+@post("/v1/practices/{practice_id:str}/visit-types", status_code=201, tags=["setup"], summary="Add a visit type")
+async def add_visit_type(request: Request[Any, Any, Any], practice_id: str, data: VisitTypeIn) -> VisitTypeOut:
+    p, ctx = caller(request)
+    require_staff(p, practice_id)
+    vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
+    return VisitTypeOut(id=vt.id, practice_id=vt.practice_id, name=vt.name, duration_minutes=vt.duration_minutes)
+
+
+@get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
+async def list_visit_types(request: Request[Any, Any, Any], practice_id: str) -> VisitTypeList:
+    items = await engine(request).list_visit_types(practice_id)
+    return VisitTypeList(
+        items=[
+            VisitTypeOut(id=x.id, practice_id=x.practice_id, name=x.name, duration_minutes=x.duration_minutes)
+            for x in items
+        ]
+    )
+
+
+def _schedule_out(practitioner_id: str, s: Schedule, conflicts: list[str]) -> ScheduleOut:
+    return ScheduleOut(
+        practitioner_id=practitioner_id,
+        weekly=s.weekly,
+        closures=s.closures,
+        slot_step_minutes=s.slot_step_minutes,
+        horizon_days=s.horizon_days,
+        min_notice_minutes=s.min_notice_minutes,
+        conflicts=conflicts,
+    )
+
+
+@put(
+    "/v1/practitioners/{practitioner_id:str}/schedule",
+    tags=["setup"],
+    summary="Replace a practitioner's weekly schedule; availability is recomputed before the answer",
+)
+async def put_schedule(request: Request[Any, Any, Any], practitioner_id: str, data: Schedule) -> ScheduleOut:
+    p, ctx = caller(request)
+    require_staff(p, _practice_of(practitioner_id))
+    conflicts = await engine(request).put_schedule(practitioner_id, data, ctx)
+    return _schedule_out(practitioner_id, data, conflicts)
+
+
+@get("/v1/practitioners/{practitioner_id:str}/schedule", tags=["setup"], summary="Read a schedule")
+async def get_schedule(request: Request[Any, Any, Any], practitioner_id: str) -> ScheduleOut:
+    p, _ = caller(request)
+    require_staff(p, _practice_of(practitioner_id))
+    return _schedule_out(practitioner_id, await engine(request).get_schedule(practitioner_id), [])
+
+
+ROUTES = [
+    create_practice,
+    get_practice,
+    add_practitioner,
+    list_practitioners,
+    add_visit_type,
+    list_visit_types,
+    put_schedule,
+    get_schedule,
+]

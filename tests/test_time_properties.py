@@ -1,0 +1,689 @@
+"""Property and example tests for wall-clock -> instant arithmetic (engine.timeutil) and Schedule.covers.
+
+Expected values are derived independently of the code under test: transitions are found by scanning
+UTC offsets with zoneinfo directly, and a small reference model (``ref_wall_to_epoch``) resolves wall
+times from those offsets following the rules in API.md "What a slot is" / the timeutil docstring:
+
+- a start inside a spring-forward gap moves forward by the gap's length, an end moves back by it;
+- an ambiguous (repeated) start takes its first occurrence, an ambiguous end its second;
+- slots start at the window's start instant and every ``step`` elapsed seconds after it, and each slot
+  (start + duration, elapsed) lies inside the window; a slot overlapping a closure is not offered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import timeutil
+from engine.model import Schedule
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1)
+ZONES = (
+    "Europe/Paris",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "UTC",
+)
+YEARS = (2026, 2027, 2028)
+FIRST_DAY = dt.date(2026, 1, 1)
+LAST_DAY = dt.date(2028, 12, 31)
+
+PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def off(hours: int, minutes: int = 0) -> dt.timezone:
+    sign = -1 if hours < 0 else 1
+    return dt.timezone(sign * dt.timedelta(hours=abs(hours), minutes=minutes))
+
+
+def ts(y: int, mo: int, d: int, h: int, mi: int, tzinfo: dt.tzinfo) -> int:
+    """Epoch seconds of a wall time with an EXPLICIT fixed offset (independent of zoneinfo rules)."""
+    return int(dt.datetime(y, mo, d, h, mi, tzinfo=tzinfo).timestamp())
+
+
+def naive_ts(naive: dt.datetime) -> int:
+    """Seconds of a naive wall time read as if it were UTC."""
+    return int((naive - EPOCH).total_seconds())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Independent transition finder (zoneinfo offsets only, nothing from engine.timeutil)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _offset_at(epoch: int, tz: ZoneInfo) -> int:
+    return int(dt.datetime.fromtimestamp(epoch, tz).utcoffset().total_seconds())
+
+
+@cache
+def transitions(tz_name: str) -> tuple[tuple[int, int, int], ...]:
+    """(utc_instant, offset_before_s, offset_after_s) for every offset change touching 2026..2028 local days."""
+    tz = ZoneInfo(tz_name)
+    lo = int(dt.datetime(2025, 12, 30, tzinfo=UTC).timestamp())
+    hi = int(dt.datetime(2029, 1, 2, tzinfo=UTC).timestamp())
+    found = []
+    t, prev = lo, _offset_at(lo, tz)
+    while t < hi:
+        nxt = t + 3600
+        cur = _offset_at(nxt, tz)
+        if cur != prev:
+            a, b = t, nxt  # offset(a) == prev, offset(b) == cur; bisect to the exact second
+            while b - a > 1:
+                m = (a + b) // 2
+                if _offset_at(m, tz) == prev:
+                    a = m
+                else:
+                    b = m
+            found.append((b, prev, cur))
+        t, prev = nxt, cur
+    return tuple(found)
+
+
+def transition_day(tr: tuple[int, int, int]) -> dt.date:
+    instant, before, _after = tr
+    return (EPOCH + dt.timedelta(seconds=instant + before)).date()
+
+
+@cache
+def transition_days(tz_name: str) -> tuple[dt.date, ...]:
+    return tuple(
+        sorted({transition_day(tr) for tr in transitions(tz_name) if FIRST_DAY <= transition_day(tr) <= LAST_DAY})
+    )
+
+
+def gap_of(tr: tuple[int, int, int]) -> tuple[dt.datetime, dt.datetime] | None:
+    """Naive wall interval [a, b) that does not exist (spring forward), or None."""
+    instant, before, after = tr
+    if after <= before:
+        return None
+    return EPOCH + dt.timedelta(seconds=instant + before), EPOCH + dt.timedelta(seconds=instant + after)
+
+
+def repeat_of(tr: tuple[int, int, int]) -> tuple[dt.datetime, dt.datetime] | None:
+    """Naive wall interval [a, b) that happens twice (fall back), or None."""
+    instant, before, after = tr
+    if after >= before:
+        return None
+    return EPOCH + dt.timedelta(seconds=instant + after), EPOCH + dt.timedelta(seconds=instant + before)
+
+
+def wall_of(epoch: int, tz: ZoneInfo) -> dt.datetime:
+    """Naive local wall time of an instant, computed from the offset found by zoneinfo."""
+    return EPOCH + dt.timedelta(seconds=epoch + _offset_at(epoch, tz))
+
+
+def ref_wall_to_epoch(day: dt.date, minutes: int, tz_name: str, *, is_end: bool) -> int:
+    tz = ZoneInfo(tz_name)
+    naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minutes)
+    n = naive_ts(naive)
+    offsets = {_offset_at(n + k * 3600, tz) for k in range(-48, 49, 3)}
+    for _i, b, a in transitions(tz_name):
+        offsets.update((b, a))
+    valid = sorted(n - o for o in offsets if wall_of(n - o, tz) == naive)
+    if valid:
+        return valid[-1] if is_end else valid[0]
+    for tr in transitions(tz_name):
+        gap = gap_of(tr)
+        if gap and gap[0] <= naive < gap[1]:
+            _instant, before, after = tr
+            return n - after if is_end else n - before
+    raise AssertionError(f"{naive} neither exists nor lies in a known gap in {tz_name}")
+
+
+def overlaps(s: int, e: int, closures) -> bool:
+    return any(s < ce and e > cs for cs, ce in closures)
+
+
+def ref_window_slots(day, window, tz_name, step_s, duration_s, closures) -> list[int]:
+    begin = ref_wall_to_epoch(day, window[0], tz_name, is_end=False)
+    finish = ref_wall_to_epoch(day, window[1], tz_name, is_end=True)
+    out = []
+    s = begin
+    while s + duration_s <= finish:
+        if not overlaps(s, s + duration_s, closures):
+            out.append(s)
+        s += step_s
+    return out
+
+
+def hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sanity of the independent transition finder (so the later tests are not vacuous)
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_transition_finder_finds_the_known_rules():
+    expected_counts = {
+        "Europe/Paris": 6,
+        "America/New_York": 6,
+        "Australia/Lord_Howe": 6,
+        "Pacific/Chatham": 6,
+        "Asia/Kathmandu": 0,
+        "UTC": 0,
+    }
+    for name, count in expected_counts.items():
+        assert len(transition_days(name)) == count, (name, transition_days(name))
+    assert dt.date(2027, 3, 28) in transition_days("Europe/Paris")
+    assert dt.date(2027, 10, 31) in transition_days("Europe/Paris")
+    assert dt.date(2027, 3, 14) in transition_days("America/New_York")
+    assert dt.date(2027, 11, 7) in transition_days("America/New_York")
+    assert dt.date(2027, 4, 4) in transition_days("Australia/Lord_Howe")
+    assert dt.date(2027, 10, 3) in transition_days("Australia/Lord_Howe")
+    # Lord Howe shifts by 30 minutes, Chatham by an hour at 02:45/03:45.
+    shifts = {abs(a - b) for _i, b, a in transitions("Australia/Lord_Howe")}
+    assert shifts == {1800}
+    chatham = [gap_of(tr) or repeat_of(tr) for tr in transitions("Pacific/Chatham")]
+    assert {(w[0].time(), w[1].time()) for w in chatham} == {(dt.time(2, 45), dt.time(3, 45))}
+
+
+# --------------------------------------------------------------------------------------------------------
+# 1. Random property tests
+# --------------------------------------------------------------------------------------------------------
+
+minute_of_day = st.one_of(st.integers(0, 1439), st.integers(60, 270))  # bias towards transition hours
+
+
+@st.composite
+def windows_st(draw):
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        start = draw(minute_of_day)
+        end = draw(
+            st.one_of(st.integers(start + 1, 1440), st.just(1440), st.integers(start + 1, min(1440, start + 300)))
+        )
+        out.append((start, end))
+    return out
+
+
+@st.composite
+def case_st(draw):
+    tz_name = draw(st.sampled_from(ZONES))
+    days = transition_days(tz_name)
+    any_day = st.dates(FIRST_DAY, LAST_DAY)
+    day = draw(st.one_of(any_day, st.sampled_from(days)) if days else any_day)
+    windows = draw(windows_st())
+    step_s = draw(st.integers(1, 240)) * 60
+    duration_s = draw(st.integers(5, 480)) * 60
+    # closures anywhere from 2 hours before local midnight to 2 hours after the next one
+    base = naive_ts(dt.datetime.combine(day, dt.time())) - 14 * 3600
+    closures = []
+    for _ in range(draw(st.integers(0, 3))):
+        c_start = base + draw(st.integers(0, (24 + 28) * 60)) * 60
+        closures.append((c_start, c_start + draw(st.integers(1, 600)) * 60))
+    return tz_name, day, windows, step_s, duration_s, closures
+
+
+@PROPS
+@given(case_st())
+def test_day_slots_properties(case):
+    tz_name, day, windows, step_s, duration_s, closures = case
+    tz = timeutil.zone(tz_name)
+    slots = timeutil.day_slots(day, windows, tz, step_s, duration_s, closures)
+
+    assert slots == sorted(slots), "sorted"
+    assert len(slots) == len(set(slots)), "no duplicates"
+    gaps = [g for g in map(gap_of, transitions(tz_name)) if g]
+
+    for s in slots:
+        assert isinstance(s, int)
+        local = dt.datetime.fromtimestamp(s, tz)
+        naive = local.replace(tzinfo=None)
+        # a real, existing wall-clock time: local -> instant -> same instant, and not in a gap
+        assert int(naive.replace(tzinfo=tz, fold=local.fold).timestamp()) == s
+        assert naive == wall_of(s, tz)
+        assert not any(a <= naive < b for a, b in gaps), f"{naive} is in a spring-forward gap"
+        assert local.date() == day, f"slot {local.isoformat()} is not on {day}"
+        assert not overlaps(s, s + duration_s, closures), "slot overlaps a closure"
+
+    union: set[int] = set()
+    for w in windows:
+        begin = timeutil.wall_to_epoch(day, w[0], tz, is_end=False)
+        finish = timeutil.wall_to_epoch(day, w[1], tz, is_end=True)
+        # the engine's window instants agree with the independent reference
+        assert begin == ref_wall_to_epoch(day, w[0], tz_name, is_end=False), (w, "begin")
+        assert finish == ref_wall_to_epoch(day, w[1], tz_name, is_end=True), (w, "finish")
+        own = timeutil.day_slots(day, [w], tz, step_s, duration_s, closures)
+        for s in own:
+            assert begin <= s and s + duration_s <= finish, "slot lies inside its window"
+            assert (s - begin) % step_s == 0, "slots are on the elapsed step grid from the window start"
+        for a, b in zip(own, own[1:]):
+            assert (b - a) % step_s == 0 and b > a
+        assert own == ref_window_slots(day, w, tz_name, step_s, duration_s, closures)
+        union.update(own)
+    assert slots == sorted(union), "multi-window result is the union of the per-window results"
+
+
+# --------------------------------------------------------------------------------------------------------
+# 2. Every DST transition day of 2026..2028 in every zone
+# --------------------------------------------------------------------------------------------------------
+
+TRANSITION_CASES = [
+    pytest.param(name, tr, id=f"{name}-{transition_day(tr)}")
+    for name in ZONES
+    for tr in transitions(name)
+    if FIRST_DAY <= transition_day(tr) <= LAST_DAY
+]
+assert len(TRANSITION_CASES) == 24
+
+
+def _minute_of(naive: dt.datetime) -> int:
+    return naive.hour * 60 + naive.minute
+
+
+@pytest.mark.parametrize("tz_name,tr", TRANSITION_CASES)
+def test_transition_day_minute_by_minute(tz_name, tr):
+    """A whole-day window, 1-minute step and duration: every existing wall minute once, repeated ones twice."""
+    tz = timeutil.zone(tz_name)
+    day = transition_day(tr)
+    slots = timeutil.day_slots(day, [(0, 1440)], tz, 60, 60)
+    walls = [wall_of(s, tz) for s in slots]
+    assert all(w.date() == day for w in walls)
+    gap, rep = gap_of(tr), repeat_of(tr)
+    shift_min = abs(tr[2] - tr[1]) // 60
+    if gap:
+        assert len(slots) == 1440 - shift_min
+        assert not any(gap[0] <= w < gap[1] for w in walls)
+        # the minutes on either side of the gap are there
+        assert gap[0] - dt.timedelta(minutes=1) in walls and gap[1] in walls
+    else:
+        assert len(slots) == 1440 + shift_min
+        in_rep = [s for s in slots if rep[0] <= wall_of(s, tz) < rep[1]]
+        assert len(in_rep) == 2 * shift_min
+        by_wall: dict[dt.datetime, set[int]] = {}
+        for s in in_rep:
+            by_wall.setdefault(wall_of(s, tz), set()).add(_offset_at(s, tz))
+        assert len(by_wall) == shift_min
+        assert all(offs == {tr[1], tr[2]} for offs in by_wall.values())
+    # every wall minute of the day appears (at least once) except the gap's
+    minutes = {_minute_of(w) for w in walls}
+    expected = set(range(1440))
+    if gap:
+        expected -= set(range(_minute_of(gap[0]), _minute_of(gap[0]) + shift_min))
+    assert minutes == expected
+    # elapsed: consecutive slots are exactly 60 s apart
+    assert all(b - a == 60 for a, b in zip(slots, slots[1:]))
+    assert slots[-1] + 60 == timeutil.day_bounds(day, tz)[1]
+
+
+@pytest.mark.parametrize("tz_name,tr", TRANSITION_CASES)
+@pytest.mark.parametrize("step_min", [1, 5, 7, 15, 30, 45, 60, 90])
+def test_transition_day_windows_around_the_shift(tz_name, tr, step_min):
+    tz = timeutil.zone(tz_name)
+    day = transition_day(tr)
+    instant, before, after = tr
+    gap, rep = gap_of(tr), repeat_of(tr)
+    lo, hi = gap or rep
+    # windows starting before, at, inside and after the shifted wall interval; ending after it
+    starts = [_minute_of(lo) - 60, _minute_of(lo), _minute_of(lo) + 10, _minute_of(hi)]
+    for w_start in starts:
+        w_end = _minute_of(hi) + 90
+        for duration_min in (5, step_min, 60):
+            slots = timeutil.day_slots(day, [(w_start, w_end)], tz, step_min * 60, duration_min * 60)
+            assert slots == ref_window_slots(day, (w_start, w_end), tz_name, step_min * 60, duration_min * 60, [])
+            walls = [wall_of(s, tz) for s in slots]
+            if gap:
+                assert not any(gap[0] <= w < gap[1] for w in walls), "a slot starts in the spring-forward gap"
+            assert all(w.date() == day for w in walls)
+            for a, b in zip(slots, slots[1:]):
+                assert b - a == step_min * 60, "consecutive slots are one elapsed step apart"
+    if rep:
+        # a window covering the repeated interval yields its wall times twice, with two distinct offsets
+        w = (_minute_of(lo) - 60, _minute_of(hi) + 60)
+        slots = timeutil.day_slots(day, [w], tz, 15 * 60, 15 * 60)
+        seen: dict[dt.datetime, set[int]] = {}
+        for s in slots:
+            wall = wall_of(s, tz)
+            if lo <= wall < hi:
+                seen.setdefault(wall, set()).add(_offset_at(s, tz))
+        expect_walls = {lo + dt.timedelta(minutes=m) for m in range(0, _minute_of(hi) - _minute_of(lo), 15)}
+        assert set(seen) == expect_walls
+        assert all(offs == {before, after} for offs in seen.values())
+        repeated = [s for s in slots if lo <= wall_of(s, tz) < hi]
+        assert len(repeated) == 2 * len(expect_walls)
+        assert {timeutil.format_instant(s, tz_name)[-6:] for s in repeated} == {
+            _fmt_offset(before),
+            _fmt_offset(after),
+        }
+
+
+def _fmt_offset(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+@pytest.mark.parametrize("tz_name,tr", TRANSITION_CASES)
+def test_durations_are_elapsed_across_the_shift(tz_name, tr):
+    """A window from 1 h before to 1 h after the shift holds exactly its elapsed length, not its wall length."""
+    tz = timeutil.zone(tz_name)
+    day = transition_day(tr)
+    lo, hi = gap_of(tr) or repeat_of(tr)
+    w = (_minute_of(lo) - 60, _minute_of(hi) + 60)
+    begin = ref_wall_to_epoch(day, w[0], tz_name, is_end=False)
+    finish = ref_wall_to_epoch(day, w[1], tz_name, is_end=True)
+    elapsed = finish - begin
+    wall_len = (w[1] - w[0]) * 60
+    shift = tr[2] - tr[1]
+    assert elapsed == wall_len - shift  # spring: shorter; fall: longer
+    # exactly-fitting elapsed duration: one slot at the window start
+    assert timeutil.day_slots(day, [w], tz, 3600, elapsed) == [begin]
+    # one second longer does not fit
+    assert timeutil.day_slots(day, [w], tz, 3600, elapsed + 60) == []
+    if shift > 0:
+        # spring forward: the wall-clock length would "fit" but the elapsed time does not
+        assert timeutil.day_slots(day, [w], tz, 3600, wall_len) == []
+    else:
+        # fall back: longer than the wall-clock length, still fits because it is elapsed
+        assert timeutil.day_slots(day, [w], tz, 3600, wall_len + 60) == [begin]
+
+
+# --------------------------------------------------------------------------------------------------------
+# 3. Concrete examples (expected values from explicit offsets, reasoned by hand)
+# --------------------------------------------------------------------------------------------------------
+
+CET, CEST = off(1), off(2)
+EST, EDT = off(-5), off(-4)
+LHST, LHDT = off(10, 30), off(11)
+NPT = off(5, 45)
+
+
+def _fmt(slots, tz_name):
+    return [timeutil.format_instant(s, tz_name) for s in slots]
+
+
+def test_paris_spring_forward_2027():
+    tz = timeutil.zone("Europe/Paris")
+    day = dt.date(2027, 3, 28)
+    slots = timeutil.day_slots(day, [(60, 240)], tz, 30 * 60, 30 * 60)
+    # window 01:00+01:00 (00:00Z) .. 04:00+02:00 (02:00Z): two hours elapsed; 02:00..02:59 does not exist
+    assert slots == [
+        ts(2027, 3, 28, 1, 0, CET),
+        ts(2027, 3, 28, 1, 30, CET),
+        ts(2027, 3, 28, 3, 0, CEST),
+        ts(2027, 3, 28, 3, 30, CEST),
+    ]
+    assert _fmt(slots, "Europe/Paris") == [
+        "2027-03-28T01:00:00+01:00",
+        "2027-03-28T01:30:00+01:00",
+        "2027-03-28T03:00:00+02:00",
+        "2027-03-28T03:30:00+02:00",
+    ]
+    # 01:30+01:00 is exactly 30 min elapsed before 03:00+02:00
+    assert slots[2] - slots[1] == 1800
+    # a window starting inside the gap moves forward by the gap's length: 02:30 -> 03:30+02:00
+    assert timeutil.wall_to_epoch(day, 150, tz, is_end=False) == ts(2027, 3, 28, 3, 30, CEST)
+    # an end inside the gap moves back: 02:30 -> 01:30+01:00
+    assert timeutil.wall_to_epoch(day, 150, tz, is_end=True) == ts(2027, 3, 28, 1, 30, CET)
+    assert timeutil.day_slots(day, [(150, 240)], tz, 1800, 1800) == [ts(2027, 3, 28, 3, 30, CEST)]
+    assert timeutil.day_slots(day, [(135, 165)], tz, 60, 60) == []  # a window entirely inside the gap
+
+
+def test_paris_fall_back_2027():
+    tz = timeutil.zone("Europe/Paris")
+    day = dt.date(2027, 10, 31)
+    slots = timeutil.day_slots(day, [(60, 240)], tz, 3600, 3600)
+    assert slots == [
+        ts(2027, 10, 31, 1, 0, CEST),
+        ts(2027, 10, 31, 2, 0, CEST),
+        ts(2027, 10, 31, 2, 0, CET),
+        ts(2027, 10, 31, 3, 0, CET),
+    ]
+    assert _fmt(slots, "Europe/Paris") == [
+        "2027-10-31T01:00:00+02:00",
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+        "2027-10-31T03:00:00+01:00",
+    ]
+    assert all(b - a == 3600 for a, b in zip(slots, slots[1:]))
+    # ambiguous start -> first occurrence; ambiguous end -> second occurrence
+    assert timeutil.wall_to_epoch(day, 150, tz, is_end=False) == ts(2027, 10, 31, 2, 30, CEST)
+    assert timeutil.wall_to_epoch(day, 150, tz, is_end=True) == ts(2027, 10, 31, 2, 30, CET)
+    # a window entirely inside the repeated hour covers both passes of it (02:00+02 .. 03:00+01 = 2 h)
+    assert _fmt(timeutil.day_slots(day, [(120, 180)], tz, 1800, 1800), "Europe/Paris") == [
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:30:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+        "2027-10-31T02:30:00+01:00",
+    ]
+
+
+def test_new_york_spring_forward_2027():
+    tz = timeutil.zone("America/New_York")
+    day = dt.date(2027, 3, 14)
+    slots = timeutil.day_slots(day, [(60, 240)], tz, 30 * 60, 30 * 60)
+    assert slots == [
+        ts(2027, 3, 14, 1, 0, EST),
+        ts(2027, 3, 14, 1, 30, EST),
+        ts(2027, 3, 14, 3, 0, EDT),
+        ts(2027, 3, 14, 3, 30, EDT),
+    ]
+    assert _fmt(slots, "America/New_York") == [
+        "2027-03-14T01:00:00-05:00",
+        "2027-03-14T01:30:00-05:00",
+        "2027-03-14T03:00:00-04:00",
+        "2027-03-14T03:30:00-04:00",
+    ]
+
+
+def test_new_york_fall_back_2027():
+    tz = timeutil.zone("America/New_York")
+    day = dt.date(2027, 11, 7)
+    # repeated hour is 01:00..01:59; window 00:00..03:00 is 4 h elapsed
+    slots = timeutil.day_slots(day, [(0, 180)], tz, 3600, 3600)
+    assert slots == [
+        ts(2027, 11, 7, 0, 0, EDT),
+        ts(2027, 11, 7, 1, 0, EDT),
+        ts(2027, 11, 7, 1, 0, EST),
+        ts(2027, 11, 7, 2, 0, EST),
+    ]
+    assert _fmt(slots, "America/New_York") == [
+        "2027-11-07T00:00:00-04:00",
+        "2027-11-07T01:00:00-04:00",
+        "2027-11-07T01:00:00-05:00",
+        "2027-11-07T02:00:00-05:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    "tz_name,day,expected",
+    [
+        ("Europe/Paris", dt.date(2027, 1, 15), "2027-01-15T09:00:00+01:00"),
+        ("Europe/Paris", dt.date(2027, 7, 15), "2027-07-15T09:00:00+02:00"),
+        ("America/New_York", dt.date(2027, 1, 15), "2027-01-15T09:00:00-05:00"),
+        ("America/New_York", dt.date(2027, 7, 15), "2027-07-15T09:00:00-04:00"),
+        ("Australia/Lord_Howe", dt.date(2027, 1, 15), "2027-01-15T09:00:00+11:00"),
+        ("Australia/Lord_Howe", dt.date(2027, 7, 15), "2027-07-15T09:00:00+10:30"),
+        ("Pacific/Chatham", dt.date(2027, 1, 15), "2027-01-15T09:00:00+13:45"),
+        ("Pacific/Chatham", dt.date(2027, 7, 15), "2027-07-15T09:00:00+12:45"),
+        ("Asia/Kathmandu", dt.date(2027, 1, 15), "2027-01-15T09:00:00+05:45"),
+        ("Asia/Kathmandu", dt.date(2027, 7, 15), "2027-07-15T09:00:00+05:45"),
+        ("UTC", dt.date(2027, 7, 15), "2027-07-15T09:00:00+00:00"),
+    ],
+)
+def test_nine_oclock_is_nine_oclock_local(tz_name, day, expected):
+    tz = timeutil.zone(tz_name)
+    slots = timeutil.day_slots(day, [(540, 600)], tz, 3600, 3600)
+    assert len(slots) == 1
+    assert timeutil.format_instant(slots[0], tz_name) == expected
+    assert slots[0] == int(dt.datetime.fromisoformat(expected).timestamp())
+
+
+def test_kathmandu_offset_is_plus_0545():
+    tz = timeutil.zone("Asia/Kathmandu")
+    slots = timeutil.day_slots(dt.date(2027, 6, 1), [(540, 570)], tz, 900, 900)
+    # 09:00+05:45 == 03:15Z
+    assert slots == [ts(2027, 6, 1, 3, 15, UTC), ts(2027, 6, 1, 3, 30, UTC)]
+    assert _fmt(slots, "Asia/Kathmandu") == ["2027-06-01T09:00:00+05:45", "2027-06-01T09:15:00+05:45"]
+
+
+def test_lord_howe_fall_back_2027_half_hour():
+    tz = timeutil.zone("Australia/Lord_Howe")
+    day = dt.date(2027, 4, 4)  # 02:00+11:00 -> 01:30+10:30 (15:00Z on Apr 3)
+    slots = timeutil.day_slots(day, [(60, 180)], tz, 1800, 1800)
+    # window 01:00+11:00 (14:00Z) .. 03:00+10:30 (16:30Z) = 2.5 h elapsed
+    assert slots == [
+        ts(2027, 4, 4, 1, 0, LHDT),
+        ts(2027, 4, 4, 1, 30, LHDT),
+        ts(2027, 4, 4, 1, 30, LHST),
+        ts(2027, 4, 4, 2, 0, LHST),
+        ts(2027, 4, 4, 2, 30, LHST),
+    ]
+    assert _fmt(slots, "Australia/Lord_Howe") == [
+        "2027-04-04T01:00:00+11:00",
+        "2027-04-04T01:30:00+11:00",
+        "2027-04-04T01:30:00+10:30",
+        "2027-04-04T02:00:00+10:30",
+        "2027-04-04T02:30:00+10:30",
+    ]
+    assert slots[0] == int(dt.datetime(2027, 4, 3, 14, 0, tzinfo=UTC).timestamp())
+
+
+def test_lord_howe_spring_forward_2027_half_hour():
+    tz = timeutil.zone("Australia/Lord_Howe")
+    day = dt.date(2027, 10, 3)  # 02:00+10:30 -> 02:30+11:00
+    slots = timeutil.day_slots(day, [(60, 210)], tz, 900, 900)
+    assert _fmt(slots, "Australia/Lord_Howe") == [
+        "2027-10-03T01:00:00+10:30",
+        "2027-10-03T01:15:00+10:30",
+        "2027-10-03T01:30:00+10:30",
+        "2027-10-03T01:45:00+10:30",
+        "2027-10-03T02:30:00+11:00",
+        "2027-10-03T02:45:00+11:00",
+        "2027-10-03T03:00:00+11:00",
+        "2027-10-03T03:15:00+11:00",
+    ]
+    assert slots[4] == ts(2027, 10, 3, 2, 30, LHDT)
+    # a 02:10 start (in the 30-minute gap) moves forward to 02:40+11:00
+    assert timeutil.wall_to_epoch(day, 130, tz, is_end=False) == ts(2027, 10, 3, 2, 40, LHDT)
+
+
+def test_chatham_spring_forward_2027():
+    tz = timeutil.zone("Pacific/Chatham")
+    day = dt.date(2027, 9, 26)  # last Sunday of September: 02:45+12:45 -> 03:45+13:45
+    slots = timeutil.day_slots(day, [(120, 270)], tz, 1800, 1800)
+    assert _fmt(slots, "Pacific/Chatham") == [
+        "2027-09-26T02:00:00+12:45",
+        "2027-09-26T02:30:00+12:45",
+        "2027-09-26T04:00:00+13:45",  # 02:30+12:45 + 30 min elapsed lands at 04:00 local (02:45 + 1 h gap + 15)
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# 4. day_bounds
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tz_name,day,hours",
+    [
+        ("Europe/Paris", dt.date(2027, 3, 28), 23),
+        ("Europe/Paris", dt.date(2027, 10, 31), 25),
+        ("Europe/Paris", dt.date(2027, 6, 1), 24),
+        ("America/New_York", dt.date(2027, 3, 14), 23),
+        ("America/New_York", dt.date(2027, 11, 7), 25),
+        ("Australia/Lord_Howe", dt.date(2027, 4, 4), 24.5),
+        ("Australia/Lord_Howe", dt.date(2027, 10, 3), 23.5),
+        ("Pacific/Chatham", dt.date(2027, 4, 4), 25),
+        ("Pacific/Chatham", dt.date(2027, 9, 26), 23),
+        ("Asia/Kathmandu", dt.date(2027, 3, 28), 24),
+        ("UTC", dt.date(2027, 3, 28), 24),
+    ],
+)
+def test_day_bounds_examples(tz_name, day, hours):
+    start, end = timeutil.day_bounds(day, timeutil.zone(tz_name))
+    assert end - start == int(hours * 3600)
+
+
+@pytest.mark.parametrize("tz_name", ZONES)
+def test_day_bounds_every_day(tz_name):
+    tz = timeutil.zone(tz_name)
+    tdays = set(transition_days(tz_name))
+    day = FIRST_DAY
+    prev_end = None
+    while day <= LAST_DAY:
+        start, end = timeutil.day_bounds(day, tz)
+        # local midnight of these zones always exists once: start = midnight - offset(at that instant)
+        midnight = naive_ts(dt.datetime.combine(day, dt.time()))
+        assert start == midnight - _offset_at(start, tz)
+        assert wall_of(start, tz) == dt.datetime.combine(day, dt.time())
+        assert wall_of(end, tz) == dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+        assert end - start == 86400 + _offset_at(start, tz) - _offset_at(end, tz)
+        if day not in tdays:
+            assert end - start == 86400
+        else:
+            assert end - start != 86400
+        if prev_end is not None:
+            assert start == prev_end, "days tile the timeline"
+        # a 24:00 window end is the end of the day
+        assert timeutil.wall_to_epoch(day, 1440, tz, is_end=True) == end
+        prev_end = end
+        day += dt.timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 5. Schedule.covers agrees with day_slots
+# --------------------------------------------------------------------------------------------------------
+
+
+def _schedule(day, windows, step_s, closures) -> Schedule:
+    return msgspec.convert(
+        {
+            "weekly": [{"day": timeutil.WEEKDAYS[day.weekday()], "start": hhmm(a), "end": hhmm(b)} for a, b in windows],
+            "closures": [
+                {"start": dt.datetime.fromtimestamp(a, UTC), "end": dt.datetime.fromtimestamp(b, UTC)}
+                for a, b in closures
+            ],
+            "slot_step_minutes": step_s // 60,
+        },
+        Schedule,
+    )
+
+
+@PROPS
+@given(case_st(), st.lists(st.tuples(st.integers(0, 26 * 3600), st.integers(1, 8 * 3600)), max_size=5))
+def test_covers_agrees_with_day_slots(case, probes):
+    tz_name, day, windows, step_s, duration_s, closures = case
+    tz = timeutil.zone(tz_name)
+    sched = _schedule(day, windows, step_s, closures)
+    assert sched.windows_for(day.weekday()) == windows
+    assert sched.closure_spans() == closures
+    other = (day.weekday() + 1) % 7
+    assert sched.windows_for(other) == []
+
+    slots = timeutil.day_slots(day, sched.windows_for(day.weekday()), tz, step_s, duration_s, sched.closure_spans())
+    for s in slots:
+        assert sched.covers(s, s + duration_s, tz_name), timeutil.format_instant(s, tz_name)
+
+    # the slots a closure removed are not covered either
+    for w in windows:
+        for s in ref_window_slots(day, w, tz_name, step_s, duration_s, []):
+            if overlaps(s, s + duration_s, closures):
+                assert s not in slots
+                assert not sched.covers(s, s + duration_s, tz_name)
+
+    # arbitrary intervals starting on that local day, against the reference
+    day_start, day_end = timeutil.day_bounds(day, tz)
+    for offset_s, length_s in probes:
+        start = day_start + offset_s
+        if start >= day_end:
+            continue
+        end = start + length_s
+        expected = not overlaps(start, end, closures) and any(
+            ref_wall_to_epoch(day, a, tz_name, is_end=False) <= start
+            and end <= ref_wall_to_epoch(day, b, tz_name, is_end=True)
+            for a, b in windows
+        )
+        assert sched.covers(start, end, tz_name) == expected
