@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api import render
 from api.auth import require_appointment
@@ -15,17 +15,17 @@ from api.schemas import AppointmentOut, AvailabilityOut, BookIn, CancelIn, HoldI
 from engine import errors, timeutil
 from engine.service import fingerprint
 
-IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False, max_length=200)]
+IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
 @get("/v1/practices/{practice_id:str}/availability", tags=["search"], summary="Free slots by date")
 async def availability(
     request: Request[Any, Any, Any],
-    practice_id: str,
-    date: dt.date,
-    visit_type_id: Annotated[str, Parameter(min_length=1, max_length=200)],
-    days: Annotated[int, Parameter(ge=1, le=31)] = 1,
-    practitioner_id: Annotated[str | None, Parameter(max_length=200)] = None,
+    practice_id: FromPath[str],
+    date: FromQuery[dt.date],
+    visit_type_id: Annotated[str, QueryParameter(min_length=1, max_length=200)],
+    days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
+    practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> AvailabilityOut:
     _, ctx = caller(request)
     practice, slots = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
@@ -43,7 +43,7 @@ async def availability(
 
 @post("/v1/holds", status_code=201, tags=["holds"], summary="Hold a slot for HOLD_TTL_SECONDS", response_model=HoldOut)
 async def create_hold(
-    request: Request[Any, Any, Any], data: HoldIn, idempotency_key: IdemKey = None
+    request: Request[Any, Any, Any], data: JSONBody[HoldIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
     _, ctx = caller(request)
     body, replay = await engine(request).place_hold(
@@ -59,7 +59,7 @@ async def create_hold(
 
 
 @get("/v1/holds/{hold_id:str}", tags=["holds"], summary="Read a live hold")
-async def get_hold(request: Request[Any, Any, Any], hold_id: str) -> HoldOut:
+async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> HoldOut:
     eng = engine(request)
     hold = await eng.get_hold(hold_id)
     if hold.state == "booked":
@@ -71,7 +71,7 @@ async def get_hold(request: Request[Any, Any, Any], hold_id: str) -> HoldOut:
 
 
 @delete("/v1/holds/{hold_id:str}", status_code=204, tags=["holds"], summary="Release a hold at once")
-async def release_hold(request: Request[Any, Any, Any], hold_id: str) -> None:
+async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> None:
     _, ctx = caller(request)
     await engine(request).release_hold(hold_id, ctx)
 
@@ -83,7 +83,9 @@ async def release_hold(request: Request[Any, Any, Any], hold_id: str) -> None:
     summary="Book a held slot",
     response_model=AppointmentOut,
 )
-async def book(request: Request[Any, Any, Any], data: BookIn, idempotency_key: IdemKey = None) -> Response[bytes]:
+async def book(
+    request: Request[Any, Any, Any], data: JSONBody[BookIn], idempotency_key: IdemKey = None
+) -> Response[bytes]:
     _, ctx = caller(request)
     body, replay = await engine(request).book(
         data.hold_id,
@@ -96,7 +98,7 @@ async def book(request: Request[Any, Any, Any], data: BookIn, idempotency_key: I
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
-async def _authorised(request: Request[Any, Any, Any], appointment_id: str) -> tuple[Any, str]:
+async def _authorised(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> tuple[Any, str]:
     p, _ = caller(request)
     eng = engine(request)
     appt, manage_hash = await eng.get_appointment(appointment_id)
@@ -109,7 +111,7 @@ async def _authorised(request: Request[Any, Any, Any], appointment_id: str) -> t
 
 
 @get("/v1/appointments/{appointment_id:str}", tags=["appointments"], summary="Read an appointment")
-async def get_appointment(request: Request[Any, Any, Any], appointment_id: str) -> AppointmentOut:
+async def get_appointment(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> AppointmentOut:
     appt, tz = await _authorised(request, appointment_id)
     return render.appointment_out(appt, tz)
 
@@ -120,7 +122,9 @@ async def get_appointment(request: Request[Any, Any, Any], appointment_id: str) 
     tags=["appointments"],
     summary="Cancel an appointment (idempotent)",
 )
-async def cancel(request: Request[Any, Any, Any], appointment_id: str, data: CancelIn | None = None) -> AppointmentOut:
+async def cancel(
+    request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[CancelIn | None] = None
+) -> AppointmentOut:
     _, ctx = caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)

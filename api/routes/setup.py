@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post, put
+from litestar.params import FromPath, JSONBody
 
 from api.auth import require_admin, require_staff
 from api.routes.common import caller, engine
@@ -24,7 +25,7 @@ from engine.errors import NotFoundError
 from engine.model import Schedule
 
 
-def _practice_of(practitioner_id: str) -> str:
+def _practice_of(practitioner_id: FromPath[str]) -> str:
     pid = ids.practice_of(practitioner_id, "r")
     if pid is None:
         raise NotFoundError("practitioner", practitioner_id)
@@ -32,7 +33,7 @@ def _practice_of(practitioner_id: str) -> str:
 
 
 @post("/v1/practices", status_code=201, tags=["setup"], summary="Create a practice")
-async def create_practice(request: Request[Any, Any, Any], data: PracticeIn) -> PracticeOut:
+async def create_practice(request: Request[Any, Any, Any], data: JSONBody[PracticeIn]) -> PracticeOut:
     p, ctx = caller(request)
     require_admin(p)
     practice = await engine(request).create_practice(data.name, data.timezone, ctx)
@@ -40,13 +41,15 @@ async def create_practice(request: Request[Any, Any, Any], data: PracticeIn) -> 
 
 
 @get("/v1/practices/{practice_id:str}", tags=["setup"], summary="Read a practice")
-async def get_practice(request: Request[Any, Any, Any], practice_id: str) -> PracticeOut:
+async def get_practice(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PracticeOut:
     practice = await engine(request).get_practice(practice_id)
     return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
 
 
 @post("/v1/practices/{practice_id:str}/practitioners", status_code=201, tags=["setup"], summary="Add a practitioner")
-async def add_practitioner(request: Request[Any, Any, Any], practice_id: str, data: PractitionerIn) -> PractitionerOut:
+async def add_practitioner(
+    request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[PractitionerIn]
+) -> PractitionerOut:
     p, ctx = caller(request)
     require_staff(p, practice_id)
     pr = await engine(request).add_practitioner(practice_id, data.name, ctx)
@@ -54,13 +57,15 @@ async def add_practitioner(request: Request[Any, Any, Any], practice_id: str, da
 
 
 @get("/v1/practices/{practice_id:str}/practitioners", tags=["setup"], summary="List practitioners")
-async def list_practitioners(request: Request[Any, Any, Any], practice_id: str) -> PractitionerList:
+async def list_practitioners(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PractitionerList:
     items = await engine(request).list_practitioners(practice_id)
     return PractitionerList(items=[PractitionerOut(id=x.id, practice_id=x.practice_id, name=x.name) for x in items])
 
 
 @post("/v1/practices/{practice_id:str}/visit-types", status_code=201, tags=["setup"], summary="Add a visit type")
-async def add_visit_type(request: Request[Any, Any, Any], practice_id: str, data: VisitTypeIn) -> VisitTypeOut:
+async def add_visit_type(
+    request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[VisitTypeIn]
+) -> VisitTypeOut:
     p, ctx = caller(request)
     require_staff(p, practice_id)
     vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
@@ -68,7 +73,7 @@ async def add_visit_type(request: Request[Any, Any, Any], practice_id: str, data
 
 
 @get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
-async def list_visit_types(request: Request[Any, Any, Any], practice_id: str) -> VisitTypeList:
+async def list_visit_types(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> VisitTypeList:
     items = await engine(request).list_visit_types(practice_id)
     return VisitTypeList(
         items=[
@@ -78,7 +83,7 @@ async def list_visit_types(request: Request[Any, Any, Any], practice_id: str) ->
     )
 
 
-def _schedule_out(practitioner_id: str, s: Schedule, conflicts: list[str]) -> ScheduleOut:
+def _schedule_out(practitioner_id: FromPath[str], s: Schedule, conflicts: list[str]) -> ScheduleOut:
     return ScheduleOut(
         practitioner_id=practitioner_id,
         weekly=s.weekly,
@@ -95,7 +100,9 @@ def _schedule_out(practitioner_id: str, s: Schedule, conflicts: list[str]) -> Sc
     tags=["setup"],
     summary="Replace a practitioner's weekly schedule; availability is recomputed before the answer",
 )
-async def put_schedule(request: Request[Any, Any, Any], practitioner_id: str, data: Schedule) -> ScheduleOut:
+async def put_schedule(
+    request: Request[Any, Any, Any], practitioner_id: FromPath[str], data: JSONBody[Schedule]
+) -> ScheduleOut:
     p, ctx = caller(request)
     require_staff(p, _practice_of(practitioner_id))
     conflicts = await engine(request).put_schedule(practitioner_id, data, ctx)
@@ -103,7 +110,7 @@ async def put_schedule(request: Request[Any, Any, Any], practitioner_id: str, da
 
 
 @get("/v1/practitioners/{practitioner_id:str}/schedule", tags=["setup"], summary="Read a schedule")
-async def get_schedule(request: Request[Any, Any, Any], practitioner_id: str) -> ScheduleOut:
+async def get_schedule(request: Request[Any, Any, Any], practitioner_id: FromPath[str]) -> ScheduleOut:
     p, _ = caller(request)
     require_staff(p, _practice_of(practitioner_id))
     return _schedule_out(practitioner_id, await engine(request).get_schedule(practitioner_id), [])

@@ -1,0 +1,152 @@
+"""Shared fixtures. Integration tests use the real Redis (TEST_REDIS_URL, default db 9 on 127.0.0.1:6379)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+from litestar.testing import TestClient
+
+from api.app import create_app
+from engine.settings import Settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+ADMIN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis_sync.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
+    except redis_sync.ConnectionError:
+        pytest.fail(f"the integration tests need Redis at {REDIS_URL} (scripts/test starts it)")
+    return REDIS_URL
+
+
+@pytest.fixture
+def rsync(redis_url: str) -> Iterator[redis_sync.Redis]:
+    r = redis_sync.Redis.from_url(redis_url)
+    yield r
+    r.close()
+
+
+def settings_for(redis_url: str | None, **kw: Any) -> Settings:
+    base: dict[str, Any] = {"redis_url": redis_url, "admin_token": ADMIN}
+    base.update(kw)
+    return Settings(**base)
+
+
+@pytest.fixture
+def make_client(redis_url: str) -> Iterator[Callable[..., TestClient[Any]]]:
+    """A TestClient on the real Redis; keyword arguments override Settings fields."""
+    opened: list[TestClient[Any]] = []
+
+    def make(background: bool = True, embedded: bool = False, **kw: Any) -> TestClient[Any]:
+        app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
+        client = TestClient(app)
+        client.__enter__()
+        client.headers.update(AUTH)
+        opened.append(client)
+        return client
+
+    yield make
+    for c in opened:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient[Any]]) -> TestClient[Any]:
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes]) -> None:
+        self.url, self.proc = url, proc
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "BOOKING_ADMIN_TOKEN": ADMIN, "HOLD_TTL_SECONDS": "300"}
+    env.update(getattr(request, "param", {}) or {})
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2",
+                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("booking serve did not become ready")
+    yield Server(url, proc)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def next_weekday(weekday: int, after_days: int = 2) -> dt.date:
+    day = dt.date.today() + dt.timedelta(days=after_days)
+    while day.weekday() != weekday:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def setup_practice(c: Any, tz: str = "Europe/Paris", durations: tuple[int, ...] = (30,), practitioners: int = 1,
+                   weekly: list[dict[str, str]] | None = None, **schedule: Any) -> dict[str, Any]:
+    """Create a practice with practitioners, visit types and one weekly schedule; works with any client
+    whose post/put return httpx-like responses."""
+    p = c.post("/v1/practices", json={"name": "Test practice", "timezone": tz})
+    assert p.status_code == 201, p.text
+    pid = p.json()["id"]
+    prs = []
+    for i in range(practitioners):
+        r = c.post(f"/v1/practices/{pid}/practitioners", json={"name": f"Dr {i}"})
+        assert r.status_code == 201, r.text
+        prs.append(r.json()["id"])
+    vts = {}
+    for d in durations:
+        r = c.post(f"/v1/practices/{pid}/visit-types", json={"name": f"{d} min", "duration_minutes": d})
+        assert r.status_code == 201, r.text
+        vts[d] = r.json()["id"]
+    body = {"weekly": weekly or [{"day": d, "start": "08:00", "end": "12:00"} for d in WEEKDAYS], **schedule}
+    for pr in prs:
+        r = c.put(f"/v1/practitioners/{pr}/schedule", json=body)
+        assert r.status_code == 200, r.text
+    return {"practice_id": pid, "practitioners": prs, "visit_types": vts, "tz": tz}
+
+
+def search(c: Any, pid: str, vt: str, day: dt.date, days: int = 1, **params: Any) -> list[dict[str, str]]:
+    r = c.get(f"/v1/practices/{pid}/availability",
+              params={"date": day.isoformat(), "visit_type_id": vt, "days": days, **params})
+    assert r.status_code == 200, r.text
+    return r.json()["slots"]  # type: ignore[no-any-return]
+
+
+def local_times(slots: list[dict[str, str]]) -> list[str]:
+    """'HH:MM' of each slot start (the wall-clock part of its RFC 3339 string)."""
+    return [s["start"][11:16] for s in slots]
