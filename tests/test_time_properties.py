@@ -326,19 +326,23 @@ def test_transition_day_windows_around_the_shift(tz_name, tr, step_min):
     instant, before, after = tr
     gap, rep = gap_of(tr), repeat_of(tr)
     lo, hi = gap or rep
-    # windows starting before, at, inside and after the shifted wall interval; ending after it
+    # windows starting before, at, inside and after the shifted wall interval; ending inside, at its end or after
     starts = [_minute_of(lo) - 60, _minute_of(lo), _minute_of(lo) + 10, _minute_of(hi)]
+    ends = [_minute_of(lo) + 20, _minute_of(hi), _minute_of(hi) + 90]
     for w_start in starts:
-        w_end = _minute_of(hi) + 90
-        for duration_min in (5, step_min, 60):
-            slots = timeutil.day_slots(day, [(w_start, w_end)], tz, step_min * 60, duration_min * 60)
-            assert slots == ref_window_slots(day, (w_start, w_end), tz_name, step_min * 60, duration_min * 60, [])
-            walls = [wall_of(s, tz) for s in slots]
-            if gap:
-                assert not any(gap[0] <= w < gap[1] for w in walls), "a slot starts in the spring-forward gap"
-            assert all(w.date() == day for w in walls)
-            for a, b in zip(slots, slots[1:]):
-                assert b - a == step_min * 60, "consecutive slots are one elapsed step apart"
+        for w_end in (e for e in ends if e > w_start):
+            sched = _schedule(day, [(w_start, w_end)], step_min * 60, [])
+            for duration_min in (5, step_min, 60):
+                slots = timeutil.day_slots(day, [(w_start, w_end)], tz, step_min * 60, duration_min * 60)
+                assert slots == ref_window_slots(day, (w_start, w_end), tz_name, step_min * 60, duration_min * 60, [])
+                walls = [wall_of(s, tz) for s in slots]
+                if gap:
+                    assert not any(gap[0] <= w < gap[1] for w in walls), "a slot starts in the spring-forward gap"
+                assert all(w.date() == day for w in walls)
+                for a, b in zip(slots, slots[1:]):
+                    assert b - a == step_min * 60, "consecutive slots are one elapsed step apart"
+                for s in slots:
+                    assert sched.covers(s, s + duration_min * 60, tz_name)
     if rep:
         # a window covering the repeated interval yields its wall times twice, with two distinct offsets
         w = (_minute_of(lo) - 60, _minute_of(hi) + 60)
@@ -631,6 +635,27 @@ def test_day_bounds_every_day(tz_name):
         assert timeutil.wall_to_epoch(day, 1440, tz, is_end=True) == end
         prev_end = end
         day += dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "tz_name,day,start,end",
+    [
+        # Atlantic/Azores shifts at local midnight: 2027-03-28 00:00-01:00 -> 01:00+00:00 (00:00 skipped);
+        # 2027-10-31 01:00+00:00 -> 00:00-01:00 (00:00..00:59 happens twice)
+        ("Atlantic/Azores", dt.date(2027, 3, 27), ts(2027, 3, 27, 0, 0, off(-1)), ts(2027, 3, 28, 1, 0, off(0))),
+        ("Atlantic/Azores", dt.date(2027, 3, 28), ts(2027, 3, 28, 1, 0, off(0)), ts(2027, 3, 29, 0, 0, off(0))),
+        ("Atlantic/Azores", dt.date(2027, 10, 30), ts(2027, 10, 30, 0, 0, off(0)), ts(2027, 10, 31, 0, 0, off(0))),
+        ("Atlantic/Azores", dt.date(2027, 10, 31), ts(2027, 10, 31, 0, 0, off(0)), ts(2027, 11, 1, 0, 0, off(-1))),
+        # America/Havana 2027-11-07 01:00-04:00 -> 00:00-05:00
+        ("America/Havana", dt.date(2027, 11, 6), ts(2027, 11, 6, 0, 0, off(-4)), ts(2027, 11, 7, 0, 0, off(-4))),
+        ("America/Havana", dt.date(2027, 11, 7), ts(2027, 11, 7, 0, 0, off(-4)), ts(2027, 11, 8, 0, 0, off(-5))),
+    ],
+)
+def test_day_bounds_when_midnight_itself_shifts(tz_name, day, start, end):
+    tz = timeutil.zone(tz_name)
+    assert timeutil.day_bounds(day, tz) == (start, end)
+    assert timeutil.day_bounds(day + dt.timedelta(days=1), tz)[0] == end
+    assert timeutil.day_bounds(day - dt.timedelta(days=1), tz)[1] == start
 
 
 # --------------------------------------------------------------------------------------------------------
