@@ -61,6 +61,8 @@ def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> 
     Gaps resolve outward-safe: a start moves forward past the gap, an end moves back before it.
     Ambiguous times: a start takes the first occurrence (fold=0), an end the second (fold=1).
     """
+    if minutes >= 24 * 60:  # 24:00 is the end of the local day, whatever the next midnight does
+        return wall_to_epoch(day + dt.timedelta(days=1), minutes - 24 * 60, tz, is_end=False)
     naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minutes)
     if _exists(naive, tz):
         return int(naive.replace(tzinfo=tz, fold=1 if is_end else 0).timestamp())

@@ -87,9 +87,12 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "REDIS_URL": REDIS_URL, "BOOKING_ADMIN_TOKEN": ADMIN, "HOLD_TTL_SECONDS": "300"}
     env.update(getattr(request, "param", {}) or {})
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2",
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -116,8 +119,14 @@ def next_weekday(weekday: int, after_days: int = 2) -> dt.date:
     return day
 
 
-def setup_practice(c: Any, tz: str = "Europe/Paris", durations: tuple[int, ...] = (30,), practitioners: int = 1,
-                   weekly: list[dict[str, str]] | None = None, **schedule: Any) -> dict[str, Any]:
+def setup_practice(
+    c: Any,
+    tz: str = "Europe/Paris",
+    durations: tuple[int, ...] = (30,),
+    practitioners: int = 1,
+    weekly: list[dict[str, str]] | None = None,
+    **schedule: Any,
+) -> dict[str, Any]:
     """Create a practice with practitioners, visit types and one weekly schedule; works with any client
     whose post/put return httpx-like responses."""
     p = c.post("/v1/practices", json={"name": "Test practice", "timezone": tz})
@@ -141,8 +150,10 @@ def setup_practice(c: Any, tz: str = "Europe/Paris", durations: tuple[int, ...] 
 
 
 def search(c: Any, pid: str, vt: str, day: dt.date, days: int = 1, **params: Any) -> list[dict[str, str]]:
-    r = c.get(f"/v1/practices/{pid}/availability",
-              params={"date": day.isoformat(), "visit_type_id": vt, "days": days, **params})
+    r = c.get(
+        f"/v1/practices/{pid}/availability",
+        params={"date": day.isoformat(), "visit_type_id": vt, "days": days, **params},
+    )
     assert r.status_code == 200, r.text
     return r.json()["slots"]  # type: ignore[no-any-return]
 

@@ -45,8 +45,13 @@ def test_200_concurrent_holds_on_one_slot_have_exactly_one_winner(server: Server
 def test_overlapping_holds_of_mixed_lengths_never_overlap(server: Server) -> None:
     rng = random.Random(7)
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as c:
-        ctx = setup_practice(c, durations=(15, 30, 45), weekly=[
-            {"day": d, "start": "08:00", "end": "18:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")])
+        ctx = setup_practice(
+            c,
+            durations=(15, 30, 45),
+            weekly=[
+                {"day": d, "start": "08:00", "end": "18:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+            ],
+        )
         pr = ctx["practitioners"][0]
         base_day = next_weekday(0, after_days=3)
         for rnd in range(20):
@@ -59,8 +64,9 @@ def test_overlapping_holds_of_mixed_lengths_never_overlap(server: Server) -> Non
                 minutes = rng.choice([15, 30, 45])
                 start_min = 9 * 60 + 15 * rng.randrange(0, 8)
                 local = dt.datetime.combine(day, dt.time(start_min // 60, start_min % 60), dt.timezone(offset))
-                bodies.append({"practitioner_id": pr, "visit_type_id": ctx["visit_types"][minutes],
-                               "start": local.isoformat()})
+                bodies.append(
+                    {"practitioner_id": pr, "visit_type_id": ctx["visit_types"][minutes], "start": local.isoformat()}
+                )
             answers = asyncio.run(fire(server.url, bodies))
             won = [r.json() for r in answers if r.status_code == 201]
             lost = [r for r in answers if r.status_code != 201]

@@ -19,9 +19,11 @@ def hold(c: Any, pr: str, vt: str, start: str, **headers: str) -> Any:
 
 
 def book(c: Any, hold_id: str, **headers: str) -> Any:
-    return c.post("/v1/appointments", json={"hold_id": hold_id,
-                                            "patient": {"name": "Ada L", "email": "ada@example.org"}},
-                  headers=headers)
+    return c.post(
+        "/v1/appointments",
+        json={"hold_id": hold_id, "patient": {"name": "Ada L", "email": "ada@example.org"}},
+        headers=headers,
+    )
 
 
 def starts(slots: list[dict[str, str]]) -> list[str]:
@@ -106,9 +108,11 @@ def test_idempotency_key_replays_the_first_answer(client: Any, rsync: Any) -> No
     again = hold(client, pr, vt, slot["start"], **{"Idempotency-Key": "h-1"})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    other = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt,
-                                           "start": search(client, pid, vt, day)[5]["start"]},
-                        headers={"Idempotency-Key": "h-1"})
+    other = client.post(
+        "/v1/holds",
+        json={"practitioner_id": pr, "visit_type_id": vt, "start": search(client, pid, vt, day)[5]["start"]},
+        headers={"Idempotency-Key": "h-1"},
+    )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     b1 = book(client, first.json()["id"], **{"Idempotency-Key": "b-1"})
     b2 = book(client, first.json()["id"], **{"Idempotency-Key": "b-1"})
@@ -130,8 +134,18 @@ def test_every_change_appends_its_event_in_the_same_script(client: Any, rsync: A
     client.post(f"/v1/appointments/{appt['id']}/cancel")
     decoded = [events.from_stream(i, f) for i, f in rsync.xrange(f"bk:v1:{{p:{pid}}}:events")]
     kinds = [e.__struct_config__.tag for e in decoded]
-    assert kinds == ["practice", "practitioner", "visit_type", "schedule", "search", "hold", "release", "hold",
-                     "book", "cancel"]
+    assert kinds == [
+        "practice",
+        "practitioner",
+        "visit_type",
+        "schedule",
+        "search",
+        "hold",
+        "release",
+        "hold",
+        "book",
+        "cancel",
+    ]
     audited = [e for e in decoded if e.seq]
     assert [e.seq for e in audited] == list(range(1, len(audited) + 1))
     booked = next(e for e in decoded if isinstance(e, events.AppointmentBooked))
@@ -166,7 +180,6 @@ def test_min_notice_and_horizon_limit_what_is_offered_and_held(client: Any) -> N
     now = dt.datetime.now(dt.timezone.utc)
     assert first >= now + dt.timedelta(days=2)
     assert last <= now + dt.timedelta(days=5)
-    too_soon = (now + dt.timedelta(days=1)).astimezone(first.tzinfo).replace(hour=9, minute=0, second=0,
-                                                                             microsecond=0)
+    too_soon = (now + dt.timedelta(days=1)).astimezone(first.tzinfo).replace(hour=9, minute=0, second=0, microsecond=0)
     r = hold(client, pr, vt, too_soon.isoformat())
     assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"

@@ -24,8 +24,9 @@ def test_schedule_change_reports_conflicts_and_never_touches_bookings(client: An
     day = next_weekday(0, after_days=3)  # a Monday
     slot = next(s for s in search(client, ctx["practice_id"], vt, day) if s["start"][11:16] == "10:00")
     h = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slot["start"]}).json()
-    appt = client.post("/v1/appointments", json={"hold_id": h["id"],
-                                                 "patient": {"name": "N", "email": "n@example.org"}}).json()
+    appt = client.post(
+        "/v1/appointments", json={"hold_id": h["id"], "patient": {"name": "N", "email": "n@example.org"}}
+    ).json()
     # Mondays now only in the afternoon: the 10:00 booking is no longer covered
     weekly = [{"day": d, "start": "14:00" if d == "mon" else "08:00", "end": "18:00"} for d in WEEKDAYS]
     r = client.put(f"/v1/practitioners/{pr}/schedule", json={"weekly": weekly})
@@ -50,9 +51,13 @@ def test_closures_and_shorter_horizon_remove_slots(client: Any) -> None:
     far = day + dt.timedelta(days=20)
     assert starts(client, ctx, far)
     closure_day = day.isoformat()
-    body = {"weekly": [{"day": d, "start": "08:00", "end": "12:00"} for d in WEEKDAYS], "horizon_days": 10,
-            "closures": [{"start": f"{closure_day}T00:00:00+00:00", "end": f"{closure_day}T23:00:00+00:00",
-                          "reason": "training"}]}
+    body = {
+        "weekly": [{"day": d, "start": "08:00", "end": "12:00"} for d in WEEKDAYS],
+        "horizon_days": 10,
+        "closures": [
+            {"start": f"{closure_day}T00:00:00+00:00", "end": f"{closure_day}T23:00:00+00:00", "reason": "training"}
+        ],
+    }
     assert client.put(f"/v1/practitioners/{pr}/schedule", json=body).status_code == 200
     assert starts(client, ctx, day) == []
     assert starts(client, ctx, far) == []  # past the new horizon
@@ -61,11 +66,21 @@ def test_closures_and_shorter_horizon_remove_slots(client: Any) -> None:
 
 def test_new_visit_type_is_offered_on_existing_schedules(client: Any) -> None:
     ctx = setup_practice(client)
-    vt = client.post(f"/v1/practices/{ctx['practice_id']}/visit-types",
-                     json={"name": "long", "duration_minutes": 120}).json()
+    vt = client.post(
+        f"/v1/practices/{ctx['practice_id']}/visit-types", json={"name": "long", "duration_minutes": 120}
+    ).json()
     slots = search(client, ctx["practice_id"], vt["id"], next_weekday(1))
-    assert [s["start"][11:16] for s in slots] == ["08:00", "08:15", "08:30", "08:45", "09:00", "09:15", "09:30",
-                                                  "09:45", "10:00"]
+    assert [s["start"][11:16] for s in slots] == [
+        "08:00",
+        "08:15",
+        "08:30",
+        "08:45",
+        "09:00",
+        "09:15",
+        "09:30",
+        "09:45",
+        "10:00",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -75,23 +90,35 @@ def test_new_visit_type_is_offered_on_existing_schedules(client: Any) -> None:
         ("Europe/Paris", "2027-03-28", ["00:00+01:00", "01:00+01:00", "03:00+02:00", "04:00+02:00"]),
         ("America/New_York", "2027-03-14", ["00:00-05:00", "01:00-05:00", "03:00-04:00", "04:00-04:00"]),
         # fall back: the repeated hour is offered twice with two offsets
-        ("Europe/Paris", "2027-10-31",
-         ["00:00+02:00", "01:00+02:00", "02:00+02:00", "02:00+01:00", "03:00+01:00", "04:00+01:00"]),
-        ("America/New_York", "2027-11-07",
-         ["00:00-04:00", "01:00-04:00", "01:00-05:00", "02:00-05:00", "03:00-05:00", "04:00-05:00"]),
+        (
+            "Europe/Paris",
+            "2027-10-31",
+            ["00:00+02:00", "01:00+02:00", "02:00+02:00", "02:00+01:00", "03:00+01:00", "04:00+01:00"],
+        ),
+        (
+            "America/New_York",
+            "2027-11-07",
+            ["00:00-04:00", "01:00-04:00", "01:00-05:00", "02:00-05:00", "03:00-05:00", "04:00-05:00"],
+        ),
     ],
 )
-def test_search_on_dst_days_gives_right_instants_and_offsets(make_client: Any, tz: str, day: str,
-                                                             expected: list[str]) -> None:
+def test_search_on_dst_days_gives_right_instants_and_offsets(
+    make_client: Any, tz: str, day: str, expected: list[str]
+) -> None:
     # these dates are in the past relative to "now" only after 2027; the horizon must reach them
     target = dt.date.fromisoformat(day)
     horizon = max(1, min(730, (target - dt.date.today()).days + 2))
     if (target - dt.date.today()).days > 728:
         pytest.skip("date beyond the longest horizon")
     c = make_client()
-    ctx = setup_practice(c, tz=tz, durations=(60,), weekly=[{"day": d, "start": "00:00", "end": "05:00"}
-                                                             for d in WEEKDAYS],
-                         slot_step_minutes=60, horizon_days=horizon)
+    ctx = setup_practice(
+        c,
+        tz=tz,
+        durations=(60,),
+        weekly=[{"day": d, "start": "00:00", "end": "05:00"} for d in WEEKDAYS],
+        slot_step_minutes=60,
+        horizon_days=horizon,
+    )
     got = [s["start"][11:16] + s["start"][19:] for s in search(c, ctx["practice_id"], ctx["visit_types"][60], target)]
     assert got == expected
     instants = [dt.datetime.fromisoformat(f"{day}T{x[:5]}:00{x[5:]}") for x in got]
@@ -101,16 +128,22 @@ def test_search_on_dst_days_gives_right_instants_and_offsets(make_client: Any, t
 @pytest.mark.parametrize("tz", ["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"])
 def test_nine_oclock_local_in_winter_and_summer(make_client: Any, tz: str) -> None:
     c = make_client()
-    ctx = setup_practice(c, tz=tz, durations=(30,), weekly=[{"day": d, "start": "09:00", "end": "10:00"}
-                                                             for d in WEEKDAYS], horizon_days=400)
+    ctx = setup_practice(
+        c,
+        tz=tz,
+        durations=(30,),
+        weekly=[{"day": d, "start": "09:00", "end": "10:00"} for d in WEEKDAYS],
+        horizon_days=400,
+    )
     offsets = set()
     for months in (0, 3, 6, 9):  # a date in each season within the horizon
         day = dt.date.today() + dt.timedelta(days=30 * months + 3)
         slots = search(c, ctx["practice_id"], ctx["visit_types"][30], day)
         assert [s["start"][11:16] for s in slots] == ["09:00", "09:15", "09:30"]
         first = dt.datetime.fromisoformat(slots[0]["start"])
-        assert first.astimezone(dt.timezone.utc) == dt.datetime.fromisoformat(
-            f"{day}T09:00:00").replace(tzinfo=__import__("zoneinfo").ZoneInfo(tz)).astimezone(dt.timezone.utc)
+        assert first.astimezone(dt.timezone.utc) == dt.datetime.fromisoformat(f"{day}T09:00:00").replace(
+            tzinfo=__import__("zoneinfo").ZoneInfo(tz)
+        ).astimezone(dt.timezone.utc)
         offsets.add(slots[0]["start"][19:])
     if tz != "Asia/Kathmandu":
         assert len(offsets) == 2, offsets  # winter and summer offsets differ, the wall clock does not
@@ -125,8 +158,9 @@ def test_search_spans_days_sorted_by_start_then_practitioner(client: Any) -> Non
     keys = [(dt.datetime.fromisoformat(s["start"]), s["practitioner_id"]) for s in slots]
     assert keys == sorted(keys)
     assert {s["practitioner_id"] for s in slots} == set(ctx["practitioners"])
-    assert {dt.datetime.fromisoformat(s["start"]).date() for s in slots} == {day + dt.timedelta(days=i)
-                                                                             for i in range(3)}
+    assert {dt.datetime.fromisoformat(s["start"]).date() for s in slots} == {
+        day + dt.timedelta(days=i) for i in range(3)
+    }
     one = search(client, ctx["practice_id"], ctx["visit_types"][30], day, practitioner_id=ctx["practitioners"][1])
     assert {s["practitioner_id"] for s in one} == {ctx["practitioners"][1]}
     assert len(one) * 3 == len(search(client, ctx["practice_id"], ctx["visit_types"][30], day))

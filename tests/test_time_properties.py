@@ -727,7 +727,6 @@ AZOT, AZOST = off(-1), off(0)  # Azores winter -01:00, summer +00:00
 CUBA_DT, CUBA_ST = off(-4), off(-5)
 
 
-@pytest.mark.xfail(strict=True, reason="window end 24:00 before an ambiguous midnight takes its 2nd occurrence")
 @pytest.mark.parametrize(
     "tz_name,day,expected",
     [
@@ -753,7 +752,6 @@ def test_window_to_2400_before_ambiguous_midnight(tz_name, day, expected):
     assert timeutil.wall_to_epoch(day, 1440, tz, is_end=True) == timeutil.day_bounds(day, tz)[1]
 
 
-@pytest.mark.xfail(strict=True, reason="window end 24:00 before a skipped midnight is moved back by the gap")
 @pytest.mark.parametrize(
     "tz_name,day,expected",
     [
@@ -770,9 +768,6 @@ def test_window_to_2400_before_skipped_midnight(tz_name, day, expected):
     assert slots == expected
 
 
-@pytest.mark.xfail(
-    strict=True, reason="Schedule.covers disagrees with day_slots for the 24:00 slot leaking into the next day"
-)
 def test_covers_agrees_for_window_to_2400_before_ambiguous_midnight():
     day = dt.date(2027, 10, 30)  # Saturday; only a Saturday window
     tz = timeutil.zone("Atlantic/Azores")

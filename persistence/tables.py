@@ -1,0 +1,135 @@
+"""Tables of the durable store (SQLAlchemy Core). Migrations live in persistence/migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+practices = Table(
+    "practices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+practitioners = Table(
+    "practitioners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+visit_types = Table(
+    "visit_types",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("practitioner_id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("body", Text, nullable=False),  # the Schedule as JSON, exactly as the API accepted it
+    Column("changed_at_ms", BigInteger, nullable=False),
+    Column("event_id", String(40), nullable=False),
+)
+
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("practitioner_id", String(64), nullable=False),
+    Column("visit_type_id", String(64), nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("patient_name", Text, nullable=False),
+    Column("patient_email", Text, nullable=False),
+    Column("patient_phone", Text),
+    Column("manage_hash", String(64), nullable=False),
+    Column("hold_id", String(128)),
+    Column("cancel_reason", Text),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("practitioner_id", String(64), nullable=False),
+    Column("visit_type_id", String(64), nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("appointment_id", String(64)),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+# Append-only (the database refuses UPDATE and DELETE), hash-chained per practice.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # '<practice_id>-<stream entry id>'
+    Column("practice_id", String(32), nullable=False),
+    Column("chain_index", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the Redis audit sequence number
+    Column("at_ms", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("practitioner_id", String(64)),
+    Column("hold_id", String(128)),
+    Column("appointment_id", String(64)),
+    Column("request_id", String(64)),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("practice_id", "chain_index", name="uq_audit_chain"),
+    Index("ix_audit_practice_at", "practice_id", "at_ms"),
+    Index("ix_audit_appointment", "appointment_id"),
+    Index("ix_audit_hold", "hold_id"),
+)
+
+# One row per practice: where its audit chain ends.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("practice_id", String(32), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("chain_index", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Setup events and other non-audited entries already applied (idempotency of replays).
+applied_events = Table(
+    "applied_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("at_ms", BigInteger, nullable=False),
+)
