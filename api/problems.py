@@ -134,6 +134,20 @@ def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     )
 
 
+def _bad_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    return problem(
+        400,
+        "malformed_request",
+        "Malformed request",
+        "the request body is not valid UTF-8 JSON",
+        instance=request.url.path,
+    )
+
+
+def _strict_validation(request: Request[Any, Any, Any], exc: msgspec.ValidationError) -> Response[Any]:
+    return problem(422, "validation_error", "Invalid request", str(exc), instance=request.url.path)
+
+
 def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
@@ -146,5 +160,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RateLimitedError: _limited,
     RedisConnectionError: _redis_down,
     RedisTimeoutError: _redis_down,
+    UnicodeDecodeError: _bad_encoding,
+    msgspec.ValidationError: _strict_validation,
     Exception: _crash,
 }

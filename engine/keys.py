@@ -64,3 +64,13 @@ def audit(pid: str) -> str:
 def idempotency(pid: str, scope: str, key: str | None) -> str:
     """A placeholder key of the same slot when no Idempotency-Key was sent (scripts ignore it then)."""
     return f"{tag(pid)}:idem:{scope}:{key if key is not None else '-'}"
+
+
+# Consumer groups reading every practice's event stream. Both exist from the first read on, so that
+# trimming never drops an entry one of them has not seen.
+PERSIST_GROUP = "persisters"
+NOTIFY_GROUP = "notifier"
+GROUPS = (PERSIST_GROUP, NOTIFY_GROUP)
+
+# Global marker: set by reconciliation once Redis holds what PostgreSQL holds.
+META = f"{ROOT}:meta"

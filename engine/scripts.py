@@ -17,6 +17,7 @@ NAMES = (
     "put_schedule",
     "apply_day",
     "put_entity",
+    "restore",
 )
 
 

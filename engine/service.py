@@ -16,6 +16,8 @@ from engine.scripts import Scripts
 from engine.settings import Settings
 
 _enc = msgspec.json.Encoder()
+SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
+SEARCH_LAST_DATE = dt.date(9000, 1, 1)
 Render = Callable[[Any, str], bytes]  # (record, practice time zone) -> response body
 
 
@@ -280,6 +282,10 @@ class BookingEngine:
     ) -> tuple[Practice, list[Slot]]:
         if ids.practice_of(practice_id, "p") is None:
             raise errors.NotFoundError("practice", practice_id)
+        if not (SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE):
+            raise errors.InvalidRequestError(f"date must lie between {SEARCH_FIRST_DATE} and {SEARCH_LAST_DATE}")
+        if not 1 <= days <= 31:
+            raise errors.InvalidRequestError("days must be 1 to 31")
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.practice(practice_id), "record")
             pipe.hget(keys.visit_types(practice_id), visit_type_id)
@@ -357,6 +363,8 @@ class BookingEngine:
         if start.microsecond or start.second:
             raise errors.SlotUnavailableError("not_a_slot")
         now = self.now_ms()
+        if not (now // 1000 - 86400 <= begin <= now // 1000 + 800 * 86400):  # beyond any horizon (730 days)
+            raise errors.SlotUnavailableError("outside_any_horizon")
         hold = Hold(
             id=ids.new_hold_id(practitioner_id),
             practice_id=pid,

@@ -40,7 +40,8 @@ class World:
     def sub(self, value: Any) -> Any:
         """Substitute ${NAME} placeholders in strings, recursively through JSON-like values."""
         if isinstance(value, str):
-            return string.Template(value).substitute(self.ids)
+            text = string.Template(value).substitute(self.ids)
+            return int(text[4:]) if text.startswith("int:") else text
         if isinstance(value, bytes):
             return string.Template(value.decode("latin-1")).substitute(self.ids).encode("latin-1")
         if isinstance(value, dict):
@@ -57,59 +58,72 @@ def _open(redis_url: str, **kw: Any) -> TestClient[Any]:
     return c
 
 
+def build_world(client: TestClient[Any], quiet: TestClient[Any]) -> World:
+    """Two practices; on practice P a live hold at 10:00 and a booked appointment at 11:00 of one day."""
+    p = setup_practice(client, horizon_days=21)
+    q = setup_practice(client, tz="America/New_York", horizon_days=21)
+    pid, pr, vt = p["practice_id"], p["practitioners"][0], p["visit_types"][30]
+    day = next_weekday(2)  # a Wednesday 2 to 8 days ahead, well inside the horizon
+    slots = quiet.get(
+        f"/v1/practices/{pid}/availability", params={"date": day.isoformat(), "visit_type_id": vt}
+    ).json()["slots"]
+    by_time = {s["start"][11:16]: s["start"] for s in slots}
+    assert {"09:00", "10:00", "11:00"} <= by_time.keys(), by_time
+    off = by_time["09:00"][19:]  # the practice's UTC offset on that day, e.g. "+01:00"
+    h = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": by_time["10:00"]})
+    assert h.status_code == 201, h.text
+    h2 = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": by_time["11:00"]})
+    assert h2.status_code == 201, h2.text
+    a = client.post(
+        "/v1/appointments",
+        json={"hold_id": h2.json()["id"], "patient": {"name": "Ada L", "email": "ada@example.org"}},
+    )
+    assert a.status_code == 201, a.text
+    w = World(client, quiet)
+    unknown_p = secrets.token_hex(8)
+    w.ids = {
+        "P": pid,
+        "PR": pr,
+        "VT": vt,
+        "Q": q["practice_id"],
+        "QPR": q["practitioners"][0],
+        "QVT": q["visit_types"][30],
+        "HOLD": h.json()["id"],
+        "USED_HOLD": h2.json()["id"],
+        "APPT": a.json()["id"],
+        "DAY": day.isoformat(),
+        "PAST": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+        "FAR": (day + dt.timedelta(days=70)).isoformat(),
+        "OFF": off,
+        "EPOCH_0900": str(int(dt.datetime.fromisoformat(by_time["09:00"]).timestamp())),
+        # well-formed but nonexistent ids (engine/ids.py formats)
+        "NO_P": unknown_p,
+        "NO_PR": f"{pid}.r{secrets.token_hex(6)}",
+        "NO_PR_OF_NO_P": f"{unknown_p}.r{secrets.token_hex(6)}",
+        "NO_VT": f"{pid}.v{secrets.token_hex(6)}",
+        "NO_HOLD": f"{pr}.h{secrets.token_urlsafe(16)}",
+        "NO_HOLD_OF_NO_PR": f"{pid}.r{secrets.token_hex(6)}.h{secrets.token_urlsafe(16)}",
+        "NO_APPT": f"{pid}.a{secrets.token_urlsafe(12)}",
+        "NO_APPT_OF_NO_P": f"{unknown_p}.a{secrets.token_urlsafe(12)}",
+    }
+    return w
+
+
 @pytest.fixture(scope="module")
 def world(redis_url: str) -> Iterator[World]:
+    """Shared by the cases that (when the application is right) change nothing."""
     client, quiet = _open(redis_url), _open(redis_url, audit_searches=False)
     try:
-        p = setup_practice(client, horizon_days=21)
-        q = setup_practice(client, tz="America/New_York", horizon_days=21)
-        pid, pr, vt = p["practice_id"], p["practitioners"][0], p["visit_types"][30]
-        day = next_weekday(2)  # a Wednesday 2 to 8 days ahead, well inside the horizon
-        slots = quiet.get(
-            f"/v1/practices/{pid}/availability", params={"date": day.isoformat(), "visit_type_id": vt}
-        ).json()["slots"]
-        by_time = {s["start"][11:16]: s["start"] for s in slots}
-        assert {"09:00", "10:00", "11:00"} <= by_time.keys(), by_time
-        off = by_time["09:00"][19:]  # the practice's UTC offset on that day, e.g. "+01:00"
-        h = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": by_time["10:00"]})
-        assert h.status_code == 201, h.text
-        h2 = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": by_time["11:00"]})
-        assert h2.status_code == 201, h2.text
-        a = client.post(
-            "/v1/appointments",
-            json={"hold_id": h2.json()["id"], "patient": {"name": "Ada L", "email": "ada@example.org"}},
-        )
-        assert a.status_code == 201, a.text
-        w = World(client, quiet)
-        unknown_p = secrets.token_hex(8)
-        w.ids = {
-            "P": pid,
-            "PR": pr,
-            "VT": vt,
-            "Q": q["practice_id"],
-            "QPR": q["practitioners"][0],
-            "QVT": q["visit_types"][30],
-            "HOLD": h.json()["id"],
-            "USED_HOLD": h2.json()["id"],
-            "APPT": a.json()["id"],
-            "DAY": day.isoformat(),
-            "PAST": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
-            "FAR": (day + dt.timedelta(days=70)).isoformat(),
-            "OFF": off,
-            # well-formed but nonexistent ids (engine/ids.py formats)
-            "NO_P": unknown_p,
-            "NO_PR": f"{pid}.r{secrets.token_hex(6)}",
-            "NO_PR_OF_NO_P": f"{unknown_p}.r{secrets.token_hex(6)}",
-            "NO_VT": f"{pid}.v{secrets.token_hex(6)}",
-            "NO_HOLD": f"{pr}.h{secrets.token_urlsafe(16)}",
-            "NO_HOLD_OF_NO_PR": f"{pid}.r{secrets.token_hex(6)}.h{secrets.token_urlsafe(16)}",
-            "NO_APPT": f"{pid}.a{secrets.token_urlsafe(12)}",
-            "NO_APPT_OF_NO_P": f"{unknown_p}.a{secrets.token_urlsafe(12)}",
-        }
-        yield w
+        yield build_world(client, quiet)
     finally:
         quiet.__exit__(None, None, None)
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def fresh_world(make_client: Any) -> World:
+    """A world of its own, for cases that a known bug lets through (they would change the shared one)."""
+    return build_world(make_client(background=False), make_client(background=False, audit_searches=False))
 
 
 # ----------------------------------------------------------------------------------------------- snapshots
@@ -199,7 +213,6 @@ MALFORMED = {
     "single_quotes": b"{'name': 'x'}",
     "trailing_garbage": b'{"name": "x"} x',
     "nan": b'{"name": NaN}',
-    "not_utf8": b'{"name": "\xff\xfe"}',
     "bare_word": b"hello",
 }
 
@@ -297,7 +310,6 @@ CASES: dict[str, Case] = {
             "0": 0,
             "negative": -30,
             "fraction": 30.5,
-            "string": "30",
             "bool": True,
             "null": None,
             "huge": 10**30,
@@ -321,9 +333,9 @@ CASES: dict[str, Case] = {
     **{
         f"schedule-{name}-{v!r}": c("PUT", SCHED, 422, V, sched(**{name: v}))
         for name, values in {
-            "slot_step_minutes": [0, 241, -15, 15.5, "15", None, 10**30],
-            "horizon_days": [0, 731, -1, "90", 90.5, 10**30],
-            "min_notice_minutes": [-1, "0", 0.5, 10**30],
+            "slot_step_minutes": [0, 241, -15, 15.5, None, 10**30],
+            "horizon_days": [0, 731, -1, 90.5, 10**30],
+            "min_notice_minutes": [-1, 0.5, 10**30],
         }.items()
         for v in values
     },
@@ -358,7 +370,6 @@ CASES: dict[str, Case] = {
     "schedule-closure-date-only": c("PUT", SCHED, 422, V, clo("2027-12-24", "2027-12-27")),
     "schedule-closure-bad-date": c("PUT", SCHED, 422, V, clo("2027-02-30T00:00:00Z", "2027-03-02T00:00:00Z")),
     "schedule-closure-bad-offset": c("PUT", SCHED, 422, V, clo("2027-12-24T00:00:00+25:00", "2027-12-27T00:00:00Z")),
-    "schedule-closure-epoch-number": c("PUT", SCHED, 422, V, clo(1_800_000_000, 1_800_086_400)),  # type: ignore[arg-type]
     "schedule-closure-end-before-start": c("PUT", SCHED, 422, V, clo("2027-12-27T00:00:00Z", "2027-12-24T00:00:00Z")),
     "schedule-closure-empty": c("PUT", SCHED, 422, V, clo("2027-12-24T00:00:00Z", "2027-12-24T01:00:00+01:00")),
     "schedule-closure-reason-too-long": c(
@@ -398,7 +409,6 @@ CASES: dict[str, Case] = {
     "hold-bad-date": c("POST", "/v1/holds", 422, V, hold_body("2027-02-30T09:00:00+01:00")),
     "hold-bad-offset": c("POST", "/v1/holds", 422, V, hold_body("${DAY}T09:00:00+25:00")),
     "hold-bad-hour": c("POST", "/v1/holds", 422, V, hold_body("${DAY}T25:00:00${OFF}")),
-    "hold-start-epoch-number": c("POST", "/v1/holds", 422, V, hold_body(1_800_000_000)),
     "hold-start-null": c("POST", "/v1/holds", 422, V, hold_body(None)),
     "hold-start-garbage": c("POST", "/v1/holds", 422, V, hold_body("next tuesday")),
     "hold-missing-start": c("POST", "/v1/holds", 422, V, {"practitioner_id": "${PR}", "visit_type_id": "${VT}"}),
@@ -540,36 +550,69 @@ CASES: dict[str, Case] = {
 # Out-of-range instants and dates that the server cannot represent: any honest 4xx (or an empty search) will do.
 ALSO_HOLD = ((422, V),)
 ALSO_SEARCH = ((200, None),)
-BUGS: dict[str, tuple[Case, str]] = {
+FORMER_BUGS: dict[str, tuple[Case, str]] = {
     "hold-start-year-9999": (
         c("POST", "/v1/holds", 409, SU, hold_body("9999-12-31T23:45:00Z"), also=ALSO_HOLD),
-        "500: place_hold renders the hold (format_instant -> datetime.fromtimestamp) before checking the slot; "
+        "was a 500 (fixed): place_hold renders the hold (format_instant -> datetime.fromtimestamp) before checking the slot; "
         "an end in year 10000 raises ValueError/OverflowError",
     ),
     "hold-start-year-1": (
         c("POST", "/v1/holds", 409, SU, hold_body("0001-01-01T00:00:00+14:00"), also=ALSO_HOLD),
-        "500: place_hold renders the hold before checking the slot; a start before year 1 UTC raises "
+        "was a 500 (fixed): place_hold renders the hold before checking the slot; a start before year 1 UTC raises "
         "'year 0 is out of range' in format_instant",
     ),
     "search-date-9999-12-31": (
         c("GET", AVAIL, 422, V, params=avail(date="9999-12-31"), also=ALSO_SEARCH),
-        "500: search computes day_bounds(date + 1 day) -> OverflowError: date value out of range",
+        "was a 500 (fixed): search computes day_bounds(date + 1 day) -> OverflowError: date value out of range",
     ),
     "search-date-9999-12-01-days-31": (
         c("GET", AVAIL, 422, V, params=avail(date="9999-12-01", days="31"), also=ALSO_SEARCH),
-        "500: search computes date + timedelta(days) past 9999-12-31 -> OverflowError",
+        "was a 500 (fixed): search computes date + timedelta(days) past 9999-12-31 -> OverflowError",
     ),
     "search-date-0001-01-01": (
         c("GET", AVAIL, 422, V, params=avail(date="0001-01-01"), also=ALSO_SEARCH),
-        "500: timeutil._exists -> astimezone(UTC) of local midnight 0001-01-01 in Europe/Paris (+00:09:21) "
+        "was a 500 (fixed): timeutil._exists -> astimezone(UTC) of local midnight 0001-01-01 in Europe/Paris (+00:09:21) "
         "-> OverflowError: date value out of range",
     ),
 }
 
+BODY_PATHS = {
+    "practice": ("POST", PRACTICES),
+    "practitioner": ("POST", PRS),
+    "visit-type": ("POST", VTS),
+    "schedule": ("PUT", SCHED),
+    "hold": ("POST", "/v1/holds"),
+    "book": ("POST", "/v1/appointments"),
+    "cancel": ("POST", "/v1/appointments/${APPT}/cancel"),
+}
+NOT_UTF8 = (
+    "was a 500 (fixed): a body that is not UTF-8 escapes as UnicodeDecodeError from litestar's Request.json() "
+    "(msgspec decode) and api/problems.py maps only HTTPException to 4xx, so _crash answers 500 internal_error "
+    "instead of 400 malformed_request"
+)
+for name, (method, path) in BODY_PATHS.items():
+    FORMER_BUGS[f"{name}-malformed-not-utf8"] = (raw(method, path, b'{"name": "\xff\xfe"}'), NOT_UTF8)
+
+# Wrong JSON types that Litestar's lax (strict=False) msgspec conversion coerces instead of rejecting: the request
+# succeeds and changes state, so each runs on a world of its own.
+LAX = (
+    "wrong JSON type accepted: Litestar converts request bodies with msgspec strict=False, so a numeric string "
+    "passes as an int and an epoch number as an instant (API.md: instants are RFC 3339 strings with an offset); "
+    "the request succeeds and changes state instead of a 422 validation_error"
+)
+COERCED: dict[str, Case] = {
+    "visit-type-duration-string": c("POST", VTS, 422, V, {"name": "x", "duration_minutes": "30"}),
+    "schedule-slot-step-string": c("PUT", SCHED, 422, V, sched(slot_step_minutes="15")),
+    "schedule-horizon-string": c("PUT", SCHED, 422, V, sched(horizon_days="90")),
+    "schedule-min-notice-string": c("PUT", SCHED, 422, V, sched(min_notice_minutes="0")),
+    "schedule-closure-epoch-numbers": c("PUT", SCHED, 422, V, clo("int:${EPOCH_0900}", "int:${EPOCH_0900}0")),
+    "hold-start-epoch-number": c("POST", "/v1/holds", 422, V, hold_body("int:${EPOCH_0900}")),
+}
+
 PARAMS = [pytest.param(case, id=name) for name, case in CASES.items()] + [
-    pytest.param(case, id=name, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for name, (case, reason) in BUGS.items()
+    pytest.param(case, id=name) for name, (case, reason) in FORMER_BUGS.items()
 ]
+COERCED_PARAMS = [pytest.param(case, id=name) for name, case in COERCED.items()]
 
 
 def send(w: World, case: Case) -> Any:
@@ -586,10 +629,9 @@ def send(w: World, case: Case) -> Any:
     return w.client.request(case.method, w.sub(case.path), **kw)
 
 
-@pytest.mark.parametrize("case", PARAMS)
-def test_bad_input_is_a_4xx_problem_and_changes_nothing(world: World, rsync: redis_sync.Redis, case: Case) -> None:
-    before = snapshot(world, rsync)
-    r = send(world, case)
+def check(w: World, r_: redis_sync.Redis, case: Case) -> None:
+    before = snapshot(w, r_)
+    r = send(w, case)
     assert r.status_code < 500, f"server error on bad input: {r.status_code} {r.text}"
     expected = ((case.status, case.code), *case.also)
     matched = [(s, code) for s, code in expected if s == r.status_code]
@@ -599,9 +641,19 @@ def test_bad_input_is_a_4xx_problem_and_changes_nothing(world: World, rsync: red
         assert r.json()["slots"] == [], r.text
     else:
         assert_problem(r, status, code)
-    after = snapshot(world, rsync)
+    after = snapshot(w, r_)
     assert after["events"] == before["events"], "the bad request appended to an event stream"
     assert after == before
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_bad_input_is_a_4xx_problem_and_changes_nothing(world: World, rsync: redis_sync.Redis, case: Case) -> None:
+    check(world, rsync, case)
+
+
+@pytest.mark.parametrize("case", COERCED_PARAMS)
+def test_wrong_json_types_are_not_coerced(fresh_world: World, rsync: redis_sync.Redis, case: Case) -> None:
+    check(fresh_world, rsync, case)
 
 
 def test_world_is_sane(world: World) -> None:

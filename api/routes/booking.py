@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api import render
 from api.auth import require_appointment
-from api.routes.common import caller, engine, raw_json
+from api.routes.common import caller, engine, raw_json, strict
 from api.schemas import AppointmentOut, AvailabilityOut, BookIn, CancelIn, HoldIn, HoldOut, SlotOut
 from engine import errors, timeutil
 from engine.service import fingerprint
@@ -45,6 +45,7 @@ async def availability(
 async def create_hold(
     request: Request[Any, Any, Any], data: JSONBody[HoldIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
+    data = await strict(request, HoldIn)
     _, ctx = caller(request)
     body, replay = await engine(request).place_hold(
         data.practitioner_id,
@@ -86,6 +87,7 @@ async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) 
 async def book(
     request: Request[Any, Any, Any], data: JSONBody[BookIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
+    data = await strict(request, BookIn)
     _, ctx = caller(request)
     body, replay = await engine(request).book(
         data.hold_id,
@@ -125,6 +127,7 @@ async def get_appointment(request: Request[Any, Any, Any], appointment_id: FromP
 async def cancel(
     request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[CancelIn | None] = None
 ) -> AppointmentOut:
+    data = await strict(request, CancelIn) if await request.body() else None
     _, ctx = caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -11,6 +11,7 @@ from api.auth import Principal, principal
 from engine.service import BookingEngine, Ctx
 
 JSON = "application/json"
+T = TypeVar("T")
 
 
 def engine(request: Request[Any, Any, Any]) -> BookingEngine:
@@ -20,6 +21,12 @@ def engine(request: Request[Any, Any, Any]) -> BookingEngine:
 def caller(request: Request[Any, Any, Any]) -> tuple[Principal, Ctx]:
     p = principal(request)
     return p, Ctx(actor=p.actor, request_id=request.scope.get("state", {}).get("request_id", ""))
+
+
+async def strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """Decode the body again with msgspec's strict rules: Litestar converts leniently ("30" for 30, an epoch
+    number for an instant), the contract does not. A mismatch raises msgspec.ValidationError (422)."""
+    return msgspec.json.decode(await request.body(), type=kind)
 
 
 def raw_json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Response[bytes]:

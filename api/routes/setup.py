@@ -8,7 +8,7 @@ from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import require_admin, require_staff
-from api.routes.common import caller, engine
+from api.routes.common import caller, engine, strict
 from api.schemas import (
     PracticeIn,
     PracticeOut,
@@ -34,6 +34,7 @@ def _practice_of(practitioner_id: FromPath[str]) -> str:
 
 @post("/v1/practices", status_code=201, tags=["setup"], summary="Create a practice")
 async def create_practice(request: Request[Any, Any, Any], data: JSONBody[PracticeIn]) -> PracticeOut:
+    data = await strict(request, PracticeIn)
     p, ctx = caller(request)
     require_admin(p)
     practice = await engine(request).create_practice(data.name, data.timezone, ctx)
@@ -50,6 +51,7 @@ async def get_practice(request: Request[Any, Any, Any], practice_id: FromPath[st
 async def add_practitioner(
     request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[PractitionerIn]
 ) -> PractitionerOut:
+    data = await strict(request, PractitionerIn)
     p, ctx = caller(request)
     require_staff(p, practice_id)
     pr = await engine(request).add_practitioner(practice_id, data.name, ctx)
@@ -66,6 +68,7 @@ async def list_practitioners(request: Request[Any, Any, Any], practice_id: FromP
 async def add_visit_type(
     request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[VisitTypeIn]
 ) -> VisitTypeOut:
+    data = await strict(request, VisitTypeIn)
     p, ctx = caller(request)
     require_staff(p, practice_id)
     vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
@@ -103,6 +106,7 @@ def _schedule_out(practitioner_id: FromPath[str], s: Schedule, conflicts: list[s
 async def put_schedule(
     request: Request[Any, Any, Any], practitioner_id: FromPath[str], data: JSONBody[Schedule]
 ) -> ScheduleOut:
+    data = await strict(request, Schedule)
     p, ctx = caller(request)
     require_staff(p, _practice_of(practitioner_id))
     conflicts = await engine(request).put_schedule(practitioner_id, data, ctx)

@@ -1,0 +1,32 @@
+-- restore_appointment: put a durable appointment back into Redis (reconciliation). Never creates an overlap:
+-- a booked appointment that would overlap another booked one is refused and reported; a live hold in its way
+-- loses its claim (the acknowledged booking wins; booking that hold later finds the overlap and fails).
+-- KEYS: 1 appointment hash  2 claims zset of its practitioner  3 claims zset of the practitioner Redis had
+-- ARGV: 1 now_ms  2 appointment_id  3 status  4 version  5 practice_id  6 practitioner_id  7 visit_type_id
+--       8 start_s  9 end_s  10 patient json  11 manage_hash  12 hold_id  13 cancel_reason  14 updated_ms
+-- Returns {'OK'} | {'SKIP', version Redis has} | {'CONFLICT', member, ...}
+local cur = redis.call('HMGET', KEYS[1], 'version', 'end')
+if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[4]) then return {'SKIP', cur[1]} end
+local member = 'b|' .. ARGV[2] .. '|' .. ARGV[9] .. '|0'
+if ARGV[3] == 'booked' then
+  local clash = {}
+  for _, m in ipairs(live_overlaps(KEYS[2], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[1]), member)) do
+    local kind, id = string.match(m, '^(%a)|([^|]+)|')
+    if kind == 'h' then
+      redis.call('ZREM', KEYS[2], m)
+    elseif id ~= ARGV[2] then
+      clash[#clash + 1] = m
+    end
+  end
+  if #clash > 0 then return {'CONFLICT', unpack(clash)} end
+end
+if cur[2] then redis.call('ZREM', KEYS[3], 'b|' .. ARGV[2] .. '|' .. cur[2] .. '|0') end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'version', ARGV[4], 'practice_id', ARGV[5], 'practitioner_id', ARGV[6],
+  'visit_type_id', ARGV[7], 'start', ARGV[8], 'end', ARGV[9], 'patient', ARGV[10], 'manage_hash', ARGV[11],
+  'hold_id', ARGV[12], 'cancel_reason', ARGV[13], 'updated_ms', ARGV[14])
+if ARGV[3] == 'booked' then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[8]), member)
+else
+  redis.call('ZREM', KEYS[2], member)
+end
+return {'OK'}

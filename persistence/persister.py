@@ -1,0 +1,204 @@
+"""The write-behind persister: reads every practice's event stream through a consumer group, writes each
+batch in one transaction, acknowledges only after commit, claims what dead consumers left pending, backs
+off while the database is down, and trims what every group has consumed (after a retention window)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from engine import events as ev
+from engine import keys
+from persistence import writer
+
+log = logging.getLogger("booking.persister")
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _id_ms(entry_id: str) -> int:
+    return int(entry_id.split("-")[0])
+
+
+class Persister:
+    def __init__(self, redis: Any, db: Engine, *, consumer: str | None = None, batch: int = 500,
+                 block_ms: int = 1000, claim_idle_ms: int = 30_000, retention_ms: int = 3_600_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.redis, self.db = redis, db
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.batch, self.block_ms, self.claim_idle_ms, self.retention_ms = batch, block_ms, claim_idle_ms, retention_ms
+        self.clock = clock
+        self.streams: dict[str, str] = {}  # stream key -> practice id
+        self._last_refresh = 0.0
+        self._last_maintenance = 0.0
+        self.applied = 0
+        self.backoff = 0.0
+
+    # ---------------------------------------------------------------- groups
+    def refresh_streams(self, force: bool = False) -> None:
+        if not force and self.clock() - self._last_refresh < 2:
+            return
+        self._last_refresh = self.clock()
+        for raw in self.redis.smembers(keys.PRACTICES):
+            pid = _s(raw)
+            key = keys.events(pid)
+            if key in self.streams:
+                continue
+            for group in keys.GROUPS:
+                try:
+                    self.redis.xgroup_create(key, group, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+            self.streams[key] = pid
+
+    # ---------------------------------------------------------------- one step
+    def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
+        """entries: (stream key, entry id, fields). Writes them in one transaction, then acknowledges."""
+        if not entries:
+            return 0
+        decoded: list[tuple[str, ev.Event]] = []
+        for key, entry_id, fields in entries:
+            try:
+                decoded.append((key, ev.from_stream(entry_id, fields)))
+            except Exception as exc:  # noqa: BLE001 - an undecodable entry must not block the stream
+                log.error("undecodable event %s %s: %s (acknowledged, skipped)", key, entry_id, exc)
+                self.redis.xack(key, keys.PERSIST_GROUP, entry_id)
+        with self.db.begin() as conn:
+            done = writer.apply(conn, [e for _, e in decoded])
+        by_key: dict[str, list[str]] = {}
+        for key, e in decoded:
+            if e.event_id in done:
+                by_key.setdefault(key, []).append(e.event_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key, ids_ in by_key.items():
+                pipe.xack(key, keys.PERSIST_GROUP, *ids_)
+            pipe.execute()
+        n = sum(len(v) for v in by_key.values())
+        self.applied += n
+        return n
+
+    def _read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
+        if not self.streams:
+            return []
+        resp = self.redis.xreadgroup(keys.PERSIST_GROUP, self.consumer, {k: start for k in self.streams},
+                                     count=self.batch, block=block)
+        out = []
+        for key, entries in resp or []:
+            for entry_id, fields in entries:
+                if fields:  # a pending entry trimmed meanwhile comes back empty
+                    out.append((_s(key), _s(entry_id), fields))
+                else:
+                    self.redis.xack(_s(key), keys.PERSIST_GROUP, entry_id)
+        return out
+
+    def claim_abandoned(self, min_idle_ms: int | None = None) -> int:
+        """Take over entries another consumer read but never acknowledged (it died)."""
+        claimed = 0
+        for key in list(self.streams):
+            start = "0-0"
+            while True:
+                res = self.redis.xautoclaim(key, keys.PERSIST_GROUP, self.consumer,
+                                            self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
+                                            start_id=start, count=self.batch)
+                start, got = _s(res[0]), res[1]
+                claimed += len(got)
+                if start == "0-0" or not got:
+                    break
+        return claimed
+
+    def step(self, block: bool = True) -> int:
+        """Own pending entries first (retries), then new ones. Returns the number acknowledged."""
+        self.refresh_streams()
+        n = self._write(self._read("0", None))
+        n += self._write(self._read(">", self.block_ms if block else None))
+        if self.clock() - self._last_maintenance > 5:
+            self._last_maintenance = self.clock()
+            self.claim_abandoned()
+            self.trim()
+        return n
+
+    def drain(self, min_idle_ms: int = 0) -> int:
+        """Until nothing is left: used at start-up (reconciliation) and by `booking reconcile`."""
+        self.refresh_streams(force=True)
+        self.claim_abandoned(min_idle_ms)
+        total = 0
+        for _ in range(100_000):
+            n = self.step(block=False)
+            total += n
+            if n == 0:
+                break
+        return total
+
+    # ---------------------------------------------------------------- trimming
+    def trim(self) -> int:
+        """Drop entries every group has acknowledged and that are older than the retention window."""
+        removed = 0
+        horizon = int(self.clock() * 1000) - self.retention_ms
+        for key in list(self.streams):
+            safe = horizon
+            for info in self.redis.xinfo_groups(key):
+                name = _s(info.get("name") or info.get(b"name"))
+                pending = int(info.get("pending") or 0)
+                last = _s(info.get("last-delivered-id") or "0-0")
+                if pending:
+                    oldest = self.redis.xpending(key, name)["min"]
+                    safe = min(safe, _id_ms(_s(oldest)))
+                safe = min(safe, _id_ms(last))
+            if safe > 0:
+                removed += int(self.redis.xtrim(key, minid=f"{safe}-0", approximate=False))
+        return removed
+
+    # ---------------------------------------------------------------- loop
+    def run(self, stop: threading.Event) -> None:
+        log.info("persister %s started", self.consumer)
+        while not stop.is_set():
+            try:
+                self.step()
+                self.backoff = 0.0
+            except (OperationalError, DBAPIError) as exc:
+                self.backoff = min(5.0, max(0.2, self.backoff * 2))
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.__class__.__name__, self.backoff)
+                stop.wait(self.backoff)
+            except RedisError as exc:
+                self.backoff = min(5.0, max(0.2, self.backoff * 2))
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, self.backoff)
+                stop.wait(self.backoff)
+        log.info("persister %s stopped after %d events", self.consumer, self.applied)
+
+
+def lag(redis: Any, group: str = keys.PERSIST_GROUP, now_ms: int | None = None) -> tuple[int, float]:
+    """(events not yet acknowledged by ``group``, age in seconds of the oldest of them) over all streams."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    events_behind, oldest = 0, now_ms
+    for raw in redis.smembers(keys.PRACTICES):
+        key = keys.events(_s(raw))
+        try:
+            groups = {_s(g.get("name")): g for g in redis.xinfo_groups(key)}
+        except ResponseError:
+            continue
+        g = groups.get(group)
+        if g is None:
+            continue
+        pending = int(g.get("pending") or 0)
+        last = _s(g.get("last-delivered-id") or "0-0")
+        undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
+        backlog = g.get("lag")
+        backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
+        events_behind += pending + backlog_n
+        if pending:
+            oldest = min(oldest, _id_ms(_s(redis.xpending(key, group)["min"])))
+        if undelivered:
+            oldest = min(oldest, _id_ms(_s(undelivered[0][0])))
+    return events_behind, max(0.0, (now_ms - oldest) / 1000)

@@ -1,0 +1,134 @@
+"""Reconciliation: PostgreSQL and Redis compared in both directions, every difference reported.
+
+1. Redis -> database: drain every stream (including entries a dead persister left pending).
+2. Database -> Redis: put back setup records, schedules (recomputing availability), appointments and audit
+   sequence numbers that Redis lacks or holds in an older version. Never creates an overlap; never deletes a
+   booking: an appointment only Redis knows is reported and left in place.
+3. Mark Redis as reconciled (``/readyz`` waits for it when a database is configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from engine import keys
+from engine import restore as rs
+from engine.model import Appointment, Patient, Practice, Practitioner, Schedule, VisitType
+from engine.service import BookingEngine
+from persistence.persister import Persister
+from persistence.tables import appointments, audit_heads, practices, practitioners, schedules, visit_types
+
+RESTORE_PAST_DAYS = 30  # appointments that ended longer ago are not put back into Redis
+
+
+class Report(msgspec.Struct):
+    drained: int = 0
+    restored: list[str] = []
+    conflicts: list[str] = []
+    redis_only: list[str] = []
+    redis_ahead: list[str] = []
+    audit_seq_fixed: list[str] = []
+
+    def lines(self) -> list[str]:
+        out = [f"drained {self.drained} event(s) from Redis into the database"]
+        out += [f"restored in Redis: {x}" for x in self.restored]
+        out += [f"CONFLICT (not restored, would overlap): {x}" for x in self.conflicts]
+        out += [f"only in Redis (left in place, its event is still to be persisted or was lost): {x}"
+                for x in self.redis_only]
+        out += [f"Redis ahead of the database (persister lag): {x}" for x in self.redis_ahead]
+        out += [f"audit sequence raised: {x}" for x in self.audit_seq_fixed]
+        if len(out) == 1:
+            out.append("no differences between Redis and the database")
+        return out
+
+
+def _epoch(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return int(value.timestamp())
+
+
+def _load(db: Engine) -> dict[str, Any]:
+    horizon = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RESTORE_PAST_DAYS)
+    with db.connect() as c:
+        return {
+            "practices": c.execute(select(practices)).mappings().all(),
+            "practitioners": c.execute(select(practitioners)).mappings().all(),
+            "visit_types": c.execute(select(visit_types)).mappings().all(),
+            "schedules": c.execute(select(schedules)).mappings().all(),
+            "appointments": c.execute(select(appointments).where(appointments.c.end_at >= horizon)).mappings().all(),
+            "heads": c.execute(select(audit_heads)).mappings().all(),
+        }
+
+
+def _existing(db: Engine, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    with db.connect() as c:
+        return set(c.execute(select(appointments.c.id).where(appointments.c.id.in_(ids))).scalars())
+
+
+async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callable[[str], None] = print) -> Report:
+    report = Report()
+    report.drained = await asyncio.to_thread(Persister(redis_sync, db, consumer="reconcile").drain)
+    data = await asyncio.to_thread(_load, db)
+    by_practice: dict[str, dict[str, list[Any]]] = {}
+    for kind in ("practitioners", "visit_types", "schedules", "appointments"):
+        for row in data[kind]:
+            by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
+    heads = {h["practice_id"]: int(h["last_seq"]) for h in data["heads"]}
+    for prow in data["practices"]:
+        practice = Practice(id=prow["id"], name=prow["name"], timezone=prow["timezone"])
+        mine = by_practice.get(practice.id, {})
+        prs = [Practitioner(id=r["id"], practice_id=r["practice_id"], name=r["name"])
+               for r in mine.get("practitioners", [])]
+        vts = [VisitType(id=r["id"], practice_id=r["practice_id"], name=r["name"],
+                         duration_minutes=r["duration_minutes"]) for r in mine.get("visit_types", [])]
+        report.restored += await rs.restore_setup(eng, practice, prs, vts)
+        before = await rs.restore_audit_seq(eng, practice.id, heads.get(practice.id, 0))
+        if before is not None:
+            report.audit_seq_fixed.append(f"practice {practice.id}: {before} -> {heads.get(practice.id, 0)}")
+        for srow in mine.get("schedules", []):
+            schedule = msgspec.json.decode(srow["body"], type=Schedule)
+            if await rs.restore_schedule(eng, practice, srow["practitioner_id"], schedule):
+                report.restored.append(f"schedule of {srow['practitioner_id']} (availability recomputed)")
+        in_redis = await rs.redis_appointment_versions(eng, practice.id)
+        stored = set()
+        for arow in sorted(mine.get("appointments", []), key=lambda r: r["status"] != "cancelled"):
+            stored.add(arow["id"])
+            have = in_redis.get(arow["id"])
+            if have is not None and have[0] > arow["version"]:
+                report.redis_ahead.append(f"appointment {arow['id']} v{have[0]} (database v{arow['version']})")
+                continue
+            if have is not None and have[0] == arow["version"]:
+                continue
+            appt = Appointment(id=arow["id"], status=arow["status"], version=arow["version"],
+                               practice_id=arow["practice_id"], practitioner_id=arow["practitioner_id"],
+                               visit_type_id=arow["visit_type_id"], start=_epoch(arow["start_at"]),
+                               end=_epoch(arow["end_at"]),
+                               patient=Patient(name=arow["patient_name"], email=arow["patient_email"],
+                                               phone=arow["patient_phone"]),
+                               hold_id=arow["hold_id"], cancel_reason=arow["cancel_reason"])
+            status, clash = await rs.restore_appointment(eng, appt, arow["manage_hash"], arow["updated_at_ms"],
+                                                         have[2] if have else None)
+            if status == "OK":
+                report.restored.append(f"appointment {appt.id} ({appt.status} v{appt.version})")
+            elif status == "CONFLICT":
+                report.conflicts.append(f"appointment {appt.id} overlaps {', '.join(clash)}")
+        unknown = [a for a, (_, status, _) in in_redis.items() if a not in stored and status]
+        known = await asyncio.to_thread(_existing, db, unknown)
+        for appt_id in sorted(set(unknown) - known):
+            version, status, _ = in_redis[appt_id]
+            report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
+    await eng.redis.hset(keys.META, mapping={"reconciled_at_ms": int(time.time() * 1000)})
+    for line in report.lines():
+        out(line)
+    return report

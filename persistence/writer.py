@@ -1,0 +1,173 @@
+"""Apply a batch of stream events to the database in one transaction (idempotent: replays change nothing).
+
+Audited events of a practice are applied strictly in their Redis ``seq`` order, each extending the
+practice's hash chain; an event whose predecessor has not arrived yet is left for a later batch. Setup
+events (seq 0) are upserts keyed by id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from engine import events as ev
+from persistence import chain
+from persistence.tables import (
+    applied_events,
+    appointments,
+    audit_events,
+    audit_heads,
+    holds,
+    practices,
+    practitioners,
+    schedules,
+    visit_types,
+)
+
+log = logging.getLogger("booking.persister")
+UTC = dt.timezone.utc
+
+
+def utc(epoch_s: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch_s, UTC)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def audit_id(e: ev.Event) -> str:
+    return f"{e.practice_id}-{e.event_id}"
+
+
+def _upsert(conn: Connection, table: Any, row: dict[str, Any], key: str, guard: Any = None) -> None:
+    stmt = _insert(conn, table).values(**row)
+    cols = {c: stmt.excluded[c] for c in row if c != key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=cols, where=guard))
+
+
+def _setup(conn: Connection, e: ev.Event) -> None:
+    data = e.data or {}
+    at = utc(e.at / 1000)
+    if isinstance(e, ev.PracticeSaved):
+        _upsert(conn, practices, {"id": data["id"], "name": data["name"], "timezone": data["timezone"],
+                                  "created_at": at}, "id")
+    elif isinstance(e, ev.PractitionerSaved):
+        _upsert(conn, practitioners, {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"],
+                                      "created_at": at}, "id")
+    elif isinstance(e, ev.VisitTypeSaved):
+        _upsert(conn, visit_types, {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"],
+                                    "duration_minutes": data["duration_minutes"], "created_at": at}, "id")
+
+
+def appointment_row(data: dict[str, Any], at_ms: int) -> dict[str, Any]:
+    patient = data.get("patient") or {}
+    return {"id": data["id"], "practice_id": data["practice_id"], "practitioner_id": data["practitioner_id"],
+            "visit_type_id": data["visit_type_id"], "start_at": utc(data["start"]), "end_at": utc(data["end"]),
+            "status": data["status"], "version": data["version"], "patient_name": patient.get("name", ""),
+            "patient_email": patient.get("email", ""), "patient_phone": patient.get("phone"),
+            "manage_hash": data.get("manage_hash", ""), "hold_id": data.get("hold_id"),
+            "cancel_reason": data.get("cancel_reason"), "updated_at_ms": at_ms}
+
+
+def _effects(conn: Connection, e: ev.Event) -> None:
+    """The durable records an audited event changes (besides its audit row)."""
+    d = e.detail
+    if isinstance(e, ev.ScheduleChanged):
+        _upsert(conn, schedules, {"practitioner_id": e.practitioner_id, "practice_id": e.practice_id,
+                                  "body": msgspec.json.encode(e.data).decode(), "changed_at_ms": e.at,
+                                  "event_id": e.event_id}, "practitioner_id",
+                guard=schedules.c.changed_at_ms <= e.at)
+    elif isinstance(e, ev.HoldPlaced):
+        _upsert(conn, holds, {"id": e.hold_id, "practice_id": e.practice_id, "practitioner_id": e.practitioner_id,
+                              "visit_type_id": d["visit_type_id"], "start_at": utc(d["start"]),
+                              "end_at": utc(d["end"]), "expires_at_ms": d["expires_ms"], "state": "held",
+                              "appointment_id": None, "updated_at_ms": e.at}, "id")
+    elif isinstance(e, ev.HoldReleased | ev.HoldExpired):
+        state = "released" if isinstance(e, ev.HoldReleased) else "expired"
+        conn.execute(update(holds).where(holds.c.id == e.hold_id).values(state=state, updated_at_ms=e.at))
+    elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
+        row = appointment_row(e.data, e.at)
+        _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
+        if isinstance(e, ev.AppointmentBooked):
+            conn.execute(update(holds).where(holds.c.id == e.hold_id)
+                         .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at))
+    elif isinstance(e, ev.AppointmentCancelled):
+        data = e.data or {}
+        conn.execute(update(appointments)
+                     .where(appointments.c.id == e.appointment_id, appointments.c.version < data["version"])
+                     .values(status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"),
+                             updated_at_ms=e.at))
+
+
+def _head(conn: Connection, practice_id: str) -> tuple[int, int, str]:
+    conn.execute(_insert(conn, audit_heads).values(practice_id=practice_id, last_seq=0, chain_index=0,
+                                                    hash=chain.GENESIS).on_conflict_do_nothing())
+    q = select(audit_heads.c.last_seq, audit_heads.c.chain_index, audit_heads.c.hash).where(
+        audit_heads.c.practice_id == practice_id)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).one()
+    return int(row[0]), int(row[1]), str(row[2])
+
+
+def _audit_row(e: ev.Event, chain_index: int, prev: str) -> dict[str, Any]:
+    row = {"id": audit_id(e), "practice_id": e.practice_id, "chain_index": chain_index, "seq": e.seq,
+           "at_ms": e.at, "at": utc(e.at / 1000), "action": e.__struct_config__.tag, "actor": e.actor,
+           "practitioner_id": e.practitioner_id or None, "hold_id": e.hold_id or None,
+           "appointment_id": e.appointment_id or None, "request_id": e.request_id or None,
+           "detail": e.detail_raw, "prev_hash": prev}
+    row["hash"] = chain.link(prev, row)
+    return row
+
+
+def apply(conn: Connection, batch: Iterable[ev.Event]) -> set[str]:
+    """Apply what can be applied; returns the event ids that are now durable (to acknowledge)."""
+    done: set[str] = set()
+    by_practice: dict[str, list[ev.Event]] = defaultdict(list)
+    setup_rows = []
+    for e in batch:
+        if e.seq == 0:
+            _setup(conn, e)
+            setup_rows.append({"id": audit_id(e), "at_ms": e.at})
+            done.add(e.event_id)
+        else:
+            by_practice[e.practice_id].append(e)
+    if setup_rows:
+        conn.execute(_insert(conn, applied_events).values(setup_rows).on_conflict_do_nothing())
+    for practice_id in sorted(by_practice):
+        last_seq, index, prev = _head(conn, practice_id)
+        rows = []
+        for e in sorted(by_practice[practice_id], key=lambda x: x.seq):
+            if e.seq <= last_seq:
+                done.add(e.event_id)  # a replay: already durable
+                continue
+            if e.seq != last_seq + 1:
+                log.info("practice %s: audit seq %d waits for %d", practice_id, e.seq, last_seq + 1)
+                break
+            try:
+                with conn.begin_nested():
+                    _effects(conn, e)
+            except IntegrityError as exc:
+                log.error("practice %s: event %s (%s) refused by the database, left pending: %s",
+                          practice_id, e.event_id, e.__struct_config__.tag, exc.orig)
+                break
+            index += 1
+            row = _audit_row(e, index, prev)
+            rows.append(row)
+            prev, last_seq = row["hash"], e.seq
+            done.add(e.event_id)
+        if rows:
+            conn.execute(audit_events.insert(), rows)
+            conn.execute(update(audit_heads).where(audit_heads.c.practice_id == practice_id)
+                         .values(last_seq=last_seq, chain_index=index, hash=prev))
+    return done
