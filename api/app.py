@@ -15,18 +15,18 @@ from litestar.openapi import OpenAPIConfig
 
 from api.metrics import Metrics, metrics_middleware
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import booking, ops, setup
+from api.routes import audit, booking, ops, setup
 from engine.service import BookingEngine
 from engine.settings import Settings
 
 log = logging.getLogger("booking.api")
 
 
-def make_redis(settings: Settings) -> Any:
+def make_redis(settings: Settings, fake_server: Any = None) -> Any:
     if settings.redis_url is None:
         import fakeredis
 
-        return fakeredis.aioredis.FakeRedis(server=fakeredis.FakeServer(), lua_modules=set())
+        return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
     import redis.asyncio as aioredis
 
     return aioredis.Redis.from_url(
@@ -52,15 +52,33 @@ def create_app(
     redis: Any = None,
     *,
     background: bool = True,
+    reconcile_on_start: bool = True,
     extra_startup: list[Any] | None = None,
 ) -> Litestar:
+    """The API. In the embedded mode (no REDIS_URL) the persister runs in-process on the SQLite file and
+    Redis is rebuilt from it at start; with a real Redis, start-up reconciles once if Redis lost its data."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        import fakeredis
+
+        from persistence import runtime
+
         state = app.state
-        state.redis = redis if redis is not None else make_redis(settings)
+        fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
+        state.redis = redis if redis is not None else make_redis(settings, fake_server)
         state.engine = BookingEngine(state.redis, settings)
+        state.db = await asyncio.to_thread(runtime.open_database, settings)
+        state.redis_sync = (
+            None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
+        )
+        persister = None
+        if reconcile_on_start and state.redis_sync is not None:
+            await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
+        if settings.embedded and background and state.redis_sync is not None:
+            persister = runtime.PersisterThread(state.redis_sync, state.db, poll=True)
+            persister.start()
         tasks: list[asyncio.Task[None]] = []
         if background:
 
@@ -79,12 +97,17 @@ def create_app(
         finally:
             for t in tasks:
                 t.cancel()
+            if persister is not None:
+                await asyncio.to_thread(persister.close)
             with contextlib.suppress(Exception):
                 if redis is None:
                     await state.redis.aclose()
+            if state.redis_sync is not None:
+                state.redis_sync.close()
+            state.db.dispose()
 
     return Litestar(
-        route_handlers=[*setup.ROUTES, *booking.ROUTES, *ops.ROUTES],
+        route_handlers=[*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES],
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -68,6 +68,79 @@ def _seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from persistence import migrate
+    from persistence.db import database_url, make_engine
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    before, after = migrate.upgrade(make_engine(url))
+    where = url.split("@")[-1]
+    print(
+        f"database {where}: schema {'created' if before is None else 'at ' + before} -> {after}"
+        if before != after
+        else f"database {where}: schema already at {after}"
+    )
+    return 0
+
+
+def _engine_and_clients(settings: Settings) -> tuple[Any, Any, Any]:
+    from api.app import make_redis
+    from engine.service import BookingEngine
+    from persistence import runtime
+
+    if settings.embedded:
+        raise SystemExit("this command needs REDIS_URL (the embedded store lives inside `booking serve`)")
+    redis_async = make_redis(settings)
+    return BookingEngine(redis_async, settings), runtime.sync_redis(settings), runtime.open_database(settings)
+
+
+def _persister(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from persistence import runtime
+    from persistence.persister import Persister
+
+    settings = Settings.from_env()
+    eng, redis_sync, db = _engine_and_clients(settings)
+    asyncio.run(runtime.reconcile_if_needed(eng, redis_sync, db, force=True))
+    print("persister: start-up reconciliation done; consuming event streams", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Persister(redis_sync, db, batch=args.batch).run(stop)
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from persistence.reconcile import reconcile
+
+    settings = Settings.from_env()
+    eng, redis_sync, db = _engine_and_clients(settings)
+
+    async def go() -> Any:
+        try:
+            return await reconcile(eng, redis_sync, db)
+        finally:
+            await eng.redis.aclose()
+
+    report = asyncio.run(go())
+    return 1 if report.conflicts else 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from persistence import audit, runtime
+
+    if args.action != "verify":
+        print("usage: booking audit verify [--practice ID]", file=sys.stderr)
+        return 2
+    db = runtime.open_database(Settings.from_env())
+    return 0 if audit.verify(db, practice_id=args.practice) else 1
+
+
 def _later(issue: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         print(f"booking {args.command}: not available yet ({issue})", file=sys.stderr)
@@ -89,15 +162,19 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
     d.add_argument("--url", default="http://127.0.0.1:8000")
     d.set_defaults(run=_seed_demo)
-    for name, issue in [
-        ("persister", "write-behind persister"),
-        ("worker", "notification worker"),
-        ("reconcile", "reconciliation"),
-        ("migrate", "database schema"),
-        ("audit", "audit verification"),
-        ("bench", "benchmark suite"),
-    ]:
-        x = sub.add_parser(name, help=f"{issue}")
+    m = sub.add_parser("migrate", help="create or upgrade the database schema (DATABASE_URL)")
+    m.set_defaults(run=_migrate)
+    pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
+    pe.add_argument("--batch", type=int, default=500)
+    pe.set_defaults(run=_persister)
+    rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
+    rc.set_defaults(run=_reconcile)
+    au = sub.add_parser("audit", help="audit trail tools")
+    au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")
+    au.add_argument("--practice", default=None)
+    au.set_defaults(run=_audit)
+    for name, issue in [("worker", "notification worker"), ("bench", "benchmark suite")]:
+        x = sub.add_parser(name, help=f"{issue} (not available yet)")
         x.add_argument("rest", nargs="*")
         x.set_defaults(run=_later(issue))
     return p
@@ -105,9 +182,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
-    return int(args.run(args))
+    from persistence.migrate import SchemaMismatchError
+
+    try:
+        return int(args.run(args))
+    except SchemaMismatchError as exc:
+        print(f"booking {args.command}: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

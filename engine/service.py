@@ -17,6 +17,7 @@ from engine.settings import Settings
 
 _enc = msgspec.json.Encoder()
 SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
+MAX_DURATION_S = 480 * 60  # the longest visit type; the Lua overlap look-ups rely on it
 SEARCH_LAST_DATE = dt.date(9000, 1, 1)
 Render = Callable[[Any, str], bytes]  # (record, practice time zone) -> response body
 
@@ -73,8 +74,8 @@ class BookingEngine:
         except timeutil.UnknownTimeZoneError:
             raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone") from None
         practice = Practice(id=ids.new_practice_id(), name=name, timezone=timezone)
+        await self.redis.sadd(keys.PRACTICES, practice.id)  # first: loops skip ids without a record
         await self._put_entity(practice.id, keys.practice(practice.id), "record", practice, "practice", ctx)
-        await self.redis.sadd(keys.PRACTICES, practice.id)
         return practice
 
     async def get_practice(self, practice_id: str) -> Practice:
@@ -102,6 +103,8 @@ class BookingEngine:
         return _decode(raw, Practitioner, "practitioner", practitioner_id)  # type: ignore[no-any-return]
 
     async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
+        if not 5 <= minutes <= MAX_DURATION_S // 60:
+            raise errors.InvalidRequestError("duration_minutes must be 5 to 480")
         practice = await self.get_practice(practice_id)
         vt = VisitType(
             id=ids.new_visit_type_id(practice_id), practice_id=practice_id, name=name, duration_minutes=minutes
@@ -110,11 +113,14 @@ class BookingEngine:
         # Offer the new visit type on every practitioner's already materialised days.
         for pr in await self.list_practitioners(practice_id):
             state = await self._schedule_state(practice_id, pr.id)
-            if state is not None:
+            if state is not None and state[2]:
                 schedule, gen, until = state
                 today = self._today(practice)
                 days = self._dates(today, timeutil.local_date_of(until - 1, timeutil.zone(practice.timezone)))
-                await self._apply_days(practice, pr.id, schedule, [vt], days, gen)
+                try:
+                    await self._apply_days(practice, pr.id, schedule, [vt], days, gen)
+                except errors.StaleScheduleError:
+                    pass  # the concurrent schedule change recomputes every visit type
         return vt
 
     async def list_visit_types(self, practice_id: str) -> list[VisitType]:
@@ -204,8 +210,6 @@ class BookingEngine:
         gen: str,
         horizon_end: dt.date | None = None,
     ) -> None:
-        if not vts:
-            return
         pid = practice.id
         tz = timeutil.zone(practice.timezone)
         closures = schedule.closure_spans()
@@ -263,11 +267,18 @@ class BookingEngine:
                 first = timeutil.local_date_of(until, tz) if until else today
                 last = today + dt.timedelta(days=schedule.horizon_days)
                 if first <= last:
-                    await self._apply_days(practice, pr.id, schedule, vts, self._dates(max(first, today), last), gen)
-                    rolled += 1
+                    try:
+                        await self._apply_days(
+                            practice, pr.id, schedule, vts, self._dates(max(first, today), last), gen
+                        )
+                        rolled += 1
+                    except errors.StaleScheduleError:
+                        pass  # a schedule change is recomputing this practitioner right now
                 past = timeutil.day_bounds(today - dt.timedelta(days=1), tz)[0]
                 for vt in vts:
                     await self.redis.zremrangebyscore(keys.base(pid, pr.id, vt.id), "-inf", f"({past}")
+                # claims that started more than a day (plus the longest visit) ago can no longer overlap anything
+                await self.redis.zremrangebyscore(keys.claims(pid, pr.id), "-inf", f"({past - MAX_DURATION_S}")
         return rolled
 
     # ----------------------------------------------------------------- search

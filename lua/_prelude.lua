@@ -7,13 +7,19 @@ local MAX_DURATION_S = 28800  -- the longest visit type (480 minutes) bounds eve
 
 local function int(x) return string.format('%d', x) end
 
+-- An empty table encodes as '{}' everywhere (cjson implementations differ on it).
+local function encode(t)
+  if next(t) == nil then return '{}' end
+  return cjson.encode(t)
+end
+
 -- Append one event to the practice's stream. Audited actions take the next audit sequence number.
 local function emit(stream, audit, now_ms, typ, actor, practice, practitioner, hold, appt, request_id, detail, data)
   local seq = '0'
   if audit then seq = int(redis.call('HINCRBY', audit, 'seq', 1)) end
   redis.call('XADD', stream, '*', 'v', '1', 'type', typ, 'seq', seq, 'at', now_ms, 'actor', actor,
     'practice_id', practice, 'practitioner_id', practitioner or '', 'hold_id', hold or '',
-    'appointment_id', appt or '', 'request_id', request_id, 'detail', cjson.encode(detail), 'data', data or '')
+    'appointment_id', appt or '', 'request_id', request_id, 'detail', encode(detail), 'data', data or '')
   return seq
 end
 

@@ -23,14 +23,26 @@ def _uncursor(cursor: str) -> tuple[int, str]:
     return int(at), ident
 
 
-def query(db: Engine, *, practice_id: str | None = None, appointment_id: str | None = None,
-          hold_id: str | None = None, action: str | None = None, since_ms: int | None = None,
-          limit: int = 100, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def query(
+    db: Engine,
+    *,
+    practice_id: str | None = None,
+    appointment_id: str | None = None,
+    hold_id: str | None = None,
+    action: str | None = None,
+    since_ms: int | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Rows oldest first; ``cursor`` continues after the last row of the previous page."""
     t = audit_events
     q = select(t)
-    for col, value in ((t.c.practice_id, practice_id), (t.c.appointment_id, appointment_id),
-                       (t.c.hold_id, hold_id), (t.c.action, action)):
+    for col, value in (
+        (t.c.practice_id, practice_id),
+        (t.c.appointment_id, appointment_id),
+        (t.c.hold_id, hold_id),
+        (t.c.action, action),
+    ):
         if value is not None:
             q = q.where(col == value)
     if since_ms is not None:
@@ -69,8 +81,10 @@ def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | No
             elif chain.link(prev, row) != row["hash"]:
                 problem = "its content does not match its hash (altered)"
             if problem:
-                out(f"AUDIT CHAIN BROKEN: practice {row['practice_id']} row {row['id']} "
-                    f"(chain index {row['chain_index']}, action {row['action']}): {problem}")
+                out(
+                    f"AUDIT CHAIN BROKEN: practice {row['practice_id']} row {row['id']} "
+                    f"(chain index {row['chain_index']}, action {row['action']}): {problem}"
+                )
                 ok, broken = False, True
                 continue
             prev, expected_index = row["hash"], expected_index + 1

@@ -7,8 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 GENESIS = "0" * 64
-FIELDS = ("id", "chain_index", "at_ms", "action", "actor", "practice_id", "practitioner_id", "hold_id",
-          "appointment_id", "request_id", "detail")
+FIELDS = (
+    "id",
+    "chain_index",
+    "at_ms",
+    "action",
+    "actor",
+    "practice_id",
+    "practitioner_id",
+    "hold_id",
+    "appointment_id",
+    "request_id",
+    "detail",
+)
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:

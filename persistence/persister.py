@@ -32,9 +32,18 @@ def _id_ms(entry_id: str) -> int:
 
 
 class Persister:
-    def __init__(self, redis: Any, db: Engine, *, consumer: str | None = None, batch: int = 500,
-                 block_ms: int = 1000, claim_idle_ms: int = 30_000, retention_ms: int = 3_600_000,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        db: Engine,
+        *,
+        consumer: str | None = None,
+        batch: int = 500,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        retention_ms: int = 3_600_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis, self.db = redis, db
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.batch, self.block_ms, self.claim_idle_ms, self.retention_ms = batch, block_ms, claim_idle_ms, retention_ms
@@ -92,8 +101,9 @@ class Persister:
     def _read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
         if not self.streams:
             return []
-        resp = self.redis.xreadgroup(keys.PERSIST_GROUP, self.consumer, {k: start for k in self.streams},
-                                     count=self.batch, block=block)
+        resp = self.redis.xreadgroup(
+            keys.PERSIST_GROUP, self.consumer, {k: start for k in self.streams}, count=self.batch, block=block
+        )
         out = []
         for key, entries in resp or []:
             for entry_id, fields in entries:
@@ -109,9 +119,14 @@ class Persister:
         for key in list(self.streams):
             start = "0-0"
             while True:
-                res = self.redis.xautoclaim(key, keys.PERSIST_GROUP, self.consumer,
-                                            self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
-                                            start_id=start, count=self.batch)
+                res = self.redis.xautoclaim(
+                    key,
+                    keys.PERSIST_GROUP,
+                    self.consumer,
+                    self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
+                    start_id=start,
+                    count=self.batch,
+                )
                 start, got = _s(res[0]), res[1]
                 claimed += len(got)
                 if start == "0-0" or not got:
@@ -122,7 +137,7 @@ class Persister:
         """Own pending entries first (retries), then new ones. Returns the number acknowledged."""
         self.refresh_streams()
         n = self._write(self._read("0", None))
-        n += self._write(self._read(">", self.block_ms if block else None))
+        n += self._write(self._read(">", self.block_ms if block and self.block_ms else None))
         if self.clock() - self._last_maintenance > 5:
             self._last_maintenance = self.clock()
             self.claim_abandoned()
@@ -165,7 +180,8 @@ class Persister:
         log.info("persister %s started", self.consumer)
         while not stop.is_set():
             try:
-                self.step()
+                if self.step() == 0 and not self.block_ms:
+                    stop.wait(0.05)  # polling mode (embedded store: no blocking reads)
                 self.backoff = 0.0
             except (OperationalError, DBAPIError) as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))

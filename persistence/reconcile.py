@@ -41,8 +41,10 @@ class Report(msgspec.Struct):
         out = [f"drained {self.drained} event(s) from Redis into the database"]
         out += [f"restored in Redis: {x}" for x in self.restored]
         out += [f"CONFLICT (not restored, would overlap): {x}" for x in self.conflicts]
-        out += [f"only in Redis (left in place, its event is still to be persisted or was lost): {x}"
-                for x in self.redis_only]
+        out += [
+            f"only in Redis (left in place, its event is still to be persisted or was lost): {x}"
+            for x in self.redis_only
+        ]
         out += [f"Redis ahead of the database (persister lag): {x}" for x in self.redis_ahead]
         out += [f"audit sequence raised: {x}" for x in self.audit_seq_fixed]
         if len(out) == 1:
@@ -88,10 +90,14 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
     for prow in data["practices"]:
         practice = Practice(id=prow["id"], name=prow["name"], timezone=prow["timezone"])
         mine = by_practice.get(practice.id, {})
-        prs = [Practitioner(id=r["id"], practice_id=r["practice_id"], name=r["name"])
-               for r in mine.get("practitioners", [])]
-        vts = [VisitType(id=r["id"], practice_id=r["practice_id"], name=r["name"],
-                         duration_minutes=r["duration_minutes"]) for r in mine.get("visit_types", [])]
+        prs = [
+            Practitioner(id=r["id"], practice_id=r["practice_id"], name=r["name"])
+            for r in mine.get("practitioners", [])
+        ]
+        vts = [
+            VisitType(id=r["id"], practice_id=r["practice_id"], name=r["name"], duration_minutes=r["duration_minutes"])
+            for r in mine.get("visit_types", [])
+        ]
         report.restored += await rs.restore_setup(eng, practice, prs, vts)
         before = await rs.restore_audit_seq(eng, practice.id, heads.get(practice.id, 0))
         if before is not None:
@@ -110,15 +116,22 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
                 continue
             if have is not None and have[0] == arow["version"]:
                 continue
-            appt = Appointment(id=arow["id"], status=arow["status"], version=arow["version"],
-                               practice_id=arow["practice_id"], practitioner_id=arow["practitioner_id"],
-                               visit_type_id=arow["visit_type_id"], start=_epoch(arow["start_at"]),
-                               end=_epoch(arow["end_at"]),
-                               patient=Patient(name=arow["patient_name"], email=arow["patient_email"],
-                                               phone=arow["patient_phone"]),
-                               hold_id=arow["hold_id"], cancel_reason=arow["cancel_reason"])
-            status, clash = await rs.restore_appointment(eng, appt, arow["manage_hash"], arow["updated_at_ms"],
-                                                         have[2] if have else None)
+            appt = Appointment(
+                id=arow["id"],
+                status=arow["status"],
+                version=arow["version"],
+                practice_id=arow["practice_id"],
+                practitioner_id=arow["practitioner_id"],
+                visit_type_id=arow["visit_type_id"],
+                start=_epoch(arow["start_at"]),
+                end=_epoch(arow["end_at"]),
+                patient=Patient(name=arow["patient_name"], email=arow["patient_email"], phone=arow["patient_phone"]),
+                hold_id=arow["hold_id"],
+                cancel_reason=arow["cancel_reason"],
+            )
+            status, clash = await rs.restore_appointment(
+                eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None
+            )
             if status == "OK":
                 report.restored.append(f"appointment {appt.id} ({appt.status} v{appt.version})")
             elif status == "CONFLICT":

@@ -59,39 +59,90 @@ def _setup(conn: Connection, e: ev.Event) -> None:
     data = e.data or {}
     at = utc(e.at / 1000)
     if isinstance(e, ev.PracticeSaved):
-        _upsert(conn, practices, {"id": data["id"], "name": data["name"], "timezone": data["timezone"],
-                                  "created_at": at}, "id")
+        _upsert(
+            conn,
+            practices,
+            {"id": data["id"], "name": data["name"], "timezone": data["timezone"], "created_at": at},
+            "id",
+        )
     elif isinstance(e, ev.PractitionerSaved):
-        _upsert(conn, practitioners, {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"],
-                                      "created_at": at}, "id")
+        _upsert(
+            conn,
+            practitioners,
+            {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"], "created_at": at},
+            "id",
+        )
     elif isinstance(e, ev.VisitTypeSaved):
-        _upsert(conn, visit_types, {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"],
-                                    "duration_minutes": data["duration_minutes"], "created_at": at}, "id")
+        _upsert(
+            conn,
+            visit_types,
+            {
+                "id": data["id"],
+                "practice_id": data["practice_id"],
+                "name": data["name"],
+                "duration_minutes": data["duration_minutes"],
+                "created_at": at,
+            },
+            "id",
+        )
 
 
 def appointment_row(data: dict[str, Any], at_ms: int) -> dict[str, Any]:
     patient = data.get("patient") or {}
-    return {"id": data["id"], "practice_id": data["practice_id"], "practitioner_id": data["practitioner_id"],
-            "visit_type_id": data["visit_type_id"], "start_at": utc(data["start"]), "end_at": utc(data["end"]),
-            "status": data["status"], "version": data["version"], "patient_name": patient.get("name", ""),
-            "patient_email": patient.get("email", ""), "patient_phone": patient.get("phone"),
-            "manage_hash": data.get("manage_hash", ""), "hold_id": data.get("hold_id"),
-            "cancel_reason": data.get("cancel_reason"), "updated_at_ms": at_ms}
+    return {
+        "id": data["id"],
+        "practice_id": data["practice_id"],
+        "practitioner_id": data["practitioner_id"],
+        "visit_type_id": data["visit_type_id"],
+        "start_at": utc(data["start"]),
+        "end_at": utc(data["end"]),
+        "status": data["status"],
+        "version": data["version"],
+        "patient_name": patient.get("name", ""),
+        "patient_email": patient.get("email", ""),
+        "patient_phone": patient.get("phone"),
+        "manage_hash": data.get("manage_hash", ""),
+        "hold_id": data.get("hold_id"),
+        "cancel_reason": data.get("cancel_reason"),
+        "updated_at_ms": at_ms,
+    }
 
 
 def _effects(conn: Connection, e: ev.Event) -> None:
     """The durable records an audited event changes (besides its audit row)."""
     d = e.detail
     if isinstance(e, ev.ScheduleChanged):
-        _upsert(conn, schedules, {"practitioner_id": e.practitioner_id, "practice_id": e.practice_id,
-                                  "body": msgspec.json.encode(e.data).decode(), "changed_at_ms": e.at,
-                                  "event_id": e.event_id}, "practitioner_id",
-                guard=schedules.c.changed_at_ms <= e.at)
+        _upsert(
+            conn,
+            schedules,
+            {
+                "practitioner_id": e.practitioner_id,
+                "practice_id": e.practice_id,
+                "body": msgspec.json.encode(e.data).decode(),
+                "changed_at_ms": e.at,
+                "event_id": e.event_id,
+            },
+            "practitioner_id",
+            guard=schedules.c.changed_at_ms <= e.at,
+        )
     elif isinstance(e, ev.HoldPlaced):
-        _upsert(conn, holds, {"id": e.hold_id, "practice_id": e.practice_id, "practitioner_id": e.practitioner_id,
-                              "visit_type_id": d["visit_type_id"], "start_at": utc(d["start"]),
-                              "end_at": utc(d["end"]), "expires_at_ms": d["expires_ms"], "state": "held",
-                              "appointment_id": None, "updated_at_ms": e.at}, "id")
+        _upsert(
+            conn,
+            holds,
+            {
+                "id": e.hold_id,
+                "practice_id": e.practice_id,
+                "practitioner_id": e.practitioner_id,
+                "visit_type_id": d["visit_type_id"],
+                "start_at": utc(d["start"]),
+                "end_at": utc(d["end"]),
+                "expires_at_ms": d["expires_ms"],
+                "state": "held",
+                "appointment_id": None,
+                "updated_at_ms": e.at,
+            },
+            "id",
+        )
     elif isinstance(e, ev.HoldReleased | ev.HoldExpired):
         state = "released" if isinstance(e, ev.HoldReleased) else "expired"
         conn.execute(update(holds).where(holds.c.id == e.hold_id).values(state=state, updated_at_ms=e.at))
@@ -99,21 +150,31 @@ def _effects(conn: Connection, e: ev.Event) -> None:
         row = appointment_row(e.data, e.at)
         _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
         if isinstance(e, ev.AppointmentBooked):
-            conn.execute(update(holds).where(holds.c.id == e.hold_id)
-                         .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at))
+            conn.execute(
+                update(holds)
+                .where(holds.c.id == e.hold_id)
+                .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at)
+            )
     elif isinstance(e, ev.AppointmentCancelled):
         data = e.data or {}
-        conn.execute(update(appointments)
-                     .where(appointments.c.id == e.appointment_id, appointments.c.version < data["version"])
-                     .values(status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"),
-                             updated_at_ms=e.at))
+        conn.execute(
+            update(appointments)
+            .where(appointments.c.id == e.appointment_id, appointments.c.version < data["version"])
+            .values(
+                status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"), updated_at_ms=e.at
+            )
+        )
 
 
 def _head(conn: Connection, practice_id: str) -> tuple[int, int, str]:
-    conn.execute(_insert(conn, audit_heads).values(practice_id=practice_id, last_seq=0, chain_index=0,
-                                                    hash=chain.GENESIS).on_conflict_do_nothing())
+    conn.execute(
+        _insert(conn, audit_heads)
+        .values(practice_id=practice_id, last_seq=0, chain_index=0, hash=chain.GENESIS)
+        .on_conflict_do_nothing()
+    )
     q = select(audit_heads.c.last_seq, audit_heads.c.chain_index, audit_heads.c.hash).where(
-        audit_heads.c.practice_id == practice_id)
+        audit_heads.c.practice_id == practice_id
+    )
     if conn.dialect.name == "postgresql":
         q = q.with_for_update()
     row = conn.execute(q).one()
@@ -121,11 +182,22 @@ def _head(conn: Connection, practice_id: str) -> tuple[int, int, str]:
 
 
 def _audit_row(e: ev.Event, chain_index: int, prev: str) -> dict[str, Any]:
-    row = {"id": audit_id(e), "practice_id": e.practice_id, "chain_index": chain_index, "seq": e.seq,
-           "at_ms": e.at, "at": utc(e.at / 1000), "action": e.__struct_config__.tag, "actor": e.actor,
-           "practitioner_id": e.practitioner_id or None, "hold_id": e.hold_id or None,
-           "appointment_id": e.appointment_id or None, "request_id": e.request_id or None,
-           "detail": e.detail_raw, "prev_hash": prev}
+    row = {
+        "id": audit_id(e),
+        "practice_id": e.practice_id,
+        "chain_index": chain_index,
+        "seq": e.seq,
+        "at_ms": e.at,
+        "at": utc(e.at / 1000),
+        "action": e.__struct_config__.tag,
+        "actor": e.actor,
+        "practitioner_id": e.practitioner_id or None,
+        "hold_id": e.hold_id or None,
+        "appointment_id": e.appointment_id or None,
+        "request_id": e.request_id or None,
+        "detail": e.detail_raw,
+        "prev_hash": prev,
+    }
     row["hash"] = chain.link(prev, row)
     return row
 
@@ -158,8 +230,13 @@ def apply(conn: Connection, batch: Iterable[ev.Event]) -> set[str]:
                 with conn.begin_nested():
                     _effects(conn, e)
             except IntegrityError as exc:
-                log.error("practice %s: event %s (%s) refused by the database, left pending: %s",
-                          practice_id, e.event_id, e.__struct_config__.tag, exc.orig)
+                log.error(
+                    "practice %s: event %s (%s) refused by the database, left pending: %s",
+                    practice_id,
+                    e.event_id,
+                    e.__struct_config__.tag,
+                    exc.orig,
+                )
                 break
             index += 1
             row = _audit_row(e, index, prev)
@@ -168,6 +245,9 @@ def apply(conn: Connection, batch: Iterable[ev.Event]) -> set[str]:
             done.add(e.event_id)
         if rows:
             conn.execute(audit_events.insert(), rows)
-            conn.execute(update(audit_heads).where(audit_heads.c.practice_id == practice_id)
-                         .values(last_seq=last_seq, chain_index=index, hash=prev))
+            conn.execute(
+                update(audit_heads)
+                .where(audit_heads.c.practice_id == practice_id)
+                .values(last_seq=last_seq, chain_index=index, hash=prev)
+            )
     return done

@@ -20,6 +20,8 @@ from api.app import create_app
 from engine.settings import Settings
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1/postgres")
+PG_DB = "booking_test"
 ADMIN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -32,6 +34,34 @@ def redis_url() -> str:
     except redis_sync.ConnectionError:
         pytest.fail(f"the integration tests need Redis at {REDIS_URL} (scripts/test starts it)")
     return REDIS_URL
+
+
+def pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def fresh_database(name: str) -> str:
+    """Drop and create a PostgreSQL database, migrated to the current schema; returns its URL."""
+    from sqlalchemy import text
+
+    from persistence import migrate
+    from persistence.db import make_engine
+
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = pg_url(name)
+    eng = make_engine(url)
+    migrate.upgrade(eng)
+    eng.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(redis_url: str) -> str:
+    return fresh_database(PG_DB)
 
 
 @pytest.fixture
@@ -48,11 +78,16 @@ def settings_for(redis_url: str | None, **kw: Any) -> Settings:
 
 
 @pytest.fixture
-def make_client(redis_url: str) -> Iterator[Callable[..., TestClient[Any]]]:
-    """A TestClient on the real Redis; keyword arguments override Settings fields."""
+def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Callable[..., TestClient[Any]]]:
+    """A TestClient on the real Redis and PostgreSQL (or, embedded=True, the embedded default in a temporary
+    data folder); keyword arguments override Settings fields."""
     opened: list[TestClient[Any]] = []
 
     def make(background: bool = True, embedded: bool = False, **kw: Any) -> TestClient[Any]:
+        if embedded:
+            kw.setdefault("data_dir", str(tmp_path / "embedded"))
+        else:
+            kw.setdefault("database_url", database_url)
         app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
         client = TestClient(app)
         client.__enter__()
@@ -82,10 +117,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server]:
     """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
     port = free_port()
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "BOOKING_ADMIN_TOKEN": ADMIN, "HOLD_TTL_SECONDS": "300"}
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "BOOKING_ADMIN_TOKEN": ADMIN, "HOLD_TTL_SECONDS": "300",
+           "DATABASE_URL": database_url}
     env.update(getattr(request, "param", {}) or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Request, Response, get
 
 from api.problems import problem
+from persistence.persister import lag
 
 
 @get("/healthz", tags=["ops"], summary="Process alive", include_in_schema=True)
@@ -30,7 +32,15 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
 async def metrics(request: Request[Any, Any, Any]) -> bytes:
-    return request.app.state.metrics.render()  # type: ignore[no-any-return]
+    state = request.app.state
+    if state.redis_sync is not None:
+        try:
+            behind, seconds = await asyncio.to_thread(lag, state.redis_sync)
+            state.metrics.gauge("booking_persister_lag_events", "Events not yet stored durably").set(behind)
+            state.metrics.gauge("booking_persister_lag_seconds", "Age of the oldest event not yet stored").set(seconds)
+        except Exception:  # noqa: BLE001 - metrics must answer even when Redis does not
+            pass
+    return state.metrics.render()  # type: ignore[no-any-return]
 
 
 ROUTES = [healthz, readyz, metrics]

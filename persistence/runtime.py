@@ -1,0 +1,78 @@
+"""Start-up of the durable side, shared by `booking serve`, `booking persister` and `booking reconcile`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from engine import keys
+from engine.service import BookingEngine
+from engine.settings import Settings
+from persistence import migrate
+from persistence.db import database_url, make_engine
+from persistence.persister import Persister
+from persistence.reconcile import reconcile
+
+log = logging.getLogger("booking.persistence")
+LOCK = f"{keys.ROOT}:reconcile-lock"
+
+
+def open_database(settings: Settings) -> Engine:
+    """The database engine, its schema checked: the embedded SQLite file is migrated automatically; a
+    configured database must already be at the revision this code knows (`booking migrate`)."""
+    db = make_engine(database_url(settings))
+    if settings.database_url is None:
+        migrate.upgrade(db)
+    else:
+        migrate.ensure_current(db)
+    return db
+
+
+def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=fake_server)
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+
+
+async def reconcile_if_needed(
+    eng: BookingEngine, redis_sync: Any, db: Engine, *, force: bool = False, wait_s: float = 120.0
+) -> bool:
+    """Reconcile once when Redis has not been reconciled since it last lost its data. One process does it
+    (a Redis lock); the others wait for the marker. Returns True if this process reconciled."""
+    if not force and await eng.redis.exists(keys.META):
+        return False
+    if await eng.redis.set(LOCK, "1", nx=True, ex=600):
+        try:
+            await reconcile(eng, redis_sync, db, out=lambda line: log.info("reconcile: %s", line))
+        finally:
+            await eng.redis.delete(LOCK)
+        return True
+    deadline = time.time() + wait_s
+    while time.time() < deadline and not await eng.redis.exists(keys.META):
+        await asyncio.sleep(0.2)
+    return False
+
+
+class PersisterThread:
+    """The persister running beside the API (embedded mode)."""
+
+    def __init__(self, redis_sync: Any, db: Engine, *, poll: bool) -> None:
+        self.stop = threading.Event()
+        self.persister = Persister(redis_sync, db, block_ms=0 if poll else 1000)
+        self.thread = threading.Thread(target=self.persister.run, args=(self.stop,), name="persister", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
