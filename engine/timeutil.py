@@ -1,10 +1,14 @@
 """Pure time arithmetic: weekly wall-clock rules to UTC instants (see docs/time.md).
 
 Rules:
-- a window's start and end wall-clock times become instants in the practice's zone;
-  a start inside a spring-forward gap moves forward by the gap's length, an end inside a gap moves back by it;
-  an ambiguous (repeated) start takes its first occurrence, an ambiguous end its second, so the window covers
-  the whole wall-clock span;
+- a window's start and end wall-clock times become instants in the practice's zone, and starts and ends
+  resolve the same way:
+  - a wall time that exists once is that instant;
+  - an ambiguous (repeated, fall-back) wall time takes its FIRST occurrence (fold=0): a window starts when
+    the clock first shows its start time and ends when the clock first shows its end time;
+  - a wall time inside a spring-forward gap is the transition instant itself, i.e. the first instant after
+    the gap (Europe/Paris 2027-03-28: any of 02:00..02:59 is 03:00+02:00);
+  - 24:00 is the end of the local day, i.e. the next local day's 00:00 (itself resolved by these rules);
 - slots start at the window's start instant and every ``step`` elapsed seconds after it, and each slot
   (start + duration, elapsed) lies inside the window;
 - a slot overlapping a closure is not offered.
@@ -55,26 +59,62 @@ def _exists(naive: dt.datetime, tz: ZoneInfo) -> bool:
     return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
 
 
+def _offset_s(epoch: int, tz: ZoneInfo) -> int:
+    offset = dt.datetime.fromtimestamp(epoch, tz).utcoffset()
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
+def _gap_transition(naive: dt.datetime, tz: ZoneInfo) -> int:
+    """The transition instant of the spring-forward gap that contains the non-existent wall time ``naive``.
+
+    ``fold=1`` reads ``naive`` with the offset in force after the change, which gives an instant before the
+    transition; ``fold=0`` reads it with the offset before the change, which gives an instant at or after it.
+    The offset changes in between, so an integer-second binary search finds the first instant of the new
+    offset (zoneinfo transitions fall on whole seconds).
+    """
+    lo = int(naive.replace(tzinfo=tz, fold=1).timestamp())
+    hi = int(naive.replace(tzinfo=tz, fold=0).timestamp())
+    lo, hi = min(lo, hi), max(lo, hi)
+    before = _offset_s(lo, tz)
+    if _offset_s(hi, tz) == before:  # pragma: no cover - a gap always has two offsets around it
+        raise ValueError(f"{naive} is not in a spring-forward gap of {tz}")
+    while hi - lo > 1:  # invariant: offset(lo) == before != offset(hi)
+        mid = (lo + hi) // 2
+        if _offset_s(mid, tz) == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> int:
     """The instant (epoch seconds) of wall-clock ``minutes`` after local midnight of ``day``.
 
-    Gaps resolve outward-safe: a start moves forward past the gap, an end moves back before it.
-    Ambiguous times: a start takes the first occurrence (fold=0), an end the second (fold=1).
+    - exists once: that instant;
+    - ambiguous (fall back): the first occurrence (fold=0), the instant the clock first shows that time;
+    - inside a spring-forward gap: the transition instant, the first instant after the gap;
+    - ``minutes == 24*60``: the end of the local day, i.e. ``wall_to_epoch(day + 1, 0)`` (which follows the
+      rules above when that midnight is itself skipped or repeated).
+
+    ``is_end`` is kept for callers (window start vs end) but no longer changes the result: starts and ends
+    resolve the same way.
     """
+    del is_end  # starts and ends resolve alike
     if minutes >= 24 * 60:  # 24:00 is the end of the local day, whatever the next midnight does
         return wall_to_epoch(day + dt.timedelta(days=1), minutes - 24 * 60, tz, is_end=False)
     naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minutes)
     if _exists(naive, tz):
-        return int(naive.replace(tzinfo=tz, fold=1 if is_end else 0).timestamp())
-    # Inside a gap. fold=0 maps with the offset before the transition (a later instant),
-    # fold=1 with the offset after it (an earlier instant): the time shifts by the gap's length.
-    first = int(naive.replace(tzinfo=tz, fold=0).timestamp())
-    second = int(naive.replace(tzinfo=tz, fold=1).timestamp())
-    return min(first, second) if is_end else max(first, second)
+        return int(naive.replace(tzinfo=tz, fold=0).timestamp())
+    return _gap_transition(naive, tz)
 
 
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[int, int]:
-    """[start, end) instants of the local date ``day`` (23, 24 or 25 hours long, or odd lengths)."""
+    """[start, end) instants of the local date ``day`` (23, 24 or 25 hours long, or odd lengths).
+
+    Both are local midnights through ``wall_to_epoch``: a repeated midnight is its first occurrence, a
+    skipped one the transition instant, so consecutive days tile the timeline.
+    """
     start = wall_to_epoch(day, 0, tz, is_end=False)
     end = wall_to_epoch(day + dt.timedelta(days=1), 0, tz, is_end=False)
     return start, end
@@ -90,7 +130,9 @@ def day_slots(
 ) -> list[int]:
     """Sorted distinct slot starts (epoch seconds) on the local date ``day``.
 
-    ``windows`` are (start_minute, end_minute) wall-clock pairs for that weekday.
+    ``windows`` are (start_minute, end_minute) wall-clock pairs for that weekday. Each window runs from
+    ``wall_to_epoch(start)`` to ``wall_to_epoch(end)`` (both by the same rules, see the module docstring);
+    slots are ``begin + k*step_s`` with ``slot + duration_s <= finish``, all in elapsed seconds.
     """
     starts: set[int] = set()
     for w_start, w_end in windows:

@@ -58,6 +58,8 @@ class Persister:
     def refresh_streams(self, force: bool = False) -> None:
         if not force and self.clock() - self._last_refresh < 2:
             return
+        if force:
+            self.streams.clear()  # re-check every group: Redis may have lost its data since
         self._last_refresh = self.clock()
         for raw in self.redis.smembers(keys.PRACTICES):
             pid = _s(raw)
@@ -135,6 +137,17 @@ class Persister:
 
     def step(self, block: bool = True) -> int:
         """Own pending entries first (retries), then new ones. Returns the number acknowledged."""
+        try:
+            return self._step(block)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("a stream or its group vanished (Redis lost its data?); re-creating the groups")
+            self.streams.clear()
+            self.refresh_streams(force=True)
+            return 0
+
+    def _step(self, block: bool) -> int:
         self.refresh_streams()
         n = self._write(self._read("0", None))
         n += self._write(self._read(">", self.block_ms if block and self.block_ms else None))

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from api.problems import problem
+from engine import keys
 from persistence.persister import lag
 
 
@@ -23,7 +24,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
         await state.redis.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return problem(503, "not_ready", "Not ready", f"redis unreachable: {exc}", headers={"Retry-After": "1"})
-    if not state.ready:
+    if not state.ready or not await state.redis.exists(keys.META):
         return problem(
             503, "not_ready", "Not ready", "start-up reconciliation has not finished", headers={"Retry-After": "1"}
         )

@@ -1,0 +1,270 @@
+"""Write-behind to PostgreSQL: idempotent replays, the audit chain, the exclusion backstop, reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+import redis as redis_sync
+import redis.asyncio as aioredis
+from litestar.testing import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, InternalError
+
+from api.app import create_app
+from engine import keys
+from engine.service import BookingEngine
+from persistence import audit, migrate
+from persistence.db import make_engine
+from persistence.persister import Persister
+from persistence.reconcile import reconcile
+from tests.conftest import AUTH, REDIS_URL, fresh_database, next_weekday, search, settings_for, setup_practice
+
+pytestmark = pytest.mark.integration
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"  # a Redis database of this module's own
+
+
+@pytest.fixture
+def world() -> Any:
+    """A flushed Redis db, a fresh PostgreSQL database, an app on both, and a persister (not running)."""
+    r = redis_sync.Redis.from_url(RURL)
+    r.flushdb()
+    url = fresh_database("booking_persist")
+    db = make_engine(url)
+    app = create_app(settings_for(RURL, database_url=url))
+    with TestClient(app) as c:
+        c.headers.update(AUTH)
+        yield {"client": c, "redis": r, "db": db, "url": url, "persister": Persister(r, db, consumer="t1")}
+    db.dispose()
+    r.close()
+
+
+def book_some(c: Any, n: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    ctx = setup_practice(c, durations=(30,))
+    day = next_weekday(1)
+    slots = search(c, ctx["practice_id"], ctx["visit_types"][30], day)
+    appts = []
+    for s in slots[: n * 2 : 2]:
+        h = c.post(
+            "/v1/holds",
+            json={
+                "practitioner_id": ctx["practitioners"][0],
+                "visit_type_id": ctx["visit_types"][30],
+                "start": s["start"],
+            },
+        ).json()
+        appts.append(
+            c.post(
+                "/v1/appointments",
+                json={
+                    "hold_id": h["id"],
+                    "patient": {"name": "Grace H", "email": "grace@example.org", "phone": "+33 1 23 45 67 89"},
+                },
+            ).json()
+        )
+    ctx["day"] = day
+    return ctx, appts
+
+
+async def run_reconcile(db: Any, said: list[str]) -> Any:
+    ar = aioredis.Redis.from_url(RURL)
+    sr = redis_sync.Redis.from_url(RURL)
+    try:
+        return await reconcile(BookingEngine(ar, settings_for(RURL)), sr, db, out=said.append)
+    finally:
+        await ar.aclose()
+        sr.close()
+
+
+def rows(db: Any, sql: str, **params: Any) -> list[Any]:
+    with db.connect() as c:
+        return list(c.execute(text(sql), params).all())
+
+
+def test_persister_stores_bookings_and_a_verified_chain_and_replays_change_nothing(world: Any) -> None:
+    c, db, p = world["client"], world["db"], world["persister"]
+    ctx, appts = book_some(c)
+    c.post(f"/v1/appointments/{appts[0]['id']}/cancel", json={"reason": "ill"})
+    assert p.drain() > 0
+    stored = {r[0]: (r[1], r[2]) for r in rows(db, "select id, status, version from appointments")}
+    assert stored == {appts[0]["id"]: ("cancelled", 2), appts[1]["id"]: ("booked", 1), appts[2]["id"]: ("booked", 1)}
+    n_audit = rows(db, "select count(*) from audit_events")[0][0]
+    actions = [r[0] for r in rows(db, "select action from audit_events order by chain_index")]
+    assert actions == ["schedule", "search", "hold", "book", "hold", "book", "hold", "book", "cancel"]
+    # replay everything the stream still holds: nothing changes
+    r = world["redis"]
+    stream = keys.events(ctx["practice_id"])
+    r.xgroup_setid(stream, keys.PERSIST_GROUP, "0")
+    p.drain()
+    assert rows(db, "select count(*) from audit_events")[0][0] == n_audit
+    assert len(rows(db, "select id from appointments")) == 3
+    assert audit.verify(db, out=lambda _: None)
+    pending = r.xpending(stream, keys.PERSIST_GROUP)["pending"]
+    assert pending == 0
+
+
+def test_two_persisters_reading_out_of_order_keep_one_chain(world: Any) -> None:
+    c, db, r = world["client"], world["db"], world["redis"]
+    ctx, _ = book_some(c, n=4)
+    a = Persister(r, db, consumer="a", batch=6)  # 3 setup events, then audit seq 1..3
+    b = Persister(r, db, consumer="b", batch=100)
+    a.refresh_streams(force=True)
+    b.refresh_streams(force=True)
+    first = a._read(">", None)  # a takes the first entries and "stalls"
+    assert b._write(b._read(">", None)) == 0  # b's audited entries (seq 4..) must wait for a's
+    chained_before = rows(db, "select count(*) from audit_events")[0][0]
+    assert chained_before == 0
+    a._write(first)
+    b.step(block=False)  # b retries its pending entries, now in order
+    actions = [r_[0] for r_ in rows(db, "select action from audit_events order by chain_index")]
+    assert actions.count("book") == 4 and actions[0] == "schedule"
+    seqs = [r_[0] for r_ in rows(db, "select seq from audit_events order by chain_index")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert audit.verify(db, out=lambda _: None)
+
+
+def test_audit_rows_are_append_only_and_verify_names_an_altered_row(world: Any) -> None:
+    c, db, p = world["client"], world["db"], world["persister"]
+    book_some(c)
+    p.drain()
+    victim = rows(db, "select id from audit_events where action = 'book' order by chain_index limit 1")[0][0]
+    with pytest.raises((InternalError, IntegrityError, Exception)) as refused:
+        with db.begin() as conn:
+            conn.execute(text("update audit_events set actor = 'mallory' where id = :i"), {"i": victim})
+    assert "append-only" in str(refused.value)
+    with pytest.raises(Exception, match="append-only"):
+        with db.begin() as conn:
+            conn.execute(text("delete from audit_events where id = :i"), {"i": victim})
+    # an attacker with superuser rights switches the trigger off and edits a row
+    with db.begin() as conn:
+        conn.execute(text("alter table audit_events disable trigger audit_events_append_only"))
+        conn.execute(text("update audit_events set actor = 'mallory' where id = :i"), {"i": victim})
+        conn.execute(text("alter table audit_events enable trigger audit_events_append_only"))
+    said: list[str] = []
+    assert audit.verify(db, out=said.append) is False
+    assert any(victim in line and "altered" in line for line in said), said
+
+
+def test_the_database_refuses_an_overlapping_booking(world: Any) -> None:
+    c, db, p = world["client"], world["db"], world["persister"]
+    _, appts = book_some(c, n=1)
+    p.drain()
+    a = appts[0]
+    with pytest.raises(IntegrityError, match="no_overlapping_bookings"):
+        with db.begin() as conn:
+            conn.execute(
+                text(
+                    "insert into appointments (id, practice_id, practitioner_id, visit_type_id, start_at, end_at, status,"
+                    " version, patient_name, patient_email, manage_hash, updated_at_ms) select 'x-overlap', practice_id,"
+                    " practitioner_id, visit_type_id, start_at + interval '10 minutes', end_at + interval '10 minutes',"
+                    " 'booked', 1, 'x', 'x@y.z', '', 0 from appointments where id = :i"
+                ),
+                {"i": a["id"]},
+            )
+    # a cancelled appointment may share the interval
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "insert into appointments (id, practice_id, practitioner_id, visit_type_id, start_at, end_at, status,"
+                " version, patient_name, patient_email, manage_hash, updated_at_ms) select 'x-cancelled', practice_id,"
+                " practitioner_id, visit_type_id, start_at, end_at, 'cancelled', 2, 'x', 'x@y.z', '', 0"
+                " from appointments where id = :i"
+            ),
+            {"i": a["id"]},
+        )
+
+
+def test_flushall_then_reconcile_restores_exactly_what_was_offered(world: Any) -> None:
+    c, db, p, r = world["client"], world["db"], world["persister"], world["redis"]
+    ctx, appts = book_some(c)
+    c.post(f"/v1/appointments/{appts[1]['id']}/cancel")
+    p.drain()
+    pid, vt, day = ctx["practice_id"], ctx["visit_types"][30], ctx["day"]
+    before = search(c, pid, vt, day, days=7)
+    r.flushdb()
+    assert c.get("/readyz").status_code == 503  # Redis lost its data: not ready until reconciled
+    said: list[str] = []
+    report = asyncio.run(run_reconcile(db, said))
+    assert any(appts[0]["id"] in line for line in report.restored)
+    assert c.get("/readyz").status_code == 200
+    assert search(c, pid, vt, day, days=7) == before
+    taken = c.post(
+        "/v1/holds", json={"practitioner_id": ctx["practitioners"][0], "visit_type_id": vt, "start": appts[0]["start"]}
+    )
+    assert taken.status_code == 409 and taken.json()["code"] == "slot_unavailable"
+    got = c.get(f"/v1/appointments/{appts[1]['id']}").json()
+    assert got["status"] == "cancelled" and got["version"] == 2
+    # new audit events continue the chain after the restored sequence number
+    search(c, pid, vt, day)
+    p.drain()
+    assert audit.verify(db, out=lambda _: None)
+    last = rows(db, "select action, seq from audit_events order by chain_index desc limit 1")[0]
+    assert last[0] == "search"
+
+
+def test_audit_api_filters_and_pages(world: Any) -> None:
+    c, p = world["client"], world["persister"]
+    ctx, appts = book_some(c)
+    p.drain()
+    pid = ctx["practice_id"]
+    page = c.get("/v1/audit", params={"practice_id": pid, "limit": 4}).json()
+    assert len(page["items"]) == 4 and page["next"]
+    rest = c.get("/v1/audit", params={"practice_id": pid, "cursor": page["next"], "limit": 100}).json()
+    everything = page["items"] + rest["items"]
+    assert [i["chain_index"] for i in everything] == list(range(1, len(everything) + 1))
+    assert rest["next"] is None
+    mine = c.get("/v1/audit", params={"appointment_id": appts[0]["id"]}).json()["items"]
+    assert [i["action"] for i in mine] == ["book"]
+    assert mine[0]["hold_id"] and mine[0]["detail"]["patient_id"]
+    searches = c.get("/v1/audit", params={"practice_id": pid, "action": "search"}).json()["items"]
+    assert searches and searches[0]["detail"]["count"] > 0
+    first = everything[0]
+    assert set(first) >= {
+        "id",
+        "at",
+        "action",
+        "actor",
+        "practice_id",
+        "practitioner_id",
+        "hold_id",
+        "appointment_id",
+        "request_id",
+        "detail",
+    }
+    assert dt.datetime.fromisoformat(first["at"]).utcoffset() is not None
+    for item in everything:
+        assert "grace" not in str(item).lower()  # no patient data in the audit trail
+
+
+def test_startup_refuses_an_unknown_schema() -> None:
+    url = fresh_database("booking_unmigrated")
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("drop table alembic_version"))
+    with pytest.raises(migrate.SchemaMismatchError, match="booking migrate"):
+        migrate.ensure_current(eng)
+    eng.dispose()
+
+
+def test_embedded_mode_keeps_bookings_across_restarts(tmp_path: Any) -> None:
+    settings = settings_for(None, data_dir=str(tmp_path))
+    with TestClient(create_app(settings)) as c:
+        c.headers.update(AUTH)
+        ctx, appts = book_some(c, n=2)
+        before = search(c, ctx["practice_id"], ctx["visit_types"][30], ctx["day"])
+        import time
+
+        deadline = time.time() + 10
+        while time.time() < deadline:  # the in-process persister writes behind
+            eng = make_engine(f"sqlite:///{tmp_path}/booking.db")
+            n = rows(eng, "select count(*) from appointments")[0][0]
+            eng.dispose()
+            if n == 2:
+                break
+            time.sleep(0.1)
+    with TestClient(create_app(settings)) as c:  # a new process: the in-process Redis starts empty
+        c.headers.update(AUTH)
+        assert search(c, ctx["practice_id"], ctx["visit_types"][30], ctx["day"]) == before
+        assert c.get(f"/v1/appointments/{appts[0]['id']}").json()["status"] == "booked"
