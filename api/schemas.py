@@ -97,6 +97,10 @@ class BookIn(msgspec.Struct, forbid_unknown_fields=True):
     patient: Patient
 
 
+class RescheduleIn(msgspec.Struct, forbid_unknown_fields=True):
+    hold_id: Id
+
+
 class CancelIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason | None = None
 

@@ -18,6 +18,7 @@ NAMES = (
     "apply_day",
     "put_entity",
     "restore",
+    "reschedule",
 )
 
 

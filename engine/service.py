@@ -619,3 +619,42 @@ class BookingEngine:
             if status in ("OK", "ALREADY"):
                 return (await self.get_appointment(appointment_id))[0]
         raise errors.BookingError("the appointment kept moving while it was being cancelled; retry")
+
+    async def reschedule(self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM) -> Appointment:
+        """Move a booked appointment onto a live hold of the same practice, atomically (version + 1)."""
+        hold_pid, hold_prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
+        for _ in range(5):
+            appt, _hash = await self.get_appointment(appointment_id)
+            pid = appt.practice_id
+            if hold_pid != pid or hold_prac is None:
+                raise errors.NotFoundError("hold", hold_id)  # holds of other practices do not exist here
+            res = await self.scripts["reschedule"](
+                keys=[
+                    keys.appointment(pid, appt.id),
+                    keys.claims(pid, appt.practitioner_id),
+                    keys.hold(pid, hold_id),
+                    keys.claims(pid, hold_prac),
+                    keys.hold_expiries(pid),
+                    keys.events(pid),
+                    keys.audit(pid),
+                ],
+                args=[self.now_ms(), appt.id, hold_id, appt.practitioner_id, ctx.actor, ctx.request_id],
+            )
+            status = _s(res[0])
+            if status == "RETRY":
+                continue
+            if status == "OK":
+                return (await self.get_appointment(appointment_id))[0]
+            if status == "NOT_FOUND":
+                raise errors.NotFoundError("appointment", appointment_id)
+            if status == "CANCELLED":
+                raise errors.AppointmentCancelledError(appointment_id)
+            if status == "HOLD_NOT_FOUND":
+                raise errors.NotFoundError("hold", hold_id)
+            if status == "USED":
+                raise errors.HoldUsedError(hold_id, _s(res[1]))
+            if status == "EXPIRED":
+                raise errors.HoldExpiredError(hold_id, _s(res[1]) or "")
+            if status == "OVERLAP":
+                raise errors.SlotUnavailableError("taken")
+        raise errors.BookingError("the appointment kept moving while it was being rescheduled; retry")

@@ -149,12 +149,11 @@ def _effects(conn: Connection, e: ev.Event) -> None:
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
         row = appointment_row(e.data, e.at)
         _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
-        if isinstance(e, ev.AppointmentBooked):
-            conn.execute(
-                update(holds)
-                .where(holds.c.id == e.hold_id)
-                .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at)
-            )
+        conn.execute(
+            update(holds)
+            .where(holds.c.id == e.hold_id)
+            .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at)
+        )
     elif isinstance(e, ev.AppointmentCancelled):
         data = e.data or {}
         conn.execute(

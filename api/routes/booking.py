@@ -11,7 +11,16 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from api import render
 from api.auth import require_appointment
 from api.routes.common import caller, engine, raw_json, strict
-from api.schemas import AppointmentOut, AvailabilityOut, BookIn, CancelIn, HoldIn, HoldOut, SlotOut
+from api.schemas import (
+    AppointmentOut,
+    AvailabilityOut,
+    BookIn,
+    CancelIn,
+    HoldIn,
+    HoldOut,
+    RescheduleIn,
+    SlotOut,
+)
 from engine import errors, timeutil
 from engine.service import fingerprint
 
@@ -135,4 +144,21 @@ async def cancel(
     return render.appointment_out(appt, practice.timezone)
 
 
-ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel]
+@post(
+    "/v1/appointments/{appointment_id:str}/reschedule",
+    status_code=200,
+    tags=["appointments"],
+    summary="Move an appointment onto a live hold of the same practice, atomically (version + 1)",
+)
+async def reschedule(
+    request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[RescheduleIn]
+) -> AppointmentOut:
+    data = await strict(request, RescheduleIn)
+    _, ctx = caller(request)
+    await _authorised(request, appointment_id)
+    appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
+    practice = await engine(request).get_practice(appt.practice_id)
+    return render.appointment_out(appt, practice.timezone)
+
+
+ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel, reschedule]

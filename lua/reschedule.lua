@@ -1,0 +1,39 @@
+-- reschedule: move a booked appointment onto a live hold of the same practice (any practitioner), in one step:
+-- the new interval claimed, the old one given back, version + 1. On any failure nothing changes.
+-- KEYS: 1 appointment hash  2 claims zset of its current practitioner  3 hold hash  4 claims zset of the hold's
+--       practitioner  5 hold expiry zset  6 events  7 audit
+-- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
+-- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
+--       | {'EXPIRED', state} | {'OVERLAP'}
+local now = tonumber(ARGV[1])
+local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
+  'visit_type_id', 'patient', 'manage_hash')
+if not a[1] then return {'NOT_FOUND'} end
+if a[2] ~= ARGV[4] then return {'RETRY'} end
+if a[1] == 'cancelled' then return {'CANCELLED'} end
+local h = redis.call('HMGET', KEYS[3], 'state', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
+  'appointment_id')
+if not h[1] then return {'HOLD_NOT_FOUND'} end
+if h[1] == 'booked' then return {'USED', h[7]} end
+if h[1] ~= 'held' or tonumber(h[6]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
+local old_member = 'b|' .. ARGV[2] .. '|' .. a[4] .. '|0'
+local hold_member = 'h|' .. ARGV[3] .. '|' .. h[5] .. '|' .. h[6]
+local start, finish = tonumber(h[4]), tonumber(h[5])
+for _, m in ipairs(live_overlaps(KEYS[4], start, finish, now, hold_member)) do
+  if m ~= old_member then return {'OVERLAP'} end
+end
+redis.call('ZREM', KEYS[2], old_member)
+redis.call('ZREM', KEYS[4], hold_member)
+redis.call('ZADD', KEYS[4], start, 'b|' .. ARGV[2] .. '|' .. h[5] .. '|0')
+redis.call('ZREM', KEYS[5], ARGV[3])
+redis.call('HSET', KEYS[3], 'state', 'booked', 'appointment_id', ARGV[2])
+local version = int(tonumber(a[5]) + 1)
+redis.call('HSET', KEYS[1], 'practitioner_id', h[2], 'visit_type_id', h[3], 'start', h[4], 'end', h[5],
+  'version', version, 'hold_id', ARGV[3], 'updated_ms', ARGV[1])
+local appt = {id = ARGV[2], status = 'booked', version = tonumber(version), practice_id = a[6],
+  practitioner_id = h[2], visit_type_id = h[3], start = start, ['end'] = finish, patient = cjson.decode(a[8]),
+  manage_hash = a[9], hold_id = ARGV[3]}
+emit(KEYS[6], KEYS[7], ARGV[1], 'reschedule', ARGV[5], a[6], h[2], ARGV[3], ARGV[2], ARGV[6],
+  {version = tonumber(version), from_practitioner_id = a[2], from_start = tonumber(a[3]), from_end = tonumber(a[4]),
+   start = start, ['end'] = finish, visit_type_id = h[3]}, cjson.encode(appt))
+return {'OK', version}
