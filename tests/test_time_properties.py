@@ -4,8 +4,11 @@ Expected values are derived independently of the code under test: transitions ar
 UTC offsets with zoneinfo directly, and a small reference model (``ref_wall_to_epoch``) resolves wall
 times from those offsets following the rules in API.md "What a slot is" / the timeutil docstring:
 
-- a start inside a spring-forward gap moves forward by the gap's length, an end moves back by it;
-- an ambiguous (repeated) start takes its first occurrence, an ambiguous end its second;
+- starts and ends resolve the same way;
+- a wall time inside a spring-forward gap is the transition instant itself (the first instant after the gap);
+- an ambiguous (repeated) wall time takes its first occurrence: a window ends when the clock first shows
+  its end time;
+- 24:00 is the next local day's 00:00 (resolved by the same rules);
 - slots start at the window's start instant and every ``step`` elapsed seconds after it, and each slot
   (start + duration, elapsed) lies inside the window; a slot overlapping a closure is not offered.
 """
@@ -122,21 +125,30 @@ def wall_of(epoch: int, tz: ZoneInfo) -> dt.datetime:
     return EPOCH + dt.timedelta(seconds=epoch + _offset_at(epoch, tz))
 
 
-def ref_wall_to_epoch(day: dt.date, minutes: int, tz_name: str, *, is_end: bool) -> int:
+def ref_occurrences(naive: dt.datetime, tz_name: str) -> list[int]:
+    """Every instant whose local wall time is ``naive`` (0, 1 or 2 of them), sorted."""
     tz = ZoneInfo(tz_name)
-    naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minutes)
     n = naive_ts(naive)
     offsets = {_offset_at(n + k * 3600, tz) for k in range(-48, 49, 3)}
     for _i, b, a in transitions(tz_name):
         offsets.update((b, a))
-    valid = sorted(n - o for o in offsets if wall_of(n - o, tz) == naive)
+    return sorted(n - o for o in offsets if wall_of(n - o, tz) == naive)
+
+
+def ref_wall_to_epoch(day: dt.date, minutes: int, tz_name: str) -> int:
+    """Reference for wall_to_epoch (same result for starts and ends).
+
+    24:00 is simply the next day's 00:00 here; an existing time is its first occurrence; a time in a gap is
+    the transition instant found by ``transitions``.
+    """
+    naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minutes)
+    valid = ref_occurrences(naive, tz_name)
     if valid:
-        return valid[-1] if is_end else valid[0]
+        return valid[0]
     for tr in transitions(tz_name):
         gap = gap_of(tr)
         if gap and gap[0] <= naive < gap[1]:
-            _instant, before, after = tr
-            return n - after if is_end else n - before
+            return tr[0]
     raise AssertionError(f"{naive} neither exists nor lies in a known gap in {tz_name}")
 
 
@@ -145,8 +157,8 @@ def overlaps(s: int, e: int, closures) -> bool:
 
 
 def ref_window_slots(day, window, tz_name, step_s, duration_s, closures) -> list[int]:
-    begin = ref_wall_to_epoch(day, window[0], tz_name, is_end=False)
-    finish = ref_wall_to_epoch(day, window[1], tz_name, is_end=True)
+    begin = ref_wall_to_epoch(day, window[0], tz_name)
+    finish = ref_wall_to_epoch(day, window[1], tz_name)
     out = []
     s = begin
     while s + duration_s <= finish:
@@ -248,17 +260,38 @@ def test_day_slots_properties(case):
         assert local.date() == day, f"slot {local.isoformat()} is not on {day}"
         assert not overlaps(s, s + duration_s, closures), "slot overlaps a closure"
 
+    reps = [r for r in map(repeat_of, transitions(tz_name)) if r]
+    midnight = dt.datetime.combine(day, dt.time())
     union: set[int] = set()
     for w in windows:
         begin = timeutil.wall_to_epoch(day, w[0], tz, is_end=False)
         finish = timeutil.wall_to_epoch(day, w[1], tz, is_end=True)
+        # starts and ends resolve the same way
+        assert begin == timeutil.wall_to_epoch(day, w[0], tz, is_end=True)
+        assert finish == timeutil.wall_to_epoch(day, w[1], tz, is_end=False)
         # the engine's window instants agree with the independent reference
-        assert begin == ref_wall_to_epoch(day, w[0], tz_name, is_end=False), (w, "begin")
-        assert finish == ref_wall_to_epoch(day, w[1], tz_name, is_end=True), (w, "finish")
+        assert begin == ref_wall_to_epoch(day, w[0], tz_name), (w, "begin")
+        assert finish == ref_wall_to_epoch(day, w[1], tz_name), (w, "finish")
+        assert begin <= finish
+        start_wall = midnight + dt.timedelta(minutes=w[0])
+        end_wall = midnight + dt.timedelta(minutes=w[1])
+        # every wall minute of [start, end) that exists is covered: its first occurrence lies in the window
+        sample = {w[0], w[1] - 1, *range(w[0], w[1], 13)}
+        for m in sample:
+            occ = ref_occurrences(midnight + dt.timedelta(minutes=m), tz_name)
+            if occ:
+                assert begin <= occ[0] < finish, (w, hhmm(m), "existing wall minute not covered")
         own = timeutil.day_slots(day, [w], tz, step_s, duration_s, closures)
         for s in own:
             assert begin <= s and s + duration_s <= finish, "slot lies inside its window"
             assert (s - begin) % step_s == 0, "slots are on the elapsed step grid from the window start"
+            # the window ends when the clock first shows its end time: no instant of a slot reaches it
+            assert wall_of(s, tz) < end_wall and wall_of(s + duration_s - 1, tz) < end_wall, (w, "past the end")
+            # and a slot never shows a wall time before the start, except in the second pass of a repeated
+            # interval that the start itself lies in (the window starts at the start's first occurrence)
+            assert wall_of(s, tz) >= start_wall or any(
+                a <= start_wall < b and a <= wall_of(s, tz) < b for a, b in reps
+            ), (w, "before the start")
         for a, b in zip(own, own[1:]):
             assert (b - a) % step_s == 0 and b > a
         assert own == ref_window_slots(day, w, tz_name, step_s, duration_s, closures)
@@ -376,8 +409,8 @@ def test_durations_are_elapsed_across_the_shift(tz_name, tr):
     day = transition_day(tr)
     lo, hi = gap_of(tr) or repeat_of(tr)
     w = (_minute_of(lo) - 60, _minute_of(hi) + 60)
-    begin = ref_wall_to_epoch(day, w[0], tz_name, is_end=False)
-    finish = ref_wall_to_epoch(day, w[1], tz_name, is_end=True)
+    begin = ref_wall_to_epoch(day, w[0], tz_name)
+    finish = ref_wall_to_epoch(day, w[1], tz_name)
     elapsed = finish - begin
     wall_len = (w[1] - w[0]) * 60
     shift = tr[2] - tr[1]
@@ -427,12 +460,51 @@ def test_paris_spring_forward_2027():
     ]
     # 01:30+01:00 is exactly 30 min elapsed before 03:00+02:00
     assert slots[2] - slots[1] == 1800
-    # a window starting inside the gap moves forward by the gap's length: 02:30 -> 03:30+02:00
-    assert timeutil.wall_to_epoch(day, 150, tz, is_end=False) == ts(2027, 3, 28, 3, 30, CEST)
-    # an end inside the gap moves back: 02:30 -> 01:30+01:00
-    assert timeutil.wall_to_epoch(day, 150, tz, is_end=True) == ts(2027, 3, 28, 1, 30, CET)
-    assert timeutil.day_slots(day, [(150, 240)], tz, 1800, 1800) == [ts(2027, 3, 28, 3, 30, CEST)]
+    # any wall time in the gap 02:00..02:59, as a start or an end, is the transition instant
+    # 03:00+02:00 == 02:00+01:00 == 01:00Z
+    transition = ts(2027, 3, 28, 3, 0, CEST)
+    assert transition == ts(2027, 3, 28, 2, 0, CET) == ts(2027, 3, 28, 1, 0, UTC)
+    for minutes in (120, 150, 179):
+        for is_end in (False, True):
+            assert timeutil.wall_to_epoch(day, minutes, tz, is_end=is_end) == transition
+    # a start of 02:30 becomes 03:00+02:00 (not 03:30+02:00)
+    assert _fmt(timeutil.day_slots(day, [(150, 240)], tz, 1800, 1800), "Europe/Paris") == [
+        "2027-03-28T03:00:00+02:00",
+        "2027-03-28T03:30:00+02:00",
+    ]
     assert timeutil.day_slots(day, [(135, 165)], tz, 60, 60) == []  # a window entirely inside the gap
+
+
+def test_paris_spring_forward_2027_window_ending_at_the_gap():
+    """00:00-02:00 ends at the transition (02:00+01:00 == 03:00+02:00): two real hours, none lost."""
+    tz = timeutil.zone("Europe/Paris")
+    day = dt.date(2027, 3, 28)
+    # 00:00+01:00 == 2027-03-27T23:00Z .. 03:00+02:00 == 01:00Z: 2 h elapsed
+    assert timeutil.wall_to_epoch(day, 0, tz, is_end=False) == ts(2027, 3, 27, 23, 0, UTC)
+    assert timeutil.wall_to_epoch(day, 120, tz, is_end=True) == ts(2027, 3, 28, 1, 0, UTC)
+    slots = timeutil.day_slots(day, [(0, 120)], tz, 1800, 1800)
+    assert slots == [ts(2027, 3, 28, h, m, CET) for h, m in ((0, 0), (0, 30), (1, 0), (1, 30))]
+    assert _fmt(slots, "Europe/Paris") == [
+        "2027-03-28T00:00:00+01:00",
+        "2027-03-28T00:30:00+01:00",
+        "2027-03-28T01:00:00+01:00",
+        "2027-03-28T01:30:00+01:00",
+    ]
+    # the last 30-minute slot ends exactly at the transition
+    assert slots[-1] + 1800 == ts(2027, 3, 28, 3, 0, CEST)
+    assert timeutil.day_slots(day, [(0, 120)], tz, 3600, 3600) == [
+        ts(2027, 3, 28, 0, 0, CET),
+        ts(2027, 3, 28, 1, 0, CET),
+    ]
+    assert timeutil.day_slots(day, [(0, 120)], tz, 3600, 7200) == [ts(2027, 3, 28, 0, 0, CET)]
+    # 01:00-02:00: one real hour
+    assert _fmt(timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800), "Europe/Paris") == [
+        "2027-03-28T01:00:00+01:00",
+        "2027-03-28T01:30:00+01:00",
+    ]
+    assert timeutil.day_slots(day, [(60, 120)], tz, 3600, 3600) == [ts(2027, 3, 28, 1, 0, CET)]
+    # an end inside the gap (02:30) is the same instant as 02:00
+    assert timeutil.day_slots(day, [(60, 150)], tz, 1800, 1800) == timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800)
 
 
 def test_paris_fall_back_2027():
@@ -452,15 +524,67 @@ def test_paris_fall_back_2027():
         "2027-10-31T03:00:00+01:00",
     ]
     assert all(b - a == 3600 for a, b in zip(slots, slots[1:]))
-    # ambiguous start -> first occurrence; ambiguous end -> second occurrence
-    assert timeutil.wall_to_epoch(day, 150, tz, is_end=False) == ts(2027, 10, 31, 2, 30, CEST)
-    assert timeutil.wall_to_epoch(day, 150, tz, is_end=True) == ts(2027, 10, 31, 2, 30, CET)
-    # a window entirely inside the repeated hour covers both passes of it (02:00+02 .. 03:00+01 = 2 h)
-    assert _fmt(timeutil.day_slots(day, [(120, 180)], tz, 1800, 1800), "Europe/Paris") == [
+    # an ambiguous wall time is its first occurrence, as a start and as an end
+    for is_end in (False, True):
+        assert timeutil.wall_to_epoch(day, 120, tz, is_end=is_end) == ts(2027, 10, 31, 2, 0, CEST)
+        assert timeutil.wall_to_epoch(day, 150, tz, is_end=is_end) == ts(2027, 10, 31, 2, 30, CEST)
+        # 03:00 exists once: 03:00+01:00 == 02:00Z
+        assert timeutil.wall_to_epoch(day, 180, tz, is_end=is_end) == ts(2027, 10, 31, 2, 0, UTC)
+
+
+def test_paris_fall_back_2027_window_ending_at_the_repeat():
+    """01:00-02:00 ends when the clock FIRST shows 02:00 (02:00+02:00), not at the second 02:00."""
+    tz = timeutil.zone("Europe/Paris")
+    day = dt.date(2027, 10, 31)
+    # 01:00+02:00 == 2027-10-30T23:00Z .. 02:00+02:00 == 00:00Z: 1 h elapsed
+    assert timeutil.wall_to_epoch(day, 120, tz, is_end=True) == ts(2027, 10, 31, 0, 0, UTC)
+    slots = timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800)
+    assert slots == [ts(2027, 10, 30, 23, 0, UTC), ts(2027, 10, 30, 23, 30, UTC)]
+    assert _fmt(slots, "Europe/Paris") == ["2027-10-31T01:00:00+02:00", "2027-10-31T01:30:00+02:00"]
+    assert timeutil.day_slots(day, [(60, 120)], tz, 3600, 3600) == [ts(2027, 10, 31, 1, 0, CEST)]
+    assert timeutil.day_slots(day, [(60, 120)], tz, 3600, 3600 + 60) == []
+
+
+def test_paris_fall_back_2027_windows_over_the_repeat():
+    tz = timeutil.zone("Europe/Paris")
+    day = dt.date(2027, 10, 31)
+    # 02:00-03:00 starts at the first 02:00 (+02:00, 00:00Z) and ends at 03:00+01:00 (02:00Z): 2 h elapsed,
+    # both passes of the repeated hour
+    slots = timeutil.day_slots(day, [(120, 180)], tz, 1800, 1800)
+    assert slots == [ts(2027, 10, 31, 0, m, UTC) for m in (0, 30)] + [ts(2027, 10, 31, 1, m, UTC) for m in (0, 30)]
+    assert _fmt(slots, "Europe/Paris") == [
         "2027-10-31T02:00:00+02:00",
         "2027-10-31T02:30:00+02:00",
         "2027-10-31T02:00:00+01:00",
         "2027-10-31T02:30:00+01:00",
+    ]
+    assert timeutil.day_slots(day, [(120, 180)], tz, 3600, 7200) == [ts(2027, 10, 31, 2, 0, CEST)]
+    # 00:00-05:00: 00:00+02:00 (22:00Z) .. 05:00+01:00 (04:00Z) = 6 h; the repeated hour is offered twice
+    assert _fmt(timeutil.day_slots(day, [(0, 300)], tz, 1800, 1800), "Europe/Paris") == [
+        "2027-10-31T00:00:00+02:00",
+        "2027-10-31T00:30:00+02:00",
+        "2027-10-31T01:00:00+02:00",
+        "2027-10-31T01:30:00+02:00",
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:30:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+        "2027-10-31T02:30:00+01:00",
+        "2027-10-31T03:00:00+01:00",
+        "2027-10-31T03:30:00+01:00",
+        "2027-10-31T04:00:00+01:00",
+        "2027-10-31T04:30:00+01:00",
+    ]
+    # a start inside the repeated hour (02:30) is its first occurrence (00:30Z); the end 03:00+01:00 (02:00Z)
+    # comes after the whole second pass, so 02:00+01:00 is offered too: 1.5 h elapsed
+    assert _fmt(timeutil.day_slots(day, [(150, 180)], tz, 1800, 1800), "Europe/Paris") == [
+        "2027-10-31T02:30:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+        "2027-10-31T02:30:00+01:00",
+    ]
+    # a window inside the repeated hour ends at the first occurrence of its end: 02:00-02:30 is 30 min
+    assert _fmt(timeutil.day_slots(day, [(120, 150)], tz, 900, 900), "Europe/Paris") == [
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:15:00+02:00",
     ]
 
 
@@ -477,6 +601,29 @@ def test_new_york_spring_forward_2027():
     assert _fmt(slots, "America/New_York") == [
         "2027-03-14T01:00:00-05:00",
         "2027-03-14T01:30:00-05:00",
+        "2027-03-14T03:00:00-04:00",
+        "2027-03-14T03:30:00-04:00",
+    ]
+    # the gap 02:00..02:59 resolves to the transition 03:00-04:00 == 02:00-05:00 == 07:00Z
+    transition = ts(2027, 3, 14, 7, 0, UTC)
+    assert transition == ts(2027, 3, 14, 3, 0, EDT) == ts(2027, 3, 14, 2, 0, EST)
+    for minutes in (120, 150, 179):
+        for is_end in (False, True):
+            assert timeutil.wall_to_epoch(day, minutes, tz, is_end=is_end) == transition
+    # 00:00-02:00: 00:00-05:00 (05:00Z) .. 07:00Z, two real hours
+    assert _fmt(timeutil.day_slots(day, [(0, 120)], tz, 1800, 1800), "America/New_York") == [
+        "2027-03-14T00:00:00-05:00",
+        "2027-03-14T00:30:00-05:00",
+        "2027-03-14T01:00:00-05:00",
+        "2027-03-14T01:30:00-05:00",
+    ]
+    # 01:00-02:00: one real hour
+    assert timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800) == [
+        ts(2027, 3, 14, 6, 0, UTC),
+        ts(2027, 3, 14, 6, 30, UTC),
+    ]
+    # a start of 02:30 is 03:00-04:00
+    assert _fmt(timeutil.day_slots(day, [(150, 240)], tz, 1800, 1800), "America/New_York") == [
         "2027-03-14T03:00:00-04:00",
         "2027-03-14T03:30:00-04:00",
     ]
@@ -498,6 +645,24 @@ def test_new_york_fall_back_2027():
         "2027-11-07T01:00:00-04:00",
         "2027-11-07T01:00:00-05:00",
         "2027-11-07T02:00:00-05:00",
+    ]
+    # 01:00 (ambiguous) is its first occurrence 01:00-04:00 == 05:00Z, as a start and as an end
+    for is_end in (False, True):
+        assert timeutil.wall_to_epoch(day, 60, tz, is_end=is_end) == ts(2027, 11, 7, 5, 0, UTC)
+    # window ending at the first repeated wall time (Paris 01:00-02:00 here is 00:00-01:00): 1 h elapsed
+    assert _fmt(timeutil.day_slots(day, [(0, 60)], tz, 1800, 1800), "America/New_York") == [
+        "2027-11-07T00:00:00-04:00",
+        "2027-11-07T00:30:00-04:00",
+    ]
+    # the repeated hour as a window (Paris 02:00-03:00 here is 01:00-02:00): 01:00-04:00 (05:00Z) ..
+    # 02:00-05:00 (07:00Z), 2 h elapsed, both passes
+    slots = timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800)
+    assert slots == [ts(2027, 11, 7, 5, 0, UTC) + k * 1800 for k in range(4)]
+    assert _fmt(slots, "America/New_York") == [
+        "2027-11-07T01:00:00-04:00",
+        "2027-11-07T01:30:00-04:00",
+        "2027-11-07T01:00:00-05:00",
+        "2027-11-07T01:30:00-05:00",
     ]
 
 
@@ -553,6 +718,29 @@ def test_lord_howe_fall_back_2027_half_hour():
         "2027-04-04T02:30:00+10:30",
     ]
     assert slots[0] == int(dt.datetime(2027, 4, 3, 14, 0, tzinfo=UTC).timestamp())
+    # 01:30 (ambiguous) is its first occurrence 01:30+11:00 == 14:30Z, as a start and as an end
+    for is_end in (False, True):
+        assert timeutil.wall_to_epoch(day, 90, tz, is_end=is_end) == ts(2027, 4, 3, 14, 30, UTC)
+    # window ending at the first repeated wall time, 00:30-01:30: 13:30Z .. 14:30Z, 1 h elapsed
+    assert _fmt(timeutil.day_slots(day, [(30, 90)], tz, 1800, 1800), "Australia/Lord_Howe") == [
+        "2027-04-04T00:30:00+11:00",
+        "2027-04-04T01:00:00+11:00",
+    ]
+    # the repeated half hour as a window, 01:30-02:00: 01:30+11:00 (14:30Z) .. 02:00+10:30 (15:30Z), 1 h
+    slots = timeutil.day_slots(day, [(90, 120)], tz, 900, 900)
+    assert slots == [ts(2027, 4, 3, 14, 30, UTC) + k * 900 for k in range(4)]
+    assert _fmt(slots, "Australia/Lord_Howe") == [
+        "2027-04-04T01:30:00+11:00",
+        "2027-04-04T01:45:00+11:00",
+        "2027-04-04T01:30:00+10:30",
+        "2027-04-04T01:45:00+10:30",
+    ]
+    # the literal 01:00-02:00: 14:00Z .. 15:30Z (02:00 exists once, +10:30), 1.5 h
+    assert _fmt(timeutil.day_slots(day, [(60, 120)], tz, 1800, 1800), "Australia/Lord_Howe") == [
+        "2027-04-04T01:00:00+11:00",
+        "2027-04-04T01:30:00+11:00",
+        "2027-04-04T01:30:00+10:30",
+    ]
 
 
 def test_lord_howe_spring_forward_2027_half_hour():
@@ -570,8 +758,30 @@ def test_lord_howe_spring_forward_2027_half_hour():
         "2027-10-03T03:15:00+11:00",
     ]
     assert slots[4] == ts(2027, 10, 3, 2, 30, LHDT)
-    # a 02:10 start (in the 30-minute gap) moves forward to 02:40+11:00
-    assert timeutil.wall_to_epoch(day, 130, tz, is_end=False) == ts(2027, 10, 3, 2, 40, LHDT)
+    # the 30-minute gap 02:00..02:29 resolves to the transition 02:30+11:00 == 02:00+10:30 == 15:30Z (Oct 2)
+    transition = ts(2027, 10, 2, 15, 30, UTC)
+    assert transition == ts(2027, 10, 3, 2, 30, LHDT) == ts(2027, 10, 3, 2, 0, LHST)
+    for minutes in (120, 130, 149):
+        for is_end in (False, True):
+            assert timeutil.wall_to_epoch(day, minutes, tz, is_end=is_end) == transition
+    # a 02:10 start is 02:30+11:00 (not 02:40+11:00)
+    assert _fmt(timeutil.day_slots(day, [(130, 180)], tz, 900, 900), "Australia/Lord_Howe") == [
+        "2027-10-03T02:30:00+11:00",
+        "2027-10-03T02:45:00+11:00",
+    ]
+    # 00:00-02:00: 00:00+10:30 (13:30Z) .. 15:30Z, two real hours
+    assert _fmt(timeutil.day_slots(day, [(0, 120)], tz, 1800, 1800), "Australia/Lord_Howe") == [
+        "2027-10-03T00:00:00+10:30",
+        "2027-10-03T00:30:00+10:30",
+        "2027-10-03T01:00:00+10:30",
+        "2027-10-03T01:30:00+10:30",
+    ]
+    # 01:00-02:00 (and 01:00-02:10, an end inside the gap): one real hour
+    for end in (120, 130):
+        assert timeutil.day_slots(day, [(60, end)], tz, 1800, 1800) == [
+            ts(2027, 10, 2, 14, 30, UTC),
+            ts(2027, 10, 2, 15, 0, UTC),
+        ]
 
 
 def test_chatham_spring_forward_2027():
@@ -707,19 +917,16 @@ def test_covers_agrees_with_day_slots(case, probes):
             continue
         end = start + length_s
         expected = not overlaps(start, end, closures) and any(
-            ref_wall_to_epoch(day, a, tz_name, is_end=False) <= start
-            and end <= ref_wall_to_epoch(day, b, tz_name, is_end=True)
+            ref_wall_to_epoch(day, a, tz_name) <= start and end <= ref_wall_to_epoch(day, b, tz_name)
             for a, b in windows
         )
         assert sched.covers(start, end, tz_name) == expected
 
 
 # --------------------------------------------------------------------------------------------------------
-# Known defect (documented, not fixed here): a window ending at 24:00 when the NEXT day's local midnight
-# is itself ambiguous or skipped. None of the zones above shifts at midnight, but Atlantic/Azores,
-# America/Havana, America/Santiago, Asia/Beirut and Africa/Cairo do. "24:00" is the end of the local day
-# (day_bounds' end), yet wall_to_epoch(day, 1440, is_end=True) resolves it as next-day 00:00 with the
-# end rules: fold=1 (second occurrence) when ambiguous, "move back by the gap" when skipped.
+# 6. Midnight itself shifts (Atlantic/Azores, America/Havana, America/Santiago; none of ZONES does).
+# "24:00" is the end of the local day, i.e. the next day's 00:00 (day_bounds' end); a skipped midnight is
+# the transition instant (rule for gaps), a repeated one its first occurrence.
 # Expected values below are hand-derived from explicit offsets.
 # --------------------------------------------------------------------------------------------------------
 
@@ -775,3 +982,29 @@ def test_covers_agrees_for_window_to_2400_before_ambiguous_midnight():
     slots = timeutil.day_slots(day, sched.windows_for(day.weekday()), tz, 3600, 3600, sched.closure_spans())
     for s in slots:
         assert sched.covers(s, s + 3600, "Atlantic/Azores"), timeutil.format_instant(s, "Atlantic/Azores")
+
+
+def test_midnight_in_a_gap_is_the_transition_instant():
+    # Santiago 2027-09-05 00:00-04:00 -> 01:00-03:00 (04:00Z): 00:00..00:59 does not exist
+    tz = timeutil.zone("America/Santiago")
+    sun = dt.date(2027, 9, 5)
+    transition = ts(2027, 9, 5, 4, 0, UTC)
+    assert transition == ts(2027, 9, 5, 1, 0, off(-3)) == ts(2027, 9, 5, 0, 0, off(-4))
+    for minutes in (0, 30, 59):
+        for is_end in (False, True):
+            assert timeutil.wall_to_epoch(sun, minutes, tz, is_end=is_end) == transition
+    assert timeutil.wall_to_epoch(sun - dt.timedelta(days=1), 1440, tz, is_end=True) == transition
+    assert timeutil.day_bounds(sun, tz) == (transition, ts(2027, 9, 6, 0, 0, off(-3)))
+    # 00:00-02:00 on that Sunday: 01:00-03:00 .. 02:00-03:00, one real hour
+    assert _fmt(timeutil.day_slots(sun, [(0, 120)], tz, 1800, 1800), "America/Santiago") == [
+        "2027-09-05T01:00:00-03:00",
+        "2027-09-05T01:30:00-03:00",
+    ]
+    # Azores 2027-03-28 00:00-01:00 -> 01:00+00:00 (01:00Z): a start of 00:30 is 01:00+00:00 (not 01:30)
+    tz = timeutil.zone("Atlantic/Azores")
+    sun = dt.date(2027, 3, 28)
+    assert timeutil.wall_to_epoch(sun, 30, tz, is_end=False) == ts(2027, 3, 28, 1, 0, UTC)
+    assert _fmt(timeutil.day_slots(sun, [(30, 120)], tz, 1800, 1800), "Atlantic/Azores") == [
+        "2027-03-28T01:00:00+00:00",
+        "2027-03-28T01:30:00+00:00",
+    ]
