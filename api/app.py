@@ -76,9 +76,14 @@ def create_app(
         persister = None
         if reconcile_on_start and state.redis_sync is not None:
             await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
+        notifier = None
         if settings.embedded and background and state.redis_sync is not None:
+            from persistence.notify.worker import NotificationWorker
+
             persister = runtime.PersisterThread(state.redis_sync, state.db, poll=True)
             persister.start()
+            notifier = NotificationWorker(settings, state.redis_sync, state.db, poll=True)
+            notifier.start()
         tasks: list[asyncio.Task[None]] = []
         if background:
 
@@ -97,6 +102,8 @@ def create_app(
         finally:
             for t in tasks:
                 t.cancel()
+            if notifier is not None:
+                await asyncio.to_thread(notifier.close)
             if persister is not None:
                 await asyncio.to_thread(persister.close)
             with contextlib.suppress(Exception):

@@ -131,6 +131,27 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 1 if report.conflicts else 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from persistence import runtime
+    from persistence.notify.worker import NotificationWorker
+
+    settings = Settings.from_env()
+    if settings.embedded:
+        raise SystemExit("booking worker needs REDIS_URL (the embedded mode runs the worker inside `booking serve`)")
+    worker = NotificationWorker(settings, runtime.sync_redis(settings), runtime.open_database(settings))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    print(f"worker: notifications ({'SMTP ' + settings.smtp_url if settings.smtp_url else 'logged only'}), "
+          f"reminders at {', '.join(str(o) + 's' for o in settings.reminder_offsets)} before", flush=True)
+    stop.wait()
+    worker.close()
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from persistence import audit, runtime
 
@@ -173,7 +194,9 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")
     au.add_argument("--practice", default=None)
     au.set_defaults(run=_audit)
-    for name, issue in [("worker", "notification worker"), ("bench", "benchmark suite")]:
+    wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
+    wk.set_defaults(run=_worker)
+    for name, issue in [("bench", "benchmark suite")]:
         x = sub.add_parser(name, help=f"{issue} (not available yet)")
         x.add_argument("rest", nargs="*")
         x.set_defaults(run=_later(issue))

@@ -41,6 +41,11 @@ class Metrics:
             self.gauges[name] = Gauge(name, doc, registry=self.registry)
         return self.gauges[name]
 
+    def labelled_gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
+        if name not in self.gauges:
+            self.gauges[name] = Gauge(name, doc, labels, registry=self.registry)
+        return self.gauges[name]
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

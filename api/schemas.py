@@ -119,6 +119,21 @@ class AppointmentOut(msgspec.Struct):
     timezone: str = ""
 
 
+class NotificationOut(msgspec.Struct):
+    kind: Literal["confirmation", "reminder", "cancellation"]
+    status: Literal["scheduled", "retrying", "sending", "sent", "cancelled", "skipped", "failed"]
+    due_at: str
+    sent_at: str | None
+    version: int
+    offset_seconds: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class NotificationList(msgspec.Struct):
+    items: list[NotificationOut]
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     type: str
     title: str

@@ -33,6 +33,10 @@ class Settings(msgspec.Struct, frozen=True):
     hold_retention_seconds: int = 86400
     sweep_interval_seconds: float = 1.0
     data_dir: str = "var"
+    notify_from: str = "Booking <no-reply@booking.invalid>"
+    notify_max_attempts: int = 5
+    notify_retry_base_seconds: float = 2.0
+    notify_lease_seconds: float = 60.0
 
     @property
     def embedded(self) -> bool:
@@ -53,4 +57,8 @@ class Settings(msgspec.Struct, frozen=True):
             smtp_url=env.get("SMTP_URL") or None,
             audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",
             data_dir=env.get("BOOKING_DATA_DIR", "var"),
+            notify_from=env.get("NOTIFY_FROM", "Booking <no-reply@booking.invalid>"),
+            notify_max_attempts=int(env.get("NOTIFY_MAX_ATTEMPTS", "5")),
+            notify_retry_base_seconds=float(env.get("NOTIFY_RETRY_BASE_SECONDS", "2")),
+            notify_lease_seconds=float(env.get("NOTIFY_LEASE_SECONDS", "60")),
         )

@@ -31,36 +31,34 @@ def _id_ms(entry_id: str) -> int:
     return int(entry_id.split("-")[0])
 
 
-class Persister:
+class StreamConsumer:
+    """Reads every practice's event stream through one consumer group (see keys.GROUPS)."""
+
+    group = keys.PERSIST_GROUP
+
     def __init__(
         self,
         redis: Any,
-        db: Engine,
         *,
         consumer: str | None = None,
         batch: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
-        retention_ms: int = 3_600_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis, self.db = redis, db
+        self.redis = redis
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
-        self.batch, self.block_ms, self.claim_idle_ms, self.retention_ms = batch, block_ms, claim_idle_ms, retention_ms
+        self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
         self.clock = clock
         self.streams: dict[str, str] = {}  # stream key -> practice id
         self._last_refresh = 0.0
-        self._last_maintenance = 0.0
-        self.applied = 0
-        self.backoff = 0.0
 
-    # ---------------------------------------------------------------- groups
     def refresh_streams(self, force: bool = False) -> None:
         if not force and self.clock() - self._last_refresh < 2:
             return
+        self._last_refresh = self.clock()
         if force:
             self.streams.clear()  # re-check every group: Redis may have lost its data since
-        self._last_refresh = self.clock()
         for raw in self.redis.smembers(keys.PRACTICES):
             pid = _s(raw)
             key = keys.events(pid)
@@ -74,37 +72,12 @@ class Persister:
                         raise
             self.streams[key] = pid
 
-    # ---------------------------------------------------------------- one step
-    def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
-        """entries: (stream key, entry id, fields). Writes them in one transaction, then acknowledges."""
-        if not entries:
-            return 0
-        decoded: list[tuple[str, ev.Event]] = []
-        for key, entry_id, fields in entries:
-            try:
-                decoded.append((key, ev.from_stream(entry_id, fields)))
-            except Exception as exc:  # noqa: BLE001 - an undecodable entry must not block the stream
-                log.error("undecodable event %s %s: %s (acknowledged, skipped)", key, entry_id, exc)
-                self.redis.xack(key, keys.PERSIST_GROUP, entry_id)
-        with self.db.begin() as conn:
-            done = writer.apply(conn, [e for _, e in decoded])
-        by_key: dict[str, list[str]] = {}
-        for key, e in decoded:
-            if e.event_id in done:
-                by_key.setdefault(key, []).append(e.event_id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key, ids_ in by_key.items():
-                pipe.xack(key, keys.PERSIST_GROUP, *ids_)
-            pipe.execute()
-        n = sum(len(v) for v in by_key.values())
-        self.applied += n
-        return n
-
-    def _read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
+    def read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
+        """(stream key, entry id, fields) of own pending entries (start '0') or new ones (start '>')."""
         if not self.streams:
             return []
         resp = self.redis.xreadgroup(
-            keys.PERSIST_GROUP, self.consumer, {k: start for k in self.streams}, count=self.batch, block=block
+            self.group, self.consumer, {k: start for k in self.streams}, count=self.batch, block=block
         )
         out = []
         for key, entries in resp or []:
@@ -112,8 +85,29 @@ class Persister:
                 if fields:  # a pending entry trimmed meanwhile comes back empty
                     out.append((_s(key), _s(entry_id), fields))
                 else:
-                    self.redis.xack(_s(key), keys.PERSIST_GROUP, entry_id)
+                    self.redis.xack(_s(key), self.group, entry_id)
         return out
+
+    def decode(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, ev.Event]]:
+        decoded: list[tuple[str, ev.Event]] = []
+        for key, entry_id, fields in entries:
+            try:
+                decoded.append((key, ev.from_stream(entry_id, fields)))
+            except Exception as exc:  # noqa: BLE001 - an undecodable entry must not block the stream
+                log.error("undecodable event %s %s: %s (acknowledged, skipped)", key, entry_id, exc)
+                self.redis.xack(key, self.group, entry_id)
+        return decoded
+
+    def ack(self, done: list[tuple[str, str]]) -> int:
+        by_key: dict[str, list[str]] = {}
+        for key, event_id in done:
+            by_key.setdefault(key, []).append(event_id)
+        if by_key:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for key, ids_ in by_key.items():
+                    pipe.xack(key, self.group, *ids_)
+                pipe.execute()
+        return len(done)
 
     def claim_abandoned(self, min_idle_ms: int | None = None) -> int:
         """Take over entries another consumer read but never acknowledged (it died)."""
@@ -123,7 +117,7 @@ class Persister:
             while True:
                 res = self.redis.xautoclaim(
                     key,
-                    keys.PERSIST_GROUP,
+                    self.group,
                     self.consumer,
                     self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
                     start_id=start,
@@ -134,6 +128,33 @@ class Persister:
                 if start == "0-0" or not got:
                     break
         return claimed
+
+
+class Persister(StreamConsumer):
+    group = keys.PERSIST_GROUP
+
+    def __init__(self, redis: Any, db: Engine, *, retention_ms: int = 3_600_000, **kw: Any) -> None:
+        super().__init__(redis, **kw)
+        self.db = db
+        self.retention_ms = retention_ms
+        self._last_maintenance = 0.0
+        self.applied = 0
+        self.backoff = 0.0
+
+    # ---------------------------------------------------------------- one step
+    def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
+        """Write the entries in one transaction, then acknowledge what is durable."""
+        if not entries:
+            return 0
+        decoded = self.decode(entries)
+        with self.db.begin() as conn:
+            done = writer.apply(conn, [e for _, e in decoded])
+        n = self.ack([(key, e.event_id) for key, e in decoded if e.event_id in done])
+        self.applied += n
+        return n
+
+    def _read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
+        return self.read(start, block)
 
     def step(self, block: bool = True) -> int:
         """Own pending entries first (retries), then new ones. Returns the number acknowledged."""

@@ -133,3 +133,24 @@ applied_events = Table(
     Column("id", String(64), primary_key=True),
     Column("at_ms", BigInteger, nullable=False),
 )
+
+# One row per (appointment, kind, offset, version): the unique key that makes every message go out at most once.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", String(200), primary_key=True),  # '<appointment>:<kind>:<offset_s>:<version>'
+    Column("appointment_id", String(64), nullable=False, index=True),
+    Column("practice_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("offset_s", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled retrying sending sent skipped cancelled failed
+    Column("due_at_ms", BigInteger, nullable=False),
+    Column("sent_at_ms", BigInteger),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("lease_until_ms", BigInteger),
+    Column("enqueued_at_ms", BigInteger),
+    Column("rescheduled", Integer, nullable=False),  # 1: the confirmation of a moved appointment
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_notifications_status_due", "status", "due_at_ms"),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
@@ -18,11 +19,14 @@ from api.schemas import (
     CancelIn,
     HoldIn,
     HoldOut,
+    NotificationList,
+    NotificationOut,
     RescheduleIn,
     SlotOut,
 )
 from engine import errors, timeutil
 from engine.service import fingerprint
+from persistence.notify.queries import notification_rows
 
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
@@ -161,4 +165,17 @@ async def reschedule(
     return render.appointment_out(appt, practice.timezone)
 
 
-ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel, reschedule]
+@get("/v1/appointments/{appointment_id:str}/notifications", tags=["appointments"],
+     summary="Confirmation, reminders and cancellation notice of an appointment, with their delivery status")
+async def list_notifications(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> NotificationList:
+    _, tz = await _authorised(request, appointment_id)
+    rows = await asyncio.to_thread(notification_rows, request.app.state.db, appointment_id)
+    return NotificationList(items=[NotificationOut(
+        kind=r["kind"], status=r["status"], due_at=render.instant_ms(r["due_at_ms"], tz),
+        sent_at=render.instant_ms(r["sent_at_ms"], tz) if r["sent_at_ms"] else None, version=r["version"],
+        offset_seconds=r["offset_s"] if r["kind"] == "reminder" else None, attempts=r["attempts"],
+        last_error=r["last_error"]) for r in rows])
+
+
+ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel, reschedule,
+          list_notifications]

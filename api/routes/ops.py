@@ -9,6 +9,7 @@ from litestar import Request, Response, get
 
 from api.problems import problem
 from engine import keys
+from persistence.notify.queries import counts_by_status
 from persistence.persister import lag
 
 
@@ -41,6 +42,14 @@ async def metrics(request: Request[Any, Any, Any]) -> bytes:
             state.metrics.gauge("booking_persister_lag_seconds", "Age of the oldest event not yet stored").set(seconds)
         except Exception:  # noqa: BLE001 - metrics must answer even when Redis does not
             pass
+    try:
+        counts = await asyncio.to_thread(counts_by_status, state.db)
+        gauge = state.metrics.labelled_gauge("booking_notifications", "Notifications by kind and status",
+                                             ["kind", "status"])
+        for (kind, status), n in counts.items():
+            gauge.labels(kind, status).set(n)
+    except Exception:  # noqa: BLE001 - the database may be down; metrics still answer
+        pass
     return state.metrics.render()  # type: ignore[no-any-return]
 
 

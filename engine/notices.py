@@ -1,0 +1,122 @@
+"""Notification messages: plain text in the practice's zone (naming it) and an iCalendar attachment.
+
+Pure: builds an EmailMessage from records; sending is persistence.notify's job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import icalendar
+import msgspec
+
+from engine import timeutil
+
+KINDS = ("confirmation", "reminder", "cancellation")
+
+
+class NoticeFacts(msgspec.Struct, frozen=True):
+    """Everything a message says, read from the live appointment just before sending."""
+
+    notification_id: str
+    kind: str
+    version: int
+    appointment_id: str
+    start: int
+    end: int
+    timezone: str
+    practice_name: str
+    practitioner_name: str
+    visit_type_name: str
+    patient_name: str
+    patient_email: str
+    offset_s: int = 0
+    rescheduled: bool = False
+
+
+def local_text(epoch: int, tz_name: str) -> str:
+    """'Tuesday 1 December 2026 at 09:00 (Europe/Paris, UTC+01:00)'."""
+    t = dt.datetime.fromtimestamp(epoch, timeutil.zone(tz_name))
+    offset = t.strftime("%z")
+    return (f"{t.strftime('%A')} {t.day} {t.strftime('%B %Y')} at {t.strftime('%H:%M')} "
+            f"({tz_name}, UTC{offset[:3]}:{offset[3:]})")
+
+
+def _lead(offset_s: int) -> str:
+    if offset_s % 86400 == 0:
+        n, unit = offset_s // 86400, "day"
+    elif offset_s % 3600 == 0:
+        n, unit = offset_s // 3600, "hour"
+    elif offset_s % 60 == 0:
+        n, unit = offset_s // 60, "minute"
+    else:
+        n, unit = offset_s, "second"
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+def subject(f: NoticeFacts) -> str:
+    when = local_text(f.start, f.timezone)
+    if f.kind == "cancellation":
+        return f"Cancelled: your appointment on {when}"
+    if f.kind == "reminder":
+        return f"Reminder: your appointment in {_lead(f.offset_s)}, {when}"
+    return f"{'Moved' if f.rescheduled else 'Confirmed'}: your appointment on {when}"
+
+
+def body(f: NoticeFacts) -> str:
+    when = local_text(f.start, f.timezone)
+    minutes = (f.end - f.start) // 60
+    who = f"{f.practitioner_name} at {f.practice_name}"
+    if f.kind == "cancellation":
+        main = f"Your appointment with {who} on {when} has been cancelled."
+    elif f.kind == "reminder":
+        main = f"This is a reminder of your appointment with {who} on {when} ({f.visit_type_name}, {minutes} minutes)."
+    elif f.rescheduled:
+        main = f"Your appointment with {who} has been moved to {when} ({f.visit_type_name}, {minutes} minutes)."
+    else:
+        main = f"Your appointment with {who} is confirmed for {when} ({f.visit_type_name}, {minutes} minutes)."
+    how = ("" if f.kind == "cancellation" else
+           "\nTo cancel or change it, use the app you booked with (it keeps your manage token), or call the practice "
+           f"and give the reference {f.appointment_id}.\n")
+    return (f"Hello {f.patient_name},\n\n{main}\n"
+            f"All times are local to the practice: {f.timezone}.\n{how}\n"
+            f"Reference: {f.appointment_id} (version {f.version})\n")
+
+
+def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
+    """METHOD:REQUEST (or CANCEL) with a stable UID and a SEQUENCE that rises with the appointment's version."""
+    tz = timeutil.zone(f.timezone)
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//booking-engine//notifications//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "CANCEL" if f.kind == "cancellation" else "REQUEST")
+    event = icalendar.Event()
+    event.add("uid", f"{f.appointment_id}@booking-engine")
+    event.add("sequence", f.version)
+    event.add("dtstamp", now or dt.datetime.now(dt.timezone.utc))
+    event.add("dtstart", dt.datetime.fromtimestamp(f.start, tz))
+    event.add("dtend", dt.datetime.fromtimestamp(f.end, tz))
+    event.add("summary", f"{f.visit_type_name} with {f.practitioner_name}")
+    event.add("location", f.practice_name)
+    event.add("status", "CANCELLED" if f.kind == "cancellation" else "CONFIRMED")
+    cal.add_component(event)
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject(f)
+    msg["From"] = sender
+    msg["To"] = f.patient_email
+    msg["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc))
+    # stable per notification: a resend after a crash carries the same id, so receivers can tell
+    msg["Message-ID"] = f"<{f.notification_id.replace(':', '.')}@booking-engine>"
+    msg["X-Booking-Notification"] = f.notification_id
+    msg.set_content(body(f))
+    method = "CANCEL" if f.kind == "cancellation" else "REQUEST"
+    msg.add_attachment(calendar(f, now), maintype="text", subtype="calendar", filename="appointment.ics",
+                       params={"method": method})
+    return msg

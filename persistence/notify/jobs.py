@@ -1,0 +1,119 @@
+"""The rq job that sends one notification. It re-reads the appointment just before sending and does nothing
+when it is stale (cancelled, moved, or another version); the row's status change is the claim that makes a
+second worker or a retry a no-op."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, update
+
+from engine import keys, notices
+from engine.model import Patient, Practice, Practitioner, VisitType
+from engine.settings import Settings
+from persistence.notify import mailer
+from persistence.tables import notifications
+
+log = logging.getLogger("booking.notify")
+LIVE = ("scheduled", "retrying")
+
+
+class Context(msgspec.Struct):
+    settings: Settings
+    db: Any
+    redis: Any
+    scheduling: Any
+
+
+_CONTEXT: list[Context] = []
+
+
+def configure(ctx: Context) -> None:
+    """Set by the worker that runs the jobs (one process may run several contexts in tests: the last wins)."""
+    _CONTEXT[:] = [ctx]
+
+
+def _context() -> Context:
+    if not _CONTEXT:  # a plain `rq worker` process: build it from the environment
+        from persistence import runtime
+        from persistence.notify.scheduling import Scheduling
+
+        settings = Settings.from_env()
+        redis = runtime.sync_redis(settings)
+        configure(Context(settings, runtime.open_database(settings), redis, Scheduling(redis)))
+    return _CONTEXT[0]
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v or "")
+
+
+def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
+    """The live appointment as Redis holds it now, or None with the reason it is stale."""
+    pid = row.practice_id
+    a = {_s(k): _s(v) for k, v in ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)).items()}
+    if not a:
+        return None, "appointment unknown to Redis"
+    if int(a["version"]) != row.version:
+        return None, f"appointment is at version {a['version']}, this notice is for {row.version}"
+    wanted = "cancelled" if row.kind == "cancellation" else "booked"
+    if a["status"] != wanted:
+        return None, f"appointment is {a['status']}"
+    practice = msgspec.json.decode(ctx.redis.hget(keys.practice(pid), "record"), type=Practice)
+    pr_raw = ctx.redis.hget(keys.practitioners(pid), a["practitioner_id"])
+    vt_raw = ctx.redis.hget(keys.visit_types(pid), a["visit_type_id"])
+    pr = msgspec.json.decode(pr_raw, type=Practitioner) if pr_raw else None
+    vt = msgspec.json.decode(vt_raw, type=VisitType) if vt_raw else None
+    patient = msgspec.json.decode(a["patient"], type=Patient)
+    return notices.NoticeFacts(
+        notification_id=row.id, kind=row.kind, version=row.version, appointment_id=row.appointment_id,
+        start=int(a["start"]), end=int(a["end"]), timezone=practice.timezone, practice_name=practice.name,
+        practitioner_name=pr.name if pr else "your practitioner", visit_type_name=vt.name if vt else "appointment",
+        patient_name=patient.name, patient_email=patient.email, offset_s=row.offset_s,
+        rescheduled=bool(row.rescheduled)), ""
+
+
+def deliver(notification_id: str) -> str:
+    ctx = _context()
+    now = int(time.time() * 1000)
+    t = notifications
+    with ctx.db.connect() as conn:
+        row = conn.execute(select(t).where(t.c.id == notification_id)).one_or_none()
+    if row is None or row.status not in LIVE:
+        return f"nothing to do ({row.status if row else 'unknown'})"
+    if row.kind == "reminder" and row.due_at_ms > now + 1000:
+        return "not due yet"  # an early duplicate job; the scheduled one will come
+    f, why = facts(ctx, row)
+    with ctx.db.begin() as conn:
+        if f is None:
+            conn.execute(update(t).where(t.c.id == row.id, t.c.status.in_(LIVE))
+                         .values(status="skipped", last_error=why))
+            log.info("notification %s skipped: %s", row.id, why)
+            return f"skipped: {why}"
+        claimed = conn.execute(update(t).where(t.c.id == row.id, t.c.status.in_(LIVE)).values(
+            status="sending", attempts=t.c.attempts + 1,
+            lease_until_ms=now + int(ctx.settings.notify_lease_seconds * 1000))).rowcount
+    if claimed != 1:
+        return "claimed by another worker"
+    attempts = row.attempts + 1
+    try:
+        how = mailer.send(notices.message(f, ctx.settings.notify_from), ctx.settings.smtp_url)
+    except mailer.DeliveryError as exc:
+        final = attempts >= ctx.settings.notify_max_attempts
+        due = now + int(ctx.settings.notify_retry_base_seconds * 1000 * 2 ** (attempts - 1))
+        with ctx.db.begin() as conn:
+            conn.execute(update(t).where(t.c.id == row.id, t.c.status == "sending").values(
+                status="failed" if final else "retrying", last_error=str(exc)[:500],
+                due_at_ms=row.due_at_ms if final else due, enqueued_at_ms=None if final else now))
+        if not final:
+            ctx.scheduling.enqueue(row.id, due)
+        log.warning("notification %s attempt %d failed (%s)%s", row.id, attempts, exc,
+                    "; giving up" if final else "; will retry")
+        return "failed" if final else "retrying"
+    with ctx.db.begin() as conn:
+        conn.execute(update(t).where(t.c.id == row.id, t.c.status == "sending").values(
+            status="sent", sent_at_ms=int(time.time() * 1000), last_error=None if how == "smtp" else "logged"))
+    return "sent"

@@ -1,0 +1,103 @@
+"""The notification outbox: booking, rescheduling and cancelling events (read from the streams through the
+`notifier` consumer group) become notification rows, then jobs. Crash-safe: rows are written and committed
+before the event is acknowledged; a crash in between replays the event and the unique rows absorb it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from engine import events as ev
+from engine import keys
+from engine.settings import Settings
+from persistence.notify.scheduling import Scheduling
+from persistence.persister import StreamConsumer
+from persistence.tables import notifications
+from persistence.writer import _insert
+
+log = logging.getLogger("booking.notify")
+LIVE = ("scheduled", "retrying")
+
+
+def notification_id(appointment_id: str, kind: str, offset_s: int, version: int) -> str:
+    return f"{appointment_id}:{kind}:{offset_s}:{version}"
+
+
+def _row(e: ev.Event, kind: str, offset_s: int, version: int, due_ms: int, status: str,
+         rescheduled: bool = False) -> dict[str, Any]:
+    return {"id": notification_id(e.appointment_id, kind, offset_s, version), "appointment_id": e.appointment_id,
+            "practice_id": e.practice_id, "kind": kind, "offset_s": offset_s, "version": version, "status": status,
+            "due_at_ms": due_ms, "sent_at_ms": None, "attempts": 0, "last_error": None, "lease_until_ms": None,
+            "enqueued_at_ms": None, "rescheduled": 1 if rescheduled else 0, "created_at_ms": e.at}
+
+
+def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
+    """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
+    data = e.data or {}
+    version = int(data.get("version") or e.detail.get("version") or 1)
+    stale = [r[0] for r in conn.execute(
+        select(notifications.c.id).where(notifications.c.appointment_id == e.appointment_id,
+                                         notifications.c.version < version, notifications.c.status.in_(LIVE)))]
+    if stale:
+        conn.execute(update(notifications).where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE))
+                     .values(status="cancelled"))
+    rows = []
+    if isinstance(e, ev.AppointmentCancelled):
+        rows.append(_row(e, "cancellation", 0, version, e.at, "scheduled"))
+    else:
+        start_ms = int(data["start"]) * 1000
+        rows.append(_row(e, "confirmation", 0, version, e.at, "scheduled",
+                         rescheduled=isinstance(e, ev.AppointmentRescheduled)))
+        for off in offsets:
+            due = start_ms - off * 1000
+            # an offset already past when the booking was made is skipped, never sent late
+            rows.append(_row(e, "reminder", off, version, due, "scheduled" if due > e.at else "skipped"))
+    conn.execute(_insert(conn, notifications).values(rows).on_conflict_do_nothing())
+    live = conn.execute(select(notifications.c.id, notifications.c.due_at_ms).where(
+        notifications.c.appointment_id == e.appointment_id, notifications.c.version == version,
+        notifications.c.status.in_(LIVE), notifications.c.enqueued_at_ms.is_(None))).all()
+    return [(r[0], int(r[1])) for r in live], stale
+
+
+class Outbox(StreamConsumer):
+    group = keys.NOTIFY_GROUP
+
+    def __init__(self, redis: Any, db: Engine, settings: Settings, scheduling: Scheduling, **kw: Any) -> None:
+        super().__init__(redis, **kw)
+        self.db, self.settings, self.scheduling = db, settings, scheduling
+        self._last_claim = 0.0
+
+    def handle(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
+        if not entries:
+            return 0
+        decoded = self.decode(entries)
+        to_schedule: list[tuple[str, int]] = []
+        to_cancel: list[str] = []
+        with self.db.begin() as conn:
+            for _, e in decoded:
+                if isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled | ev.AppointmentCancelled):
+                    sched, cancel = plan(conn, e, self.settings.reminder_offsets)
+                    to_schedule += sched
+                    to_cancel += cancel
+        for nid in to_cancel:
+            self.scheduling.cancel(nid)
+        for nid, due in to_schedule:
+            self.scheduling.enqueue(nid, due)
+        if to_schedule:
+            with self.db.begin() as conn:
+                conn.execute(update(notifications).where(notifications.c.id.in_([n for n, _ in to_schedule]))
+                             .values(enqueued_at_ms=int(time.time() * 1000)))
+        return self.ack([(key, e.event_id) for key, e in decoded])
+
+    def step(self, block: bool = True) -> int:
+        self.refresh_streams()
+        n = self.handle(self.read("0", None))
+        n += self.handle(self.read(">", self.block_ms if block and self.block_ms else None))
+        if self.clock() - self._last_claim > 5:
+            self._last_claim = self.clock()
+            self.claim_abandoned()
+        return n
