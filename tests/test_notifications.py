@@ -1,0 +1,298 @@
+"""Notifications follow the appointment: confirmation, reminders, cancellation, over real SMTP (aiosmtpd),
+with the worker (outbox, rq-scheduler, rq jobs) running against the real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import icalendar
+import pytest
+import redis as redis_sync
+from litestar.testing import TestClient
+
+from api.app import create_app
+from engine.settings import parse_offsets
+from persistence.db import make_engine
+from persistence.notify.worker import NotificationWorker
+from persistence.persister import Persister
+from tests.conftest import AUTH, REDIS_URL, fresh_database, search, settings_for, setup_practice
+from tests.smtp import SmtpServer, ics_of, text_of
+
+pytestmark = pytest.mark.integration
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/13"
+ALL_DAY = [{"day": d, "start": "00:00", "end": "24:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+
+
+class World:
+    def __init__(self, client: TestClient[Any], smtp: SmtpServer, worker: NotificationWorker, db: Any) -> None:
+        self.client, self.smtp, self.worker, self.db = client, smtp, worker, db
+
+    @property
+    def inbox(self) -> Any:
+        return self.smtp.inbox
+
+
+def make_world(offsets: str, **settings: Any) -> Iterator[World]:
+    r = redis_sync.Redis.from_url(RURL)
+    r.flushdb()
+    url = fresh_database("booking_notify")
+    db = make_engine(url)
+    with SmtpServer() as smtp:
+        s = settings_for(RURL, database_url=url, smtp_url=smtp.url, reminder_offsets=parse_offsets(offsets), **settings)
+        worker = NotificationWorker(s, r, db)
+        persister = Persister(r, db, consumer="notify-tests")
+        import threading
+
+        stop = threading.Event()
+        pt = threading.Thread(target=persister.run, args=(stop,), daemon=True)
+        with TestClient(create_app(s)) as c:
+            c.headers.update(AUTH)
+            pt.start()
+            worker.start()
+            try:
+                yield World(c, smtp, worker, db)
+            finally:
+                worker.close()
+                stop.set()
+                pt.join(10)
+    db.dispose()
+    r.close()
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield from make_world("24h,2h")
+
+
+def book(c: Any, pr: str, vt: str, start: str, name: str = "Ada Lovelace") -> dict[str, Any]:
+    h = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": start})
+    assert h.status_code == 201, h.text
+    r = c.post(
+        "/v1/appointments", json={"hold_id": h.json()["id"], "patient": {"name": name, "email": "ada@example.org"}}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def first_weekday_of(month: int, year: int) -> dt.date:
+    d = dt.date(year, month, 10)
+    while d.weekday() != 1:  # a Tuesday
+        d += dt.timedelta(days=1)
+    return d
+
+
+@pytest.mark.parametrize(("month", "offset"), [(7, "+02:00"), (1, "+01:00")])
+def test_confirmation_states_the_local_time_in_text_and_icalendar(world: World, month: int, offset: str) -> None:
+    c = world.client
+    today = dt.date.today()
+    year = today.year + (1 if (month, 10) <= (today.month, today.day) else 0)
+    day = first_weekday_of(month, year)
+    ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), horizon_days=(day - today).days + 2)
+    slot = next(s for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day) if s["start"][11:16] == "09:00")
+    assert slot["start"].endswith(offset)
+    appt = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slot["start"])
+    nid = f"{appt['id']}:confirmation:0:1"
+    assert world.inbox.wait_for(lambda i: nid in i.by_notification(), 30)
+    msg = world.inbox.by_notification()[nid][0]
+    body = text_of(msg)
+    assert f"{day.day} " in body and "at 09:00 (Europe/Paris, UTC" + offset + ")" in body
+    assert "Europe/Paris" in body and "cancel" in body.lower() and "Dr 0" in body and "Test practice" in body
+    cal = icalendar.Calendar.from_ical(ics_of(msg))
+    assert str(cal["METHOD"]) == "REQUEST"
+    ev = cal.walk("VEVENT")[0]
+    start = ev.decoded("DTSTART")
+    assert (start.hour, start.minute) == (9, 0) and start.tzinfo is not None
+    assert start.utcoffset() == dt.timedelta(hours=2 if month == 7 else 1)
+    assert str(ev["UID"]) == f"{appt['id']}@booking-engine" and int(ev["SEQUENCE"]) == 1
+    assert any(tz.get("TZID") == "Europe/Paris" for tz in cal.walk("VTIMEZONE"))
+    items = c.get(f"/v1/appointments/{appt['id']}/notifications").json()["items"]
+    kinds = {(i["kind"], i["status"]) for i in items}
+    assert ("confirmation", "sent") in kinds
+    assert [i["status"] for i in items if i["kind"] == "reminder"] == ["scheduled", "scheduled"]
+
+
+def soon_slot(c: Any, ctx: dict[str, Any], pr: str, lead_s: int) -> str:
+    """The first slot of ``pr`` starting at least ``lead_s`` seconds from now."""
+    now = dt.datetime.now(dt.timezone.utc)
+    for s in search(c, ctx["practice_id"], ctx["visit_types"][5], now.date(), days=2, practitioner_id=pr):
+        if dt.datetime.fromisoformat(s["start"]) >= now + dt.timedelta(seconds=lead_s):
+            return s["start"]
+    raise AssertionError("no slot soon enough")
+
+
+@pytest.fixture
+def short_world() -> Iterator[World]:
+    yield from make_world("40s,20s")
+
+
+def test_300_bookings_150_cancelled_reminders_only_for_the_live_ones(short_world: World) -> None:
+    c, inbox = short_world.client, short_world.inbox
+    practices = [
+        setup_practice(
+            c, tz="UTC", durations=(5,), practitioners=30, weekly=ALL_DAY, slot_step_minutes=1, horizon_days=2
+        )
+        for _ in range(10)
+    ]
+    lead = 75
+    appts = []
+    for ctx in practices:
+        for pr in ctx["practitioners"]:
+            appts.append(book(c, pr, ctx["visit_types"][5], soon_slot(c, ctx, pr, lead)))
+    cancelled = appts[::2]
+    live = appts[1::2]
+    for a in cancelled:
+        r = c.post(f"/v1/appointments/{a['id']}/cancel")
+        assert r.status_code == 200
+    last_start = max(dt.datetime.fromisoformat(a["start"]) for a in appts)
+    wait = (last_start - dt.datetime.now(dt.timezone.utc)).total_seconds() - 20 + 15
+    expected = {f"{a['id']}:reminder:{o}:1" for a in live for o in (40, 20)}
+    assert inbox.wait_for(lambda i: expected <= set(i.by_notification()), max(wait, 30))
+    time.sleep(1.0)  # let anything wrongly scheduled arrive too
+    got = inbox.by_notification()
+    for nid in expected:
+        assert len(got[nid]) == 1, nid
+    for a in cancelled:
+        assert not any(k.startswith(f"{a['id']}:reminder") for k in got), a["id"]
+        notice = got.get(f"{a['id']}:cancellation:0:2", [])
+        assert len(notice) == 1
+        cal = icalendar.Calendar.from_ical(ics_of(notice[0]))
+        assert str(cal["METHOD"]) == "CANCEL" and int(cal.walk("VEVENT")[0]["SEQUENCE"]) == 2
+        statuses = {
+            (i["kind"], i["status"]) for i in c.get(f"/v1/appointments/{a['id']}/notifications").json()["items"]
+        }
+        assert ("reminder", "sent") not in statuses
+    assert sum(1 for k in got if ":reminder:" in k) == len(expected)
+
+
+def test_reschedule_before_the_reminder_sends_it_once_for_the_new_time(short_world: World) -> None:
+    c, inbox = short_world.client, short_world.inbox
+    ctx = setup_practice(
+        c, tz="UTC", durations=(5,), practitioners=2, weekly=ALL_DAY, slot_step_minutes=1, horizon_days=2
+    )
+    dr_a, dr_b = ctx["practitioners"]
+    appt = book(c, dr_a, ctx["visit_types"][5], soon_slot(c, ctx, dr_a, 50))
+    new_start = soon_slot(c, ctx, dr_b, 55)
+    h = c.post(
+        "/v1/holds", json={"practitioner_id": dr_b, "visit_type_id": ctx["visit_types"][5], "start": new_start}
+    ).json()
+    moved = c.post(f"/v1/appointments/{appt['id']}/reschedule", json={"hold_id": h["id"]})
+    assert moved.status_code == 200 and moved.json()["version"] == 2
+    wanted = {f"{appt['id']}:reminder:40:2", f"{appt['id']}:reminder:20:2"}
+    wait = (dt.datetime.fromisoformat(new_start) - dt.datetime.now(dt.timezone.utc)).total_seconds() - 20 + 15
+    assert inbox.wait_for(lambda i: wanted <= set(i.by_notification()), wait)
+    time.sleep(1.0)
+    got = inbox.by_notification()
+    reminders = {k: v for k, v in got.items() if ":reminder:" in k}
+    assert set(reminders) == wanted and all(len(v) == 1 for v in reminders.values())
+    when = dt.datetime.fromisoformat(new_start).strftime("%H:%M")
+    for msgs in reminders.values():
+        assert f"at {when} (UTC" in text_of(msgs[0])
+        ev = icalendar.Calendar.from_ical(ics_of(msgs[0])).walk("VEVENT")[0]
+        assert int(ev["SEQUENCE"]) == 2 and ev.decoded("DTSTART") == dt.datetime.fromisoformat(new_start)
+    moved_notice = got[f"{appt['id']}:confirmation:0:2"][0]
+    assert "moved" in text_of(moved_notice).lower()
+
+
+def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_failed() -> None:
+    for w in make_world("24h", notify_retry_base_seconds=0.5, notify_max_attempts=4):
+        c, inbox = w.client, w.inbox
+        ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
+        slots = search(c, ctx["practice_id"], ctx["visit_types"][30], dt.date.today() + dt.timedelta(days=3))
+        inbox.refuse = True
+        first = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[0]["start"])
+        nid = f"{first['id']}:confirmation:0:1"
+        assert inbox.wait_for(lambda i: i.refused >= 2, 30)
+        inbox.refuse = False
+        assert inbox.wait_for(lambda i: nid in i.by_notification(), 30)
+        assert len(inbox.by_notification()[nid]) == 1
+        item = next(
+            i
+            for i in c.get(f"/v1/appointments/{first['id']}/notifications").json()["items"]
+            if i["kind"] == "confirmation"
+        )
+        assert item["status"] == "sent" and item["attempts"] >= 3
+        inbox.refuse = True
+        second = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[4]["start"])
+
+        def failed() -> bool:
+            items = c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
+            return any(i["kind"] == "confirmation" and i["status"] == "failed" for i in items)
+
+        deadline = time.time() + 30
+        while time.time() < deadline and not failed():
+            time.sleep(0.2)
+        assert failed()
+        item = next(
+            i
+            for i in c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
+            if i["kind"] == "confirmation"
+        )
+        assert item["attempts"] == 4 and "451" in (item["last_error"] or "")
+        assert 'booking_notifications{kind="confirmation",status="failed"} 1.0' in c.get("/metrics").text
+
+
+def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    r = redis_sync.Redis.from_url(RURL)
+    r.flushdb()
+    url = fresh_database("booking_notify_kill")
+    with SmtpServer() as smtp:
+        smtp.inbox.stall_s = 0.3  # every message takes a while: the kill lands mid-conversation
+        env = {
+            **os.environ,
+            "REDIS_URL": RURL,
+            "DATABASE_URL": url,
+            "SMTP_URL": smtp.url,
+            "NOTIFY_LEASE_SECONDS": "2",
+            "REMINDER_OFFSETS": "24h",
+        }
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        s = settings_for(RURL, database_url=url)
+        worker = start()
+        try:
+            with TestClient(create_app(s)) as c:
+                c.headers.update(AUTH)
+                ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
+                day = dt.date.today() + dt.timedelta(days=2)
+                appts = [
+                    book(c, ctx["practitioners"][0], ctx["visit_types"][30], slot["start"])
+                    for slot in search(c, ctx["practice_id"], ctx["visit_types"][30], day)[:60:2]
+                ]
+                expected = {f"{a['id']}:confirmation:0:1" for a in appts}
+                assert smtp.inbox.wait_for(lambda i: len(i.by_notification()) >= 5, 60)
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+                got_at_kill = len(smtp.inbox.by_notification())
+                assert got_at_kill < len(expected), "the kill came too late to interrupt anything"
+                worker = start()
+                assert smtp.inbox.wait_for(lambda i: expected <= set(i.by_notification()), 90)
+                time.sleep(2.5)  # a lease running out would resend now
+                got = smtp.inbox.by_notification()
+                assert set(got) == expected
+                assert all(len(v) == 1 for v in got.values()), {k: len(v) for k, v in got.items() if len(v) > 1}
+                statuses = {
+                    i["status"]
+                    for a in appts
+                    for i in c.get(f"/v1/appointments/{a['id']}/notifications").json()["items"]
+                    if i["kind"] == "confirmation"
+                }
+                assert statuses == {"sent"}
+        finally:
+            worker.kill()
+            worker.wait(10)
+    r.close()
