@@ -196,42 +196,44 @@ def test_reschedule_before_the_reminder_sends_it_once_for_the_new_time(short_wor
     assert "moved" in text_of(moved_notice).lower()
 
 
-def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_failed() -> None:
-    for w in make_world("24h", notify_retry_base_seconds=0.5, notify_max_attempts=4):
-        c, inbox = w.client, w.inbox
-        ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
-        slots = search(c, ctx["practice_id"], ctx["visit_types"][30], dt.date.today() + dt.timedelta(days=3))
-        inbox.refuse = True
-        first = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[0]["start"])
-        nid = f"{first['id']}:confirmation:0:1"
-        assert inbox.wait_for(lambda i: i.refused >= 2, 30)
-        inbox.refuse = False
-        assert inbox.wait_for(lambda i: nid in i.by_notification(), 30)
-        assert len(inbox.by_notification()[nid]) == 1
-        item = next(
-            i
-            for i in c.get(f"/v1/appointments/{first['id']}/notifications").json()["items"]
-            if i["kind"] == "confirmation"
-        )
-        assert item["status"] == "sent" and item["attempts"] >= 3
-        inbox.refuse = True
-        second = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[4]["start"])
+@pytest.fixture
+def retry_world() -> Iterator[World]:
+    yield from make_world("24h", notify_retry_base_seconds=0.5, notify_max_attempts=4)
 
-        def failed() -> bool:
-            items = c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
-            return any(i["kind"] == "confirmation" and i["status"] == "failed" for i in items)
 
-        deadline = time.time() + 30
-        while time.time() < deadline and not failed():
-            time.sleep(0.2)
-        assert failed()
-        item = next(
-            i
-            for i in c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
-            if i["kind"] == "confirmation"
-        )
-        assert item["attempts"] == 4 and "451" in (item["last_error"] or "")
-        assert 'booking_notifications{kind="confirmation",status="failed"} 1.0' in c.get("/metrics").text
+def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_failed(retry_world: World) -> None:
+    c, inbox = retry_world.client, retry_world.inbox
+    ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
+    slots = search(c, ctx["practice_id"], ctx["visit_types"][30], dt.date.today() + dt.timedelta(days=3))
+    inbox.refuse = True
+    first = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[0]["start"])
+    nid = f"{first['id']}:confirmation:0:1"
+    assert inbox.wait_for(lambda i: i.refused >= 2, 30)
+    inbox.refuse = False
+    assert inbox.wait_for(lambda i: nid in i.by_notification(), 30)
+    assert len(inbox.by_notification()[nid]) == 1
+    item = next(
+        i for i in c.get(f"/v1/appointments/{first['id']}/notifications").json()["items"] if i["kind"] == "confirmation"
+    )
+    assert item["status"] == "sent" and item["attempts"] >= 3
+    inbox.refuse = True
+    second = book(c, ctx["practitioners"][0], ctx["visit_types"][30], slots[4]["start"])
+
+    def failed() -> bool:
+        items = c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
+        return any(i["kind"] == "confirmation" and i["status"] == "failed" for i in items)
+
+    deadline = time.time() + 30
+    while time.time() < deadline and not failed():
+        time.sleep(0.2)
+    assert failed()
+    item = next(
+        i
+        for i in c.get(f"/v1/appointments/{second['id']}/notifications").json()["items"]
+        if i["kind"] == "confirmation"
+    )
+    assert item["attempts"] == 4 and "451" in (item["last_error"] or "")
+    assert 'booking_notifications{kind="confirmation",status="failed"} 1.0' in c.get("/metrics").text
 
 
 def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> None:
