@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request
 
 from api.problems import AuthError
-from engine import errors, ids
+from engine import access, errors, ids
 from engine.settings import Settings
 
 Kind = Literal["admin", "staff", "public", "open"]
@@ -27,11 +27,16 @@ class Principal(msgspec.Struct, frozen=True):
 
 
 def client_id(request: Request[Any, Any, Any]) -> str:
-    host = request.client.host if request.client else "unknown"
-    return host
+    """Who a public client is, for abuse limits: its address, or a header set by a trusted proxy."""
+    settings: Settings = request.app.state.settings
+    if settings.client_header:
+        forwarded = request.headers.get(settings.client_header)
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:100]
+    return request.client.host if request.client else "unknown"
 
 
-def principal(request: Request[Any, Any, Any]) -> Principal:
+async def principal(request: Request[Any, Any, Any]) -> Principal:
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
@@ -39,12 +44,21 @@ def principal(request: Request[Any, Any, Any]) -> Principal:
     if token:
         if settings.admin_token and hmac.compare_digest(token, settings.admin_token):
             return Principal("admin", "admin", manage_token=manage)
-        raise AuthError(401, "unauthorized", "unknown bearer token")
+        key = await access.lookup_key(request.app.state.engine, token)
+        if key is not None:
+            return Principal("staff", f"staff:{key.id}", practice_id=key.practice_id, manage_token=manage)
+        raise AuthError(401, "unauthorized", "unknown or revoked bearer token")
     if header:
         raise AuthError(401, "unauthorized", "the Authorization header must be 'Bearer <token>'")
     if settings.embedded and not settings.admin_token:
         return Principal("open", f"open:{client_id(request)}", manage_token=manage)
     return Principal("public", f"public:{client_id(request)}", manage_token=manage)
+
+
+def require_same_practice(p: Principal, practice_id: str, kind: str, ident: str) -> None:
+    """Staff of one practice never see another's resources: they do not exist for them (404)."""
+    if p.kind == "staff" and p.practice_id != practice_id:
+        raise errors.NotFoundError(kind, ident)
 
 
 def require_staff(p: Principal, practice_id: str) -> None:

@@ -145,8 +145,11 @@ def _worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
-    print(f"worker: notifications ({'SMTP ' + settings.smtp_url if settings.smtp_url else 'logged only'}), "
-          f"reminders at {', '.join(str(o) + 's' for o in settings.reminder_offsets)} before", flush=True)
+    print(
+        f"worker: notifications ({'SMTP ' + settings.smtp_url if settings.smtp_url else 'logged only'}), "
+        f"reminders at {', '.join(str(o) + 's' for o in settings.reminder_offsets)} before",
+        flush=True,
+    )
     stop.wait()
     worker.close()
     return 0
@@ -162,12 +165,10 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if audit.verify(db, practice_id=args.practice) else 1
 
 
-def _later(issue: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        print(f"booking {args.command}: not available yet ({issue})", file=sys.stderr)
-        return 2
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.cli import main as bench_main
 
-    return run
+    return int(bench_main(args.rest))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -196,10 +197,11 @@ def parser() -> argparse.ArgumentParser:
     au.set_defaults(run=_audit)
     wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
     wk.set_defaults(run=_worker)
-    for name, issue in [("bench", "benchmark suite")]:
-        x = sub.add_parser(name, help=f"{issue} (not available yet)")
-        x.add_argument("rest", nargs="*")
-        x.set_defaults(run=_later(issue))
+    be = sub.add_parser(
+        "bench", help="the benchmark suite (see docs/benchmarks.md; `booking bench --help`)", add_help=False
+    )
+    be.add_argument("rest", nargs=argparse.REMAINDER)
+    be.set_defaults(run=_bench)
     return p
 
 
@@ -207,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the suite parses its own options
+        from benchmarks.cli import main as bench_main
+
+        return int(bench_main(argv[1:]))
     args = parser().parse_args(argv)
     from persistence.migrate import SchemaMismatchError
 

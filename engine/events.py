@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule")
-SETUP = ("practice", "practitioner", "visit_type")
+SETUP = ("practice", "practitioner", "visit_type", "api_key", "api_key_revoked")
 
 
 class _Event(msgspec.Struct, tag_field="type", kw_only=True):
@@ -77,6 +77,14 @@ class VisitTypeSaved(_Event, tag="visit_type"):
     pass
 
 
+class ApiKeySaved(_Event, tag="api_key"):
+    pass
+
+
+class ApiKeyRevoked(_Event, tag="api_key_revoked"):
+    pass
+
+
 Event = (
     SearchPerformed
     | HoldPlaced
@@ -89,6 +97,8 @@ Event = (
     | PracticeSaved
     | PractitionerSaved
     | VisitTypeSaved
+    | ApiKeySaved
+    | ApiKeyRevoked
 )
 
 _decoder = msgspec.json.Decoder()

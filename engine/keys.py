@@ -61,6 +61,23 @@ def audit(pid: str) -> str:
     return f"{tag(pid)}:audit"
 
 
+def api_keys(pid: str) -> str:
+    return f"{tag(pid)}:apikeys"
+
+
+def api_key_hashes(pid: str) -> str:
+    return f"{tag(pid)}:apikey-hashes"
+
+
+def client_requests(client: str, action: str) -> str:
+    """Abuse limits of one public client (its own hash tag: never touched with practice keys)."""
+    return f"{ROOT}:{{c:{client}}}:req:{action}"
+
+
+def client_holds(client: str) -> str:
+    return f"{ROOT}:{{c:{client}}}:holds"
+
+
 def idempotency(pid: str, scope: str, key: str | None) -> str:
     """A placeholder key of the same slot when no Idempotency-Key was sent (scripts ignore it then)."""
     return f"{tag(pid)}:idem:{scope}:{key if key is not None else '-'}"

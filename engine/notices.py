@@ -40,8 +40,10 @@ def local_text(epoch: int, tz_name: str) -> str:
     """'Tuesday 1 December 2026 at 09:00 (Europe/Paris, UTC+01:00)'."""
     t = dt.datetime.fromtimestamp(epoch, timeutil.zone(tz_name))
     offset = t.strftime("%z")
-    return (f"{t.strftime('%A')} {t.day} {t.strftime('%B %Y')} at {t.strftime('%H:%M')} "
-            f"({tz_name}, UTC{offset[:3]}:{offset[3:]})")
+    return (
+        f"{t.strftime('%A')} {t.day} {t.strftime('%B %Y')} at {t.strftime('%H:%M')} "
+        f"({tz_name}, UTC{offset[:3]}:{offset[3:]})"
+    )
 
 
 def _lead(offset_s: int) -> str:
@@ -77,12 +79,17 @@ def body(f: NoticeFacts) -> str:
         main = f"Your appointment with {who} has been moved to {when} ({f.visit_type_name}, {minutes} minutes)."
     else:
         main = f"Your appointment with {who} is confirmed for {when} ({f.visit_type_name}, {minutes} minutes)."
-    how = ("" if f.kind == "cancellation" else
-           "\nTo cancel or change it, use the app you booked with (it keeps your manage token), or call the practice "
-           f"and give the reference {f.appointment_id}.\n")
-    return (f"Hello {f.patient_name},\n\n{main}\n"
-            f"All times are local to the practice: {f.timezone}.\n{how}\n"
-            f"Reference: {f.appointment_id} (version {f.version})\n")
+    how = (
+        ""
+        if f.kind == "cancellation"
+        else "\nTo cancel or change it, use the app you booked with (it keeps your manage token), or call the practice "
+        f"and give the reference {f.appointment_id}.\n"
+    )
+    return (
+        f"Hello {f.patient_name},\n\n{main}\n"
+        f"All times are local to the practice: {f.timezone}.\n{how}\n"
+        f"Reference: {f.appointment_id} (version {f.version})\n"
+    )
 
 
 def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
@@ -117,6 +124,7 @@ def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> Emai
     msg["X-Booking-Notification"] = f.notification_id
     msg.set_content(body(f))
     method = "CANCEL" if f.kind == "cancellation" else "REQUEST"
-    msg.add_attachment(calendar(f, now), maintype="text", subtype="calendar", filename="appointment.ics",
-                       params={"method": method})
+    msg.add_attachment(
+        calendar(f, now), maintype="text", subtype="calendar", filename="appointment.ics", params={"method": method}
+    )
     return msg

@@ -108,3 +108,13 @@ async def restore_appointment(
         ],
     )
     return _s(res[0]) or "", [_s(x) or "" for x in res[1:]]
+
+
+async def restore_api_key(eng: BookingEngine, key: Any) -> bool:
+    """Put back a live staff key (an engine.access.ApiKey) that Redis lacks."""
+    pid = key.practice_id
+    if await eng.redis.hexists(keys.api_keys(pid), key.id):
+        return False
+    await eng.redis.hset(keys.api_keys(pid), key.id, _enc.encode(key))
+    await eng.redis.hset(keys.api_key_hashes(pid), key.hash, key.id)
+    return True

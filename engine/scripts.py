@@ -19,6 +19,8 @@ NAMES = (
     "put_entity",
     "restore",
     "reschedule",
+    "api_key",
+    "limit",
 )
 
 

@@ -356,6 +356,7 @@ class BookingEngine:
         ctx: Ctx = SYSTEM,
         idem_key: str | None = None,
         body_fp: str = "",
+        hold_id: str | None = None,
     ) -> tuple[bytes, bool]:
         """Claim a hold; returns (the rendered Hold, whether this was an idempotent replay)."""
         pid = ids.practice_of(practitioner_id, "r")
@@ -377,7 +378,7 @@ class BookingEngine:
         if not (now // 1000 - 86400 <= begin <= now // 1000 + 800 * 86400):  # beyond any horizon (730 days)
             raise errors.SlotUnavailableError("outside_any_horizon")
         hold = Hold(
-            id=ids.new_hold_id(practitioner_id),
+            id=hold_id or ids.new_hold_id(practitioner_id),
             practice_id=pid,
             practitioner_id=practitioner_id,
             visit_type_id=vt.id,

@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, frozen=True):
     notify_max_attempts: int = 5
     notify_retry_base_seconds: float = 2.0
     notify_lease_seconds: float = 60.0
+    client_header: str | None = None
+    limit_live_holds: int = 5
+    limit_holds_per_minute: int = 30
+    limit_bookings_per_minute: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -61,4 +65,8 @@ class Settings(msgspec.Struct, frozen=True):
             notify_max_attempts=int(env.get("NOTIFY_MAX_ATTEMPTS", "5")),
             notify_retry_base_seconds=float(env.get("NOTIFY_RETRY_BASE_SECONDS", "2")),
             notify_lease_seconds=float(env.get("NOTIFY_LEASE_SECONDS", "60")),
+            client_header=env.get("BOOKING_CLIENT_HEADER") or None,
+            limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
+            limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
+            limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
         )

@@ -201,8 +201,8 @@ class Persister(StreamConsumer):
                 name = _s(info.get("name") or info.get(b"name"))
                 pending = int(info.get("pending") or 0)
                 last = _s(info.get("last-delivered-id") or "0-0")
-                if pending:
-                    oldest = self.redis.xpending(key, name)["min"]
+                oldest = self.redis.xpending(key, name)["min"] if pending else None
+                if oldest is not None:  # it may have been acknowledged since XINFO answered
                     safe = min(safe, _id_ms(_s(oldest)))
                 safe = min(safe, _id_ms(last))
             if safe > 0:
@@ -224,6 +224,10 @@ class Persister(StreamConsumer):
             except RedisError as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, self.backoff)
+                stop.wait(self.backoff)
+            except Exception:  # a bug in one batch must not stop the persister for good
+                self.backoff = min(5.0, max(0.2, self.backoff * 2))
+                log.exception("persister step failed; retrying in %.1fs", self.backoff)
                 stop.wait(self.backoff)
         log.info("persister %s stopped after %d events", self.consumer, self.applied)
 
@@ -247,8 +251,9 @@ def lag(redis: Any, group: str = keys.PERSIST_GROUP, now_ms: int | None = None) 
         backlog = g.get("lag")
         backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
         events_behind += pending + backlog_n
-        if pending:
-            oldest = min(oldest, _id_ms(_s(redis.xpending(key, group)["min"])))
+        first_pending = redis.xpending(key, group)["min"] if pending else None
+        if first_pending is not None:
+            oldest = min(oldest, _id_ms(_s(first_pending)))
         if undelivered:
             oldest = min(oldest, _id_ms(_s(undelivered[0][0])))
     return events_behind, max(0.0, (now_ms - oldest) / 1000)

@@ -21,10 +21,11 @@ from sqlalchemy.engine import Engine
 
 from engine import keys
 from engine import restore as rs
+from engine.access import ApiKey
 from engine.model import Appointment, Patient, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
 from persistence.persister import Persister
-from persistence.tables import appointments, audit_heads, practices, practitioners, schedules, visit_types
+from persistence.tables import api_keys, appointments, audit_heads, practices, practitioners, schedules, visit_types
 
 RESTORE_PAST_DAYS = 30  # appointments that ended longer ago are not put back into Redis
 
@@ -68,6 +69,7 @@ def _load(db: Engine) -> dict[str, Any]:
             "schedules": c.execute(select(schedules)).mappings().all(),
             "appointments": c.execute(select(appointments).where(appointments.c.end_at >= horizon)).mappings().all(),
             "heads": c.execute(select(audit_heads)).mappings().all(),
+            "api_keys": c.execute(select(api_keys).where(api_keys.c.revoked_ms.is_(None))).mappings().all(),
         }
 
 
@@ -83,7 +85,7 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
     report.drained = await asyncio.to_thread(Persister(redis_sync, db, consumer="reconcile").drain)
     data = await asyncio.to_thread(_load, db)
     by_practice: dict[str, dict[str, list[Any]]] = {}
-    for kind in ("practitioners", "visit_types", "schedules", "appointments"):
+    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys"):
         for row in data[kind]:
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
     heads = {h["practice_id"]: int(h["last_seq"]) for h in data["heads"]}
@@ -99,6 +101,14 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
             for r in mine.get("visit_types", [])
         ]
         report.restored += await rs.restore_setup(eng, practice, prs, vts)
+        for krow in mine.get("api_keys", []):
+            if await rs.restore_api_key(
+                eng,
+                ApiKey(
+                    id=krow["id"], practice_id=krow["practice_id"], hash=krow["hash"], created_ms=krow["created_ms"]
+                ),
+            ):
+                report.restored.append(f"api key {krow['id']}")
         before = await rs.restore_audit_seq(eng, practice.id, heads.get(practice.id, 0))
         if before is not None:
             report.audit_seq_fixed.append(f"practice {practice.id}: {before} -> {heads.get(practice.id, 0)}")

@@ -136,7 +136,8 @@ applied_events = Table(
 
 # One row per (appointment, kind, offset, version): the unique key that makes every message go out at most once.
 notifications = Table(
-    "notifications", metadata,
+    "notifications",
+    metadata,
     Column("id", String(200), primary_key=True),  # '<appointment>:<kind>:<offset_s>:<version>'
     Column("appointment_id", String(64), nullable=False, index=True),
     Column("practice_id", String(32), nullable=False),
@@ -153,4 +154,15 @@ notifications = Table(
     Column("rescheduled", Integer, nullable=False),  # 1: the confirmation of a moved appointment
     Column("created_at_ms", BigInteger, nullable=False),
     Index("ix_notifications_status_due", "status", "due_at_ms"),
+)
+
+# Practice staff keys: only the SHA-256 of each key is ever stored.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
 )

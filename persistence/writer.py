@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from engine import events as ev
 from persistence import chain
 from persistence.tables import (
+    api_keys,
     applied_events,
     appointments,
     audit_events,
@@ -72,6 +73,21 @@ def _setup(conn: Connection, e: ev.Event) -> None:
             {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"], "created_at": at},
             "id",
         )
+    elif isinstance(e, ev.ApiKeySaved):
+        _upsert(
+            conn,
+            api_keys,
+            {
+                "id": data["id"],
+                "practice_id": data["practice_id"],
+                "hash": data["hash"],
+                "created_ms": data["created_ms"],
+                "revoked_ms": None,
+            },
+            "id",
+        )
+    elif isinstance(e, ev.ApiKeyRevoked):
+        conn.execute(update(api_keys).where(api_keys.c.id == data["id"]).values(revoked_ms=e.at))
     elif isinstance(e, ev.VisitTypeSaved):
         _upsert(
             conn,

@@ -49,13 +49,15 @@ async def list_audit(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> AuditPage:
-    p, _ = caller(request)
+    p, _ = await caller(request)
     # the practice is named explicitly or implied by the appointment or hold asked about
     implied = (
         practice_id
         or (ids.practice_of(appointment_id, "a") if appointment_id else None)
         or (ids.practice_of(hold_id, "h") if hold_id else None)
     )
+    if implied is None and p.kind == "staff":
+        implied = p.practice_id  # staff see their own practice's trail
     if implied is None:
         if not p.is_admin:
             raise errors.InvalidRequestError("practice_id (or appointment_id or hold_id) is required")

@@ -10,7 +10,8 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api import render
-from api.auth import require_appointment
+from api.auth import Principal, client_id, require_appointment, require_same_practice
+from api.problems import RateLimitedError
 from api.routes.common import caller, engine, raw_json, strict
 from api.schemas import (
     AppointmentOut,
@@ -24,7 +25,7 @@ from api.schemas import (
     RescheduleIn,
     SlotOut,
 )
-from engine import errors, timeutil
+from engine import access, errors, ids, timeutil
 from engine.service import fingerprint
 from persistence.notify.queries import notification_rows
 
@@ -40,7 +41,7 @@ async def availability(
     days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> AvailabilityOut:
-    _, ctx = caller(request)
+    _, ctx = await caller(request)
     practice, slots = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
     tz = practice.timezone
     fmt = timeutil.format_instant
@@ -54,26 +55,63 @@ async def availability(
     )
 
 
+def _practice_of_hold(hold_id: str) -> str:
+    pid = ids.practice_of(hold_id, "h")
+    if pid is None:
+        raise errors.NotFoundError("hold", hold_id)
+    return pid
+
+
+def _limits(request: Request[Any, Any, Any]) -> access.Limits:
+    s = request.app.state.settings
+    return access.Limits(s.limit_live_holds, s.limit_holds_per_minute, s.limit_bookings_per_minute)
+
+
+async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
+    if p.kind != "public":
+        return  # admin and staff callers are not limited
+    try:
+        await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
+    except access.LimitExceededError as exc:
+        request.app.state.metrics.domain.labels(f"limit_{action}", "refused").inc()
+        raise RateLimitedError(exc.detail, exc.retry_after_s) from None
+
+
 @post("/v1/holds", status_code=201, tags=["holds"], summary="Hold a slot for HOLD_TTL_SECONDS", response_model=HoldOut)
 async def create_hold(
     request: Request[Any, Any, Any], data: JSONBody[HoldIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
     data = await strict(request, HoldIn)
-    _, ctx = caller(request)
-    body, replay = await engine(request).place_hold(
-        data.practitioner_id,
-        data.visit_type_id,
-        data.start,
-        render=render.hold_bytes,
-        ctx=ctx,
-        idem_key=idempotency_key,
-        body_fp=fingerprint(await request.body()),
-    )
+    p, ctx = await caller(request)
+    pid = ids.practice_of(data.practitioner_id, "r")
+    if pid is None:
+        raise errors.NotFoundError("practitioner", data.practitioner_id)
+    require_same_practice(p, pid, "practitioner", data.practitioner_id)
+    hold_id = ids.new_hold_id(data.practitioner_id)
+    await _limited(request, p, "hold", hold_id)
+    try:
+        body, replay = await engine(request).place_hold(
+            data.practitioner_id,
+            data.visit_type_id,
+            data.start,
+            render=render.hold_bytes,
+            ctx=ctx,
+            idem_key=idempotency_key,
+            body_fp=fingerprint(await request.body()),
+            hold_id=hold_id,
+        )
+    except errors.BookingError:
+        await access.forget_hold(engine(request), client_id(request), hold_id)
+        raise
+    if replay:
+        await access.forget_hold(engine(request), client_id(request), hold_id)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
 @get("/v1/holds/{hold_id:str}", tags=["holds"], summary="Read a live hold")
 async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> HoldOut:
+    p, _ = await caller(request)
+    require_same_practice(p, _practice_of_hold(hold_id), "hold", hold_id)
     eng = engine(request)
     hold = await eng.get_hold(hold_id)
     if hold.state == "booked":
@@ -86,8 +124,10 @@ async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> H
 
 @delete("/v1/holds/{hold_id:str}", status_code=204, tags=["holds"], summary="Release a hold at once")
 async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> None:
-    _, ctx = caller(request)
+    p, ctx = await caller(request)
+    require_same_practice(p, _practice_of_hold(hold_id), "hold", hold_id)
     await engine(request).release_hold(hold_id, ctx)
+    await access.forget_hold(engine(request), client_id(request), hold_id)
 
 
 @post(
@@ -101,7 +141,9 @@ async def book(
     request: Request[Any, Any, Any], data: JSONBody[BookIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
     data = await strict(request, BookIn)
-    _, ctx = caller(request)
+    p, ctx = await caller(request)
+    require_same_practice(p, _practice_of_hold(data.hold_id), "hold", data.hold_id)
+    await _limited(request, p, "book")
     body, replay = await engine(request).book(
         data.hold_id,
         data.patient,
@@ -110,11 +152,12 @@ async def book(
         idem_key=idempotency_key,
         body_fp=fingerprint(await request.body()),
     )
+    await access.forget_hold(engine(request), client_id(request), data.hold_id)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
 async def _authorised(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> tuple[Any, str]:
-    p, _ = caller(request)
+    p, _ = await caller(request)
     eng = engine(request)
     appt, manage_hash = await eng.get_appointment(appointment_id)
     try:
@@ -141,7 +184,7 @@ async def cancel(
     request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[CancelIn | None] = None
 ) -> AppointmentOut:
     data = await strict(request, CancelIn) if await request.body() else None
-    _, ctx = caller(request)
+    _, ctx = await caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)
     practice = await engine(request).get_practice(appt.practice_id)
@@ -158,24 +201,46 @@ async def reschedule(
     request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[RescheduleIn]
 ) -> AppointmentOut:
     data = await strict(request, RescheduleIn)
-    _, ctx = caller(request)
+    _, ctx = await caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
     practice = await engine(request).get_practice(appt.practice_id)
     return render.appointment_out(appt, practice.timezone)
 
 
-@get("/v1/appointments/{appointment_id:str}/notifications", tags=["appointments"],
-     summary="Confirmation, reminders and cancellation notice of an appointment, with their delivery status")
+@get(
+    "/v1/appointments/{appointment_id:str}/notifications",
+    tags=["appointments"],
+    summary="Confirmation, reminders and cancellation notice of an appointment, with their delivery status",
+)
 async def list_notifications(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> NotificationList:
     _, tz = await _authorised(request, appointment_id)
     rows = await asyncio.to_thread(notification_rows, request.app.state.db, appointment_id)
-    return NotificationList(items=[NotificationOut(
-        kind=r["kind"], status=r["status"], due_at=render.instant_ms(r["due_at_ms"], tz),
-        sent_at=render.instant_ms(r["sent_at_ms"], tz) if r["sent_at_ms"] else None, version=r["version"],
-        offset_seconds=r["offset_s"] if r["kind"] == "reminder" else None, attempts=r["attempts"],
-        last_error=r["last_error"]) for r in rows])
+    return NotificationList(
+        items=[
+            NotificationOut(
+                kind=r["kind"],
+                status=r["status"],
+                due_at=render.instant_ms(r["due_at_ms"], tz),
+                sent_at=render.instant_ms(r["sent_at_ms"], tz) if r["sent_at_ms"] else None,
+                version=r["version"],
+                offset_seconds=r["offset_s"] if r["kind"] == "reminder" else None,
+                attempts=r["attempts"],
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
+    )
 
 
-ROUTES = [availability, create_hold, get_hold, release_hold, book, get_appointment, cancel, reschedule,
-          list_notifications]
+ROUTES = [
+    availability,
+    create_hold,
+    get_hold,
+    release_hold,
+    book,
+    get_appointment,
+    cancel,
+    reschedule,
+    list_notifications,
+]

@@ -18,8 +18,8 @@ def engine(request: Request[Any, Any, Any]) -> BookingEngine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-def caller(request: Request[Any, Any, Any]) -> tuple[Principal, Ctx]:
-    p = principal(request)
+async def caller(request: Request[Any, Any, Any]) -> tuple[Principal, Ctx]:
+    p = await principal(request)
     return p, Ctx(actor=p.actor, request_id=request.scope.get("state", {}).get("request_id", ""))
 
 

@@ -44,8 +44,9 @@ async def metrics(request: Request[Any, Any, Any]) -> bytes:
             pass
     try:
         counts = await asyncio.to_thread(counts_by_status, state.db)
-        gauge = state.metrics.labelled_gauge("booking_notifications", "Notifications by kind and status",
-                                             ["kind", "status"])
+        gauge = state.metrics.labelled_gauge(
+            "booking_notifications", "Notifications by kind and status", ["kind", "status"]
+        )
         for (kind, status), n in counts.items():
             gauge.labels(kind, status).set(n)
     except Exception:  # noqa: BLE001 - the database may be down; metrics still answer

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from litestar import Request, get, post, put
+import msgspec
+from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import require_admin, require_staff
@@ -20,7 +22,7 @@ from api.schemas import (
     VisitTypeList,
     VisitTypeOut,
 )
-from engine import ids
+from engine import access, ids
 from engine.errors import NotFoundError
 from engine.model import Schedule
 
@@ -35,7 +37,7 @@ def _practice_of(practitioner_id: FromPath[str]) -> str:
 @post("/v1/practices", status_code=201, tags=["setup"], summary="Create a practice")
 async def create_practice(request: Request[Any, Any, Any], data: JSONBody[PracticeIn]) -> PracticeOut:
     data = await strict(request, PracticeIn)
-    p, ctx = caller(request)
+    p, ctx = await caller(request)
     require_admin(p)
     practice = await engine(request).create_practice(data.name, data.timezone, ctx)
     return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
@@ -43,6 +45,7 @@ async def create_practice(request: Request[Any, Any, Any], data: JSONBody[Practi
 
 @get("/v1/practices/{practice_id:str}", tags=["setup"], summary="Read a practice")
 async def get_practice(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PracticeOut:
+    await caller(request)  # an unknown token is refused even where none is needed
     practice = await engine(request).get_practice(practice_id)
     return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
 
@@ -52,7 +55,7 @@ async def add_practitioner(
     request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[PractitionerIn]
 ) -> PractitionerOut:
     data = await strict(request, PractitionerIn)
-    p, ctx = caller(request)
+    p, ctx = await caller(request)
     require_staff(p, practice_id)
     pr = await engine(request).add_practitioner(practice_id, data.name, ctx)
     return PractitionerOut(id=pr.id, practice_id=pr.practice_id, name=pr.name)
@@ -60,6 +63,7 @@ async def add_practitioner(
 
 @get("/v1/practices/{practice_id:str}/practitioners", tags=["setup"], summary="List practitioners")
 async def list_practitioners(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PractitionerList:
+    await caller(request)  # an unknown token is refused even where none is needed
     items = await engine(request).list_practitioners(practice_id)
     return PractitionerList(items=[PractitionerOut(id=x.id, practice_id=x.practice_id, name=x.name) for x in items])
 
@@ -69,7 +73,7 @@ async def add_visit_type(
     request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[VisitTypeIn]
 ) -> VisitTypeOut:
     data = await strict(request, VisitTypeIn)
-    p, ctx = caller(request)
+    p, ctx = await caller(request)
     require_staff(p, practice_id)
     vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
     return VisitTypeOut(id=vt.id, practice_id=vt.practice_id, name=vt.name, duration_minutes=vt.duration_minutes)
@@ -77,6 +81,7 @@ async def add_visit_type(
 
 @get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
 async def list_visit_types(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> VisitTypeList:
+    await caller(request)  # an unknown token is refused even where none is needed
     items = await engine(request).list_visit_types(practice_id)
     return VisitTypeList(
         items=[
@@ -107,7 +112,7 @@ async def put_schedule(
     request: Request[Any, Any, Any], practitioner_id: FromPath[str], data: JSONBody[Schedule]
 ) -> ScheduleOut:
     data = await strict(request, Schedule)
-    p, ctx = caller(request)
+    p, ctx = await caller(request)
     require_staff(p, _practice_of(practitioner_id))
     conflicts = await engine(request).put_schedule(practitioner_id, data, ctx)
     return _schedule_out(practitioner_id, data, conflicts)
@@ -115,12 +120,52 @@ async def put_schedule(
 
 @get("/v1/practitioners/{practitioner_id:str}/schedule", tags=["setup"], summary="Read a schedule")
 async def get_schedule(request: Request[Any, Any, Any], practitioner_id: FromPath[str]) -> ScheduleOut:
-    p, _ = caller(request)
+    p, _ = await caller(request)
     require_staff(p, _practice_of(practitioner_id))
     return _schedule_out(practitioner_id, await engine(request).get_schedule(practitioner_id), [])
 
 
+class ApiKeyOut(msgspec.Struct):
+    id: str
+    practice_id: str
+    key: str
+    created_at: str
+
+
+@post(
+    "/v1/practices/{practice_id:str}/api-keys",
+    status_code=201,
+    tags=["access"],
+    summary="Create a practice staff key (admin only; the key is shown once and stored only as a hash)",
+)
+async def create_api_key(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> ApiKeyOut:
+    p, ctx = await caller(request)
+    require_admin(p)
+    key, token = await access.create_key(engine(request), practice_id, ctx)
+    return ApiKeyOut(
+        id=key.id,
+        practice_id=practice_id,
+        key=token,
+        created_at=dt.datetime.fromtimestamp(key.created_ms / 1000, dt.timezone.utc).isoformat(),
+    )
+
+
+@delete(
+    "/v1/practices/{practice_id:str}/api-keys/{key_id:str}",
+    status_code=204,
+    tags=["access"],
+    summary="Revoke a staff key at once (admin only)",
+)
+async def revoke_api_key(request: Request[Any, Any, Any], practice_id: FromPath[str], key_id: FromPath[str]) -> None:
+    p, ctx = await caller(request)
+    require_admin(p)
+    await engine(request).get_practice(practice_id)
+    await access.revoke_key(engine(request), practice_id, key_id, ctx)
+
+
 ROUTES = [
+    create_api_key,
+    revoke_api_key,
     create_practice,
     get_practice,
     add_practitioner,

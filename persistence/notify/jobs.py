@@ -69,11 +69,21 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
     vt = msgspec.json.decode(vt_raw, type=VisitType) if vt_raw else None
     patient = msgspec.json.decode(a["patient"], type=Patient)
     return notices.NoticeFacts(
-        notification_id=row.id, kind=row.kind, version=row.version, appointment_id=row.appointment_id,
-        start=int(a["start"]), end=int(a["end"]), timezone=practice.timezone, practice_name=practice.name,
-        practitioner_name=pr.name if pr else "your practitioner", visit_type_name=vt.name if vt else "appointment",
-        patient_name=patient.name, patient_email=patient.email, offset_s=row.offset_s,
-        rescheduled=bool(row.rescheduled)), ""
+        notification_id=row.id,
+        kind=row.kind,
+        version=row.version,
+        appointment_id=row.appointment_id,
+        start=int(a["start"]),
+        end=int(a["end"]),
+        timezone=practice.timezone,
+        practice_name=practice.name,
+        practitioner_name=pr.name if pr else "your practitioner",
+        visit_type_name=vt.name if vt else "appointment",
+        patient_name=patient.name,
+        patient_email=patient.email,
+        offset_s=row.offset_s,
+        rescheduled=bool(row.rescheduled),
+    ), ""
 
 
 def deliver(notification_id: str) -> str:
@@ -89,13 +99,20 @@ def deliver(notification_id: str) -> str:
     f, why = facts(ctx, row)
     with ctx.db.begin() as conn:
         if f is None:
-            conn.execute(update(t).where(t.c.id == row.id, t.c.status.in_(LIVE))
-                         .values(status="skipped", last_error=why))
+            conn.execute(
+                update(t).where(t.c.id == row.id, t.c.status.in_(LIVE)).values(status="skipped", last_error=why)
+            )
             log.info("notification %s skipped: %s", row.id, why)
             return f"skipped: {why}"
-        claimed = conn.execute(update(t).where(t.c.id == row.id, t.c.status.in_(LIVE)).values(
-            status="sending", attempts=t.c.attempts + 1,
-            lease_until_ms=now + int(ctx.settings.notify_lease_seconds * 1000))).rowcount
+        claimed = conn.execute(
+            update(t)
+            .where(t.c.id == row.id, t.c.status.in_(LIVE))
+            .values(
+                status="sending",
+                attempts=t.c.attempts + 1,
+                lease_until_ms=now + int(ctx.settings.notify_lease_seconds * 1000),
+            )
+        ).rowcount
     if claimed != 1:
         return "claimed by another worker"
     attempts = row.attempts + 1
@@ -105,15 +122,30 @@ def deliver(notification_id: str) -> str:
         final = attempts >= ctx.settings.notify_max_attempts
         due = now + int(ctx.settings.notify_retry_base_seconds * 1000 * 2 ** (attempts - 1))
         with ctx.db.begin() as conn:
-            conn.execute(update(t).where(t.c.id == row.id, t.c.status == "sending").values(
-                status="failed" if final else "retrying", last_error=str(exc)[:500],
-                due_at_ms=row.due_at_ms if final else due, enqueued_at_ms=None if final else now))
+            conn.execute(
+                update(t)
+                .where(t.c.id == row.id, t.c.status == "sending")
+                .values(
+                    status="failed" if final else "retrying",
+                    last_error=str(exc)[:500],
+                    due_at_ms=row.due_at_ms if final else due,
+                    enqueued_at_ms=None if final else now,
+                )
+            )
         if not final:
             ctx.scheduling.enqueue(row.id, due)
-        log.warning("notification %s attempt %d failed (%s)%s", row.id, attempts, exc,
-                    "; giving up" if final else "; will retry")
+        log.warning(
+            "notification %s attempt %d failed (%s)%s",
+            row.id,
+            attempts,
+            exc,
+            "; giving up" if final else "; will retry",
+        )
         return "failed" if final else "retrying"
     with ctx.db.begin() as conn:
-        conn.execute(update(t).where(t.c.id == row.id, t.c.status == "sending").values(
-            status="sent", sent_at_ms=int(time.time() * 1000), last_error=None if how == "smtp" else "logged"))
+        conn.execute(
+            update(t)
+            .where(t.c.id == row.id, t.c.status == "sending")
+            .values(status="sent", sent_at_ms=int(time.time() * 1000), last_error=None if how == "smtp" else "logged")
+        )
     return "sent"

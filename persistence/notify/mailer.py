@@ -18,8 +18,9 @@ class DeliveryError(Exception):
 def send(msg: EmailMessage, smtp_url: str | None) -> str:
     """Deliver; returns how ('smtp' or 'log'). Raises DeliveryError on failure."""
     if not smtp_url:
-        log.info("notification %s (no SMTP_URL: recorded, not mailed): %s", msg["X-Booking-Notification"],
-                 msg["Subject"])
+        log.info(
+            "notification %s (no SMTP_URL: recorded, not mailed): %s", msg["X-Booking-Notification"], msg["Subject"]
+        )
         return "log"
     url = urlsplit(smtp_url)
     try:

@@ -27,39 +27,69 @@ def notification_id(appointment_id: str, kind: str, offset_s: int, version: int)
     return f"{appointment_id}:{kind}:{offset_s}:{version}"
 
 
-def _row(e: ev.Event, kind: str, offset_s: int, version: int, due_ms: int, status: str,
-         rescheduled: bool = False) -> dict[str, Any]:
-    return {"id": notification_id(e.appointment_id, kind, offset_s, version), "appointment_id": e.appointment_id,
-            "practice_id": e.practice_id, "kind": kind, "offset_s": offset_s, "version": version, "status": status,
-            "due_at_ms": due_ms, "sent_at_ms": None, "attempts": 0, "last_error": None, "lease_until_ms": None,
-            "enqueued_at_ms": None, "rescheduled": 1 if rescheduled else 0, "created_at_ms": e.at}
+def _row(
+    e: ev.Event, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
+) -> dict[str, Any]:
+    return {
+        "id": notification_id(e.appointment_id, kind, offset_s, version),
+        "appointment_id": e.appointment_id,
+        "practice_id": e.practice_id,
+        "kind": kind,
+        "offset_s": offset_s,
+        "version": version,
+        "status": status,
+        "due_at_ms": due_ms,
+        "sent_at_ms": None,
+        "attempts": 0,
+        "last_error": None,
+        "lease_until_ms": None,
+        "enqueued_at_ms": None,
+        "rescheduled": 1 if rescheduled else 0,
+        "created_at_ms": e.at,
+    }
 
 
 def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
     """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
     data = e.data or {}
     version = int(data.get("version") or e.detail.get("version") or 1)
-    stale = [r[0] for r in conn.execute(
-        select(notifications.c.id).where(notifications.c.appointment_id == e.appointment_id,
-                                         notifications.c.version < version, notifications.c.status.in_(LIVE)))]
+    stale = [
+        r[0]
+        for r in conn.execute(
+            select(notifications.c.id).where(
+                notifications.c.appointment_id == e.appointment_id,
+                notifications.c.version < version,
+                notifications.c.status.in_(LIVE),
+            )
+        )
+    ]
     if stale:
-        conn.execute(update(notifications).where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE))
-                     .values(status="cancelled"))
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE))
+            .values(status="cancelled")
+        )
     rows = []
     if isinstance(e, ev.AppointmentCancelled):
         rows.append(_row(e, "cancellation", 0, version, e.at, "scheduled"))
     else:
         start_ms = int(data["start"]) * 1000
-        rows.append(_row(e, "confirmation", 0, version, e.at, "scheduled",
-                         rescheduled=isinstance(e, ev.AppointmentRescheduled)))
+        rows.append(
+            _row(e, "confirmation", 0, version, e.at, "scheduled", rescheduled=isinstance(e, ev.AppointmentRescheduled))
+        )
         for off in offsets:
             due = start_ms - off * 1000
             # an offset already past when the booking was made is skipped, never sent late
             rows.append(_row(e, "reminder", off, version, due, "scheduled" if due > e.at else "skipped"))
     conn.execute(_insert(conn, notifications).values(rows).on_conflict_do_nothing())
-    live = conn.execute(select(notifications.c.id, notifications.c.due_at_ms).where(
-        notifications.c.appointment_id == e.appointment_id, notifications.c.version == version,
-        notifications.c.status.in_(LIVE), notifications.c.enqueued_at_ms.is_(None))).all()
+    live = conn.execute(
+        select(notifications.c.id, notifications.c.due_at_ms).where(
+            notifications.c.appointment_id == e.appointment_id,
+            notifications.c.version == version,
+            notifications.c.status.in_(LIVE),
+            notifications.c.enqueued_at_ms.is_(None),
+        )
+    ).all()
     return [(r[0], int(r[1])) for r in live], stale
 
 
@@ -89,8 +119,11 @@ class Outbox(StreamConsumer):
             self.scheduling.enqueue(nid, due)
         if to_schedule:
             with self.db.begin() as conn:
-                conn.execute(update(notifications).where(notifications.c.id.in_([n for n, _ in to_schedule]))
-                             .values(enqueued_at_ms=int(time.time() * 1000)))
+                conn.execute(
+                    update(notifications)
+                    .where(notifications.c.id.in_([n for n, _ in to_schedule]))
+                    .values(enqueued_at_ms=int(time.time() * 1000))
+                )
         return self.ack([(key, e.event_id) for key, e in decoded])
 
     def step(self, block: bool = True) -> int:

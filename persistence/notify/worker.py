@@ -38,11 +38,18 @@ def repair(db: Engine, scheduling: Scheduling, now_ms: int | None = None, grace_
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     t = notifications
     with db.begin() as conn:
-        conn.execute(update(t).where(t.c.status == "sending", t.c.lease_until_ms < now).values(
-            status="retrying", last_error="worker died while sending; resent", enqueued_at_ms=None))
-        due = conn.execute(select(t.c.id, t.c.due_at_ms).where(
-            t.c.status.in_(("scheduled", "retrying")), t.c.due_at_ms <= now - grace_ms,
-            or_(t.c.enqueued_at_ms.is_(None), t.c.enqueued_at_ms < now - 30_000))).all()
+        conn.execute(
+            update(t)
+            .where(t.c.status == "sending", t.c.lease_until_ms < now)
+            .values(status="retrying", last_error="worker died while sending; resent", enqueued_at_ms=None)
+        )
+        due = conn.execute(
+            select(t.c.id, t.c.due_at_ms).where(
+                t.c.status.in_(("scheduled", "retrying")),
+                t.c.due_at_ms <= now - grace_ms,
+                or_(t.c.enqueued_at_ms.is_(None), t.c.enqueued_at_ms < now - 30_000),
+            )
+        ).all()
         for nid, due_ms in due:
             scheduling.enqueue(nid, int(due_ms))
         if due:

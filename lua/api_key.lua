@@ -1,0 +1,18 @@
+-- api_key: create or revoke a practice staff key. Only the key's SHA-256 is stored.
+-- KEYS: 1 key records hash (key_id -> json)  2 key hashes hash (sha256 -> key_id)  3 events  4 audit
+-- ARGV: 1 now_ms  2 'create' | 'revoke'  3 key_id  4 sha256 of the key ('' on revoke)  5 record json ('' on revoke)
+--       6 actor  7 request_id  8 practice_id
+-- Returns {'OK'} | {'NOT_FOUND'}
+if ARGV[2] == 'create' then
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+  emit(KEYS[3], nil, ARGV[1], 'api_key', ARGV[6], ARGV[8], nil, nil, nil, ARGV[7], {}, ARGV[5])
+  return {'OK'}
+end
+local record = redis.call('HGET', KEYS[1], ARGV[3])
+if not record then return {'NOT_FOUND'} end
+local key = cjson.decode(record)
+redis.call('HDEL', KEYS[1], ARGV[3])
+redis.call('HDEL', KEYS[2], key['hash'])
+emit(KEYS[3], nil, ARGV[1], 'api_key_revoked', ARGV[6], ARGV[8], nil, nil, nil, ARGV[7], {}, record)
+return {'OK'}

@@ -1,0 +1,23 @@
+-- limit: abuse limits of one public client, in the manner of the `limits` library (sliding windows).
+-- KEYS: 1 request log zset (this client and action)  2 live holds zset of this client
+-- ARGV: 1 now_ms  2 window_ms  3 max requests per window  4 live-hold cap (0: not a hold)  5 hold_ttl_ms
+--       6 member (unique request id; the hold id for holds)
+-- Returns {'OK'} | {'RATE', retry_after_ms} | {'HOLDS', retry_after_ms}
+local now, window, max_req, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= max_req then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {'RATE', tonumber(oldest[2]) + window - now}
+end
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= cap then
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {'HOLDS', tonumber(first[2]) - now}
+  end
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
+end
+redis.call('ZADD', KEYS[1], now, ARGV[6])
+redis.call('PEXPIRE', KEYS[1], window)
+return {'OK'}
