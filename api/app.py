@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from api.metrics import Metrics, metrics_middleware
-from api.problems import EXCEPTION_HANDLERS
+from api.problems import EXCEPTION_HANDLERS, documented_problems
 from api.routes import audit, booking, ops, setup
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -113,8 +113,12 @@ def create_app(
                 state.redis_sync.close()
             state.db.dispose()
 
+    handlers = [*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES]
+    problems = documented_problems()
+    for handler in handlers:
+        handler.responses = {**problems, **(handler.responses or {})}
     return Litestar(
-        route_handlers=[*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES],
+        route_handlers=handlers,
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -153,6 +153,28 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
 
 
+def documented_problems() -> dict[int, Any]:
+    """Every problem a route may answer, for the OpenAPI document (schemathesis checks answers against it)."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    described = {
+        400: "Malformed request",
+        401: "No or unknown credentials",
+        403: "Known but not allowed",
+        404: "Not found (or another practice's resource)",
+        409: "Conflict (slot_unavailable, hold_used, ...)",
+        410: "Hold expired or released",
+        413: "Request body too large",
+        422: "Invalid request",
+        429: "Abuse limit reached (see Retry-After)",
+        503: "A dependency is unavailable (see Retry-After)",
+    }
+    return {
+        code: ResponseSpec(data_container=Problem, description=text, media_type=PROBLEM_JSON)
+        for code, text in described.items()
+    }
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     errors.BookingError: _domain,
     HTTPException: _http,

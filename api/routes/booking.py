@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api import render
@@ -77,7 +78,13 @@ async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, h
         raise RateLimitedError(exc.detail, exc.retry_after_s) from None
 
 
-@post("/v1/holds", status_code=201, tags=["holds"], summary="Hold a slot for HOLD_TTL_SECONDS", response_model=HoldOut)
+@post(
+    "/v1/holds",
+    status_code=201,
+    tags=["holds"],
+    summary="Hold a slot for HOLD_TTL_SECONDS",
+    responses={201: ResponseSpec(HoldOut, description="The hold")},
+)
 async def create_hold(
     request: Request[Any, Any, Any], data: JSONBody[HoldIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
@@ -135,7 +142,7 @@ async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) 
     status_code=201,
     tags=["appointments"],
     summary="Book a held slot",
-    response_model=AppointmentOut,
+    responses={201: ResponseSpec(AppointmentOut, description="The appointment, with its manage_token")},
 )
 async def book(
     request: Request[Any, Any, Any], data: JSONBody[BookIn], idempotency_key: IdemKey = None
