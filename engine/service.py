@@ -569,13 +569,18 @@ class BookingEngine:
         status = _s(res[0])
         if status == "NOT_FOUND":
             raise errors.NotFoundError("hold", hold_id)
+        self._raise_for_hold(status, res, hold_id)
+        if status == "OVERLAP":
+            raise errors.OverlapDetectedError("a booked appointment already overlaps this hold")
+        return self._outcome(res, body)
+
+    @staticmethod
+    def _raise_for_hold(status: str | None, res: list[Any], hold_id: str) -> None:
+        """The answers every hold-consuming script shares: already booked, or no longer live."""
         if status == "USED":
             raise errors.HoldUsedError(hold_id, _s(res[1]))
         if status == "EXPIRED":
             raise errors.HoldExpiredError(hold_id, _s(res[1]) or "")
-        if status == "OVERLAP":
-            raise errors.OverlapDetectedError("a booked appointment already overlaps this hold")
-        return self._outcome(res, body)
 
     async def get_appointment(self, appointment_id: str) -> tuple[Appointment, str]:
         """The appointment and the SHA-256 hash of its manage token."""
@@ -652,10 +657,7 @@ class BookingEngine:
                 raise errors.AppointmentCancelledError(appointment_id)
             if status == "HOLD_NOT_FOUND":
                 raise errors.NotFoundError("hold", hold_id)
-            if status == "USED":
-                raise errors.HoldUsedError(hold_id, _s(res[1]))
-            if status == "EXPIRED":
-                raise errors.HoldExpiredError(hold_id, _s(res[1]) or "")
+            self._raise_for_hold(status, res, hold_id)
             if status == "OVERLAP":
                 raise errors.SlotUnavailableError("taken")
         raise errors.BookingError("the appointment kept moving while it was being rescheduled; retry")
