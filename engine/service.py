@@ -17,7 +17,8 @@ from engine.settings import Settings
 
 _enc = msgspec.json.Encoder()
 SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
-MAX_DURATION_S = 480 * 60  # the longest visit type; the Lua overlap look-ups rely on it
+MAX_DURATION_S = 480 * 60
+SEARCH_CONTEXT_TTL_S = 1.0  # the longest visit type; the Lua overlap look-ups rely on it
 SEARCH_LAST_DATE = dt.date(9000, 1, 1)
 Render = Callable[[Any, str], bytes]  # (record, practice time zone) -> response body
 
@@ -57,6 +58,7 @@ class BookingEngine:
         self.settings = settings
         self.clock = clock
         self.scripts = Scripts(redis)
+        self._search_cache: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -282,21 +284,17 @@ class BookingEngine:
         return rolled
 
     # ----------------------------------------------------------------- search
-    async def search(
-        self,
-        practice_id: str,
-        date: dt.date,
-        days: int,
-        visit_type_id: str,
-        practitioner_id: str | None = None,
-        ctx: Ctx = SYSTEM,
-    ) -> tuple[Practice, list[Slot]]:
-        if ids.practice_of(practice_id, "p") is None:
-            raise errors.NotFoundError("practice", practice_id)
-        if not (SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE):
-            raise errors.InvalidRequestError(f"date must lie between {SEARCH_FIRST_DATE} and {SEARCH_LAST_DATE}")
-        if not 1 <= days <= 31:
-            raise errors.InvalidRequestError("days must be 1 to 31")
+    async def _search_context(
+        self, practice_id: str, visit_type_id: str, practitioner_id: str | None
+    ) -> tuple[Practice, VisitType, list[str]]:
+        """The practice, visit type and practitioner ids a search needs. Practices and visit types never change
+        once created and practitioners are only ever added, so each process keeps them for a second: most
+        searches then cost a single Redis round trip (the search script)."""
+        now = time.monotonic()
+        cache_key = (practice_id, visit_type_id, practitioner_id)
+        hit = self._search_cache.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2], hit[3]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.practice(practice_id), "record")
             pipe.hget(keys.visit_types(practice_id), visit_type_id)
@@ -313,6 +311,27 @@ class BookingEngine:
             prac_ids = [practitioner_id]
         else:
             prac_ids = sorted(_s(p) or "" for p in prs)
+        if len(self._search_cache) > 10_000:
+            self._search_cache.clear()
+        self._search_cache[cache_key] = (now + SEARCH_CONTEXT_TTL_S, practice, vt, prac_ids)
+        return practice, vt, prac_ids
+
+    async def search(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None = None,
+        ctx: Ctx = SYSTEM,
+    ) -> tuple[Practice, list[Slot]]:
+        if ids.practice_of(practice_id, "p") is None:
+            raise errors.NotFoundError("practice", practice_id)
+        if not (SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE):
+            raise errors.InvalidRequestError(f"date must lie between {SEARCH_FIRST_DATE} and {SEARCH_LAST_DATE}")
+        if not 1 <= days <= 31:
+            raise errors.InvalidRequestError("days must be 1 to 31")
+        practice, vt, prac_ids = await self._search_context(practice_id, visit_type_id, practitioner_id)
         tz = timeutil.zone(practice.timezone)
         lo = timeutil.day_bounds(date, tz)[0]
         hi = timeutil.day_bounds(date + dt.timedelta(days=days - 1), tz)[1]
