@@ -69,7 +69,7 @@ def create_app(
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
         state.redis = redis if redis is not None else make_redis(settings, fake_server)
         state.engine = BookingEngine(state.redis, settings)
-        state.db = await asyncio.to_thread(runtime.open_database, settings)
+        state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
         state.redis_sync = (
             None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
         )

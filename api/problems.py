@@ -17,6 +17,7 @@ from litestar.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from api.schemas import Problem
 from engine import errors
@@ -148,6 +149,17 @@ def _strict_validation(request: Request[Any, Any, Any], exc: msgspec.ValidationE
     return problem(422, "validation_error", "Invalid request", str(exc), instance=request.url.path)
 
 
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        "dependency_unavailable",
+        "Service unavailable",
+        "the durable store is unreachable (bookings still work; this read needs it); retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
@@ -182,6 +194,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RateLimitedError: _limited,
     RedisConnectionError: _redis_down,
     RedisTimeoutError: _redis_down,
+    SQLAlchemyOperationalError: _database_down,
     UnicodeDecodeError: _bad_encoding,
     msgspec.ValidationError: _strict_validation,
     Exception: _crash,

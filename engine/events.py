@@ -114,6 +114,8 @@ EventType = Literal[
     "practice",
     "practitioner",
     "visit_type",
+    "api_key",
+    "api_key_revoked",
 ]
 
 

@@ -17,8 +17,8 @@ from engine.settings import Settings
 
 _enc = msgspec.json.Encoder()
 SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
-MAX_DURATION_S = 480 * 60
-SEARCH_CONTEXT_TTL_S = 1.0  # the longest visit type; the Lua overlap look-ups rely on it
+MAX_DURATION_S = 480 * 60  # the longest visit type; the Lua overlap look-ups rely on it
+SEARCH_CONTEXT_TTL_S = 1.0  # how long a process reuses a practice's search context
 SEARCH_LAST_DATE = dt.date(9000, 1, 1)
 Render = Callable[[Any, str], bytes]  # (record, practice time zone) -> response body
 

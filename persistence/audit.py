@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Engine
 
 from persistence import chain
-from persistence.tables import audit_events
+from persistence.tables import audit_events, audit_heads
 
 
 def _cursor(at_ms: int, ident: str) -> str:
@@ -66,11 +66,13 @@ def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | No
     ok = True
     checked = 0
     current, prev, expected_index, broken = None, chain.GENESIS, 1, False
+    lasts: dict[str, tuple[int, str]] = {}
     with db.connect() as c:
         for row in c.execute(q).mappings():
             if row["practice_id"] != current:
                 current, prev, expected_index, broken = row["practice_id"], chain.GENESIS, 1, False
             checked += 1
+            lasts[row["practice_id"]] = (int(row["chain_index"]), str(row["hash"]))
             if broken:
                 continue
             problem = None
@@ -88,5 +90,16 @@ def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | No
                 ok, broken = False, True
                 continue
             prev, expected_index = row["hash"], expected_index + 1
+        # the last row of each chain must be the head the persister recorded: rows cut off the end show here
+        heads = select(audit_heads.c.practice_id, audit_heads.c.chain_index, audit_heads.c.hash)
+        if practice_id:
+            heads = heads.where(audit_heads.c.practice_id == practice_id)
+        for pid, index, digest in c.execute(heads):
+            if index and lasts.get(pid) != (int(index), str(digest)):
+                out(
+                    f"AUDIT CHAIN BROKEN: practice {pid}: the chain ends at {lasts.get(pid, (0, ''))[0]} but the "
+                    f"persister recorded {index} rows (rows were removed from its end)"
+                )
+                ok = False
     out(f"audit verify: {checked} row(s) checked, {'all chains intact' if ok else 'chain(s) BROKEN'}")
     return ok

@@ -33,6 +33,22 @@ def open_database(settings: Settings) -> Engine:
     return db
 
 
+def open_database_tolerant(settings: Settings) -> Engine:
+    """For the API: if the database is unreachable at start, serve anyway (bookings only need Redis) and let
+    the reads that need the database answer 503 until it is back. A wrong schema still stops the start."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return open_database(settings)
+    except OperationalError as exc:
+        log.warning(
+            "database unreachable at start (%s): serving from Redis; audit and notification reads "
+            "answer 503 until it is back",
+            type(exc).__name__,
+        )
+        return make_engine(database_url(settings))
+
+
 def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
     if settings.redis_url is None:
         import fakeredis

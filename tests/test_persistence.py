@@ -268,3 +268,32 @@ def test_embedded_mode_keeps_bookings_across_restarts(tmp_path: Any) -> None:
         c.headers.update(AUTH)
         assert search(c, ctx["practice_id"], ctx["visit_types"][30], ctx["day"]) == before
         assert c.get(f"/v1/appointments/{appts[0]['id']}").json()["status"] == "booked"
+
+
+def test_verify_notices_rows_cut_off_the_end_of_a_chain(world: Any) -> None:
+    c, db, p = world["client"], world["db"], world["persister"]
+    book_some(c, n=1)
+    p.drain()
+    last = rows(db, "select id from audit_events order by chain_index desc limit 1")[0][0]
+    with db.begin() as conn:
+        conn.execute(text("alter table audit_events disable trigger audit_events_append_only"))
+        conn.execute(text("delete from audit_events where id = :i"), {"i": last})
+        conn.execute(text("alter table audit_events enable trigger audit_events_append_only"))
+    said: list[str] = []
+    assert audit.verify(db, out=said.append) is False
+    assert any("removed from its end" in line for line in said), said
+
+
+def test_reads_that_need_the_database_answer_503_when_it_is_unreachable(tmp_path: Any) -> None:
+    r = redis_sync.Redis.from_url(RURL)
+    r.flushdb()
+    r.hset(keys.META, "reconciled_at_ms", 1)  # Redis is fine; only the database is away
+    dead = "postgresql+psycopg://root@127.0.0.1:1/nowhere"
+    with TestClient(create_app(settings_for(RURL, database_url=dead))) as c:
+        c.headers.update(AUTH)
+        ctx, appts = book_some(c, n=1)  # bookings need Redis only
+        got = c.get("/v1/audit", params={"practice_id": ctx["practice_id"]})
+        assert got.status_code == 503 and got.json()["code"] == "dependency_unavailable"
+        assert "retry-after" in got.headers
+        assert c.get(f"/v1/appointments/{appts[0]['id']}/notifications").status_code == 503
+    r.close()

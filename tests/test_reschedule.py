@@ -47,7 +47,7 @@ def test_reschedule_to_another_practitioner_moves_atomically(client: Any, rsync:
     assert kinds.count(b"reschedule") == 1
 
 
-def test_reschedule_by_a_few_minutes_onto_its_own_interval(client: Any) -> None:
+def test_reschedule_later_the_same_morning_frees_the_old_interval(client: Any) -> None:
     ctx = setup_practice(client, durations=(30,))
     pid, dr, vt = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
     day = next_weekday(3)
@@ -55,9 +55,9 @@ def test_reschedule_by_a_few_minutes_onto_its_own_interval(client: Any) -> None:
     nine = next(s["start"] for s in free if s["start"][11:16] == "09:00")
     nine15 = next(s["start"] for s in free if s["start"][11:16] == "09:15")
     appt = booked(client, dr, vt, nine)
-    # 09:15 overlaps only the appointment itself: after the move it must be the one claim there
-    assert hold(client, dr, vt, nine15).status_code == 409  # not offered while 09:00 is booked
-    # so shift by 30 minutes instead, then back by 15: each time the old claim is released in the same step
+    # 09:15 overlaps the appointment itself, so it cannot be held: a reschedule moves onto a live hold, hence
+    # onto an interval that does not overlap the appointment (a documented limit); 09:30 is such an interval
+    assert hold(client, dr, vt, nine15).status_code == 409
     nine30 = next(s["start"] for s in free if s["start"][11:16] == "09:30")
     h = hold(client, dr, vt, nine30).json()
     r = client.post(f"/v1/appointments/{appt['id']}/reschedule", json={"hold_id": h["id"]})

@@ -11,6 +11,7 @@ from litestar import Request, get
 from litestar.params import QueryParameter
 
 from api.auth import require_staff
+from api.problems import AuthError
 from api.routes.common import caller
 from engine import errors, ids, timeutil
 from persistence import audit
@@ -59,6 +60,8 @@ async def list_audit(
     if implied is None and p.kind == "staff":
         implied = p.practice_id  # staff see their own practice's trail
     if implied is None:
+        if p.kind == "public":
+            raise AuthError(401, "unauthorized", "the audit trail needs a bearer token (admin or practice staff)")
         if not p.is_admin:
             raise errors.InvalidRequestError("practice_id (or appointment_id or hold_id) is required")
     else:

@@ -211,6 +211,7 @@ async def reschedule(
     _, ctx = await caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
+    await access.forget_hold(engine(request), client_id(request), data.hold_id)
     practice = await engine(request).get_practice(appt.practice_id)
     return render.appointment_out(appt, practice.timezone)
 
