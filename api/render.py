@@ -6,9 +6,10 @@ import datetime as dt
 
 import msgspec
 
-from api.schemas import AppointmentOut, HoldOut
+from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, SlotOut
 from engine import timeutil
-from engine.model import Appointment, Hold
+from engine.model import Appointment, Hold, Practice
+from engine.service import SearchResult
 
 _enc = msgspec.json.Encoder()
 
@@ -52,3 +53,37 @@ def hold_bytes(h: Hold, tz: str) -> bytes:
 
 def appointment_bytes(a: Appointment, tz: str) -> bytes:
     return _enc.encode(appointment_out(a, tz))
+
+
+_SLOT_CACHE: dict[tuple[str, int, int, str], bytes] = {}
+
+
+def availability_bytes(practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult) -> bytes:
+    """The availability answer, assembled from per-slot JSON fragments that are cached (the same slots are
+    shown to every patient searching that day): the cost of a search is a dictionary look-up per slot."""
+    tz, n, dur = practice.timezone, len(found.practitioner_ids), found.duration_s
+    pids = found.practitioner_ids
+    cache = _SLOT_CACHE
+    if len(cache) > 500_000:
+        cache.clear()
+    parts = []
+    for v in found.packed:
+        start, i = divmod(v, n)
+        key = (pids[i], start, dur, tz)
+        frag = cache.get(key)
+        if frag is None:
+            frag = cache[key] = _enc.encode(
+                SlotOut(pids[i], timeutil.format_instant(start, tz), timeutil.format_instant(start + dur, tz))
+            )
+        parts.append(frag)
+    head = _enc.encode(
+        AvailabilityOut(
+            practice_id=practice.id,
+            timezone=tz,
+            visit_type_id=visit_type_id,
+            date=date.isoformat(),
+            days=days,
+            slots=[],
+        )
+    )
+    return head[:-3] + b"[" + b",".join(parts) + b"]}"

@@ -3,7 +3,7 @@
 -- KEYS: per practitioner i = 1..n: base zset, claims zset, schedule hash (3n keys); then events, audit
 -- ARGV: 1 now_ms  2 from_s  3 to_s (exclusive)  4 duration_s  5 n  6 actor  7 request_id  8 practice_id
 --       9 detail json (what was asked)  10 '1' to audit
--- Returns one array of start strings per practitioner, in KEYS order.
+-- Returns one array of slot starts (integers, epoch seconds) per practitioner, in KEYS order.
 local now, from, to, dur, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
   tonumber(ARGV[5])
 local out, total = {}, 0
@@ -32,7 +32,7 @@ for i = 1, n do
       for _, s in ipairs(starts) do
         local t = tonumber(s)
         while j <= #ce and ce[j] <= t do j = j + 1 end
-        if not (j <= #ce and cs[j] < t + dur) then kept[#kept + 1] = s end
+        if not (j <= #ce and cs[j] < t + dur) then kept[#kept + 1] = t end
       end
     end
   end

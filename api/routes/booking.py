@@ -24,16 +24,20 @@ from api.schemas import (
     NotificationList,
     NotificationOut,
     RescheduleIn,
-    SlotOut,
 )
-from engine import access, errors, ids, timeutil
+from engine import access, errors, ids
 from engine.service import fingerprint
 from persistence.notify.queries import notification_rows
 
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
-@get("/v1/practices/{practice_id:str}/availability", tags=["search"], summary="Free slots by date")
+@get(
+    "/v1/practices/{practice_id:str}/availability",
+    tags=["search"],
+    summary="Free slots by date",
+    responses={200: ResponseSpec(AvailabilityOut, description="Slots sorted by start, then practitioner id")},
+)
 async def availability(
     request: Request[Any, Any, Any],
     practice_id: FromPath[str],
@@ -41,19 +45,10 @@ async def availability(
     visit_type_id: Annotated[str, QueryParameter(min_length=1, max_length=200)],
     days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
-) -> AvailabilityOut:
+) -> Response[bytes]:
     _, ctx = await caller(request)
-    practice, slots = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
-    tz = practice.timezone
-    fmt = timeutil.format_instant
-    return AvailabilityOut(
-        practice_id=practice.id,
-        timezone=tz,
-        visit_type_id=visit_type_id,
-        date=date.isoformat(),
-        days=days,
-        slots=[SlotOut(s.practitioner_id, fmt(s.start, tz), fmt(s.end, tz)) for s in slots],
-    )
+    practice, found = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    return raw_json(render.availability_bytes(practice, visit_type_id, date, days, found), 200)
 
 
 def _practice_of_hold(hold_id: str) -> str:
