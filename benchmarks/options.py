@@ -1,0 +1,156 @@
+"""`booking bench` options, and the `--quick` preset."""
+
+from __future__ import annotations
+
+import argparse
+
+import msgspec
+
+from benchmarks.scenarios import NAMES
+
+TARGETS = ("engine", "floor", "pgonly")
+
+
+class Options(msgspec.Struct):
+    scenarios: list[str]
+    targets: list[str]
+    rates: list[float]
+    duration: float
+    warmup: float
+    connections: int
+    gen_procs: int
+    workers: int
+    practices: int
+    practitioners: int
+    horizon: int
+    prebook: int
+    search_days: int
+    results: str
+    target_url: str | None
+    redis_url: str
+    database_url: str | None
+    pg_admin_url: str
+    slo_p99_ms: float
+    late_ms: float
+    timeout: float
+    ceiling_rates: list[float]
+    lua_calls: int
+    scale_sizes: list[int]
+    profile: bool
+    profile_seconds: float
+    pgonly_pool: int
+    engine_env: list[str]
+    engine_gc: str | None
+    skip_limits: bool
+    db_prefix: str
+    lock_wait: float
+    quick: bool
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def _names(allowed: tuple[str, ...]) -> object:
+    def parse(text: str) -> list[str]:
+        out = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in out if x not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {', '.join(allowed)}")
+        return out
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="booking bench",
+        description="Open-loop load tests of the engine, side by side with the floor (bare Litestar + one Redis "
+        "round trip) and a PostgreSQL-only comparator; invariant checks after every run (docs/benchmarks.md).",
+    )
+    a = p.add_argument
+    a("--scenarios", type=_names(NAMES), default=list(NAMES), help="comma list of: " + ", ".join(NAMES))
+    a("--targets", type=_names(TARGETS), default=list(TARGETS), help="comma list of: engine, floor, pgonly")
+    a(
+        "--rates",
+        type=_floats,
+        default=[250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+        help="offered rates (requests/s) of each sweep; a sweep stops once the server is saturated",
+    )
+    a("--duration", type=float, default=10.0, help="measured seconds per rate")
+    a("--warmup", type=float, default=2.0, help="seconds sent before the measured window")
+    a("--connections", type=int, default=2000, help="concurrent client connections (keep-alive)")
+    a("--gen-procs", type=int, default=2, help="generator processes")
+    a("--workers", type=int, default=2, help="server workers (all three targets)")
+    a("--practices", type=int, default=200)
+    a("--practitioners", type=int, default=4, help="per practice")
+    a("--horizon", type=int, default=90, help="days of availability")
+    a("--prebook", type=int, default=5, help="bookings per practitioner made while seeding")
+    a("--search-days", type=int, default=60, help="searches pick a start date within this many days")
+    a("--results", default="bench-results", help="folder for the JSON, the PNG and the logs")
+    a(
+        "--target",
+        dest="target_url",
+        default=None,
+        help="drive a running engine at this URL instead of starting one (then only the engine is measured)",
+    )
+    a("--redis-url", default="redis://127.0.0.1:6379/15", help="the engine's Redis (flushed when we start it)")
+    a("--database-url", default=None, help="with --target: the engine's database, for the invariant checks")
+    a("--pg-admin-url", default="postgresql+psycopg://root@127.0.0.1/postgres")
+    a("--slo-p99-ms", type=float, default=100.0, help="a rate counts as sustained only with p99 under this")
+    a("--late-ms", type=float, default=10.0, help="a request sent later than this after schedule is late")
+    a("--timeout", type=float, default=10.0, help="request time-out (counted as an error)")
+    a(
+        "--ceiling-rates",
+        type=_floats,
+        default=[4000, 8000, 12000, 16000, 20000, 25000],
+        help="rates to drive the trivial server at, to find the generator's own ceiling",
+    )
+    a("--lua-calls", type=int, default=5000, help="calls per script and mode in the Redis limits")
+    a("--scale-sizes", type=_ints, default=[10_000, 1_000_000], help="booked appointments in the store")
+    a("--profile", action="store_true", help="py-spy the engine's workers during one step per scenario")
+    a("--profile-seconds", type=float, default=12.0)
+    a("--pgonly-pool", type=int, default=20, help="database connections per comparator worker")
+    a(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the engine server (diagnostics, e.g. BOOKING_AUDIT_SEARCHES=0); repeatable",
+    )
+    a(
+        "--engine-gc",
+        default=None,
+        metavar="G0,G1,G2",
+        help="diagnostics: gc.set_threshold in the engine's processes (benchmarks/gc_site/sitecustomize.py)",
+    )
+    a("--skip-limits", action="store_true", help="skip the Redis limits and the data-scale measurements")
+    a("--db-prefix", default="bench", help="PostgreSQL databases PREFIX_engine and PREFIX_pgonly (dropped, created)")
+    a("--lock-wait", type=float, default=1800.0, help="seconds to wait for another `booking bench` to finish")
+    a(
+        "--quick",
+        action="store_true",
+        help="smoke test: every scenario and target for a few seconds on tiny data, with the invariant checks",
+    )
+    return p
+
+
+def parse(argv: list[str]) -> Options:
+    ns = parser().parse_args(argv)
+    opts = Options(**{f: getattr(ns, f) for f in Options.__struct_fields__})
+    if opts.quick:
+        opts.rates, opts.duration, opts.warmup = [150.0], 1.5, 0.5
+        opts.connections, opts.gen_procs = 50, 1
+        opts.practices, opts.practitioners, opts.horizon, opts.prebook, opts.search_days = 3, 2, 14, 2, 10
+        opts.ceiling_rates, opts.lua_calls, opts.scale_sizes = [2000.0], 200, [1000, 5000]
+        opts.profile, opts.timeout = False, 5.0
+    for item in opts.engine_env:
+        if "=" not in item:
+            raise SystemExit(f"booking bench: --engine-env wants KEY=VALUE, not {item!r}")
+    if opts.target_url:
+        opts.targets = ["engine"]
+    return opts

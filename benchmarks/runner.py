@@ -1,0 +1,364 @@
+"""One invocation: the generator's ceiling, then each target (started, seeded, swept, checked, stopped)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import redis as redis_sync
+from sqlalchemy import create_engine, text
+
+from benchmarks import cpu, data_scale, invariants, profile, redis_limits, results, targets
+from benchmarks.dataset import Dataset, HotSpot, PracticeData
+from benchmarks.loadgen import GeneratorPool, Step
+from benchmarks.options import Options
+from benchmarks.seed import seed
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Bench:
+    def __init__(self, opts: Options, out_dir: Path) -> None:
+        self.o, self.out_dir = opts, out_dir
+        self.logs = out_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.report: dict[str, Any] = {"runs": {}, "invariants": {}, "profile": {}}
+        self.ceiling: float | None = None
+        self.started: list[targets.Server] = []
+
+    # ------------------------------------------------------------ plumbing
+    def _start(self, server: targets.Server, ready: str = "/readyz") -> targets.Server:
+        self.started.append(server)
+        if server.url:
+            server.wait_ready(ready)
+        return server
+
+    def stop_all(self) -> None:
+        for s in reversed(self.started):
+            s.stop()
+        self.started.clear()
+
+    def _stop(self, *servers: targets.Server) -> None:
+        for s in servers:
+            s.stop()
+            if s in self.started:
+                self.started.remove(s)
+
+    def _step(self, scenario: str, rate: float, connections: int | None = None, duration: float | None = None) -> Step:
+        lead = 1.0 if self.o.quick else 2.0
+        return Step(
+            scenario=scenario,
+            rate=rate,
+            duration=duration or self.o.duration,
+            warmup=self.o.warmup,
+            connections=connections or self.o.connections,
+            start_at=time.time() + lead,
+            timeout=self.o.timeout,
+            late_ms=self.o.late_ms,
+            drain=self.o.timeout,
+        )
+
+    def _recreate_db(self, name: str) -> str:
+        admin = create_engine(self.o.pg_admin_url)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return self.o.pg_admin_url.rsplit("/", 1)[0] + "/" + name
+
+    # ------------------------------------------------------------ the generator's ceiling
+    def measure_ceiling(self) -> dict[str, Any]:
+        if not self.o.ceiling_rates:
+            return {"rate": None, "skipped": "no --ceiling-rates"}
+        log(f"== generator ceiling: {self.o.gen_procs} processes, {self.o.connections} connections, trivial server")
+        srv = self._start(targets.start_trivial(self.logs))
+        dummy = Dataset(
+            practices=[PracticeData(id="0" * 16, timezone="UTC", practitioners=["r"], visit_types=[("v", 30)])],
+            first_date="2030-01-01",
+            search_days=1,
+            hot=HotSpot(
+                practice_id="0" * 16, practitioner_id="r", visit_types=["v"], starts=["2030-01-02T09:00:00+00:00"]
+            ),
+        )
+        pool = GeneratorPool(srv.url, dummy, None, self.o.gen_procs)
+        steps = []
+        try:
+            for rate in self.o.ceiling_rates:
+                meter = cpu.CpuMeter({"generator": pool.pids(), "trivial server": [srv.pid]})
+                r = results.merge("trivial", self._step("hotslot", rate), pool.run(self._step("hotslot", rate)), None)
+                r["cpu_percent"] = meter.stop()
+                steps.append(r)
+                log(
+                    f"   {rate:>7.0f}/s offered: {r['achieved_rate']:>8.0f}/s achieved, p99 {r['all'].get('p99')} ms,"
+                    f" generator lag p99 {r['generator_lag_p99_ms']} ms, cpu {r['cpu_percent']}"
+                )
+                if r["achieved_rate"] < 0.97 * rate or r["generator_lag_p99_ms"] > self.o.late_ms:
+                    break
+        finally:
+            pool.close()
+            self._stop(srv)
+        good = [
+            r
+            for r in steps
+            if r["achieved_rate"] >= 0.97 * r["offered_rate"] and r["generator_lag_p99_ms"] <= self.o.late_ms
+        ]
+        self.ceiling = max((r["achieved_rate"] for r in good), default=None)
+        last = steps[-1] if steps else None
+        capped = bool(last and last in good)  # never failed: the true ceiling is higher than we asked
+        log(f"   ceiling: {self.ceiling or 0:.0f}/s" + (" (at least: every rate asked was met)" if capped else ""))
+        return {"rate": self.ceiling, "at_least": capped, "steps": steps}
+
+    # ------------------------------------------------------------ sweeps
+    def sweep(
+        self,
+        target: str,
+        pool: GeneratorPool,
+        scenario: str,
+        groups: dict[str, list[int]],
+    ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+        steps: list[dict[str, Any]] = []
+        booked: list[str] = []
+        cancelled: list[str] = []
+        for rate in self.o.rates:
+            step = self._step(scenario, rate)
+            if "postgres" in groups:
+                groups["postgres"] = cpu.pids_named("postgres")
+            meter = cpu.CpuMeter(groups)
+            parts = pool.run(step)
+            r = results.merge(target, step, parts, self.ceiling)
+            r["cpu_percent"] = meter.stop()
+            if target == "engine":
+                r["write_behind_backlog"] = self._backlog()
+            for p in parts:
+                booked += [b[0] for b in p.get("booked", [])]
+                cancelled += p.get("cancelled", [])
+            steps.append(r)
+            a = r["all"]
+            log(
+                f"   {target:<7} {scenario:<8} {rate:>6.0f}/s -> {r['achieved_rate']:>7.0f}/s  p50 {a.get('p50')}"
+                f"  p99 {a.get('p99')}  p99.9 {a.get('p999')}  max {a.get('max')} ms  errors {sum(r['errors'].values())}"
+                f"  late {r['late_queued']}+{r['late_generator']}{'  GENERATOR-BOUND' if r['generator_bound'] else ''}"
+                f"  cpu {r['cpu_percent']}"
+            )
+            if results.saturated(r):
+                break
+        return steps, booked, cancelled
+
+    def _backlog(self) -> dict[str, float]:
+        """Events the persisters have not stored yet, and the age of the oldest (the write-behind lag)."""
+        from persistence.persister import lag
+
+        r = redis_sync.Redis.from_url(self.o.redis_url)
+        try:
+            behind, age = lag(r)
+        finally:
+            r.close()
+        return {"events": behind, "oldest_s": round(age, 1)}
+
+    def _groups(self, server: targets.Server, pool: GeneratorPool, extra: dict[str, list[int]]) -> dict[str, list[int]]:
+        g = {"generator": pool.pids(), "server": server.pids()}
+        g.update(extra)
+        return g
+
+    # ------------------------------------------------------------ engine
+    def run_engine(self) -> Dataset:
+        o = self.o
+        log("== engine")
+        persister = None
+        if o.target_url:
+            url, db_url = o.target_url, o.database_url
+            server = None
+        else:
+            redis_sync.Redis.from_url(o.redis_url).flushdb()
+            db_url = self._recreate_db(f"{o.db_prefix}_engine")
+            extra = dict(item.split("=", 1) for item in o.engine_env)
+            if o.engine_gc:
+                site = str(Path(__file__).resolve().parent / "gc_site")
+                extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
+                extra["BENCH_GC_THRESHOLD"] = o.engine_gc
+            env = targets.engine_env(o.redis_url, db_url, extra)
+            targets.migrate(env, self.logs)
+            server = self._start(targets.start_engine(env, o.workers, self.logs))
+            persister = self._start(targets.start_persister(env, self.logs))
+            # its start-up reconciliation rewrites what PostgreSQL lacks: let it finish before seeding
+            persister.wait_log("start-up reconciliation done")
+            url = server.url
+        log(f"   seeding {o.practices} practices x {o.practitioners} practitioners, {o.horizon} days")
+        data = seed(
+            url,
+            targets.ADMIN_TOKEN,
+            practices=o.practices,
+            practitioners=o.practitioners,
+            horizon=o.horizon,
+            prebook=o.prebook,
+            search_days=o.search_days,
+            log=log,
+        )
+        self._data = data
+        r = redis_sync.Redis.from_url(o.redis_url)
+        redis_pid = int(r.info("server")["process_id"])
+        pool = GeneratorPool(url, data, targets.ADMIN_TOKEN, o.gen_procs)
+        extra = {"redis": [redis_pid], "postgres": cpu.pids_named("postgres")}
+        if persister is not None:
+            extra["persister"] = [persister.pid]
+        t_begin = time.time()
+        try:
+            for sc in o.scenarios:
+                groups = self._groups(server, pool, extra) if server else {"generator": pool.pids(), **extra}
+                steps, booked, cancelled = self.sweep("engine", pool, sc, groups)
+                self.report["runs"].setdefault("engine", {})[sc] = steps
+                self.report["invariants"].setdefault("engine", {})[sc] = self._check_engine(
+                    data, db_url, booked, cancelled
+                )
+                if o.profile and server is not None:
+                    self.report["profile"][sc] = self._profile(pool, server, sc, steps)
+            self.report["redis_view"] = profile.redis_view(r, t_begin)
+            if o.skip_limits:
+                return data
+            log("== Redis limits: each Lua script by EVALSHA, loop and pipelined")
+            self.report["redis_limits"] = redis_limits.run(o.redis_url, data, o.lua_calls, log)
+            log("== data scale: memory per practitioner-day; search latency as the store grows")
+            self.report["data_scale"] = data_scale.run(
+                o.redis_url, data, o.scale_sizes, lambda: self._probe(url), 2000 if not o.quick else 100, log
+            )
+        finally:
+            pool.close()
+            r.close()
+            if server is not None:
+                self._stop(server)
+            if persister is not None:
+                self._stop(persister)
+        return data
+
+    def _check_engine(self, data: Dataset, db_url: str | None, booked: list[str], cancelled: list[str]) -> Any:
+        if not db_url:
+            return invariants.Verdict(target="engine", skipped="no --database-url for a --target run")
+        v = invariants.check_engine(self.o.redis_url, db_url, [p.id for p in data.practices], booked, cancelled, log)
+        log(
+            f"   invariants: {'OK' if v.ok else 'VIOLATED'} ({v.checked_bookings} bookings checked, "
+            f"{v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing in PostgreSQL)"
+        )
+        return v
+
+    def _probe(self, url: str) -> dict[str, Any]:
+        """Open-loop searches of a few seeded practices (the data-scale measurement)."""
+        small = Dataset(
+            practices=self._data.practices[:10],
+            first_date=self._data.first_date,
+            search_days=self._data.search_days,
+            hot=self._data.hot,
+        )
+        pool = GeneratorPool(url, small, targets.ADMIN_TOKEN, 1)
+        try:
+            rate = 100.0 if self.o.quick else 300.0
+            step = self._step(
+                "search", rate, connections=100 if not self.o.quick else 20, duration=2.0 if self.o.quick else 8.0
+            )
+            r = results.merge("engine", step, pool.run(step), self.ceiling)
+            return {"rate": rate, **r["per_type"].get("search", {}), "errors": r["errors"]}
+        finally:
+            pool.close()
+
+    def _profile(self, pool: GeneratorPool, server: targets.Server, sc: str, steps: list[dict[str, Any]]) -> Any:
+        k = results.knee(steps, self.o.slo_p99_ms)
+        rate = k["offered_rate"] if k else self.o.rates[0]
+        workers = server.workers()
+        log(f"   profiling {sc} at {rate:.0f}/s: py-spy on workers {workers}")
+        step = self._step(sc, rate, duration=self.o.profile_seconds)
+        spies = profile.start(workers, self.o.profile_seconds + step.warmup, self.out_dir / "profiles", sc)
+        pool.run(step)
+        for s in spies:
+            try:
+                s.wait(30)
+            except Exception:  # noqa: BLE001 - a stuck profiler must not hang the run
+                s.kill()
+        summary = profile.summarize(sorted((self.out_dir / "profiles").glob(f"{sc}-*.txt")))
+        return {"rate": rate, **summary}
+
+    # ------------------------------------------------------------ floor and comparator
+    def run_floor(self, data: Dataset) -> None:
+        log("== floor: bare Litestar endpoints, one Redis GET each")
+        server = self._start(targets.start_floor(self.o.redis_url, self.o.workers, self.logs))
+        pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, self.o.gen_procs)
+        r = redis_sync.Redis.from_url(self.o.redis_url)
+        extra = {"redis": [int(r.info("server")["process_id"])]}
+        r.close()
+        try:
+            for sc in self.o.scenarios:
+                steps, _, _ = self.sweep("floor", pool, sc, self._groups(server, pool, extra))
+                self.report["runs"].setdefault("floor", {})[sc] = steps
+        finally:
+            pool.close()
+            self._stop(server)
+
+    def run_pgonly(self) -> None:
+        from benchmarks.pgonly import schema
+
+        o = self.o
+        log("== comparator: the same flows on PostgreSQL alone")
+        db_url = schema.create(o.pg_admin_url, f"{o.db_prefix}_pgonly")
+        server = self._start(targets.start_pgonly(db_url, o.workers, self.logs, o.pgonly_pool))
+        data = seed(
+            server.url,
+            targets.ADMIN_TOKEN,
+            practices=o.practices,
+            practitioners=o.practitioners,
+            horizon=o.horizon,
+            prebook=o.prebook,
+            search_days=o.search_days,
+            log=log,
+        )
+        pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, o.gen_procs)
+        try:
+            for sc in o.scenarios:
+                groups = self._groups(server, pool, {"postgres": cpu.pids_named("postgres")})
+                steps, booked, cancelled = self.sweep("pgonly", pool, sc, groups)
+                self.report["runs"].setdefault("pgonly", {})[sc] = steps
+                v = invariants.check_pgonly(db_url, booked, cancelled)
+                log(
+                    f"   invariants: {'OK' if v.ok else 'VIOLATED'} ({v.checked_bookings} bookings checked,"
+                    f" {v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing)"
+                )
+                self.report["invariants"].setdefault("pgonly", {})[sc] = v
+        finally:
+            pool.close()
+            self._stop(server)
+
+    # ------------------------------------------------------------ all of it
+    def run(self) -> dict[str, Any]:
+        o = self.o
+        try:
+            self.report["ceiling"] = self.measure_ceiling()
+            data = None
+            if "engine" in o.targets:
+                data = self.run_engine()
+            if "floor" in o.targets:
+                if data is None:
+                    data = self._seed_only_for_floor()
+                self.run_floor(data)
+            if "pgonly" in o.targets:
+                self.run_pgonly()
+        finally:
+            self.stop_all()
+        return self.report
+
+    def _seed_only_for_floor(self) -> Dataset:
+        return Dataset(
+            practices=[
+                PracticeData(
+                    id="f" * 16, timezone="Europe/Paris", practitioners=["floor.r0"], visit_types=[("floor.v0", 30)]
+                )
+            ],
+            first_date=time.strftime("%Y-%m-%d"),
+            search_days=30,
+            hot=HotSpot(
+                practice_id="f" * 16,
+                practitioner_id="floor.r0",
+                visit_types=["floor.v0"],
+                starts=["2030-01-07T09:00:00+01:00"],
+            ),
+        )

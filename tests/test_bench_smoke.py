@@ -1,0 +1,68 @@
+"""`booking bench --quick`: every scenario against every target for a few seconds, with the invariant checks.
+
+A smoke test of the benchmark suite itself: it asserts that the suite runs and that no invariant broke,
+never how fast anything was (speed belongs in `booking bench`, not in timed tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(240)]
+
+pytest.importorskip("hdrh", reason="the benchmark suite needs the `bench` extra: pip install -e '.[bench]'")
+pytest.importorskip("matplotlib", reason="the benchmark suite needs the `bench` extra")
+
+SCENARIOS = ("search", "funnel", "hotslot", "churn")
+TARGETS = ("engine", "floor", "pgonly")
+
+
+def _another_run_is_going() -> bool:
+    import fcntl
+    import tempfile
+
+    with (Path(tempfile.gettempdir()) / "booking-bench.lock").open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
+    if _another_run_is_going():
+        pytest.skip("a `booking bench` run is measuring on this machine (it owns Redis db 15 meanwhile)")
+    booking = Path(sys.executable).parent / "booking"
+    argv = [str(booking)] if booking.exists() else [sys.executable, "-m", "api.cli"]
+    out = subprocess.run(
+        [*argv, "bench", "--quick", "--results", str(tmp_path), "--db-prefix", "bench_smoke", "--lock-wait", "120"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    files = sorted(tmp_path.glob("bench-*.json"))
+    assert len(files) == 1, list(tmp_path.iterdir())
+    report = json.loads(files[0].read_text())
+    assert report["failed"] is None
+    assert report["invariant_violations"] == 0
+    for target in TARGETS:
+        for scenario in SCENARIOS:
+            steps = report["runs"][target][scenario]
+            assert steps and steps[0]["requests"] > 0, (target, scenario)
+    for target in ("engine", "pgonly"):  # the floor stores nothing: nothing to check
+        for scenario in SCENARIOS:
+            verdict = report["invariants"][target][scenario]
+            assert verdict["checked_bookings"] > 0 or scenario == "search", (target, scenario, verdict)
+            for field in ("redis_overlaps", "db_overlaps", "missing_in_db", "missing_in_redis", "cancel_not_stored"):
+                assert verdict[field] == 0, (target, scenario, verdict)
+    assert sorted(tmp_path.glob("bench-*.png")), "the latency plot was not written"
