@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing as mp
-import os
 import resource
 import time
 from collections import deque
@@ -316,7 +315,3 @@ class GeneratorPool:
             if p.is_alive():
                 p.terminate()
                 p.join(2)
-
-
-def cpu_count() -> int:
-    return os.cpu_count() or 1

@@ -153,4 +153,5 @@ def parse(argv: list[str]) -> Options:
             raise SystemExit(f"booking bench: --engine-env wants KEY=VALUE, not {item!r}")
     if opts.target_url:
         opts.targets = ["engine"]
+        opts.skip_limits = True  # never bulk-load filler data or run raw scripts against someone's deployment
     return opts

@@ -175,12 +175,12 @@ class Bench:
         else:
             redis_sync.Redis.from_url(o.redis_url).flushdb()
             db_url = self._recreate_db(f"{o.db_prefix}_engine")
-            extra = dict(item.split("=", 1) for item in o.engine_env)
+            env_extra = dict(item.split("=", 1) for item in o.engine_env)
             if o.engine_gc:
                 site = str(Path(__file__).resolve().parent / "gc_site")
-                extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
-                extra["BENCH_GC_THRESHOLD"] = o.engine_gc
-            env = targets.engine_env(o.redis_url, db_url, extra)
+                env_extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
+                env_extra["BENCH_GC_THRESHOLD"] = o.engine_gc
+            env = targets.engine_env(o.redis_url, db_url, env_extra)
             targets.migrate(env, self.logs)
             server = self._start(targets.start_engine(env, o.workers, self.logs))
             persister = self._start(targets.start_persister(env, self.logs))

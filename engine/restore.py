@@ -49,7 +49,9 @@ async def restore_audit_seq(eng: BookingEngine, practice_id: str, last_seq: int)
 async def restore_schedule(eng: BookingEngine, practice: Practice, practitioner_id: str, schedule: Schedule) -> bool:
     """Put a schedule back and recompute its horizon when Redis lacks it or holds another one."""
     state = await eng._schedule_state(practice.id, practitioner_id)
-    if state is not None and state[0] == schedule and state[2]:
+    if state is not None and state[2]:
+        # Redis holds a materialised schedule: it is the live one (the database may lag behind a change that
+        # is still being written), so it is never replaced by the database's copy
         return False
     key = keys.schedule(practice.id, practitioner_id)
     gen = await eng.redis.hincrby(key, "gen", 1)
