@@ -29,16 +29,13 @@ def make_redis(settings: Settings, fake_server: Any = None) -> Any:
         return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
     import redis.asyncio as aioredis
 
-    # a blocking pool: past 512 connections a request waits (up to 2 s) for one instead of failing at once
-    pool = aioredis.BlockingConnectionPool.from_url(
+    return aioredis.Redis.from_url(
         settings.redis_url,
-        max_connections=512,
-        timeout=2.0,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         health_check_interval=10,
+        max_connections=512,
     )
-    return aioredis.Redis(connection_pool=pool)
 
 
 async def _every(seconds: float, job: Any, name: str) -> None:
@@ -106,6 +103,7 @@ def create_app(
         finally:
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if notifier is not None:
                 await asyncio.to_thread(notifier.close)
             if persister is not None:
