@@ -38,7 +38,8 @@ def make_redis(settings: Settings, fake_server: Any = None) -> Any:
     )
 
 
-async def _every(seconds: float, job: Any, name: str) -> None:
+async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) -> None:
+    await asyncio.sleep(first_after)
     while True:
         try:
             await job()
@@ -93,7 +94,7 @@ def create_app(
                     state.metrics.holds_expired.inc(expired)
 
             tasks.append(asyncio.create_task(_every(settings.sweep_interval_seconds, sweep, "hold sweeper")))
-            tasks.append(asyncio.create_task(_every(3600, state.engine.roll_horizon, "horizon roll")))
+            tasks.append(asyncio.create_task(_every(3600, state.engine.roll_horizon, "horizon roll", 60.0)))
         for hook in extra_startup or []:
             await hook(app)
         _tune_gc()

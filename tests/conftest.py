@@ -83,7 +83,7 @@ def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Ca
     data folder); keyword arguments override Settings fields."""
     opened: list[TestClient[Any]] = []
 
-    def make(background: bool = True, embedded: bool = False, **kw: Any) -> TestClient[Any]:
+    def make(background: bool = False, embedded: bool = False, **kw: Any) -> TestClient[Any]:
         if embedded:
             kw.setdefault("data_dir", str(tmp_path / "embedded"))
         else:
@@ -120,10 +120,17 @@ class Server:
 def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server]:
     """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
     port = free_port()
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "BOOKING_ADMIN_TOKEN": ADMIN, "HOLD_TTL_SECONDS": "300",
-           "DATABASE_URL": database_url,
-           # the load comes from one address: lift the per-client abuse limits (tests/test_access.py covers them)
-           "LIMIT_LIVE_HOLDS": "100000", "LIMIT_HOLDS_PER_MINUTE": "1000000", "LIMIT_BOOKINGS_PER_MINUTE": "1000000"}
+    env = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "BOOKING_ADMIN_TOKEN": ADMIN,
+        "HOLD_TTL_SECONDS": "300",
+        "DATABASE_URL": database_url,
+        # the load comes from one address: lift the per-client abuse limits (tests/test_access.py covers them)
+        "LIMIT_LIVE_HOLDS": "100000",
+        "LIMIT_HOLDS_PER_MINUTE": "1000000",
+        "LIMIT_BOOKINGS_PER_MINUTE": "1000000",
+    }
     env.update(getattr(request, "param", {}) or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],

@@ -156,7 +156,7 @@ def test_every_change_appends_its_event_in_the_same_script(client: Any, rsync: A
 
 
 def test_expired_holds_are_audited_by_the_sweeper(make_client: Any, rsync: Any) -> None:
-    c = make_client(hold_ttl_seconds=1)
+    c = make_client(hold_ttl_seconds=1, background=True)  # the sweeper runs in this app
     ctx = setup_practice(c)
     pid, pr, vt = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
     slot = search(c, pid, vt, next_weekday(2))[0]
