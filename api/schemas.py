@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -142,7 +141,3 @@ class Problem(msgspec.Struct, omit_defaults=True):
     code: str
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
-
-
-def date_param() -> Any:
-    return dt.date
