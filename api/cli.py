@@ -28,7 +28,9 @@ def _serve(args: argparse.Namespace) -> int:
         threading.Thread(target=_seed_when_up, args=(base, settings.admin_token), daemon=True).start()
     mode = "embedded (in-process Redis, nothing to install)" if settings.embedded else settings.redis_url
     print(f"booking: serving on {base} ({mode}); OpenAPI at {base}/schema", flush=True)
-    if args.workers > 1:
+    if args.server == "granian":
+        _serve_granian(args)
+    elif args.workers > 1:
         uvicorn.run(
             "api.app:create_app",
             factory=True,
@@ -43,6 +45,30 @@ def _serve(args: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _serve_granian(args: argparse.Namespace) -> None:
+    """Granian (Rust HTTP/1.1 server, uvloop): about a third less CPU per request than uvicorn here, and
+    ``backpressure`` caps the requests each worker works on at once: past it, connections wait in the kernel's
+    accept queue instead of every request taking a Redis connection (docs/benchmarks.md)."""
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        "api.app:create_app",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        factory=True,
+        backpressure=args.backpressure,
+        backlog=4096,
+        log_level=LogLevels(args.log_level.lower()),
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()
 
 
 def _seed_when_up(base: str, token: str | None) -> None:
@@ -180,6 +206,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--demo", action="store_true", help="seed the demo practice once the server is up")
     s.add_argument("--log-level", default="info")
+    s.add_argument(
+        "--server",
+        choices=["granian", "uvicorn"],
+        default="granian",
+        help="HTTP server (default granian; uvicorn for comparison)",
+    )
+    s.add_argument(
+        "--backpressure",
+        type=int,
+        default=256,
+        help="granian: requests each worker works on at once (past it they wait); below the Redis pool size",
+    )
     s.set_defaults(run=_serve)
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
     d.add_argument("--url", default="http://127.0.0.1:8000")

@@ -68,7 +68,7 @@ def _main(argv: list[str], opts: options.Options) -> int:
         "options": msgspec.to_builtins(opts),
         "machine": report.machine(opts.redis_url),
         "config": {
-            "server": "uvicorn (booking serve; the floor and the comparator alike)",
+            "server": f"{opts.server} (booking serve; the floor and the comparator alike)",
             "workers": opts.workers,
             "generator": f"{opts.gen_procs} processes, raw asyncio HTTP/1.1 keep-alive (uvloop + httptools)",
             "auth": "admin bearer token on every request (no abuse limits)",

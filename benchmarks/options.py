@@ -20,6 +20,7 @@ class Options(msgspec.Struct):
     connections: int
     gen_procs: int
     workers: int
+    server: str
     practices: int
     practitioners: int
     horizon: int
@@ -86,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
     a("--connections", type=int, default=2000, help="concurrent client connections (keep-alive)")
     a("--gen-procs", type=int, default=2, help="generator processes")
     a("--workers", type=int, default=2, help="server workers (all three targets)")
+    a(
+        "--server",
+        choices=["granian", "uvicorn"],
+        default="granian",
+        help="HTTP server of all three targets (granian is `booking serve`'s default)",
+    )
     a("--practices", type=int, default=200)
     a("--practitioners", type=int, default=4, help="per practice")
     a("--horizon", type=int, default=90, help="days of availability")

@@ -182,7 +182,7 @@ class Bench:
                 env_extra["BENCH_GC_THRESHOLD"] = o.engine_gc
             env = targets.engine_env(o.redis_url, db_url, env_extra)
             targets.migrate(env, self.logs)
-            server = self._start(targets.start_engine(env, o.workers, self.logs))
+            server = self._start(targets.start_engine(env, o.workers, self.logs, o.server))
             persister = self._start(targets.start_persister(env, self.logs))
             # its start-up reconciliation rewrites what PostgreSQL lacks: let it finish before seeding
             persister.wait_log("start-up reconciliation done")
@@ -282,7 +282,7 @@ class Bench:
     # ------------------------------------------------------------ floor and comparator
     def run_floor(self, data: Dataset) -> None:
         log("== floor: bare Litestar endpoints, one Redis GET each")
-        server = self._start(targets.start_floor(self.o.redis_url, self.o.workers, self.logs))
+        server = self._start(targets.start_floor(self.o.redis_url, self.o.workers, self.logs, self.o.server))
         pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, self.o.gen_procs)
         r = redis_sync.Redis.from_url(self.o.redis_url)
         extra = {"redis": [int(r.info("server")["process_id"])]}
@@ -301,7 +301,7 @@ class Bench:
         o = self.o
         log("== comparator: the same flows on PostgreSQL alone")
         db_url = schema.create(o.pg_admin_url, f"{o.db_prefix}_pgonly")
-        server = self._start(targets.start_pgonly(db_url, o.workers, self.logs, o.pgonly_pool))
+        server = self._start(targets.start_pgonly(db_url, o.workers, self.logs, o.pgonly_pool, o.server))
         data = seed(
             server.url,
             targets.ADMIN_TOKEN,

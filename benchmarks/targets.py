@@ -1,9 +1,9 @@
 """The servers a run measures, started as subprocesses and stopped by pid.
 
-- engine: `booking serve --workers N` (uvicorn) on REDIS_URL db 15 and a migrated bench_* database, plus a
+- engine: `booking serve --workers N --server S` on REDIS_URL db 15 and a migrated bench_* database, plus a
   `booking persister`;
-- floor: `uvicorn --factory benchmarks.floor_app:create_app --workers N` (same server, same workers);
-- pgonly: `uvicorn --factory benchmarks.pgonly.app:create_app --workers N` on its own bench_* database;
+- floor: `benchmarks.floor_app:create_app` served the same way (granian or uvicorn, same workers);
+- pgonly: `benchmarks.pgonly.app:create_app` served the same way, on its own bench_* database;
 - trivial: `python -m benchmarks.trivial_server` (the generator's ceiling).
 """
 
@@ -69,13 +69,21 @@ class Server:
         return [self.pid, *children(self.pid)]
 
     def workers(self) -> list[int]:
-        """The worker processes uvicorn spawned (not its resource tracker); the process itself if none."""
-        out = []
+        """The worker processes: those uvicorn spawned (not its resource tracker), or granian's forked
+        children; the process itself if none."""
+        out, own = [], []
+        try:
+            me = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return [self.pid]
         for pid in children(self.pid):
             with contextlib.suppress(OSError):
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"spawn_main" in cmd:
                     out.append(pid)
-        return out or [self.pid]
+                elif cmd == me:
+                    own.append(pid)
+        return out or own or [self.pid]
 
     def wait_ready(self, path: str = "/readyz", timeout: float = 60) -> None:
         deadline = time.time() + timeout
@@ -141,9 +149,14 @@ def migrate(env: dict[str, str], log_dir: Path) -> None:
         raise RuntimeError(f"booking migrate failed: {out.stderr[-2000:]}")
 
 
-def start_engine(env: dict[str, str], workers: int, log_dir: Path) -> Server:
+SERVERS = ("granian", "uvicorn")
+BACKPRESSURE = 256  # granian: requests a worker works on at once (the engine's default, `booking serve`)
+
+
+def start_engine(env: dict[str, str], workers: int, log_dir: Path, server: str = "granian") -> Server:
     port = free_port()
     argv = [BOOKING, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    argv += ["--server", server, "--backpressure", str(BACKPRESSURE)]
     return Server("engine", argv, env, log_dir, f"http://127.0.0.1:{port}")
 
 
@@ -151,34 +164,25 @@ def start_persister(env: dict[str, str], log_dir: Path) -> Server:
     return Server("persister", [BOOKING, "persister"], env, log_dir)
 
 
-def _uvicorn(name: str, factory: str, workers: int, env: dict[str, str], log_dir: Path) -> Server:
+def _asgi(name: str, factory: str, workers: int, env: dict[str, str], log_dir: Path, server: str) -> Server:
+    """A reference app served the way the engine is (same server, workers and settings)."""
     port = free_port()
-    argv = [
-        PY,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    common = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    if server == "granian":
+        argv = [PY, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop", "--no-access-log"]
+        argv += ["--backpressure", str(BACKPRESSURE), "--backlog", "4096", *common, factory]
+    else:
+        argv = [PY, "-m", "uvicorn", "--factory", factory, *common, "--no-access-log"]
     return Server(name, argv, env, log_dir, f"http://127.0.0.1:{port}")
 
 
-def start_floor(redis_url: str, workers: int, log_dir: Path) -> Server:
-    return _uvicorn("floor", "benchmarks.floor_app:create_app", workers, {"REDIS_URL": redis_url}, log_dir)
+def start_floor(redis_url: str, workers: int, log_dir: Path, server: str = "granian") -> Server:
+    return _asgi("floor", "benchmarks.floor_app:create_app", workers, {"REDIS_URL": redis_url}, log_dir, server)
 
 
-def start_pgonly(database_url: str, workers: int, log_dir: Path, pool: int = 20) -> Server:
+def start_pgonly(database_url: str, workers: int, log_dir: Path, pool: int = 20, server: str = "granian") -> Server:
     env = {"PGONLY_DATABASE_URL": database_url, "HOLD_TTL_SECONDS": "300", "PGONLY_POOL": str(pool)}
-    return _uvicorn("pgonly", "benchmarks.pgonly.app:create_app", workers, env, log_dir)
+    return _asgi("pgonly", "benchmarks.pgonly.app:create_app", workers, env, log_dir, server)
 
 
 def start_trivial(log_dir: Path) -> Server:

@@ -81,6 +81,7 @@ class BookingEngine:
         self.settings = settings
         self.clock = clock
         self.scripts = Scripts(redis)
+        self._practices: dict[str, Practice] = {}
         self._search_cache: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
 
     def now_ms(self) -> int:
@@ -108,6 +109,16 @@ class BookingEngine:
             raise errors.NotFoundError("practice", practice_id)
         raw = await self.redis.hget(keys.practice(practice_id), "record")
         return _decode(raw, Practice, "practice", practice_id)  # type: ignore[no-any-return]
+
+    async def _practice(self, practice_id: str) -> Practice:
+        """A practice record, kept per process: practices never change once created."""
+        practice = self._practices.get(practice_id)
+        if practice is None:
+            practice = await self.get_practice(practice_id)
+            if len(self._practices) > 100_000:
+                self._practices.clear()
+            self._practices[practice_id] = practice
+        return practice
 
     async def add_practitioner(self, practice_id: str, name: str, ctx: Ctx = SYSTEM) -> Practitioner:
         await self.get_practice(practice_id)
@@ -402,15 +413,7 @@ class BookingEngine:
         pid = ids.practice_of(practitioner_id, "r")
         if pid is None:
             raise errors.NotFoundError("practitioner", practitioner_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hexists(keys.practitioners(pid), practitioner_id)
-            pipe.hget(keys.visit_types(pid), visit_type_id)
-            pipe.hget(keys.practice(pid), "record")
-            known, raw_vt, raw_practice = await pipe.execute()
-        if not known:
-            raise errors.NotFoundError("practitioner", practitioner_id)
-        practice = _decode(raw_practice, Practice, "practice", pid)
-        vt = _decode(raw_vt, VisitType, "visit type", visit_type_id)
+        practice, vt, _ = await self._search_context(pid, visit_type_id, practitioner_id)
         begin = timeutil.to_epoch(start)
         if start.microsecond or start.second:
             raise errors.SlotUnavailableError("not_a_slot")
@@ -427,7 +430,9 @@ class BookingEngine:
             expires_at_ms=now + self.settings.hold_ttl_seconds * 1000,
             state="held",
         )
-        body = render(hold, practice.timezone)
+        # The answer is stored with the claim only for an idempotent request; otherwise it is rendered after
+        # success (most contested holds end in 409 and need no body).
+        body = render(hold, practice.timezone) if idem_key else b""
         res = await self.scripts["hold"](
             keys=[
                 keys.base(pid, practitioner_id, vt.id),
@@ -455,13 +460,13 @@ class BookingEngine:
                 body,
             ],
         )
-        return self._outcome(res, body)
+        return self._outcome(res, lambda: body or render(hold, practice.timezone))
 
     @staticmethod
-    def _outcome(res: list[Any], body: bytes) -> tuple[bytes, bool]:
+    def _outcome(res: list[Any], body: Callable[[], bytes]) -> tuple[bytes, bool]:
         status = _s(res[0])
         if status == "OK":
-            return body, False
+            return body(), False
         if status == "REPLAY":
             return res[1] if isinstance(res[1], bytes) else res[1].encode(), True
         if status == "IDEM_MISMATCH":
@@ -549,45 +554,44 @@ class BookingEngine:
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
         idem = keys.idempotency(pid, "book", idem_key)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.hold(pid, hold_id))
-            pipe.get(idem)
-            pipe.hget(keys.practice(pid), "record")
-            raw_hold, prior, raw_practice = await pipe.execute()
-        if idem_key and prior is not None:
-            fp, _, stored = prior.partition(b"\n")
-            if fp.decode() != body_fp:
-                raise errors.IdempotencyKeyReusedError()
-            return stored, True
-        h = {_s(k): _s(v) for k, v in raw_hold.items()}
-        now = self.now_ms()
-        if not h:
-            raise errors.NotFoundError("hold", hold_id)
-        if h["state"] == "booked":
-            raise errors.HoldUsedError(hold_id, h.get("appointment_id"))
-        if h["state"] != "held" or int(h["expires_ms"] or 0) <= now:
-            raise errors.HoldExpiredError(hold_id, "expired" if h["state"] == "held" else h["state"] or "")
+        practice = await self._practice(pid)
         token = ids.new_manage_token()
-        appt = Appointment(
-            id=ids.new_appointment_id(pid),
-            status="booked",
-            version=1,
-            practice_id=pid,
-            practitioner_id=prac,
-            visit_type_id=h["visit_type_id"] or "",
-            start=int(h["start"] or 0),
-            end=int(h["end"] or 0),
-            patient=patient,
-            manage_token=token,
-            hold_id=hold_id,
-        )
-        practice = _decode(raw_practice, Practice, "practice", pid)
-        body = render(appt, practice.timezone)
+        appt_id = ids.new_appointment_id(pid)
+        now = self.now_ms()
+
+        def appointment(vt_id: Any, start: Any, end: Any) -> Appointment:
+            return Appointment(
+                id=appt_id,
+                status="booked",
+                version=1,
+                practice_id=pid,
+                practitioner_id=prac,
+                visit_type_id=_s(vt_id) or "",
+                start=int(start or 0),
+                end=int(end or 0),
+                patient=patient,
+                manage_token=token,
+                hold_id=hold_id,
+            )
+
+        body = b""
+        if idem_key:
+            # The answer is stored with the booking for replays, so it is rendered first, from the hold.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.hold(pid, hold_id), "visit_type_id", "start", "end")
+                pipe.get(idem)
+                held, prior = await pipe.execute()
+            if prior is not None:
+                fp, _, stored = prior.partition(b"\n")
+                if fp.decode() != body_fp:
+                    raise errors.IdempotencyKeyReusedError()
+                return stored, True
+            body = render(appointment(*held), practice.timezone)
         res = await self.scripts["book"](
             keys=[
                 keys.hold(pid, hold_id),
                 keys.claims(pid, prac),
-                keys.appointment(pid, appt.id),
+                keys.appointment(pid, appt_id),
                 keys.hold_expiries(pid),
                 keys.events(pid),
                 keys.audit(pid),
@@ -596,7 +600,7 @@ class BookingEngine:
             args=[
                 now,
                 hold_id,
-                appt.id,
+                appt_id,
                 _enc.encode(patient),
                 ids.token_hash(token),
                 ctx.actor,
@@ -612,7 +616,7 @@ class BookingEngine:
         self._raise_for_hold(status, res, hold_id)
         if status == "OVERLAP":
             raise errors.OverlapDetectedError("a booked appointment already overlaps this hold")
-        return self._outcome(res, body)
+        return self._outcome(res, lambda: body or render(appointment(*res[1:4]), practice.timezone))
 
     @staticmethod
     def _raise_for_hold(status: str | None, res: list[Any], hold_id: str) -> None:

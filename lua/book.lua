@@ -3,7 +3,7 @@
 --       5 events  6 audit  7 idempotency key
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
--- Returns {'OK'} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
+-- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
 --       | {'EXPIRED', state} | {'OVERLAP'}
 local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
@@ -30,4 +30,4 @@ local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], 
 emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
   {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, cjson.encode(appt))
 idem_store(KEYS[7], ARGV[8], ARGV[9])
-return {'OK'}
+return {'OK', h[4], h[5], h[6]}

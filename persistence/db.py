@@ -32,8 +32,13 @@ def make_engine(url: str) -> Engine:
 
         return eng
     # every outbound call has a bound: connecting, and each statement
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                         connect_args={"connect_timeout": 3, "options": "-c statement_timeout=15000"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 3, "options": "-c statement_timeout=15000"},
+    )
 
 
 def is_postgres(eng: Engine) -> bool:

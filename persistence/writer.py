@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -181,19 +181,22 @@ def _effects(conn: Connection, e: ev.Event) -> None:
         )
 
 
-def _head(conn: Connection, practice_id: str) -> tuple[int, int, str]:
+def _heads(conn: Connection, practice_ids: list[str]) -> dict[str, tuple[int, int, str]]:
+    """The audit chain heads of these practices, locked for this transaction (in id order, as every
+    persister locks them, so two persisters never deadlock), created where missing."""
     conn.execute(
         _insert(conn, audit_heads)
-        .values(practice_id=practice_id, last_seq=0, chain_index=0, hash=chain.GENESIS)
+        .values([{"practice_id": p, "last_seq": 0, "chain_index": 0, "hash": chain.GENESIS} for p in practice_ids])
         .on_conflict_do_nothing()
     )
-    q = select(audit_heads.c.last_seq, audit_heads.c.chain_index, audit_heads.c.hash).where(
-        audit_heads.c.practice_id == practice_id
+    q = (
+        select(audit_heads.c.practice_id, audit_heads.c.last_seq, audit_heads.c.chain_index, audit_heads.c.hash)
+        .where(audit_heads.c.practice_id.in_(practice_ids))
+        .order_by(audit_heads.c.practice_id)
     )
     if conn.dialect.name == "postgresql":
         q = q.with_for_update()
-    row = conn.execute(q).one()
-    return int(row[0]), int(row[1]), str(row[2])
+    return {str(r[0]): (int(r[1]), int(r[2]), str(r[3])) for r in conn.execute(q)}
 
 
 def _audit_row(e: ev.Event, chain_index: int, prev: str) -> dict[str, Any]:
@@ -231,9 +234,12 @@ def apply(conn: Connection, batch: Iterable[ev.Event]) -> set[str]:
             by_practice[e.practice_id].append(e)
     if setup_rows:
         conn.execute(_insert(conn, applied_events).values(setup_rows).on_conflict_do_nothing())
+    heads = _heads(conn, sorted(by_practice)) if by_practice else {}
+    rows: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
     for practice_id in sorted(by_practice):
-        last_seq, index, prev = _head(conn, practice_id)
-        rows = []
+        last_seq, index, prev = heads[practice_id]
+        first = len(rows)
         for e in sorted(by_practice[practice_id], key=lambda x: x.seq):
             if e.seq <= last_seq:
                 done.add(e.event_id)  # a replay: already durable
@@ -241,28 +247,32 @@ def apply(conn: Connection, batch: Iterable[ev.Event]) -> set[str]:
             if e.seq != last_seq + 1:
                 log.info("practice %s: audit seq %d waits for %d", practice_id, e.seq, last_seq + 1)
                 break
-            try:
-                with conn.begin_nested():
-                    _effects(conn, e)
-            except IntegrityError as exc:
-                log.error(
-                    "practice %s: event %s (%s) refused by the database, left pending: %s",
-                    practice_id,
-                    e.event_id,
-                    e.__struct_config__.tag,
-                    exc.orig,
-                )
-                break
+            if not isinstance(e, ev.SearchPerformed):  # searches change nothing but the audit trail
+                try:
+                    with conn.begin_nested():
+                        _effects(conn, e)
+                except IntegrityError as exc:
+                    log.error(
+                        "practice %s: event %s (%s) refused by the database, left pending: %s",
+                        practice_id,
+                        e.event_id,
+                        e.__struct_config__.tag,
+                        exc.orig,
+                    )
+                    break
             index += 1
             row = _audit_row(e, index, prev)
             rows.append(row)
             prev, last_seq = row["hash"], e.seq
             done.add(e.event_id)
-        if rows:
-            conn.execute(audit_events.insert(), rows)
-            conn.execute(
-                update(audit_heads)
-                .where(audit_heads.c.practice_id == practice_id)
-                .values(last_seq=last_seq, chain_index=index, hash=prev)
-            )
+        if len(rows) > first:
+            moved.append({"pid": practice_id, "new_seq": last_seq, "new_index": index, "new_hash": prev})
+    if rows:
+        conn.execute(audit_events.insert(), rows)  # one multi-row INSERT for the whole batch
+        conn.execute(
+            update(audit_heads)
+            .where(audit_heads.c.practice_id == bindparam("pid"))
+            .values(last_seq=bindparam("new_seq"), chain_index=bindparam("new_index"), hash=bindparam("new_hash")),
+            moved,
+        )
     return done

@@ -125,6 +125,30 @@ def test_two_persisters_reading_out_of_order_keep_one_chain(world: Any) -> None:
     assert audit.verify(db, out=lambda _: None)
 
 
+def test_one_batch_of_several_practices_extends_each_chain_and_head(world: Any) -> None:
+    """The writer locks every head of a batch at once and writes all audit rows in one INSERT: each practice
+    must still get its own gap-free chain, and its head must name its own last row."""
+    c, db, p = world["client"], world["db"], world["persister"]
+    ctx_a, _ = book_some(c, n=2)
+    ctx_b, _ = book_some(c, n=3)
+    assert p.drain() > 0
+    for ctx in (ctx_a, ctx_b):
+        pid = ctx["practice_id"]
+        seqs = [
+            r[0] for r in rows(db, "select seq from audit_events where practice_id = :p order by chain_index", p=pid)
+        ]
+        assert seqs == list(range(1, len(seqs) + 1))
+        last_hash = rows(
+            db, "select hash from audit_events where practice_id = :p order by chain_index desc limit 1", p=pid
+        )
+        head = rows(db, "select last_seq, chain_index, hash from audit_heads where practice_id = :p", p=pid)
+        assert head == [(len(seqs), len(seqs), last_hash[0][0])]
+    # practice b made one more search, hold and book than practice a
+    count = {r[0]: r[1] for r in rows(db, "select practice_id, count(*) from audit_events group by practice_id")}
+    assert count[ctx_b["practice_id"]] == count[ctx_a["practice_id"]] + 2
+    assert audit.verify(db, out=lambda _: None)
+
+
 def test_audit_rows_are_append_only_and_verify_names_an_altered_row(world: Any) -> None:
     c, db, p = world["client"], world["db"], world["persister"]
     book_some(c)

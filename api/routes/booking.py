@@ -73,6 +73,12 @@ async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, h
         raise RateLimitedError(exc.detail, exc.retry_after_s) from None
 
 
+async def _forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
+    """A hold that was booked, released or refused no longer counts against its public client's cap."""
+    if p.kind == "public":
+        await access.forget_hold(engine(request), client_id(request), hold_id)
+
+
 @post(
     "/v1/holds",
     status_code=201,
@@ -99,14 +105,14 @@ async def create_hold(
             render=render.hold_bytes,
             ctx=ctx,
             idem_key=idempotency_key,
-            body_fp=fingerprint(await request.body()),
+            body_fp=fingerprint(await request.body()) if idempotency_key else "",
             hold_id=hold_id,
         )
     except errors.BookingError:
-        await access.forget_hold(engine(request), client_id(request), hold_id)
+        await _forget(request, p, hold_id)
         raise
     if replay:
-        await access.forget_hold(engine(request), client_id(request), hold_id)
+        await _forget(request, p, hold_id)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
@@ -129,7 +135,7 @@ async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) 
     p, ctx = await caller(request)
     require_same_practice(p, _practice_of_hold(hold_id), "hold", hold_id)
     await engine(request).release_hold(hold_id, ctx)
-    await access.forget_hold(engine(request), client_id(request), hold_id)
+    await _forget(request, p, hold_id)
 
 
 @post(
@@ -152,9 +158,9 @@ async def book(
         render=render.appointment_bytes,
         ctx=ctx,
         idem_key=idempotency_key,
-        body_fp=fingerprint(await request.body()),
+        body_fp=fingerprint(await request.body()) if idempotency_key else "",
     )
-    await access.forget_hold(engine(request), client_id(request), data.hold_id)
+    await _forget(request, p, data.hold_id)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
@@ -203,10 +209,10 @@ async def reschedule(
     request: Request[Any, Any, Any], appointment_id: FromPath[str], data: JSONBody[RescheduleIn]
 ) -> AppointmentOut:
     data = await strict(request, RescheduleIn)
-    _, ctx = await caller(request)
+    p, ctx = await caller(request)
     await _authorised(request, appointment_id)
     appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
-    await access.forget_hold(engine(request), client_id(request), data.hold_id)
+    await _forget(request, p, data.hold_id)
     practice = await engine(request).get_practice(appt.practice_id)
     return render.appointment_out(appt, practice.timezone)
 
