@@ -48,9 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _serve_granian(args: argparse.Namespace) -> None:
-    """Granian (Rust HTTP/1.1 server, uvloop): about a third less CPU per request than uvicorn here, and
-    ``backpressure`` caps the requests each worker works on at once: past it, connections wait in the kernel's
-    accept queue instead of every request taking a Redis connection (docs/benchmarks.md)."""
+    """Granian (Rust HTTP/1.1 server, uvloop), measured against uvicorn in docs/benchmarks.md. Its
+    ``backpressure`` counts connections, not requests: a lower value than the number of keep-alive clients
+    leaves the surplus waiting for seconds, so the default is high."""
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
     from granian.server import Server
@@ -215,8 +215,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--backpressure",
         type=int,
-        default=256,
-        help="granian: requests each worker works on at once (past it they wait); below the Redis pool size",
+        default=16384,
+        help="granian: connections each worker serves at once (a keep-alive connection holds its place for its "
+        "whole life; more wait in the accept queue)",
     )
     s.set_defaults(run=_serve)
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")

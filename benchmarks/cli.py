@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -42,8 +43,13 @@ def hold_lock(wait: float) -> Any:
             time.sleep(1)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # `kill` stops a run like Ctrl-C: its servers are stopped and the results written
+
+
 def main(argv: list[str]) -> int:
     opts = options.parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     lock = hold_lock(opts.lock_wait)
     if lock is None:
         print(f"booking bench: another run still holds {LOCK}", file=sys.stderr)

@@ -150,7 +150,7 @@ def migrate(env: dict[str, str], log_dir: Path) -> None:
 
 
 SERVERS = ("granian", "uvicorn")
-BACKPRESSURE = 256  # granian: requests a worker works on at once (the engine's default, `booking serve`)
+BACKPRESSURE = 16384  # granian: connections a worker serves at once (`booking serve`'s default)
 
 
 def start_engine(env: dict[str, str], workers: int, log_dir: Path, server: str = "granian") -> Server:

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from engine import events as ev
 from engine import keys
@@ -148,8 +148,14 @@ class Persister(StreamConsumer):
         if not entries:
             return 0
         decoded = self.decode(entries)
-        with self.db.begin() as conn:
-            done = writer.apply(conn, [e for _, e in decoded])
+        events = [e for _, e in decoded]
+        try:
+            with self.db.begin() as conn:
+                done = writer.apply(conn, events)
+        except IntegrityError as exc:
+            log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
+            with self.db.begin() as conn:
+                done = writer.apply(conn, events, careful=True)
         n = self.ack([(key, e.event_id) for key, e in decoded if e.event_id in done])
         self.applied += n
         return n

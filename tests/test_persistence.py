@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, InternalError
 from api.app import create_app
 from engine import keys
 from engine.service import BookingEngine
-from persistence import audit, migrate
+from persistence import audit, migrate, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
@@ -146,6 +146,34 @@ def test_one_batch_of_several_practices_extends_each_chain_and_head(world: Any) 
     # practice b made one more search, hold and book than practice a
     count = {r[0]: r[1] for r in rows(db, "select practice_id, count(*) from audit_events group by practice_id")}
     assert count[ctx_b["practice_id"]] == count[ctx_a["practice_id"]] + 2
+    assert audit.verify(db, out=lambda _: None)
+
+
+def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatch: Any) -> None:
+    """Most effects run without a savepoint; when the database refuses one anyway, the persister applies the
+    batch again event by event: the other practice is stored, the refused event and its successors wait."""
+    c, db, p = world["client"], world["db"], world["persister"]
+    ctx_a, _ = book_some(c, n=2)
+    ctx_b, _ = book_some(c, n=2)
+    real = writer._effects
+
+    def refuse_a_hold(conn: Any, e: Any) -> None:
+        if e.practice_id == ctx_a["practice_id"] and e.__struct_config__.tag == "hold":
+            raise IntegrityError("INSERT", {}, Exception("refused for the test"))
+        real(conn, e)
+
+    monkeypatch.setattr(writer, "_effects", refuse_a_hold)
+    p.drain()
+    actions = {
+        pid: [r[0] for r in rows(db, "select action from audit_events where practice_id = :p order by seq", p=pid)]
+        for pid in (ctx_a["practice_id"], ctx_b["practice_id"])
+    }
+    assert actions[ctx_a["practice_id"]] == ["schedule", "search"]  # waits at its first hold
+    assert actions[ctx_b["practice_id"]] == ["schedule", "search", "hold", "book", "hold", "book"]
+    monkeypatch.setattr(writer, "_effects", real)
+    p.drain()
+    n_a = rows(db, "select count(*) from audit_events where practice_id = :p", p=ctx_a["practice_id"])[0][0]
+    assert n_a == 6
     assert audit.verify(db, out=lambda _: None)
 
 
