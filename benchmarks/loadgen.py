@@ -163,6 +163,7 @@ class Generator:
         while (self.inflight or self.waiting) and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         self.out.not_answered = self.inflight + len(self.waiting)
+        await self.wind_down(self.loop.time() + st.drain)
         reaper.cancel()
         gc.enable()
         for c in self.conns:
@@ -173,6 +174,15 @@ class Generator:
         res["booked"] = self.scenario.booked
         res["cancelled"] = self.scenario.cancelled
         return res
+
+    async def wind_down(self, deadline: float) -> None:
+        """Send, unmeasured, what frees the holds this step's flows still own (scenarios.Scenario.wind_down)."""
+        self.scenario.wind_down()
+        follow = self.scenario.follow
+        while (follow or self.inflight) and self.loop.time() < deadline:
+            while follow and self.idle:
+                self.dispatch(self.idle.popleft(), follow.popleft(), self.window[1])
+            await asyncio.sleep(0.01)
 
     def fire(self, sched: float, now: float) -> None:
         req = self.scenario.next()
