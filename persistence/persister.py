@@ -156,7 +156,7 @@ class Persister(StreamConsumer):
             log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
             with self.db.begin() as conn:
                 done = writer.apply(conn, events, careful=True)
-        n = self.ack([(key, e.event_id) for key, e in decoded if e.event_id in done])
+        n = self.ack([(key, e.event_id) for key, e in decoded if writer.audit_id(e) in done])
         self.applied += n
         return n
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -124,9 +124,53 @@ def appointment_row(data: dict[str, Any], at_ms: int) -> dict[str, Any]:
     }
 
 
-def _effects(conn: Connection, e: ev.Event) -> None:
-    """The durable records an audited event changes (besides its audit row)."""
+class Deferred:
+    """Hold records, written at the end of a batch with one executemany each: new holds, then their state
+    changes (a hold is always placed before it is booked, released or expired, so the two phases keep each
+    hold's order). Nothing depends on hold rows within a batch. Appointment changes are never deferred: a
+    cancellation frees the interval that a later booking of the same batch may take, and the database's
+    exclusion constraint must see them in order."""
+
+    def __init__(self) -> None:
+        self.holds: list[dict[str, Any]] = []
+        self.hold_states: list[dict[str, Any]] = []
+
+    def flush(self, conn: Connection) -> None:
+        if self.holds:
+            conn.execute(_bulk_upsert(conn, holds, "id"), self.holds)
+        if self.hold_states:
+            conn.execute(
+                update(holds)
+                .where(holds.c.id == bindparam("b_id"))
+                .values(
+                    state=bindparam("b_state"),
+                    appointment_id=func.coalesce(bindparam("b_appt"), holds.c.appointment_id),
+                    updated_at_ms=bindparam("b_at"),
+                ),
+                self.hold_states,
+            )
+
+
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _bulk_upsert(conn: Connection, table: Any, key: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE every other column, built once per dialect and table."""
+    stmt = _UPSERTS.get((conn.dialect.name, table.name))
+    if stmt is None:
+        ins = _insert(conn, table)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[key], set_={c.name: ins.excluded[c.name] for c in table.c if c.name != key}
+        )
+        _UPSERTS[(conn.dialect.name, table.name)] = stmt
+    return stmt
+
+
+def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> None:
+    """The durable records an audited event changes (besides its audit row); with ``later``, hold records
+    are collected for one statement per kind at the end of the batch."""
     d = e.detail
+    now = Deferred() if later is None else later
     if isinstance(e, ev.ScheduleChanged):
         _upsert(
             conn,
@@ -142,9 +186,7 @@ def _effects(conn: Connection, e: ev.Event) -> None:
             guard=schedules.c.changed_at_ms <= e.at,
         )
     elif isinstance(e, ev.HoldPlaced):
-        _upsert(
-            conn,
-            holds,
+        now.holds.append(
             {
                 "id": e.hold_id,
                 "practice_id": e.practice_id,
@@ -156,20 +198,15 @@ def _effects(conn: Connection, e: ev.Event) -> None:
                 "state": "held",
                 "appointment_id": None,
                 "updated_at_ms": e.at,
-            },
-            "id",
+            }
         )
     elif isinstance(e, ev.HoldReleased | ev.HoldExpired):
         state = "released" if isinstance(e, ev.HoldReleased) else "expired"
-        conn.execute(update(holds).where(holds.c.id == e.hold_id).values(state=state, updated_at_ms=e.at))
+        now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
         row = appointment_row(e.data, e.at)
         _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
-        conn.execute(
-            update(holds)
-            .where(holds.c.id == e.hold_id)
-            .values(state="booked", appointment_id=e.appointment_id, updated_at_ms=e.at)
-        )
+        now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})
     elif isinstance(e, ev.AppointmentCancelled):
         data = e.data or {}
         conn.execute(
@@ -179,6 +216,8 @@ def _effects(conn: Connection, e: ev.Event) -> None:
                 status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"), updated_at_ms=e.at
             )
         )
+    if later is None:
+        now.flush(conn)
 
 
 def _heads(conn: Connection, practice_ids: list[str]) -> dict[str, tuple[int, int, str]]:
@@ -226,7 +265,8 @@ GUARDED = (ev.AppointmentBooked, ev.AppointmentRescheduled)
 
 
 def apply(conn: Connection, batch: Iterable[ev.Event], careful: bool = False) -> set[str]:
-    """Apply what can be applied; returns the event ids that are now durable (to acknowledge).
+    """Apply what can be applied; returns the ``audit_id``s (practice + stream entry id: entry ids repeat
+    across practices' streams) of the events that are now durable, to acknowledge.
     ``careful`` puts every event's effects in a savepoint: the retry after an unexpected IntegrityError,
     which then holds back only the practice of the refused event."""
     done: set[str] = set()
@@ -236,12 +276,13 @@ def apply(conn: Connection, batch: Iterable[ev.Event], careful: bool = False) ->
         if e.seq == 0:
             _setup(conn, e)
             setup_rows.append({"id": audit_id(e), "at_ms": e.at})
-            done.add(e.event_id)
+            done.add(audit_id(e))
         else:
             by_practice[e.practice_id].append(e)
     if setup_rows:
         conn.execute(_insert(conn, applied_events).values(setup_rows).on_conflict_do_nothing())
     heads = _heads(conn, sorted(by_practice)) if by_practice else {}
+    later = Deferred()
     rows: list[dict[str, Any]] = []
     moved: list[dict[str, Any]] = []
     for practice_id in sorted(by_practice):
@@ -249,7 +290,7 @@ def apply(conn: Connection, batch: Iterable[ev.Event], careful: bool = False) ->
         first = len(rows)
         for e in sorted(by_practice[practice_id], key=lambda x: x.seq):
             if e.seq <= last_seq:
-                done.add(e.event_id)  # a replay: already durable
+                done.add(audit_id(e))  # a replay: already durable
                 continue
             if e.seq != last_seq + 1:
                 log.info("practice %s: audit seq %d waits for %d", practice_id, e.seq, last_seq + 1)
@@ -257,11 +298,11 @@ def apply(conn: Connection, batch: Iterable[ev.Event], careful: bool = False) ->
             if isinstance(e, ev.SearchPerformed):
                 pass  # searches change nothing but the audit trail
             elif not careful and not isinstance(e, GUARDED):
-                _effects(conn, e)
+                _effects(conn, e, later)
             else:
                 try:
                     with conn.begin_nested():
-                        _effects(conn, e)
+                        _effects(conn, e, None if careful else later)
                 except IntegrityError as exc:
                     log.error(
                         "practice %s: event %s (%s) refused by the database, left pending: %s",
@@ -275,9 +316,10 @@ def apply(conn: Connection, batch: Iterable[ev.Event], careful: bool = False) ->
             row = _audit_row(e, index, prev)
             rows.append(row)
             prev, last_seq = row["hash"], e.seq
-            done.add(e.event_id)
+            done.add(audit_id(e))
         if len(rows) > first:
             moved.append({"pid": practice_id, "new_seq": last_seq, "new_index": index, "new_hash": prev})
+    later.flush(conn)
     if rows:
         conn.execute(audit_events.insert(), rows)  # one multi-row INSERT for the whole batch
         conn.execute(

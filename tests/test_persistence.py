@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -129,9 +130,29 @@ def test_one_batch_of_several_practices_extends_each_chain_and_head(world: Any) 
     """The writer locks every head of a batch at once and writes all audit rows in one INSERT: each practice
     must still get its own gap-free chain, and its head must name its own last row."""
     c, db, p = world["client"], world["db"], world["persister"]
-    ctx_a, _ = book_some(c, n=2)
-    ctx_b, _ = book_some(c, n=3)
+    ctx_a, appts_a = book_some(c, n=2)
+    ctx_b, appts_b = book_some(c, n=3)
+    slots = search(c, ctx_b["practice_id"], ctx_b["visit_types"][30], ctx_b["day"])
+    released = c.post(
+        "/v1/holds",
+        json={
+            "practitioner_id": ctx_b["practitioners"][0],
+            "visit_type_id": ctx_b["visit_types"][30],
+            "start": slots[-1]["start"],
+        },
+    ).json()["id"]
+    assert c.delete(f"/v1/holds/{released}").status_code == 204
+    assert c.post(f"/v1/appointments/{appts_a[1]['id']}/cancel", json={}).status_code == 200
     assert p.drain() > 0
+    # the deferred effects (hold rows, hold states, cancellations) landed, each record in its final state
+    hold_rows = {r[0]: (r[1], r[2]) for r in rows(db, "select id, state, appointment_id from holds")}
+    assert hold_rows[released] == ("released", None)
+    booked = rows(db, "select id, hold_id from appointments")
+    assert {a for a, _ in booked} == {a["id"] for a in appts_a + appts_b}
+    for appt_id, hold_id in booked:
+        assert hold_rows[hold_id] == ("booked", appt_id)
+    status = {r[0]: (r[1], r[2]) for r in rows(db, "select id, status, version from appointments")}
+    assert status[appts_a[1]["id"]] == ("cancelled", 2) and status[appts_a[0]["id"]] == ("booked", 1)
     for ctx in (ctx_a, ctx_b):
         pid = ctx["practice_id"]
         seqs = [
@@ -143,10 +164,21 @@ def test_one_batch_of_several_practices_extends_each_chain_and_head(world: Any) 
         )
         head = rows(db, "select last_seq, chain_index, hash from audit_heads where practice_id = :p", p=pid)
         assert head == [(len(seqs), len(seqs), last_hash[0][0])]
-    # practice b made one more search, hold and book than practice a
+    # practice b: one more hold and book, then a search, a hold and a release; practice a: a cancellation
     count = {r[0]: r[1] for r in rows(db, "select practice_id, count(*) from audit_events group by practice_id")}
-    assert count[ctx_b["practice_id"]] == count[ctx_a["practice_id"]] + 2
+    assert count[ctx_b["practice_id"]] == count[ctx_a["practice_id"]] + 4
     assert audit.verify(db, out=lambda _: None)
+
+
+def refusing_holds_of(practice_id: str, real: Any) -> Any:
+    """writer._effects, except that the database "refuses" every hold of one practice."""
+
+    def effects(conn: Any, e: Any, *later: Any) -> None:
+        if e.practice_id == practice_id and e.__struct_config__.tag == "hold":
+            raise IntegrityError("INSERT", {}, Exception("refused for the test"))
+        real(conn, e, *later)
+
+    return effects
 
 
 def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatch: Any) -> None:
@@ -156,13 +188,7 @@ def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatc
     ctx_a, _ = book_some(c, n=2)
     ctx_b, _ = book_some(c, n=2)
     real = writer._effects
-
-    def refuse_a_hold(conn: Any, e: Any) -> None:
-        if e.practice_id == ctx_a["practice_id"] and e.__struct_config__.tag == "hold":
-            raise IntegrityError("INSERT", {}, Exception("refused for the test"))
-        real(conn, e)
-
-    monkeypatch.setattr(writer, "_effects", refuse_a_hold)
+    monkeypatch.setattr(writer, "_effects", refusing_holds_of(ctx_a["practice_id"], real))
     p.drain()
     actions = {
         pid: [r[0] for r in rows(db, "select action from audit_events where practice_id = :p order by seq", p=pid)]
@@ -175,6 +201,66 @@ def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatc
     n_a = rows(db, "select count(*) from audit_events where practice_id = :p", p=ctx_a["practice_id"])[0][0]
     assert n_a == 6
     assert audit.verify(db, out=lambda _: None)
+
+
+def test_a_refused_event_is_not_acknowledged_when_another_stream_has_the_same_entry_id(
+    world: Any, monkeypatch: Any
+) -> None:
+    """Stream entry ids are per stream: two practices' events written in the same millisecond share one. The
+    persister must acknowledge what it stored by practice and id, or a refused event of one practice is
+    acknowledged (lost) because the other practice's event with the same id was stored."""
+    c, db, p, r = world["client"], world["db"], world["persister"], world["redis"]
+    ctx_a, _ = book_some(c, n=1)
+    ctx_b, _ = book_some(c, n=1)
+    p.drain()
+    same_id = "9999999999999-0"
+    for ctx, kind in ((ctx_a, b"hold"), (ctx_b, b"search")):
+        stream = keys.events(ctx["practice_id"])
+        fields = next(f for _, f in reversed(r.xrange(stream)) if f[b"type"] == kind)
+        last = rows(db, "select last_seq from audit_heads where practice_id = :p", p=ctx["practice_id"])[0][0]
+        r.xadd(stream, {**fields, b"seq": str(last + 1).encode()}, id=same_id)
+    real = writer._effects
+    monkeypatch.setattr(writer, "_effects", refusing_holds_of(ctx_a["practice_id"], real))
+    p.drain()
+    stream_a, stream_b = keys.events(ctx_a["practice_id"]), keys.events(ctx_b["practice_id"])
+    assert r.xpending(stream_b, keys.PERSIST_GROUP)["pending"] == 0  # b's copy is stored
+    assert r.xpending(stream_a, keys.PERSIST_GROUP)["pending"] == 1  # a's is still waiting, not lost
+    monkeypatch.setattr(writer, "_effects", real)
+    p.drain()
+    assert r.xpending(stream_a, keys.PERSIST_GROUP)["pending"] == 0
+    ids = {x[0] for x in rows(db, "select id from audit_events")}
+    assert {f"{ctx_a['practice_id']}-{same_id}", f"{ctx_b['practice_id']}-{same_id}"} <= ids
+
+
+def test_a_cancellation_and_a_new_booking_of_its_interval_in_one_batch_are_stored_in_order(
+    world: Any, caplog: Any
+) -> None:
+    """The database's exclusion constraint sees a batch's cancellation before the booking that takes the
+    freed interval (a writer that deferred cancellations to the end of a batch refused that booking)."""
+    c, db, p = world["client"], world["db"], world["persister"]
+    ctx, appts = book_some(c, n=1)
+    p.drain()
+    first = appts[0]
+    assert c.post(f"/v1/appointments/{first['id']}/cancel", json={}).status_code == 200
+    hold = c.post(
+        "/v1/holds",
+        json={
+            "practitioner_id": ctx["practitioners"][0],
+            "visit_type_id": ctx["visit_types"][30],
+            "start": first["start"],
+        },
+    )
+    assert hold.status_code == 201, hold.text
+    again = c.post(
+        "/v1/appointments",
+        json={"hold_id": hold.json()["id"], "patient": {"name": "Ada L", "email": "ada@example.org"}},
+    ).json()
+    with caplog.at_level(logging.INFO, logger="booking.persister"):
+        p.drain()  # cancel, hold and book arrive in one batch
+    assert not [m for m in caplog.messages if "refused" in m or "waits for" in m]  # stored at the first try
+    status = {x[0]: x[1] for x in rows(db, "select id, status from appointments")}
+    assert status == {first["id"]: "cancelled", again["id"]: "booked"}
+    assert world["redis"].xpending(keys.events(ctx["practice_id"]), keys.PERSIST_GROUP)["pending"] == 0
 
 
 def test_audit_rows_are_append_only_and_verify_names_an_altered_row(world: Any) -> None:
