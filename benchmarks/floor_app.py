@@ -99,10 +99,11 @@ def create_app() -> Litestar:
         lifespan=[lifespan],
         debug=False,
         openapi_config=None,
-        on_app_init=[_quiet],
+        on_app_init=[quiet_logging],
     )
 
 
-def _quiet(config: Any) -> Any:
+def quiet_logging(config: Any) -> Any:
+    """Litestar leaves logging to the server (the comparator uses it too)."""
     config.logging_config = None
     return config
