@@ -99,11 +99,10 @@ def create_app() -> Litestar:
         lifespan=[lifespan],
         debug=False,
         openapi_config=None,
-        on_app_init=[quiet_logging],
+        on_app_init=[_quiet],
     )
 
 
-def quiet_logging(config: Any) -> Any:
-    """Litestar leaves logging to the server (the comparator uses it too)."""
+def _quiet(config: Any) -> Any:
     config.logging_config = None
     return config

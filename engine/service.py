@@ -110,7 +110,7 @@ class BookingEngine:
         raw = await self.redis.hget(keys.practice(practice_id), "record")
         return _decode(raw, Practice, "practice", practice_id)  # type: ignore[no-any-return]
 
-    async def cached_practice(self, practice_id: str) -> Practice:
+    async def _practice(self, practice_id: str) -> Practice:
         """A practice record, kept per process: practices never change once created."""
         practice = self._practices.get(practice_id)
         if practice is None:
@@ -554,7 +554,7 @@ class BookingEngine:
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
         idem = keys.idempotency(pid, "book", idem_key)
-        practice = await self.cached_practice(pid)
+        practice = await self._practice(pid)
         token = ids.new_manage_token()
         appt_id = ids.new_appointment_id(pid)
         now = self.now_ms()

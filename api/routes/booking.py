@@ -126,7 +126,7 @@ async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> H
         raise errors.HoldUsedError(hold_id, hold.appointment_id)
     if hold.state != "held":
         raise errors.HoldExpiredError(hold_id, hold.state)
-    practice = await eng.cached_practice(hold.practice_id)
+    practice = await eng.get_practice(hold.practice_id)
     return render.hold_out(hold, practice.timezone)
 
 
@@ -172,7 +172,7 @@ async def _authorised(request: Request[Any, Any, Any], appointment_id: FromPath[
         require_appointment(p, appt.practice_id, manage_hash)
     except errors.NotFoundError:
         raise errors.NotFoundError("appointment", appointment_id) from None
-    practice = await eng.cached_practice(appt.practice_id)
+    practice = await eng.get_practice(appt.practice_id)
     return appt, practice.timezone
 
 
@@ -193,9 +193,10 @@ async def cancel(
 ) -> AppointmentOut:
     data = await strict(request, CancelIn) if await request.body() else None
     _, ctx = await caller(request)
-    _, tz = await _authorised(request, appointment_id)
+    await _authorised(request, appointment_id)
     appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)
-    return render.appointment_out(appt, tz)
+    practice = await engine(request).get_practice(appt.practice_id)
+    return render.appointment_out(appt, practice.timezone)
 
 
 @post(
@@ -209,10 +210,11 @@ async def reschedule(
 ) -> AppointmentOut:
     data = await strict(request, RescheduleIn)
     p, ctx = await caller(request)
-    _, tz = await _authorised(request, appointment_id)
+    await _authorised(request, appointment_id)
     appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
     await _forget(request, p, data.hold_id)
-    return render.appointment_out(appt, tz)
+    practice = await engine(request).get_practice(appt.practice_id)
+    return render.appointment_out(appt, practice.timezone)
 
 
 @get(

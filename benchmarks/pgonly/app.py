@@ -17,7 +17,6 @@ from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from benchmarks.floor_app import quiet_logging
 from benchmarks.pgonly import store
 from engine import timeutil
 from engine.model import Patient, Schedule
@@ -188,5 +187,10 @@ def create_app() -> Litestar:
         exception_handlers={Exception: _problem},
         debug=False,
         openapi_config=None,
-        on_app_init=[quiet_logging],
+        on_app_init=[_quiet],
     )
+
+
+def _quiet(config: Any) -> Any:
+    config.logging_config = None
+    return config
