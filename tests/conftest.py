@@ -22,6 +22,8 @@ from engine.settings import Settings
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1/postgres")
 PG_DB = "booking_test"
+# Appended to every test database's name, so that two checkouts can run the suite side by side.
+DB_SUFFIX = os.environ.get("TEST_DB_SUFFIX", "")
 ADMIN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -47,6 +49,7 @@ def fresh_database(name: str) -> str:
     from persistence import migrate
     from persistence.db import make_engine
 
+    name += DB_SUFFIX
     admin = make_engine(PG_ADMIN_URL)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
