@@ -114,7 +114,8 @@ def _lua_search_us(bench: ScriptBench, n: int) -> dict[str, float]:
     sha = bench.sha["search"]
     times = []
     for i in range(n):
-        k, a = bench.search_call(i, 1 + (i % 3) * 3)
+        c = bench.search_call(i, 1 + (i % 3) * 3)
+        k, a = c.keys, c.args
         t = time.perf_counter()
         bench.r.evalsha(sha, len(k), *k, *a)
         times.append((time.perf_counter() - t) * 1e6)

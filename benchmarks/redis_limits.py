@@ -1,5 +1,5 @@
 """The limit under the HTTP stack: raw throughput of each Lua script, EVALSHA one call at a time on one
-connection, and pipelined, with real KEYS/ARGV built as engine/service.py builds them on the seeded data.
+connection, and pipelined, with real KEYS/ARGV built by the engine's script layer (engine/scripts) on the seeded data.
 
 Per script it also reports the microseconds Redis itself spent per call (INFO commandstats, evalsha), so
 the report can say how far the HTTP path is from Redis. The calls are real operations: holds, bookings,
@@ -19,11 +19,15 @@ import msgspec
 import redis as redis_sync
 
 from benchmarks.dataset import Dataset
-from engine import ids, keys, timeutil
-from engine.scripts import source
+from engine import ids, keys, scripts, timeutil
+from engine.model import Ctx
+from engine.scripts import Call, source
 
 _enc = msgspec.json.Encoder()
-Call = tuple[list[str], list[Any]]
+
+
+def _ctx() -> Ctx:
+    return Ctx(actor="admin", request_id=secrets.token_hex(16))
 
 
 def _evalsha_stats(r: redis_sync.Redis) -> tuple[int, int]:
@@ -56,96 +60,72 @@ class ScriptBench:
                     return out
         return out
 
-    # ----------------------------------------------------------- argument builders (as engine/service.py)
+    # ----------------------------------------------------------- calls, built by the engine's script layer
     def hold_call(self, pid: str, pr: str, vt: str, start: int, end: int) -> tuple[str, Call]:
         hid = ids.new_hold_id(pr)
-        now = int(time.time() * 1000)
-        body = _enc.encode(
-            {
-                "id": hid,
-                "practice_id": pid,
-                "practitioner_id": pr,
-                "visit_type_id": vt,
-                "start": str(start),
-                "end": str(end),
-                "expires_at": str(now + 300_000),
-            }
+        call = scripts.hold_call(
+            now_ms=int(time.time() * 1000),
+            practice_id=pid,
+            practitioner_id=pr,
+            visit_type_id=vt,
+            hold_id=hid,
+            start=start,
+            end=end,
+            ttl_ms=300_000,
+            retention_ms=86_400_000,
+            ctx=_ctx(),
         )
-        k = [
-            keys.base(pid, pr, vt),
-            keys.claims(pid, pr),
-            keys.schedule(pid, pr),
-            keys.hold(pid, hid),
-            keys.hold_expiries(pid),
-            keys.events(pid),
-            keys.audit(pid),
-            keys.idempotency(pid, "hold", None),
-        ]
-        a = [now, start, end, hid, 300_000, 86_400_000, pid, pr, vt, "admin", secrets.token_hex(16), "", body]
-        return hid, (k, a)
+        return hid, call
 
     def book_call(self, hid: str) -> tuple[str, Call]:
         pid, pr = ids.practice_of(hid, "h") or "", ids.practitioner_of_hold(hid) or ""
         aid = ids.new_appointment_id(pid)
-        patient = _enc.encode({"name": "Bench Patient", "email": "bench@example.org"})
-        k = [
-            keys.hold(pid, hid),
-            keys.claims(pid, pr),
-            keys.appointment(pid, aid),
-            keys.hold_expiries(pid),
-            keys.events(pid),
-            keys.audit(pid),
-            keys.idempotency(pid, "book", None),
-        ]
-        a = [
-            int(time.time() * 1000),
-            hid,
-            aid,
-            patient,
-            hashlib.sha256(aid.encode()).hexdigest(),
-            "admin",
-            secrets.token_hex(16),
-            "",
-            b'{"id":"' + aid.encode() + b'","status":"booked"}',
-            "bench-patient",
-        ]
-        return aid, (k, a)
+        call = scripts.book_call(
+            now_ms=int(time.time() * 1000),
+            practice_id=pid,
+            practitioner_id=pr,
+            hold_id=hid,
+            appointment_id=aid,
+            patient_json=_enc.encode({"name": "Bench Patient", "email": "bench@example.org"}),
+            manage_hash=hashlib.sha256(aid.encode()).hexdigest(),
+            patient_ref="bench-patient",
+            ctx=_ctx(),
+        )
+        return aid, call
 
     def cancel_call(self, aid: str, pr: str) -> Call:
-        pid = aid.split(".", 1)[0]
-        k = [keys.appointment(pid, aid), keys.claims(pid, pr), keys.events(pid), keys.audit(pid)]
-        return k, [int(time.time() * 1000), aid, pr, "admin", secrets.token_hex(16), ""]
+        return scripts.cancel_call(
+            now_ms=int(time.time() * 1000),
+            practice_id=aid.split(".", 1)[0],
+            appointment_id=aid,
+            practitioner_id=pr,
+            reason="",
+            ctx=_ctx(),
+        )
 
     def release_call(self, hid: str) -> Call:
         pid, pr = ids.practice_of(hid, "h") or "", ids.practitioner_of_hold(hid) or ""
-        k = [keys.hold(pid, hid), keys.claims(pid, pr), keys.hold_expiries(pid), keys.events(pid), keys.audit(pid)]
-        return k, [int(time.time() * 1000), hid, "admin", secrets.token_hex(16)]
+        return scripts.release_call(
+            now_ms=int(time.time() * 1000), practice_id=pid, practitioner_id=pr, hold_id=hid, ctx=_ctx()
+        )
 
     def search_call(self, i: int, days: int, audit: bool = True) -> Call:
         p = self.data.practices[i % len(self.data.practices)]
         vt, minutes = p.visit_types[i % len(p.visit_types)]
         tz = timeutil.zone(p.timezone)
         first = dt.date.fromisoformat(self.data.first_date) + dt.timedelta(days=i % 20)
-        lo = timeutil.day_bounds(first, tz)[0]
-        hi = timeutil.day_bounds(first + dt.timedelta(days=days - 1), tz)[1]
-        k: list[str] = []
-        for pr in sorted(p.practitioners):
-            k += [keys.base(p.id, pr, vt), keys.claims(p.id, pr), keys.schedule(p.id, pr)]
-        k += [keys.events(p.id), keys.audit(p.id)]
-        detail = _enc.encode({"date": first.isoformat(), "days": days, "visit_type_id": vt, "practitioner_id": None})
-        a = [
-            int(time.time() * 1000),
-            lo,
-            hi,
-            minutes * 60,
-            len(p.practitioners),
-            "admin",
-            secrets.token_hex(16),
-            p.id,
-            detail,
-            "1" if audit else "0",
-        ]
-        return k, a
+        return scripts.search_call(
+            now_ms=int(time.time() * 1000),
+            practice_id=p.id,
+            practitioner_ids=sorted(p.practitioners),
+            visit_type_id=vt,
+            start=timeutil.day_bounds(first, tz)[0],
+            end=timeutil.day_bounds(first + dt.timedelta(days=days - 1), tz)[1],
+            duration_s=minutes * 60,
+            detail={"date": first.isoformat(), "days": days, "visit_type_id": vt, "practitioner_id": None},
+            audit=audit,
+            ctx=_ctx(),
+        )
 
     # ----------------------------------------------------------- runners
     def _run(self, name: str, calls: list[Call], pipelined: bool) -> tuple[dict[str, Any], list[Any]]:
@@ -156,11 +136,11 @@ class ScriptBench:
             results: list[Any] = []
             for i in range(0, len(calls), 200):
                 pipe = self.r.pipeline(transaction=False)
-                for k, a in calls[i : i + 200]:
-                    pipe.evalsha(sha, len(k), *k, *a)
+                for c in calls[i : i + 200]:
+                    pipe.evalsha(sha, len(c.keys), *c.keys, *c.args)
                 results += pipe.execute()
         else:
-            results = [self.r.evalsha(sha, len(k), *k, *a) for k, a in calls]
+            results = [self.r.evalsha(sha, len(c.keys), *c.keys, *c.args) for c in calls]
         wall = time.perf_counter() - t0
         c1, u1 = _evalsha_stats(self.r)
         per_call = (u1 - u0) / (c1 - c0) if c1 > c0 else None

@@ -5,14 +5,13 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Any
 
 import msgspec
 
-from engine import errors, ids, keys
-from engine.service import SYSTEM, BookingEngine, Ctx, _s
-
-_enc = msgspec.json.Encoder()
+from engine import errors, ids, keys, scripts
+from engine.codec import encoder
+from engine.model import SYSTEM, Ctx
+from engine.service import BookingEngine
 
 
 class ApiKey(msgspec.Struct):
@@ -22,12 +21,7 @@ class ApiKey(msgspec.Struct):
     created_ms: int
 
 
-class LimitExceededError(errors.BookingError):
-    code = "rate_limited"
-
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
+LimitExceededError = errors.LimitExceededError
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -53,30 +47,35 @@ async def create_key(eng: BookingEngine, practice_id: str, ctx: Ctx = SYSTEM) ->
     key = ApiKey(
         id=f"k{secrets.token_hex(8)}", practice_id=practice_id, hash=ids.token_hash(token), created_ms=eng.now_ms()
     )
-    await eng.scripts["api_key"](
-        keys=[
-            keys.api_keys(practice_id),
-            keys.api_key_hashes(practice_id),
-            keys.events(practice_id),
-            keys.audit(practice_id),
-        ],
-        args=[eng.now_ms(), "create", key.id, key.hash, _enc.encode(key), ctx.actor, ctx.request_id, practice_id],
+    await scripts.api_key(
+        eng.lua,
+        now_ms=eng.now_ms(),
+        practice_id=practice_id,
+        action="create",
+        key_id=key.id,
+        key_hash=key.hash,
+        record=encoder.encode(key),
+        ctx=ctx,
     )
     return key, token
 
 
 async def revoke_key(eng: BookingEngine, practice_id: str, key_id: str, ctx: Ctx = SYSTEM) -> None:
-    res = await eng.scripts["api_key"](
-        keys=[
-            keys.api_keys(practice_id),
-            keys.api_key_hashes(practice_id),
-            keys.events(practice_id),
-            keys.audit(practice_id),
-        ],
-        args=[eng.now_ms(), "revoke", key_id, "", "", ctx.actor, ctx.request_id, practice_id],
+    await scripts.api_key(eng.lua, now_ms=eng.now_ms(), practice_id=practice_id, action="revoke", key_id=key_id, ctx=ctx)
+
+
+async def restore_key(eng: BookingEngine, key: ApiKey) -> bool:
+    """Put back a live staff key that Redis lacks (reconciliation); True when it was missing."""
+    return await scripts.api_key(
+        eng.lua,
+        now_ms=eng.now_ms(),
+        practice_id=key.practice_id,
+        action="restore",
+        key_id=key.id,
+        key_hash=key.hash,
+        record=encoder.encode(key),
+        ctx=SYSTEM,
     )
-    if _s(res[0]) == "NOT_FOUND":
-        raise errors.NotFoundError("api key", key_id)
 
 
 async def lookup_key(eng: BookingEngine, token: str) -> ApiKey | None:
@@ -93,22 +92,18 @@ async def lookup_key(eng: BookingEngine, token: str) -> ApiKey | None:
 
 async def check_limit(eng: BookingEngine, limits: Limits, client: str, action: str, hold_id: str | None = None) -> None:
     """Record one request of a public client; raise LimitExceededError when it is over a limit."""
-    per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
-    cap = limits.live_holds if action == "hold" else 0
-    now = int(time.time() * 1000)
-    res: list[Any] = await eng.scripts["limit"](
-        keys=[keys.client_requests(client, action), keys.client_holds(client)],
-        args=[now, 60_000, per_minute, cap, eng.settings.hold_ttl_seconds * 1000, hold_id or uuid.uuid4().hex],
+    await scripts.limit(
+        eng.lua,
+        now_ms=int(time.time() * 1000),
+        client=client,
+        action=action,
+        per_minute=limits.holds_per_minute if action == "hold" else limits.bookings_per_minute,
+        live_holds=limits.live_holds if action == "hold" else 0,
+        hold_ttl_ms=eng.settings.hold_ttl_seconds * 1000,
+        member=hold_id or uuid.uuid4().hex,
     )
-    status = _s(res[0])
-    if status == "OK":
-        return
-    retry = max(1, -(-int(res[1]) // 1000))
-    if status == "HOLDS":
-        raise LimitExceededError(f"this client already has {cap} live holds; book or release one first", retry)
-    raise LimitExceededError(f"more than {per_minute} {action} requests in a minute from this client", retry)
 
 
 async def forget_hold(eng: BookingEngine, client: str, hold_id: str) -> None:
     """A hold that was booked, released or refused no longer counts against its client's cap."""
-    await eng.redis.zrem(keys.client_holds(client), hold_id)
+    await scripts.forget_client_hold(eng.lua, client, hold_id)

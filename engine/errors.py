@@ -76,6 +76,16 @@ class StaleScheduleError(BookingError):
         super().__init__("the schedule was changed concurrently; retry")
 
 
+class LimitExceededError(BookingError):
+    """A public client went over an abuse limit (API.md: 429 with Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class OverlapDetectedError(BookingError):
     """A booked claim overlapping another booked claim: a bug guard, never expected."""
 

@@ -63,6 +63,16 @@ class Schedule(msgspec.Struct, forbid_unknown_fields=True):
         return False
 
 
+class Ctx(msgspec.Struct, frozen=True):
+    """Who asks, and the request id that ties the audit row to the HTTP request."""
+
+    actor: str = "system"
+    request_id: str = ""
+
+
+SYSTEM = Ctx()
+
+
 class Practice(msgspec.Struct):
     id: str
     name: str

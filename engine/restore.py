@@ -1,16 +1,15 @@
-"""Repairs used by reconciliation: put durable records back into Redis without emitting new events."""
+"""Repairs used by reconciliation: put durable records back into Redis without emitting new events.
+
+Every write goes through the script layer (``engine.scripts``), each one atomic and never replacing what Redis
+already holds: a record written meanwhile by the live engine wins over the database's copy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
-from engine import keys
+from engine import access, keys, scripts
+from engine.codec import text
 from engine.model import Appointment, Practice, Practitioner, Schedule, VisitType
-from engine.service import BookingEngine, _s
-
-_enc = msgspec.json.Encoder()
+from engine.service import BookingEngine
 
 
 async def restore_setup(
@@ -18,57 +17,29 @@ async def restore_setup(
 ) -> list[str]:
     """Write back whatever of a practice's setup records Redis lacks; returns what was restored."""
     pid = practice.id
+    lua = eng.lua
     done = []
-    r = eng.redis
-    if not await r.hexists(keys.practice(pid), "record"):
-        await r.hset(keys.practice(pid), "record", _enc.encode(practice))
+    await scripts.add_practice(lua, pid)
+    if await scripts.restore_entity(lua, practice_id=pid, key=keys.practice(pid), field="record", record=practice):
         done.append(f"practice {pid}")
-    await r.sadd(keys.PRACTICES, pid)
-    have_pr = {_s(k) for k in await r.hkeys(keys.practitioners(pid))}
     for pr in prs:
-        if pr.id not in have_pr:
-            await r.hset(keys.practitioners(pid), pr.id, _enc.encode(pr))
+        if await scripts.restore_entity(lua, practice_id=pid, key=keys.practitioners(pid), field=pr.id, record=pr):
             done.append(f"practitioner {pr.id}")
-    have_vt = {_s(k) for k in await r.hkeys(keys.visit_types(pid))}
     for vt in vts:
-        if vt.id not in have_vt:
-            await r.hset(keys.visit_types(pid), vt.id, _enc.encode(vt))
+        if await scripts.restore_entity(lua, practice_id=pid, key=keys.visit_types(pid), field=vt.id, record=vt):
             done.append(f"visit type {vt.id}")
     return done
 
 
 async def restore_audit_seq(eng: BookingEngine, practice_id: str, last_seq: int) -> int | None:
-    """Make sure Redis numbers new audit events after the last one the database holds."""
-    have = int(await eng.redis.hget(keys.audit(practice_id), "seq") or 0)
-    if have < last_seq:
-        await eng.redis.hset(keys.audit(practice_id), "seq", last_seq)
-        return have
-    return None
+    """Make sure Redis numbers new audit events after the last one the database holds; returns the sequence
+    number Redis had when it was behind."""
+    return await scripts.restore_seq(eng.lua, practice_id=practice_id, last_seq=last_seq)
 
 
 async def restore_schedule(eng: BookingEngine, practice: Practice, practitioner_id: str, schedule: Schedule) -> bool:
-    """Put a schedule back and recompute its horizon when Redis lacks it or holds another one."""
-    state = await eng._schedule_state(practice.id, practitioner_id)
-    if state is not None and state[2]:
-        # Redis holds a materialised schedule: it is the live one (the database may lag behind a change that
-        # is still being written), so it is never replaced by the database's copy
-        return False
-    key = keys.schedule(practice.id, practitioner_id)
-    gen = await eng.redis.hincrby(key, "gen", 1)
-    await eng.redis.hset(
-        key,
-        mapping={
-            "json": _enc.encode(schedule),
-            "min_notice_s": schedule.min_notice_minutes * 60,
-            "horizon_s": schedule.horizon_days * 86400,
-        },
-    )
-    import datetime as dt
-
-    today = eng._today(practice)
-    days = eng._dates(today, today + dt.timedelta(days=schedule.horizon_days))
-    await eng._apply_days(practice, practitioner_id, schedule, await eng.list_visit_types(practice.id), days, str(gen))
-    return True
+    """Put a schedule back and recompute its horizon when Redis lacks a materialised one."""
+    return await eng.availability.restore_schedule(practice, practitioner_id, schedule)
 
 
 async def redis_appointment_versions(eng: BookingEngine, practice_id: str) -> dict[str, tuple[int, str, str]]:
@@ -76,47 +47,30 @@ async def redis_appointment_versions(eng: BookingEngine, practice_id: str) -> di
     out: dict[str, tuple[int, str, str]] = {}
     prefix = keys.appointment(practice_id, "")
     async for raw in eng.redis.scan_iter(match=prefix + "*", count=1000):
-        key = _s(raw) or ""
+        key = text(raw)
         version, status, prac = await eng.redis.hmget(key, "version", "status", "practitioner_id")
-        out[key[len(prefix) :]] = (int(version or 0), _s(status) or "", _s(prac) or "")
+        out[key[len(prefix) :]] = (int(version or 0), text(status), text(prac))
     return out
 
 
 async def restore_appointment(
     eng: BookingEngine, a: Appointment, manage_hash: str, updated_ms: int, redis_practitioner: str | None
 ) -> tuple[str, list[str]]:
-    pid = a.practice_id
-    res: list[Any] = await eng.scripts["restore"](
-        keys=[
-            keys.appointment(pid, a.id),
-            keys.claims(pid, a.practitioner_id),
-            keys.claims(pid, redis_practitioner or a.practitioner_id),
-        ],
-        args=[
-            eng.now_ms(),
-            a.id,
-            a.status,
-            a.version,
-            pid,
-            a.practitioner_id,
-            a.visit_type_id,
-            a.start,
-            a.end,
-            _enc.encode(a.patient),
-            manage_hash,
-            a.hold_id or "",
-            a.cancel_reason or "",
-            updated_ms,
-        ],
+    res = await scripts.restore(
+        eng.lua,
+        now_ms=eng.now_ms(),
+        appointment=a,
+        manage_hash=manage_hash,
+        updated_ms=updated_ms,
+        redis_practitioner=redis_practitioner or a.practitioner_id,
     )
-    return _s(res[0]) or "", [_s(x) or "" for x in res[1:]]
+    return res.status, res.detail
 
 
-async def restore_api_key(eng: BookingEngine, key: Any) -> bool:
-    """Put back a live staff key (an engine.access.ApiKey) that Redis lacks."""
-    pid = key.practice_id
-    if await eng.redis.hexists(keys.api_keys(pid), key.id):
-        return False
-    await eng.redis.hset(keys.api_keys(pid), key.id, _enc.encode(key))
-    await eng.redis.hset(keys.api_key_hashes(pid), key.hash, key.id)
-    return True
+async def restore_api_key(eng: BookingEngine, key: access.ApiKey) -> bool:
+    """Put back a live staff key that Redis lacks."""
+    return await access.restore_key(eng, key)
+
+
+async def mark_reconciled(eng: BookingEngine) -> None:
+    await scripts.mark_reconciled(eng.lua, eng.now_ms())

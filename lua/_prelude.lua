@@ -1,4 +1,4 @@
--- Shared helpers, prepended to every script when it is registered (engine/scripts.py).
+-- Shared helpers, prepended to every script when it is registered (engine/scripts/registry.py).
 -- Claims are members of a practitioner's claims zset, scored by start (epoch seconds):
 --   'b|<appointment_id>|<end_s>|0'          a booked appointment
 --   'h|<hold_id>|<end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms

@@ -1,8 +1,15 @@
--- api_key: create or revoke a practice staff key. Only the key's SHA-256 is stored.
+-- api_key: create, revoke or restore a practice staff key. Only the key's SHA-256 is stored.
 -- KEYS: 1 key records hash (key_id -> json)  2 key hashes hash (sha256 -> key_id)  3 events  4 audit
--- ARGV: 1 now_ms  2 'create' | 'revoke'  3 key_id  4 sha256 of the key ('' on revoke)  5 record json ('' on revoke)
---       6 actor  7 request_id  8 practice_id
--- Returns {'OK'} | {'NOT_FOUND'}
+-- ARGV: 1 now_ms  2 'create' | 'revoke' | 'restore'  3 key_id  4 sha256 of the key ('' on revoke)
+--       5 record json ('' on revoke)  6 actor  7 request_id  8 practice_id
+-- 'restore' puts back a live key Redis lost (reconciliation), without an event, only if the key is absent.
+-- Returns {'OK'} | {'NOT_FOUND'} (revoke of an unknown key) | {'SKIP'} (restore: the key is there)
+if ARGV[2] == 'restore' then
+  if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return {'SKIP'} end
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+  return {'OK'}
+end
 if ARGV[2] == 'create' then
   redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])

@@ -1,4 +1,4 @@
--- book_hold: turn a live hold into a booked appointment, in one step.
+-- book: turn a live hold into a booked appointment, in one step.
 -- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 appointment hash  4 hold expiry zset
 --       5 events  6 audit  7 idempotency key
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id

@@ -1,4 +1,4 @@
--- cancel_appointment: cancel a booked appointment and give its interval back at once. Idempotent.
+-- cancel: cancel a booked appointment and give its interval back at once. Idempotent.
 -- KEYS: 1 appointment hash  2 claims zset of the practitioner the caller read  3 events  4 audit
 -- ARGV: 1 now_ms  2 appointment_id  3 practitioner_id the caller read  4 actor  5 request_id  6 reason
 -- Returns {'OK', version} | {'ALREADY', version} | {'NOT_FOUND'} | {'RETRY'} (practitioner moved meanwhile)

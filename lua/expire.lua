@@ -1,4 +1,4 @@
--- expire_holds: tidy holds whose time ran out (correctness never waits for this: every reader compares
+-- expire: tidy holds whose time ran out (correctness never waits for this: every reader compares
 -- expires_ms with now). Marks them expired, drops their claims and appends one 'expire' event each.
 -- KEYS: 1 hold expiry zset  2 events  3 audit, then per hold: hold hash, claims zset of its practitioner
 -- ARGV: 1 now_ms  2 actor, then the hold ids in the same order

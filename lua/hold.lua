@@ -1,4 +1,4 @@
--- claim_hold: hold [start, end) of one practitioner for one visit type, if it is offered right now.
+-- hold: hold [start, end) of one practitioner for one visit type, if it is offered right now.
 -- KEYS: 1 base zset (practitioner, visit type)  2 claims zset (practitioner)  3 schedule hash (practitioner)
 --       4 hold hash  5 hold expiry zset (practice)  6 events stream  7 audit hash  8 idempotency key
 -- ARGV: 1 now_ms  2 start_s  3 end_s  4 hold_id  5 ttl_ms  6 retention_ms  7 practice_id

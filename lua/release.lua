@@ -1,4 +1,4 @@
--- release_hold: give a live hold's interval back at once.
+-- release: give a live hold's interval back at once.
 -- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 hold expiry zset  4 events  5 audit
 -- ARGV: 1 now_ms  2 hold_id  3 actor  4 request_id
 -- Returns {'OK'} | {'NOT_FOUND'} | {'USED', appointment_id} | {'GONE', state}

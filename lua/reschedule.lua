@@ -4,7 +4,7 @@
 --       practitioner  5 hold expiry zset  6 events  7 audit
 -- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
 -- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
---       | {'EXPIRED', state} | {'OVERLAP'}
+--       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken'}
 local now = tonumber(ARGV[1])
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
   'visit_type_id', 'patient', 'manage_hash')
@@ -20,7 +20,7 @@ local old_member = 'b|' .. ARGV[2] .. '|' .. a[4] .. '|0'
 local hold_member = 'h|' .. ARGV[3] .. '|' .. h[5] .. '|' .. h[6]
 local start, finish = tonumber(h[4]), tonumber(h[5])
 for _, m in ipairs(live_overlaps(KEYS[4], start, finish, now, hold_member)) do
-  if m ~= old_member then return {'OVERLAP'} end
+  if m ~= old_member then return {'UNAVAILABLE', 'taken'} end
 end
 redis.call('ZREM', KEYS[2], old_member)
 redis.call('ZREM', KEYS[4], hold_member)

@@ -1,4 +1,4 @@
--- restore_appointment: put a durable appointment back into Redis (reconciliation). Never creates an overlap:
+-- restore: put a durable appointment back into Redis (reconciliation). Never creates an overlap:
 -- a booked appointment that would overlap another booked one is refused and reported; a live hold in its way
 -- loses its claim (the acknowledged booking wins; booking that hold later finds the overlap and fails).
 -- KEYS: 1 appointment hash  2 claims zset of its practitioner  3 claims zset of the practitioner Redis had

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from engine import keys
 from engine import restore as rs
 from engine.access import ApiKey
 from engine.model import Appointment, Patient, Practice, Practitioner, Schedule, VisitType
@@ -151,7 +149,7 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
         for appt_id in sorted(set(unknown) - known):
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
-    await eng.redis.hset(keys.META, mapping={"reconciled_at_ms": int(time.time() * 1000)})
+    await rs.mark_reconciled(eng)
     for line in report.lines():
         out(line)
     return report

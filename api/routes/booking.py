@@ -97,12 +97,12 @@ async def create_hold(
     require_same_practice(p, pid, "practitioner", data.practitioner_id)
     hold_id = ids.new_hold_id(data.practitioner_id)
     await _limited(request, p, "hold", hold_id)
+    eng = engine(request)
     try:
-        body, replay = await engine(request).place_hold(
+        hold, replay = await eng.place_hold(
             data.practitioner_id,
             data.visit_type_id,
             data.start,
-            render=render.hold_bytes,
             ctx=ctx,
             idem_key=idempotency_key,
             body_fp=fingerprint(await request.body()) if idempotency_key else "",
@@ -113,6 +113,7 @@ async def create_hold(
         raise
     if replay:
         await _forget(request, p, hold_id)
+    body = render.hold_bytes(hold, (await eng.cached_practice(pid)).timezone)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
@@ -126,7 +127,7 @@ async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> H
         raise errors.HoldUsedError(hold_id, hold.appointment_id)
     if hold.state != "held":
         raise errors.HoldExpiredError(hold_id, hold.state)
-    practice = await eng.get_practice(hold.practice_id)
+    practice = await eng.cached_practice(hold.practice_id)
     return render.hold_out(hold, practice.timezone)
 
 
@@ -152,15 +153,16 @@ async def book(
     p, ctx = await caller(request)
     require_same_practice(p, _practice_of_hold(data.hold_id), "hold", data.hold_id)
     await _limited(request, p, "book")
-    body, replay = await engine(request).book(
+    eng = engine(request)
+    appt, replay = await eng.book(
         data.hold_id,
         data.patient,
-        render=render.appointment_bytes,
         ctx=ctx,
         idem_key=idempotency_key,
         body_fp=fingerprint(await request.body()) if idempotency_key else "",
     )
     await _forget(request, p, data.hold_id)
+    body = render.appointment_bytes(appt, (await eng.cached_practice(appt.practice_id)).timezone)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
@@ -172,7 +174,7 @@ async def _authorised(request: Request[Any, Any, Any], appointment_id: FromPath[
         require_appointment(p, appt.practice_id, manage_hash)
     except errors.NotFoundError:
         raise errors.NotFoundError("appointment", appointment_id) from None
-    practice = await eng.get_practice(appt.practice_id)
+    practice = await eng.cached_practice(appt.practice_id)
     return appt, practice.timezone
 
 
@@ -193,10 +195,9 @@ async def cancel(
 ) -> AppointmentOut:
     data = await strict(request, CancelIn) if await request.body() else None
     _, ctx = await caller(request)
-    await _authorised(request, appointment_id)
+    _, tz = await _authorised(request, appointment_id)
     appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)
-    practice = await engine(request).get_practice(appt.practice_id)
-    return render.appointment_out(appt, practice.timezone)
+    return render.appointment_out(appt, tz)
 
 
 @post(
@@ -210,11 +211,10 @@ async def reschedule(
 ) -> AppointmentOut:
     data = await strict(request, RescheduleIn)
     p, ctx = await caller(request)
-    await _authorised(request, appointment_id)
+    _, tz = await _authorised(request, appointment_id)
     appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
     await _forget(request, p, data.hold_id)
-    practice = await engine(request).get_practice(appt.practice_id)
-    return render.appointment_out(appt, practice.timezone)
+    return render.appointment_out(appt, tz)
 
 
 @get(

@@ -1,0 +1,160 @@
+"""Appointments: book a live hold, read, cancel and reschedule."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from engine import errors, ids, keys, scripts
+from engine.catalog import Catalog
+from engine.codec import encoder, text
+from engine.context import Runtime
+from engine.model import SYSTEM, Appointment, Ctx, Patient
+
+MOVE_ATTEMPTS = 5  # cancel and reschedule re-read an appointment that moved meanwhile, this many times
+
+
+def patient_ref(practice_id: str, patient: Patient) -> str:
+    """A pseudonymous patient id for the audit trail (no name, e-mail or phone leaves the record)."""
+    return hashlib.sha256(f"{practice_id}:{patient.email.strip().lower()}".encode()).hexdigest()[:20]
+
+
+def fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class Appointments:
+    def __init__(self, rt: Runtime, catalog: Catalog) -> None:
+        self.rt = rt
+        self.catalog = catalog
+
+    async def book(
+        self,
+        hold_id: str,
+        patient: Patient,
+        *,
+        ctx: Ctx = SYSTEM,
+        idem_key: str | None = None,
+        body_fp: str = "",
+    ) -> tuple[Appointment, bool]:
+        """Book a live hold; returns (the appointment with its manage token, whether this was a replay)."""
+        pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
+        if pid is None or prac is None:
+            raise errors.NotFoundError("hold", hold_id)
+        token = ids.new_manage_token()
+        appt = Appointment(
+            id=ids.new_appointment_id(pid),
+            status="booked",
+            version=1,
+            practice_id=pid,
+            practitioner_id=prac,
+            visit_type_id="",
+            start=0,
+            end=0,
+            patient=patient,
+            manage_token=token,
+            hold_id=hold_id,
+        )
+        record = b""
+        if idem_key:
+            # The record is stored with the booking for replays, so it is made first, from the hold.
+            async with self.rt.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.hold(pid, hold_id), "visit_type_id", "start", "end")
+                pipe.get(keys.idempotency(pid, "book", idem_key))
+                (vt_id, start, end), prior = await pipe.execute()
+            if prior is not None:
+                fp, _, stored = prior.partition(b"\n")
+                if fp.decode() != body_fp:
+                    raise errors.IdempotencyKeyReusedError()
+                return msgspec.json.decode(stored, type=Appointment), True
+            appt.visit_type_id, appt.start, appt.end = text(vt_id), int(start or 0), int(end or 0)
+            record = encoder.encode(appt)
+        call = scripts.book_call(
+            now_ms=self.rt.now_ms(),
+            practice_id=pid,
+            practitioner_id=prac,
+            hold_id=hold_id,
+            appointment_id=appt.id,
+            patient_json=encoder.encode(patient),
+            manage_hash=ids.token_hash(token),
+            patient_ref=patient_ref(pid, patient),
+            ctx=ctx,
+            idem_key=idem_key,
+            fingerprint=body_fp,
+            record=record,
+        )
+        res = await scripts.book(self.rt.lua, call)
+        if isinstance(res, scripts.Replay):
+            return msgspec.json.decode(res.record, type=Appointment), True
+        appt.visit_type_id, appt.start, appt.end = res.visit_type_id, res.start, res.end
+        return appt, False
+
+    async def get_appointment(self, appointment_id: str) -> tuple[Appointment, str]:
+        """The appointment and the SHA-256 hash of its manage token."""
+        pid = ids.practice_of(appointment_id, "a")
+        if pid is None:
+            raise errors.NotFoundError("appointment", appointment_id)
+        raw = await self.rt.redis.hgetall(keys.appointment(pid, appointment_id))
+        a = {text(k): text(v) for k, v in raw.items()}
+        if not a:
+            raise errors.NotFoundError("appointment", appointment_id)
+        appt = Appointment(
+            id=appointment_id,
+            status=a["status"],
+            version=int(a["version"] or 0),
+            practice_id=pid,
+            practitioner_id=a["practitioner_id"],
+            visit_type_id=a["visit_type_id"],
+            start=int(a["start"] or 0),
+            end=int(a["end"] or 0),
+            patient=msgspec.json.decode(a["patient"] or "{}", type=Patient),
+            hold_id=a.get("hold_id"),
+            cancel_reason=a.get("cancel_reason") or None,
+        )
+        return appt, a.get("manage_hash", "")
+
+    async def _move(self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str) -> Appointment:
+        """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY)."""
+        for _ in range(MOVE_ATTEMPTS):
+            appt, _hash = await self.get_appointment(appointment_id)
+            if isinstance(await step(appt), scripts.Moved):
+                return (await self.get_appointment(appointment_id))[0]
+        raise errors.BookingError(f"the appointment kept moving while it was being {what}; retry")
+
+    async def cancel(self, appointment_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> Appointment:
+        """Cancel (idempotent): the interval is offered again at once."""
+
+        async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
+            call = scripts.cancel_call(
+                now_ms=self.rt.now_ms(),
+                practice_id=appt.practice_id,
+                appointment_id=appt.id,
+                practitioner_id=appt.practitioner_id,
+                reason=reason,
+                ctx=ctx,
+            )
+            return await scripts.cancel(self.rt.lua, call)
+
+        return await self._move(appointment_id, step, "cancelled")
+
+    async def reschedule(self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM) -> Appointment:
+        """Move a booked appointment onto a live hold of the same practice, atomically (version + 1)."""
+        hold_pid, hold_prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
+
+        async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
+            if hold_pid != appt.practice_id or hold_prac is None:
+                raise errors.NotFoundError("hold", hold_id)  # holds of other practices do not exist here
+            return await scripts.reschedule(
+                self.rt.lua,
+                now_ms=self.rt.now_ms(),
+                practice_id=appt.practice_id,
+                appointment_id=appt.id,
+                practitioner_id=appt.practitioner_id,
+                hold_id=hold_id,
+                hold_practitioner_id=hold_prac,
+                ctx=ctx,
+            )
+
+        return await self._move(appointment_id, step, "rescheduled")

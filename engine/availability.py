@@ -1,0 +1,196 @@
+"""Schedules and the materialised availability they produce: day by day slot starts, horizon rolls, conflicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import msgspec
+
+from engine import errors, keys, limits, scripts, timeutil
+from engine.catalog import Catalog
+from engine.codec import encoder, text
+from engine.context import Runtime
+from engine.model import SYSTEM, Ctx, Practice, Schedule, VisitType
+
+
+class ScheduleState(msgspec.Struct, frozen=True):
+    schedule: Schedule
+    gen: str
+    until: int  # end of the materialised days (epoch seconds; 0: none yet)
+
+
+def dates(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class Availability:
+    def __init__(self, rt: Runtime, catalog: Catalog) -> None:
+        self.rt = rt
+        self.catalog = catalog
+
+    def today(self, practice: Practice) -> dt.date:
+        return timeutil.local_date_of(int(self.rt.clock()), timeutil.zone(practice.timezone))
+
+    async def schedule_state(self, pid: str, practitioner_id: str) -> ScheduleState | None:
+        raw, gen, until = await self.rt.redis.hmget(keys.schedule(pid, practitioner_id), "json", "gen", "until")
+        if raw is None:
+            return None
+        return ScheduleState(msgspec.json.decode(raw, type=Schedule), text(gen), int(until or 0))
+
+    async def get_schedule(self, practitioner_id: str) -> Schedule:
+        pr = await self.catalog.get_practitioner(practitioner_id)
+        state = await self.schedule_state(pr.practice_id, pr.id)
+        if state is None:
+            raise errors.NotFoundError("schedule of practitioner", practitioner_id)
+        return state.schedule
+
+    async def put_schedule(self, practitioner_id: str, schedule: Schedule, ctx: Ctx = SYSTEM) -> list[str]:
+        """Store the schedule, recompute the horizon day by day, and return the conflicting bookings."""
+        pr = await self.catalog.get_practitioner(practitioner_id)
+        pid = pr.practice_id
+        practice = await self.catalog.get_practice(pid)
+        old = await self.schedule_state(pid, pr.id)
+        detail = {
+            "windows": len(schedule.weekly),
+            "closures": len(schedule.closures),
+            "slot_step_minutes": schedule.slot_step_minutes,
+            "horizon_days": schedule.horizon_days,
+            "min_notice_minutes": schedule.min_notice_minutes,
+        }
+        gen = await scripts.schedule(
+            self.rt.lua,
+            now_ms=self.rt.now_ms(),
+            practice_id=pid,
+            practitioner_id=pr.id,
+            schedule_json=encoder.encode(schedule),
+            min_notice_s=schedule.min_notice_minutes * 60,
+            horizon_s=schedule.horizon_days * 86400,
+            detail=detail,
+            ctx=ctx,
+        )
+        tz = timeutil.zone(practice.timezone)
+        today = self.today(practice)
+        last = today + dt.timedelta(days=schedule.horizon_days)
+        if old is not None and old.until:
+            last = max(last, timeutil.local_date_of(old.until - 1, tz))  # clear days the old horizon reached
+        vts = await self.catalog.list_visit_types(pid)
+        horizon_end = today + dt.timedelta(days=schedule.horizon_days)
+        await self.apply_days(practice, pr.id, schedule, vts, dates(today, last), str(gen), horizon_end=horizon_end)
+        return await self.conflicts(practice, pr.id, schedule)
+
+    async def restore_schedule(self, practice: Practice, practitioner_id: str, schedule: Schedule) -> bool:
+        """Put back a schedule Redis lacks (a materialised one in Redis is the live one and is never replaced:
+        the database may lag behind a change still being written) and recompute its horizon."""
+        gen = await scripts.schedule(
+            self.rt.lua,
+            now_ms=self.rt.now_ms(),
+            practice_id=practice.id,
+            practitioner_id=practitioner_id,
+            schedule_json=encoder.encode(schedule),
+            min_notice_s=schedule.min_notice_minutes * 60,
+            horizon_s=schedule.horizon_days * 86400,
+            detail={},
+            ctx=SYSTEM,
+            restore=True,
+        )
+        if not gen:
+            return False
+        today = self.today(practice)
+        days = dates(today, today + dt.timedelta(days=schedule.horizon_days))
+        vts = await self.catalog.list_visit_types(practice.id)
+        await self.apply_days(practice, practitioner_id, schedule, vts, days, str(gen))
+        return True
+
+    async def apply_days(
+        self,
+        practice: Practice,
+        practitioner_id: str,
+        schedule: Schedule,
+        vts: list[VisitType],
+        days: Iterable[dt.date],
+        gen: str,
+        horizon_end: dt.date | None = None,
+    ) -> None:
+        tz = timeutil.zone(practice.timezone)
+        closures = schedule.closure_spans()
+        plans = []
+        for day in days:
+            start, end = timeutil.day_bounds(day, tz)
+            windows = schedule.windows_for(day.weekday())
+            per_vt: list[list[int]] = []
+            for vt in vts:
+                if horizon_end is not None and day > horizon_end:
+                    per_vt.append([])
+                else:
+                    step, dur = schedule.slot_step_minutes * 60, vt.duration_minutes * 60
+                    per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, closures))
+            plans.append(scripts.DayPlan(start, end, per_vt))
+        await scripts.apply_day(
+            self.rt.lua,
+            practice_id=practice.id,
+            practitioner_id=practitioner_id,
+            visit_type_ids=[vt.id for vt in vts],
+            gen=gen,
+            days=plans,
+        )
+
+    async def offer_visit_type(self, practice_id: str, vt: VisitType) -> None:
+        """Offer a new visit type on every practitioner's already materialised days."""
+        practice = await self.catalog.get_practice(practice_id)
+        tz = timeutil.zone(practice.timezone)
+        for pr in await self.catalog.list_practitioners(practice_id):
+            state = await self.schedule_state(practice_id, pr.id)
+            if state is not None and state.until:
+                days = dates(self.today(practice), timeutil.local_date_of(state.until - 1, tz))
+                try:
+                    await self.apply_days(practice, pr.id, state.schedule, [vt], days, state.gen)
+                except errors.StaleScheduleError:
+                    pass  # the concurrent schedule change recomputes every visit type
+
+    async def conflicts(self, practice: Practice, practitioner_id: str, schedule: Schedule) -> list[str]:
+        now = int(self.rt.clock())
+        members = await self.rt.redis.zrangebyscore(
+            keys.claims(practice.id, practitioner_id), now - limits.MAX_DURATION_S, "+inf", withscores=True
+        )
+        out = []
+        for member, score in members:
+            kind, ident, end, _ = text(member).split("|")
+            if kind == "b" and int(end) > now and not schedule.covers(int(score), int(end), practice.timezone):
+                out.append(ident)
+        return out
+
+    async def roll_horizon(self) -> int:
+        """Extend every schedule's materialised days up to today + horizon; trim days long past."""
+        rolled = 0
+        for raw_pid in await self.rt.redis.smembers(keys.PRACTICES):
+            pid = text(raw_pid)
+            try:
+                practice = await self.catalog.get_practice(pid)
+            except errors.NotFoundError:
+                continue
+            tz = timeutil.zone(practice.timezone)
+            today = self.today(practice)
+            vts = await self.catalog.list_visit_types(pid)
+            for pr in await self.catalog.list_practitioners(pid):
+                state = await self.schedule_state(pid, pr.id)
+                if state is None:
+                    continue
+                first = timeutil.local_date_of(state.until, tz) if state.until else today
+                last = today + dt.timedelta(days=state.schedule.horizon_days)
+                if first <= last:
+                    try:
+                        days = dates(max(first, today), last)
+                        await self.apply_days(practice, pr.id, state.schedule, vts, days, state.gen)
+                        rolled += 1
+                    except errors.StaleScheduleError:
+                        pass  # a schedule change is recomputing this practitioner right now
+                await scripts.trim_past(
+                    self.rt.lua,
+                    practice_id=pid,
+                    practitioner_id=pr.id,
+                    visit_type_ids=[vt.id for vt in vts],
+                    before=timeutil.day_bounds(today - dt.timedelta(days=1), tz)[0],
+                    max_duration_s=limits.MAX_DURATION_S,
+                )
+        return rolled

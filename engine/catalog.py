@@ -1,0 +1,135 @@
+"""Practices, practitioners and visit types: the setup records, and the per-process cache of what never changes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from engine import errors, ids, keys, limits, scripts, timeutil
+from engine.context import Runtime
+from engine.model import SYSTEM, Ctx, Practice, Practitioner, VisitType
+
+T = TypeVar("T")
+R = TypeVar("R", Practitioner, VisitType)
+SEARCH_CONTEXT_TTL_S = 1.0  # how long a process reuses a practice's search context
+
+
+def decode(raw: bytes | str | None, kind: type[T], what: str, ident: str) -> T:
+    if raw is None:
+        raise errors.NotFoundError(what, ident)
+    return msgspec.json.decode(raw, type=kind)
+
+
+class Catalog:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._practices: dict[str, Practice] = {}
+        self._contexts: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
+
+    async def _put(self, pid: str, key: str, field: str, record: Any, event: str, ctx: Ctx) -> None:
+        await scripts.put_entity(
+            self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, key=key, field=field, record=record, event=event,
+            ctx=ctx,
+        )
+
+    async def create_practice(self, name: str, timezone: str, ctx: Ctx = SYSTEM) -> Practice:
+        try:
+            timeutil.zone(timezone)
+        except timeutil.UnknownTimeZoneError:
+            raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone") from None
+        practice = Practice(id=ids.new_practice_id(), name=name, timezone=timezone)
+        await scripts.add_practice(self.rt.lua, practice.id)  # first: loops skip ids without a record
+        await self._put(practice.id, keys.practice(practice.id), "record", practice, "practice", ctx)
+        return practice
+
+    async def get_practice(self, practice_id: str) -> Practice:
+        if ids.practice_of(practice_id, "p") is None:
+            raise errors.NotFoundError("practice", practice_id)
+        raw = await self.rt.redis.hget(keys.practice(practice_id), "record")
+        return decode(raw, Practice, "practice", practice_id)
+
+    async def cached_practice(self, practice_id: str) -> Practice:
+        """A practice record, kept per process: practices never change once created."""
+        practice = self._practices.get(practice_id)
+        if practice is None:
+            practice = await self.get_practice(practice_id)
+            if len(self._practices) > 100_000:
+                self._practices.clear()
+            self._practices[practice_id] = practice
+        return practice
+
+    async def add_practitioner(self, practice_id: str, name: str, ctx: Ctx = SYSTEM) -> Practitioner:
+        await self.get_practice(practice_id)
+        pr = Practitioner(id=ids.new_practitioner_id(practice_id), practice_id=practice_id, name=name)
+        await self._put(practice_id, keys.practitioners(practice_id), pr.id, pr, "practitioner", ctx)
+        return pr
+
+    async def _list(self, practice_id: str, key: Callable[[str], str], kind: type[R]) -> list[R]:
+        await self.get_practice(practice_id)
+        records = [msgspec.json.decode(r, type=kind) for r in await self.rt.redis.hvals(key(practice_id))]
+        return sorted(records, key=lambda r: r.id)
+
+    async def _get(self, ident: str, prefix: str, key: Callable[[str], str], kind: type[R], what: str) -> R:
+        pid = ids.practice_of(ident, prefix)
+        if pid is None:
+            raise errors.NotFoundError(what, ident)
+        return decode(await self.rt.redis.hget(key(pid), ident), kind, what, ident)
+
+    async def list_practitioners(self, practice_id: str) -> list[Practitioner]:
+        return await self._list(practice_id, keys.practitioners, Practitioner)
+
+    async def get_practitioner(self, practitioner_id: str) -> Practitioner:
+        return await self._get(practitioner_id, "r", keys.practitioners, Practitioner, "practitioner")
+
+    async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
+        if not limits.MIN_VISIT_MINUTES <= minutes <= limits.MAX_VISIT_MINUTES:
+            raise errors.InvalidRequestError(
+                f"duration_minutes must be {limits.MIN_VISIT_MINUTES} to {limits.MAX_VISIT_MINUTES}"
+            )
+        await self.get_practice(practice_id)
+        vt = VisitType(
+            id=ids.new_visit_type_id(practice_id), practice_id=practice_id, name=name, duration_minutes=minutes
+        )
+        await self._put(practice_id, keys.visit_types(practice_id), vt.id, vt, "visit_type", ctx)
+        return vt
+
+    async def list_visit_types(self, practice_id: str) -> list[VisitType]:
+        return await self._list(practice_id, keys.visit_types, VisitType)
+
+    async def get_visit_type(self, visit_type_id: str) -> VisitType:
+        return await self._get(visit_type_id, "v", keys.visit_types, VisitType, "visit type")
+
+    async def search_context(
+        self, practice_id: str, visit_type_id: str, practitioner_id: str | None
+    ) -> tuple[Practice, VisitType, list[str]]:
+        """The practice, visit type and practitioner ids a search or a hold needs. Practices and visit types never
+        change once created and practitioners are only ever added, so each process keeps them for a second: most
+        searches then cost a single Redis round trip (the search script)."""
+        now = time.monotonic()
+        cache_key = (practice_id, visit_type_id, practitioner_id)
+        hit = self._contexts.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2], hit[3]
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.practice(practice_id), "record")
+            pipe.hget(keys.visit_types(practice_id), visit_type_id)
+            if practitioner_id is None:
+                pipe.hkeys(keys.practitioners(practice_id))
+            else:
+                pipe.hexists(keys.practitioners(practice_id), practitioner_id)
+            raw_practice, raw_vt, prs = await pipe.execute()
+        practice = decode(raw_practice, Practice, "practice", practice_id)
+        vt = decode(raw_vt, VisitType, "visit type", visit_type_id)
+        if practitioner_id is not None:
+            if not prs:
+                raise errors.NotFoundError("practitioner", practitioner_id)
+            prac_ids = [practitioner_id]
+        else:
+            prac_ids = sorted(p.decode() if isinstance(p, bytes) else str(p) for p in prs)
+        if len(self._contexts) > 10_000:
+            self._contexts.clear()
+        self._contexts[cache_key] = (now + SEARCH_CONTEXT_TTL_S, practice, vt, prac_ids)
+        return practice, vt, prac_ids

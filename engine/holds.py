@@ -1,0 +1,118 @@
+"""Holds: claim an offered interval for a few minutes, read it, release it, tidy expired ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from engine import errors, ids, keys, scripts, timeutil
+from engine.catalog import Catalog
+from engine.codec import encoder, text
+from engine.context import Runtime
+from engine.model import SYSTEM, Ctx, Hold
+
+FURTHEST_HOLD_S = 800 * 86400  # beyond any horizon (730 days)
+
+
+class Holds:
+    def __init__(self, rt: Runtime, catalog: Catalog) -> None:
+        self.rt = rt
+        self.catalog = catalog
+
+    async def place_hold(
+        self,
+        practitioner_id: str,
+        visit_type_id: str,
+        start: dt.datetime,
+        *,
+        ctx: Ctx = SYSTEM,
+        idem_key: str | None = None,
+        body_fp: str = "",
+        hold_id: str | None = None,
+    ) -> tuple[Hold, bool]:
+        """Claim a hold; returns (the hold, whether this was an idempotent replay of an earlier claim)."""
+        pid = ids.practice_of(practitioner_id, "r")
+        if pid is None:
+            raise errors.NotFoundError("practitioner", practitioner_id)
+        _, vt, _ = await self.catalog.search_context(pid, visit_type_id, practitioner_id)
+        begin = timeutil.to_epoch(start)
+        if start.microsecond or start.second:
+            raise errors.SlotUnavailableError("not_a_slot")
+        now = self.rt.now_ms()
+        if not (now // 1000 - 86400 <= begin <= now // 1000 + FURTHEST_HOLD_S):
+            raise errors.SlotUnavailableError("outside_any_horizon")
+        ttl_ms = self.rt.settings.hold_ttl_seconds * 1000
+        hold = Hold(
+            id=hold_id or ids.new_hold_id(practitioner_id),
+            practice_id=pid,
+            practitioner_id=practitioner_id,
+            visit_type_id=vt.id,
+            start=begin,
+            end=begin + vt.duration_minutes * 60,
+            expires_at_ms=now + ttl_ms,
+            state="held",
+        )
+        call = scripts.hold_call(
+            now_ms=now,
+            practice_id=pid,
+            practitioner_id=practitioner_id,
+            visit_type_id=vt.id,
+            hold_id=hold.id,
+            start=hold.start,
+            end=hold.end,
+            ttl_ms=ttl_ms,
+            retention_ms=self.rt.settings.hold_retention_seconds * 1000,
+            ctx=ctx,
+            idem_key=idem_key,
+            fingerprint=body_fp,
+            record=encoder.encode(hold) if idem_key else b"",  # stored only for idempotent requests
+        )
+        replay = await scripts.hold(self.rt.lua, call)
+        if replay is not None:
+            return msgspec.json.decode(replay.record, type=Hold), True
+        return hold, False
+
+    async def get_hold(self, hold_id: str) -> Hold:
+        pid = ids.practice_of(hold_id, "h")
+        if pid is None:
+            raise errors.NotFoundError("hold", hold_id)
+        h = {text(k): text(v) for k, v in (await self.rt.redis.hgetall(keys.hold(pid, hold_id))).items()}
+        if not h:
+            raise errors.NotFoundError("hold", hold_id)
+        state = h["state"]
+        if state == "held" and int(h["expires_ms"] or 0) <= self.rt.now_ms():
+            state = "expired"  # exact expiry: never waits for the sweeper
+        return Hold(
+            id=hold_id,
+            practice_id=pid,
+            practitioner_id=h["practitioner_id"],
+            visit_type_id=h["visit_type_id"],
+            start=int(h["start"] or 0),
+            end=int(h["end"] or 0),
+            expires_at_ms=int(h["expires_ms"] or 0),
+            state=state,
+            appointment_id=h.get("appointment_id"),
+        )
+
+    async def release_hold(self, hold_id: str, ctx: Ctx = SYSTEM) -> str:
+        """Release a live hold. Returns 'released', or the state it already had ('expired', 'released')."""
+        pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
+        if pid is None or prac is None:
+            raise errors.NotFoundError("hold", hold_id)
+        call = scripts.release_call(
+            now_ms=self.rt.now_ms(), practice_id=pid, practitioner_id=prac, hold_id=hold_id, ctx=ctx
+        )
+        return await scripts.release(self.rt.lua, call)
+
+    async def expire_due_holds(self, limit: int = 200) -> int:
+        """Tidy: mark holds past their expiry as expired and audit it. Correctness never depends on it."""
+        total = 0
+        now = self.rt.now_ms()
+        for raw_pid in await self.rt.redis.smembers(keys.PRACTICES):
+            pid = text(raw_pid)
+            due = await self.rt.redis.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
+            if due:
+                holds = [(text(h), ids.practitioner_of_hold(text(h)) or "") for h in due]
+                total += await scripts.expire(self.rt.lua, now_ms=now, practice_id=pid, holds=holds, actor="sweeper")
+        return total

@@ -1,0 +1,79 @@
+"""The only door to Lua: one typed async function per script in ``lua/`` (named as the file, its header and its
+event), each building KEYS from ``engine.keys`` and ARGV in the order the header states, returning typed values
+or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
+
+| script | function | module |
+|---|---|---|
+| hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
+| search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
+| restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+"""
+
+from engine.scripts.bookings import (
+    RETRY,
+    Booked,
+    Moved,
+    Replay,
+    Retry,
+    book,
+    book_call,
+    cancel,
+    cancel_call,
+    expire,
+    hold,
+    hold_call,
+    release,
+    release_call,
+    reschedule,
+)
+from engine.scripts.registry import NAMES, STATUS_ERRORS, Call, Lua, source
+from engine.scripts.repair import (
+    Restored,
+    add_practice,
+    forget_client_hold,
+    mark_reconciled,
+    restore,
+    restore_entity,
+    restore_seq,
+    trim_past,
+)
+from engine.scripts.setup import DayPlan, api_key, apply_day, limit, put_entity, schedule, search, search_call
+
+__all__ = [
+    "NAMES",
+    "RETRY",
+    "STATUS_ERRORS",
+    "Booked",
+    "Call",
+    "DayPlan",
+    "Lua",
+    "Moved",
+    "Replay",
+    "Restored",
+    "Retry",
+    "add_practice",
+    "api_key",
+    "apply_day",
+    "book",
+    "book_call",
+    "cancel",
+    "cancel_call",
+    "expire",
+    "forget_client_hold",
+    "hold",
+    "hold_call",
+    "limit",
+    "mark_reconciled",
+    "put_entity",
+    "release",
+    "release_call",
+    "reschedule",
+    "restore",
+    "restore_entity",
+    "restore_seq",
+    "schedule",
+    "search",
+    "search_call",
+    "source",
+    "trim_past",
+]

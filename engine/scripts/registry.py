@@ -1,0 +1,113 @@
+"""Loads the Lua scripts once per Redis client and turns their status replies into typed results or errors.
+
+Every script replies either with a bare value (``search``, ``schedule``, ``expire``) or with an array whose
+first element is a status: ``OK`` and a few benign statuses are returned to the caller as typed values; every
+other status is a domain error, made in one place (``STATUS_ERRORS``) so that a status means the same thing
+whichever script answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+from engine import errors
+from engine.codec import text
+
+LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
+NAMES = (
+    "hold",
+    "release",
+    "expire",
+    "book",
+    "cancel",
+    "reschedule",
+    "search",
+    "schedule",
+    "apply_day",
+    "put_entity",
+    "api_key",
+    "limit",
+    "restore",
+    "restore_seq",
+)
+
+
+def _read(name: str) -> str:
+    path = LUA_DIR / f"{name}.lua"
+    if path.exists():
+        return path.read_text()
+    return resources.files("lua").joinpath(f"{name}.lua").read_text()  # installed as a package
+
+
+def source(name: str) -> str:
+    """The script as sent to Redis: the shared prelude, then the script itself."""
+    return _read("_prelude") + "\n" + _read(name)
+
+
+class Lua:
+    """The registered scripts of one Redis client (registered once; EVALSHA with a fallback to EVAL)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+
+    async def call(self, call: Call, script: str) -> Reply:
+        """Run a status-replying script call built for ``script``."""
+        if call.script != script:
+            raise TypeError(f"a {call.script} call was passed to {script}")
+        return reply(await self.run(call.script, call.keys, call.args))
+
+
+class Ref(NamedTuple):
+    """What a script was asked about, so that an error can name it."""
+
+    kind: str = ""
+    ident: str = ""
+    hold_id: str = ""
+
+
+class Call(NamedTuple):
+    """One script call: the script, its KEYS and ARGV in its header's order, and what it is about."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+    ref: Ref = Ref()
+
+
+Reply = list[Any]  # [status, *payload] with the status decoded
+
+
+def reply(raw: Sequence[Any]) -> Reply:
+    return [text(raw[0]), *raw[1:]]
+
+
+def _arg(rest: Reply, i: int = 0) -> str:
+    return text(rest[i]) if len(rest) > i else ""
+
+
+STATUS_ERRORS: dict[str, Callable[[Ref, Reply], errors.BookingError]] = {
+    "NOT_FOUND": lambda ref, rest: errors.NotFoundError(ref.kind, ref.ident),
+    "HOLD_NOT_FOUND": lambda ref, rest: errors.NotFoundError("hold", ref.hold_id),
+    "USED": lambda ref, rest: errors.HoldUsedError(ref.hold_id, _arg(rest) or None),
+    "EXPIRED": lambda ref, rest: errors.HoldExpiredError(ref.hold_id, _arg(rest)),
+    "UNAVAILABLE": lambda ref, rest: errors.SlotUnavailableError(_arg(rest)),
+    "IDEM_MISMATCH": lambda ref, rest: errors.IdempotencyKeyReusedError(),
+    "OVERLAP": lambda ref, rest: errors.OverlapDetectedError("a booked appointment already overlaps this hold"),
+    "CANCELLED": lambda ref, rest: errors.AppointmentCancelledError(ref.ident),
+    "STALE": lambda ref, rest: errors.StaleScheduleError(),
+}
+
+
+def fail(res: Reply, ref: Ref) -> NoReturn:
+    """Raise the domain error of a status reply (every status not handled by the caller ends here)."""
+    make = STATUS_ERRORS.get(res[0])
+    if make is None:
+        raise AssertionError(f"unexpected script answer {res!r}")
+    raise make(ref, res[1:])

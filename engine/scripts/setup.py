@@ -1,0 +1,165 @@
+"""Typed calls of the setup, schedule, search and abuse-limit scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engine import errors, keys
+from engine.codec import encoder
+from engine.model import Ctx
+from engine.scripts.registry import Call, Lua, Ref, fail, reply
+
+
+async def put_entity(
+    lua: Lua, *, now_ms: int, practice_id: str, key: str, field: str, record: Any, event: str, ctx: Ctx
+) -> None:
+    """Store one setup record (practice, practitioner, visit type) and append its event."""
+    await lua.run(
+        "put_entity",
+        [key, keys.events(practice_id), keys.audit(practice_id)],
+        [now_ms, field, encoder.encode(record), event, ctx.actor, ctx.request_id, practice_id, ""],
+    )
+
+
+async def schedule(
+    lua: Lua,
+    *,
+    now_ms: int,
+    practice_id: str,
+    practitioner_id: str,
+    schedule_json: bytes,
+    min_notice_s: int,
+    horizon_s: int,
+    detail: dict[str, Any],
+    ctx: Ctx,
+    restore: bool = False,
+) -> int:
+    """Store a schedule and start a new generation; returns it (0: ``restore`` found a live schedule)."""
+    pid = practice_id
+    gen = await lua.run(
+        "schedule",
+        [keys.schedule(pid, practitioner_id), keys.events(pid), keys.audit(pid)],
+        [now_ms, schedule_json, min_notice_s, horizon_s, pid, practitioner_id, ctx.actor, ctx.request_id,
+         encoder.encode(detail), "restore" if restore else ""],
+    )
+    return int(gen)
+
+
+class DayPlan:
+    """One local day of a practitioner: its bounds and, per visit type, the slot starts it offers."""
+
+    __slots__ = ("end", "start", "starts")
+
+    def __init__(self, start: int, end: int, starts: list[list[int]]) -> None:
+        self.start, self.end, self.starts = start, end, starts
+
+
+async def apply_day(
+    lua: Lua, *, practice_id: str, practitioner_id: str, visit_type_ids: Sequence[str], gen: str, days: list[DayPlan]
+) -> None:
+    """Replace each day's slot starts (one atomic script per day, sent together); raises StaleScheduleError
+    when a newer schedule generation exists."""
+    pid = practice_id
+    script_keys = [keys.schedule(pid, practitioner_id), *(keys.base(pid, practitioner_id, v) for v in visit_type_ids)]
+    async with lua.redis.pipeline(transaction=False) as pipe:
+        for day in days:
+            args: list[Any] = [gen, day.start, day.end]
+            for starts in day.starts:
+                args.append(len(starts))
+                args.extend(starts)
+            await lua.run("apply_day", script_keys, args, client=pipe)
+        results = await pipe.execute()
+    for res in results:
+        r = reply(res)
+        if r[0] != "OK":
+            fail(r, Ref("schedule of practitioner", practitioner_id))
+
+
+async def api_key(
+    lua: Lua,
+    *,
+    now_ms: int,
+    practice_id: str,
+    action: str,
+    key_id: str,
+    key_hash: str = "",
+    record: bytes = b"",
+    ctx: Ctx,
+) -> bool:
+    """Create, revoke or restore a staff key. Returns False when 'restore' found the key already there."""
+    pid = practice_id
+    res = reply(
+        await lua.run(
+            "api_key",
+            [keys.api_keys(pid), keys.api_key_hashes(pid), keys.events(pid), keys.audit(pid)],
+            [now_ms, action, key_id, key_hash, record, ctx.actor, ctx.request_id, pid],
+        )
+    )
+    if res[0] in ("OK", "SKIP"):
+        return bool(res[0] == "OK")
+    fail(res, Ref("api key", key_id))
+
+
+async def limit(
+    lua: Lua,
+    *,
+    now_ms: int,
+    client: str,
+    action: str,
+    per_minute: int,
+    live_holds: int,
+    hold_ttl_ms: int,
+    member: str,
+) -> None:
+    """Record one request of a public client; raise LimitExceededError when it is over a limit."""
+    res = reply(
+        await lua.run(
+            "limit",
+            [keys.client_requests(client, action), keys.client_holds(client)],
+            [now_ms, 60_000, per_minute, live_holds, hold_ttl_ms, member],
+        )
+    )
+    if res[0] == "OK":
+        return
+    retry = max(1, -(-int(res[1]) // 1000))
+    if res[0] == "HOLDS":
+        raise errors.LimitExceededError(
+            f"this client already has {live_holds} live holds; book or release one first", retry
+        )
+    raise errors.LimitExceededError(f"more than {per_minute} {action} requests in a minute from this client", retry)
+
+
+def search_call(
+    *,
+    now_ms: int,
+    practice_id: str,
+    practitioner_ids: Sequence[str],
+    visit_type_id: str,
+    start: int,
+    end: int,
+    duration_s: int,
+    detail: dict[str, Any],
+    audit: bool,
+    ctx: Ctx,
+) -> Call:
+    pid = practice_id
+    script_keys: list[str] = []
+    for pr in practitioner_ids:
+        script_keys += [keys.base(pid, pr, visit_type_id), keys.claims(pid, pr), keys.schedule(pid, pr)]
+    script_keys += [keys.events(pid), keys.audit(pid)]
+    return Call(
+        "search",
+        script_keys,
+        [now_ms, start, end, duration_s, len(practitioner_ids), ctx.actor, ctx.request_id, pid,
+         encoder.encode(detail), "1" if audit else "0"],
+    )
+
+
+async def search(lua: Lua, call: Call) -> list[list[int]]:
+    """Free slot starts of each practitioner in [start, end), in the order given, and one audited 'search'
+    (``search_call``)."""
+    if call.script != "search":
+        raise TypeError(f"a {call.script} call was passed to search")
+    found: list[list[int]] = await lua.run("search", call.keys, call.args)
+    return found

@@ -1,0 +1,400 @@
+"""Every status each Lua script can answer, called through the script layer (engine.scripts) on the real Redis.
+
+A status is either returned as a typed value or raised as the domain error of ``STATUS_ERRORS``; these tests pin
+both, so a script that changes a status or a layer that decodes it differently fails here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from engine import errors, ids, keys, scripts
+from engine.access import ApiKey, create_key, restore_key, revoke_key
+from engine.model import SYSTEM, Appointment, Patient, Practice, Practitioner, Schedule, VisitType, WeeklyWindow
+from engine.service import BookingEngine
+from engine.settings import Settings
+
+pytestmark = pytest.mark.integration
+RURL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9").rsplit("/", 1)[0] + "/11"
+NOW = 1_900_000_000.0  # a fixed instant (2030-03-17), moved by the tests through the engine's clock
+PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    def __init__(self, eng: BookingEngine, clock: Clock, practice: Practice, prs: list[Practitioner],
+                 vt: VisitType) -> None:
+        self.eng, self.clock, self.practice, self.prs, self.vt = eng, clock, practice, prs, vt
+        self.lua = eng.lua
+
+    @property
+    def pid(self) -> str:
+        return self.practice.id
+
+    async def slot(self, n: int = 0, practitioner: int = 0) -> int:
+        """The n-th free start of a practitioner from tomorrow on."""
+        day = dt.datetime.fromtimestamp(self.clock.now, dt.UTC).date() + dt.timedelta(days=1)
+        _, found = await self.eng.search(self.pid, day, 3, self.vt.id, self.prs[practitioner].id)
+        return found.slots()[n].start
+
+    def hold_call(self, start: int, practitioner: int = 0, **kw: Any) -> scripts.Call:
+        pr = self.prs[practitioner].id
+        args: dict[str, Any] = {
+            "now_ms": int(self.clock.now * 1000),
+            "practice_id": self.pid,
+            "practitioner_id": pr,
+            "visit_type_id": self.vt.id,
+            "hold_id": ids.new_hold_id(pr),
+            "start": start,
+            "end": start + 1800,
+            "ttl_ms": 300_000,
+            "retention_ms": 86_400_000,
+            "ctx": SYSTEM,
+        }
+        args.update(kw)
+        return scripts.hold_call(**args)
+
+    async def hold(self, start: int, practitioner: int = 0) -> str:
+        call = self.hold_call(start, practitioner)
+        assert await scripts.hold(self.lua, call) is None
+        return call.ref.hold_id
+
+    def book_call(self, hold_id: str, **kw: Any) -> scripts.Call:
+        args: dict[str, Any] = {
+            "now_ms": int(self.clock.now * 1000),
+            "practice_id": self.pid,
+            "practitioner_id": ids.practitioner_of_hold(hold_id) or "",
+            "hold_id": hold_id,
+            "appointment_id": ids.new_appointment_id(self.pid),
+            "patient_json": b'{"name":"Ada Lovelace","email":"ada@example.org"}',
+            "manage_hash": "0" * 64,
+            "patient_ref": "p",
+            "ctx": SYSTEM,
+        }
+        args.update(kw)
+        return scripts.book_call(**args)
+
+    async def booked(self, start: int, practitioner: int = 0) -> str:
+        call = self.book_call(await self.hold(start, practitioner))
+        assert isinstance(await scripts.book(self.lua, call), scripts.Booked)
+        return call.keys[2].rsplit(":", 1)[1]  # the appointment id, from its key
+
+    def cancel_call(self, appointment_id: str, practitioner: int = 0) -> scripts.Call:
+        return scripts.cancel_call(
+            now_ms=int(self.clock.now * 1000),
+            practice_id=self.pid,
+            appointment_id=appointment_id,
+            practitioner_id=self.prs[practitioner].id,
+            reason="",
+            ctx=SYSTEM,
+        )
+
+    async def reschedule(self, appointment_id: str, hold_id: str, practitioner: int = 0) -> Any:
+        return await scripts.reschedule(
+            self.lua,
+            now_ms=int(self.clock.now * 1000),
+            practice_id=self.pid,
+            appointment_id=appointment_id,
+            practitioner_id=self.prs[practitioner].id,
+            hold_id=hold_id,
+            hold_practitioner_id=ids.practitioner_of_hold(hold_id) or "",
+            ctx=SYSTEM,
+        )
+
+
+def run(body: Callable[[World], Awaitable[None]]) -> None:
+    """Run one test body against a fresh practice (two practitioners, 30-minute visits, 08:00-18:00 daily)."""
+
+    async def main() -> None:
+        r = aioredis.Redis.from_url(RURL)
+        await r.flushdb()
+        clock = Clock(NOW)
+        eng = BookingEngine(r, Settings(redis_url=RURL), clock)
+        try:
+            practice = await eng.create_practice("Scripts", "Europe/Berlin")
+            prs = [await eng.add_practitioner(practice.id, f"Dr {i}") for i in range(2)]
+            vt = await eng.add_visit_type(practice.id, "Check-up", 30)
+            week = [WeeklyWindow(d, "08:00", "18:00") for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+            for pr in prs:
+                await eng.put_schedule(pr.id, Schedule(weekly=week, horizon_days=10, min_notice_minutes=60))
+            await body(World(eng, clock, practice, prs, vt))
+        finally:
+            await r.aclose()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------- hold
+def test_hold_ok_replay_and_mismatch() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        call = w.hold_call(start, idem_key="k1", fingerprint="fp", record=b'{"stored":1}')
+        assert await scripts.hold(w.lua, call) is None
+        again = w.hold_call(start, idem_key="k1", fingerprint="fp")
+        assert await scripts.hold(w.lua, again) == scripts.Replay(b'{"stored":1}')
+        with pytest.raises(errors.IdempotencyKeyReusedError):
+            await scripts.hold(w.lua, w.hold_call(start, idem_key="k1", fingerprint="other"))
+
+    run(body)
+
+
+@pytest.mark.parametrize("reason", ["not_a_slot", "too_soon", "beyond_horizon", "taken"])
+def test_hold_unavailable(reason: str) -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        if reason == "not_a_slot":
+            start += 60
+        elif reason == "too_soon":
+            w.clock.now = start - 1800  # within the 60 minutes of notice
+        elif reason == "beyond_horizon":
+            w.clock.now = start - 11 * 86400  # the base zset still offers it; the horizon does not
+        else:
+            await w.hold(start)
+        with pytest.raises(errors.SlotUnavailableError) as exc:
+            await scripts.hold(w.lua, w.hold_call(start))
+        assert exc.value.reason == reason
+
+    run(body)
+
+
+# ----------------------------------------------------------------- release and expire
+def test_release_statuses() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        hid = await w.hold(start)
+        now = int(w.clock.now * 1000)
+        pr = w.prs[0].id
+
+        def call(h: str, at: int = now) -> scripts.Call:
+            return scripts.release_call(now_ms=at, practice_id=w.pid, practitioner_id=pr, hold_id=h, ctx=SYSTEM)
+
+        assert await scripts.release(w.lua, call(hid)) == "released"
+        assert await scripts.release(w.lua, call(hid)) == "released"  # GONE, with the state it had
+        late = await w.hold(await w.slot(1))
+        assert await scripts.release(w.lua, call(late, now + 301_000)) == "expired"
+        with pytest.raises(errors.NotFoundError):
+            await scripts.release(w.lua, call(ids.new_hold_id(pr)))
+        used = await w.hold(await w.slot(2))
+        await scripts.book(w.lua, w.book_call(used))
+        with pytest.raises(errors.HoldUsedError) as exc:
+            await scripts.release(w.lua, call(used))
+        assert exc.value.appointment_id
+
+    run(body)
+
+
+def test_expire_counts_only_due_holds() -> None:
+    async def body(w: World) -> None:
+        due = await w.hold(await w.slot(0))
+        w.clock.now += 200
+        fresh = await w.hold(await w.slot(1))
+        holds = [(due, w.prs[0].id), (fresh, w.prs[0].id)]
+        at = int((w.clock.now + 150) * 1000)  # past the first hold's expiry, not the second's
+        assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper") == 1
+        assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper") == 0
+
+    run(body)
+
+
+# ----------------------------------------------------------------- book
+def test_book_statuses() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        hid = await w.hold(start)
+        call = w.book_call(hid, idem_key="b1", fingerprint="fp", record=b'{"appt":1}')
+        booked = await scripts.book(w.lua, call)
+        assert booked == scripts.Booked(w.vt.id, start, start + 1800)
+        assert await scripts.book(w.lua, w.book_call(hid, idem_key="b1", fingerprint="fp")) == scripts.Replay(
+            b'{"appt":1}'
+        )
+        with pytest.raises(errors.IdempotencyKeyReusedError):
+            await scripts.book(w.lua, w.book_call(hid, idem_key="b1", fingerprint="x"))
+        with pytest.raises(errors.HoldUsedError):
+            await scripts.book(w.lua, w.book_call(hid))
+        with pytest.raises(errors.NotFoundError):
+            await scripts.book(w.lua, w.book_call(ids.new_hold_id(w.prs[0].id)))
+        late = await w.hold(await w.slot(1))
+        with pytest.raises(errors.HoldExpiredError) as exc:
+            await scripts.book(w.lua, w.book_call(late, now_ms=int(w.clock.now * 1000) + 301_000))
+        assert exc.value.state == "expired"
+
+    run(body)
+
+
+def test_book_refuses_an_overlap_it_should_never_meet() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        hid = await w.hold(start)
+        # plant a booked claim over the hold (what a restore of a lost booking may do): booking must refuse
+        await w.eng.redis.zadd(keys.claims(w.pid, w.prs[0].id), {f"b|a-planted|{start + 1800}|0": start})
+        with pytest.raises(errors.OverlapDetectedError):
+            await scripts.book(w.lua, w.book_call(hid))
+
+    run(body)
+
+
+# ----------------------------------------------------------------- cancel and reschedule
+def test_cancel_statuses() -> None:
+    async def body(w: World) -> None:
+        appt = await w.booked(await w.slot())
+        assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.RETRY
+        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.Moved(2)
+        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.Moved(2, already=True)
+        with pytest.raises(errors.NotFoundError) as exc:
+            await scripts.cancel(w.lua, w.cancel_call(ids.new_appointment_id(w.pid)))
+        assert exc.value.kind == "appointment"
+
+    run(body)
+
+
+def test_reschedule_statuses() -> None:
+    async def body(w: World) -> None:
+        appt = await w.booked(await w.slot(0))
+        target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
+        assert await w.reschedule(appt, target, practitioner=1) == scripts.RETRY
+        assert await w.reschedule(appt, target) == scripts.Moved(2)
+        with pytest.raises(errors.HoldUsedError):
+            await w.reschedule(appt, target, practitioner=1)
+        with pytest.raises(errors.NotFoundError) as exc:
+            await w.reschedule(appt, ids.new_hold_id(w.prs[1].id), practitioner=1)
+        assert exc.value.kind == "hold"
+        late = await w.hold(await w.slot(3))
+        w.clock.now += 301
+        with pytest.raises(errors.HoldExpiredError):
+            await w.reschedule(appt, late, practitioner=1)
+        with pytest.raises(errors.NotFoundError) as exc:
+            await w.reschedule(ids.new_appointment_id(w.pid), late)
+        assert exc.value.kind == "appointment"
+        # a hold whose interval another booking took meanwhile (planted claim) answers 'taken'
+        free = await w.hold(await w.slot(5))
+        start = int((await w.eng.get_hold(free)).start)
+        await w.eng.redis.zadd(keys.claims(w.pid, w.prs[0].id), {f"b|a-planted|{start + 1800}|0": start})
+        with pytest.raises(errors.SlotUnavailableError) as un:
+            await w.reschedule(appt, free, practitioner=1)
+        assert un.value.reason == "taken"
+        assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.Moved(3)
+        other = await w.hold(await w.slot(7))
+        with pytest.raises(errors.AppointmentCancelledError):
+            await w.reschedule(appt, other, practitioner=1)
+
+    run(body)
+
+
+# ----------------------------------------------------------------- schedules, setup records, keys, limits
+def test_schedule_generations_and_stale_days() -> None:
+    async def body(w: World) -> None:
+        state = await w.eng.availability.schedule_state(w.pid, w.prs[0].id)
+        assert state is not None and state.until > 0
+        assert not await w.eng.availability.restore_schedule(w.practice, w.prs[0].id, state.schedule)  # live: kept
+        day = scripts.DayPlan(state.until - 86400, state.until, [[]])
+        with pytest.raises(errors.StaleScheduleError):
+            await scripts.apply_day(w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id,
+                                     visit_type_ids=[w.vt.id], gen="0", days=[day])
+        await scripts.apply_day(w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id, visit_type_ids=[w.vt.id],
+                                 gen=state.gen, days=[day])  # the current generation applies
+        await w.eng.redis.delete(keys.schedule(w.pid, w.prs[1].id))
+        assert await w.eng.availability.restore_schedule(w.practice, w.prs[1].id, state.schedule)
+
+    run(body)
+
+
+def test_restore_entity_never_replaces() -> None:
+    async def body(w: World) -> None:
+        pr = w.prs[0]
+        key = keys.practitioners(w.pid)
+        assert not await scripts.restore_entity(w.lua, practice_id=w.pid, key=key, field=pr.id, record=pr)
+        await w.eng.redis.hdel(key, pr.id)
+        assert await scripts.restore_entity(w.lua, practice_id=w.pid, key=key, field=pr.id, record=pr)
+        assert (await w.eng.get_practitioner(pr.id)).name == pr.name
+
+    run(body)
+
+
+def test_api_key_statuses() -> None:
+    async def body(w: World) -> None:
+        key, _token = await create_key(w.eng, w.pid)
+        assert not await restore_key(w.eng, key)  # present: SKIP
+        await revoke_key(w.eng, w.pid, key.id)
+        with pytest.raises(errors.NotFoundError) as exc:
+            await revoke_key(w.eng, w.pid, key.id)
+        assert exc.value.kind == "api key"
+        assert await restore_key(w.eng, ApiKey(key.id, w.pid, key.hash, key.created_ms))
+
+    run(body)
+
+
+def test_limit_statuses() -> None:
+    async def body(w: World) -> None:
+        now = int(w.clock.now * 1000)
+
+        async def limit(action: str, cap: int, member: str, per_minute: int = 3) -> None:
+            await scripts.limit(w.lua, now_ms=now, client="c1", action=action, per_minute=per_minute,
+                                live_holds=cap, hold_ttl_ms=300_000, member=member)
+
+        await limit("hold", 1, "h1")
+        with pytest.raises(errors.LimitExceededError, match="live holds") as exc:
+            await limit("hold", 1, "h2")
+        assert exc.value.retry_after_s == 300
+        for i in range(3):
+            await limit("book", 0, f"b{i}")
+        with pytest.raises(errors.LimitExceededError, match="book requests") as exc:
+            await limit("book", 0, "b3")
+        assert exc.value.retry_after_s == 60
+
+    run(body)
+
+
+# ----------------------------------------------------------------- reconciliation's restore scripts
+def test_restore_statuses() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        appt = Appointment(id=ids.new_appointment_id(w.pid), status="booked", version=3, practice_id=w.pid,
+                           practitioner_id=w.prs[0].id, visit_type_id=w.vt.id, start=start, end=start + 1800,
+                           patient=PATIENT)
+
+        async def restore(a: Appointment) -> scripts.Restored:
+            return await scripts.restore(w.lua, now_ms=int(w.clock.now * 1000), appointment=a, manage_hash="h",
+                                         updated_ms=1, redis_practitioner=a.practitioner_id)
+
+        assert (await restore(appt)).status == "OK"
+        assert await restore(appt) == scripts.Restored("SKIP", ["3"])
+        clash = Appointment(**{**{f: getattr(appt, f) for f in appt.__struct_fields__},
+                               "id": ids.new_appointment_id(w.pid)})
+        res = await restore(clash)
+        assert res.status == "CONFLICT" and res.detail == [f"b|{appt.id}|{start + 1800}|0"]
+
+    run(body)
+
+
+def test_restore_seq_only_raises() -> None:
+    async def body(w: World) -> None:
+        have = int(await w.eng.redis.hget(keys.audit(w.pid), "seq") or 0)
+        assert await scripts.restore_seq(w.lua, practice_id=w.pid, last_seq=have - 1) is None
+        assert await scripts.restore_seq(w.lua, practice_id=w.pid, last_seq=have + 10) == have
+        assert int(await w.eng.redis.hget(keys.audit(w.pid), "seq")) == have + 10
+
+    run(body)
+
+
+def test_every_status_has_one_error_and_every_script_a_function() -> None:
+    """The status table names each error once; every script file has its typed function of the same name."""
+    assert len({id(v) for v in scripts.STATUS_ERRORS.values()}) == len(scripts.STATUS_ERRORS)
+    for name in scripts.NAMES:
+        assert callable(getattr(scripts, name)), name
+        assert scripts.source(name).splitlines()[-1]  # the file exists and is not empty
+        header = scripts.registry._read(name).splitlines()[0]
+        assert header.startswith(f"-- {name}:"), header
