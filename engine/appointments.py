@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -11,6 +12,7 @@ from engine import errors, ids, keys, scripts
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
+from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Appointment, Ctx, Patient
 
 MOVE_ATTEMPTS = 5  # cancel and reschedule re-read an appointment that moved meanwhile, this many times
@@ -19,10 +21,6 @@ MOVE_ATTEMPTS = 5  # cancel and reschedule re-read an appointment that moved mea
 def patient_ref(practice_id: str, patient: Patient) -> str:
     """A pseudonymous patient id for the audit trail (no name, e-mail or phone leaves the record)."""
     return hashlib.sha256(f"{practice_id}:{patient.email.strip().lower()}".encode()).hexdigest()[:20]
-
-
-def fingerprint(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 class Appointments:
@@ -36,8 +34,7 @@ class Appointments:
         patient: Patient,
         *,
         ctx: Ctx = SYSTEM,
-        idem_key: str | None = None,
-        body_fp: str = "",
+        idem: IdempotencyKey | None = None,
     ) -> tuple[Appointment, bool]:
         """Book a live hold; returns (the appointment with its manage token, whether this was a replay)."""
         pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
@@ -58,19 +55,19 @@ class Appointments:
             hold_id=hold_id,
         )
         record = b""
-        if idem_key:
-            # The record is stored with the booking for replays, so it is made first, from the hold.
+        if idem is not None:
+            # The record is stored (sealed) with the booking for replays, so it is made first, from the hold.
             async with self.rt.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(keys.hold(pid, hold_id), "visit_type_id", "start", "end")
-                pipe.get(keys.idempotency(pid, "book", idem_key))
+                pipe.get(keys.idempotency(pid, "book", idem.ref))
                 (vt_id, start, end), prior = await pipe.execute()
             if prior is not None:
                 fp, _, stored = prior.partition(b"\n")
-                if fp.decode() != body_fp:
+                if fp.decode() != idem.fingerprint:
                     raise errors.IdempotencyKeyReusedError()
-                return msgspec.json.decode(stored, type=Appointment), True
+                return msgspec.json.decode(unseal(idem, stored), type=Appointment), True
             appt.visit_type_id, appt.start, appt.end = text(vt_id), int(start or 0), int(end or 0)
-            record = encoder.encode(appt)
+            record = seal(idem, encoder.encode(appt))
         call = scripts.book_call(
             now_ms=self.rt.now_ms(),
             practice_id=pid,
@@ -81,13 +78,14 @@ class Appointments:
             manage_hash=ids.token_hash(token),
             patient_ref=patient_ref(pid, patient),
             ctx=ctx,
-            idem_key=idem_key,
-            fingerprint=body_fp,
+            idem_ref=idem.ref if idem else None,
+            fingerprint=idem.fingerprint if idem else "",
             record=record,
         )
         res = await scripts.book(self.rt.lua, call)
-        if isinstance(res, scripts.Replay):
-            return msgspec.json.decode(res.record, type=Appointment), True
+        if isinstance(res, scripts.Replay) and idem is not None:
+            return msgspec.json.decode(unseal(idem, res.record), type=Appointment), True
+        assert isinstance(res, scripts.Booked)
         appt.visit_type_id, appt.start, appt.end = res.visit_type_id, res.start, res.end
         return appt, False
 
@@ -142,6 +140,7 @@ class Appointments:
     async def reschedule(self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM) -> Appointment:
         """Move a booked appointment onto a live hold of the same practice, atomically (version + 1)."""
         hold_pid, hold_prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
+        move_id = secrets.token_hex(8)
 
         async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
             if hold_pid != appt.practice_id or hold_prac is None:
@@ -154,6 +153,7 @@ class Appointments:
                 practitioner_id=appt.practitioner_id,
                 hold_id=hold_id,
                 hold_practitioner_id=hold_prac,
+                move_id=move_id,
                 ctx=ctx,
             )
 

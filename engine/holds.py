@@ -10,6 +10,7 @@ from engine import errors, ids, keys, scripts, timeutil
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
+from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Ctx, Hold
 
 FURTHEST_HOLD_S = 800 * 86400  # beyond any horizon (730 days)
@@ -27,8 +28,7 @@ class Holds:
         start: dt.datetime,
         *,
         ctx: Ctx = SYSTEM,
-        idem_key: str | None = None,
-        body_fp: str = "",
+        idem: IdempotencyKey | None = None,
         hold_id: str | None = None,
     ) -> tuple[Hold, bool]:
         """Claim a hold; returns (the hold, whether this was an idempotent replay of an earlier claim)."""
@@ -64,13 +64,13 @@ class Holds:
             ttl_ms=ttl_ms,
             retention_ms=self.rt.settings.hold_retention_seconds * 1000,
             ctx=ctx,
-            idem_key=idem_key,
-            fingerprint=body_fp,
-            record=encoder.encode(hold) if idem_key else b"",  # stored only for idempotent requests
+            idem_ref=idem.ref if idem else None,
+            fingerprint=idem.fingerprint if idem else "",
+            record=seal(idem, encoder.encode(hold)) if idem else b"",  # stored only for idempotent requests
         )
         replay = await scripts.hold(self.rt.lua, call)
-        if replay is not None:
-            return msgspec.json.decode(replay.record, type=Hold), True
+        if replay is not None and idem is not None:
+            return msgspec.json.decode(unseal(idem, replay.record), type=Hold), True
         return hold, False
 
     async def get_hold(self, hold_id: str) -> Hold:

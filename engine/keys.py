@@ -69,6 +69,11 @@ def api_key_hashes(pid: str) -> str:
     return f"{tag(pid)}:apikey-hashes"
 
 
+def api_key_tombstones(pid: str) -> str:
+    """key_id -> revoked_ms of every revoked key: a revocation is final, reconciliation never restores such a key."""
+    return f"{tag(pid)}:apikey-revoked"
+
+
 def client_requests(client: str, action: str) -> str:
     """Abuse limits of one public client (its own hash tag: never touched with practice keys)."""
     return f"{ROOT}:{{c:{client}}}:req:{action}"
@@ -78,9 +83,10 @@ def client_holds(client: str) -> str:
     return f"{ROOT}:{{c:{client}}}:holds"
 
 
-def idempotency(pid: str, scope: str, key: str | None) -> str:
-    """A placeholder key of the same slot when no Idempotency-Key was sent (scripts ignore it then)."""
-    return f"{tag(pid)}:idem:{scope}:{key if key is not None else '-'}"
+def idempotency(pid: str, scope: str, ref: str | None) -> str:
+    """``ref`` derives from the client's Idempotency-Key (engine/idempotency.py), which never appears in Redis.
+    A placeholder key of the same slot when no Idempotency-Key was sent (scripts ignore it then)."""
+    return f"{tag(pid)}:idem:{scope}:{ref if ref is not None else '-'}"
 
 
 # Consumer groups reading every practice's event stream. Both exist from the first read on, so that

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.appointments import Appointments, fingerprint, patient_ref
+from engine.appointments import Appointments, patient_ref
 from engine.availability import Availability
 from engine.catalog import Catalog
 from engine.context import Runtime
@@ -27,7 +27,7 @@ from engine.model import SYSTEM, Ctx, VisitType
 from engine.search import Search, SearchResult
 from engine.settings import Settings
 
-__all__ = ["SYSTEM", "BookingEngine", "Ctx", "SearchResult", "fingerprint", "patient_ref"]
+__all__ = ["SYSTEM", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
 
 
 class BookingEngine:

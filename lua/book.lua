@@ -3,6 +3,7 @@
 --       5 events  6 audit  7 idempotency key
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
+-- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
 -- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
 --       | {'EXPIRED', state} | {'OVERLAP'}
 local now = tonumber(ARGV[1])
@@ -12,6 +13,9 @@ local h = redis.call('HMGET', KEYS[1], 'state', 'practice_id', 'practitioner_id'
   'end', 'expires_ms', 'appointment_id')
 local state = h[1]
 if not state then return {'NOT_FOUND'} end
+-- appointment ids are new for each request: a hold booked by this very id means this call already ran (a client
+-- retry after a lost answer): answer as the first time did, and change nothing
+if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} end
 if state == 'booked' then return {'USED', h[8]} end
 if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
 local hold_member = 'h|' .. ARGV[2] .. '|' .. h[6] .. '|' .. h[7]

@@ -4,10 +4,14 @@
 -- ARGV: 1 now_ms  2 start_s  3 end_s  4 hold_id  5 ttl_ms  6 retention_ms  7 practice_id
 --       8 practitioner_id  9 visit_type_id  10 actor  11 request_id  12 idempotency fingerprint or ''
 --       13 response json (stored for idempotent replays)
+-- A retry of the same call (same hold_id) answers {'OK'} again and changes nothing.
 -- Returns {'OK'} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'UNAVAILABLE', reason}
 local now, start, finish = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local replay = idem_lookup(KEYS[8], ARGV[12])
 if replay then return replay end
+-- hold ids are new for each request: an existing hold hash means this very call already ran (a client retry
+-- after a lost answer); answer as the first time did, never 'taken' by its own claim
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'OK'} end
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {'UNAVAILABLE', 'not_a_slot'} end
 local notice, horizon = unpack(redis.call('HMGET', KEYS[3], 'min_notice_s', 'horizon_s'))
 if start * 1000 < now + tonumber(notice or 0) * 1000 then return {'UNAVAILABLE', 'too_soon'} end

@@ -3,12 +3,16 @@
 -- KEYS: 1 appointment hash  2 claims zset of its current practitioner  3 hold hash  4 claims zset of the hold's
 --       practitioner  5 hold expiry zset  6 events  7 audit
 -- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
+--       7 move id (new for each reschedule request; stored on the appointment as 'move_id')
+-- A retry of the same call (same move id) answers {'OK', version} again and changes nothing.
 -- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
 --       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken'}
 local now = tonumber(ARGV[1])
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
-  'visit_type_id', 'patient', 'manage_hash')
+  'visit_type_id', 'patient', 'manage_hash', 'move_id')
 if not a[1] then return {'NOT_FOUND'} end
+-- this very call already moved it (a client retry after a lost answer): answer as the first time did
+if ARGV[7] ~= '' and a[10] == ARGV[7] then return {'OK', a[5]} end
 if a[2] ~= ARGV[4] then return {'RETRY'} end
 if a[1] == 'cancelled' then return {'CANCELLED'} end
 local h = redis.call('HMGET', KEYS[3], 'state', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
@@ -29,7 +33,7 @@ redis.call('ZREM', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[3], 'state', 'booked', 'appointment_id', ARGV[2])
 local version = int(tonumber(a[5]) + 1)
 redis.call('HSET', KEYS[1], 'practitioner_id', h[2], 'visit_type_id', h[3], 'start', h[4], 'end', h[5],
-  'version', version, 'hold_id', ARGV[3], 'updated_ms', ARGV[1])
+  'version', version, 'hold_id', ARGV[3], 'updated_ms', ARGV[1], 'move_id', ARGV[7])
 local appt = {id = ARGV[2], status = 'booked', version = tonumber(version), practice_id = a[6],
   practitioner_id = h[2], visit_type_id = h[3], start = start, ['end'] = finish, patient = cjson.decode(a[8]),
   manage_hash = a[9], hold_id = ARGV[3]}

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import errors, ids, keys, scripts
-from engine.access import ApiKey, create_key, restore_key, revoke_key
+from engine.access import ApiKey, create_key, lookup_key, restore_key, revoke_key
 from engine.model import SYSTEM, Appointment, Patient, Practice, Practitioner, Schedule, VisitType, WeeklyWindow
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -112,6 +112,7 @@ class World:
             practitioner_id=self.prs[practitioner].id,
             hold_id=hold_id,
             hold_practitioner_id=ids.practitioner_of_hold(hold_id) or "",
+            move_id=ids.new_manage_token()[:16],
             ctx=SYSTEM,
         )
 
@@ -142,12 +143,12 @@ def run(body: Callable[[World], Awaitable[None]]) -> None:
 def test_hold_ok_replay_and_mismatch() -> None:
     async def body(w: World) -> None:
         start = await w.slot()
-        call = w.hold_call(start, idem_key="k1", fingerprint="fp", record=b'{"stored":1}')
+        call = w.hold_call(start, idem_ref="k1", fingerprint="fp", record=b'{"stored":1}')
         assert await scripts.hold(w.lua, call) is None
-        again = w.hold_call(start, idem_key="k1", fingerprint="fp")
+        again = w.hold_call(start, idem_ref="k1", fingerprint="fp")
         assert await scripts.hold(w.lua, again) == scripts.Replay(b'{"stored":1}')
         with pytest.raises(errors.IdempotencyKeyReusedError):
-            await scripts.hold(w.lua, w.hold_call(start, idem_key="k1", fingerprint="other"))
+            await scripts.hold(w.lua, w.hold_call(start, idem_ref="k1", fingerprint="other"))
 
     run(body)
 
@@ -215,14 +216,14 @@ def test_book_statuses() -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         hid = await w.hold(start)
-        call = w.book_call(hid, idem_key="b1", fingerprint="fp", record=b'{"appt":1}')
+        call = w.book_call(hid, idem_ref="b1", fingerprint="fp", record=b'{"appt":1}')
         booked = await scripts.book(w.lua, call)
         assert booked == scripts.Booked(w.vt.id, start, start + 1800)
-        assert await scripts.book(w.lua, w.book_call(hid, idem_key="b1", fingerprint="fp")) == scripts.Replay(
+        assert await scripts.book(w.lua, w.book_call(hid, idem_ref="b1", fingerprint="fp")) == scripts.Replay(
             b'{"appt":1}'
         )
         with pytest.raises(errors.IdempotencyKeyReusedError):
-            await scripts.book(w.lua, w.book_call(hid, idem_key="b1", fingerprint="x"))
+            await scripts.book(w.lua, w.book_call(hid, idem_ref="b1", fingerprint="x"))
         with pytest.raises(errors.HoldUsedError):
             await scripts.book(w.lua, w.book_call(hid))
         with pytest.raises(errors.NotFoundError):
@@ -332,7 +333,13 @@ def test_api_key_statuses() -> None:
         with pytest.raises(errors.NotFoundError) as exc:
             await revoke_key(w.eng, w.pid, key.id)
         assert exc.value.kind == "api key"
-        assert await restore_key(w.eng, ApiKey(key.id, w.pid, key.hash, key.created_ms))
+        # a revocation is final: reconciliation's restore (from a snapshot taken before it) is refused
+        assert not await restore_key(w.eng, ApiKey(key.id, w.pid, key.hash, key.created_ms))
+        assert await lookup_key(w.eng, _token) is None
+        other, token = await create_key(w.eng, w.pid)
+        await w.eng.redis.delete(keys.api_keys(w.pid), keys.api_key_hashes(w.pid))  # Redis lost the live key
+        assert await restore_key(w.eng, other)
+        assert await lookup_key(w.eng, token) == other
 
     run(body)
 
@@ -398,3 +405,55 @@ def test_every_status_has_one_error_and_every_script_a_function() -> None:
         assert scripts.source(name).splitlines()[-1]  # the file exists and is not empty
         header = scripts.registry._read(name).splitlines()[0]
         assert header.startswith(f"-- {name}:"), header
+
+
+# ----------------------------------------------------------------- retries of a call whose answer was lost
+def _events(w: World, kind: bytes) -> Awaitable[int]:
+    async def count() -> int:
+        return sum(f[b"type"] == kind for _, f in await w.eng.redis.xrange(keys.events(w.pid)))
+
+    return count()
+
+
+def test_a_retried_hold_answers_ok_again_and_claims_once() -> None:
+    """redis-py re-sends a script after a connection error: the winner must not read 'taken' (its own claim)."""
+
+    async def body(w: World) -> None:
+        call = w.hold_call(await w.slot())
+        assert await scripts.hold(w.lua, call) is None
+        assert await scripts.hold(w.lua, call) is None
+        assert await w.eng.redis.zcard(keys.claims(w.pid, w.prs[0].id)) == 1
+        assert await _events(w, b"hold") == 1
+
+    run(body)
+
+
+def test_a_retried_book_answers_the_booking_again_and_books_once() -> None:
+    async def body(w: World) -> None:
+        start = await w.slot()
+        call = w.book_call(await w.hold(start))
+        first = await scripts.book(w.lua, call)
+        assert await scripts.book(w.lua, call) == first == scripts.Booked(w.vt.id, start, start + 1800)
+        assert await _events(w, b"book") == 1
+        with pytest.raises(errors.HoldUsedError):  # another request (another appointment id) still loses
+            await scripts.book(w.lua, w.book_call(call.ref.hold_id))
+
+    run(body)
+
+
+def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
+    async def body(w: World) -> None:
+        appt = await w.booked(await w.slot(0))
+        target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
+        args: dict[str, Any] = {
+            "now_ms": int(w.clock.now * 1000), "practice_id": w.pid, "appointment_id": appt,
+            "practitioner_id": w.prs[0].id, "hold_id": target, "hold_practitioner_id": w.prs[1].id,
+            "move_id": "m-1", "ctx": SYSTEM,
+        }
+        assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)
+        assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)  # the same call, re-sent
+        assert await _events(w, b"reschedule") == 1
+        with pytest.raises(errors.HoldUsedError):  # a new request onto the same hold is refused as before
+            await scripts.reschedule(w.lua, **{**args, "practitioner_id": w.prs[1].id, "move_id": "m-2"})
+
+    run(body)

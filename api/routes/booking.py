@@ -26,7 +26,7 @@ from api.schemas import (
     RescheduleIn,
 )
 from engine import access, errors, ids
-from engine.service import fingerprint
+from engine.idempotency import derive
 from persistence.notify.queries import notification_rows
 
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
@@ -104,8 +104,7 @@ async def create_hold(
             data.visit_type_id,
             data.start,
             ctx=ctx,
-            idem_key=idempotency_key,
-            body_fp=fingerprint(await request.body()) if idempotency_key else "",
+            idem=derive(idempotency_key, await request.body()) if idempotency_key else None,
             hold_id=hold_id,
         )
     except errors.BookingError:
@@ -158,8 +157,7 @@ async def book(
         data.hold_id,
         data.patient,
         ctx=ctx,
-        idem_key=idempotency_key,
-        body_fp=fingerprint(await request.body()) if idempotency_key else "",
+        idem=derive(idempotency_key, await request.body()) if idempotency_key else None,
     )
     await _forget(request, p, data.hold_id)
     body = render.appointment_bytes(appt, (await eng.cached_practice(appt.practice_id)).timezone)

@@ -58,10 +58,11 @@ def hold_call(
     ttl_ms: int,
     retention_ms: int,
     ctx: Ctx,
-    idem_key: str | None = None,
+    idem_ref: str | None = None,
     fingerprint: str = "",
     record: bytes = b"",
 ) -> Call:
+    """``idem_ref``, ``fingerprint`` and ``record`` come from ``engine.idempotency`` (never the client's key)."""
     pid = practice_id
     return Call(
         "hold",
@@ -73,10 +74,10 @@ def hold_call(
             keys.hold_expiries(pid),
             keys.events(pid),
             keys.audit(pid),
-            keys.idempotency(pid, "hold", idem_key),
+            keys.idempotency(pid, "hold", idem_ref),
         ],
         [now_ms, start, end, hold_id, ttl_ms, retention_ms, pid, practitioner_id, visit_type_id, ctx.actor,
-         ctx.request_id, fingerprint if idem_key else "", record],
+         ctx.request_id, fingerprint if idem_ref else "", record],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -133,7 +134,7 @@ def book_call(
     manage_hash: str,
     patient_ref: str,
     ctx: Ctx,
-    idem_key: str | None = None,
+    idem_ref: str | None = None,
     fingerprint: str = "",
     record: bytes = b"",
 ) -> Call:
@@ -147,10 +148,10 @@ def book_call(
             keys.hold_expiries(pid),
             keys.events(pid),
             keys.audit(pid),
-            keys.idempotency(pid, "book", idem_key),
+            keys.idempotency(pid, "book", idem_ref),
         ],
         [now_ms, hold_id, appointment_id, patient_json, manage_hash, ctx.actor, ctx.request_id,
-         fingerprint if idem_key else "", record, patient_ref],
+         fingerprint if idem_ref else "", record, patient_ref],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -196,9 +197,11 @@ async def reschedule(
     practitioner_id: str,
     hold_id: str,
     hold_practitioner_id: str,
+    move_id: str,
     ctx: Ctx,
 ) -> Moved | Retry:
-    """Move a booked appointment onto a live hold of the same practice."""
+    """Move a booked appointment onto a live hold of the same practice; ``move_id`` (new for each request)
+    lets a retry of the same call be answered as the first one was."""
     pid = practice_id
     res = reply(
         await lua.run(
@@ -212,7 +215,7 @@ async def reschedule(
                 keys.events(pid),
                 keys.audit(pid),
             ],
-            [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id],
+            [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id],
         )
     )
     if res[0] == "OK":

@@ -92,7 +92,8 @@ async def api_key(
     res = reply(
         await lua.run(
             "api_key",
-            [keys.api_keys(pid), keys.api_key_hashes(pid), keys.events(pid), keys.audit(pid)],
+            [keys.api_keys(pid), keys.api_key_hashes(pid), keys.events(pid), keys.audit(pid),
+             keys.api_key_tombstones(pid)],
             [now_ms, action, key_id, key_hash, record, ctx.actor, ctx.request_id, pid],
         )
     )

@@ -1,0 +1,56 @@
+"""Idempotent replays that an operator cannot read: what Redis stores for an ``Idempotency-Key`` is sealed with a
+key derived from the client's Idempotency-Key, which Redis never sees in clear.
+
+- the Redis key names ``ref``, a one-way derivation of the client's key (never the key itself);
+- the body fingerprint is an HMAC under a derived key (no hash of patient data an operator could test guesses
+  against without the client's key);
+- the stored record (with the patient's data and, for a booking, the manage token) is AES-GCM sealed under a
+  third derived key, its ``ref`` bound as associated data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_LABEL = b"booking-idempotency-v1\0"
+
+
+class IdempotencyKey(msgspec.Struct, frozen=True):
+    ref: str  # what Redis sees in the key name
+    fingerprint: str  # HMAC of the request body
+    secret: bytes  # AES-256-GCM key; never leaves the process
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return hmac.new(master, purpose, hashlib.sha256).digest()
+
+
+def derive(client_key: str, body: bytes) -> IdempotencyKey:
+    """The derived values of one request's Idempotency-Key and body."""
+    master = hashlib.sha256(_LABEL + client_key.encode("utf-8", "surrogatepass")).digest()
+    return IdempotencyKey(
+        ref=_derive(master, b"ref").hex()[:40],
+        fingerprint=hmac.new(_derive(master, b"fingerprint"), body, hashlib.sha256).hexdigest(),
+        secret=_derive(master, b"seal"),
+    )
+
+
+def seal(key: IdempotencyKey, record: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return base64.urlsafe_b64encode(nonce + AESGCM(key.secret).encrypt(nonce, record, key.ref.encode()))
+
+
+def unseal(key: IdempotencyKey, sealed: bytes) -> bytes:
+    """The stored record; ValueError when it was not sealed with this key (tampered, or another key)."""
+    raw = base64.urlsafe_b64decode(sealed)
+    try:
+        return AESGCM(key.secret).decrypt(raw[:12], raw[12:], key.ref.encode())
+    except InvalidTag:
+        raise ValueError("the stored idempotent answer does not open with this Idempotency-Key") from None
