@@ -83,6 +83,7 @@ def availability_bytes(practice: Practice, visit_type_id: str, date: dt.date, da
             visit_type_id=visit_type_id,
             date=date.isoformat(),
             days=days,
+            stale=False,
             slots=[],
         )
     )

@@ -71,6 +71,7 @@ class AvailabilityOut(msgspec.Struct):
     visit_type_id: str
     date: str
     days: int
+    stale: bool  # True only when answered from the last known availability while Redis is unreachable
     slots: list[SlotOut]
 
 

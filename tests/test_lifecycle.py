@@ -183,3 +183,14 @@ def test_min_notice_and_horizon_limit_what_is_offered_and_held(client: Any) -> N
     too_soon = (now + dt.timedelta(days=1)).astimezone(first.tzinfo).replace(hour=9, minute=0, second=0, microsecond=0)
     r = hold(client, pr, vt, too_soon.isoformat())
     assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"
+
+
+def test_every_search_answer_says_it_is_not_stale(client: Any) -> None:
+    """API.md: the answer carries "stale": false (true only when served from the last known availability)."""
+    ctx = setup_practice(client)
+    r = client.get(
+        f"/v1/practices/{ctx['practice_id']}/availability",
+        params={"date": next_weekday(1).isoformat(), "visit_type_id": ctx["visit_types"][30], "days": 2},
+    )
+    assert r.status_code == 200 and r.json()["stale"] is False and r.json()["slots"]
+    assert "age" not in r.headers
