@@ -58,7 +58,9 @@ def appointment_bytes(a: Appointment, tz: str) -> bytes:
 _SLOT_CACHE: dict[tuple[str, int, int, str], bytes] = {}
 
 
-def availability_bytes(practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult) -> bytes:
+def availability_bytes(
+    practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult, stale: bool = False
+) -> bytes:
     """The availability answer, assembled from per-slot JSON fragments that are cached (the same slots are
     shown to every patient searching that day): the cost of a search is a dictionary look-up per slot."""
     tz, n, dur = practice.timezone, len(found.practitioner_ids), found.duration_s
@@ -83,7 +85,7 @@ def availability_bytes(practice: Practice, visit_type_id: str, date: dt.date, da
             visit_type_id=visit_type_id,
             date=date.isoformat(),
             days=days,
-            stale=False,
+            stale=stale,
             slots=[],
         )
     )

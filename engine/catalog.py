@@ -102,6 +102,13 @@ class Catalog:
     async def get_visit_type(self, visit_type_id: str) -> VisitType:
         return await self._get(visit_type_id, "v", keys.visit_types, VisitType, "visit type")
 
+    def last_context(
+        self, practice_id: str, visit_type_id: str, practitioner_id: str | None
+    ) -> tuple[Practice, VisitType, list[str]] | None:
+        """The last search context this process read, however old (for stale answers while Redis is down)."""
+        hit = self._contexts.get((practice_id, visit_type_id, practitioner_id))
+        return None if hit is None else (hit[1], hit[2], hit[3])
+
     async def search_context(
         self, practice_id: str, visit_type_id: str, practitioner_id: str | None
     ) -> tuple[Practice, VisitType, list[str]]:

@@ -37,6 +37,11 @@ def base(pid: str, practitioner_id: str, visit_type_id: str) -> str:
     return f"{tag(pid)}:base:{practitioner_id}:{visit_type_id}"
 
 
+def versions(pid: str, practitioner_id: str) -> str:
+    """Availability versions of a practitioner: UTC-day bucket -> counter, and 'all' (engine/search_cache.py)."""
+    return f"{tag(pid)}:ver:{practitioner_id}"
+
+
 def claims(pid: str, practitioner_id: str) -> str:
     return f"{tag(pid)}:claims:{practitioner_id}"
 

@@ -1,18 +1,30 @@
-"""Search: free slots of one visit type over a range of the practice's local dates."""
+"""Search: free slots of one visit type over a range of the practice's local dates.
+
+With the availability cache on (``SEARCH_CACHE_BYTES`` > 0), a search reads the versions of the asked
+practitioner-days in one round trip and runs the search script only for the practitioners whose cached days
+moved or ran out of time; the audit event is appended after the answer (``Answer.audit``). While Redis is
+unreachable, days cached less than ``STALE_READ_SECONDS`` ago answer with ``stale`` set.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import errors, ids, limits, scripts, timeutil
+from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
 from engine.context import Runtime
-from engine.model import SYSTEM, Ctx, Practice, Slot
+from engine.model import SYSTEM, Ctx, Practice, Slot, VisitType
+from engine.search_cache import DayEntry, SearchCache, buckets
 
 SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
 SEARCH_LAST_DATE = dt.date(9000, 1, 1)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class SearchResult(msgspec.Struct, frozen=True):
@@ -31,6 +43,17 @@ class SearchResult(msgspec.Struct, frozen=True):
         return len(self.packed)
 
 
+class Answer(msgspec.Struct, frozen=True):
+    """A search answer: the practice, the slots, whether they come from the last known availability (``stale``,
+    with their ``age_s``), and the audit append still to run after the answer (None: already audited)."""
+
+    practice: Practice
+    result: SearchResult
+    stale: bool = False
+    age_s: int = 0
+    audit: Callable[[], Awaitable[None]] | None = None
+
+
 def _order(found: list[list[int]], n: int) -> list[int]:
     """Merge the per-practitioner start lists (practitioner ids sorted) into one sorted packed list."""
     packed = [s * n + i for i, starts in enumerate(found) for s in starts]
@@ -42,6 +65,8 @@ class Search:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
+        self.cache = SearchCache(rt.settings.search_cache_bytes)
+        self.audit_failures = 0
 
     async def search(
         self,
@@ -52,26 +77,202 @@ class Search:
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
     ) -> tuple[Practice, SearchResult]:
+        """The answer computed in Redis by one script (no cache), audited in the same step."""
+        self._check(practice_id, date, days)
+        practice, vt, prac_ids = await self.catalog.search_context(practice_id, visit_type_id, practitioner_id)
+        lo, hi = self._range(practice, date, days)
+        detail = self._detail(date, days, vt, practitioner_id)
+        found = await scripts.search(self.rt.lua, self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx))
+        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, _order(found.starts, len(prac_ids)))
+
+    async def answer(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None = None,
+        ctx: Ctx = SYSTEM,
+    ) -> Answer:
+        """The answer through the availability cache when it is on (else as ``search``)."""
+        if not self.cache.enabled:
+            return Answer(*await self.search(practice_id, date, days, visit_type_id, practitioner_id, ctx))
+        self._check(practice_id, date, days)
+        try:
+            practice, vt, prac_ids = await self.catalog.search_context(practice_id, visit_type_id, practitioner_id)
+        except REDIS_DOWN:
+            known = self.catalog.last_context(practice_id, visit_type_id, practitioner_id)
+            if known is None:
+                raise
+            practice, vt, prac_ids = known
+        tz = timeutil.zone(practice.timezone)
+        day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
+        dur = vt.duration_minutes * 60
+        detail = self._detail(date, days, vt, practitioner_id)
+        try:
+            entries = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx)
+        except REDIS_DOWN:
+            stale = self._stale(prac_ids, vt, day_bounds)
+            if stale is None:
+                raise
+            entries, age_s = stale
+            self.cache.stale_answers += 1
+            result = self._result(prac_ids, dur, entries)
+            return Answer(practice, result, True, age_s, self._auditor(practice_id, detail, len(result), "stale", ctx))
+        result = self._result(prac_ids, dur, entries)
+        return Answer(practice, result, audit=self._auditor(practice_id, detail, len(result), "cache", ctx))
+
+    # ----------------------------------------------------------------- the cached path
+    async def _entries(
+        self, pid: str, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]], ctx: Ctx
+    ) -> list[list[DayEntry]]:
+        """Per practitioner, per day: a fresh entry (from the cache, or computed now for whoever needs it)."""
+        dur = vt.duration_minutes * 60
+        first_b = buckets(*day_bounds[0], dur)[0]
+        last_b = buckets(*day_bounds[-1], dur)[1]
+        fields = ["all", *(str(b) for b in range(first_b, last_b + 1))]
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            for pr in prac_ids:
+                pipe.hmget(keys.versions(pid, pr), fields)
+            read = await pipe.execute()
+        now = self.rt.now_ms()
+        out: list[list[DayEntry]] = []
+        stale_days: dict[int, list[int]] = {}  # practitioner index -> indexes of the days to compute
+        for i, (pr, raw) in enumerate(zip(prac_ids, read)):
+            current = [int(v or 0) for v in raw]
+            row: list[DayEntry] = []
+            for d, (lo, hi) in enumerate(day_bounds):
+                entry = self.cache.get((pr, vt.id, lo))
+                if entry is not None and entry.fresh(self._versions(current, first_b, lo, hi, dur), now):
+                    self.cache.hits += 1
+                else:
+                    self.cache.misses += 1
+                    stale_days.setdefault(i, []).append(d)
+                row.append(entry)  # type: ignore[arg-type]  # replaced below when None or outdated
+            out.append(row)
+        if stale_days:
+            await self._compute(pid, prac_ids, vt, day_bounds, stale_days, out, ctx)
+        return out
+
+    async def _compute(
+        self,
+        pid: str,
+        prac_ids: list[str],
+        vt: VisitType,
+        day_bounds: list[tuple[int, int]],
+        todo: dict[int, list[int]],
+        out: list[list[DayEntry]],
+        ctx: Ctx,
+    ) -> None:
+        dur = vt.duration_minutes * 60
+        who = sorted(todo)
+        d_first, d_last = min(min(v) for v in todo.values()), max(max(v) for v in todo.values())
+        lo, hi = day_bounds[d_first][0], day_bounds[d_last][1]
+        first_b, last_b = buckets(lo, hi, dur)
+        call = self._call(pid, [prac_ids[i] for i in who], vt, lo, hi, {}, False, ctx, (first_b, last_b))
+        found = await scripts.search(self.rt.lua, call)
+        now = self.rt.now_ms()
+        for k, i in enumerate(who):
+            starts, meta = found.starts[k], found.meta[k]
+            valid_until, current = meta[0], meta[1:]
+            for d in range(d_first, d_last + 1):
+                day_lo, day_hi = day_bounds[d]
+                day_starts = tuple(s for s in starts if day_lo <= s < day_hi)
+                versions = self._versions(current, first_b, day_lo, day_hi, dur)
+                entry = DayEntry(day_starts, versions, valid_until, now)
+                self.cache.put((prac_ids[i], vt.id, day_lo), entry)
+                out[i][d] = entry
+
+    @staticmethod
+    def _versions(current: list[int], first_b: int, lo: int, hi: int, dur: int) -> tuple[int, ...]:
+        """A day's versions out of a read that starts with 'all' and then covers buckets from ``first_b``."""
+        b_lo, b_hi = buckets(lo, hi, dur)
+        return (current[0], *current[1 + b_lo - first_b : 2 + b_hi - first_b])
+
+    def _stale(
+        self, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]]
+    ) -> tuple[list[list[DayEntry]], int] | None:
+        """Every asked day from the cache, if all are younger than STALE_READ_SECONDS (else None)."""
+        limit_ms = self.rt.settings.stale_read_seconds * 1000
+        now = self.rt.now_ms()
+        out, oldest = [], now
+        for pr in prac_ids:
+            row = []
+            for lo, _ in day_bounds:
+                entry = self.cache.get((pr, vt.id, lo))
+                if entry is None or now - entry.read_at_ms > limit_ms:
+                    return None
+                oldest = min(oldest, entry.read_at_ms)
+                row.append(entry)
+            out.append(row)
+        return out, (now - oldest) // 1000
+
+    @staticmethod
+    def _result(prac_ids: list[str], dur: int, entries: list[list[DayEntry]]) -> SearchResult:
+        found = [[s for e in row for s in e.starts] for row in entries]
+        return SearchResult(prac_ids, dur, _order(found, len(prac_ids)))
+
+    def _auditor(
+        self, pid: str, detail: dict[str, Any], count: int, source: str, ctx: Ctx
+    ) -> Callable[[], Awaitable[None]] | None:
+        if not self.rt.settings.audit_searches:
+            return None
+        at = self.rt.now_ms()
+
+        async def append() -> None:
+            call = self._call(pid, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx, at=at)
+            for _ in range(2):  # one retry; a failure is counted (/metrics), never silent
+                try:
+                    await scripts.search(self.rt.lua, call)
+                    return
+                except REDIS_DOWN:
+                    continue
+            self.audit_failures += 1
+
+        return append
+
+    # ----------------------------------------------------------------- shared
+    @staticmethod
+    def _check(practice_id: str, date: dt.date, days: int) -> None:
         if ids.practice_of(practice_id, "p") is None:
             raise errors.NotFoundError("practice", practice_id)
         if not (SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE):
             raise errors.InvalidRequestError(f"date must lie between {SEARCH_FIRST_DATE} and {SEARCH_LAST_DATE}")
         if not 1 <= days <= limits.MAX_SEARCH_DAYS:
             raise errors.InvalidRequestError(f"days must be 1 to {limits.MAX_SEARCH_DAYS}")
-        practice, vt, prac_ids = await self.catalog.search_context(practice_id, visit_type_id, practitioner_id)
+
+    @staticmethod
+    def _range(practice: Practice, date: dt.date, days: int) -> tuple[int, int]:
         tz = timeutil.zone(practice.timezone)
-        dur = vt.duration_minutes * 60
-        call = scripts.search_call(
-            now_ms=self.rt.now_ms(),
-            practice_id=practice_id,
+        return timeutil.day_bounds(date, tz)[0], timeutil.day_bounds(date + dt.timedelta(days=days - 1), tz)[1]
+
+    @staticmethod
+    def _detail(date: dt.date, days: int, vt: VisitType, practitioner_id: str | None) -> dict[str, Any]:
+        return {"date": date.isoformat(), "days": days, "visit_type_id": vt.id, "practitioner_id": practitioner_id}
+
+    def _call(
+        self,
+        pid: str,
+        prac_ids: list[str],
+        vt: VisitType | None,
+        lo: int,
+        hi: int,
+        detail: dict[str, Any],
+        audit: bool,
+        ctx: Ctx,
+        bucket_range: tuple[int, int] = (0, -1),
+        at: int | None = None,
+    ) -> scripts.Call:
+        return scripts.search_call(
+            now_ms=self.rt.now_ms() if at is None else at,
+            practice_id=pid,
             practitioner_ids=prac_ids,
-            visit_type_id=vt.id,
-            start=timeutil.day_bounds(date, tz)[0],
-            end=timeutil.day_bounds(date + dt.timedelta(days=days - 1), tz)[1],
-            duration_s=dur,
-            detail={"date": date.isoformat(), "days": days, "visit_type_id": vt.id, "practitioner_id": practitioner_id},
-            audit=self.rt.settings.audit_searches,
+            visit_type_id=vt.id if vt else "",
+            start=lo,
+            end=hi,
+            duration_s=vt.duration_minutes * 60 if vt else 0,
+            detail=detail,
+            audit=audit and self.rt.settings.audit_searches,
             ctx=ctx,
+            buckets=bucket_range,
         )
-        found = await scripts.search(self.rt.lua, call)
-        return practice, SearchResult(prac_ids, dur, _order(found, len(prac_ids)))

@@ -24,10 +24,10 @@ from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
-from engine.search import Search, SearchResult
+from engine.search import Answer, Search, SearchResult
 from engine.settings import Settings
 
-__all__ = ["SYSTEM", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
+__all__ = ["SYSTEM", "Answer", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
 
 
 class BookingEngine:
@@ -53,7 +53,9 @@ class BookingEngine:
         self.get_schedule = availability.get_schedule
         self.put_schedule = availability.put_schedule
         self.roll_horizon = availability.roll_horizon
-        self.search = Search(rt, catalog).search
+        self.searcher = searcher = Search(rt, catalog)
+        self.search = searcher.search
+        self.search_answer = searcher.answer
         self.place_hold = holds.place_hold
         self.get_hold = holds.get_hold
         self.release_hold = holds.release_hold

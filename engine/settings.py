@@ -22,6 +22,13 @@ def parse_offsets(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out), reverse=True))
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = int(env.get(name, str(default)))
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more")
+    return value
+
+
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
     database_url: str | None = None
@@ -41,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True):
     limit_live_holds: int = 5
     limit_holds_per_minute: int = 30
     limit_bookings_per_minute: int = 10
+    search_cache_bytes: int = 64 * 1024 * 1024  # the availability cache of each API process (0: off)
+    stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
 
     @property
     def embedded(self) -> bool:
@@ -69,4 +78,6 @@ class Settings(msgspec.Struct, frozen=True):
             limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
             limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
+            search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", 64 * 1024 * 1024),
+            stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
         )

@@ -34,6 +34,18 @@ local function live_overlaps(claims_key, start, finish, now_ms, ignore)
   return found
 end
 
+-- Availability versions (T:ver:<practitioner> hash): one counter per UTC day bucket (floor(t / 86400)) and 'all'.
+-- Every change of what a practitioner offers bumps the buckets its interval touches, in the script that makes
+-- it, so a cached search answer keyed by the versions it was computed at is exact (engine/search_cache.py).
+local DAY_S = 86400
+local function bump(ver_key, start, finish)
+  local b, last = math.floor(start / DAY_S), math.floor((finish - 1) / DAY_S)
+  while b <= last do
+    redis.call('HINCRBY', ver_key, int(b), 1)
+    b = b + 1
+  end
+end
+
 -- An idempotency record is '<fingerprint>\n<response>'. Returns nil when absent.
 local function idem_lookup(key, fp)
   if fp == '' then return nil end

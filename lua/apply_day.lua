@@ -1,12 +1,13 @@
 -- apply_day: replace one local day of a practitioner's slot starts, for each listed visit type, atomically.
 -- Bookings and holds live in the claims zset and are never touched here.
--- KEYS: 1 schedule hash, then one base zset per visit type
+-- KEYS: 1 schedule hash  2 availability versions, then one base zset per visit type
 -- ARGV: 1 generation (from put_schedule; '' = any)  2 day_start_s  3 day_end_s (exclusive)
 --       then per base zset: the number of starts, followed by the starts
 -- Returns {'OK'} | {'STALE'} when a newer schedule generation exists.
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return {'STALE'} end
 local pos = 4
-for k = 2, #KEYS do
+bump(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+for k = 3, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[k], ARGV[2], '(' .. ARGV[3])
   local count = tonumber(ARGV[pos])
   local batch = {}

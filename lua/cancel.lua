@@ -1,5 +1,6 @@
 -- cancel: cancel a booked appointment and give its interval back at once. Idempotent.
 -- KEYS: 1 appointment hash  2 claims zset of the practitioner the caller read  3 events  4 audit
+--       5 availability versions of that practitioner
 -- ARGV: 1 now_ms  2 appointment_id  3 practitioner_id the caller read  4 actor  5 request_id  6 reason
 -- Returns {'OK', version} | {'ALREADY', version} | {'NOT_FOUND'} | {'RETRY'} (practitioner moved meanwhile)
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'end', 'version', 'practice_id', 'start')
@@ -10,6 +11,7 @@ local version = int(tonumber(a[4]) + 1)
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'version', version, 'cancel_reason', ARGV[6],
   'updated_ms', ARGV[1])
 redis.call('ZREM', KEYS[2], 'b|' .. ARGV[2] .. '|' .. a[3] .. '|0')
+bump(KEYS[5], tonumber(a[6]), tonumber(a[3]))
 emit(KEYS[3], KEYS[4], ARGV[1], 'cancel', ARGV[4], a[5], a[2], nil, ARGV[2], ARGV[5],
   {version = tonumber(version), start = tonumber(a[6]), ['end'] = tonumber(a[3]), has_reason = ARGV[6] ~= ''},
   cjson.encode({id = ARGV[2], status = 'cancelled', version = tonumber(version), cancel_reason = ARGV[6]}))

@@ -1,6 +1,7 @@
 -- hold: hold [start, end) of one practitioner for one visit type, if it is offered right now.
 -- KEYS: 1 base zset (practitioner, visit type)  2 claims zset (practitioner)  3 schedule hash (practitioner)
 --       4 hold hash  5 hold expiry zset (practice)  6 events stream  7 audit hash  8 idempotency key
+--       9 availability versions (practitioner)
 -- ARGV: 1 now_ms  2 start_s  3 end_s  4 hold_id  5 ttl_ms  6 retention_ms  7 practice_id
 --       8 practitioner_id  9 visit_type_id  10 actor  11 request_id  12 idempotency fingerprint or ''
 --       13 response json (stored for idempotent replays)
@@ -23,6 +24,7 @@ redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[7], 'practition
 redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[2], start, 'h|' .. ARGV[4] .. '|' .. ARGV[3] .. '|' .. expires)
 redis.call('ZADD', KEYS[5], expires, ARGV[4])
+bump(KEYS[9], start, finish)
 emit(KEYS[6], KEYS[7], ARGV[1], 'hold', ARGV[10], ARGV[7], ARGV[8], ARGV[4], nil, ARGV[11],
   {visit_type_id = ARGV[9], start = start, ['end'] = finish, expires_ms = tonumber(expires)}, nil)
 idem_store(KEYS[8], ARGV[12], ARGV[13])

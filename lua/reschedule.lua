@@ -1,7 +1,7 @@
 -- reschedule: move a booked appointment onto a live hold of the same practice (any practitioner), in one step:
 -- the new interval claimed, the old one given back, version + 1. On any failure nothing changes.
 -- KEYS: 1 appointment hash  2 claims zset of its current practitioner  3 hold hash  4 claims zset of the hold's
---       practitioner  5 hold expiry zset  6 events  7 audit
+--       practitioner  5 hold expiry zset  6 events  7 audit  8 availability versions of its current practitioner
 -- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
 --       7 move id (new for each reschedule request; stored on the appointment as 'move_id')
 -- A retry of the same call (same move id) answers {'OK', version} again and changes nothing.
@@ -27,6 +27,7 @@ for _, m in ipairs(live_overlaps(KEYS[4], start, finish, now, hold_member)) do
   if m ~= old_member then return {'UNAVAILABLE', 'taken'} end
 end
 redis.call('ZREM', KEYS[2], old_member)
+bump(KEYS[8], tonumber(a[3]), tonumber(a[4]))
 redis.call('ZREM', KEYS[4], hold_member)
 redis.call('ZADD', KEYS[4], start, 'b|' .. ARGV[2] .. '|' .. h[5] .. '|0')
 redis.call('ZREM', KEYS[5], ARGV[3])

@@ -2,6 +2,7 @@
 -- a booked appointment that would overlap another booked one is refused and reported; a live hold in its way
 -- loses its claim (the acknowledged booking wins; booking that hold later finds the overlap and fails).
 -- KEYS: 1 appointment hash  2 claims zset of its practitioner  3 claims zset of the practitioner Redis had
+--       4, 5 availability versions of those two practitioners ('all' is bumped: restores are rare)
 -- ARGV: 1 now_ms  2 appointment_id  3 status  4 version  5 practice_id  6 practitioner_id  7 visit_type_id
 --       8 start_s  9 end_s  10 patient json  11 manage_hash  12 hold_id  13 cancel_reason  14 updated_ms
 -- Returns {'OK'} | {'SKIP', version Redis has} | {'CONFLICT', member, ...}
@@ -20,6 +21,8 @@ if ARGV[3] == 'booked' then
   end
   if #clash > 0 then return {'CONFLICT', unpack(clash)} end
 end
+redis.call('HINCRBY', KEYS[4], 'all', 1)
+redis.call('HINCRBY', KEYS[5], 'all', 1)
 if cur[2] then redis.call('ZREM', KEYS[3], 'b|' .. ARGV[2] .. '|' .. cur[2] .. '|0') end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'version', ARGV[4], 'practice_id', ARGV[5], 'practitioner_id', ARGV[6],
   'visit_type_id', ARGV[7], 'start', ARGV[8], 'end', ARGV[9], 'patient', ARGV[10], 'manage_hash', ARGV[11],

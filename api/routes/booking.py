@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
@@ -47,8 +48,11 @@ async def availability(
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[bytes]:
     _, ctx = await caller(request)
-    practice, found = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
-    return raw_json(render.availability_bytes(practice, visit_type_id, date, days, found), 200)
+    ans = await engine(request).search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
+    headers = {"Age": str(ans.age_s)} if ans.stale else None
+    # the search's audit event is appended once the answer is on its way (it never adds to its latency)
+    return raw_json(body, 200, headers, BackgroundTask(ans.audit) if ans.audit else None)
 
 
 def _practice_of_hold(hold_id: str) -> str:

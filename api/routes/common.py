@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 
 from api.auth import Principal, principal
 from engine.service import BookingEngine, Ctx
@@ -29,8 +30,10 @@ async def strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
     return msgspec.json.decode(await request.body(), type=kind)
 
 
-def raw_json(body: bytes, status: int, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(content=body, status_code=status, media_type=JSON, headers=headers)
+def raw_json(
+    body: bytes, status: int, headers: dict[str, str] | None = None, background: BackgroundTask | None = None
+) -> Response[bytes]:
+    return Response(content=body, status_code=status, media_type=JSON, headers=headers, background=background)
 
 
 def encode(value: Any) -> bytes:

@@ -37,7 +37,7 @@ from engine.scripts.repair import (
     restore_seq,
     trim_past,
 )
-from engine.scripts.setup import DayPlan, api_key, apply_day, limit, put_entity, schedule, search, search_call
+from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
 
 __all__ = [
     "NAMES",
@@ -46,6 +46,7 @@ __all__ = [
     "Booked",
     "Call",
     "DayPlan",
+    "Found",
     "Lua",
     "Moved",
     "Replay",

@@ -75,6 +75,7 @@ def hold_call(
             keys.events(pid),
             keys.audit(pid),
             keys.idempotency(pid, "hold", idem_ref),
+            keys.versions(pid, practitioner_id),
         ],
         [now_ms, start, end, hold_id, ttl_ms, retention_ms, pid, practitioner_id, visit_type_id, ctx.actor,
          ctx.request_id, fingerprint if idem_ref else "", record],
@@ -98,7 +99,7 @@ def release_call(*, now_ms: int, practice_id: str, practitioner_id: str, hold_id
     return Call(
         "release",
         [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id), keys.hold_expiries(pid), keys.events(pid),
-         keys.audit(pid)],
+         keys.audit(pid), keys.versions(pid, practitioner_id)],
         [now_ms, hold_id, ctx.actor, ctx.request_id],
         Ref("hold", hold_id, hold_id),
     )
@@ -172,7 +173,8 @@ def cancel_call(
     pid = practice_id
     return Call(
         "cancel",
-        [keys.appointment(pid, appointment_id), keys.claims(pid, practitioner_id), keys.events(pid), keys.audit(pid)],
+        [keys.appointment(pid, appointment_id), keys.claims(pid, practitioner_id), keys.events(pid), keys.audit(pid),
+         keys.versions(pid, practitioner_id)],
         [now_ms, appointment_id, practitioner_id, ctx.actor, ctx.request_id, reason],
         Ref("appointment", appointment_id),
     )
@@ -214,6 +216,7 @@ async def reschedule(
                 keys.hold_expiries(pid),
                 keys.events(pid),
                 keys.audit(pid),
+                keys.versions(pid, practitioner_id),
             ],
             [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id],
         )

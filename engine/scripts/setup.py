@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from engine import errors, keys
 from engine.codec import encoder
 from engine.model import Ctx
@@ -39,7 +41,7 @@ async def schedule(
     pid = practice_id
     gen = await lua.run(
         "schedule",
-        [keys.schedule(pid, practitioner_id), keys.events(pid), keys.audit(pid)],
+        [keys.schedule(pid, practitioner_id), keys.events(pid), keys.audit(pid), keys.versions(pid, practitioner_id)],
         [now_ms, schedule_json, min_notice_s, horizon_s, pid, practitioner_id, ctx.actor, ctx.request_id,
          encoder.encode(detail), "restore" if restore else ""],
     )
@@ -61,7 +63,11 @@ async def apply_day(
     """Replace each day's slot starts (one atomic script per day, sent together); raises StaleScheduleError
     when a newer schedule generation exists."""
     pid = practice_id
-    script_keys = [keys.schedule(pid, practitioner_id), *(keys.base(pid, practitioner_id, v) for v in visit_type_ids)]
+    script_keys = [
+        keys.schedule(pid, practitioner_id),
+        keys.versions(pid, practitioner_id),
+        *(keys.base(pid, practitioner_id, v) for v in visit_type_ids),
+    ]
     async with lua.redis.pipeline(transaction=False) as pipe:
         for day in days:
             args: list[Any] = [gen, day.start, day.end]
@@ -143,24 +149,40 @@ def search_call(
     detail: dict[str, Any],
     audit: bool,
     ctx: Ctx,
+    buckets: tuple[int, int] = (0, -1),
 ) -> Call:
+    """``buckets``: the first and last version bucket whose counters the answer reports (none by default)."""
     pid = practice_id
     script_keys: list[str] = []
     for pr in practitioner_ids:
-        script_keys += [keys.base(pid, pr, visit_type_id), keys.claims(pid, pr), keys.schedule(pid, pr)]
+        script_keys += [
+            keys.base(pid, pr, visit_type_id),
+            keys.claims(pid, pr),
+            keys.schedule(pid, pr),
+            keys.versions(pid, pr),
+        ]
     script_keys += [keys.events(pid), keys.audit(pid)]
     return Call(
         "search",
         script_keys,
         [now_ms, start, end, duration_s, len(practitioner_ids), ctx.actor, ctx.request_id, pid,
-         encoder.encode(detail), "1" if audit else "0"],
+         encoder.encode(detail), "1" if audit else "0", buckets[0], buckets[1]],
     )
 
 
-async def search(lua: Lua, call: Call) -> list[list[int]]:
+class Found(msgspec.Struct, frozen=True):
+    """Per practitioner, in the order asked: the free starts, and {valid_until_ms, version 'all', the versions
+    of the asked buckets} (the answer is right while no version moves and now_ms < valid_until_ms; 0: always)."""
+
+    starts: list[list[int]]
+    meta: list[list[int]]
+
+
+async def search(lua: Lua, call: Call) -> Found:
     """Free slot starts of each practitioner in [start, end), in the order given, and one audited 'search'
     (``search_call``)."""
     if call.script != "search":
         raise TypeError(f"a {call.script} call was passed to search")
     found: list[list[int]] = await lua.run("search", call.keys, call.args)
-    return found
+    n = len(found) // 2
+    return Found(found[:n], found[n:])

@@ -1,0 +1,78 @@
+"""The per-process cache of availability by practitioner, visit type and local day, exact by construction.
+
+An entry is the free starts of one practitioner-day with the versions it was computed at and the instant time
+alone would change it (``valid_until_ms``). Every script that changes what a practitioner offers bumps the
+versions of the UTC-day buckets its interval touches (``bump`` in lua/_prelude.lua) in the same atomic step, and
+the search script reports versions and that instant atomically with the starts it computed. A cached day is
+used only while the versions read now equal its own and the instant has not passed; otherwise it is computed
+again. While Redis is unreachable, entries younger than ``STALE_READ_SECONDS`` may answer, marked stale.
+
+Memory is bounded: a least-recently-used map with a limit in bytes (``SEARCH_CACHE_BYTES``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from typing import NamedTuple
+
+DAY_S = 86400
+
+Key = tuple[str, str, int]  # practitioner id, visit type id, local day start (epoch s)
+
+
+def buckets(day_start: int, day_end: int, duration_s: int) -> tuple[int, int]:
+    """The version buckets a day's answer depends on: a claim or base change overlapping [start, end + duration)
+    of the day bumps at least one of them."""
+    return day_start // DAY_S, (day_end + duration_s - 1) // DAY_S
+
+
+class DayEntry(NamedTuple):
+    starts: tuple[int, ...]
+    versions: tuple[int, ...]  # 'all', then the day's buckets in order
+    valid_until_ms: int  # 0: no instant
+    read_at_ms: int
+
+    def fresh(self, versions: tuple[int, ...], now_ms: int) -> bool:
+        return self.versions == versions and (self.valid_until_ms == 0 or now_ms < self.valid_until_ms)
+
+
+_ENTRY_OVERHEAD = 400  # dict slot, key tuple and NamedTuple headers, measured with sys.getsizeof (bytes)
+
+
+def entry_size(e: DayEntry) -> int:
+    return _ENTRY_OVERHEAD + sys.getsizeof(e.starts) + 28 * len(e.starts) + sys.getsizeof(e.versions)
+
+
+class SearchCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = self.misses = self.evictions = self.stale_answers = 0
+        self._map: OrderedDict[Key, tuple[DayEntry, int]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def get(self, key: Key) -> DayEntry | None:
+        hit = self._map.get(key)
+        if hit is None:
+            return None
+        self._map.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: Key, entry: DayEntry) -> None:
+        size = entry_size(entry)
+        old = self._map.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._map[key] = (entry, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes and self._map:
+            _, (_, dropped) = self._map.popitem(last=False)
+            self.bytes -= dropped
+            self.evictions += 1
