@@ -17,6 +17,7 @@ from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from api.hooks import quiet_logging
 from benchmarks.pgonly import store
 from engine import timeutil
 from engine.model import Patient, Schedule
@@ -187,10 +188,5 @@ def create_app() -> Litestar:
         exception_handlers={Exception: _problem},
         debug=False,
         openapi_config=None,
-        on_app_init=[_quiet],
+        on_app_init=[quiet_logging],
     )
-
-
-def _quiet(config: Any) -> Any:
-    config.logging_config = None
-    return config
