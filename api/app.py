@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.problems import EXCEPTION_HANDLERS, documented_problems
 from api.routes import audit, booking, ops, setup
@@ -129,7 +129,7 @@ def create_app(
         openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema"),
         request_max_body_size=64 * 1024,
         debug=False,
-        on_app_init=[_quiet],
+        on_app_init=[quiet_logging],
     )
 
 
@@ -142,8 +142,3 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def _quiet(config: AppConfig) -> AppConfig:
-    config.logging_config = None
-    return config

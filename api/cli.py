@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from engine.settings import Settings
@@ -191,10 +192,14 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if audit.verify(db, practice_id=args.practice) else 1
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from benchmarks.cli import main as bench_main
+COMMANDS = "booking.commands"
 
-    return int(bench_main(args.rest))
+
+def _commands() -> dict[str, EntryPoint]:
+    """`booking NAME ...` commands that live outside the API (`booking bench`: the load-test suite), registered
+    as entry points in pyproject.toml. Each parses its own options and is imported only when it runs, so the
+    API never imports them."""
+    return {ep.name: ep for ep in entry_points(group=COMMANDS)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -236,11 +241,8 @@ def parser() -> argparse.ArgumentParser:
     au.set_defaults(run=_audit)
     wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
     wk.set_defaults(run=_worker)
-    be = sub.add_parser(
-        "bench", help="the benchmark suite (see docs/benchmarks.md; `booking bench --help`)", add_help=False
-    )
-    be.add_argument("rest", nargs=argparse.REMAINDER)
-    be.set_defaults(run=_bench)
+    for name, ep in sorted(_commands().items()):  # listed in --help; main() runs them before parsing
+        sub.add_parser(name, help=f"from {ep.module}: see `booking {name} --help`", add_help=False)
     return p
 
 
@@ -249,10 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # the suite parses its own options
-        from benchmarks.cli import main as bench_main
-
-        return int(bench_main(argv[1:]))
+    command = _commands().get(argv[0]) if argv else None
+    if command is not None:  # it parses its own options
+        return int(command.load()(argv[1:]))
     args = parser().parse_args(argv)
     from persistence.migrate import SchemaMismatchError
 

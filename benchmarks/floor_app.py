@@ -16,6 +16,8 @@ import msgspec
 import redis.asyncio as aioredis
 from litestar import Litestar, Request, Response, delete, get, post
 
+from api.hooks import quiet_logging
+
 PREFIX = "bench:floor:"
 _slot = {"practitioner_id": "floor.r0", "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T09:30:00+01:00"}
 CANNED: dict[str, Any] = {
@@ -99,10 +101,5 @@ def create_app() -> Litestar:
         lifespan=[lifespan],
         debug=False,
         openapi_config=None,
-        on_app_init=[_quiet],
+        on_app_init=[quiet_logging],
     )
-
-
-def _quiet(config: Any) -> Any:
-    config.logging_config = None
-    return config

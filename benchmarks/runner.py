@@ -31,6 +31,21 @@ class Bench:
         self.started: list[targets.Server] = []
 
     # ------------------------------------------------------------ plumbing
+    def _seed(self, url: str) -> Dataset:
+        """The same data set, through the HTTP API of whichever target serves ``url`` (engine or comparator)."""
+        o = self.o
+        log(f"   seeding {o.practices} practices x {o.practitioners} practitioners, {o.horizon} days")
+        return seed(
+            url,
+            targets.ADMIN_TOKEN,
+            practices=o.practices,
+            practitioners=o.practitioners,
+            horizon=o.horizon,
+            prebook=o.prebook,
+            search_days=o.search_days,
+            log=log,
+        )
+
     def _start(self, server: targets.Server, ready: str = "/readyz") -> targets.Server:
         self.started.append(server)
         if server.url:
@@ -187,17 +202,7 @@ class Bench:
             # its start-up reconciliation rewrites what PostgreSQL lacks: let it finish before seeding
             persister.wait_log("start-up reconciliation done")
             url = server.url
-        log(f"   seeding {o.practices} practices x {o.practitioners} practitioners, {o.horizon} days")
-        data = seed(
-            url,
-            targets.ADMIN_TOKEN,
-            practices=o.practices,
-            practitioners=o.practitioners,
-            horizon=o.horizon,
-            prebook=o.prebook,
-            search_days=o.search_days,
-            log=log,
-        )
+        data = self._seed(url)
         self._data = data
         r = redis_sync.Redis.from_url(o.redis_url)
         redis_pid = int(r.info("server")["process_id"])
@@ -302,16 +307,7 @@ class Bench:
         log("== comparator: the same flows on PostgreSQL alone")
         db_url = schema.create(o.pg_admin_url, f"{o.db_prefix}_pgonly")
         server = self._start(targets.start_pgonly(db_url, o.workers, self.logs, o.pgonly_pool, o.server))
-        data = seed(
-            server.url,
-            targets.ADMIN_TOKEN,
-            practices=o.practices,
-            practitioners=o.practitioners,
-            horizon=o.horizon,
-            prebook=o.prebook,
-            search_days=o.search_days,
-            log=log,
-        )
+        data = self._seed(server.url)
         pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, o.gen_procs)
         try:
             for sc in o.scenarios:

@@ -17,6 +17,7 @@ from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from api.hooks import quiet_logging
 from benchmarks.pgonly import store
 from engine import timeutil
 from engine.model import Patient, Schedule
@@ -64,24 +65,26 @@ async def _body(request: Request[Any, Any, Any], kind: type[Any]) -> Any:
     return msgspec.json.decode(await request.body(), type=kind)
 
 
+async def _created(request: Request[Any, Any, Any], table: str, row: dict[str, Any]) -> Response[bytes]:
+    async with _db(request).begin() as c:
+        await store.add_row(c, table, row)
+    return _json(row, 201)
+
+
 # ------------------------------------------------------------------ setup
 @post("/v1/practices")
 async def create_practice(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = await _body(request, dict)
     timeutil.zone(body["timezone"])
     row = {"id": os.urandom(8).hex(), "name": body["name"], "timezone": body["timezone"]}
-    async with _db(request).begin() as c:
-        await store.add_row(c, "practices", row)
-    return _json(row, 201)
+    return await _created(request, "practices", row)
 
 
 @post("/v1/practices/{practice_id:str}/practitioners")
 async def add_practitioner(request: Request[Any, Any, Any], practice_id: str) -> Response[bytes]:
     body = await _body(request, dict)
     row = {"id": f"{practice_id}.r{os.urandom(6).hex()}", "practice_id": practice_id, "name": body["name"]}
-    async with _db(request).begin() as c:
-        await store.add_row(c, "practitioners", row)
-    return _json(row, 201)
+    return await _created(request, "practitioners", row)
 
 
 @post("/v1/practices/{practice_id:str}/visit-types")
@@ -93,9 +96,7 @@ async def add_visit_type(request: Request[Any, Any, Any], practice_id: str) -> R
         "name": body["name"],
         "duration_minutes": int(body["duration_minutes"]),
     }
-    async with _db(request).begin() as c:
-        await store.add_row(c, "visit_types", row)
-    return _json(row, 201)
+    return await _created(request, "visit_types", row)
 
 
 @put("/v1/practitioners/{practitioner_id:str}/schedule")
@@ -187,10 +188,5 @@ def create_app() -> Litestar:
         exception_handlers={Exception: _problem},
         debug=False,
         openapi_config=None,
-        on_app_init=[_quiet],
+        on_app_init=[quiet_logging],
     )
-
-
-def _quiet(config: Any) -> Any:
-    config.logging_config = None
-    return config
