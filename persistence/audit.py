@@ -86,12 +86,8 @@ def query(
     Raises ``InvalidCursorError`` for a cursor this deployment did not sign."""
     t = audit_events
     q = select(t)
-    for col, value in (
-        (t.c.practice_id, practice_id),
-        (t.c.appointment_id, appointment_id),
-        (t.c.hold_id, hold_id),
-        (t.c.action, action),
-    ):
+    filters = ((t.c.practice_id, practice_id), (t.c.appointment_id, appointment_id), (t.c.hold_id, hold_id))
+    for col, value in (*filters, (t.c.action, action)):
         if value is not None:
             q = q.where(col == value)
     if since_ms is not None:
@@ -100,6 +96,8 @@ def query(
         if cursor:
             at, ident = _uncursor(_cursor_key(c), cursor)
             q = q.where(or_(t.c.at_ms > at, and_(t.c.at_ms == at, t.c.id > ident)))
+        if any(value is not None and "\x00" in value for _, value in filters):
+            return [], None  # no id holds a NUL (PostgreSQL text cannot even be asked about one)
         q = q.order_by(t.c.at_ms, t.c.id).limit(limit + 1)
         rows = [dict(r) for r in c.execute(q).mappings()]
         last = rows[limit - 1] if len(rows) > limit else None

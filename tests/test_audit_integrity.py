@@ -241,6 +241,17 @@ def test_only_cursors_this_deployment_signed_are_accepted(world: Any) -> None:
     assert again["items"] == rest["items"]
 
 
+def test_a_filter_holding_a_nul_byte_matches_nothing_instead_of_failing(world: Any) -> None:
+    c, p = world["client"], world["persister"]
+    ctx, appts = book_some(c, n=1)
+    p.drain()
+    for name in ("practice_id", "appointment_id", "hold_id"):
+        r = c.get("/v1/audit", params={name: "x\x00y"})
+        assert (r.status_code, r.json()) == (200, {"items": [], "next": None}), (name, r.text)
+    real = c.get("/v1/audit", params={"practice_id": ctx["practice_id"], "limit": 1}).json()["next"]
+    assert c.get("/v1/audit", params={"hold_id": "\x00", "cursor": real[:-1]}).status_code == 422
+
+
 def test_a_signed_cursor_naming_no_possible_position_is_refused() -> None:
     with pytest.raises(audit.InvalidCursorError):
         audit._uncursor(b"k", audit._cursor(b"k", 10**22, "x"))
