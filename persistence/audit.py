@@ -3,24 +3,72 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+import hmac
+import re
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from persistence import chain
-from persistence.tables import audit_events, audit_heads
+from persistence.tables import audit_events, audit_heads, deployment_secrets
+
+# A cursor is base64url(``<at_ms>:<row id>``) "." base64url(HMAC-SHA256 of it), keyed by the deployment's
+# 'audit_cursor' secret (made by migration 0004, shared by every process through the database).
+_B64 = re.compile(r"[A-Za-z0-9_-]{2,200}")
+_POSITION = re.compile(r"(0|[1-9][0-9]{0,17}):([^\x00-\x1f]{1,64})")
+_CONTEXT = b"booking audit cursor\x00"
 
 
-def _cursor(at_ms: int, ident: str) -> str:
-    return base64.urlsafe_b64encode(f"{at_ms}:{ident}".encode()).decode()
+class InvalidCursorError(ValueError):
+    """A cursor this API did not issue (forged, truncated, altered or signed with another key)."""
 
 
-def _uncursor(cursor: str) -> tuple[int, str]:
-    raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-    at, _, ident = raw.partition(":")
-    return int(at), ident
+def _cursor_key(c: Connection) -> bytes:
+    q = select(deployment_secrets.c.value).where(deployment_secrets.c.name == "audit_cursor")
+    value = c.execute(q).scalar()
+    if not value:
+        raise RuntimeError("the deployment secret 'audit_cursor' is missing (docs/operations.md, the audit chain)")
+    return str(value).encode()
+
+
+def _mac(key: bytes, position: bytes) -> bytes:
+    return hmac.new(key, _CONTEXT + position, hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    if not _B64.fullmatch(text):
+        raise InvalidCursorError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidCursorError("not base64url") from None
+
+
+def _cursor(key: bytes, at_ms: int, ident: str) -> str:
+    position = f"{at_ms}:{ident}".encode()
+    return f"{_b64(position)}.{_b64(_mac(key, position))}"
+
+
+def _uncursor(key: bytes, cursor: str) -> tuple[int, str]:
+    """The position a cursor names, only if this deployment signed it."""
+    body, dot, tag = cursor.partition(".")
+    if not dot:
+        raise InvalidCursorError("unsigned")
+    position = _unb64(body)
+    if not hmac.compare_digest(_unb64(tag), _mac(key, position)):
+        raise InvalidCursorError("bad signature")
+    m = _POSITION.fullmatch(position.decode(errors="replace"))
+    if m is None:  # only a leaked key could get here
+        raise InvalidCursorError("malformed")
+    return int(m.group(1)), m.group(2)
 
 
 def query(
@@ -34,31 +82,33 @@ def query(
     limit: int = 100,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Rows oldest first; ``cursor`` continues after the last row of the previous page."""
+    """Rows oldest first; ``cursor`` continues after the last row of the previous page.
+    Raises ``InvalidCursorError`` for a cursor this deployment did not sign."""
     t = audit_events
     q = select(t)
-    for col, value in (
-        (t.c.practice_id, practice_id),
-        (t.c.appointment_id, appointment_id),
-        (t.c.hold_id, hold_id),
-        (t.c.action, action),
-    ):
+    filters = ((t.c.practice_id, practice_id), (t.c.appointment_id, appointment_id), (t.c.hold_id, hold_id))
+    for col, value in (*filters, (t.c.action, action)):
         if value is not None:
             q = q.where(col == value)
     if since_ms is not None:
         q = q.where(t.c.at_ms >= since_ms)
-    if cursor:
-        at, ident = _uncursor(cursor)
-        q = q.where(or_(t.c.at_ms > at, and_(t.c.at_ms == at, t.c.id > ident)))
-    q = q.order_by(t.c.at_ms, t.c.id).limit(limit + 1)
     with db.connect() as c:
+        if cursor:
+            at, ident = _uncursor(_cursor_key(c), cursor)
+            q = q.where(or_(t.c.at_ms > at, and_(t.c.at_ms == at, t.c.id > ident)))
+        if any(value is not None and "\x00" in value for _, value in filters):
+            return [], None  # no id holds a NUL (PostgreSQL text cannot even be asked about one)
+        q = q.order_by(t.c.at_ms, t.c.id).limit(limit + 1)
         rows = [dict(r) for r in c.execute(q).mappings()]
-    nxt = _cursor(rows[limit - 1]["at_ms"], rows[limit - 1]["id"]) if len(rows) > limit else None
+        last = rows[limit - 1] if len(rows) > limit else None
+        nxt = _cursor(_cursor_key(c), last["at_ms"], last["id"]) if last else None
     return rows[:limit], nxt
 
 
 def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | None = None) -> bool:
-    """Recompute every practice's chain. Names the first altered row of each broken chain."""
+    """Recompute every practice's chain. Names the first altered row of each broken chain. Every column counts:
+    version 2 hashes cover them all; version 1 rows (before migration 0004) are checked by
+    ``chain.legacy_problem`` for what their hash leaves out."""
     t = audit_events
     q = select(t).order_by(t.c.practice_id, t.c.chain_index)
     if practice_id:
@@ -80,8 +130,12 @@ def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | No
                 problem = f"chain index {row['chain_index']} where {expected_index} was expected (a row is missing)"
             elif row["prev_hash"] != prev:
                 problem = "its prev_hash does not match the previous row"
+            elif row["hash_version"] not in chain.VERSIONS:
+                problem = f"its hash_version {row['hash_version']} is not a known canonical form (altered)"
             elif chain.link(prev, row) != row["hash"]:
                 problem = "its content does not match its hash (altered)"
+            elif row["hash_version"] == 1:
+                problem = chain.legacy_problem(row)
             if problem:
                 out(
                     f"AUDIT CHAIN BROKEN: practice {row['practice_id']} row {row['id']} "

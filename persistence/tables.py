@@ -9,11 +9,14 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
+
+from persistence import chain
 
 metadata = MetaData()
 
@@ -110,6 +113,8 @@ audit_events = Table(
     Column("detail", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the canonical form of ``hash`` (persistence/chain.py); rows stored before migration 0004 have 1
+    Column("hash_version", SmallInteger, nullable=False, default=chain.VERSION, server_default="1"),
     UniqueConstraint("practice_id", "chain_index", name="uq_audit_chain"),
     Index("ix_audit_practice_at", "practice_id", "at_ms"),
     Index("ix_audit_appointment", "appointment_id"),
@@ -165,4 +170,12 @@ api_keys = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger),
+)
+
+# Per-deployment secrets, made by the migrations: 'audit_cursor' signs the cursors of GET /v1/audit.
+deployment_secrets = Table(
+    "deployment_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
 )

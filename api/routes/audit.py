@@ -80,7 +80,7 @@ async def list_audit(
             limit=limit,
             cursor=cursor,
         )
-    except (ValueError, UnicodeDecodeError):
+    except audit.InvalidCursorError:
         raise errors.InvalidRequestError("cursor is not one this API returned") from None
     tz_cache: dict[str, str] = {}
     items = []
