@@ -16,11 +16,10 @@ from engine import keys
 from engine.settings import Settings
 from persistence.notify.scheduling import Scheduling
 from persistence.persister import StreamConsumer
-from persistence.tables import notifications
+from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 from persistence.writer import _insert
 
 log = logging.getLogger("booking.notify")
-LIVE = ("scheduled", "retrying")
 
 
 def notification_id(appointment_id: str, kind: str, offset_s: int, version: int) -> str:
@@ -59,14 +58,14 @@ def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[
             select(notifications.c.id).where(
                 notifications.c.appointment_id == e.appointment_id,
                 notifications.c.version < version,
-                notifications.c.status.in_(LIVE),
+                notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
             )
         )
     ]
     if stale:
         conn.execute(
             update(notifications)
-            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE))
+            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES))
             .values(status="cancelled")
         )
     rows = []
@@ -86,7 +85,7 @@ def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[
         select(notifications.c.id, notifications.c.due_at_ms).where(
             notifications.c.appointment_id == e.appointment_id,
             notifications.c.version == version,
-            notifications.c.status.in_(LIVE),
+            notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
             notifications.c.enqueued_at_ms.is_(None),
         )
     ).all()
