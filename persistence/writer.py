@@ -50,10 +50,28 @@ def audit_id(e: ev.Event) -> str:
     return f"{e.practice_id}-{e.event_id}"
 
 
-def _upsert(conn: Connection, table: Any, row: dict[str, Any], key: str, guard: Any = None) -> None:
-    stmt = _insert(conn, table).values(**row)
-    cols = {c: stmt.excluded[c] for c in row if c != key}
-    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=cols, where=guard))
+# Tables whose rows only move forward: a replayed or older copy must not overwrite a newer one.
+_NEWER_ONLY = {
+    "schedules": lambda t, new: t.c.changed_at_ms <= new.changed_at_ms,
+    "appointments": lambda t, new: t.c.version < new.version,
+}
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(conn: Connection, table: Any, rows: dict[str, Any] | list[dict[str, Any]], key: str) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE every other column (rows carry every column), for one row or
+    many (executemany); the statement is built once per dialect and table."""
+    stmt = _UPSERTS.get((conn.dialect.name, table.name))
+    if stmt is None:
+        ins = _insert(conn, table)
+        guard = _NEWER_ONLY.get(table.name)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[key],
+            set_={c.name: ins.excluded[c.name] for c in table.c if c.name != key},
+            where=guard(table, ins.excluded) if guard else None,
+        )
+        _UPSERTS[(conn.dialect.name, table.name)] = stmt
+    conn.execute(stmt, rows)
 
 
 def _setup(conn: Connection, e: ev.Event) -> None:
@@ -137,7 +155,7 @@ class Deferred:
 
     def flush(self, conn: Connection) -> None:
         if self.holds:
-            conn.execute(_bulk_upsert(conn, holds, "id"), self.holds)
+            _upsert(conn, holds, self.holds, "id")
         if self.hold_states:
             conn.execute(
                 update(holds)
@@ -149,21 +167,6 @@ class Deferred:
                 ),
                 self.hold_states,
             )
-
-
-_UPSERTS: dict[tuple[str, str], Any] = {}
-
-
-def _bulk_upsert(conn: Connection, table: Any, key: str) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE every other column, built once per dialect and table."""
-    stmt = _UPSERTS.get((conn.dialect.name, table.name))
-    if stmt is None:
-        ins = _insert(conn, table)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[key], set_={c.name: ins.excluded[c.name] for c in table.c if c.name != key}
-        )
-        _UPSERTS[(conn.dialect.name, table.name)] = stmt
-    return stmt
 
 
 def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> None:
@@ -183,7 +186,6 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
                 "event_id": e.event_id,
             },
             "practitioner_id",
-            guard=schedules.c.changed_at_ms <= e.at,
         )
     elif isinstance(e, ev.HoldPlaced):
         now.holds.append(
@@ -205,7 +207,7 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
         row = appointment_row(e.data, e.at)
-        _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
+        _upsert(conn, appointments, row, "id")
         now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})
     elif isinstance(e, ev.AppointmentCancelled):
         data = e.data or {}
