@@ -75,69 +75,35 @@ def _upsert(conn: Connection, table: Any, rows: dict[str, Any] | list[dict[str, 
 
 
 def _setup(conn: Connection, e: ev.Event) -> None:
-    data = e.data or {}
     at = utc(e.at / 1000)
     if isinstance(e, ev.PracticeSaved):
-        _upsert(
-            conn,
-            practices,
-            {"id": data["id"], "name": data["name"], "timezone": data["timezone"], "created_at": at},
-            "id",
-        )
+        _upsert(conn, practices, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
     elif isinstance(e, ev.PractitionerSaved):
-        _upsert(
-            conn,
-            practitioners,
-            {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"], "created_at": at},
-            "id",
-        )
-    elif isinstance(e, ev.ApiKeySaved):
-        _upsert(
-            conn,
-            api_keys,
-            {
-                "id": data["id"],
-                "practice_id": data["practice_id"],
-                "hash": data["hash"],
-                "created_ms": data["created_ms"],
-                "revoked_ms": None,
-            },
-            "id",
-        )
-    elif isinstance(e, ev.ApiKeyRevoked):
-        conn.execute(update(api_keys).where(api_keys.c.id == data["id"]).values(revoked_ms=e.at))
+        _upsert(conn, practitioners, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
     elif isinstance(e, ev.VisitTypeSaved):
-        _upsert(
-            conn,
-            visit_types,
-            {
-                "id": data["id"],
-                "practice_id": data["practice_id"],
-                "name": data["name"],
-                "duration_minutes": data["duration_minutes"],
-                "created_at": at,
-            },
-            "id",
-        )
+        _upsert(conn, visit_types, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
+    elif isinstance(e, ev.ApiKeySaved):
+        _upsert(conn, api_keys, {**msgspec.structs.asdict(e.data), "revoked_ms": None}, "id")
+    elif isinstance(e, ev.ApiKeyRevoked):
+        conn.execute(update(api_keys).where(api_keys.c.id == e.data.id).values(revoked_ms=e.at))
 
 
-def appointment_row(data: dict[str, Any], at_ms: int) -> dict[str, Any]:
-    patient = data.get("patient") or {}
+def appointment_row(a: ev.AppointmentRecord, at_ms: int) -> dict[str, Any]:
     return {
-        "id": data["id"],
-        "practice_id": data["practice_id"],
-        "practitioner_id": data["practitioner_id"],
-        "visit_type_id": data["visit_type_id"],
-        "start_at": utc(data["start"]),
-        "end_at": utc(data["end"]),
-        "status": data["status"],
-        "version": data["version"],
-        "patient_name": patient.get("name", ""),
-        "patient_email": patient.get("email", ""),
-        "patient_phone": patient.get("phone"),
-        "manage_hash": data.get("manage_hash", ""),
-        "hold_id": data.get("hold_id"),
-        "cancel_reason": data.get("cancel_reason"),
+        "id": a.id,
+        "practice_id": a.practice_id,
+        "practitioner_id": a.practitioner_id,
+        "visit_type_id": a.visit_type_id,
+        "start_at": utc(a.start),
+        "end_at": utc(a.end),
+        "status": a.status,
+        "version": a.version,
+        "patient_name": a.patient.name,
+        "patient_email": a.patient.email,
+        "patient_phone": a.patient.phone,
+        "manage_hash": a.manage_hash,
+        "hold_id": a.hold_id,
+        "cancel_reason": None,
         "updated_at_ms": at_ms,
     }
 
@@ -172,7 +138,6 @@ class Deferred:
 def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> None:
     """The durable records an audited event changes (besides its audit row); with ``later``, hold records
     are collected for one statement per kind at the end of the batch."""
-    d = e.detail
     now = Deferred() if later is None else later
     if isinstance(e, ev.ScheduleChanged):
         _upsert(
@@ -193,10 +158,10 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
                 "id": e.hold_id,
                 "practice_id": e.practice_id,
                 "practitioner_id": e.practitioner_id,
-                "visit_type_id": d["visit_type_id"],
-                "start_at": utc(d["start"]),
-                "end_at": utc(d["end"]),
-                "expires_at_ms": d["expires_ms"],
+                "visit_type_id": e.detail.visit_type_id,
+                "start_at": utc(e.detail.start),
+                "end_at": utc(e.detail.end),
+                "expires_at_ms": e.detail.expires_ms,
                 "state": "held",
                 "appointment_id": None,
                 "updated_at_ms": e.at,
@@ -206,17 +171,14 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         state = "released" if isinstance(e, ev.HoldReleased) else "expired"
         now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
-        row = appointment_row(e.data, e.at)
-        _upsert(conn, appointments, row, "id")
+        _upsert(conn, appointments, appointment_row(e.data, e.at), "id")
         now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})
     elif isinstance(e, ev.AppointmentCancelled):
-        data = e.data or {}
+        c = e.data
         conn.execute(
             update(appointments)
-            .where(appointments.c.id == e.appointment_id, appointments.c.version < data["version"])
-            .values(
-                status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"), updated_at_ms=e.at
-            )
+            .where(appointments.c.id == e.appointment_id, appointments.c.version < c.version)
+            .values(status="cancelled", version=c.version, cancel_reason=c.cancel_reason, updated_at_ms=e.at)
         )
     if later is None:
         now.flush(conn)

@@ -441,19 +441,20 @@ def test_reads_that_need_the_database_answer_503_when_it_is_unreachable(tmp_path
 def test_the_one_upsert_keeps_newer_rows_for_single_rows_and_executemany_alike(dialect: str, tmp_path: Any) -> None:
     """writer._upsert: appointments never go back a version, schedules never back in time (single rows and
     executemany alike, on both dialects); other tables take the latest copy."""
+    from engine.events import AppointmentRecord
+    from engine.model import Patient
     from persistence.tables import appointments, holds, schedules
 
     url = f"sqlite:///{tmp_path / 'w.db'}" if dialect == "sqlite" else fresh_database("booking_writer")
     db = make_engine(url)
     migrate.upgrade(db)
-    patient = {"name": "Grace H", "email": "grace@example.org"}
+    patient = Patient(name="Grace H", email="grace@example.org")
 
     def appt(version: int, status: str) -> dict[str, Any]:
-        record = {
-            "id": "a1", "status": status, "version": version, "practice_id": "p", "practitioner_id": "r",
-            "visit_type_id": "v", "start": 1_800_000_000 + version * 3600, "end": 1_800_001_800 + version * 3600,
-            "patient": patient, "hold_id": "h",
-        }  # fmt: skip
+        record = AppointmentRecord(
+            id="a1", status=status, version=version, practice_id="p", practitioner_id="r", visit_type_id="v",
+            start=1_800_000_000 + version * 3600, end=1_800_001_800 + version * 3600, patient=patient, hold_id="h",
+        )  # fmt: skip
         return writer.appointment_row(record, version)
 
     def sched(at: int) -> dict[str, Any]:
