@@ -10,16 +10,8 @@ import msgspec
 
 from engine import errors, ids, keys, scripts
 from engine.codec import encoder
-from engine.model import SYSTEM, Ctx
+from engine.model import SYSTEM, ApiKey, Ctx
 from engine.service import BookingEngine
-
-
-class ApiKey(msgspec.Struct):
-    id: str
-    practice_id: str
-    hash: str
-    created_ms: int
-
 
 LimitExceededError = errors.LimitExceededError
 

@@ -1,4 +1,4 @@
-"""Small codecs shared by the engine and its consumers: Redis replies and stream fields as text."""
+"""Small codecs shared by the engine and the durable side: one JSON encoder, Redis replies as text."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ encoder = msgspec.json.Encoder()
 
 
 def text(value: Any) -> str:
-    """A Redis reply (bytes, str, int or None) as text; None becomes ''."""
-    if value is None:
-        return ""
+    """A Redis reply (bytes without ``decode_responses``, str with it, an int, or None when absent) as text;
+    None is ''."""
     if isinstance(value, bytes):
         return value.decode()
-    return str(value)
+    return "" if value is None else str(value)

@@ -5,18 +5,115 @@ Every state-changing script appends one entry with flat string fields:
 ``detail`` is the audit detail (JSON, no patient data); ``data`` is the record the persister upserts
 (JSON or empty). ``seq`` numbers the audited events of one practice (0 for setup events), so the audit
 hash chain can be built in order and gaps are visible.
+
+Each event type is one Struct below, its ``detail`` and ``data`` typed as the Lua script that appends it
+writes them (lua/*.lua, ``emit(...)``). ``from_stream`` decodes an entry straight into the tagged union
+``Event``; ``to_stream`` is its inverse (the fields a script writes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
+
+from engine.codec import text
+from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Schedule, VisitType
 
 AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule")
 SETUP = ("practice", "practitioner", "visit_type", "api_key", "api_key_revoked")
 
 
+# ---------------------------------------------------------------- payloads: what the scripts write
+class NoDetail(msgspec.Struct):
+    """The detail of events that have none (``{}``; very old entries wrote ``[]``)."""
+
+
+class SearchDetail(msgspec.Struct, kw_only=True):
+    """search.lua: what was asked (encoded by the engine) plus the number of free slots found."""
+
+    date: str
+    days: int
+    visit_type_id: str
+    practitioner_id: str | None = None  # None: every practitioner of the practice
+    count: int
+    source: str | None = None  # 'cache' or 'stale': answered by an API process's cache, audited after the answer
+
+
+class HoldDetail(msgspec.Struct, kw_only=True):
+    """hold.lua"""
+
+    visit_type_id: str
+    start: int
+    end: int
+    expires_ms: int
+
+
+class ExpireDetail(msgspec.Struct, kw_only=True):
+    """expire.lua"""
+
+    expires_ms: int
+
+
+class BookDetail(msgspec.Struct, kw_only=True):
+    """book.lua: ``patient_id`` is pseudonymous (engine.service.patient_ref), never patient data."""
+
+    visit_type_id: str
+    start: int
+    end: int
+    patient_id: str
+    version: int
+
+
+class CancelDetail(msgspec.Struct, kw_only=True):
+    """cancel.lua"""
+
+    version: int
+    start: int
+    end: int
+    has_reason: bool
+
+
+class RescheduleDetail(msgspec.Struct, kw_only=True):
+    """reschedule.lua: the interval the appointment left and the one it moved to."""
+
+    version: int
+    from_practitioner_id: str
+    from_start: int
+    from_end: int
+    start: int
+    end: int
+    visit_type_id: str
+
+
+class ScheduleDetail(msgspec.Struct, kw_only=True):
+    """put_schedule.lua (encoded by the engine): the shape of the new schedule."""
+
+    windows: int
+    closures: int
+    slot_step_minutes: int
+    horizon_days: int
+    min_notice_minutes: int
+
+
+class AppointmentRecord(AppointmentCore, kw_only=True):
+    """The ``data`` of book.lua and reschedule.lua: the appointment as the persister stores it."""
+
+    manage_hash: str = ""
+    hold_id: str | None = None
+
+
+class CancelRecord(msgspec.Struct, kw_only=True):
+    """The ``data`` of cancel.lua: what a cancellation changes ('' when no reason was given)."""
+
+    id: str
+    status: str
+    version: int
+    cancel_reason: str = ""
+
+
+# ---------------------------------------------------------------- events
 class _Event(msgspec.Struct, tag_field="type", kw_only=True):
     v: int = 1
     event_id: str = ""
@@ -28,61 +125,72 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True):
     hold_id: str = ""
     appointment_id: str = ""
     request_id: str = ""
-    detail: dict[str, Any] = {}
-    detail_raw: str = "{}"
-    data: Any = None
+    detail_raw: str = "{}"  # the detail exactly as the stream holds it (the audit chain hashes it)
 
 
 class SearchPerformed(_Event, tag="search"):
-    pass
+    detail: SearchDetail
+    data: None = None
 
 
 class HoldPlaced(_Event, tag="hold"):
-    pass
+    detail: HoldDetail
+    data: None = None
 
 
 class HoldReleased(_Event, tag="release"):
-    pass
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
+    data: None = None
 
 
 class HoldExpired(_Event, tag="expire"):
-    pass
+    detail: ExpireDetail
+    data: None = None
 
 
 class AppointmentBooked(_Event, tag="book"):
-    pass
+    detail: BookDetail
+    data: AppointmentRecord
 
 
 class AppointmentCancelled(_Event, tag="cancel"):
-    pass
+    detail: CancelDetail
+    data: CancelRecord
 
 
 class AppointmentRescheduled(_Event, tag="reschedule"):
-    pass
+    detail: RescheduleDetail
+    data: AppointmentRecord
 
 
 class ScheduleChanged(_Event, tag="schedule"):
-    pass
+    detail: ScheduleDetail
+    data: Schedule
 
 
 class PracticeSaved(_Event, tag="practice"):
-    pass
+    data: Practice
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
 class PractitionerSaved(_Event, tag="practitioner"):
-    pass
+    data: Practitioner
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
 class VisitTypeSaved(_Event, tag="visit_type"):
-    pass
+    data: VisitType
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
 class ApiKeySaved(_Event, tag="api_key"):
-    pass
+    data: ApiKey
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
 class ApiKeyRevoked(_Event, tag="api_key_revoked"):
-    pass
+    data: ApiKey  # the key as it was stored before revoking
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
 Event = (
@@ -100,8 +208,7 @@ Event = (
     | ApiKeySaved
     | ApiKeyRevoked
 )
-
-_decoder = msgspec.json.Decoder()
+AppointmentEvent = AppointmentBooked | AppointmentCancelled | AppointmentRescheduled
 EventType = Literal[
     "search",
     "hold",
@@ -118,32 +225,52 @@ EventType = Literal[
     "api_key_revoked",
 ]
 
+# Non-strict: the flat stream fields are strings ("seq": "12"), and an embedded (Lua 5.4) script may write an
+# integral number as 12.0.
+_decoder = msgspec.json.Decoder(Event, strict=False)
+_encoder = msgspec.json.Encoder()
+_PLAIN = ("type", "seq", "at", "actor", "practice_id", "practitioner_id", "hold_id", "appointment_id", "request_id")
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
+def from_stream(entry_id: bytes | str, fields: Mapping[Any, Any]) -> Event:
+    """Decode one stream entry (as redis-py returns it) into a typed event.
 
-def from_stream(entry_id: bytes | str, fields: dict[Any, Any]) -> Event:
-    """Decode one stream entry (as redis-py returns it) into a typed event."""
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    The flat fields become one JSON object, ``detail`` and ``data`` (JSON already) spliced in as they are,
+    and that object is decoded once into the tagged union."""
+    f = {text(k): text(v) for k, v in fields.items()}
     if f.get("v") != "1":
         raise ValueError(f"unknown event version {f.get('v')!r}")
-    detail_raw = f.get("detail") or "{}"
-    data = f.get("data") or ""
-    record = {
-        "type": f["type"],
-        "event_id": _text(entry_id),
-        "seq": int(f["seq"]),
-        "at": int(f["at"]),
-        "actor": f["actor"],
-        "practice_id": f["practice_id"],
-        "practitioner_id": f.get("practitioner_id", ""),
-        "hold_id": f.get("hold_id", ""),
-        "appointment_id": f.get("appointment_id", ""),
-        "request_id": f.get("request_id", ""),
-        "detail": _decoder.decode(detail_raw) if detail_raw not in ("", "[]") else {},
-        "detail_raw": detail_raw,
-        "data": _decoder.decode(data) if data.startswith(("{", "[")) else (data or None),
+    detail = f.get("detail") or "{}"
+    head = {k: f[k] for k in _PLAIN if k in f}
+    head["event_id"] = text(entry_id)
+    head["detail_raw"] = detail
+    return _decoder.decode(
+        b"".join(
+            (
+                _encoder.encode(head)[:-1],
+                b',"detail":',
+                b"{}" if detail == "[]" else detail.encode(),
+                b',"data":',
+                f.get("data", "").encode() or b"null",
+                b"}",
+            )
+        )
+    )
+
+
+def to_stream(e: Event) -> dict[str, str]:
+    """The fields a script appends for this event (``detail`` in canonical encoding, not ``detail_raw``)."""
+    return {
+        "v": str(e.v),
+        "type": str(e.__struct_config__.tag),
+        "seq": str(e.seq),
+        "at": str(e.at),
+        "actor": e.actor,
+        "practice_id": e.practice_id,
+        "practitioner_id": e.practitioner_id,
+        "hold_id": e.hold_id,
+        "appointment_id": e.appointment_id,
+        "request_id": e.request_id,
+        "detail": _encoder.encode(e.detail).decode(),
+        "data": "" if e.data is None else _encoder.encode(e.data).decode(),
     }
-    event: Event = msgspec.convert(record, Event)
-    return event

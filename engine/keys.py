@@ -102,3 +102,8 @@ GROUPS = (PERSIST_GROUP, NOTIFY_GROUP)
 
 # Global marker: set by reconciliation once Redis holds what PostgreSQL holds.
 META = f"{ROOT}:meta"
+
+
+def reconcile_lock() -> str:
+    """Global: held by the one process that reconciles Redis from PostgreSQL after Redis lost its data."""
+    return f"{ROOT}:reconcile-lock"

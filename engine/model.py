@@ -116,7 +116,10 @@ class Hold(msgspec.Struct):
     appointment_id: str | None = None
 
 
-class Appointment(msgspec.Struct):
+class AppointmentCore(msgspec.Struct):
+    """What every form of an appointment carries: the engine's record below, the stream's
+    (engine.events.AppointmentRecord)."""
+
     id: str
     status: str
     version: int
@@ -126,6 +129,18 @@ class Appointment(msgspec.Struct):
     start: int
     end: int
     patient: Patient
+
+
+class Appointment(AppointmentCore):
     manage_token: str | None = None
     hold_id: str | None = None
     cancel_reason: str | None = None
+
+
+class ApiKey(msgspec.Struct):
+    """A practice staff API key: only its SHA-256 is ever stored."""
+
+    id: str
+    practice_id: str
+    hash: str
+    created_ms: int

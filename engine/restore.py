@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from engine import access, keys, scripts
 from engine.codec import text
-from engine.model import Appointment, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
 
 
@@ -67,7 +67,7 @@ async def restore_appointment(
     return res.status, res.detail
 
 
-async def restore_api_key(eng: BookingEngine, key: access.ApiKey) -> bool:
+async def restore_api_key(eng: BookingEngine, key: ApiKey) -> bool:
     """Put back a live staff key that Redis lacks."""
     return await access.restore_key(eng, key)
 

@@ -34,6 +34,12 @@ local function live_overlaps(claims_key, start, finish, now_ms, ignore)
   return found
 end
 
+-- An appointment record with the patient's JSON spliced in as it was encoded by the engine (never decoded and
+-- re-encoded here: cjson would escape '/', round numbers and drop null fields).
+local function with_patient(record, patient_json)
+  return string.sub(cjson.encode(record), 1, -2) .. ',"patient":' .. patient_json .. '}'
+end
+
 -- Availability versions (T:ver:<practitioner> hash): one counter per UTC day bucket (floor(t / 86400)) and 'all'.
 -- Every change of what a practitioner offers bumps the buckets its interval touches, in the script that makes
 -- it, so a cached search answer keyed by the versions it was computed at is exact (engine/search_cache.py).

@@ -29,9 +29,9 @@ redis.call('HSET', KEYS[3], 'status', 'booked', 'version', '1', 'practice_id', h
   'visit_type_id', h[4], 'start', h[5], 'end', h[6], 'patient', ARGV[4], 'manage_hash', ARGV[5],
   'hold_id', ARGV[2], 'created_ms', ARGV[1], 'updated_ms', ARGV[1])
 local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
-  visit_type_id = h[4], start = start, ['end'] = finish, patient = cjson.decode(ARGV[4]),
+  visit_type_id = h[4], start = start, ['end'] = finish,
   manage_hash = ARGV[5], hold_id = ARGV[2]}
 emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
-  {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, cjson.encode(appt))
+  {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, with_patient(appt, ARGV[4]))
 idem_store(KEYS[7], ARGV[8], ARGV[9])
 return {'OK', h[4], h[5], h[6]}

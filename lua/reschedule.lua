@@ -36,9 +36,9 @@ local version = int(tonumber(a[5]) + 1)
 redis.call('HSET', KEYS[1], 'practitioner_id', h[2], 'visit_type_id', h[3], 'start', h[4], 'end', h[5],
   'version', version, 'hold_id', ARGV[3], 'updated_ms', ARGV[1], 'move_id', ARGV[7])
 local appt = {id = ARGV[2], status = 'booked', version = tonumber(version), practice_id = a[6],
-  practitioner_id = h[2], visit_type_id = h[3], start = start, ['end'] = finish, patient = cjson.decode(a[8]),
+  practitioner_id = h[2], visit_type_id = h[3], start = start, ['end'] = finish,
   manage_hash = a[9], hold_id = ARGV[3]}
 emit(KEYS[6], KEYS[7], ARGV[1], 'reschedule', ARGV[5], a[6], h[2], ARGV[3], ARGV[2], ARGV[6],
   {version = tonumber(version), from_practitioner_id = a[2], from_start = tonumber(a[3]), from_end = tonumber(a[4]),
-   start = start, ['end'] = finish, visit_type_id = h[3]}, cjson.encode(appt))
+   start = start, ['end'] = finish, visit_type_id = h[3]}, with_patient(appt, a[8]))
 return {'OK', version}

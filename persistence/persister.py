@@ -18,13 +18,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from engine import events as ev
 from engine import keys
+from engine.codec import text
 from persistence import writer
 
 log = logging.getLogger("booking.persister")
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _id_ms(entry_id: str) -> int:
@@ -60,7 +57,7 @@ class StreamConsumer:
         if force:
             self.streams.clear()  # re-check every group: Redis may have lost its data since
         for raw in self.redis.smembers(keys.PRACTICES):
-            pid = _s(raw)
+            pid = text(raw)
             key = keys.events(pid)
             if key in self.streams:
                 continue
@@ -83,9 +80,9 @@ class StreamConsumer:
         for key, entries in resp or []:
             for entry_id, fields in entries:
                 if fields:  # a pending entry trimmed meanwhile comes back empty
-                    out.append((_s(key), _s(entry_id), fields))
+                    out.append((text(key), text(entry_id), fields))
                 else:
-                    self.redis.xack(_s(key), self.group, entry_id)
+                    self.redis.xack(text(key), self.group, entry_id)
         return out
 
     def decode(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, ev.Event]]:
@@ -123,7 +120,7 @@ class StreamConsumer:
                     start_id=start,
                     count=self.batch,
                 )
-                start, got = _s(res[0]), res[1]
+                start, got = text(res[0]), res[1]
                 claimed += len(got)
                 if start == "0-0" or not got:
                     break
@@ -205,12 +202,12 @@ class Persister(StreamConsumer):
         for key in list(self.streams):
             safe = horizon
             for info in self.redis.xinfo_groups(key):
-                name = _s(info.get("name") or info.get(b"name"))
+                name = text(info.get("name") or info.get(b"name"))
                 pending = int(info.get("pending") or 0)
-                last = _s(info.get("last-delivered-id") or "0-0")
+                last = text(info.get("last-delivered-id") or "0-0")
                 oldest = self.redis.xpending(key, name)["min"] if pending else None
                 if oldest is not None:  # it may have been acknowledged since XINFO answered
-                    safe = min(safe, _id_ms(_s(oldest)))
+                    safe = min(safe, _id_ms(text(oldest)))
                 safe = min(safe, _id_ms(last))
             if safe > 0:
                 removed += int(self.redis.xtrim(key, minid=f"{safe}-0", approximate=False))
@@ -249,23 +246,23 @@ def lag(redis: Any, group: str = keys.PERSIST_GROUP, now_ms: int | None = None) 
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     events_behind, oldest = 0, now_ms
     for raw in redis.smembers(keys.PRACTICES):
-        key = keys.events(_s(raw))
+        key = keys.events(text(raw))
         try:
-            groups = {_s(g.get("name")): g for g in redis.xinfo_groups(key)}
+            groups = {text(g.get("name")): g for g in redis.xinfo_groups(key)}
         except ResponseError:
             continue
         g = groups.get(group)
         if g is None:
             continue
         pending = int(g.get("pending") or 0)
-        last = _s(g.get("last-delivered-id") or "0-0")
+        last = text(g.get("last-delivered-id") or "0-0")
         undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
         backlog = g.get("lag")
         backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
         events_behind += pending + backlog_n
         first_pending = redis.xpending(key, group)["min"] if pending else None
         if first_pending is not None:
-            oldest = min(oldest, _id_ms(_s(first_pending)))
+            oldest = min(oldest, _id_ms(text(first_pending)))
         if undelivered:
-            oldest = min(oldest, _id_ms(_s(undelivered[0][0])))
+            oldest = min(oldest, _id_ms(text(undelivered[0][0])))
     return events_behind, max(0.0, (now_ms - oldest) / 1000)

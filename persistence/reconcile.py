@@ -19,8 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from engine import restore as rs
-from engine.access import ApiKey
-from engine.model import Appointment, Patient, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, Appointment, Patient, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
 from persistence.persister import Persister
 from persistence.tables import api_keys, appointments, audit_heads, practices, practitioners, schedules, visit_types

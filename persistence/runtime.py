@@ -19,7 +19,6 @@ from persistence.persister import Persister
 from persistence.reconcile import reconcile
 
 log = logging.getLogger("booking.persistence")
-LOCK = f"{keys.ROOT}:reconcile-lock"
 
 
 def open_database(settings: Settings) -> Engine:
@@ -66,11 +65,11 @@ async def reconcile_if_needed(
     (a Redis lock); the others wait for the marker. Returns True if this process reconciled."""
     if not force and await eng.redis.exists(keys.META):
         return False
-    if await eng.redis.set(LOCK, "1", nx=True, ex=600):
+    if await eng.redis.set(keys.reconcile_lock(), "1", nx=True, ex=600):
         try:
             await reconcile(eng, redis_sync, db, out=lambda line: log.info("reconcile: %s", line))
         finally:
-            await eng.redis.delete(LOCK)
+            await eng.redis.delete(keys.reconcile_lock())
         return True
     deadline = time.time() + wait_s
     while time.time() < deadline and not await eng.redis.exists(keys.META):

@@ -160,6 +160,8 @@ notifications = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Index("ix_notifications_status_due", "status", "due_at_ms"),
 )
+# The statuses of a notification that may still be sent (the others are final, or 'sending': claimed).
+LIVE_NOTIFICATION_STATUSES = ("scheduled", "retrying")
 
 # Practice staff keys: only the SHA-256 of each key is ever stored.
 api_keys = Table(

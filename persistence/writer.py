@@ -50,76 +50,60 @@ def audit_id(e: ev.Event) -> str:
     return f"{e.practice_id}-{e.event_id}"
 
 
-def _upsert(conn: Connection, table: Any, row: dict[str, Any], key: str, guard: Any = None) -> None:
-    stmt = _insert(conn, table).values(**row)
-    cols = {c: stmt.excluded[c] for c in row if c != key}
-    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=cols, where=guard))
+# Tables whose rows only move forward: a replayed or older copy must not overwrite a newer one.
+_NEWER_ONLY = {
+    "schedules": lambda t, new: t.c.changed_at_ms <= new.changed_at_ms,
+    "appointments": lambda t, new: t.c.version < new.version,
+}
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(conn: Connection, table: Any, rows: dict[str, Any] | list[dict[str, Any]], key: str) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE every other column (rows carry every column), for one row or
+    many (executemany); the statement is built once per dialect and table."""
+    stmt = _UPSERTS.get((conn.dialect.name, table.name))
+    if stmt is None:
+        ins = _insert(conn, table)
+        guard = _NEWER_ONLY.get(table.name)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[key],
+            set_={c.name: ins.excluded[c.name] for c in table.c if c.name != key},
+            where=guard(table, ins.excluded) if guard else None,
+        )
+        _UPSERTS[(conn.dialect.name, table.name)] = stmt
+    conn.execute(stmt, rows)
 
 
 def _setup(conn: Connection, e: ev.Event) -> None:
-    data = e.data or {}
     at = utc(e.at / 1000)
     if isinstance(e, ev.PracticeSaved):
-        _upsert(
-            conn,
-            practices,
-            {"id": data["id"], "name": data["name"], "timezone": data["timezone"], "created_at": at},
-            "id",
-        )
+        _upsert(conn, practices, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
     elif isinstance(e, ev.PractitionerSaved):
-        _upsert(
-            conn,
-            practitioners,
-            {"id": data["id"], "practice_id": data["practice_id"], "name": data["name"], "created_at": at},
-            "id",
-        )
-    elif isinstance(e, ev.ApiKeySaved):
-        _upsert(
-            conn,
-            api_keys,
-            {
-                "id": data["id"],
-                "practice_id": data["practice_id"],
-                "hash": data["hash"],
-                "created_ms": data["created_ms"],
-                "revoked_ms": None,
-            },
-            "id",
-        )
-    elif isinstance(e, ev.ApiKeyRevoked):
-        conn.execute(update(api_keys).where(api_keys.c.id == data["id"]).values(revoked_ms=e.at))
+        _upsert(conn, practitioners, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
     elif isinstance(e, ev.VisitTypeSaved):
-        _upsert(
-            conn,
-            visit_types,
-            {
-                "id": data["id"],
-                "practice_id": data["practice_id"],
-                "name": data["name"],
-                "duration_minutes": data["duration_minutes"],
-                "created_at": at,
-            },
-            "id",
-        )
+        _upsert(conn, visit_types, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
+    elif isinstance(e, ev.ApiKeySaved):
+        _upsert(conn, api_keys, {**msgspec.structs.asdict(e.data), "revoked_ms": None}, "id")
+    elif isinstance(e, ev.ApiKeyRevoked):
+        conn.execute(update(api_keys).where(api_keys.c.id == e.data.id).values(revoked_ms=e.at))
 
 
-def appointment_row(data: dict[str, Any], at_ms: int) -> dict[str, Any]:
-    patient = data.get("patient") or {}
+def appointment_row(a: ev.AppointmentRecord, at_ms: int) -> dict[str, Any]:
     return {
-        "id": data["id"],
-        "practice_id": data["practice_id"],
-        "practitioner_id": data["practitioner_id"],
-        "visit_type_id": data["visit_type_id"],
-        "start_at": utc(data["start"]),
-        "end_at": utc(data["end"]),
-        "status": data["status"],
-        "version": data["version"],
-        "patient_name": patient.get("name", ""),
-        "patient_email": patient.get("email", ""),
-        "patient_phone": patient.get("phone"),
-        "manage_hash": data.get("manage_hash", ""),
-        "hold_id": data.get("hold_id"),
-        "cancel_reason": data.get("cancel_reason"),
+        "id": a.id,
+        "practice_id": a.practice_id,
+        "practitioner_id": a.practitioner_id,
+        "visit_type_id": a.visit_type_id,
+        "start_at": utc(a.start),
+        "end_at": utc(a.end),
+        "status": a.status,
+        "version": a.version,
+        "patient_name": a.patient.name,
+        "patient_email": a.patient.email,
+        "patient_phone": a.patient.phone,
+        "manage_hash": a.manage_hash,
+        "hold_id": a.hold_id,
+        "cancel_reason": None,
         "updated_at_ms": at_ms,
     }
 
@@ -137,7 +121,7 @@ class Deferred:
 
     def flush(self, conn: Connection) -> None:
         if self.holds:
-            conn.execute(_bulk_upsert(conn, holds, "id"), self.holds)
+            _upsert(conn, holds, self.holds, "id")
         if self.hold_states:
             conn.execute(
                 update(holds)
@@ -151,25 +135,9 @@ class Deferred:
             )
 
 
-_UPSERTS: dict[tuple[str, str], Any] = {}
-
-
-def _bulk_upsert(conn: Connection, table: Any, key: str) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE every other column, built once per dialect and table."""
-    stmt = _UPSERTS.get((conn.dialect.name, table.name))
-    if stmt is None:
-        ins = _insert(conn, table)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[key], set_={c.name: ins.excluded[c.name] for c in table.c if c.name != key}
-        )
-        _UPSERTS[(conn.dialect.name, table.name)] = stmt
-    return stmt
-
-
 def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> None:
     """The durable records an audited event changes (besides its audit row); with ``later``, hold records
     are collected for one statement per kind at the end of the batch."""
-    d = e.detail
     now = Deferred() if later is None else later
     if isinstance(e, ev.ScheduleChanged):
         _upsert(
@@ -183,7 +151,6 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
                 "event_id": e.event_id,
             },
             "practitioner_id",
-            guard=schedules.c.changed_at_ms <= e.at,
         )
     elif isinstance(e, ev.HoldPlaced):
         now.holds.append(
@@ -191,10 +158,10 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
                 "id": e.hold_id,
                 "practice_id": e.practice_id,
                 "practitioner_id": e.practitioner_id,
-                "visit_type_id": d["visit_type_id"],
-                "start_at": utc(d["start"]),
-                "end_at": utc(d["end"]),
-                "expires_at_ms": d["expires_ms"],
+                "visit_type_id": e.detail.visit_type_id,
+                "start_at": utc(e.detail.start),
+                "end_at": utc(e.detail.end),
+                "expires_at_ms": e.detail.expires_ms,
                 "state": "held",
                 "appointment_id": None,
                 "updated_at_ms": e.at,
@@ -204,17 +171,14 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         state = "released" if isinstance(e, ev.HoldReleased) else "expired"
         now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
-        row = appointment_row(e.data, e.at)
-        _upsert(conn, appointments, row, "id", guard=appointments.c.version < row["version"])
+        _upsert(conn, appointments, appointment_row(e.data, e.at), "id")
         now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})
     elif isinstance(e, ev.AppointmentCancelled):
-        data = e.data or {}
+        c = e.data
         conn.execute(
             update(appointments)
-            .where(appointments.c.id == e.appointment_id, appointments.c.version < data["version"])
-            .values(
-                status="cancelled", version=data["version"], cancel_reason=data.get("cancel_reason"), updated_at_ms=e.at
-            )
+            .where(appointments.c.id == e.appointment_id, appointments.c.version < c.version)
+            .values(status="cancelled", version=c.version, cancel_reason=c.cancel_reason, updated_at_ms=e.at)
         )
     if later is None:
         now.flush(conn)

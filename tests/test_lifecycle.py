@@ -150,9 +150,9 @@ def test_every_change_appends_its_event_in_the_same_script(client: Any, rsync: A
     assert [e.seq for e in audited] == list(range(1, len(audited) + 1))
     booked = next(e for e in decoded if isinstance(e, events.AppointmentBooked))
     assert booked.appointment_id == appt["id"] and booked.hold_id == h2["id"]
-    assert booked.data["patient"]["email"] == "ada@example.org"  # the record for the persister
+    assert booked.data.patient.email == "ada@example.org"  # the record for the persister
     assert "ada" not in booked.detail_raw.lower()  # never in the audit detail
-    assert decoded[4].detail["count"] == len(slots)  # the search audit says how many came back
+    assert decoded[4].detail.count == len(slots)  # the search audit says how many came back
 
 
 def test_expired_holds_are_audited_by_the_sweeper(make_client: Any, rsync: Any) -> None:

@@ -12,13 +12,13 @@ import msgspec
 from sqlalchemy import select, update
 
 from engine import keys, notices
+from engine.codec import text
 from engine.model import Patient, Practice, Practitioner, VisitType
 from engine.settings import Settings
 from persistence.notify import mailer
-from persistence.tables import notifications
+from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 
 log = logging.getLogger("booking.notify")
-LIVE = ("scheduled", "retrying")
 
 
 class Context(msgspec.Struct):
@@ -47,14 +47,10 @@ def _context() -> Context:
     return _CONTEXT[0]
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v or "")
-
-
 def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
     """The live appointment as Redis holds it now, or None with the reason it is stale."""
     pid = row.practice_id
-    a = {_s(k): _s(v) for k, v in ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)).items()}
+    a = {text(k): text(v) for k, v in ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)).items()}
     if not a:
         return None, "appointment unknown to Redis"
     if int(a["version"]) != row.version:
@@ -92,7 +88,7 @@ def deliver(notification_id: str) -> str:
     t = notifications
     with ctx.db.connect() as conn:
         row = conn.execute(select(t).where(t.c.id == notification_id)).one_or_none()
-    if row is None or row.status not in LIVE:
+    if row is None or row.status not in LIVE_NOTIFICATION_STATUSES:
         return f"nothing to do ({row.status if row else 'unknown'})"
     if row.kind == "reminder" and row.due_at_ms > now + 1000:
         return "not due yet"  # an early duplicate job; the scheduled one will come
@@ -100,13 +96,15 @@ def deliver(notification_id: str) -> str:
     with ctx.db.begin() as conn:
         if f is None:
             conn.execute(
-                update(t).where(t.c.id == row.id, t.c.status.in_(LIVE)).values(status="skipped", last_error=why)
+                update(t)
+                .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
+                .values(status="skipped", last_error=why)
             )
             log.info("notification %s skipped: %s", row.id, why)
             return f"skipped: {why}"
         claimed = conn.execute(
             update(t)
-            .where(t.c.id == row.id, t.c.status.in_(LIVE))
+            .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
             .values(
                 status="sending",
                 attempts=t.c.attempts + 1,

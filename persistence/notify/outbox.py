@@ -16,11 +16,10 @@ from engine import keys
 from engine.settings import Settings
 from persistence.notify.scheduling import Scheduling
 from persistence.persister import StreamConsumer
-from persistence.tables import notifications
+from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 from persistence.writer import _insert
 
 log = logging.getLogger("booking.notify")
-LIVE = ("scheduled", "retrying")
 
 
 def notification_id(appointment_id: str, kind: str, offset_s: int, version: int) -> str:
@@ -28,7 +27,7 @@ def notification_id(appointment_id: str, kind: str, offset_s: int, version: int)
 
 
 def _row(
-    e: ev.Event, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
+    e: ev.AppointmentEvent, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
 ) -> dict[str, Any]:
     return {
         "id": notification_id(e.appointment_id, kind, offset_s, version),
@@ -49,31 +48,30 @@ def _row(
     }
 
 
-def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
+def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
     """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
-    data = e.data or {}
-    version = int(data.get("version") or e.detail.get("version") or 1)
+    version = e.data.version
     stale = [
         r[0]
         for r in conn.execute(
             select(notifications.c.id).where(
                 notifications.c.appointment_id == e.appointment_id,
                 notifications.c.version < version,
-                notifications.c.status.in_(LIVE),
+                notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
             )
         )
     ]
     if stale:
         conn.execute(
             update(notifications)
-            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE))
+            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES))
             .values(status="cancelled")
         )
     rows = []
     if isinstance(e, ev.AppointmentCancelled):
         rows.append(_row(e, "cancellation", 0, version, e.at, "scheduled"))
     else:
-        start_ms = int(data["start"]) * 1000
+        start_ms = e.data.start * 1000
         rows.append(
             _row(e, "confirmation", 0, version, e.at, "scheduled", rescheduled=isinstance(e, ev.AppointmentRescheduled))
         )
@@ -86,7 +84,7 @@ def plan(conn: Connection, e: ev.Event, offsets: tuple[int, ...]) -> tuple[list[
         select(notifications.c.id, notifications.c.due_at_ms).where(
             notifications.c.appointment_id == e.appointment_id,
             notifications.c.version == version,
-            notifications.c.status.in_(LIVE),
+            notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
             notifications.c.enqueued_at_ms.is_(None),
         )
     ).all()
@@ -109,7 +107,7 @@ class Outbox(StreamConsumer):
         to_cancel: list[str] = []
         with self.db.begin() as conn:
             for _, e in decoded:
-                if isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled | ev.AppointmentCancelled):
+                if isinstance(e, ev.AppointmentEvent):
                     sched, cancel = plan(conn, e, self.settings.reminder_offsets)
                     to_schedule += sched
                     to_cancel += cancel

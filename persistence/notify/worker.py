@@ -18,7 +18,7 @@ from engine.settings import Settings
 from persistence.notify import jobs
 from persistence.notify.outbox import Outbox
 from persistence.notify.scheduling import Scheduling
-from persistence.tables import notifications
+from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 
 log = logging.getLogger("booking.notify")
 
@@ -45,7 +45,7 @@ def repair(db: Engine, scheduling: Scheduling, now_ms: int | None = None, grace_
         )
         due = conn.execute(
             select(t.c.id, t.c.due_at_ms).where(
-                t.c.status.in_(("scheduled", "retrying")),
+                t.c.status.in_(LIVE_NOTIFICATION_STATUSES),
                 t.c.due_at_ms <= now - grace_ms,
                 or_(t.c.enqueued_at_ms.is_(None), t.c.enqueued_at_ms < now - 30_000),
             )
