@@ -49,12 +49,6 @@ class AuthError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
-class RateLimitedError(Exception):
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
-        self.detail, self.retry_after = detail, retry_after
-
-
 def problem(
     status: int,
     code: str,
@@ -120,8 +114,9 @@ def _auth(request: Request[Any, Any, Any], exc: AuthError) -> Response[Any]:
     )
 
 
-def _limited(request: Request[Any, Any, Any], exc: RateLimitedError) -> Response[Any]:
-    return problem(429, "rate_limited", "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
+def _limited(request: Request[Any, Any, Any], exc: errors.LimitExceededError) -> Response[Any]:
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return problem(429, "rate_limited", "Too many requests", exc.detail, headers=headers)
 
 
 def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -191,7 +186,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     errors.BookingError: _domain,
     HTTPException: _http,
     AuthError: _auth,
-    RateLimitedError: _limited,
+    errors.LimitExceededError: _limited,
     RedisConnectionError: _redis_down,
     RedisTimeoutError: _redis_down,
     SQLAlchemyOperationalError: _database_down,

@@ -8,12 +8,10 @@ import uuid
 
 import msgspec
 
-from engine import errors, ids, keys, scripts
+from engine import ids, keys, scripts
 from engine.codec import encoder
 from engine.model import SYSTEM, ApiKey, Ctx
 from engine.service import BookingEngine
-
-LimitExceededError = errors.LimitExceededError
 
 
 class Limits(msgspec.Struct, frozen=True):

@@ -13,7 +13,6 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api import render
 from api.auth import Principal, client_id, require_appointment, require_same_practice
-from api.problems import RateLimitedError
 from api.routes.common import caller, engine, raw_json, strict
 from api.schemas import (
     AppointmentOut,
@@ -72,9 +71,9 @@ async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, h
         return  # admin and staff callers are not limited
     try:
         await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
-    except access.LimitExceededError as exc:
+    except errors.LimitExceededError:
         request.app.state.metrics.domain.labels(f"limit_{action}", "refused").inc()
-        raise RateLimitedError(exc.detail, exc.retry_after_s) from None
+        raise
 
 
 async def _forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
