@@ -3,7 +3,8 @@
 --   'b|<appointment_id>|<end_s>|0'          a booked appointment
 --   'h|<hold_id>|<end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms
 local unpack = unpack or table.unpack  -- Lua 5.1 (Redis) and 5.4 (embedded)
-local MAX_DURATION_S = 28800  -- the longest visit type (480 minutes) bounds every overlap look-up
+-- MAX_DURATION_S (the longest visit type, engine/limits.py) bounds every overlap look-up; engine/scripts/registry.py
+-- defines it above this prelude.
 
 local function int(x) return string.format('%d', x) end
 

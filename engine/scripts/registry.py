@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from engine import errors
+from engine import errors, limits
 from engine.codec import text
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
@@ -43,8 +43,9 @@ def _read(name: str) -> str:
 
 
 def source(name: str) -> str:
-    """The script as sent to Redis: the shared prelude, then the script itself."""
-    return _read("_prelude") + "\n" + _read(name)
+    """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
+    limits_lua = f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
+    return limits_lua + _read("_prelude") + "\n" + _read(name)
 
 
 class Lua:
