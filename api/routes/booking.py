@@ -46,7 +46,7 @@ async def availability(
     days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[bytes]:
-    _, ctx = await caller(request)
+    _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
     practice, found = await engine(request).search(practice_id, date, days, visit_type_id, practitioner_id, ctx)
     return raw_json(render.availability_bytes(practice, visit_type_id, date, days, found), 200)
 
