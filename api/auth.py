@@ -12,6 +12,9 @@ from api.problems import AuthError
 from engine import access, errors, ids
 from engine.settings import Settings
 
+# "open": a caller without credentials in the embedded default with no BOOKING_ADMIN_TOKEN. It may set up
+# (practices, practitioners, visit types, schedules) and is otherwise a public client: patients' data, the
+# audit trail and staff keys need the manage token or a configured credential in every mode.
 Kind = Literal["admin", "staff", "public", "open"]
 
 
@@ -23,7 +26,7 @@ class Principal(msgspec.Struct, frozen=True):
 
     @property
     def is_admin(self) -> bool:
-        return self.kind in ("admin", "open")
+        return self.kind == "admin"
 
 
 def client_id(request: Request[Any, Any, Any]) -> str:
@@ -36,19 +39,37 @@ def client_id(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def principal(request: Request[Any, Any, Any]) -> Principal:
+def _wire(header_value: str) -> bytes:
+    """The bytes a header carried: ASGI servers hand them over decoded as latin-1. hmac.compare_digest refuses
+    non-ASCII str (a TypeError, which was a 500), so credentials are compared as bytes."""
+    try:
+        return header_value.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire: compare its UTF-8 form
+        return header_value.encode("utf-8", "surrogatepass")
+
+
+def _is_admin_token(token: str, settings: Settings) -> bool:
+    if not settings.admin_token:
+        return False
+    return hmac.compare_digest(_wire(token), settings.admin_token.encode("utf-8", "surrogatepass"))
+
+
+async def principal(request: Request[Any, Any, Any], practice_id: str | None = None) -> Principal:
+    """The caller. With ``practice_id``, as that practice sees it: a staff key of another practice is no
+    credential there, so its holder is a public caller (never staff of that practice)."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
     manage = request.headers.get("x-manage-token") or request.query_params.get("manage_token")
     if token:
-        if settings.admin_token and hmac.compare_digest(token, settings.admin_token):
+        if _is_admin_token(token, settings):
             return Principal("admin", "admin", manage_token=manage)
         key = await access.lookup_key(request.app.state.engine, token)
-        if key is not None:
+        if key is None:
+            raise AuthError(401, "unauthorized", "unknown or revoked bearer token")
+        if practice_id is None or key.practice_id == practice_id:
             return Principal("staff", f"staff:{key.id}", practice_id=key.practice_id, manage_token=manage)
-        raise AuthError(401, "unauthorized", "unknown or revoked bearer token")
-    if header:
+    elif header:
         raise AuthError(401, "unauthorized", "the Authorization header must be 'Bearer <token>'")
     if settings.embedded and not settings.admin_token:
         return Principal("open", f"open:{client_id(request)}", manage_token=manage)
@@ -62,7 +83,8 @@ def require_same_practice(p: Principal, practice_id: str, kind: str, ident: str)
 
 
 def require_staff(p: Principal, practice_id: str) -> None:
-    """Setup, schedules, audit: the admin, or staff of that practice."""
+    """A practice's own resources (its audit trail; its setup outside the open embedded default): the admin,
+    or staff of that practice."""
     if p.is_admin or (p.kind == "staff" and p.practice_id == practice_id):
         return
     if p.kind == "staff":
@@ -78,8 +100,20 @@ def require_admin(p: Principal) -> None:
     raise AuthError(401, "unauthorized", "this call needs the admin bearer token")
 
 
+def require_setup(p: Principal, practice_id: str | None = None) -> None:
+    """Setup (practices, practitioners, visit types, schedules): open in the embedded default with no admin
+    token; otherwise the admin, or staff of ``practice_id`` (creating a practice, ``None``: the admin)."""
+    if p.kind == "open":
+        return
+    if practice_id is None:
+        require_admin(p)
+    else:
+        require_staff(p, practice_id)
+
+
 def require_appointment(p: Principal, practice_id: str, manage_hash: str) -> None:
-    """An appointment: the admin, staff of its practice, or the patient holding its manage token."""
+    """An appointment: the admin, staff of its practice, or the patient holding its manage token. In every
+    mode: the embedded default's open caller is no credential here."""
     if p.is_admin or (p.kind == "staff" and p.practice_id == practice_id):
         return
     if p.manage_token and manage_hash and hmac.compare_digest(ids.token_hash(p.manage_token), manage_hash):

@@ -4,14 +4,18 @@ abuse limits; privacy of patient data."""
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis as redis_sync
+import redis.asyncio as redis_async
 from litestar.testing import TestClient
 
 from api.app import create_app
 from engine import keys
+from engine.settings import Settings
 from persistence.db import make_engine
 from persistence.persister import Persister
 from tests.conftest import ADMIN, REDIS_URL, fresh_database, next_weekday, search, settings_for, setup_practice
@@ -24,6 +28,20 @@ NONE: dict[str, str] = {}
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def hold_and_book(c: Any, ctx: dict[str, Any], start: str, patient: dict[str, str]) -> dict[str, Any]:
+    """Hold ``start`` with the first practitioner and the 30-minute visit type, and book it (the client's own
+    credentials): the appointment, with its manage token."""
+    h = c.post(
+        "/v1/holds",
+        json={"practitioner_id": ctx["practitioners"][0], "visit_type_id": ctx["visit_types"][30], "start": start},
+    )
+    assert h.status_code == 201, h.text
+    appt = c.post("/v1/appointments", json={"hold_id": h.json()["id"], "patient": patient})
+    assert appt.status_code == 201, appt.text
+    out: dict[str, Any] = appt.json()
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +59,7 @@ def world() -> Any:
             key = c.post(f"/v1/practices/{ctx['practice_id']}/api-keys")
             assert key.status_code == 201, key.text
             c.headers.pop("Authorization")
-            h = c.post(
-                "/v1/holds",
-                json={
-                    "practitioner_id": ctx["practitioners"][0],
-                    "visit_type_id": ctx["visit_types"][30],
-                    "start": slots[0]["start"],
-                },
-            )
-            appt = c.post(
-                "/v1/appointments", json={"hold_id": h.json()["id"], "patient": {"name": "P", "email": "p@example.org"}}
-            ).json()
+            appt = hold_and_book(c, ctx, slots[0]["start"], {"name": "P", "email": "p@example.org"})
             w[name] = {**ctx, "day": day, "slots": slots, "key": key.json(), "appt": appt}
         revoked = c.post(f"/v1/practices/{w['A']['practice_id']}/api-keys", headers=ADMIN_H).json()
         assert (
@@ -294,6 +302,186 @@ def test_revoked_key_stops_working_at_once(world: Any) -> None:
 def test_setup_without_a_token_is_refused_outside_the_embedded_mode(world: Any) -> None:
     r = world["c"].post("/v1/practices", json={"name": "x", "timezone": "UTC"}, headers=NONE)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_staff_of_another_practice_read_and_search_as_the_public(world: Any) -> None:
+    """A staff key of B is no credential at A: A's public reads answer as to anyone, and B's search of A is
+    audited in A's trail as a public client's, never as `staff:<B's key>`."""
+    c, a, b = world["c"], world["A"], world["B"]
+    pid, staff_b = a["practice_id"], bearer(b["key"]["key"])
+    search_url = f"/v1/practices/{pid}/availability?date={a['day'].isoformat()}&visit_type_id={a['visit_types'][30]}"
+    for url in (f"/v1/practices/{pid}", f"/v1/practices/{pid}/practitioners", f"/v1/practices/{pid}/visit-types"):
+        as_b, as_public = c.get(url, headers=staff_b), c.get(url, headers=NONE)
+        assert as_b.status_code == as_public.status_code == 200 and as_b.json() == as_public.json(), url
+    request_id = uuid.uuid4().hex
+    r = c.get(search_url, headers={**staff_b, "X-Client-Id": "b-staff", "X-Request-ID": request_id})
+    assert r.status_code == 200 and r.json()["slots"]
+    db = make_engine(world["url"])
+    Persister(world["r"], db, consumer="access").drain()
+    db.dispose()
+    trail = c.get("/v1/audit", params={"practice_id": pid, "action": "search", "limit": 1000}, headers=ADMIN_H)
+    assert trail.status_code == 200, trail.text
+    mine = [i for i in trail.json()["items"] if i["request_id"] == request_id]
+    assert [i["actor"] for i in mine] == ["public:b-staff"], mine
+    assert all(i["actor"] != f"staff:{b['key']['id']}" for i in trail.json()["items"])
+
+
+# A bearer token or manage token that is not ASCII, or is huge, is an unknown credential: 401 (403 for a manage
+# token), never a 500. Values are header bytes (the test client passes them on re-encoded as UTF-8; the server
+# decodes header bytes as latin-1, so either way the handler sees non-ASCII text).
+BAD_BEARERS = {
+    "utf-8": "Bearer été".encode(),
+    "latin-1": b"Bearer \xe9t\xe9",
+    "invalid utf-8": b"Bearer \xff\xfe\x80",
+    "huge": b"Bearer " + b"x" * 100_000,
+    "admin token + non-ascii": f"Bearer {ADMIN}".encode() + "é".encode(),
+    "staff-key shape, non-ascii": b"Bearer bks_{pid}_" + "ü".encode() * 40,
+    "staff-key shape, huge": b"Bearer bks_{pid}_" + b"k" * 100_000,
+}
+
+
+@pytest.mark.parametrize("bad", BAD_BEARERS.values(), ids=BAD_BEARERS.keys())
+def test_a_non_ascii_or_huge_bearer_token_is_401_on_every_endpoint(world: Any, bad: bytes) -> None:
+    c, a = world["c"], world["A"]
+    bad = bad.replace(b"{pid}", a["practice_id"].encode())
+    calls = [
+        ("GET", f"/v1/practices/{a['practice_id']}", None),
+        ("GET", f"/v1/practices/{a['practice_id']}/visit-types", None),
+        (
+            "GET",
+            f"/v1/practices/{a['practice_id']}/availability?date={a['day']}&visit_type_id={a['visit_types'][30]}",
+            None,
+        ),
+        ("POST", "/v1/practices", {"name": "X", "timezone": "UTC"}),
+        ("GET", f"/v1/practitioners/{a['practitioners'][0]}/schedule", None),
+        (
+            "POST",
+            "/v1/holds",
+            {
+                "practitioner_id": a["practitioners"][0],
+                "visit_type_id": a["visit_types"][30],
+                "start": a["slots"][-1]["start"],
+            },
+        ),
+        ("GET", f"/v1/appointments/{a['appt']['id']}", None),
+        ("POST", f"/v1/appointments/{a['appt']['id']}/cancel", None),
+        ("GET", f"/v1/audit?practice_id={a['practice_id']}", None),
+        ("POST", f"/v1/practices/{a['practice_id']}/api-keys", None),
+    ]
+    before = events(world)
+    for method, url, body in calls:
+        r = c.request(method, url, json=body, headers={b"authorization": bad})
+        assert r.status_code == 401, (method, url, r.status_code, r.text[:300])
+        assert r.json()["code"] == "unauthorized" and r.headers["www-authenticate"] == "Bearer"
+    assert events(world) == before
+
+
+BAD_MANAGE: dict[str, tuple[bytes | None, str]] = {  # (X-Manage-Token, query string)
+    "utf-8": ("été".encode(), ""),
+    "invalid utf-8": (b"\xff\xfe\x80", ""),
+    "huge": (b"m" * 100_000, ""),
+    "query utf-8": (None, "?manage_token=%C3%A9t%C3%A9"),
+    "query invalid utf-8": (None, "?manage_token=%FF%FE"),
+    "query surrogate": (None, "?manage_token=%ED%A0%80"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_MANAGE.values(), ids=BAD_MANAGE.keys())
+def test_a_non_ascii_or_huge_manage_token_is_403_never_500(world: Any, bad: tuple[bytes | None, str]) -> None:
+    c, a = world["c"], world["A"]
+    header, query = bad
+    headers = {b"x-manage-token": header} if header is not None else {}
+    for method, path in (("GET", ""), ("GET", "/notifications"), ("POST", "/cancel")):
+        r = c.request(method, f"/v1/appointments/{a['appt']['id']}{path}{query}", headers=headers)
+        assert r.status_code == 403 and r.json()["code"] == "forbidden", (method, path, r.status_code, r.text[:300])
+    assert c.get(f"/v1/appointments/{a['appt']['id']}", headers=ADMIN_H).json()["status"] == "booked"
+
+
+def test_a_non_ascii_admin_token_is_compared_as_the_bytes_sent(world: Any) -> None:
+    token = "pässwört-ü-" + uuid.uuid4().hex
+    s = settings_for(RURL, database_url=world["url"], admin_token=token)
+    with TestClient(create_app(s, background=False)) as c:
+        url = f"/v1/practitioners/{world['A']['practitioners'][0]}/schedule"
+        # a non-ASCII admin token (set in UTF-8) works when sent in UTF-8; one character off is another token
+        assert c.get(url, headers={b"authorization": b"Bearer " + token.encode()}).status_code == 200
+        other = c.get(url, headers={b"authorization": b"Bearer " + token.replace("ä", "a").encode()})
+        assert other.status_code == 401
+
+
+@pytest.fixture(scope="module", params=["real-redis", "embedded"])
+def open_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded default with no BOOKING_ADMIN_TOKEN: its access rules on the real Redis (the embedded
+    settings with the real Redis passed in) and in the embedded default itself (in-process Redis, SQLite)."""
+    if request.param == "real-redis":
+        s = Settings(redis_url=None, admin_token=None, database_url=fresh_database("booking_open"))
+        app = create_app(s, redis=redis_async.Redis.from_url(RURL), background=False)
+    else:
+        s = Settings(redis_url=None, admin_token=None, data_dir=str(tmp_path_factory.mktemp("open")))
+        app = create_app(s, background=False)
+    assert s.embedded
+    with TestClient(app) as c:
+        ctx = setup_practice(c, durations=(30,), practitioners=1)  # setup is open: no credential at all
+        slots = search(c, ctx["practice_id"], ctx["visit_types"][30], next_weekday(2))
+        appts = []
+        for slot in [x for x in slots if x["start"][14:16] in ("00", "30")][:3]:  # 30-minute visits, apart
+            appts.append(hold_and_book(c, ctx, slot["start"], {"name": "Olwen Openmode", "email": "olwen@x.io"}))
+        yield {"c": c, "ctx": ctx, "appt": appts[0], "other": appts[1], "spare": appts[2], "slots": slots}
+
+
+OPEN_MATRIX: list[tuple[str, str, dict[str, int]]] = [
+    ("GET", "/v1/appointments/{appt}", {"none": 401, "wrong": 403, "other": 403, "patient": 200}),
+    ("GET", "/v1/appointments/{appt}/notifications", {"none": 401, "wrong": 403, "other": 403, "patient": 200}),
+    ("POST", "/v1/appointments/{appt}/cancel", {"none": 401, "wrong": 403, "other": 403}),
+    ("POST", "/v1/appointments/{appt}/reschedule", {"none": 401, "wrong": 403, "other": 403}),
+    ("GET", "/v1/audit", {"none": 401, "patient": 401}),
+    ("GET", "/v1/audit?practice_id={pid}", {"none": 401, "patient": 401}),
+    ("GET", "/v1/audit?appointment_id={appt}", {"none": 401, "patient": 401}),
+    ("POST", "/v1/practices/{pid}/api-keys", {"none": 401, "patient": 401}),
+    ("DELETE", "/v1/practices/{pid}/api-keys/k0123456789abcdef", {"none": 401}),
+    ("GET", "/v1/practices/{pid}", {"none": 200}),
+    ("GET", "/v1/practitioners/{pr}/schedule", {"none": 200}),
+    ("POST", "/v1/practices/{pid}/visit-types", {"none": 201}),
+]
+OPEN_CASES = [
+    pytest.param(m, p, who, st, id=f"{m} {p} as {who}") for m, p, exp in OPEN_MATRIX for who, st in exp.items()
+]
+
+
+@pytest.mark.parametrize(("method", "path", "who", "status"), OPEN_CASES)
+def test_the_embedded_default_opens_setup_only(open_world: Any, method: str, path: str, who: str, status: int) -> None:
+    """API.md: with no BOOKING_ADMIN_TOKEN setup is open; patients' data (appointments, their notifications, the
+    audit trail) and staff keys still need the manage token or a configured credential."""
+    w, c = open_world, open_world["c"]
+    headers = {
+        "none": NONE,
+        "wrong": {"X-Manage-Token": "not-the-token"},
+        "other": {"X-Manage-Token": w["other"]["manage_token"]},
+        "patient": {"X-Manage-Token": w["appt"]["manage_token"]},
+    }[who]
+    body = (
+        {"hold_id": "x"}
+        if path.endswith("reschedule")
+        else {"name": "V", "duration_minutes": 15}
+        if "visit-types" in path
+        else None
+    )
+    url = path.format(pid=w["ctx"]["practice_id"], pr=w["ctx"]["practitioners"][0], appt=w["appt"]["id"])
+    r = c.request(method, url, json=body, headers=headers)
+    assert r.status_code == status, (who, r.status_code, r.text)
+    if status >= 400:
+        assert r.json()["code"] == {401: "unauthorized", 403: "forbidden"}[status]
+        assert "Olwen" not in r.text and "olwen@x.io" not in r.text  # no patient data in a refusal
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+    seen = c.get(f"/v1/appointments/{w['appt']['id']}", headers={"X-Manage-Token": w["appt"]["manage_token"]})
+    assert seen.json()["status"] == "booked" and seen.json()["version"] == 1  # a refused call changed nothing
+
+
+def test_the_embedded_default_patient_cancels_with_the_manage_token(open_world: Any) -> None:
+    c, spare = open_world["c"], open_world["spare"]
+    assert c.post(f"/v1/appointments/{spare['id']}/cancel").status_code == 401
+    done = c.post(f"/v1/appointments/{spare['id']}/cancel", headers={"X-Manage-Token": spare["manage_token"]})
+    assert done.status_code == 200 and done.json()["status"] == "cancelled"
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ async def availability(
     days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[bytes]:
-    _, ctx = await caller(request)
+    _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
     ans = await engine(request).search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
     body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
     headers = {"Age": str(ans.age_s)} if ans.stale else None

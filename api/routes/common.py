@@ -19,8 +19,10 @@ def engine(request: Request[Any, Any, Any]) -> BookingEngine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-async def caller(request: Request[Any, Any, Any]) -> tuple[Principal, Ctx]:
-    p = await principal(request)
+async def caller(request: Request[Any, Any, Any], practice_id: str | None = None) -> tuple[Principal, Ctx]:
+    """The caller and its audit context; with ``practice_id``, as that practice sees it (a staff key of
+    another practice is a public caller there: its searches are audited as public)."""
+    p = await principal(request, practice_id)
     return p, Ctx(actor=p.actor, request_id=request.scope.get("state", {}).get("request_id", ""))
 
 

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.auth import require_admin, require_staff
+from api.auth import require_admin, require_setup
 from api.routes.common import caller, engine, strict
 from api.schemas import (
     PracticeIn,
@@ -38,14 +38,14 @@ def _practice_of(practitioner_id: FromPath[str]) -> str:
 async def create_practice(request: Request[Any, Any, Any], data: JSONBody[PracticeIn]) -> PracticeOut:
     data = await strict(request, PracticeIn)
     p, ctx = await caller(request)
-    require_admin(p)
+    require_setup(p)
     practice = await engine(request).create_practice(data.name, data.timezone, ctx)
     return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
 
 
 @get("/v1/practices/{practice_id:str}", tags=["setup"], summary="Read a practice")
 async def get_practice(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PracticeOut:
-    await caller(request)  # an unknown token is refused even where none is needed
+    await caller(request, practice_id)  # an unknown token is refused even where none is needed
     practice = await engine(request).get_practice(practice_id)
     return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
 
@@ -56,14 +56,14 @@ async def add_practitioner(
 ) -> PractitionerOut:
     data = await strict(request, PractitionerIn)
     p, ctx = await caller(request)
-    require_staff(p, practice_id)
+    require_setup(p, practice_id)
     pr = await engine(request).add_practitioner(practice_id, data.name, ctx)
     return PractitionerOut(id=pr.id, practice_id=pr.practice_id, name=pr.name)
 
 
 @get("/v1/practices/{practice_id:str}/practitioners", tags=["setup"], summary="List practitioners")
 async def list_practitioners(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PractitionerList:
-    await caller(request)  # an unknown token is refused even where none is needed
+    await caller(request, practice_id)  # an unknown token is refused even where none is needed
     items = await engine(request).list_practitioners(practice_id)
     return PractitionerList(items=[PractitionerOut(id=x.id, practice_id=x.practice_id, name=x.name) for x in items])
 
@@ -74,14 +74,14 @@ async def add_visit_type(
 ) -> VisitTypeOut:
     data = await strict(request, VisitTypeIn)
     p, ctx = await caller(request)
-    require_staff(p, practice_id)
+    require_setup(p, practice_id)
     vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
     return VisitTypeOut(id=vt.id, practice_id=vt.practice_id, name=vt.name, duration_minutes=vt.duration_minutes)
 
 
 @get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
 async def list_visit_types(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> VisitTypeList:
-    await caller(request)  # an unknown token is refused even where none is needed
+    await caller(request, practice_id)  # an unknown token is refused even where none is needed
     items = await engine(request).list_visit_types(practice_id)
     return VisitTypeList(
         items=[
@@ -113,7 +113,7 @@ async def put_schedule(
 ) -> ScheduleOut:
     data = await strict(request, Schedule)
     p, ctx = await caller(request)
-    require_staff(p, _practice_of(practitioner_id))
+    require_setup(p, _practice_of(practitioner_id))
     conflicts = await engine(request).put_schedule(practitioner_id, data, ctx)
     return _schedule_out(practitioner_id, data, conflicts)
 
@@ -121,7 +121,7 @@ async def put_schedule(
 @get("/v1/practitioners/{practitioner_id:str}/schedule", tags=["setup"], summary="Read a schedule")
 async def get_schedule(request: Request[Any, Any, Any], practitioner_id: FromPath[str]) -> ScheduleOut:
     p, _ = await caller(request)
-    require_staff(p, _practice_of(practitioner_id))
+    require_setup(p, _practice_of(practitioner_id))
     return _schedule_out(practitioner_id, await engine(request).get_schedule(practitioner_id), [])
 
 
