@@ -600,3 +600,29 @@ def test_no_patient_data_in_logs_metrics_redis_keys_or_audit(caplog: Any, capfd:
         for secret in (name, "Quixotic", email, "zq-unique-7731", phone, "555 0199"):
             assert secret not in text_, f"{secret!r} found in {where}"
     assert len(stored_audit) >= 4 and any("patient_id" in str(row) for row in stored_audit)
+
+
+def test_the_embedded_default_limits_callers_without_credentials(open_world: Any) -> None:
+    """API.md: public clients are subject to abuse limits; the open caller of the embedded default is a public
+    client that may also set up, so its live holds are capped like anyone's (LIMIT_LIVE_HOLDS, 5)."""
+    c, ctx = open_world["c"], open_world["ctx"]
+    slots = search(c, ctx["practice_id"], ctx["visit_types"][30], next_weekday(3))  # a day nobody booked
+    free = [s for s in slots if s["start"][14:16] in ("00", "30")]
+    held, refused = [], None
+    for slot in free[:6]:
+        r = c.post(
+            "/v1/holds",
+            json={"practitioner_id": ctx["practitioners"][0], "visit_type_id": ctx["visit_types"][30],
+                  "start": slot["start"]},
+        )
+        if r.status_code == 201:
+            held.append(r.json()["id"])
+        else:
+            refused = r
+    try:
+        assert len(held) == 5 and refused is not None
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1
+    finally:
+        for hold_id in held:
+            assert c.delete(f"/v1/holds/{hold_id}").status_code == 204  # releasing frees the cap again

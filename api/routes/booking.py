@@ -29,6 +29,7 @@ from engine import access, errors, ids
 from engine.idempotency import derive
 from persistence.notify.queries import notification_rows
 
+LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
@@ -67,7 +68,7 @@ def _limits(request: Request[Any, Any, Any]) -> access.Limits:
 
 
 async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
-    if p.kind != "public":
+    if p.kind not in LIMITED:
         return  # admin and staff callers are not limited
     try:
         await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
@@ -78,7 +79,7 @@ async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, h
 
 async def _forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
     """A hold that was booked, released or refused no longer counts against its public client's cap."""
-    if p.kind == "public":
+    if p.kind in LIMITED:
         await access.forget_hold(engine(request), client_id(request), hold_id)
 
 
