@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -97,6 +98,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A test that timed out (pytest-timeout fails it with SIGALRM and goes on) can leave a thread blocked for
     good, such as a TestClient's event loop stuck in its app's shutdown; the interpreter would wait for it at
-    exit and the run would never end. If the process is still here a minute after pytest is done, faulthandler
-    prints every thread's stack and exits with status 1."""
-    faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)
+    exit and the run would never end. If such a thread is alive now and the process is still here a minute
+    later, faulthandler prints every thread's stack and exits with status 1."""
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)
