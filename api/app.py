@@ -39,12 +39,22 @@ def make_redis(settings: Settings, fake_server: Any = None) -> Any:
 
 
 async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) -> None:
+    """Run ``job`` every ``seconds`` until the task is cancelled.
+
+    A cancellation can be lost inside ``job``: on Python 3.11, ``asyncio.wait_for`` (redis-py wraps every command
+    in it when ``socket_timeout`` is set) returns the command's result instead of raising CancelledError when the
+    cancellation arrives in the loop step the command finishes in. The task still counts the request
+    (``Task.cancelling()``), so the loop checks it after every run; otherwise it ran on for ever and the lifespan's
+    shutdown, which waits for it, never finished."""
+    task = asyncio.current_task()
     await asyncio.sleep(first_after)
     while True:
         try:
             await job()
         except Exception as exc:  # noqa: BLE001 - background tidy work must never die
             log.warning("%s failed: %s", name, exc)
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(seconds)
 
 

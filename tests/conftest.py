@@ -1,32 +1,26 @@
-"""Shared fixtures. Integration tests use the real Redis (TEST_REDIS_URL, default db 9 on 127.0.0.1:6379)."""
+"""Fixtures, and the session's end-of-run checks. Helpers and harnesses live in tests/support: import them from
+there, never from this file. Integration tests use the real Redis (TEST_REDIS_URL, default db 9 on
+127.0.0.1:6379) and PostgreSQL (TEST_PG_ADMIN_URL)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import socket
-import subprocess
+import contextlib
+import faulthandler
 import sys
-import time
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis as redis_sync
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine.settings import Settings
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1/postgres")
-PG_DB = "booking_test"
-# Appended to every test database's name, so that two checkouts can run the suite side by side.
-DB_SUFFIX = os.environ.get("TEST_DB_SUFFIX", "")
-ADMIN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+from tests.support import processes
+from tests.support.config import AUTH, PG_DB, REDIS_URL, settings_for
+from tests.support.databases import fresh_database
+from tests.support.processes import Procs
+from tests.support.servers import Server, serve_env, start_serve
 
 
 @pytest.fixture(scope="session")
@@ -36,30 +30,6 @@ def redis_url() -> str:
     except redis_sync.ConnectionError:
         pytest.fail(f"the integration tests need Redis at {REDIS_URL} (scripts/test starts it)")
     return REDIS_URL
-
-
-def pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def fresh_database(name: str) -> str:
-    """Drop and create a PostgreSQL database, migrated to the current schema; returns its URL."""
-    from sqlalchemy import text
-
-    from persistence import migrate
-    from persistence.db import make_engine
-
-    name += DB_SUFFIX
-    admin = make_engine(PG_ADMIN_URL)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = pg_url(name)
-    eng = make_engine(url)
-    migrate.upgrade(eng)
-    eng.dispose()
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -74,33 +44,24 @@ def rsync(redis_url: str) -> Iterator[redis_sync.Redis]:
     r.close()
 
 
-def settings_for(redis_url: str | None, **kw: Any) -> Settings:
-    base: dict[str, Any] = {"redis_url": redis_url, "admin_token": ADMIN}
-    base.update(kw)
-    return Settings(**base)
-
-
 @pytest.fixture
 def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Callable[..., TestClient[Any]]]:
     """A TestClient on the real Redis and PostgreSQL (or, embedded=True, the embedded default in a temporary
-    data folder); keyword arguments override Settings fields."""
-    opened: list[TestClient[Any]] = []
+    data folder); keyword arguments override Settings fields. Every client is closed at teardown, even when
+    another one fails to."""
+    with contextlib.ExitStack() as opened:
 
-    def make(background: bool = False, embedded: bool = False, **kw: Any) -> TestClient[Any]:
-        if embedded:
-            kw.setdefault("data_dir", str(tmp_path / "embedded"))
-        else:
-            kw.setdefault("database_url", database_url)
-        app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
-        client = TestClient(app)
-        client.__enter__()
-        client.headers.update(AUTH)
-        opened.append(client)
-        return client
+        def make(background: bool = False, embedded: bool = False, **kw: Any) -> TestClient[Any]:
+            if embedded:
+                kw.setdefault("data_dir", str(tmp_path / "embedded"))
+            else:
+                kw.setdefault("database_url", database_url)
+            app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
+            client = opened.enter_context(TestClient(app))
+            client.headers.update(AUTH)
+            return client
 
-    yield make
-    for c in opened:
-        c.__exit__(None, None, None)
+        yield make
 
 
 @pytest.fixture
@@ -108,104 +69,36 @@ def client(make_client: Callable[..., TestClient[Any]]) -> TestClient[Any]:
     return make_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes]) -> None:
-        self.url, self.proc = url, proc
-
-
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server]:
-    """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": REDIS_URL,
-        "BOOKING_ADMIN_TOKEN": ADMIN,
-        "HOLD_TTL_SECONDS": "300",
-        "DATABASE_URL": database_url,
-        # the load comes from one address: lift the per-client abuse limits (tests/test_access.py covers them)
-        "LIMIT_LIVE_HOLDS": "100000",
-        "LIMIT_HOLDS_PER_MINUTE": "1000000",
-        "LIMIT_BOOKINGS_PER_MINUTE": "1000000",
-    }
-    env.update(getattr(request, "param", {}) or {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("booking serve did not become ready")
-    yield Server(url, proc)
-    proc.terminate()
+def server(
+    request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`booking serve --workers 2` on the real Redis, as a deployment would run it (per-client limits lifted:
+    the load comes from one address)."""
+    procs = Procs(tmp_path_factory.mktemp("server"))
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield start_serve(procs, serve_env(REDIS_URL, database_url, **(getattr(request, "param", {}) or {})))
+    finally:
+        procs.close()
 
 
-def next_weekday(weekday: int, after_days: int = 2) -> dt.date:
-    day = dt.date.today() + dt.timedelta(days=after_days)
-    while day.weekday() != weekday:
-        day += dt.timedelta(days=1)
-    return day
+# ------------------------------------------------------------------------------------------------ end of run
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Nothing a test started may outlive the run: a process still running, one left in the process group of a
+    process a test started, or any child of this pytest process fails the session (after being killed)."""
+    found = processes.leftovers()
+    if not found:
+        return
+    processes.kill_leftovers(found)
+    lines = "\n".join(f"  pid {pid}: {what}" for pid, what in sorted(found.items()))
+    sys.stderr.write(f"\nERROR: {len(found)} process(es) outlived the tests that started them (killed now):\n{lines}\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def setup_practice(
-    c: Any,
-    tz: str = "Europe/Paris",
-    durations: tuple[int, ...] = (30,),
-    practitioners: int = 1,
-    weekly: list[dict[str, str]] | None = None,
-    **schedule: Any,
-) -> dict[str, Any]:
-    """Create a practice with practitioners, visit types and one weekly schedule; works with any client
-    whose post/put return httpx-like responses."""
-    p = c.post("/v1/practices", json={"name": "Test practice", "timezone": tz})
-    assert p.status_code == 201, p.text
-    pid = p.json()["id"]
-    prs = []
-    for i in range(practitioners):
-        r = c.post(f"/v1/practices/{pid}/practitioners", json={"name": f"Dr {i}"})
-        assert r.status_code == 201, r.text
-        prs.append(r.json()["id"])
-    vts = {}
-    for d in durations:
-        r = c.post(f"/v1/practices/{pid}/visit-types", json={"name": f"{d} min", "duration_minutes": d})
-        assert r.status_code == 201, r.text
-        vts[d] = r.json()["id"]
-    body = {"weekly": weekly or [{"day": d, "start": "08:00", "end": "12:00"} for d in WEEKDAYS], **schedule}
-    for pr in prs:
-        r = c.put(f"/v1/practitioners/{pr}/schedule", json=body)
-        assert r.status_code == 200, r.text
-    return {"practice_id": pid, "practitioners": prs, "visit_types": vts, "tz": tz}
-
-
-def search(c: Any, pid: str, vt: str, day: dt.date, days: int = 1, **params: Any) -> list[dict[str, str]]:
-    r = c.get(
-        f"/v1/practices/{pid}/availability",
-        params={"date": day.isoformat(), "visit_type_id": vt, "days": days, **params},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["slots"]  # type: ignore[no-any-return]
-
-
-def local_times(slots: list[dict[str, str]]) -> list[str]:
-    """'HH:MM' of each slot start (the wall-clock part of its RFC 3339 string)."""
-    return [s["start"][11:16] for s in slots]
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A test that timed out (pytest-timeout fails it with SIGALRM and goes on) can leave a thread blocked for
+    good, such as a TestClient's event loop stuck in its app's shutdown; the interpreter would wait for it at
+    exit and the run would never end. If such a thread is alive now and the process is still here a minute
+    later, faulthandler prints every thread's stack and exits with status 1."""
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)

@@ -18,7 +18,9 @@ from engine import keys
 from engine.settings import Settings
 from persistence.db import make_engine
 from persistence.persister import Persister
-from tests.conftest import ADMIN, REDIS_URL, fresh_database, next_weekday, search, settings_for, setup_practice
+from tests.support.config import ADMIN, REDIS_URL, settings_for
+from tests.support.databases import fresh_database
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/14"

@@ -21,7 +21,8 @@ import redis as redis_sync
 from litestar.testing import TestClient
 
 from api.app import create_app
-from tests.conftest import AUTH, WEEKDAYS, next_weekday, settings_for, setup_practice
+from tests.support.config import AUTH, WEEKDAYS, settings_for
+from tests.support.http import next_weekday, setup_practice
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -41,13 +42,10 @@ def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invarian
         pytest.skip("a `booking bench` run is measuring on this machine (it owns Redis db 15 meanwhile)")
     booking = Path(sys.executable).parent / "booking"
     argv = [str(booking)] if booking.exists() else [sys.executable, "-m", "api.cli"]
-    out = subprocess.run(
+    out = processes.run(  # in its own process group: the servers the bench starts die with it at the timeout
         [*argv, "bench", "--quick", "--results", str(tmp_path), "--db-prefix", "bench_smoke", "--lock-wait", "120"],
-        capture_output=True,
-        text=True,
+        {**os.environ, "MPLBACKEND": "Agg"},
         timeout=200,
-        cwd=Path(__file__).resolve().parent.parent,
-        env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     files = sorted(tmp_path.glob("bench-*.json"))

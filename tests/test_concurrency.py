@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AUTH, Server, next_weekday, search, setup_practice
+from tests.support.config import AUTH
+from tests.support.http import next_weekday, search, setup_practice
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.schemas import BookIn, CancelIn, HoldIn, PracticeIn, PractitionerIn, RescheduleIn, VisitTypeIn
 from engine.model import Schedule
-from tests.conftest import settings_for
+from tests.support.config import settings_for
 
 DECODED = [HoldIn, BookIn, CancelIn, PracticeIn, PractitionerIn, RescheduleIn, VisitTypeIn, Schedule]
 json_values = st.recursive(

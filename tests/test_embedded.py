@@ -1,16 +1,18 @@
-"""The embedded default: no servers, an in-process Redis (fakeredis with Lua), the same flows."""
+"""The embedded default: no servers, an in-process Redis (fakeredis with Lua), the same flows. `booking serve
+--demo` runs in its own process group, stopped with it whatever the test's outcome."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import free_port, next_weekday, search, setup_practice
+from tests.support import processes
+from tests.support.http import next_weekday, search, setup_practice
+from tests.support.servers import CLI, free_port, wait_until
 
 
 def test_embedded_mode_runs_the_whole_flow(make_client: Any) -> None:
@@ -31,31 +33,21 @@ def test_embedded_mode_runs_the_whole_flow(make_client: Any) -> None:
     assert c.get("/readyz").json()["embedded"] is True
 
 
-def test_booking_serve_demo_starts_with_no_servers_and_offers_slots() -> None:
+def test_booking_serve_demo_starts_with_no_servers_and_offers_slots(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "BOOKING_ADMIN_TOKEN")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = tmp_path / "serve.log"
+    proc = processes.spawn([*CLI, "serve", "--demo", "--port", str(port)], env, log=log)
     try:
-        lines: list[str] = []
-        deadline = time.time() + 60
-        assert proc.stdout is not None
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if line.startswith("Try: curl"):
-                break
-        url = lines[-1].split("'")[1]
+
+        def seeded() -> list[str]:
+            if proc.poll() is not None:
+                pytest.fail(f"booking serve --demo exited with {proc.returncode}:\n{log.read_text()}")
+            return [line for line in log.read_text().splitlines() if line.startswith("Try: curl")]
+
+        url = wait_until(seeded, 60, "the demo to be seeded")[0].split("'")[1]
         r = httpx.get(url, timeout=10)
-        assert r.status_code == 200 and len(r.json()["slots"]) > 50, "".join(lines)
+        assert r.status_code == 200 and len(r.json()["slots"]) > 50, log.read_text()
         assert r.json()["timezone"] == "Europe/Paris"
     finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        processes.stop(proc)

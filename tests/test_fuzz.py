@@ -1,73 +1,67 @@
-"""schemathesis against the app's own OpenAPI document: no server error, every answer matches the schema."""
+"""schemathesis against the app's own OpenAPI document: no server error, every answer matches the schema.
+
+The document is read from a real `booking serve` at collection time (schemathesis makes one test per
+operation); that server stops as soon as it is read, and the tests run against one the module starts and
+stops. Both run in their own process groups, so nothing outlives the run, even `pytest --collect-only`."""
 
 from __future__ import annotations
 
-import atexit
 import os
-import subprocess
-import sys
-import time
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 
-from tests.conftest import ADMIN, REDIS_URL, free_port, fresh_database
+from tests.support.config import ADMIN, REDIS_URL
+from tests.support.databases import fresh_database
+from tests.support.processes import Procs
+from tests.support.servers import start_serve
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/7"
 
 
-def _serve() -> tuple[str, subprocess.Popen[bytes]]:
-    import redis
-
+def _serve(procs: Procs) -> str:
     redis.Redis.from_url(RURL).flushdb()
-    port = free_port()
     env = {
         **os.environ,
         "REDIS_URL": RURL,
         "DATABASE_URL": fresh_database("booking_fuzz"),
         "BOOKING_ADMIN_TOKEN": ADMIN,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return start_serve(procs, env, workers=1, timeout=30).url
 
 
-_URL, _PROC = _serve()  # the schema is read at collection time, so the server starts with the module
-atexit.register(_PROC.kill)
+def _served_schema() -> schemathesis.schemas.BaseSchema:
+    procs = Procs(Path(tempfile.mkdtemp(prefix="booking-fuzz-")))
+    try:
+        return schemathesis.openapi.from_url(f"{_serve(procs)}/schema/openapi.json")
+    finally:
+        procs.close()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _stop_server() -> Iterator[None]:
-    yield
-    _PROC.terminate()
-    _PROC.wait(10)
+schema = _served_schema()
 
 
-schema = schemathesis.openapi.from_url(f"{_URL}/schema/openapi.json")
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    procs = Procs(tmp_path_factory.mktemp("fuzz-server"))
+    try:
+        yield _serve(procs)
+    finally:
+        procs.close()
 
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_schema(case: schemathesis.Case, base_url: str) -> None:
     case.call_and_validate(
+        base_url=base_url,
         headers={"Authorization": f"Bearer {ADMIN}"},
         checks=[
             st_checks.not_a_server_error,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import events
-from tests.conftest import next_weekday, search, setup_practice
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,11 @@ from engine.settings import parse_offsets
 from persistence.db import make_engine
 from persistence.notify.worker import NotificationWorker
 from persistence.persister import Persister
-from tests.conftest import AUTH, REDIS_URL, fresh_database, search, settings_for, setup_practice
-from tests.smtp import SmtpServer, ics_of, text_of
+from tests.support import processes
+from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.databases import fresh_database
+from tests.support.http import search, setup_practice
+from tests.support.smtp import SmtpServer, ics_of, text_of
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/13"
@@ -128,6 +131,7 @@ def short_world() -> Iterator[World]:
     yield from make_world("40s,20s")
 
 
+@pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
 def test_300_bookings_150_cancelled_reminders_only_for_the_live_ones(short_world: World) -> None:
     c, inbox = short_world.client, short_world.inbox
     practices = [
@@ -167,6 +171,7 @@ def test_300_bookings_150_cancelled_reminders_only_for_the_live_ones(short_world
     assert sum(1 for k in got if ":reminder:" in k) == len(expected)
 
 
+@pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
 def test_reschedule_before_the_reminder_sends_it_once_for_the_new_time(short_world: World) -> None:
     c, inbox = short_world.client, short_world.inbox
     ctx = setup_practice(
@@ -236,6 +241,7 @@ def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_faile
     assert 'booking_notifications{kind="confirmation",status="failed"} 1.0' in c.get("/metrics").text
 
 
+@pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
 def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> None:
     import os
     import signal
@@ -257,12 +263,7 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> 
         }
 
         def start() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "worker"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            return processes.spawn([sys.executable, "-m", "api.cli", "worker"], env)
 
         s = settings_for(RURL, database_url=url)
         worker = start()
@@ -296,5 +297,5 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> 
                 assert statuses == {"sent"}
         finally:
             worker.kill()
-            worker.wait(10)
+            processes.stop(worker)  # reaps it, and kills anything left in its process group
     r.close()

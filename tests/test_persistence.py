@@ -21,7 +21,9 @@ from persistence import audit, migrate, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
-from tests.conftest import AUTH, REDIS_URL, fresh_database, next_weekday, search, settings_for, setup_practice
+from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.databases import fresh_database
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"  # a Redis database of this module's own

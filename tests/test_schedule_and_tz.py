@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WEEKDAYS, next_weekday, search, setup_practice
+from tests.support.config import WEEKDAYS
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 
