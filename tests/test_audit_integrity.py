@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -19,7 +20,8 @@ from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.tables import audit_events
 from tests import test_persistence
-from tests.conftest import AUTH, fresh_database, settings_for
+from tests.support.config import AUTH, settings_for
+from tests.support.databases import fresh_database
 from tests.test_persistence import RURL, book_some, rows
 
 world = test_persistence.world  # the fixture: a flushed Redis db, a fresh database, an app and a persister
@@ -159,7 +161,16 @@ def test_rows_from_before_the_upgrade_keep_their_hashes_and_the_chain_goes_on_in
         assert [(r["hash"], r["hash_version"]) for r in stored] == [(r["hash"], 1) for r in legacy]
         assert audit.verify(db, out=lambda _: None)
         # the persister extends the chain with rows of the current form
-        nxt = ev.SearchPerformed(event_id="4-0", seq=4, at=1_790_000_009_000, actor="public:t", practice_id="P1")
+        detail = ev.SearchDetail(date="2026-09-21", days=1, visit_type_id="v", count=0)
+        nxt = ev.SearchPerformed(
+            event_id="4-0",
+            seq=4,
+            at=1_790_000_009_000,
+            actor="public:t",
+            practice_id="P1",
+            detail=detail,
+            detail_raw=msgspec.json.encode(detail).decode(),
+        )
         with db.begin() as conn:
             assert writer.apply(conn, [nxt]) == {"P1-4-0"}
         new = audit_rows(db, "chain_index = 4")[0]

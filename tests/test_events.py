@@ -12,7 +12,7 @@ import pytest
 from engine import events as ev
 from engine import keys
 from engine.model import ApiKey, Patient, Practice, Practitioner, Schedule, VisitType
-from tests.conftest import next_weekday, search, setup_practice
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine import idempotency
-from tests.conftest import next_weekday, search, setup_practice
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 CLIENT_KEY = "client-secret-idempotency-key-4711"

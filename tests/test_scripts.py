@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,9 +19,10 @@ from engine.access import ApiKey, create_key, lookup_key, restore_key, revoke_ke
 from engine.model import SYSTEM, Appointment, Patient, Practice, Practitioner, Schedule, VisitType, WeeklyWindow
 from engine.service import BookingEngine
 from engine.settings import Settings
+from tests.support.config import REDIS_URL
 
 pytestmark = pytest.mark.integration
-RURL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9").rsplit("/", 1)[0] + "/11"
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/11"
 NOW = 1_900_000_000.0  # a fixed instant (2030-03-17), moved by the tests through the engine's clock
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
 

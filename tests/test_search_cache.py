@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,9 +20,11 @@ from engine.model import Patient, Practice, Schedule, WeeklyWindow
 from engine.search_cache import DayEntry, SearchCache, entry_size
 from engine.service import BookingEngine
 from engine.settings import Settings
+from tests.support import processes
+from tests.support.config import REDIS_URL
 
 pytestmark = pytest.mark.integration
-RURL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9").rsplit("/", 1)[0] + "/10"
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 START = 1_900_000_000.0
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
@@ -179,16 +178,14 @@ def _free_port() -> int:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_cached_days_answer_stale_while_redis_is_down_then_503(tmp_path: object) -> None:
     port = _free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
+    proc = processes.spawn(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     )
 
     def stop() -> None:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            processes.kill9(proc)
+        processes.kill_group(proc)
 
     async def main() -> None:
         url = f"redis://127.0.0.1:{port}/0"

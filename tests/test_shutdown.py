@@ -19,6 +19,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import _every, create_app, make_redis
+from engine.holds import Holds
 from engine.service import BookingEngine
 from tests.support.config import settings_for
 
@@ -102,12 +103,12 @@ def test_test_client_exit_finishes_when_the_sweeper_loses_the_cancellation(
     job = LosesOneCancellation()
     seen: dict[str, Any] = {}
 
-    async def sweep(self: BookingEngine, limit: int = 200) -> int:
+    async def sweep(self: Holds, limit: int = 200) -> int:
         seen["loop"], seen["task"] = asyncio.get_running_loop(), asyncio.current_task()
         await job()
         return 0
 
-    monkeypatch.setattr(BookingEngine, "expire_due_holds", sweep)
+    monkeypatch.setattr(Holds, "expire_due_holds", sweep)  # the sweeper's work (engine/holds.py)
     client = TestClient(create_app(settings_for(redis_url, database_url=database_url, sweep_interval_seconds=0.01)))
     client.__enter__()
     assert client.get("/readyz").status_code == 200
