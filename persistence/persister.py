@@ -246,14 +246,16 @@ class Persister(StreamConsumer):
 
 def stream_lag(redis: Any, key: str, group: str, now_ms: int) -> tuple[int, int] | None:
     """(entries of one stream not yet acknowledged by ``group``, time in ms of the oldest of them, ``now_ms``
-    if none); None if the stream or its group does not exist."""
+    if none); None if the stream does not exist. Before its group exists (no consumer has read yet) every
+    entry is waiting."""
     try:
         groups = {_s(g.get("name")): g for g in redis.xinfo_groups(key)}
     except ResponseError:
         return None
     g = groups.get(group)
     if g is None:
-        return None
+        first = redis.xrange(key, min="-", max="+", count=1)
+        return int(redis.xlen(key)), _id_ms(_s(first[0][0])) if first else now_ms
     oldest = now_ms
     pending = int(g.get("pending") or 0)
     last = _s(g.get("last-delivered-id") or "0-0")
