@@ -275,3 +275,11 @@ def test_pool_settings_come_from_the_environment() -> None:
     for bad in ({"REDIS_POOL_SIZE": "0"}, {"REDIS_POOL_TIMEOUT_SECONDS": "0"}):
         with pytest.raises(ValueError):
             Settings.from_env(bad)
+
+
+def test_only_commands_redis_flags_read_only_are_ever_retried() -> None:
+    from api.redis_client import READ_ONLY
+
+    writes = {"EVAL", "EVALSHA", "FCALL", "SCRIPT LOAD", "SET", "SADD", "HSET", "ZADD", "ZREMRANGEBYSCORE", "XADD"}
+    assert not writes & READ_ONLY
+    assert {"HGET", "HGETALL", "HMGET", "EXISTS", "PING", "SMEMBERS", "ZRANGEBYSCORE"} <= READ_ONLY
