@@ -175,6 +175,36 @@ def test_a_read_on_a_silently_dead_connection_is_retried_once_and_a_write_is_not
     assert c.get(f"/v1/holds/{h.json()['id']}").json()["status"] == "held"
 
 
+def test_a_pipeline_of_reads_is_retried_once_and_one_with_a_write_is_not(proxy: SilentProxy) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from api import redis_client
+
+    async def go() -> None:
+        r = redis_client.connect(settings_for(proxy.url))
+        try:
+            await r.set("bk:test:pipe", "1")
+            proxy.silence()
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.get("bk:test:pipe")
+                pipe.exists("bk:test:pipe")
+                assert await pipe.execute() == [b"1", 1]
+            assert proxy.dropped == 1
+            proxy.silence()
+            with pytest.raises(RedisConnectionError):
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.get("bk:test:pipe")
+                    pipe.incr("bk:test:pipe")
+                    await pipe.execute()
+            assert proxy.dropped == 2
+            assert await r.get("bk:test:pipe") == b"1"  # the INCR was never re-sent
+        finally:
+            await r.delete("bk:test:pipe")
+            await r.aclose()
+
+    asyncio.run(go())
+
+
 # ------------------------------------------------------------------------------------------------ the pool
 def _app(redis_url: str, db_url: str, **kw: Any) -> Any:
     return create_app(settings_for(redis_url, database_url=db_url, **kw), background=False)
