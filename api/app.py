@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from api import redis_client
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.problems import EXCEPTION_HANDLERS, documented_problems
@@ -20,22 +21,20 @@ from engine.service import BookingEngine
 from engine.settings import Settings
 
 log = logging.getLogger("booking.api")
+SHUTDOWN_WAIT_S = 5.0
 
 
-def make_redis(settings: Settings, fake_server: Any = None) -> Any:
+def make_redis(settings: Settings, fake_server: Any = None, metrics: Metrics | None = None) -> Any:
+    """The process's async Redis client (api/redis_client.py: a bounded blocking pool, reads retried once);
+    with ``metrics``, every round trip and every wait for a pooled connection is observed."""
     if settings.redis_url is None:
         import fakeredis
 
         return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
-    import redis.asyncio as aioredis
-
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
-        health_check_interval=10,
-        max_connections=512,
-    )
+    client = redis_client.connect(settings, observe=metrics.observe_redis if metrics is not None else None)
+    if metrics is not None:
+        client.connection_pool.observe_wait = metrics.redis_pool_wait.observe
+    return client
 
 
 async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) -> None:
@@ -78,7 +77,7 @@ def create_app(
 
         state = app.state
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
-        state.redis = redis if redis is not None else make_redis(settings, fake_server)
+        state.redis = redis if redis is not None else make_redis(settings, fake_server, state.metrics)
         state.engine = BookingEngine(state.redis, settings)
         state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
         state.redis_sync = (
@@ -114,14 +113,16 @@ def create_app(
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever
+                _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+                for t in stuck:
+                    log.warning("background task %s did not stop within %s s", t.get_name(), SHUTDOWN_WAIT_S)
             if notifier is not None:
                 await asyncio.to_thread(notifier.close)
             if persister is not None:
                 await asyncio.to_thread(persister.close)
-            with contextlib.suppress(Exception):
-                if redis is None:
-                    await state.redis.aclose()
+            if redis is None:
+                await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
             if state.redis_sync is not None:
                 state.redis_sync.close()
             state.db.dispose()

@@ -24,6 +24,9 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from api import metrics_dir
+
+    metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
     base = f"http://{args.host}:{args.port}"
     if args.demo:
         threading.Thread(target=_seed_when_up, args=(base, settings.admin_token), daemon=True).start()

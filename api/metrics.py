@@ -1,20 +1,46 @@
-"""Prometheus metrics of one API process: requests by route and status, latency histograms."""
+"""Prometheus metrics: requests by route and status, latency histograms, Redis round trips and pool waits.
+
+Under `booking serve` every worker writes its counters and histograms to files in PROMETHEUS_MULTIPROC_DIR
+(set up, emptied, by `booking serve`: api/metrics_dir.py) and a scrape, whichever worker answers it, adds up
+all workers' files (prometheus-client's multiprocess mode). Without that variable (tests, an app mounted
+elsewhere) the numbers are this process's own. Gauges read from Redis and the database at scrape time
+(api/gauges.py) are global either way.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _Families:
+    """A collector yielding metric families computed elsewhere (the scrape-time gauges)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if self.multiprocess_dir is not None and values.ValueClass.__name__ != "MmapedValue":
+            # prometheus_client was imported before the variable was set: write to the files all the same
+            values.ValueClass = values.MultiProcessValue()
         self.requests = Counter(
             "booking_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
         )
@@ -34,20 +60,65 @@ class Metrics:
         self.holds_expired = Counter(
             "booking_holds_expired_total", "Holds tidied by the sweeper", registry=self.registry
         )
-        self.gauges: dict[str, Gauge] = {}
+        self.redis_latency = Histogram(
+            "booking_redis_command_duration_seconds",
+            "Redis round trips of the API by command (EVALSHA: the scripts; PIPELINE: a whole pipeline), "
+            "including the wait for a pooled connection and a read's one retry",
+            ["command"],
+            buckets=REDIS_BUCKETS,
+            registry=self.registry,
+        )
+        self.redis_pool_wait = Histogram(
+            "booking_redis_pool_wait_seconds",
+            "Waits for a connection of the process's Redis pool (REDIS_POOL_SIZE, REDIS_POOL_TIMEOUT_SECONDS)",
+            buckets=REDIS_BUCKETS,
+            registry=self.registry,
+        )
+        self.redis_pool_exhausted = Counter(
+            "booking_redis_pool_exhausted_total",
+            "Requests answered 503 because no pooled Redis connection freed up within REDIS_POOL_TIMEOUT_SECONDS",
+            registry=self.registry,
+        )
 
-    def gauge(self, name: str, doc: str) -> Gauge:
-        if name not in self.gauges:
-            self.gauges[name] = Gauge(name, doc, registry=self.registry)
-        return self.gauges[name]
+        self.search_cache = Counter(
+            "booking_search_cache_total",
+            "Availability cache: practitioner-days answered from it (hit), computed again (miss), dropped to stay "
+            "within SEARCH_CACHE_BYTES (evict); searches answered stale while Redis was down (stale); search audit "
+            "appends that failed twice (audit_failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.search_cache_bytes = Gauge(
+            "booking_search_cache_bytes",
+            "Bytes held by the availability caches (summed over live workers)",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self._cache_seen: dict[str, int] = {}
 
-    def labelled_gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
-        if name not in self.gauges:
-            self.gauges[name] = Gauge(name, doc, labels, registry=self.registry)
-        return self.gauges[name]
+    def observe_search_cache(self, stats: dict[str, int], size: int) -> None:
+        """Advance the counters by what a process's cache counted since the last call (cheap: a few ints)."""
+        for outcome, total in stats.items():
+            delta = total - self._cache_seen.get(outcome, 0)
+            if delta:
+                self.search_cache.labels(outcome).inc(delta)
+                self._cache_seen[outcome] = total
+        self.search_cache_bytes.set(size)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def observe_redis(self, command: str, seconds: float) -> None:
+        self.redis_latency.labels(command).observe(seconds)
+
+    def render(self, scraped: Iterable[Metric] = ()) -> bytes:
+        """Every worker's counters and histograms (or this process's), then the scrape-time gauges."""
+        if self.multiprocess_dir is not None:
+            aggregate = CollectorRegistry()
+            MultiProcessCollector(aggregate, path=self.multiprocess_dir)
+            text = generate_latest(aggregate)
+        else:
+            text = generate_latest(self.registry)
+        now = CollectorRegistry()
+        now.register(_Families(scraped))
+        return text + generate_latest(now)
 
 
 def _request_id(scope: Scope) -> str:

@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
+from api.redis_client import PoolExhaustedError
 from api.schemas import Problem
 from engine import errors
 
@@ -130,6 +131,19 @@ def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     )
 
 
+def _pool_exhausted(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    request.app.state.metrics.redis_pool_exhausted.inc()
+    log.warning("redis pool exhausted: %s", exc)
+    return problem(
+        503,
+        "dependency_unavailable",
+        "Service unavailable",
+        "the server is overloaded: no connection to the availability store freed up in time; nothing was "
+        "changed, retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _bad_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
     return problem(
         400,
@@ -187,6 +201,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _http,
     AuthError: _auth,
     errors.LimitExceededError: _limited,
+    PoolExhaustedError: _pool_exhausted,
     RedisConnectionError: _redis_down,
     RedisTimeoutError: _redis_down,
     SQLAlchemyOperationalError: _database_down,

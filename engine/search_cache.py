@@ -58,6 +58,15 @@ class SearchCache:
     def __len__(self) -> int:
         return len(self._map)
 
+    def stats(self, audit_failures: int = 0) -> dict[str, int]:
+        return {
+            "hit": self.hits,
+            "miss": self.misses,
+            "evict": self.evictions,
+            "stale": self.stale_answers,
+            "audit_failed": audit_failures,
+        }
+
     def get(self, key: Key) -> DayEntry | None:
         hit = self._map.get(key)
         if hit is None:

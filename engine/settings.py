@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True):
     limit_bookings_per_minute: int = 10
     search_cache_bytes: int = 64 * 1024 * 1024  # the availability cache of each API process (0: off)
     stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
+    redis_pool_size: int = 128
+    redis_pool_timeout_seconds: float = 2.0
 
     @property
     def embedded(self) -> bool:
@@ -61,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True):
         ttl = int(env.get("HOLD_TTL_SECONDS", "300"))
         if ttl < 1:
             raise ValueError("HOLD_TTL_SECONDS must be at least 1")
+        pool_size = int(env.get("REDIS_POOL_SIZE", "128"))
+        pool_timeout = float(env.get("REDIS_POOL_TIMEOUT_SECONDS", "2"))
+        if pool_size < 1 or not pool_timeout > 0:
+            raise ValueError("REDIS_POOL_SIZE must be at least 1 and REDIS_POOL_TIMEOUT_SECONDS above 0")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
@@ -80,4 +86,6 @@ class Settings(msgspec.Struct, frozen=True):
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
             search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", 64 * 1024 * 1024),
             stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
+            redis_pool_size=pool_size,
+            redis_pool_timeout_seconds=pool_timeout,
         )

@@ -241,28 +241,39 @@ class Persister(StreamConsumer):
         log.info("persister %s stopped after %d events", self.consumer, self.applied)
 
 
+def stream_lag(redis: Any, key: str, group: str, now_ms: int) -> tuple[int, int] | None:
+    """(entries of one stream not yet acknowledged by ``group``, time in ms of the oldest of them, ``now_ms``
+    if none); None if the stream does not exist. Before its group exists (no consumer has read yet) every
+    entry is waiting."""
+    try:
+        groups = {text(g.get("name")): g for g in redis.xinfo_groups(key)}
+    except ResponseError:
+        return None
+    g = groups.get(group)
+    if g is None:
+        first = redis.xrange(key, min="-", max="+", count=1)
+        return int(redis.xlen(key)), _id_ms(text(first[0][0])) if first else now_ms
+    oldest = now_ms
+    pending = int(g.get("pending") or 0)
+    last = text(g.get("last-delivered-id") or "0-0")
+    undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
+    backlog = g.get("lag")
+    backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
+    first_pending = redis.xpending(key, group)["min"] if pending else None
+    if first_pending is not None:
+        oldest = min(oldest, _id_ms(text(first_pending)))
+    if undelivered:
+        oldest = min(oldest, _id_ms(text(undelivered[0][0])))
+    return pending + backlog_n, oldest
+
+
 def lag(redis: Any, group: str = keys.PERSIST_GROUP, now_ms: int | None = None) -> tuple[int, float]:
     """(events not yet acknowledged by ``group``, age in seconds of the oldest of them) over all streams."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     events_behind, oldest = 0, now_ms
     for raw in redis.smembers(keys.PRACTICES):
-        key = keys.events(text(raw))
-        try:
-            groups = {text(g.get("name")): g for g in redis.xinfo_groups(key)}
-        except ResponseError:
-            continue
-        g = groups.get(group)
-        if g is None:
-            continue
-        pending = int(g.get("pending") or 0)
-        last = text(g.get("last-delivered-id") or "0-0")
-        undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
-        backlog = g.get("lag")
-        backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
-        events_behind += pending + backlog_n
-        first_pending = redis.xpending(key, group)["min"] if pending else None
-        if first_pending is not None:
-            oldest = min(oldest, _id_ms(text(first_pending)))
-        if undelivered:
-            oldest = min(oldest, _id_ms(text(undelivered[0][0])))
+        one = stream_lag(redis, keys.events(text(raw)), group, now_ms)
+        if one is not None:
+            events_behind += one[0]
+            oldest = min(oldest, one[1])
     return events_behind, max(0.0, (now_ms - oldest) / 1000)

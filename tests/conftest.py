@@ -56,7 +56,8 @@ def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Ca
                 kw.setdefault("data_dir", str(tmp_path / "embedded"))
             else:
                 kw.setdefault("database_url", database_url)
-            app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
+            url = None if embedded else kw.pop("redis_url", redis_url)
+            app = create_app(settings_for(url, **kw), background=background)
             client = opened.enter_context(TestClient(app))
             client.headers.update(AUTH)
             return client

@@ -48,7 +48,10 @@ async def availability(
     practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[bytes]:
     _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
-    ans = await engine(request).search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    eng = engine(request)
+    ans = await eng.search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    cache = eng.searcher.cache
+    request.app.state.metrics.observe_search_cache(cache.stats(eng.searcher.audit_failures), cache.bytes)
     body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
     headers = {"Age": str(ans.age_s)} if ans.stale else None
     # the search's audit event is appended once the answer is on its way (it never adds to its latency)

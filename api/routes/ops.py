@@ -7,10 +7,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from api import gauges
 from api.problems import problem
 from engine import keys
-from persistence.notify.queries import counts_by_status
-from persistence.persister import lag
 
 
 @get("/healthz", tags=["ops"], summary="Process alive", include_in_schema=True)
@@ -34,24 +33,20 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
 async def metrics(request: Request[Any, Any, Any]) -> bytes:
+    """Counters and histograms of every worker (docs/operations.md), then gauges read at scrape time; a
+    dependency that does not answer leaves its gauges out, never the scrape."""
     state = request.app.state
+    scraped: list[Any] = []
     if state.redis_sync is not None:
         try:
-            behind, seconds = await asyncio.to_thread(lag, state.redis_sync)
-            state.metrics.gauge("booking_persister_lag_events", "Events not yet stored durably").set(behind)
-            state.metrics.gauge("booking_persister_lag_seconds", "Age of the oldest event not yet stored").set(seconds)
+            scraped += await asyncio.to_thread(lambda: list(gauges.redis_families(state.redis_sync)))
         except Exception:  # noqa: BLE001 - metrics must answer even when Redis does not
             pass
     try:
-        counts = await asyncio.to_thread(counts_by_status, state.db)
-        gauge = state.metrics.labelled_gauge(
-            "booking_notifications", "Notifications by kind and status", ["kind", "status"]
-        )
-        for (kind, status), n in counts.items():
-            gauge.labels(kind, status).set(n)
+        scraped += await asyncio.to_thread(lambda: list(gauges.database_families(state.db)))
     except Exception:  # noqa: BLE001 - the database may be down; metrics still answer
         pass
-    return state.metrics.render()  # type: ignore[no-any-return]
+    return state.metrics.render(scraped)  # type: ignore[no-any-return]
 
 
 ROUTES = [healthz, readyz, metrics]

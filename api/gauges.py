@@ -1,0 +1,107 @@
+"""Gauges read from Redis and the database at scrape time: the same figures whichever worker answers.
+
+One pass over the practices per scrape (a few round trips each, like `XINFO GROUPS`), so a scrape of
+thousands of practices takes a moment: scrape every 15-60 s, not every second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from redis.crc import key_slot
+
+from engine import keys
+from engine.codec import text
+from persistence.notify.queries import counts_by_status
+from persistence.notify.scheduling import QUEUE
+from persistence.persister import stream_lag
+
+SHARDS = 16  # practice shards: Redis Cluster hash slots of the practices' hash tags, 1,024 slots each
+
+
+def shard_of(practice_id: str) -> str:
+    """The practice's shard: its hash slot (the slot of every key it has) // 1,024, so 16 shards. A stuck
+    practice shows as one shard lagging; the series stay 16 however many practices there are."""
+    return str(key_slot(keys.tag(practice_id).encode()) * SHARDS // 16384)
+
+
+class _Lag:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.events: dict[str, int] = {}
+        self.oldest: dict[str, int] = {}
+
+    def add(self, shard: str, one: tuple[int, int] | None) -> None:
+        behind, oldest = one if one is not None else (0, self.now_ms)
+        self.events[shard] = self.events.get(shard, 0) + behind
+        self.oldest[shard] = min(self.oldest.get(shard, self.now_ms), oldest)
+
+    def seconds(self, shard: str | None = None) -> float:
+        oldest = min(self.oldest.values(), default=self.now_ms) if shard is None else self.oldest[shard]
+        return max(0.0, (self.now_ms - oldest) / 1000)
+
+
+def redis_families(redis: Any) -> Iterator[Metric]:
+    """Persister lag (total and per shard), the notifier's outbox lag, the rq queue, live holds, a PING."""
+    started = time.perf_counter()
+    redis.ping()
+    ping = time.perf_counter() - started
+    now_ms = int(time.time() * 1000)
+    persist, outbox = _Lag(now_ms), _Lag(now_ms)
+    practices = sorted(text(raw) for raw in redis.smembers(keys.PRACTICES))
+    for pid in practices:
+        shard, stream = shard_of(pid), keys.events(pid)
+        persist.add(shard, stream_lag(redis, stream, keys.PERSIST_GROUP, now_ms))
+        outbox.add(shard, stream_lag(redis, stream, keys.NOTIFY_GROUP, now_ms))
+    with redis.pipeline(transaction=False) as pipe:
+        for pid in practices:
+            pipe.zcount(keys.hold_expiries(pid), f"({now_ms}", "+inf")
+        pipe.llen(f"rq:queue:{QUEUE}")
+        pipe.zcard("rq:scheduler:scheduled_jobs")
+        pipe.zcard(f"rq:failed:{QUEUE}")
+        *holds, queued, scheduled, failed = pipe.execute()
+
+    yield GaugeMetricFamily("booking_redis_ping_seconds", "Round trip of a PING from the scraped process", ping)
+    yield GaugeMetricFamily(
+        "booking_persister_lag_events", "Events not yet stored durably", sum(persist.events.values())
+    )
+    yield GaugeMetricFamily(
+        "booking_persister_lag_seconds", "Age of the oldest event not yet stored", persist.seconds()
+    )
+    by_shard = GaugeMetricFamily(
+        "booking_persister_shard_lag_events", "Events not yet stored durably, by practice shard", labels=["shard"]
+    )
+    age_by_shard = GaugeMetricFamily(
+        "booking_persister_shard_lag_seconds",
+        "Age of the oldest event not yet stored, by practice shard",
+        labels=["shard"],
+    )
+    for shard in sorted(persist.events, key=int):
+        by_shard.add_metric([shard], persist.events[shard])
+        age_by_shard.add_metric([shard], persist.seconds(shard))
+    yield by_shard
+    yield age_by_shard
+    yield GaugeMetricFamily(
+        "booking_outbox_lag_events",
+        "Events the notifier has not yet turned into notifications",
+        sum(outbox.events.values()),
+    )
+    yield GaugeMetricFamily("booking_outbox_lag_seconds", "Age of the oldest of them", outbox.seconds())
+    jobs = GaugeMetricFamily(
+        "booking_notification_jobs", "rq jobs of the notification queue by state", labels=["state"]
+    )
+    for state, n in (("queued", queued), ("scheduled", scheduled), ("failed", failed)):
+        jobs.add_metric([state], int(n))
+    yield jobs
+    yield GaugeMetricFamily("booking_live_holds", "Holds placed and not yet expired, booked or released", sum(holds))
+
+
+def database_families(db: Any) -> Iterator[Metric]:
+    gauge = GaugeMetricFamily("booking_notifications", "Notifications by kind and status", labels=["kind", "status"])
+    for (kind, status), n in sorted(counts_by_status(db).items()):
+        gauge.add_metric([kind, status], n)
+    yield gauge
