@@ -9,8 +9,9 @@ from litestar import Request, Response, get
 
 from api.problems import problem
 from engine import keys
+from engine.codec import text
 from persistence.notify.queries import counts_by_status
-from persistence.persister import lag
+from persistence.persister import HELD, lag
 
 
 @get("/healthz", tags=["ops"], summary="Process alive", include_in_schema=True)
@@ -29,7 +30,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
         return problem(
             503, "not_ready", "Not ready", "start-up reconciliation has not finished", headers={"Retry-After": "1"}
         )
-    return Response(content={"status": "ready", "embedded": state.settings.embedded})
+    content: dict[str, Any] = {"status": "ready", "embedded": state.settings.embedded}
+    held = await state.redis.hgetall(HELD)
+    if held:  # events the persister holds back until an operator looks (docs/operations.md)
+        content["persister_held"] = {text(k): text(v) for k, v in sorted(held.items())}
+    return Response(content=content)
 
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
@@ -40,6 +45,8 @@ async def metrics(request: Request[Any, Any, Any]) -> bytes:
             behind, seconds = await asyncio.to_thread(lag, state.redis_sync)
             state.metrics.gauge("booking_persister_lag_events", "Events not yet stored durably").set(behind)
             state.metrics.gauge("booking_persister_lag_seconds", "Age of the oldest event not yet stored").set(seconds)
+            held = await asyncio.to_thread(state.redis_sync.hlen, HELD)
+            state.metrics.gauge("booking_persister_held_events", "Events held back until an operator looks").set(held)
         except Exception:  # noqa: BLE001 - metrics must answer even when Redis does not
             pass
     try:
