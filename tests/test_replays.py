@@ -81,7 +81,11 @@ def test_a_replayed_create_of_a_revoked_key_leaves_it_revoked_and_reconciliation
     # the key is revoked; persister B stores the revocation, then claims A's entries and replays the create
     assert c.delete(f"/v1/practices/{pid}/api-keys/{made['id']}").status_code == 204
     b = Persister(r, db, consumer="b")
-    b.drain(min_idle_ms=0)
+    b.refresh_streams(force=True)
+    assert b._write(b._read(">", None)) == 1  # the revocation
+    assert key_row(db, made["id"])[0][0] is not None
+    assert b.claim_abandoned(0) == 2  # A's practice and key creates, replayed after the revocation
+    assert b._write(b._read("0", None)) == 2
     assert r.xpending(keys.events(pid), keys.PERSIST_GROUP)["pending"] == 0
     revoked = key_row(db, made["id"])
     assert revoked[0][0] is not None
@@ -234,3 +238,29 @@ def test_an_entry_id_stored_with_other_content_is_held_back_loudly(world: Any) -
     p._after(store(db, stored))  # its entry id acknowledged: nothing is held back any more
     assert "persister_held" not in c.get("/readyz").json()
     assert not r.exists(HELD)
+
+
+def test_one_batch_holding_both_numberings_is_stored_in_stream_order(world: Any) -> None:
+    """The counter went back while the persister was behind: one batch holds events numbered 1..4 and,
+    after them in the stream, events numbered 2 and 3 again. Stream order, not seq order, is the order."""
+    c, r, db = world["client"], world["redis"], world["db"]
+    ctx, _ = book_some(c, n=1)  # schedule, search, hold, book: seq 1..4, not stored yet
+    pid = ctx["practice_id"]
+    lower_audit_seq(r, pid, by=3)
+    late = book(c, ctx, free_starts(c, ctx)[-1])  # search, hold, book: seq 2..4 again
+    p = Persister(r, db, consumer="one", batch=1000)
+    p.refresh_streams(force=True)
+    entries = p._read(">", None)
+    assert p._write(entries) == len(entries)
+    assert chain(db, ctx["practice_id"]) == [
+        ("schedule", 1, None),
+        ("search", 2, None),
+        ("hold", 3, None),
+        ("book", 4, chain(db, pid)[3][2]),
+        ("seq_rollback", 4, None),
+        ("search", 2, None),
+        ("hold", 3, None),
+        ("book", 4, late["id"]),
+    ]
+    assert audit.verify(db, out=lambda _: None)
+    assert int(r.hget(keys.audit(pid), "seq")) == 4
