@@ -18,7 +18,7 @@ from engine import keys
 from engine.codec import text
 from persistence.notify.queries import counts_by_status
 from persistence.notify.scheduling import QUEUE
-from persistence.persister import stream_lag
+from persistence.persister import HELD, stream_lag
 
 SHARDS = 16  # practice shards: Redis Cluster hash slots of the practices' hash tags, 1,024 slots each
 
@@ -66,6 +66,9 @@ def redis_families(redis: Any) -> Iterator[Metric]:
         *holds, queued, scheduled, failed = pipe.execute()
 
     yield GaugeMetricFamily("booking_redis_ping_seconds", "Round trip of a PING from the scraped process", ping)
+    yield GaugeMetricFamily(
+        "booking_persister_held_events", "Events the persister holds back until an operator looks", redis.hlen(HELD)
+    )
     yield GaugeMetricFamily(
         "booking_persister_lag_events", "Events not yet stored durably", sum(persist.events.values())
     )

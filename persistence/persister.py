@@ -19,9 +19,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from engine import events as ev
 from engine import keys
 from engine.codec import text
+from engine.scripts.registry import source
 from persistence import writer
 
 log = logging.getLogger("booking.persister")
+
+# Global hash: audit id -> why the persister holds that event back for good (an operator must look); shown by
+# /readyz and /metrics, emptied of an entry once it is acknowledged.
+HELD = keys.PERSIST_HELD
 
 
 def _id_ms(entry_id: str) -> int:
@@ -138,6 +143,8 @@ class Persister(StreamConsumer):
         self.applied = 0
         self.backoff = 0.0
         self.gather_s = 0.1
+        self.held: set[str] = set()  # audit ids this persister published in HELD
+        self._restore_seq = redis.register_script(source("restore_seq"))
 
     # ---------------------------------------------------------------- one step
     def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
@@ -148,14 +155,51 @@ class Persister(StreamConsumer):
         events = [e for _, e in decoded]
         try:
             with self.db.begin() as conn:
-                done = writer.apply(conn, events)
+                done = writer.apply(conn, events, predecessor=self.predecessor)
         except IntegrityError as exc:
             log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
             with self.db.begin() as conn:
-                done = writer.apply(conn, events, careful=True)
+                done = writer.apply(conn, events, careful=True, predecessor=self.predecessor)
         n = self.ack([(key, e.event_id) for key, e in decoded if writer.audit_id(e) in done])
         self.applied += n
+        self._after(done)
         return n
+
+    def _after(self, done: writer.Applied) -> None:
+        """Raise Redis's audit counters that went back below what is stored; publish what is held back."""
+        for practice_id, last_seq in sorted(done.raise_seq.items()):
+            had = int(self._restore_seq(keys=[keys.audit(practice_id)], args=[last_seq]))
+            if had >= 0:
+                log.warning(
+                    "practice %s: Redis's audit seq was %d, below the %d already stored (Redis lost data): raised",
+                    practice_id,
+                    had,
+                    last_seq,
+                )
+        if done.held:
+            self.redis.hset(HELD, mapping={k: f"{int(self.clock() * 1000)} {why}" for k, why in done.held.items()})
+            self.held.update(done.held)
+        cleared = self.held & done
+        if cleared:
+            self.redis.hdel(HELD, *cleared)
+            self.held -= cleared
+
+    def predecessor(self, e: ev.Event) -> str | None:
+        """The entry id of the audited event before ``e`` in its practice's stream; None when none is left
+        (entries are trimmed only once every group acknowledged them). Undecodable entries (acknowledged and
+        skipped) do not count."""
+        key, upper = keys.events(e.practice_id), f"({e.event_id}"
+        while True:
+            got = self.redis.xrevrange(key, max=upper, min="-", count=20)
+            if not got:
+                return None
+            for entry_id, fields in got:
+                try:
+                    if ev.from_stream(entry_id, fields).__struct_config__.tag in ev.AUDITED:
+                        return text(entry_id)
+                except Exception:  # noqa: BLE001 - the persister skipped it too
+                    continue
+            upper = f"({text(got[-1][0])}"
 
     def _read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
         return self.read(start, block)

@@ -10,6 +10,8 @@ from litestar import Request, Response, get
 from api import gauges
 from api.problems import problem
 from engine import keys
+from engine.codec import text
+from persistence.persister import HELD
 
 
 @get("/healthz", tags=["ops"], summary="Process alive", include_in_schema=True)
@@ -28,7 +30,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
         return problem(
             503, "not_ready", "Not ready", "start-up reconciliation has not finished", headers={"Retry-After": "1"}
         )
-    return Response(content={"status": "ready", "embedded": state.settings.embedded})
+    content: dict[str, Any] = {"status": "ready", "embedded": state.settings.embedded}
+    held = await state.redis.hgetall(HELD)
+    if held:  # events the persister holds back until an operator looks (docs/operations.md)
+        content["persister_held"] = {text(k): text(v) for k, v in sorted(held.items())}
+    return Response(content=content)
 
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
