@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, InternalError
 from api.app import create_app
 from engine import keys
 from engine.service import BookingEngine
-from persistence import audit, migrate, writer
+from persistence import audit, effects, migrate, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
@@ -441,7 +441,7 @@ def test_reads_that_need_the_database_answer_503_when_it_is_unreachable(tmp_path
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_the_one_upsert_keeps_newer_rows_for_single_rows_and_executemany_alike(dialect: str, tmp_path: Any) -> None:
-    """writer._upsert: appointments never go back a version, schedules never back in time (single rows and
+    """effects._upsert: appointments never go back a version, schedules never back in time (single rows and
     executemany alike, on both dialects); other tables take the latest copy."""
     from engine.events import AppointmentRecord
     from engine.model import Patient
@@ -457,7 +457,7 @@ def test_the_one_upsert_keeps_newer_rows_for_single_rows_and_executemany_alike(d
             id="a1", status=status, version=version, practice_id="p", practitioner_id="r", visit_type_id="v",
             start=1_800_000_000 + version * 3600, end=1_800_001_800 + version * 3600, patient=patient, hold_id="h",
         )  # fmt: skip
-        return writer.appointment_row(record, version)
+        return effects.appointment_row(record, version)
 
     def sched(at: int) -> dict[str, Any]:
         return {"practitioner_id": "r", "practice_id": "p", "body": f"b{at}", "changed_at_ms": at, "event_id": "e"}
@@ -471,20 +471,20 @@ def test_the_one_upsert_keeps_newer_rows_for_single_rows_and_executemany_alike(d
 
     try:
         with db.begin() as conn:
-            writer._upsert(conn, appointments, appt(2, "cancelled"), "id")
-            writer._upsert(conn, appointments, appt(1, "booked"), "id")  # older: ignored
-            writer._upsert(conn, appointments, [appt(1, "booked"), appt(2, "booked")], "id")  # not newer either
-            writer._upsert(conn, schedules, [sched(200), sched(100)], "practitioner_id")
-            writer._upsert(conn, holds, [hold("h1", "held"), hold("h2", "held")], "id")
+            effects._upsert(conn, appointments, appt(2, "cancelled"), "id")
+            effects._upsert(conn, appointments, appt(1, "booked"), "id")  # older: ignored
+            effects._upsert(conn, appointments, [appt(1, "booked"), appt(2, "booked")], "id")  # not newer either
+            effects._upsert(conn, schedules, [sched(200), sched(100)], "practitioner_id")
+            effects._upsert(conn, holds, [hold("h1", "held"), hold("h2", "held")], "id")
         assert rows(db, "select status, version from appointments") == [("cancelled", 2)]
         assert rows(db, "select body from schedules") == [("b200",)]
         with db.begin() as conn:
-            writer._upsert(conn, appointments, [appt(3, "booked")], "id")
-            writer._upsert(conn, schedules, sched(300), "practitioner_id")
-            writer._upsert(conn, holds, hold("h2", "booked"), "id")
+            effects._upsert(conn, appointments, [appt(3, "booked")], "id")
+            effects._upsert(conn, schedules, sched(300), "practitioner_id")
+            effects._upsert(conn, holds, hold("h2", "booked"), "id")
         assert rows(db, "select status, version, updated_at_ms from appointments") == [("booked", 3, 3)]
         assert rows(db, "select body from schedules") == [("b300",)]
         assert rows(db, "select id, state from holds order by id") == [("h1", "held"), ("h2", "booked")]
-        assert {(dialect, t) for t in ("appointments", "schedules", "holds")} <= set(writer._UPSERTS)
+        assert {(dialect, t) for t in ("appointments", "schedules", "holds")} <= set(effects._UPSERTS)
     finally:
         db.dispose()

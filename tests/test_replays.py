@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from engine import events as ev
 from engine import keys
-from persistence import audit, writer
+from persistence import audit, audit_rows, writer
 from persistence.db import make_engine
 from persistence.persister import HELD, Persister
 from tests.support.config import AUTH, settings_for
@@ -170,7 +170,7 @@ def test_a_booking_made_after_redis_audit_seq_went_back_is_stored_in_the_chain(w
         ("book", 3, late["id"]),
     ]
     brk = rows(db, "select actor, detail from audit_events where action = 'seq_rollback'")
-    assert brk[0][0] == writer.BREAK_ACTOR
+    assert brk[0][0] == audit_rows.BREAK_ACTOR
     assert msgspec.json.decode(brk[0][1])["chain_seq"] == 10 and msgspec.json.decode(brk[0][1])["redis_seq"] == 1
     assert r.xpending(keys.events(pid), keys.PERSIST_GROUP)["pending"] == 0
     assert audit.verify(db, out=lambda _: None)

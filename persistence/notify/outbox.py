@@ -14,10 +14,10 @@ from sqlalchemy.engine import Connection, Engine
 from engine import events as ev
 from engine import keys
 from engine.settings import Settings
+from persistence.audit_rows import insert_for
 from persistence.notify.scheduling import Scheduling
 from persistence.persister import StreamConsumer
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
-from persistence.writer import _insert
 
 log = logging.getLogger("booking.notify")
 
@@ -79,7 +79,7 @@ def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> 
             due = start_ms - off * 1000
             # an offset already past when the booking was made is skipped, never sent late
             rows.append(_row(e, "reminder", off, version, due, "scheduled" if due > e.at else "skipped"))
-    conn.execute(_insert(conn, notifications).values(rows).on_conflict_do_nothing())
+    conn.execute(insert_for(conn, notifications).values(rows).on_conflict_do_nothing())
     live = conn.execute(
         select(notifications.c.id, notifications.c.due_at_ms).where(
             notifications.c.appointment_id == e.appointment_id,
