@@ -20,6 +20,8 @@ def _cursor(at_ms: int, ident: str) -> str:
 def _uncursor(cursor: str) -> tuple[int, str]:
     raw = base64.urlsafe_b64decode(cursor.encode()).decode()
     at, _, ident = raw.partition(":")
+    if "\x00" in ident:
+        raise ValueError("not a cursor of this API")  # no stored id holds NUL (PostgreSQL text cannot)
     return int(at), ident
 
 
@@ -35,6 +37,8 @@ def query(
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Rows oldest first; ``cursor`` continues after the last row of the previous page."""
+    if any("\x00" in v for v in (practice_id, appointment_id, hold_id, action) if v):
+        return [], None  # PostgreSQL text cannot hold NUL: no row matches (and the driver would refuse the query)
     t = audit_events
     q = select(t)
     for col, value in (
