@@ -97,6 +97,36 @@ def test_search_date_pattern_is_the_engine_bound(date: dt.date, valid: bool) -> 
     assert limits.search_date_ok(date) is valid
 
 
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from _patterns(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _patterns(item)
+
+
+def test_published_patterns_read_the_same_in_ecma_262(document: dict[str, Any]) -> None:
+    """Clients read a JSON Schema pattern as ECMA-262, the server applies it with Python's ``re``: escapes
+    whose sets differ between the two (``\\s``, ``\\w``, ``\\d``, ``\\b``) must not appear."""
+    patterns = list(_patterns(document))
+    assert len(patterns) >= 4
+    for pattern in patterns:
+        assert not re.search(r"\\[sSwWdDbB]", pattern), pattern
+
+
+def test_email_pattern_accepts_what_it_did() -> None:
+    """The e-mail pattern spells out Python's ``\\s``: the same addresses pass as before."""
+    from engine.model import EMAIL_PATTERN
+
+    before = re.compile(r"[^@\s]")
+    after = re.compile(EMAIL_PATTERN[1 : EMAIL_PATTERN.index("]") + 1])
+    assert all(bool(before.fullmatch(chr(c))) == bool(after.fullmatch(chr(c))) for c in range(sys.maxunicode + 1))
+
+
 def test_lua_bound_is_the_longest_visit() -> None:
     prelude = (ROOT / "lua" / "_prelude.lua").read_text()
     m = re.search(r"local MAX_DURATION_S = (\d+)", prelude)
