@@ -3,8 +3,9 @@
 - Every request body that refuses unknown fields says so (``additionalProperties: false``).
 - Each operation declares the problems it can answer (api/problems.py), and only those.
 - Links tie the operations together the way a client walks them: practice -> practitioner -> schedule,
-  visit type -> availability -> hold -> appointment -> cancel / reschedule / notifications. Clients read them as
-  documentation; schemathesis' stateful phase follows them (tests/test_openapi_contract.py).
+  visit type (or the visit type list) -> availability -> hold -> appointment -> read / cancel / notifications,
+  hold -> reschedule onto it, audit -> next page. Clients read them as documentation; schemathesis' stateful
+  phase follows them (tests/test_openapi_contract.py).
 - ``OPTIONS`` answers an ``Allow`` header with every method of its path (Litestar's own OPTIONS handler lists
   only the methods of the first handler registered for a path).
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from litestar import Response, route
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # not exported (2.x)
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Link, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.status_codes import HTTP_204_NO_CONTENT
