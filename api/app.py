@@ -15,7 +15,8 @@ from litestar.openapi import OpenAPIConfig
 from api import redis_client
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
-from api.problems import EXCEPTION_HANDLERS, documented_problems
+from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
+from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -128,11 +129,10 @@ def create_app(
             state.db.dispose()
 
     handlers = [*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES]
-    problems = documented_problems()
-    for handler in handlers:
-        handler.responses = {**problems, **(handler.responses or {})}
+    document(handlers)
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=[*allow_handlers(handlers), *handlers],
+        plugins=[StrictStructSchemaPlugin()],
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,

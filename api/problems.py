@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -174,25 +175,33 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
 
 
-def documented_problems() -> dict[int, Any]:
-    """Every problem a route may answer, for the OpenAPI document (schemathesis checks answers against it)."""
+# What each problem status means, for the OpenAPI document (api/openapi.py picks them per operation).
+PROBLEM_STATUS_TEXT = {
+    400: "Malformed request: the body is not JSON (malformed_request)",
+    401: "No, unknown or revoked credentials (unauthorized)",
+    403: "Known credentials that may not do this (forbidden)",
+    404: "Not found, or another practice's resource (not_found)",
+    409: "Conflict: slot_unavailable, hold_used, appointment_cancelled, a concurrent schedule change",
+    410: "The hold expired or was released (hold_expired)",
+    413: "Request body too large (payload_too_large)",
+    422: "Invalid request: validation_error, unknown_timezone, idempotency_key_reused",
+    429: "Abuse limit reached; see Retry-After (rate_limited)",
+    503: "A dependency is unavailable; nothing changed, see Retry-After (dependency_unavailable, not_ready)",
+}
+
+
+def problem_responses(codes: Iterable[int]) -> dict[int, Any]:
+    """The problem answers ``codes`` as OpenAPI responses (application/problem+json, the Problem schema)."""
     from litestar.openapi.datastructures import ResponseSpec
 
-    described = {
-        400: "Malformed request",
-        401: "No or unknown credentials",
-        403: "Known but not allowed",
-        404: "Not found (or another practice's resource)",
-        409: "Conflict (slot_unavailable, hold_used, ...)",
-        410: "Hold expired or released",
-        413: "Request body too large",
-        422: "Invalid request",
-        429: "Abuse limit reached (see Retry-After)",
-        503: "A dependency is unavailable (see Retry-After)",
-    }
     return {
-        code: ResponseSpec(data_container=Problem, description=text, media_type=PROBLEM_JSON)
-        for code, text in described.items()
+        code: ResponseSpec(
+            data_container=Problem,
+            description=PROBLEM_STATUS_TEXT[code],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for code in sorted(set(codes))
     }
 
 

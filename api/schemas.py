@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 import msgspec
+from litestar.params import QueryParameter
 
+from engine import limits
 from engine.model import AwareDatetime, Name, Patient, Schedule
 
-Timezone = Annotated[str, msgspec.Meta(min_length=1, max_length=64, examples=["Europe/Paris"])]
+# The IANA names this server knows (engine/timeutil.zone accepts exactly these; any other is 422 unknown_timezone).
+# Litestar copies ``extra_json_schema["extra"]`` into the OpenAPI schema.
+IANA_ZONES = sorted(available_timezones())
+Timezone = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        extra_json_schema={
+            "description": "An IANA time zone name",
+            "examples": ["Europe/Paris"],
+            "extra": {"enum": IANA_ZONES},
+        },
+    ),
+]
 Reason = Annotated[str, msgspec.Meta(max_length=500)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+DurationMinutes = Annotated[int, msgspec.Meta(ge=limits.MIN_VISIT_MINUTES, le=limits.MAX_VISIT_MINUTES)]
+
+# ---------------------------------------------------------------- query parameters (the engine checks the same)
+# A local date between limits.SEARCH_FIRST_DATE and limits.SEARCH_LAST_DATE (1971-01-01 and 9000-01-01).
+SEARCH_DATE_PATTERN = (
+    r"^(?:(?:197[1-9]|19[89][0-9]|[2-8][0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])|9000-01-01)$"
+)
+SearchDate = Annotated[
+    dt.date,
+    QueryParameter(
+        description=f"A local date of the practice, {limits.SEARCH_FIRST_DATE} to {limits.SEARCH_LAST_DATE}",
+        schema_extra={"pattern": SEARCH_DATE_PATTERN},
+    ),
+]
+SearchDays = Annotated[
+    int,
+    QueryParameter(
+        ge=limits.MIN_SEARCH_DAYS, le=limits.MAX_SEARCH_DAYS, description="How many local dates, from `date` on"
+    ),
+]
+QueryId = Annotated[str, QueryParameter(min_length=1, max_length=200)]
+OptionalQueryId = Annotated[str | None, QueryParameter(max_length=200)]
 
 
 class PracticeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -24,7 +64,7 @@ class PractitionerIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class VisitTypeIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    duration_minutes: Annotated[int, msgspec.Meta(ge=5, le=480)]
+    duration_minutes: DurationMinutes
 
 
 class PracticeOut(msgspec.Struct):

@@ -85,7 +85,7 @@ class Catalog:
         return await self._get(practitioner_id, "r", keys.practitioners, Practitioner, "practitioner")
 
     async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
-        if not limits.MIN_VISIT_MINUTES <= minutes <= limits.MAX_VISIT_MINUTES:
+        if not limits.visit_minutes_ok(minutes):
             raise errors.InvalidRequestError(
                 f"duration_minutes must be {limits.MIN_VISIT_MINUTES} to {limits.MAX_VISIT_MINUTES}"
             )

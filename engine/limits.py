@@ -1,8 +1,40 @@
-"""Limits the engine enforces and the API's schema states (one definition each)."""
+"""The limits the engine enforces and the API states in its OpenAPI document, each written once.
+
+The engine checks them (engine/catalog.py, engine/search.py), api/schemas.py states them in the schema, and
+the script loader (engine/scripts/registry.py) defines ``MAX_DURATION_S`` in front of every Lua script.
+"""
 
 from __future__ import annotations
 
-MIN_VISIT_MINUTES = 5
-MAX_VISIT_MINUTES = 480  # the Lua overlap look-ups rely on it (MAX_DURATION_S, put in front of every script)
-MAX_DURATION_S = MAX_VISIT_MINUTES * 60
-MAX_SEARCH_DAYS = 31
+import datetime as dt
+from typing import Final
+
+MIN_VISIT_MINUTES: Final = 5
+"""The shortest visit type (``duration_minutes``)."""
+MAX_VISIT_MINUTES: Final = 480
+"""The longest visit type: it bounds every overlap look-up of the Lua scripts (see docs/redis-model.md)."""
+MAX_VISIT_S: Final = MAX_VISIT_MINUTES * 60
+
+MIN_SEARCH_DAYS: Final = 1
+MAX_SEARCH_DAYS: Final = 31
+"""How many local dates one availability search covers (``days``, default 1)."""
+
+SEARCH_FIRST_DATE: Final = dt.date(1971, 1, 1)
+SEARCH_LAST_DATE: Final = dt.date(9000, 1, 1)
+"""The first and last ``date`` a search accepts: every local day between them has instants that the time
+arithmetic (and ``datetime``) can represent in any zone, also with ``days`` added."""
+
+
+def visit_minutes_ok(minutes: int) -> bool:
+    return MIN_VISIT_MINUTES <= minutes <= MAX_VISIT_MINUTES
+
+
+def search_days_ok(days: int) -> bool:
+    return MIN_SEARCH_DAYS <= days <= MAX_SEARCH_DAYS
+
+
+def search_date_ok(date: dt.date) -> bool:
+    return SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE
+
+MAX_DURATION_S: Final = MAX_VISIT_S
+"""The same bound under the name the Lua scripts use (engine/scripts/registry.py puts it in front of each)."""

@@ -13,6 +13,10 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Python's ``\s`` spelled out: the OpenAPI document publishes the pattern, and clients read it as ECMA-262, whose
+# ``\s`` is another set (it lacks \x1c-\x1f and \x85). Same accepted e-mails as ``^[^@\s]+@[^@\s]+$``.
+_SPACE = r"\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL_PATTERN = rf"^[^@{_SPACE}]+@[^@{_SPACE}]+$"
 
 
 class WeeklyWindow(msgspec.Struct, forbid_unknown_fields=True):
@@ -94,7 +98,7 @@ class VisitType(msgspec.Struct):
 
 class Patient(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
     phone: Annotated[str, msgspec.Meta(max_length=40, pattern=r"^[0-9+()\-. ]*$")] | None = None
 
 

@@ -22,8 +22,6 @@ from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, Slot, VisitType
 from engine.search_cache import DayEntry, SearchCache, buckets
 
-SEARCH_FIRST_DATE = dt.date(1971, 1, 1)
-SEARCH_LAST_DATE = dt.date(9000, 1, 1)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -236,10 +234,11 @@ class Search:
     def _check(practice_id: str, date: dt.date, days: int) -> None:
         if ids.practice_of(practice_id, "p") is None:
             raise errors.NotFoundError("practice", practice_id)
-        if not (SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE):
-            raise errors.InvalidRequestError(f"date must lie between {SEARCH_FIRST_DATE} and {SEARCH_LAST_DATE}")
-        if not 1 <= days <= limits.MAX_SEARCH_DAYS:
-            raise errors.InvalidRequestError(f"days must be 1 to {limits.MAX_SEARCH_DAYS}")
+        if not limits.search_date_ok(date):
+            first, last = limits.SEARCH_FIRST_DATE, limits.SEARCH_LAST_DATE
+            raise errors.InvalidRequestError(f"date must lie between {first} and {last}")
+        if not limits.search_days_ok(days):
+            raise errors.InvalidRequestError(f"days must be {limits.MIN_SEARCH_DAYS} to {limits.MAX_SEARCH_DAYS}")
 
     @staticmethod
     def _range(practice: Practice, date: dt.date, days: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from engine.settings import Settings
 from tests.support.config import REDIS_URL
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/11"
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/5"
 NOW = 1_900_000_000.0  # a fixed instant (2030-03-17), moved by the tests through the engine's clock
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
 

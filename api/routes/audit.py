@@ -14,6 +14,7 @@ from api.auth import require_staff
 from api.problems import AuthError
 from api.routes.common import caller
 from engine import errors, ids, timeutil
+from engine.model import AwareDatetime
 from persistence import audit
 
 Action = Literal["search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule"]
@@ -39,6 +40,15 @@ class AuditPage(msgspec.Struct):
     next: str | None
 
 
+def _instant(text: str) -> dt.datetime:
+    """RFC 3339 with an explicit offset, as every instant of a request (Litestar alone would also take a
+    naive time or an epoch number)."""
+    try:
+        return msgspec.convert(text, AwareDatetime)
+    except msgspec.ValidationError:
+        raise errors.InvalidRequestError("since must be an RFC 3339 instant with an explicit offset") from None
+
+
 @get("/v1/audit", tags=["audit"], summary="The audit trail, oldest first, filtered")
 async def list_audit(
     request: Request[Any, Any, Any],
@@ -46,7 +56,14 @@ async def list_audit(
     appointment_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
     hold_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
     action: Annotated[Action | None, QueryParameter()] = None,
-    since: Annotated[dt.datetime | None, QueryParameter()] = None,
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            max_length=64,
+            description="An RFC 3339 instant with an explicit offset",
+            schema_extra={"format": "date-time"},
+        ),
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> AuditPage:
@@ -63,8 +80,7 @@ async def list_audit(
         require_staff(p, implied)
     elif not p.is_admin:  # public and the embedded default's open caller alike: the trail is patients' data
         raise AuthError(401, "unauthorized", "the audit trail needs a bearer token (admin or practice staff)")
-    if since is not None and since.tzinfo is None:
-        raise errors.InvalidRequestError("since must carry an explicit offset")
+    since_at = _instant(since) if since is not None else None
     try:
         rows, nxt = await asyncio.to_thread(
             audit.query,
@@ -73,7 +89,7 @@ async def list_audit(
             appointment_id=appointment_id,
             hold_id=hold_id,
             action=action,
-            since_ms=int(since.timestamp() * 1000) if since else None,
+            since_ms=int(since_at.timestamp() * 1000) if since_at else None,
             limit=limit,
             cursor=cursor,
         )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from api import render
 from api.auth import Principal, client_id, require_appointment, require_same_practice
@@ -23,7 +22,11 @@ from api.schemas import (
     HoldOut,
     NotificationList,
     NotificationOut,
+    OptionalQueryId,
+    QueryId,
     RescheduleIn,
+    SearchDate,
+    SearchDays,
 )
 from engine import access, errors, ids
 from engine.idempotency import derive
@@ -42,10 +45,10 @@ IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required
 async def availability(
     request: Request[Any, Any, Any],
     practice_id: FromPath[str],
-    date: FromQuery[dt.date],
-    visit_type_id: Annotated[str, QueryParameter(min_length=1, max_length=200)],
-    days: Annotated[int, QueryParameter(ge=1, le=31)] = 1,
-    practitioner_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    date: SearchDate,
+    visit_type_id: QueryId,
+    days: SearchDays = 1,
+    practitioner_id: OptionalQueryId = None,
 ) -> Response[bytes]:
     _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
     eng = engine(request)

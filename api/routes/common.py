@@ -28,8 +28,35 @@ async def caller(request: Request[Any, Any, Any], practice_id: str | None = None
 
 async def strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
     """Decode the body again with msgspec's strict rules: Litestar converts leniently ("30" for 30, an epoch
-    number for an instant), the contract does not. A mismatch raises msgspec.ValidationError (422)."""
-    return msgspec.json.decode(await request.body(), type=kind)
+    number for an instant), the contract does not. A mismatch raises msgspec.ValidationError (422).
+
+    One exception: JSON has a single number type, and JSON Schema (so the OpenAPI document) counts ``30.0`` as
+    the integer 30; strict msgspec would refuse it, so a body whose only fault may be such numbers is decoded
+    again with them as integers."""
+    body = await request.body()
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as refused:
+        value, changed = _integral_floats(msgspec.json.decode(body))
+        if not changed:
+            raise
+        try:
+            return msgspec.convert(value, type=kind)
+        except msgspec.ValidationError:
+            raise refused from None
+
+
+def _integral_floats(value: Any) -> tuple[Any, bool]:
+    """``value`` with every float that is a whole number replaced by that int; and whether any was."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value), True
+    if isinstance(value, list):
+        pairs = [_integral_floats(v) for v in value]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    if isinstance(value, dict):
+        items = {k: _integral_floats(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(c for _, c in items.values())
+    return value, False
 
 
 def raw_json(

@@ -1,0 +1,296 @@
+"""What the OpenAPI document (/schema/openapi.json) states beyond the handlers' signatures.
+
+- Every request body that refuses unknown fields says so (``additionalProperties: false``).
+- Each operation declares the problems it can answer (api/problems.py), and only those.
+- Links tie the operations together the way a client walks them: practice -> practitioner -> schedule,
+  visit type (or the visit type list) -> availability -> hold -> appointment -> read / cancel / notifications,
+  hold -> reschedule onto it, audit -> next page. Clients read them as documentation; schemathesis' stateful
+  phase follows them (tests/test_openapi_contract.py).
+- ``OPTIONS`` answers an ``Allow`` header with every method of its path (Litestar's own OPTIONS handler lists
+  only the methods of the first handler registered for a path).
+
+Operations are named by their handler function, so this table survives the handlers moving between modules;
+``document`` refuses a handler it does not know, and a name here without a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from litestar import Response, route
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # not exported (2.x)
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Link, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.typing import FieldDefinition
+
+from api.problems import PROBLEM_JSON, problem_responses
+
+# Problems every /v1 operation can answer: an unknown bearer token (401) and an unreachable store (503).
+V1 = (401, 503)
+BODY = (400, 413, 422)  # a body that is not JSON, too large, or not valid by its schema
+QUERY = (422,)  # a query parameter out of its bounds
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the document says about one operation beyond its signature."""
+
+    problems: tuple[int, ...]
+    links: Mapping[int, Mapping[str, Link]] = field(default_factory=dict)
+    optional_body: bool = False  # the body may be omitted (Litestar always marks a body required)
+
+
+def op(method: str, path: str) -> str:
+    """An operationRef (JSON pointer into this document) for ``method path``."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+
+
+def link(method: str, path: str, description: str, body: Any = None, **parameters: str) -> Link:
+    """``parameters`` are ``<in>_<name>=<expression>``, e.g. ``path_practice_id="$response.body#/id"``."""
+    return Link(
+        operation_ref=op(method, path),
+        description=description,
+        parameters={k.replace("_", ".", 1): v for k, v in parameters.items()} or None,
+        request_body=body,
+    )
+
+
+PRACTICE = "/v1/practices/{practice_id}"
+PRACTITIONER = "/v1/practitioners/{practitioner_id}"
+HOLD = "/v1/holds/{hold_id}"
+APPOINTMENT = "/v1/appointments/{appointment_id}"
+ID = "$response.body#/id"
+
+_APPOINTMENT_LINKS = {
+    "read": link("GET", APPOINTMENT, "Read the appointment", path_appointment_id=ID),
+    "cancel": link("POST", APPOINTMENT + "/cancel", "Cancel it", path_appointment_id=ID),
+    "notifications": link("GET", APPOINTMENT + "/notifications", "Its notifications", path_appointment_id=ID),
+}
+
+DOCS: dict[str, Doc] = {
+    "create_practice": Doc(
+        (*V1, *BODY, 403),
+        {
+            201: {
+                "read": link("GET", PRACTICE, "Read the practice", path_practice_id=ID),
+                "add_practitioner": link(
+                    "POST", PRACTICE + "/practitioners", "Add a practitioner", path_practice_id=ID
+                ),
+                "add_visit_type": link("POST", PRACTICE + "/visit-types", "Add a visit type", path_practice_id=ID),
+                "practitioners": link("GET", PRACTICE + "/practitioners", "List practitioners", path_practice_id=ID),
+                "visit_types": link("GET", PRACTICE + "/visit-types", "List visit types", path_practice_id=ID),
+                "create_api_key": link("POST", PRACTICE + "/api-keys", "Create a staff key", path_practice_id=ID),
+                "audit": link("GET", "/v1/audit", "The practice's audit trail", query_practice_id=ID),
+            }
+        },
+    ),
+    "get_practice": Doc((*V1, 404)),
+    "add_practitioner": Doc(
+        (*V1, *BODY, 404),
+        {
+            201: {
+                "put_schedule": link(
+                    "PUT", PRACTITIONER + "/schedule", "Give the practitioner a schedule", path_practitioner_id=ID
+                ),
+            }
+        },
+    ),
+    "list_practitioners": Doc((*V1, 404)),
+    "add_visit_type": Doc(
+        (*V1, *BODY, 404),
+        {
+            201: {
+                "availability": link(
+                    "GET",
+                    PRACTICE + "/availability",
+                    "Search free slots of this visit type",
+                    path_practice_id="$response.body#/practice_id",
+                    query_visit_type_id=ID,
+                ),
+            }
+        },
+    ),
+    "list_visit_types": Doc(
+        (*V1, 404),
+        {
+            200: {
+                "availability": link(
+                    "GET",
+                    PRACTICE + "/availability",
+                    "Search free slots of the first visit type listed",
+                    path_practice_id="$request.path.practice_id",
+                    query_visit_type_id="$response.body#/items/0/id",
+                ),
+            }
+        },
+    ),
+    "put_schedule": Doc(
+        (*V1, *BODY, 404, 409),
+        {
+            200: {
+                "read": link(
+                    "GET",
+                    PRACTITIONER + "/schedule",
+                    "Read the schedule",
+                    path_practitioner_id="$request.path.practitioner_id",
+                ),
+            }
+        },
+    ),
+    "get_schedule": Doc((*V1, 404)),
+    "availability": Doc(
+        (*V1, *QUERY, 404),
+        {
+            200: {
+                "hold_first_slot": link(
+                    "POST",
+                    "/v1/holds",
+                    "Hold the first slot found",
+                    body={
+                        "practitioner_id": "$response.body#/slots/0/practitioner_id",
+                        "visit_type_id": "$response.body#/visit_type_id",
+                        "start": "$response.body#/slots/0/start",
+                    },
+                ),
+            }
+        },
+    ),
+    "create_hold": Doc(
+        (*V1, *BODY, 404, 409, 429),
+        {
+            201: {
+                "read": link("GET", HOLD, "Read the hold", path_hold_id=ID),
+                "release": link("DELETE", HOLD, "Release the hold", path_hold_id=ID),
+                "book": link("POST", "/v1/appointments", "Book the held slot", body={"hold_id": ID}),
+                "reschedule_onto": link(
+                    "POST", APPOINTMENT + "/reschedule", "Move an appointment onto this hold", body={"hold_id": ID}
+                ),
+                "audit": link("GET", "/v1/audit", "The hold's audit trail", query_hold_id=ID),
+            }
+        },
+    ),
+    "get_hold": Doc((*V1, 404, 409, 410)),
+    "release_hold": Doc((*V1, 404, 409)),
+    "book": Doc(
+        (*V1, *BODY, 404, 409, 410, 429),
+        {201: {**_APPOINTMENT_LINKS, "audit": link("GET", "/v1/audit", "Its audit trail", query_appointment_id=ID)}},
+    ),
+    "get_appointment": Doc((*V1, 403, 404)),
+    "cancel": Doc((*V1, *BODY, 403, 404, 409), {200: {"read": _APPOINTMENT_LINKS["read"]}}, optional_body=True),
+    "reschedule": Doc((*V1, *BODY, 403, 404, 409, 410), {200: {"read": _APPOINTMENT_LINKS["read"]}}),
+    "list_notifications": Doc((*V1, 403, 404)),
+    "list_audit": Doc(
+        (*V1, *QUERY, 404),
+        {
+            200: {
+                "next_page": link(
+                    "GET",
+                    "/v1/audit",
+                    "The next page (only while `next` is not null)",
+                    query_cursor="$response.body#/next",
+                ),
+            }
+        },
+    ),
+    "create_api_key": Doc(
+        (*V1, 403, 404),
+        {
+            201: {
+                "revoke": link(
+                    "DELETE",
+                    PRACTICE + "/api-keys/{key_id}",
+                    "Revoke the key",
+                    path_practice_id="$response.body#/practice_id",
+                    path_key_id=ID,
+                ),
+            }
+        },
+    ),
+    "revoke_api_key": Doc((*V1, 403, 404)),
+    "healthz": Doc(()),
+    "readyz": Doc((503,)),
+    "metrics": Doc(()),
+}
+
+
+class _Documented(Operation):
+    """An Operation that adds its links (and an optional body) to what Litestar generated."""
+
+    doc: ClassVar[Doc]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Litestar adds a 400 "ValidationException" of its own shape to any handler with parameters; this API
+        # answers those as 422 problems (api/problems.py), so only the problems of the table are listed.
+        self.responses = {
+            status: response
+            for status, response in (self.responses or {}).items()
+            if int(status) < 400 or int(status) in self.doc.problems
+        }
+        for status, links in self.doc.links.items():
+            response = (self.responses or {}).get(str(status))
+            if response is None or isinstance(response, Reference):
+                raise LookupError(f"{self.operation_id}: no {status} response to link from")
+            response.links = dict(links)
+        body = self.request_body
+        if self.doc.optional_body and isinstance(body, RequestBody):
+            body.required = False
+            for media in (body.content or {}).values():
+                media.schema = _without_null(media.schema)
+
+
+def _without_null(schema: Any) -> Any:
+    """``X | None`` as a body means "the body may be omitted", not "the body may be JSON null"."""
+    if isinstance(schema, Schema) and schema.one_of:
+        rest = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == OpenAPIType.NULL)]
+        if len(rest) == 1:
+            return rest[0]
+    return schema
+
+
+def document(handlers: Iterable[HTTPRouteHandler]) -> None:
+    """Give each handler its problem responses and links (idempotent: create_app may run many times)."""
+    names = set()
+    for handler in handlers:
+        name = handler.handler_name
+        names.add(name)
+        doc = DOCS.get(name)
+        if doc is None:
+            raise LookupError(f"api/openapi.py: DOCS has no entry for the handler {name!r}")
+        own = {code: spec for code, spec in (handler.responses or {}).items() if spec.media_type != PROBLEM_JSON}
+        handler.responses = {**problem_responses(doc.problems), **own}
+        handler.operation_class = type(f"{name}_operation", (_Documented,), {"doc": doc})
+    if unknown := DOCS.keys() - names:
+        raise LookupError(f"api/openapi.py: DOCS names handlers that do not exist: {sorted(unknown)}")
+
+
+def allow_handlers(handlers: Iterable[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """One OPTIONS handler per path, answering ``Allow`` with every method of that path. Registered before the
+    others, they keep Litestar from creating its own (which sees only the first handler of each path)."""
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, {"OPTIONS"}).update(handler.http_methods)
+    return [_options(path, ", ".join(sorted(allowed))) for path, allowed in methods.items()]
+
+
+def _options(path: str, allow: str) -> HTTPRouteHandler:
+    async def options() -> Response[None]:
+        return Response(content=None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
+
+    return route(path, http_method=["OPTIONS"], include_in_schema=False, name=f"options:{path}")(options)
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """msgspec Structs as Litestar renders them, plus ``additionalProperties: false`` for those that refuse
+    unknown fields (``forbid_unknown_fields=True``): such a field is a 422, so the schema must say so."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        config = getattr(field_definition.type_, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
