@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -21,6 +22,28 @@ MOVE_ATTEMPTS = 5  # cancel and reschedule re-read an appointment that moved mea
 def patient_ref(practice_id: str, patient: Patient) -> str:
     """A pseudonymous patient id for the audit trail (no name, e-mail or phone leaves the record)."""
     return hashlib.sha256(f"{practice_id}:{patient.email.strip().lower()}".encode()).hexdigest()[:20]
+
+
+def from_hash(practice_id: str, appointment_id: str, raw: dict[Any, Any]) -> tuple[Appointment, str] | None:
+    """An appointment hash as Redis returns it (any client, sync or async) -> the record and the SHA-256 hash of
+    its manage token; None when the hash is empty (unknown appointment)."""
+    a = {text(k): text(v) for k, v in raw.items()}
+    if not a:
+        return None
+    appt = Appointment(
+        id=appointment_id,
+        status=a["status"],
+        version=int(a["version"] or 0),
+        practice_id=practice_id,
+        practitioner_id=a["practitioner_id"],
+        visit_type_id=a["visit_type_id"],
+        start=int(a["start"] or 0),
+        end=int(a["end"] or 0),
+        patient=msgspec.json.decode(a["patient"] or "{}", type=Patient),
+        hold_id=a.get("hold_id"),
+        cancel_reason=a.get("cancel_reason") or None,
+    )
+    return appt, a.get("manage_hash", "")
 
 
 class Appointments:
@@ -94,24 +117,10 @@ class Appointments:
         pid = ids.practice_of(appointment_id, "a")
         if pid is None:
             raise errors.NotFoundError("appointment", appointment_id)
-        raw = await self.rt.redis.hgetall(keys.appointment(pid, appointment_id))
-        a = {text(k): text(v) for k, v in raw.items()}
-        if not a:
+        found = from_hash(pid, appointment_id, await self.rt.redis.hgetall(keys.appointment(pid, appointment_id)))
+        if found is None:
             raise errors.NotFoundError("appointment", appointment_id)
-        appt = Appointment(
-            id=appointment_id,
-            status=a["status"],
-            version=int(a["version"] or 0),
-            practice_id=pid,
-            practitioner_id=a["practitioner_id"],
-            visit_type_id=a["visit_type_id"],
-            start=int(a["start"] or 0),
-            end=int(a["end"] or 0),
-            patient=msgspec.json.decode(a["patient"] or "{}", type=Patient),
-            hold_id=a.get("hold_id"),
-            cancel_reason=a.get("cancel_reason") or None,
-        )
-        return appt, a.get("manage_hash", "")
+        return found
 
     async def _move(self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str) -> Appointment:
         """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY)."""

@@ -11,9 +11,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import select, update
 
-from engine import keys, notices
-from engine.codec import text
-from engine.model import Patient, Practice, Practitioner, VisitType
+from engine import appointments, catalog, keys, notices
+from engine.model import Practice, Practitioner, VisitType
 from engine.settings import Settings
 from persistence.notify import mailer
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
@@ -50,27 +49,28 @@ def _context() -> Context:
 def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
     """The live appointment as Redis holds it now, or None with the reason it is stale."""
     pid = row.practice_id
-    a = {text(k): text(v) for k, v in ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)).items()}
-    if not a:
+    found = appointments.from_hash(pid, row.appointment_id, ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)))
+    if found is None:
         return None, "appointment unknown to Redis"
-    if int(a["version"]) != row.version:
-        return None, f"appointment is at version {a['version']}, this notice is for {row.version}"
+    a, _ = found
+    if a.version != row.version:
+        return None, f"appointment is at version {a.version}, this notice is for {row.version}"
     wanted = "cancelled" if row.kind == "cancellation" else "booked"
-    if a["status"] != wanted:
-        return None, f"appointment is {a['status']}"
-    practice = msgspec.json.decode(ctx.redis.hget(keys.practice(pid), "record"), type=Practice)
-    pr_raw = ctx.redis.hget(keys.practitioners(pid), a["practitioner_id"])
-    vt_raw = ctx.redis.hget(keys.visit_types(pid), a["visit_type_id"])
-    pr = msgspec.json.decode(pr_raw, type=Practitioner) if pr_raw else None
-    vt = msgspec.json.decode(vt_raw, type=VisitType) if vt_raw else None
-    patient = msgspec.json.decode(a["patient"], type=Patient)
+    if a.status != wanted:
+        return None, f"appointment is {a.status}"
+    practice = catalog.decode(ctx.redis.hget(keys.practice(pid), "record"), Practice, "practice", pid)
+    pr_raw = ctx.redis.hget(keys.practitioners(pid), a.practitioner_id)
+    vt_raw = ctx.redis.hget(keys.visit_types(pid), a.visit_type_id)
+    pr = catalog.decode(pr_raw, Practitioner, "practitioner", a.practitioner_id) if pr_raw else None
+    vt = catalog.decode(vt_raw, VisitType, "visit type", a.visit_type_id) if vt_raw else None
+    patient = a.patient
     return notices.NoticeFacts(
         notification_id=row.id,
         kind=row.kind,
         version=row.version,
         appointment_id=row.appointment_id,
-        start=int(a["start"]),
-        end=int(a["end"]),
+        start=a.start,
+        end=a.end,
         timezone=practice.timezone,
         practice_name=practice.name,
         practitioner_name=pr.name if pr else "your practitioner",
