@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from api.metrics import Metrics, metrics_middleware
 from api.problems import EXCEPTION_HANDLERS, documented_problems
 from api.routes import audit, booking, ops, setup
+from engine import clients
 from engine.service import BookingEngine
 from engine.settings import Settings
 
@@ -23,19 +24,8 @@ log = logging.getLogger("booking.api")
 
 
 def make_redis(settings: Settings, fake_server: Any = None) -> Any:
-    if settings.redis_url is None:
-        import fakeredis
-
-        return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
-    import redis.asyncio as aioredis
-
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
-        health_check_interval=10,
-        max_connections=512,
-    )
+    """The engine's Redis client: embedded, single Redis or Redis Cluster (engine/clients.py)."""
+    return clients.async_redis(settings, fake_server)
 
 
 async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) -> None:
@@ -58,7 +48,7 @@ def create_app(
 ) -> Litestar:
     """The API. In the embedded mode (no REDIS_URL) the persister runs in-process on the SQLite file and
     Redis is rebuilt from it at start; with a real Redis, start-up reconciles once if Redis lost its data."""
-    settings = settings or Settings.from_env()
+    settings = (settings or Settings.from_env()).check()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -160,13 +160,16 @@ def _reconcile(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import signal
 
+    from engine import clients
     from persistence import runtime
     from persistence.notify.worker import NotificationWorker
 
     settings = Settings.from_env()
     if settings.embedded:
         raise SystemExit("booking worker needs REDIS_URL (the embedded mode runs the worker inside `booking serve`)")
-    worker = NotificationWorker(settings, runtime.sync_redis(settings), runtime.open_database(settings))
+    worker = NotificationWorker(
+        settings, runtime.sync_redis(settings), runtime.open_database(settings), queue=clients.queue_redis(settings)
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -189,6 +192,34 @@ def _audit(args: argparse.Namespace) -> int:
         return 2
     db = runtime.open_database(Settings.from_env())
     return 0 if audit.verify(db, practice_id=args.practice) else 1
+
+
+def _dev_cluster(args: argparse.Namespace) -> int:
+    import signal
+
+    from api.devcluster import DevCluster
+
+    cluster = DevCluster(args.base_port)
+    print(f"dev-cluster: starting 6 Redis nodes on 127.0.0.1:{cluster.ports[0]}-{cluster.ports[-1]} in "
+          f"{cluster.folder}", flush=True)  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    cluster.start()
+    try:
+        pids = ", ".join(str(p.pid) for p in cluster.procs)
+        print(
+            f"dev-cluster: ready (3 primaries {', '.join(map(str, cluster.primaries()))}, 3 replicas; pids {pids})\n"
+            f"  export REDIS_CLUSTER=1 REDIS_URL={cluster.url}\n"
+            "  export QUEUE_REDIS_URL=redis://127.0.0.1:6379/0   # rq needs a standalone Redis\n"
+            "Ctrl-C stops the cluster and removes its folder.",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        print("dev-cluster: stopping", flush=True)
+        cluster.stop()
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -236,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
     au.set_defaults(run=_audit)
     wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
     wk.set_defaults(run=_worker)
+    dc = sub.add_parser(
+        "dev-cluster", help="a local 6-node Redis Cluster (3 primaries, 3 replicas) until Ctrl-C; prints REDIS_URL"
+    )
+    dc.add_argument("--base-port", type=int, default=7001, help="first node's port (the six use base..base+5)")
+    dc.set_defaults(run=_dev_cluster)
     be = sub.add_parser(
         "bench", help="the benchmark suite (see docs/benchmarks.md; `booking bench --help`)", add_help=False
     )
@@ -254,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(bench_main(argv[1:]))
     args = parser().parse_args(argv)
+    from engine.settings import ConfigError
     from persistence.migrate import SchemaMismatchError
 
     try:
@@ -261,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaMismatchError as exc:
         print(f"booking {args.command}: {exc}", file=sys.stderr)
         return 3
+    except ConfigError as exc:
+        print(f"booking {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ from collections.abc import Mapping
 import msgspec
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work; the command line prints its message and exits."""
+
+
 def parse_offsets(text: str) -> tuple[int, ...]:
     """'24h,2h,15m,30s' -> seconds, largest first."""
     units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -24,6 +28,9 @@ def parse_offsets(text: str) -> tuple[int, ...]:
 
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
+    # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
+    redis_cluster: bool = False
+    queue_redis_url: str | None = None
     database_url: str | None = None
     admin_token: str | None = None
     hold_ttl_seconds: int = 300
@@ -46,14 +53,39 @@ class Settings(msgspec.Struct, frozen=True):
     def embedded(self) -> bool:
         return self.redis_url is None
 
+    @property
+    def queue_url(self) -> str | None:
+        """The standalone Redis of rq and rq-scheduler (they do not support Redis Cluster)."""
+        if self.queue_redis_url is not None or self.redis_cluster:
+            return self.queue_redis_url
+        return self.redis_url
+
+    def check(self) -> Settings:
+        """Refuse a configuration that cannot work, with a message that says what to set."""
+        if self.redis_cluster and self.redis_url is None:
+            raise ConfigError("REDIS_CLUSTER=1 needs REDIS_URL: one or more nodes of the cluster, comma-separated")
+        if self.redis_cluster and self.queue_redis_url is None:
+            raise ConfigError(
+                "REDIS_CLUSTER=1 needs QUEUE_REDIS_URL: a standalone Redis for the notification queue "
+                "(rq and rq-scheduler do not support Redis Cluster)"
+            )
+        if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
+            raise ConfigError("REDIS_URL names several nodes: set REDIS_CLUSTER=1 for a Redis Cluster")
+        return self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         ttl = int(env.get("HOLD_TTL_SECONDS", "300"))
         if ttl < 1:
             raise ValueError("HOLD_TTL_SECONDS must be at least 1")
+        cluster = env.get("REDIS_CLUSTER", "0").strip().lower()
+        if cluster not in ("0", "1", "", "false", "true", "no", "yes"):
+            raise ConfigError(f"REDIS_CLUSTER: {cluster!r} is not 0 or 1")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            redis_cluster=cluster in ("1", "true", "yes"),
+            queue_redis_url=env.get("QUEUE_REDIS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
             admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
             hold_ttl_seconds=ttl,
@@ -69,4 +101,4 @@ class Settings(msgspec.Struct, frozen=True):
             limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
             limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
-        )
+        ).check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -74,7 +75,7 @@ def rsync(redis_url: str) -> Iterator[redis_sync.Redis]:
     r.close()
 
 
-def settings_for(redis_url: str | None, **kw: Any) -> Settings:
+def settings_for(redis_url: str | None = None, **kw: Any) -> Settings:
     base: dict[str, Any] = {"redis_url": redis_url, "admin_token": ADMIN}
     base.update(kw)
     return Settings(**base)
@@ -91,7 +92,8 @@ def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Ca
             kw.setdefault("data_dir", str(tmp_path / "embedded"))
         else:
             kw.setdefault("database_url", database_url)
-        app = create_app(settings_for(None if embedded else redis_url, **kw), background=background)
+        kw.setdefault("redis_url", None if embedded else redis_url)
+        app = create_app(settings_for(**kw), background=background)
         client = TestClient(app)
         client.__enter__()
         client.headers.update(AUTH)
@@ -119,9 +121,10 @@ class Server:
         self.url, self.proc = url, proc
 
 
-@pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server]:
-    """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
+@contextlib.contextmanager
+def serving(database_url: str, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`booking serve --workers 2` on the real Redis (``extra_env`` may point it elsewhere), as a deployment
+    would run it; stopped when the block ends."""
     port = free_port()
     env = {
         **os.environ,
@@ -134,30 +137,39 @@ def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server
         "LIMIT_HOLDS_PER_MINUTE": "1000000",
         "LIMIT_BOOKINGS_PER_MINUTE": "1000000",
     }
-    env.update(getattr(request, "param", {}) or {})
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("booking serve did not become ready")
-    yield Server(url, proc)
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("booking serve did not become ready")
+        yield Server(url, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, database_url: str) -> Iterator[Server]:
+    """`booking serve --workers 2` on the real Redis, as a deployment would run it."""
+    with serving(database_url, getattr(request, "param", {}) or {}) as s:
+        yield s
 
 
 def next_weekday(weekday: int, after_days: int = 2) -> dt.date:

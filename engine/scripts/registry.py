@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from engine import errors
+from engine import clients, errors
 from engine.codec import text
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
@@ -52,6 +52,7 @@ class Lua:
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self.cluster = clients.is_cluster(redis)  # a cluster pipeline refuses EVALSHA: callers check this
         self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
