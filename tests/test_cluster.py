@@ -103,7 +103,8 @@ def world(cluster_url: str, make_client: Any, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(test_persistence, "run_reconcile", run_reconcile)
     c = make_client(database_url=url)
-    yield {"client": c, "redis": r, "db": db, "url": url, "persister": Persister(r, db, consumer="t1")}
+    persister = Persister(r, db, consumer="t1")
+    yield {"client": c, "redis": r, "db": db, "url": url, "persister": persister, "cluster_url": cluster_url}
     db.dispose()
     r.close()
 
@@ -177,3 +178,17 @@ def test_reconcile_restores_the_practices_of_a_shard_that_lost_its_data(world: A
     assert not report.conflicts and not report.redis_only
     for ctx in ctxs:
         assert search(c, ctx["practice_id"], ctx["visit_types"][30], day) == before[ctx["practice_id"]]
+
+    async def versions(pid: str) -> dict[str, Any]:
+        from engine.restore import redis_appointment_versions
+        from engine.service import BookingEngine
+
+        ar = clients.redis_for(world["cluster_url"], cluster=True, asynchronous=True)
+        try:
+            return await redis_appointment_versions(BookingEngine(ar, cluster_settings(world["cluster_url"])), pid)
+        finally:
+            await ar.aclose()
+
+    for ctx in ctxs:  # found by a SCAN of every primary, whichever shard holds the practice
+        pid = ctx["practice_id"]
+        assert asyncio.run(versions(pid)) == {booked[pid]: (1, "booked", ctx["practitioners"][0])}
