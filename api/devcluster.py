@@ -141,6 +141,14 @@ class DevCluster:
     def primaries(self) -> list[int]:
         return [p for p in self.ports if "role:master" in _cli(p, "info", "replication")]
 
+    def replicas_of(self, primary_port: int) -> list[subprocess.Popen[bytes]]:
+        """The processes of the replicas of the primary on ``primary_port``."""
+        return [
+            proc
+            for port, proc in zip(self.ports, self.procs)
+            if f"master_port:{primary_port}\r" in _cli(port, "info", "replication").replace("\n", "\r\n")
+        ]
+
     def stop(self) -> None:
         """Terminate every node by its process id (SIGTERM, then SIGKILL), then remove the folder."""
         for p in self.procs:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+DEFAULT_REPLICA_WAIT_MS = 500
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the command line prints its message and exits."""
@@ -31,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True):
     # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
     redis_cluster: bool = False
     queue_redis_url: str | None = None
+    # on a cluster: WAIT for one replica after book, cancel and reschedule, at most this long (0: never)
+    replica_wait_ms: int = 0
     database_url: str | None = None
     admin_token: str | None = None
     hold_ttl_seconds: int = 300
@@ -82,9 +86,14 @@ class Settings(msgspec.Struct, frozen=True):
         cluster = env.get("REDIS_CLUSTER", "0").strip().lower()
         if cluster not in ("0", "1", "", "false", "true", "no", "yes"):
             raise ConfigError(f"REDIS_CLUSTER: {cluster!r} is not 0 or 1")
+        is_cluster = cluster in ("1", "true", "yes")
+        wait_ms = int(env.get("REPLICA_WAIT_MS") or (DEFAULT_REPLICA_WAIT_MS if is_cluster else 0))
+        if wait_ms < 0:
+            raise ConfigError("REPLICA_WAIT_MS must be 0 (never wait) or more")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
-            redis_cluster=cluster in ("1", "true", "yes"),
+            redis_cluster=is_cluster,
+            replica_wait_ms=wait_ms,
             queue_redis_url=env.get("QUEUE_REDIS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
             admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,

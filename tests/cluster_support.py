@@ -23,8 +23,9 @@ GIVEN_URL = os.environ.get("TEST_REDIS_CLUSTER_URL") or None
 
 
 def cluster_fields(cluster_url: str) -> dict[str, Any]:
-    """The Settings fields of an app on the cluster, its queue on the single test Redis."""
-    return {"redis_url": cluster_url, "redis_cluster": True, "queue_redis_url": REDIS_URL}
+    """The Settings fields of an app on the cluster, its queue on the single test Redis; book, cancel and
+    reschedule wait for a replica, as `booking serve` does by default on a cluster."""
+    return {"redis_url": cluster_url, "redis_cluster": True, "queue_redis_url": REDIS_URL, "replica_wait_ms": 500}
 
 
 def cluster_settings(cluster_url: str, **kw: Any) -> Settings:

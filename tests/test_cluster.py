@@ -66,7 +66,7 @@ def make_client(make_client: Callable[..., TestClient[Any]], cluster_url: str) -
 
     def make(background: bool = False, embedded: bool = False, **kw: Any) -> TestClient[Any]:
         assert not embedded, "the embedded store is never a cluster"
-        return make_client(background, **cluster_fields(cluster_url), **kw)
+        return make_client(background, **{**cluster_fields(cluster_url), **kw})
 
     return make
 
@@ -192,3 +192,57 @@ def test_reconcile_restores_the_practices_of_a_shard_that_lost_its_data(world: A
     for ctx in ctxs:  # found by a SCAN of every primary, whichever shard holds the practice
         pid = ctx["practice_id"]
         assert asyncio.run(versions(pid)) == {booked[pid]: (1, "booked", ctx["practitioners"][0])}
+
+
+# ----------------------------------------------------------------- a replica must confirm book, cancel, reschedule
+def replica_stopped(dev_cluster: Any, r: RedisCluster, practice_id: str) -> Any:
+    """SIGSTOP the replica of the practice's primary until the block ends (it cannot acknowledge anything)."""
+    import contextlib
+    import os
+    import signal
+
+    if dev_cluster is None:
+        pytest.skip("needs the cluster this session started (not TEST_REDIS_CLUSTER_URL)")
+    port = r.get_node_from_key(keys.tag(practice_id)).port
+    replicas = dev_cluster.replicas_of(port)
+    assert replicas, f"the primary on {port} has no replica"
+
+    @contextlib.contextmanager
+    def stopped() -> Iterator[None]:
+        for proc in replicas:
+            os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for proc in replicas:
+                os.kill(proc.pid, signal.SIGCONT)
+
+    return stopped()
+
+
+def test_a_booking_no_replica_confirms_answers_503_and_stands(make_client: Any, crsync: Any, dev_cluster: Any) -> None:
+    c = make_client(replica_wait_ms=200)
+    ctx = setup_practice(c, durations=(30,))
+    pid, pr, vt = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
+    slot = search(c, pid, vt, next_weekday(2))[0]
+    h = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slot["start"]}).json()
+    body = {"hold_id": h["id"], "patient": {"name": "A", "email": "a@b.org"}}
+    primary = crsync.get_node_from_key(keys.tag(pid)).redis_connection
+    waits = int(primary.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+    with replica_stopped(dev_cluster, crsync, pid):
+        first = c.post("/v1/appointments", json=body, headers={"Idempotency-Key": "wait-1"})
+    assert first.status_code == 503 and first.json()["code"] == "dependency_unavailable", first.text
+    assert slot not in search(c, pid, vt, next_weekday(2))  # the booking stands on the primary
+    again = c.post("/v1/appointments", json=body, headers={"Idempotency-Key": "wait-1"})
+    assert again.status_code == 201, again.text  # the retry gets it
+    appt = again.json()
+    primary.script_flush()  # as after a failover to a node that never saw the scripts: healed, run once
+    assert c.post(f"/v1/appointments/{appt['id']}/cancel", json={}).status_code == 200  # confirmed: 200
+    assert c.get(f"/v1/appointments/{appt['id']}").json()["version"] == 2
+    assert int(primary.info("commandstats")["cmdstat_wait"]["calls"]) >= waits + 2  # WAIT on the script's node
+    with replica_stopped(dev_cluster, crsync, pid):
+        h2 = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slot["start"]}).json()
+        b2 = c.post("/v1/appointments", json={"hold_id": h2["id"], "patient": {"name": "B", "email": "b@b.org"}})
+        assert b2.status_code == 503
+        booked = c.get(f"/v1/holds/{h2['id']}")
+    assert booked.status_code == 409 and booked.json()["code"] == "hold_used"  # by the booking that stands
