@@ -18,6 +18,7 @@ from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup
+from engine import clients
 from engine.service import BookingEngine
 from engine.settings import Settings
 
@@ -26,12 +27,11 @@ SHUTDOWN_WAIT_S = 5.0
 
 
 def make_redis(settings: Settings, fake_server: Any = None, metrics: Metrics | None = None) -> Any:
-    """The process's async Redis client (api/redis_client.py: a bounded blocking pool, reads retried once);
-    with ``metrics``, every round trip and every wait for a pooled connection is observed."""
-    if settings.redis_url is None:
-        import fakeredis
-
-        return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
+    """The process's async Redis client: embedded or a Redis Cluster (engine/clients.py), or a single Redis
+    (api/redis_client.py: a bounded blocking pool, reads retried once); with ``metrics``, every round trip and
+    every wait for a pooled connection is observed."""
+    if settings.redis_url is None or settings.redis_cluster:
+        return clients.async_redis(settings, fake_server)
     client = redis_client.connect(settings, observe=metrics.observe_redis if metrics is not None else None)
     if metrics is not None:
         client.connection_pool.observe_wait = metrics.redis_pool_wait.observe
@@ -68,7 +68,7 @@ def create_app(
 ) -> Litestar:
     """The API. In the embedded mode (no REDIS_URL) the persister runs in-process on the SQLite file and
     Redis is rebuilt from it at start; with a real Redis, start-up reconciles once if Redis lost its data."""
-    settings = settings or Settings.from_env()
+    settings = (settings or Settings.from_env()).check()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

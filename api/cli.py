@@ -80,14 +80,22 @@ def _seed_when_up(base: str, token: str | None) -> None:
 
     from api.demo import describe, seed_over_http
 
-    for _ in range(100):
+    deadline = time.monotonic() + 180  # a first start on a slow or busy machine takes a while
+    while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
-        time.sleep(0.1)
-    print(describe(seed_over_http(base, token), base), flush=True)
+        time.sleep(0.2)
+    for attempt in range(5):
+        try:
+            print(describe(seed_over_http(base, token), base), flush=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - say why, then try again: the server may still be warming up
+            print(f"booking serve --demo: seeding failed ({exc}); {'retrying' if attempt < 4 else 'giving up'}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            time.sleep(2)
 
 
 def _seed_demo(args: argparse.Namespace) -> int:
@@ -164,13 +172,16 @@ def _reconcile(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import signal
 
+    from engine import clients
     from persistence import runtime
     from persistence.notify.worker import NotificationWorker
 
     settings = Settings.from_env()
     if settings.embedded:
         raise SystemExit("booking worker needs REDIS_URL (the embedded mode runs the worker inside `booking serve`)")
-    worker = NotificationWorker(settings, runtime.sync_redis(settings), runtime.open_database(settings))
+    worker = NotificationWorker(
+        settings, runtime.sync_redis(settings), runtime.open_database(settings), queue=clients.queue_redis(settings)
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -196,6 +207,36 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 COMMANDS = "booking.commands"
+
+
+def _dev_cluster(args: argparse.Namespace) -> int:
+    import signal
+
+    from api.devcluster import DevCluster
+
+    cluster = DevCluster(args.base_port)
+    print(f"dev-cluster: starting 6 Redis nodes on 127.0.0.1:{cluster.ports[0]}-{cluster.ports[-1]} in "
+          f"{cluster.folder}", flush=True)  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    cluster.start()
+    try:
+        pids = ", ".join(str(p.pid) for p in cluster.procs)
+        print(
+            f"dev-cluster: ready (3 primaries {', '.join(map(str, cluster.primaries()))}, 3 replicas; pids {pids})\n"
+            f"  export REDIS_CLUSTER=1 REDIS_URL={cluster.url}\n"
+            "  export QUEUE_REDIS_URL=redis://127.0.0.1:6379/0   # rq needs a standalone Redis\n"
+            "Ctrl-C stops the cluster and removes its folder.",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        print("dev-cluster: stopping", flush=True)
+        cluster.stop()
+    return 0
+
+
 
 
 def _commands() -> dict[str, EntryPoint]:
@@ -244,6 +285,11 @@ def parser() -> argparse.ArgumentParser:
     au.set_defaults(run=_audit)
     wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
     wk.set_defaults(run=_worker)
+    dc = sub.add_parser(
+        "dev-cluster", help="a local 6-node Redis Cluster (3 primaries, 3 replicas) until Ctrl-C; prints REDIS_URL"
+    )
+    dc.add_argument("--base-port", type=int, default=7001, help="first node's port (the six use base..base+5)")
+    dc.set_defaults(run=_dev_cluster)
     for name, ep in sorted(_commands().items()):  # listed in --help; main() runs them before parsing
         sub.add_parser(name, help=f"from {ep.module}: see `booking {name} --help`", add_help=False)
     return p
@@ -258,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if command is not None:  # it parses its own options
         return int(command.load()(argv[1:]))
     args = parser().parse_args(argv)
+    from engine.settings import ConfigError
     from persistence.migrate import SchemaMismatchError
 
     try:
@@ -265,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaMismatchError as exc:
         print(f"booking {args.command}: {exc}", file=sys.stderr)
         return 3
+    except ConfigError as exc:
+        print(f"booking {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
     errors.IdempotencyKeyReusedError: (422, "Idempotency key reused"),
     errors.StaleScheduleError: (409, "Schedule changed concurrently"),
     errors.OverlapDetectedError: (409, "Overlap detected"),
+    errors.ReplicaUnconfirmedError: (503, "Service unavailable"),
 }
 
 

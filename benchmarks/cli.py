@@ -72,7 +72,7 @@ def _main(argv: list[str], opts: options.Options) -> int:
         "command": command,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "options": msgspec.to_builtins(opts),
-        "machine": report.machine(opts.redis_url),
+        "machine": report.machine(opts.redis()),
         "config": {
             "server": f"{opts.server} (booking serve; the floor and the comparator alike)",
             "workers": opts.workers,

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from litestar import Litestar, Request, Response, delete, get, post
 
 from api.hooks import quiet_logging
+from engine import clients
 
 PREFIX = "bench:floor:"
 _slot = {"practitioner_id": "floor.r0", "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T09:30:00+01:00"}
@@ -88,7 +88,13 @@ def create_app() -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.redis = aioredis.Redis.from_url(url, max_connections=512, socket_connect_timeout=1.0)
+        app.state.redis = clients.redis_for(
+            url,
+            cluster=os.environ.get("REDIS_CLUSTER", "0") == "1",
+            asynchronous=True,
+            max_connections=512,
+            socket_connect_timeout=1.0,
+        )
         for name, body in CANNED.items():
             await app.state.redis.set(PREFIX + name, msgspec.json.encode(body))
         try:

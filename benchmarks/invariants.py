@@ -123,14 +123,12 @@ def catch_up(r: Any, db: Any, log: Any, timeout: float = 600.0) -> tuple[int, in
 
 
 def check_engine(
-    redis_url: str, db_url: str, practice_ids: list[str], booked: list[str], cancelled: list[str], log: Any = print
+    r: Any, db_url: str, practice_ids: list[str], booked: list[str], cancelled: list[str], log: Any = print
 ) -> Verdict:
-    import redis as redis_sync
-
+    """``r``: a client of the engine's Redis (closed here)."""
     from persistence.db import make_engine
 
     v = Verdict(target="engine", checked_bookings=len(booked))
-    r = redis_sync.Redis.from_url(redis_url)
     db = make_engine(db_url)
     try:
         t0 = time.time()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
 import msgspec
 
@@ -29,6 +31,8 @@ class Options(msgspec.Struct):
     results: str
     target_url: str | None
     redis_url: str
+    redis_cluster: bool
+    queue_redis_url: str | None
     database_url: str | None
     pg_admin_url: str
     slo_p99_ms: float
@@ -46,6 +50,19 @@ class Options(msgspec.Struct):
     db_prefix: str
     lock_wait: float
     quick: bool
+
+    def redis(self) -> Any:
+        """A client of the engine's Redis: one server, or every node of a cluster (engine/clients.py)."""
+        from engine import clients
+
+        return clients.redis_for(self.redis_url, cluster=self.redis_cluster)
+
+    def redis_env(self) -> dict[str, str]:
+        """The engine's and the floor's Redis settings (API.md's configuration)."""
+        env = {"REDIS_URL": self.redis_url}
+        if self.redis_cluster:
+            env.update({"REDIS_CLUSTER": "1", "QUEUE_REDIS_URL": self.queue_redis_url or ""})
+        return env
 
 
 def _floats(text: str) -> list[float]:
@@ -106,6 +123,17 @@ def parser() -> argparse.ArgumentParser:
         help="drive a running engine at this URL instead of starting one (then only the engine is measured)",
     )
     a("--redis-url", default="redis://127.0.0.1:6379/15", help="the engine's Redis (flushed when we start it)")
+    a(
+        "--redis-cluster",
+        action="store_true",
+        default=os.environ.get("REDIS_CLUSTER", "0") == "1",
+        help="--redis-url lists nodes of a Redis Cluster, comma-separated (default: REDIS_CLUSTER=1)",
+    )
+    a(
+        "--queue-redis-url",
+        default=os.environ.get("QUEUE_REDIS_URL") or None,
+        help="with --redis-cluster: the standalone Redis of the notification queue (default: QUEUE_REDIS_URL)",
+    )
     a("--database-url", default=None, help="with --target: the engine's database, for the invariant checks")
     a("--pg-admin-url", default="postgresql+psycopg://root@127.0.0.1/postgres")
     a("--slo-p99-ms", type=float, default=100.0, help="a rate counts as sustained only with p99 under this")
@@ -158,6 +186,11 @@ def parse(argv: list[str]) -> Options:
     for item in opts.engine_env:
         if "=" not in item:
             raise SystemExit(f"booking bench: --engine-env wants KEY=VALUE, not {item!r}")
+    if opts.redis_cluster:
+        if not opts.queue_redis_url:
+            raise SystemExit("booking bench: --redis-cluster needs --queue-redis-url (or QUEUE_REDIS_URL)")
+        # the per-script limits and the data scale drive one Redis (pipelined EVALSHA, bulk loads)
+        opts.skip_limits = True
     if opts.target_url:
         opts.targets = ["engine"]
         opts.skip_limits = True  # never bulk-load filler data or run raw scripts against someone's deployment

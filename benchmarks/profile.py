@@ -78,7 +78,25 @@ def summarize(files: list[Path], top: int = 20) -> dict[str, Any]:
     return {"samples": total, "self": pct(self_c), "inclusive": pct(incl), "self_by_package": pct(by_file)}
 
 
+def redis_pids(r: Any) -> list[int]:
+    """The process id of the Redis server, or of every node of a cluster (for the CPU accounting)."""
+    from engine import clients
+
+    if clients.is_cluster(r):
+        return [int(n.redis_connection.info("server")["process_id"]) for n in r.get_nodes()]
+    return [int(r.info("server")["process_id"])]
+
+
 def redis_view(r: Any, since: float) -> dict[str, Any]:
+    """As ``shard_view``, for each primary of a cluster."""
+    from engine import clients
+
+    if clients.is_cluster(r):
+        return {"shards": {n.name: shard_view(n.redis_connection, since) for n in r.get_primaries()}}
+    return shard_view(r, since)
+
+
+def shard_view(r: Any, since: float) -> dict[str, Any]:
     """SLOWLOG entries since ``since`` (epoch s), the LATENCY monitor's latest spikes, and script stats."""
     slow = []
     for e in r.slowlog_get(128):

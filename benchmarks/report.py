@@ -15,8 +15,9 @@ from benchmarks import results
 from benchmarks.options import Options
 
 
-def machine(redis_url: str) -> dict[str, Any]:
-    import redis as redis_sync
+def machine(r: Any) -> dict[str, Any]:
+    """``r``: a client of the engine's Redis (closed here); on a cluster, one primary's settings are shown."""
+    from engine import clients
 
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -31,12 +32,15 @@ def machine(redis_url: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
-    r = redis_sync.Redis.from_url(redis_url)
-    info = r.info("server")
+    node = r
+    if clients.is_cluster(r):
+        out["redis_cluster"] = {"nodes": len(r.get_nodes()), "primaries": len(r.get_primaries())}
+        node = r.get_primaries()[0].redis_connection
+    info = node.info("server")
     out["redis"] = {
         "version": info.get("redis_version"),
-        "appendonly": r.config_get("appendonly").get("appendonly"),
-        "appendfsync": r.config_get("appendfsync").get("appendfsync"),
+        "appendonly": node.config_get("appendonly").get("appendonly"),
+        "appendfsync": node.config_get("appendfsync").get("appendfsync"),
     }
     r.close()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis as redis_sync
 from sqlalchemy import create_engine, text
 
 from benchmarks import cpu, data_scale, invariants, profile, redis_limits, results, targets
@@ -167,7 +166,7 @@ class Bench:
         """Events the persisters have not stored yet, and the age of the oldest (the write-behind lag)."""
         from persistence.persister import lag
 
-        r = redis_sync.Redis.from_url(self.o.redis_url)
+        r = self.o.redis()
         try:
             behind, age = lag(r)
         finally:
@@ -188,14 +187,14 @@ class Bench:
             url, db_url = o.target_url, o.database_url
             server = None
         else:
-            redis_sync.Redis.from_url(o.redis_url).flushdb()
+            o.redis().flushdb()  # on a cluster: every primary
             db_url = self._recreate_db(f"{o.db_prefix}_engine")
             env_extra = dict(item.split("=", 1) for item in o.engine_env)
             if o.engine_gc:
                 site = str(Path(__file__).resolve().parent / "gc_site")
                 env_extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
                 env_extra["BENCH_GC_THRESHOLD"] = o.engine_gc
-            env = targets.engine_env(o.redis_url, db_url, env_extra)
+            env = targets.engine_env(o.redis_env(), db_url, env_extra)
             targets.migrate(env, self.logs)
             server = self._start(targets.start_engine(env, o.workers, self.logs, o.server))
             persister = self._start(targets.start_persister(env, self.logs))
@@ -204,10 +203,9 @@ class Bench:
             url = server.url
         data = self._seed(url)
         self._data = data
-        r = redis_sync.Redis.from_url(o.redis_url)
-        redis_pid = int(r.info("server")["process_id"])
+        r = o.redis()
         pool = GeneratorPool(url, data, targets.ADMIN_TOKEN, o.gen_procs)
-        extra = {"redis": [redis_pid], "postgres": cpu.pids_named("postgres")}
+        extra = {"redis": profile.redis_pids(r), "postgres": cpu.pids_named("postgres")}
         if persister is not None:
             extra["persister"] = [persister.pid]
         t_begin = time.time()
@@ -242,7 +240,7 @@ class Bench:
     def _check_engine(self, data: Dataset, db_url: str | None, booked: list[str], cancelled: list[str]) -> Any:
         if not db_url:
             return invariants.Verdict(target="engine", skipped="no --database-url for a --target run")
-        v = invariants.check_engine(self.o.redis_url, db_url, [p.id for p in data.practices], booked, cancelled, log)
+        v = invariants.check_engine(self.o.redis(), db_url, [p.id for p in data.practices], booked, cancelled, log)
         log(
             f"   invariants: {'OK' if v.ok else 'VIOLATED'} ({v.checked_bookings} bookings checked, "
             f"{v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing in PostgreSQL)"
@@ -287,10 +285,10 @@ class Bench:
     # ------------------------------------------------------------ floor and comparator
     def run_floor(self, data: Dataset) -> None:
         log("== floor: bare Litestar endpoints, one Redis GET each")
-        server = self._start(targets.start_floor(self.o.redis_url, self.o.workers, self.logs, self.o.server))
+        server = self._start(targets.start_floor(self.o.redis_env(), self.o.workers, self.logs, self.o.server))
         pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, self.o.gen_procs)
-        r = redis_sync.Redis.from_url(self.o.redis_url)
-        extra = {"redis": [int(r.info("server")["process_id"])]}
+        r = self.o.redis()
+        extra = {"redis": profile.redis_pids(r)}
         r.close()
         try:
             for sc in self.o.scenarios:

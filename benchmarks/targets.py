@@ -126,9 +126,10 @@ class Server:
         self.log.close()
 
 
-def engine_env(redis_url: str, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def engine_env(redis_env: dict[str, str], database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``redis_env``: REDIS_URL, and REDIS_CLUSTER and QUEUE_REDIS_URL on a cluster (Options.redis_env)."""
     env = {
-        "REDIS_URL": redis_url,
+        **redis_env,
         "DATABASE_URL": database_url,
         "BOOKING_ADMIN_TOKEN": ADMIN_TOKEN,
         "BOOKING_AUDIT_SEARCHES": "1",
@@ -176,8 +177,8 @@ def _asgi(name: str, factory: str, workers: int, env: dict[str, str], log_dir: P
     return Server(name, argv, env, log_dir, f"http://127.0.0.1:{port}")
 
 
-def start_floor(redis_url: str, workers: int, log_dir: Path, server: str = "granian") -> Server:
-    return _asgi("floor", "benchmarks.floor_app:create_app", workers, {"REDIS_URL": redis_url}, log_dir, server)
+def start_floor(redis_env: dict[str, str], workers: int, log_dir: Path, server: str = "granian") -> Server:
+    return _asgi("floor", "benchmarks.floor_app:create_app", workers, redis_env, log_dir, server)
 
 
 def start_pgonly(database_url: str, workers: int, log_dir: Path, pool: int = 20, server: str = "granian") -> Server:

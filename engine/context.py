@@ -18,7 +18,7 @@ class Runtime:
 
     def __init__(self, redis: Any, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
-        self.lua = Lua(redis)
+        self.lua = Lua(redis, settings.replica_wait_ms)
         self.settings = settings
         self.clock = clock
 

@@ -86,6 +86,20 @@ class LimitExceededError(BookingError):
         self.retry_after_s = retry_after_s
 
 
+class ReplicaUnconfirmedError(BookingError):
+    """A change stored on its shard's primary that no replica confirmed in time (Redis Cluster, WAIT)."""
+
+    code = "dependency_unavailable"
+
+    def __init__(self, script: str, wait_ms: int) -> None:
+        super().__init__(
+            f"the {script} was stored, but no replica confirmed it within {wait_ms} ms: it stands, and a retry "
+            "(with the same Idempotency-Key for a booking) answers it"
+        )
+        self.script = script
+        self.wait_ms = wait_ms
+
+
 class OverlapDetectedError(BookingError):
     """A booked claim overlapping another booked claim: a bug guard, never expected."""
 

@@ -7,6 +7,12 @@ from collections.abc import Mapping
 
 import msgspec
 
+DEFAULT_REPLICA_WAIT_MS = 500
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the command line prints its message and exits."""
+
 
 def parse_offsets(text: str) -> tuple[int, ...]:
     """'24h,2h,15m,30s' -> seconds, largest first."""
@@ -31,6 +37,11 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
 
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
+    # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
+    redis_cluster: bool = False
+    queue_redis_url: str | None = None
+    # on a cluster: WAIT for one replica after book, cancel and reschedule, at most this long (0: never)
+    replica_wait_ms: int = 0
     database_url: str | None = None
     admin_token: str | None = None
     hold_ttl_seconds: int = 300
@@ -57,6 +68,26 @@ class Settings(msgspec.Struct, frozen=True):
     def embedded(self) -> bool:
         return self.redis_url is None
 
+    @property
+    def queue_url(self) -> str | None:
+        """The standalone Redis of rq and rq-scheduler (they do not support Redis Cluster)."""
+        if self.queue_redis_url is not None or self.redis_cluster:
+            return self.queue_redis_url
+        return self.redis_url
+
+    def check(self) -> Settings:
+        """Refuse a configuration that cannot work, with a message that says what to set."""
+        if self.redis_cluster and self.redis_url is None:
+            raise ConfigError("REDIS_CLUSTER=1 needs REDIS_URL: one or more nodes of the cluster, comma-separated")
+        if self.redis_cluster and self.queue_redis_url is None:
+            raise ConfigError(
+                "REDIS_CLUSTER=1 needs QUEUE_REDIS_URL: a standalone Redis for the notification queue "
+                "(rq and rq-scheduler do not support Redis Cluster)"
+            )
+        if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
+            raise ConfigError("REDIS_URL names several nodes: set REDIS_CLUSTER=1 for a Redis Cluster")
+        return self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -67,8 +98,18 @@ class Settings(msgspec.Struct, frozen=True):
         pool_timeout = float(env.get("REDIS_POOL_TIMEOUT_SECONDS", "2"))
         if pool_size < 1 or not pool_timeout > 0:
             raise ValueError("REDIS_POOL_SIZE must be at least 1 and REDIS_POOL_TIMEOUT_SECONDS above 0")
+        cluster = env.get("REDIS_CLUSTER", "0").strip().lower()
+        if cluster not in ("0", "1", "", "false", "true", "no", "yes"):
+            raise ConfigError(f"REDIS_CLUSTER: {cluster!r} is not 0 or 1")
+        is_cluster = cluster in ("1", "true", "yes")
+        wait_ms = int(env.get("REPLICA_WAIT_MS") or (DEFAULT_REPLICA_WAIT_MS if is_cluster else 0))
+        if wait_ms < 0:
+            raise ConfigError("REPLICA_WAIT_MS must be 0 (never wait) or more")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            redis_cluster=is_cluster,
+            replica_wait_ms=wait_ms,
+            queue_redis_url=env.get("QUEUE_REDIS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
             admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
             hold_ttl_seconds=ttl,
@@ -88,4 +129,4 @@ class Settings(msgspec.Struct, frozen=True):
             stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
             redis_pool_size=pool_size,
             redis_pool_timeout_seconds=pool_timeout,
-        )
+        ).check()

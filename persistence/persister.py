@@ -1,6 +1,11 @@
 """The write-behind persister: reads every practice's event stream through a consumer group, writes each
 batch in one transaction, acknowledges only after commit, claims what dead consumers left pending, backs
-off while the database is down, and trims what every group has consumed (after a retention window)."""
+off while the database is down, and trims what every group has consumed (after a retention window).
+
+On a Redis Cluster one XREADGROUP may not name streams of two slots (CROSSSLOT), so each practice's stream is
+read by its own non-blocking XREADGROUP, all of them sent in one cluster pipeline: one round trip per node per
+tick, pending and new entries alike. A stream is read in order by one command, so order within a practice holds.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from engine import clients, keys
 from engine import events as ev
-from engine import keys
 from engine.codec import text
 from engine.scripts.registry import source
 from persistence import writer
@@ -52,6 +57,7 @@ class StreamConsumer:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
         self.clock = clock
+        self.cluster = clients.is_cluster(redis)
         self.streams: dict[str, str] = {}  # stream key -> practice id
         self._last_refresh = 0.0
 
@@ -78,9 +84,14 @@ class StreamConsumer:
         """(stream key, entry id, fields) of own pending entries (start '0') or new ones (start '>')."""
         if not self.streams:
             return []
+        if self.cluster:
+            return self.read_per_stream((start,))[0]
         resp = self.redis.xreadgroup(
             self.group, self.consumer, {k: start for k in self.streams}, count=self.batch, block=block
         )
+        return self._entries(resp)
+
+    def _entries(self, resp: Any) -> list[tuple[str, str, dict[Any, Any]]]:
         out = []
         for key, entries in resp or []:
             for entry_id, fields in entries:
@@ -89,6 +100,31 @@ class StreamConsumer:
                 else:
                     self.redis.xack(text(key), self.group, entry_id)
         return out
+
+    def read_per_stream(self, starts: tuple[str, ...]) -> list[list[tuple[str, str, dict[Any, Any]]]]:
+        """Redis Cluster: one non-blocking XREADGROUP per stream and start, all in one cluster pipeline (one
+        round trip per node). Each command names its node (the slot's primary) so that the client does not ask
+        the server for the keys of each XREADGROUP (COMMAND GETKEYS); a MOVED answer is followed by the client."""
+        if not self.streams:
+            return [[] for _ in starts]
+        node_of = self.redis.get_node_from_key
+        pipe = self.redis.pipeline()
+        for start in starts:
+            for key in self.streams:
+                pipe.execute_command(
+                    "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch, "STREAMS", key, start,
+                    target_nodes=node_of(key),
+                )  # fmt: skip
+        answers = pipe.execute()
+        n = len(self.streams)
+        return [self._entries([r for a in answers[i * n : (i + 1) * n] for r in a or []]) for i in range(len(starts))]
+
+    def fetch(self, block: int | None) -> tuple[list[tuple[str, str, dict[Any, Any]]], ...]:
+        """Own pending entries (retries), then new ones: on a cluster both in the same round trip per node."""
+        if self.cluster:
+            pending, new = self.read_per_stream(("0", ">"))
+            return pending, new
+        return self.read("0", None), self.read(">", block)
 
     def decode(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, ev.Event]]:
         decoded: list[tuple[str, ev.Event]] = []
@@ -218,13 +254,19 @@ class Persister(StreamConsumer):
 
     def _step(self, block: bool) -> int:
         self.refresh_streams()
+        if self.cluster:  # no blocking reads on a cluster: run() paces the ticks
+            pending, new = self.fetch(None)
+            return self._write(pending) + self._write(new) + self._maintain()
         n = self._write(self._read("0", None))
         n += self._write(self._read(">", self.block_ms if block and self.block_ms else None))
+        return n + self._maintain()
+
+    def _maintain(self) -> int:
         if self.clock() - self._last_maintenance > 5:
             self._last_maintenance = self.clock()
             self.claim_abandoned()
             self.trim()
-        return n
+        return 0
 
     def drain(self, min_idle_ms: int = 0) -> int:
         """Until nothing is left: used at start-up (reconciliation) and by `booking reconcile`."""
@@ -263,8 +305,8 @@ class Persister(StreamConsumer):
         while not stop.is_set():
             try:
                 n = self.step()
-                if n == 0 and not self.block_ms:
-                    stop.wait(0.05)  # polling mode (embedded store: no blocking reads)
+                if n == 0 and (not self.block_ms or self.cluster):
+                    stop.wait(0.05)  # polling mode (embedded store, Redis Cluster: no blocking reads)
                 elif n < self.batch:
                     # a small batch: let more events gather before the next transaction. One transaction per
                     # handful of events cost most of a core at a few hundred events/s; this bounds the added lag

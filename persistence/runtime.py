@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from engine import keys
+from engine import clients, keys
 from engine.service import BookingEngine
 from engine.settings import Settings
 from persistence import migrate
@@ -49,13 +49,8 @@ def open_database_tolerant(settings: Settings) -> Engine:
 
 
 def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
-    if settings.redis_url is None:
-        import fakeredis
-
-        return fakeredis.FakeRedis(server=fake_server)
-    import redis
-
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    """The persister's and reconciliation's Redis client: embedded, single Redis or Redis Cluster."""
+    return clients.sync_redis(settings, fake_server)
 
 
 async def reconcile_if_needed(

@@ -14,6 +14,7 @@ import redis as redis_sync
 from litestar.testing import TestClient
 
 from api.app import create_app
+from engine import clients
 from engine.settings import parse_offsets
 from persistence.db import make_engine
 from persistence.notify.worker import NotificationWorker
@@ -39,13 +40,15 @@ class World:
 
 
 def make_world(offsets: str, **settings: Any) -> Iterator[World]:
-    r = redis_sync.Redis.from_url(RURL)
-    r.flushdb()
+    """Settings may name another Redis (tests/test_cluster_notify.py: a cluster, the queue apart)."""
+    settings.setdefault("redis_url", RURL)
     url = fresh_database("booking_notify")
     db = make_engine(url)
     with SmtpServer() as smtp:
-        s = settings_for(RURL, database_url=url, smtp_url=smtp.url, reminder_offsets=parse_offsets(offsets), **settings)
-        worker = NotificationWorker(s, r, db)
+        s = settings_for(database_url=url, smtp_url=smtp.url, reminder_offsets=parse_offsets(offsets), **settings)
+        r = clients.sync_redis(s)
+        r.flushdb()  # on a cluster: every primary
+        worker = NotificationWorker(s, r, db, queue=clients.queue_redis(s))
         persister = Persister(r, db, consumer="notify-tests")
         import threading
 

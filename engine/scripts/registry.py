@@ -13,7 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from engine import errors, limits
+from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+
+from engine import clients, errors, limits
 from engine.codec import text
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
@@ -48,15 +50,54 @@ def source(name: str) -> str:
     return limits_lua + _read("_prelude") + "\n" + _read(name)
 
 
-class Lua:
-    """The registered scripts of one Redis client (registered once; EVALSHA with a fallback to EVAL)."""
+# The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
+REPLICATED = frozenset(("book", "cancel", "reschedule"))
 
-    def __init__(self, redis: Any) -> None:
+
+class Lua:
+    """The registered scripts of one Redis client (registered once; EVALSHA with a fallback to EVAL).
+
+    ``replica_wait_ms`` > 0 (a Redis Cluster): a successful book, cancel or reschedule is followed by
+    ``WAIT 1 <ms>`` on the connection that ran it (WAIT only counts that connection's own writes), and
+    ``ReplicaUnconfirmedError`` is raised when no replica confirmed it in time: the change stands on the primary.
+    """
+
+    def __init__(self, redis: Any, replica_wait_ms: int = 0) -> None:
         self.redis = redis
+        self.cluster = clients.is_cluster(redis)  # a cluster pipeline refuses EVALSHA: callers check this
+        self.replica_wait_ms = replica_wait_ms if self.cluster else 0
         self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        if self.replica_wait_ms and name in REPLICATED and client is None:
+            return await self._run_replicated(name, keys, args)
         return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+
+    async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA then WAIT in one pipeline aimed at the slot's primary: one connection, in order. Redirections are
+        not followed inside the pipeline (the WAIT would then run elsewhere): the slot map is refreshed and the pair
+        sent again; the script did not run on a node that answered MOVED, ASK or NOSCRIPT."""
+        script = self._scripts[name]
+        for _ in range(5):
+            node = self.redis.get_node_from_key(keys[0])
+            pipe = self.redis.pipeline()
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, target_nodes=node)
+            pipe.execute_command("WAIT", 1, self.replica_wait_ms, target_nodes=node)
+            res, acked = await pipe.execute(raise_on_error=False, allow_redirections=False)
+            if isinstance(res, NoScriptError):
+                await self.redis.script_load(script.script)  # every primary
+                continue
+            if isinstance(res, MovedError | AskError | TryAgainError):
+                await self.redis.exists(keys[0])  # a routed command follows the redirection and learns the slot map
+                continue
+            if isinstance(res, BaseException):
+                raise res
+            if isinstance(acked, BaseException):
+                raise acked
+            if int(acked) < 1 and text(res[0]) == "OK":
+                raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
+            return res
+        raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
 
     async def call(self, call: Call, script: str) -> Reply:
         """Run a status-replying script call built for ``script``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,25 +58,41 @@ class DayPlan:
         self.start, self.end, self.starts = start, end, starts
 
 
+APPLY_DAY_CONCURRENCY = 16  # calls in flight at once on a Redis Cluster
+
+
 async def apply_day(
     lua: Lua, *, practice_id: str, practitioner_id: str, visit_type_ids: Sequence[str], gen: str, days: list[DayPlan]
 ) -> None:
-    """Replace each day's slot starts (one atomic script per day, sent together); raises StaleScheduleError
-    when a newer schedule generation exists."""
+    """Replace each day's slot starts (one atomic script per day); raises StaleScheduleError when a newer
+    schedule generation exists. One pipeline on a single Redis; a cluster pipeline refuses EVALSHA, so on a
+    Redis Cluster the calls run concurrently, at most ``APPLY_DAY_CONCURRENCY`` at once."""
     pid = practice_id
     script_keys = [
         keys.schedule(pid, practitioner_id),
         keys.versions(pid, practitioner_id),
         *(keys.base(pid, practitioner_id, v) for v in visit_type_ids),
     ]
-    async with lua.redis.pipeline(transaction=False) as pipe:
-        for day in days:
-            args: list[Any] = [gen, day.start, day.end]
-            for starts in day.starts:
-                args.append(len(starts))
-                args.extend(starts)
-            await lua.run("apply_day", script_keys, args, client=pipe)
-        results = await pipe.execute()
+    calls: list[list[Any]] = []
+    for day in days:
+        args: list[Any] = [gen, day.start, day.end]
+        for starts in day.starts:
+            args.append(len(starts))
+            args.extend(starts)
+        calls.append(args)
+    if lua.cluster:
+        limit = asyncio.Semaphore(APPLY_DAY_CONCURRENCY)
+
+        async def one(args: list[Any]) -> Any:
+            async with limit:
+                return await lua.run("apply_day", script_keys, args)
+
+        results = await asyncio.gather(*(one(args) for args in calls))
+    else:
+        async with lua.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                await lua.run("apply_day", script_keys, args, client=pipe)
+            results = await pipe.execute()
     for res in results:
         r = reply(res)
         if r[0] != "OK":

@@ -37,12 +37,13 @@ def configure(ctx: Context) -> None:
 
 def _context() -> Context:
     if not _CONTEXT:  # a plain `rq worker` process: build it from the environment
+        from engine import clients
         from persistence import runtime
         from persistence.notify.scheduling import Scheduling
 
         settings = Settings.from_env()
         redis = runtime.sync_redis(settings)
-        configure(Context(settings, runtime.open_database(settings), redis, Scheduling(redis)))
+        configure(Context(settings, runtime.open_database(settings), redis, Scheduling(clients.queue_redis(settings))))
     return _CONTEXT[0]
 
 

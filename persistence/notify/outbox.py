@@ -126,8 +126,12 @@ class Outbox(StreamConsumer):
 
     def step(self, block: bool = True) -> int:
         self.refresh_streams()
-        n = self.handle(self.read("0", None))
-        n += self.handle(self.read(">", self.block_ms if block and self.block_ms else None))
+        if self.cluster:  # one round trip per node, no blocking read (the worker's loop paces the ticks)
+            pending, new = self.fetch(None)
+            n = self.handle(pending) + self.handle(new)
+        else:
+            n = self.handle(self.read("0", None))
+            n += self.handle(self.read(">", self.block_ms if block and self.block_ms else None))
         if self.clock() - self._last_claim > 5:
             self._last_claim = self.clock()
             self.claim_abandoned()

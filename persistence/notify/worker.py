@@ -58,9 +58,13 @@ def repair(db: Engine, scheduling: Scheduling, now_ms: int | None = None, grace_
 
 
 class NotificationWorker:
-    def __init__(self, settings: Settings, redis: Any, db: Engine, *, poll: bool = False) -> None:
+    """``redis`` holds the event streams and appointments (a cluster client with REDIS_CLUSTER=1); ``queue`` is
+    rq's standalone Redis (the same client when not given)."""
+
+    def __init__(self, settings: Settings, redis: Any, db: Engine, *, poll: bool = False, queue: Any = None) -> None:
         self.settings, self.redis, self.db = settings, redis, db
-        self.scheduling = Scheduling(redis)
+        self.queue_redis = redis if queue is None else queue
+        self.scheduling = Scheduling(self.queue_redis)
         jobs.configure(jobs.Context(settings, db, redis, self.scheduling))
         self.outbox = Outbox(redis, db, settings, self.scheduling, block_ms=0 if poll else 1000)
         self.stop = threading.Event()
@@ -80,7 +84,7 @@ class NotificationWorker:
                 self.stop.wait(backoff)
 
     def _work(self) -> bool:
-        w = ThreadWorker([self.scheduling.queue], connection=self.redis)
+        w = ThreadWorker([self.scheduling.queue], connection=self.queue_redis)
         return bool(w.work(burst=True, logging_level="WARNING", max_jobs=200))
 
     def start(self) -> None:

@@ -15,14 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import processes
-from tests.support.config import ADMIN
+from tests.support.config import ADMIN, REDIS_URL
 from tests.support.databases import redis_client
 from tests.support.http import ready
 from tests.support.processes import Procs
@@ -193,3 +193,16 @@ class ThrowawayPostgres:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(database_url: str, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`booking serve --workers 2` on the real Redis (``extra_env`` may point it elsewhere, e.g. a cluster), as a
+    deployment would run it; stopped with its process group when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="serving-") as logdir:
+        procs = Procs(Path(logdir))
+        try:
+            yield start_serve(procs, serve_env(REDIS_URL, database_url, **(extra_env or {})))
+        finally:
+            procs.close()
+

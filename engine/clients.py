@@ -1,0 +1,116 @@
+"""Every Redis client of the project is built here, from the settings.
+
+| mode (settings) | async: API, engine | sync: persister, reconcile, notifier, bench |
+|---|---|---|
+| embedded (no REDIS_URL) | ``fakeredis.aioredis.FakeRedis`` | ``fakeredis.FakeRedis`` on the same fake server |
+| single Redis | ``redis.asyncio.Redis`` | ``redis.Redis`` |
+| Redis Cluster (REDIS_CLUSTER=1) | ``redis.asyncio.cluster.RedisCluster`` | ``redis.cluster.RedisCluster`` |
+
+rq and rq-scheduler do not support Redis Cluster: ``queue_redis`` is always a standalone Redis (QUEUE_REDIS_URL,
+or REDIS_URL when that is not a cluster). A cluster client is built from every node REDIS_URL names
+(comma-separated); it learns the rest of the cluster from them, and keeps serving the shards that are up when
+another shard has no primary (``require_full_coverage=False``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine.settings import ConfigError, Settings
+
+ASYNC_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 1.0,
+    "socket_timeout": 2.0,
+    "health_check_interval": 10,
+    "max_connections": 512,
+}
+SYNC_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 10}
+
+
+def node_urls(url: str) -> list[str]:
+    """'redis://h:1,redis://h:2' or 'h:1,h:2' -> one URL per node."""
+    out = []
+    for part in url.split(","):
+        part = part.strip()
+        if part:
+            out.append(part if "://" in part else f"redis://{part}")
+    if not out:
+        raise ConfigError("REDIS_URL names no node")
+    return out
+
+
+def _startup_nodes(urls: list[str], node_class: Any) -> list[Any]:
+    nodes = []
+    for u in urls:
+        parts = urlsplit(u)
+        nodes.append(node_class(parts.hostname or "127.0.0.1", parts.port or 6379))
+    return nodes
+
+
+def cluster_client(url: str, *, asynchronous: bool, **options: Any) -> Any:
+    """A Redis Cluster client from a comma-separated node list."""
+    urls = node_urls(url)
+    if asynchronous:
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+        return AsyncCluster.from_url(
+            urls[0], startup_nodes=_startup_nodes(urls, AsyncNode), require_full_coverage=False, **options
+        )
+    from redis.cluster import ClusterNode, RedisCluster
+
+    return RedisCluster.from_url(
+        urls[0], startup_nodes=_startup_nodes(urls, ClusterNode), require_full_coverage=False, **options
+    )
+
+
+def redis_for(url: str, *, cluster: bool, asynchronous: bool = False, **options: Any) -> Any:
+    """A client of one Redis (``url``) or of a cluster (``url`` lists nodes); for tests and tools."""
+    if cluster:
+        return cluster_client(url, asynchronous=asynchronous, **options)
+    if asynchronous:
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(url, **options)
+    import redis
+
+    return redis.Redis.from_url(url, **options)
+
+
+def async_redis(settings: Settings, fake_server: Any = None) -> Any:
+    """The engine's client (the API's hot path)."""
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
+    return redis_for(settings.redis_url, cluster=settings.redis_cluster, asynchronous=True, **ASYNC_OPTIONS)
+
+
+def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
+    """The persister's, reconciliation's and the notifier's client (threads)."""
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=fake_server)
+    return redis_for(settings.redis_url, cluster=settings.redis_cluster, **SYNC_OPTIONS)
+
+
+def queue_redis(settings: Settings, fake_server: Any = None) -> Any:
+    """The standalone Redis of rq and rq-scheduler."""
+    if settings.redis_url is None:
+        return sync_redis(settings, fake_server)
+    url = settings.queue_url
+    if url is None:
+        raise ConfigError(
+            "REDIS_CLUSTER=1 needs QUEUE_REDIS_URL: a standalone Redis for the notification queue "
+            "(rq and rq-scheduler do not support Redis Cluster)"
+        )
+    return redis_for(url, cluster=False, **SYNC_OPTIONS)
+
+
+def is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster | AsyncCluster)
