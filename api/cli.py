@@ -7,95 +7,16 @@ import logging
 import os
 import sys
 import threading
-import time
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from engine.settings import Settings
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _run_serve(args: argparse.Namespace) -> int:
+    from api.serving import serve
 
-    settings = Settings.from_env()
-    if settings.embedded and args.workers > 1:
-        print(
-            "booking serve: the embedded store lives in one process; set REDIS_URL to run several workers",
-            file=sys.stderr,
-        )
-        return 2
-    from api import metrics_dir
-
-    metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
-    base = f"http://{args.host}:{args.port}"
-    if args.demo:
-        threading.Thread(target=_seed_when_up, args=(base, settings.admin_token), daemon=True).start()
-    mode = "embedded (in-process Redis, nothing to install)" if settings.embedded else settings.redis_url
-    print(f"booking: serving on {base} ({mode}); OpenAPI at {base}/schema", flush=True)
-    if args.server == "granian":
-        _serve_granian(args)
-    elif args.workers > 1:
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-            access_log=False,
-        )
-    else:
-        from api.app import create_app
-
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
-    return 0
-
-
-def _serve_granian(args: argparse.Namespace) -> None:
-    """Granian (Rust HTTP/1.1 server, uvloop), measured against uvicorn in docs/benchmarks.md. Its
-    ``backpressure`` counts connections, not requests: a lower value than the number of keep-alive clients
-    leaves the surplus waiting for seconds, so the default is high."""
-    from granian.constants import Interfaces, Loops
-    from granian.log import LogLevels
-    from granian.server import Server
-
-    Server(
-        "api.app:create_app",
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        factory=True,
-        backpressure=args.backpressure,
-        backlog=4096,
-        log_level=LogLevels(args.log_level.lower()),
-        log_access=False,
-        respawn_failed_workers=True,
-    ).serve()
-
-
-def _seed_when_up(base: str, token: str | None) -> None:
-    import httpx
-
-    from api.demo import describe, seed_over_http
-
-    deadline = time.monotonic() + 180  # a first start on a slow or busy machine takes a while
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    for attempt in range(5):
-        try:
-            print(describe(seed_over_http(base, token), base), flush=True)
-            return
-        except Exception as exc:  # noqa: BLE001 - say why, then try again: the server may still be warming up
-            print(f"booking serve --demo: seeding failed ({exc}); {'retrying' if attempt < 4 else 'giving up'}",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            time.sleep(2)
+    return serve(args)
 
 
 def _seed_demo(args: argparse.Namespace) -> int:
@@ -268,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
         help="granian: connections each worker serves at once (a keep-alive connection holds its place for its "
         "whole life; more wait in the accept queue)",
     )
-    s.set_defaults(run=_serve)
+    s.set_defaults(run=_run_serve)
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
     d.add_argument("--url", default="http://127.0.0.1:8000")
     d.set_defaults(run=_seed_demo)

@@ -18,7 +18,8 @@ from engine import keys
 from engine.codec import text
 from persistence.notify.queries import counts_by_status
 from persistence.notify.scheduling import QUEUE
-from persistence.persister import HELD, stream_lag
+from persistence.persister import HELD
+from persistence.streams import stream_lag
 
 SHARDS = 16  # practice shards: Redis Cluster hash slots of the practices' hash tags, 1,024 slots each
 

@@ -104,7 +104,8 @@ def catch_up(r: Any, db: Any, log: Any, timeout: float = 600.0) -> tuple[int, in
 
     A drain alone is no barrier while the `booking persister` process runs: entries it has read but not
     yet committed sit in its own pending list, out of the drain's sight."""
-    from persistence.persister import Persister, lag
+    from persistence.persister import Persister
+    from persistence.streams import lag
 
     drained = Persister(r, db, batch=2000).drain()
     deadline = time.time() + timeout

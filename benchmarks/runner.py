@@ -164,7 +164,7 @@ class Bench:
 
     def _backlog(self) -> dict[str, float]:
         """Events the persisters have not stored yet, and the age of the oldest (the write-behind lag)."""
-        from persistence.persister import lag
+        from persistence.streams import lag
 
         r = self.o.redis()
         try:

@@ -10,162 +10,26 @@ tick, pending and new entries alike. A stream is read in order by one command, s
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from engine import clients, keys
 from engine import events as ev
+from engine import keys
 from engine.codec import text
+from engine.scripts import repair
 from engine.scripts.registry import source
 from persistence import writer
+from persistence.streams import StreamConsumer, _id_ms
 
 log = logging.getLogger("booking.persister")
 
 # Global hash: audit id -> why the persister holds that event back for good (an operator must look); shown by
 # /readyz and /metrics, emptied of an entry once it is acknowledged.
 HELD = keys.PERSIST_HELD
-
-
-def _id_ms(entry_id: str) -> int:
-    return int(entry_id.split("-")[0])
-
-
-class StreamConsumer:
-    """Reads every practice's event stream through one consumer group (see keys.GROUPS)."""
-
-    group = keys.PERSIST_GROUP
-
-    def __init__(
-        self,
-        redis: Any,
-        *,
-        consumer: str | None = None,
-        batch: int = 500,
-        block_ms: int = 1000,
-        claim_idle_ms: int = 30_000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.redis = redis
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
-        self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
-        self.clock = clock
-        self.cluster = clients.is_cluster(redis)
-        self.streams: dict[str, str] = {}  # stream key -> practice id
-        self._last_refresh = 0.0
-
-    def refresh_streams(self, force: bool = False) -> None:
-        if not force and self.clock() - self._last_refresh < 2:
-            return
-        self._last_refresh = self.clock()
-        if force:
-            self.streams.clear()  # re-check every group: Redis may have lost its data since
-        for raw in self.redis.smembers(keys.PRACTICES):
-            pid = text(raw)
-            key = keys.events(pid)
-            if key in self.streams:
-                continue
-            for group in keys.GROUPS:
-                try:
-                    self.redis.xgroup_create(key, group, id="0", mkstream=True)
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
-            self.streams[key] = pid
-
-    def read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
-        """(stream key, entry id, fields) of own pending entries (start '0') or new ones (start '>')."""
-        if not self.streams:
-            return []
-        if self.cluster:
-            return self.read_per_stream((start,))[0]
-        resp = self.redis.xreadgroup(
-            self.group, self.consumer, {k: start for k in self.streams}, count=self.batch, block=block
-        )
-        return self._entries(resp)
-
-    def _entries(self, resp: Any) -> list[tuple[str, str, dict[Any, Any]]]:
-        out = []
-        for key, entries in resp or []:
-            for entry_id, fields in entries:
-                if fields:  # a pending entry trimmed meanwhile comes back empty
-                    out.append((text(key), text(entry_id), fields))
-                else:
-                    self.redis.xack(text(key), self.group, entry_id)
-        return out
-
-    def read_per_stream(self, starts: tuple[str, ...]) -> list[list[tuple[str, str, dict[Any, Any]]]]:
-        """Redis Cluster: one non-blocking XREADGROUP per stream and start, all in one cluster pipeline (one
-        round trip per node). Each command names its node (the slot's primary) so that the client does not ask
-        the server for the keys of each XREADGROUP (COMMAND GETKEYS); a MOVED answer is followed by the client."""
-        if not self.streams:
-            return [[] for _ in starts]
-        node_of = self.redis.get_node_from_key
-        pipe = self.redis.pipeline()
-        for start in starts:
-            for key in self.streams:
-                pipe.execute_command(
-                    "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch, "STREAMS", key, start,
-                    target_nodes=node_of(key),
-                )  # fmt: skip
-        answers = pipe.execute()
-        n = len(self.streams)
-        return [self._entries([r for a in answers[i * n : (i + 1) * n] for r in a or []]) for i in range(len(starts))]
-
-    def fetch(self, block: int | None) -> tuple[list[tuple[str, str, dict[Any, Any]]], ...]:
-        """Own pending entries (retries), then new ones: on a cluster both in the same round trip per node."""
-        if self.cluster:
-            pending, new = self.read_per_stream(("0", ">"))
-            return pending, new
-        return self.read("0", None), self.read(">", block)
-
-    def decode(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, ev.Event]]:
-        decoded: list[tuple[str, ev.Event]] = []
-        for key, entry_id, fields in entries:
-            try:
-                decoded.append((key, ev.from_stream(entry_id, fields)))
-            except Exception as exc:  # noqa: BLE001 - an undecodable entry must not block the stream
-                log.error("undecodable event %s %s: %s (acknowledged, skipped)", key, entry_id, exc)
-                self.redis.xack(key, self.group, entry_id)
-        return decoded
-
-    def ack(self, done: list[tuple[str, str]]) -> int:
-        by_key: dict[str, list[str]] = {}
-        for key, event_id in done:
-            by_key.setdefault(key, []).append(event_id)
-        if by_key:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for key, ids_ in by_key.items():
-                    pipe.xack(key, self.group, *ids_)
-                pipe.execute()
-        return len(done)
-
-    def claim_abandoned(self, min_idle_ms: int | None = None) -> int:
-        """Take over entries another consumer read but never acknowledged (it died)."""
-        claimed = 0
-        for key in list(self.streams):
-            start = "0-0"
-            while True:
-                res = self.redis.xautoclaim(
-                    key,
-                    self.group,
-                    self.consumer,
-                    self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
-                    start_id=start,
-                    count=self.batch,
-                )
-                start, got = text(res[0]), res[1]
-                claimed += len(got)
-                if start == "0-0" or not got:
-                    break
-        return claimed
 
 
 class Persister(StreamConsumer):
@@ -204,8 +68,9 @@ class Persister(StreamConsumer):
     def _after(self, done: writer.Applied) -> None:
         """Raise Redis's audit counters that went back below what is stored; publish what is held back."""
         for practice_id, last_seq in sorted(done.raise_seq.items()):
-            had = int(self._restore_seq(keys=[keys.audit(practice_id)], args=[last_seq]))
-            if had >= 0:
+            call = repair.restore_seq_call(practice_id=practice_id, last_seq=last_seq)
+            had = repair.restore_seq_reply(self._restore_seq(keys=call.keys, args=call.args))
+            if had is not None:
                 log.warning(
                     "practice %s: Redis's audit seq was %d, below the %d already stored (Redis lost data): raised",
                     practice_id,
@@ -325,41 +190,3 @@ class Persister(StreamConsumer):
                 log.exception("persister step failed; retrying in %.1fs", self.backoff)
                 stop.wait(self.backoff)
         log.info("persister %s stopped after %d events", self.consumer, self.applied)
-
-
-def stream_lag(redis: Any, key: str, group: str, now_ms: int) -> tuple[int, int] | None:
-    """(entries of one stream not yet acknowledged by ``group``, time in ms of the oldest of them, ``now_ms``
-    if none); None if the stream does not exist. Before its group exists (no consumer has read yet) every
-    entry is waiting."""
-    try:
-        groups = {text(g.get("name")): g for g in redis.xinfo_groups(key)}
-    except ResponseError:
-        return None
-    g = groups.get(group)
-    if g is None:
-        first = redis.xrange(key, min="-", max="+", count=1)
-        return int(redis.xlen(key)), _id_ms(text(first[0][0])) if first else now_ms
-    oldest = now_ms
-    pending = int(g.get("pending") or 0)
-    last = text(g.get("last-delivered-id") or "0-0")
-    undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
-    backlog = g.get("lag")
-    backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
-    first_pending = redis.xpending(key, group)["min"] if pending else None
-    if first_pending is not None:
-        oldest = min(oldest, _id_ms(text(first_pending)))
-    if undelivered:
-        oldest = min(oldest, _id_ms(text(undelivered[0][0])))
-    return pending + backlog_n, oldest
-
-
-def lag(redis: Any, group: str = keys.PERSIST_GROUP, now_ms: int | None = None) -> tuple[int, float]:
-    """(events not yet acknowledged by ``group``, age in seconds of the oldest of them) over all streams."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    events_behind, oldest = 0, now_ms
-    for raw in redis.smembers(keys.PRACTICES):
-        one = stream_lag(redis, keys.events(text(raw)), group, now_ms)
-        if one is not None:
-            events_behind += one[0]
-            oldest = min(oldest, one[1])
-    return events_behind, max(0.0, (now_ms - oldest) / 1000)

@@ -8,7 +8,7 @@ import msgspec
 from engine import keys
 from engine.codec import encoder, text
 from engine.model import SYSTEM, Appointment
-from engine.scripts.registry import Lua
+from engine.scripts.registry import Call, Lua
 
 
 class Restored(msgspec.Struct, frozen=True):
@@ -34,10 +34,20 @@ async def restore(
     return Restored(text(res[0]), [text(x) for x in res[1:]])
 
 
+def restore_seq_call(*, practice_id: str, last_seq: int) -> Call:
+    """(Also run by the persister's synchronous client: the persister raises a counter that went back.)"""
+    return Call("restore_seq", [keys.audit(practice_id)], [last_seq])
+
+
+def restore_seq_reply(raw: object) -> int | None:
+    have = int(str(raw))
+    return None if have < 0 else have
+
+
 async def restore_seq(lua: Lua, *, practice_id: str, last_seq: int) -> int | None:
     """Number new audit events after ``last_seq``; returns the sequence Redis had when it was behind."""
-    have = int(await lua.run("restore_seq", [keys.audit(practice_id)], [last_seq]))
-    return None if have < 0 else have
+    call = restore_seq_call(practice_id=practice_id, last_seq=last_seq)
+    return restore_seq_reply(await lua.run(call.script, call.keys, call.args))
 
 
 async def restore_entity(lua: Lua, *, practice_id: str, key: str, field: str, record: object) -> bool:

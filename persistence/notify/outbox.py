@@ -16,7 +16,7 @@ from engine import keys
 from engine.settings import Settings
 from persistence.audit_rows import insert_for
 from persistence.notify.scheduling import Scheduling
-from persistence.persister import StreamConsumer
+from persistence.streams import StreamConsumer
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 
 log = logging.getLogger("booking.notify")

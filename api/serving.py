@@ -1,0 +1,94 @@
+"""`booking serve`: the API under granian (default) or uvicorn, and the demo practice seeded once it is up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+from engine.settings import Settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    if settings.embedded and args.workers > 1:
+        print(
+            "booking serve: the embedded store lives in one process; set REDIS_URL to run several workers",
+            file=sys.stderr,
+        )
+        return 2
+    from api import metrics_dir
+
+    metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
+    base = f"http://{args.host}:{args.port}"
+    if args.demo:
+        threading.Thread(target=_seed_when_up, args=(base, settings.admin_token), daemon=True).start()
+    mode = "embedded (in-process Redis, nothing to install)" if settings.embedded else settings.redis_url
+    print(f"booking: serving on {base} ({mode}); OpenAPI at {base}/schema", flush=True)
+    if args.server == "granian":
+        _serve_granian(args)
+    elif args.workers > 1:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=False,
+        )
+    else:
+        from api.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _serve_granian(args: argparse.Namespace) -> None:
+    """Granian (Rust HTTP/1.1 server, uvloop), measured against uvicorn in docs/benchmarks.md. Its
+    ``backpressure`` counts connections, not requests: a lower value than the number of keep-alive clients
+    leaves the surplus waiting for seconds, so the default is high."""
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        "api.app:create_app",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        factory=True,
+        backpressure=args.backpressure,
+        backlog=4096,
+        log_level=LogLevels(args.log_level.lower()),
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()
+
+
+def _seed_when_up(base: str, token: str | None) -> None:
+    import httpx
+
+    from api.demo import describe, seed_over_http
+
+    deadline = time.monotonic() + 180  # a first start on a slow or busy machine takes a while
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    for attempt in range(5):
+        try:
+            print(describe(seed_over_http(base, token), base), flush=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - say why, then try again: the server may still be warming up
+            print(f"booking serve --demo: seeding failed ({exc}); {'retrying' if attempt < 4 else 'giving up'}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            time.sleep(2)
