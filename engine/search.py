@@ -107,6 +107,14 @@ class Search:
         day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
         dur = vt.duration_minutes * 60
         detail = self._detail(date, days, vt, practitioner_id)
+        if not any(self.cache.peek((pr, vt.id, lo)) for pr in prac_ids for lo, _ in day_bounds):
+            # nothing of it cached here: one script computes it all and audits it in the same step (one round
+            # trip, as without the cache), and its days are kept for the next search
+            rows: list[list[DayEntry]] = [[None] * days for _ in prac_ids]  # type: ignore[list-item]
+            todo = {i: list(range(days)) for i in range(len(prac_ids))}
+            self.cache.misses += len(prac_ids) * days
+            await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail)
+            return Answer(practice, self._result(prac_ids, dur, rows))
         try:
             entries = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx)
         except REDIS_DOWN:
@@ -161,13 +169,17 @@ class Search:
         todo: dict[int, list[int]],
         out: list[list[DayEntry]],
         ctx: Ctx,
+        audited: dict[str, Any] | None = None,
     ) -> None:
+        """Compute the ``todo`` days (practitioner index -> day indexes) in one script and cache them; with
+        ``audited`` (the request's detail: the whole request is computed), the script audits the search too."""
         dur = vt.duration_minutes * 60
         who = sorted(todo)
         d_first, d_last = min(min(v) for v in todo.values()), max(max(v) for v in todo.values())
         lo, hi = day_bounds[d_first][0], day_bounds[d_last][1]
         first_b, last_b = buckets(lo, hi, dur)
-        call = self._call(pid, [prac_ids[i] for i in who], vt, lo, hi, {}, False, ctx, (first_b, last_b))
+        audit = audited is not None
+        call = self._call(pid, [prac_ids[i] for i in who], vt, lo, hi, audited or {}, audit, ctx, (first_b, last_b))
         found = await scripts.search(self.rt.lua, call)
         now = self.rt.now_ms()
         for k, i in enumerate(who):

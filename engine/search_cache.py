@@ -67,6 +67,10 @@ class SearchCache:
             "audit_failed": audit_failures,
         }
 
+    def peek(self, key: Key) -> bool:
+        """Whether ``key`` is cached (fresh or not), without touching its place in the LRU."""
+        return key in self._map
+
     def get(self, key: Key) -> DayEntry | None:
         hit = self._map.get(key)
         if hit is None:

@@ -99,8 +99,7 @@ def test_one_entry_of_every_event_type_decodes_into_its_typed_payload(make_clien
         days=1,
         visit_type_id=vt,
         practitioner_id=dr_a,
-        count=len(used["free_a"]),
-        source="cache",  # answered through the API process's availability cache, audited after the answer
+        count=len(used["free_a"]),  # a first search: computed and audited by the search script in one step
     )
     assert first_search.data is None
 

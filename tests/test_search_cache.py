@@ -28,6 +28,7 @@ from tests.support.http import next_weekday, setup_practice
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/10"
+CACHE = 64 * 1024 * 1024  # SEARCH_CACHE_BYTES: the cache is off by default
 START = 1_900_000_000.0
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
@@ -66,8 +67,8 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
         r1, r2 = aioredis.Redis.from_url(RURL), aioredis.Redis.from_url(RURL)
         await r1.flushdb()
         clock = Clock()
-        reader = BookingEngine(r1, Settings(redis_url=RURL, hold_ttl_seconds=120), clock)
-        writer = BookingEngine(r2, Settings(redis_url=RURL, hold_ttl_seconds=120), clock)  # another process
+        reader = BookingEngine(r1, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)
+        writer = BookingEngine(r2, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)  # another process
         rng = random.Random(20261129)
         try:
             p = await writer.create_practice("Cache", rng.choice(["Europe/Berlin", "America/New_York"]))
@@ -145,7 +146,7 @@ def test_a_cache_hit_reads_only_the_versions() -> None:
         r = aioredis.Redis.from_url(RURL)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL), clock)
+        eng = BookingEngine(r, Settings(redis_url=RURL, search_cache_bytes=CACHE), clock)
         try:
             p, pr, vt = await mornings(eng, "Hits")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
@@ -206,7 +207,7 @@ def test_cached_days_answer_stale_while_redis_is_down_then_503(tmp_path: object)
             except RedisConnectionError:
                 await asyncio.sleep(0.05)
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=url, stale_read_seconds=60), clock)
+        eng = BookingEngine(r, Settings(redis_url=url, stale_read_seconds=60, search_cache_bytes=CACHE), clock)
         try:
             p, pr, vt = await mornings(eng, "Outage")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
@@ -244,7 +245,7 @@ def test_time_alone_renews_a_cached_day(what: str) -> None:
         r = aioredis.Redis.from_url(RURL)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, hold_ttl_seconds=300), clock)
+        eng = BookingEngine(r, Settings(redis_url=RURL, hold_ttl_seconds=300, search_cache_bytes=CACHE), clock)
         try:
             p = await eng.create_practice("Time", "UTC")
             pr = (await eng.add_practitioner(p.id, "Dr")).id
@@ -273,8 +274,9 @@ def test_time_alone_renews_a_cached_day(what: str) -> None:
     asyncio.run(main())
 
 
-def test_metrics_count_cache_hits_and_misses(client: Any) -> None:
+def test_metrics_count_cache_hits_and_misses(make_client: Any) -> None:
     """/metrics: a first search misses on each practitioner-day, the same search again hits."""
+    client = make_client(search_cache_bytes=CACHE)
     ctx = setup_practice(client, durations=(30,), practitioners=2)
     url = f"/v1/practices/{ctx['practice_id']}/availability"
     params = {"date": next_weekday(2).isoformat(), "visit_type_id": ctx["visit_types"][30], "days": 3}
