@@ -19,9 +19,17 @@ from typing import Any, Literal
 import msgspec
 
 from engine.codec import text
-from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
 
-AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule")
+WAITLIST = (
+    "waitlist_join",
+    "waitlist_offer",
+    "waitlist_accept",
+    "waitlist_decline",
+    "waitlist_lapse",
+    "waitlist_leave",
+)
+AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule", *WAITLIST)
 SETUP = ("practice", "practitioner", "visit_type", "api_key", "api_key_revoked")
 
 
@@ -95,6 +103,21 @@ class ScheduleDetail(msgspec.Struct, kw_only=True):
     slot_step_minutes: int
     horizon_days: int
     min_notice_minutes: int
+
+
+class WaitlistDetail(msgspec.Struct, kw_only=True):
+    """The detail of every waitlist event (docs/waitlist.md): never patient data. ``start``/``end`` name the
+    offered interval (offer, accept, decline, lapse, and leave with a live offer); ``expires_ms`` and
+    ``cause`` (the freeing action: cancel, release, expire, reschedule, schedule, waitlist_decline,
+    waitlist_lapse, waitlist_leave) come with an offer; ``appointment_id`` with an accept."""
+
+    entry_id: str
+    visit_type_id: str
+    start: int | None = None
+    end: int | None = None
+    expires_ms: int | None = None
+    cause: str | None = None
+    appointment_id: str | None = None
 
 
 class AppointmentRecord(AppointmentCore, kw_only=True):
@@ -193,6 +216,38 @@ class ApiKeyRevoked(_Event, tag="api_key_revoked"):
     detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
+class _WaitlistEvent(_Event):
+    """Every waitlist event carries the entry after the change (the persister upserts it, newer-only by
+    ``version``)."""
+
+    detail: WaitlistDetail
+    data: WaitlistRecord
+
+
+class WaitlistJoined(_WaitlistEvent, tag="waitlist_join"):
+    pass
+
+
+class WaitlistOffered(_WaitlistEvent, tag="waitlist_offer"):
+    pass
+
+
+class WaitlistAccepted(_WaitlistEvent, tag="waitlist_accept"):
+    pass
+
+
+class WaitlistDeclined(_WaitlistEvent, tag="waitlist_decline"):
+    pass
+
+
+class WaitlistLapsed(_WaitlistEvent, tag="waitlist_lapse"):
+    pass
+
+
+class WaitlistLeft(_WaitlistEvent, tag="waitlist_leave"):
+    pass
+
+
 Event = (
     SearchPerformed
     | HoldPlaced
@@ -207,6 +262,15 @@ Event = (
     | VisitTypeSaved
     | ApiKeySaved
     | ApiKeyRevoked
+    | WaitlistJoined
+    | WaitlistOffered
+    | WaitlistAccepted
+    | WaitlistDeclined
+    | WaitlistLapsed
+    | WaitlistLeft
+)
+WaitlistEvent = (
+    WaitlistJoined | WaitlistOffered | WaitlistAccepted | WaitlistDeclined | WaitlistLapsed | WaitlistLeft
 )
 AppointmentEvent = AppointmentBooked | AppointmentCancelled | AppointmentRescheduled
 EventType = Literal[
@@ -223,6 +287,12 @@ EventType = Literal[
     "visit_type",
     "api_key",
     "api_key_revoked",
+    "waitlist_join",
+    "waitlist_offer",
+    "waitlist_accept",
+    "waitlist_decline",
+    "waitlist_lapse",
+    "waitlist_leave",
 ]
 
 # Non-strict: the flat stream fields are strings ("seq": "12"), and an embedded (Lua 5.4) script may write an

@@ -5,6 +5,7 @@ practitioner  <practice>.r<hex>
 visit type    <practice>.v<hex>
 hold          <practitioner>.h<urlsafe 128 bits>     (its practitioner never changes)
 appointment   <practice>.a<urlsafe 96 bits>
+waitlist     <practice>.w<urlsafe 96 bits>
 manage token  urlsafe 256 bits (stored only as a SHA-256 hash)
 """
 
@@ -17,6 +18,7 @@ import secrets
 _PRACTICE = re.compile(r"^[0-9a-f]{16}$")
 _CHILD = re.compile(r"^([0-9a-f]{16})\.([rva])[0-9a-f]{8,32}$")
 _APPT = re.compile(r"^([0-9a-f]{16})\.a[A-Za-z0-9_-]{16,64}$")
+_ENTRY = re.compile(r"^([0-9a-f]{16})\.w[A-Za-z0-9_-]{16,64}$")
 _HOLD = re.compile(r"^(([0-9a-f]{16})\.r[0-9a-f]{8,32})\.h[A-Za-z0-9_-]{22,64}$")
 
 
@@ -40,6 +42,10 @@ def new_appointment_id(practice_id: str) -> str:
     return f"{practice_id}.a{secrets.token_urlsafe(12)}"
 
 
+def new_waitlist_entry_id(practice_id: str) -> str:
+    return f"{practice_id}.w{secrets.token_urlsafe(12)}"
+
+
 def new_manage_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -49,11 +55,14 @@ def token_hash(token: str) -> str:
 
 
 def practice_of(any_id: str, kind: str) -> str | None:
-    """The practice id inside a child id of ``kind`` ('r', 'v', 'a', 'h', 'p'), or None when malformed."""
+    """The practice id inside a child id of ``kind`` ('r', 'v', 'a', 'w', 'h', 'p'), or None when malformed."""
     if kind == "p":
         return any_id if _PRACTICE.match(any_id) else None
     if kind == "a":
         m = _APPT.match(any_id)
+        return m.group(1) if m else None
+    if kind == "w":
+        m = _ENTRY.match(any_id)
         return m.group(1) if m else None
     if kind == "h":
         m = _HOLD.match(any_id)

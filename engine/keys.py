@@ -58,6 +58,21 @@ def appointment(pid: str, appointment_id: str) -> str:
     return f"{tag(pid)}:appt:{appointment_id}"
 
 
+def waitlist_queue(pid: str) -> str:
+    """Live waitlist entries (waiting or offered), score = join order (docs/waitlist.md)."""
+    return f"{tag(pid)}:wl:queue"
+
+
+def waitlist_entries(pid: str) -> str:
+    """Waitlist entry id -> entry JSON (engine.model.WaitlistRecord)."""
+    return f"{tag(pid)}:wl:entries"
+
+
+def waitlist_stats(pid: str) -> str:
+    """Waitlist counters: joined (also the join order), offers, accepted, declined, lapsed, left."""
+    return f"{tag(pid)}:wl:stats"
+
+
 def events(pid: str) -> str:
     return f"{tag(pid)}:events"
 

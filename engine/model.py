@@ -148,3 +148,41 @@ class ApiKey(msgspec.Struct):
     practice_id: str
     hash: str
     created_ms: int
+
+
+class WaitlistOffer(msgspec.Struct):
+    """A live offer: an exclusive hold of the entry (docs/waitlist.md)."""
+
+    hold_id: str
+    practitioner_id: str
+    start: int
+    end: int
+    expires_ms: int
+
+
+class WaitlistRecord(msgspec.Struct, kw_only=True):
+    """A waitlist entry as Redis (``T:wl:entries``) and every waitlist event's ``data`` hold it. ``spans`` are
+    the entry's window in UTC epoch seconds, expanded once at join; ``had`` the intervals
+    (``<practitioner>|<start>|<end>``) already offered to it; ``status`` never reads ``ended`` here (that is
+    derived when read: the window passed)."""
+
+    id: str
+    practice_id: str
+    visit_type_id: str
+    practitioner_id: str | None = None
+    from_date: str
+    to_date: str
+    weekdays: list[str] | None = None
+    from_time: str | None = None
+    to_time: str | None = None
+    spans: list[list[int]]
+    order: int
+    status: str  # waiting | offered | booked | left
+    version: int
+    joined_ms: int
+    updated_ms: int
+    offer: WaitlistOffer | None = None
+    had: list[str] = msgspec.field(default_factory=list)
+    appointment_id: str | None = None
+    manage_hash: str = ""
+    patient: Patient
