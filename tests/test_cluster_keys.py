@@ -26,6 +26,7 @@ REPLIES: dict[str, Any] = {
     "schedule": 1,
     "expire": 0,
     "restore_seq": -1,
+    "trim": 0,
 }
 
 
@@ -115,6 +116,15 @@ async def every_script(lua: Recorder, n: int) -> None:
         )  # fmt: skip
         await scripts.restore(lua, now_ms=1, appointment=appt, manage_hash="h", updated_ms=1, redis_practitioner=pr2)
         await scripts.restore_seq(lua, practice_id=pid, last_seq=0)
+        await scripts.tidy(
+            lua,
+            scripts.tidy_call(
+                cut_s=1, practice_id=pid, appointment_id=aid, practitioner_id=pr, stored_version=1,
+                stored_status="booked",
+            ),
+        )  # fmt: skip
+        await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
+        await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

@@ -7,6 +7,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
 | restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+| tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
 """
 
 from engine.scripts.bookings import (
@@ -37,6 +38,7 @@ from engine.scripts.repair import (
     restore_seq,
     trim_past,
 )
+from engine.scripts.retention import Tidied, close_gap, close_gap_call, tidy, tidy_call, trim, trim_call
 from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Replay",
     "Restored",
     "Retry",
+    "Tidied",
     "add_practice",
     "api_key",
     "apply_day",
@@ -59,6 +62,8 @@ __all__ = [
     "book_call",
     "cancel",
     "cancel_call",
+    "close_gap",
+    "close_gap_call",
     "expire",
     "forget_client_hold",
     "hold",
@@ -76,5 +81,9 @@ __all__ = [
     "search",
     "search_call",
     "source",
+    "tidy",
+    "tidy_call",
+    "trim",
+    "trim_call",
     "trim_past",
 ]

@@ -34,6 +34,9 @@ NAMES = (
     "limit",
     "restore",
     "restore_seq",
+    "tidy",
+    "trim",
+    "close_gap",
 )
 
 
