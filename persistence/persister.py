@@ -165,9 +165,10 @@ class Persister(StreamConsumer):
     def trim(self) -> int:
         """Drop entries older than the retention window that every running group has acknowledged (the
         persisters' group always counts; persistence/trimming.py)."""
-        horizon = int(self.clock() * 1000) - self.retention_ms
-        idle_ms = self.group_idle_s * 1000
-        return sum(trimming.trim_stream(self.redis, self._trim, k, p, horizon, idle_ms) for k, p in self.streams.items())
+        horizon, idle_ms = int(self.clock() * 1000) - self.retention_ms, self.group_idle_s * 1000
+        return sum(
+            trimming.trim_stream(self.redis, self._trim, k, p, horizon, idle_ms) for k, p in self.streams.items()
+        )
 
     # ---------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:
