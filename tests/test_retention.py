@@ -242,3 +242,21 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> 
     assert (unread["id"], "confirmation", 1) not in rows_of(db)
     Outbox(r, db, Settings(), Scheduling(r), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
     assert (unread["id"], "confirmation", 1) in rows_of(db)
+
+
+def test_the_year_benchmark_runs_and_the_retention_shrinks_redis() -> None:
+    """benchmarks/retention_year.py on a few simulated weeks (docs/benchmarks.md has the year's figures)."""
+    import argparse
+
+    from benchmarks import retention_year
+    from tests.support.config import DB_SUFFIX, PG_ADMIN_URL
+
+    args = argparse.Namespace(
+        redis_url=RURL, pg_admin_url=PG_ADMIN_URL, database_name=f"booking_bench_year{DB_SUFFIX}",
+        practices=1, practitioners=2, per_day=4, days=45, retention_days=30,
+    )  # fmt: skip
+    out = retention_year.run(args, log=lambda _line: None)
+    assert out["bookings"] > 0 and out["events_stored"] >= 2 * out["bookings"]
+    assert 0 < out["appointments_removed_by_tidy"] < out["bookings"]
+    assert out["appointments_kept_in_redis"] == out["bookings"] - out["appointments_removed_by_tidy"]
+    assert out["stream_bytes_before_after_trim"][1] < out["stream_bytes_before_after_trim"][0]

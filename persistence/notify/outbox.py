@@ -112,6 +112,8 @@ class Outbox(StreamConsumer):
 
     def apply(self, changes: list[Change]) -> None:
         """Write the rows of the changes in one transaction, then schedule and cancel their jobs."""
+        if not changes:
+            return
         to_schedule: list[tuple[str, int]] = []
         to_cancel: list[str] = []
         with self.db.begin() as conn:
