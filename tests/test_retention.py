@@ -30,6 +30,7 @@ from tests.support.http import next_weekday, search, setup_practice
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/15"  # a Redis database of this module's own
 YEAR_S = 365 * 86400
+QUEUE = redis_sync.Redis.from_url(RURL)  # rq's Redis: standalone also when tests/test_cluster.py runs these on a cluster
 
 
 @pytest.fixture
@@ -200,7 +201,7 @@ def test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up(worl
     assert gap is not None and gap.startswith(b"0:")
 
     # the worker starts: notifications for everything it owes, from the database for what was trimmed
-    outbox = Outbox(r, db, Settings(), Scheduling(r), consumer="t-outbox", block_ms=0)
+    outbox = Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox", block_ms=0)
     outbox.step(block=False)
     # (a booking cancelled before any worker saw it owes its cancellation notice only: read late from the stream,
     # its confirmation would have been cancelled by the cancellation, or skipped by the job's re-check)
@@ -224,7 +225,7 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> 
     b.book()
     later = Persister(r, db, consumer="t-trim", clock=lambda: time.time() + 7200)
     later.drain()
-    outbox = Outbox(r, db, Settings(), Scheduling(r), consumer="t-outbox", block_ms=0)
+    outbox = Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox", block_ms=0)
     outbox.step(block=False)  # it runs: it has read everything so far
     unread = b.book()
     b.hold()  # (the newest entry is never trimmed: it marks where the persister is)
@@ -240,7 +241,7 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> 
     assert not any(f[b"appointment_id"] == unread["id"].encode() for _, f in r.xrange(stream))
     assert r.hget(keys.stream_gaps(pid), "notifier") is not None
     assert (unread["id"], "confirmation", 1) not in rows_of(db)
-    Outbox(r, db, Settings(), Scheduling(r), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
+    Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
     assert (unread["id"], "confirmation", 1) in rows_of(db)
 
 
