@@ -75,12 +75,14 @@ def create_app(
         import fakeredis
 
         from persistence import runtime
+        from persistence.archive import ArchivedAppointments
 
         state = app.state
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
         state.redis = redis if redis is not None else make_redis(settings, fake_server, state.metrics)
-        state.engine = BookingEngine(state.redis, settings)
         state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
+        # appointments past their retention are read from the database (persistence/retention.py)
+        state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
         state.redis_sync = (
             None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
         )
@@ -91,7 +93,7 @@ def create_app(
         if settings.embedded and background and state.redis_sync is not None:
             from persistence.notify.worker import NotificationWorker
 
-            persister = runtime.PersisterThread(state.redis_sync, state.db, poll=True)
+            persister = runtime.PersisterThread(state.redis_sync, state.db, poll=True, settings=settings)
             persister.start()
             notifier = NotificationWorker(settings, state.redis_sync, state.db, poll=True)
             notifier.start()

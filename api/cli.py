@@ -59,7 +59,6 @@ def _persister(args: argparse.Namespace) -> int:
     import signal
 
     from persistence import runtime
-    from persistence.persister import Persister
 
     settings = Settings.from_env()
     eng, redis_sync, db = _engine_and_clients(settings)
@@ -68,7 +67,7 @@ def _persister(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Persister(redis_sync, db, batch=args.batch).run(stop)
+    runtime.persister_for(settings, redis_sync, db, batch=args.batch).run(stop)
     return 0
 
 

@@ -37,6 +37,7 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
     errors.HoldExpiredError: (410, "Hold expired"),
     errors.HoldUsedError: (409, "Hold already used"),
     errors.AppointmentCancelledError: (409, "Appointment cancelled"),
+    errors.AppointmentArchivedError: (409, "Appointment archived"),
     errors.IdempotencyKeyReusedError: (422, "Idempotency key reused"),
     errors.StaleScheduleError: (409, "Schedule changed concurrently"),
     errors.OverlapDetectedError: (409, "Overlap detected"),
@@ -185,7 +186,10 @@ PROBLEM_STATUS_TEXT = {
     401: "No, unknown or revoked credentials (unauthorized)",
     403: "Known credentials that may not do this (forbidden)",
     404: "Not found, or another practice's resource (not_found)",
-    409: "Conflict: slot_unavailable, hold_used, appointment_cancelled, no_offer, a concurrent schedule change",
+    409: (
+        "Conflict: slot_unavailable, hold_used, appointment_cancelled, no_offer, appointment_archived (it ended "
+        "more than APPOINTMENT_RETENTION_DAYS ago: read-only), a concurrent schedule change"
+    ),
     410: "The hold expired or was released (hold_expired); a waitlist offer lapsed (offer_expired)",
     413: "Request body too large (payload_too_large)",
     422: "Invalid request: validation_error, unknown_timezone, idempotency_key_reused",

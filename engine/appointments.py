@@ -126,21 +126,44 @@ class Appointments:
         return None if prior is None else _replay(prior, idem)
 
     async def get_appointment(self, appointment_id: str) -> tuple[Appointment, str]:
-        """The appointment and the SHA-256 hash of its manage token."""
+        """The appointment and the SHA-256 hash of its manage token (from the archive once it left Redis)."""
+        appt, manage_hash, _archived = await self._find(appointment_id)
+        return appt, manage_hash
+
+    async def _find(self, appointment_id: str) -> tuple[Appointment, str, bool]:
+        """(appointment, manage hash, whether it was read from the archive: it ended more than the retention
+        period ago and lives only in the durable store)."""
         pid = ids.practice_of(appointment_id, "a")
         if pid is None:
             raise errors.NotFoundError("appointment", appointment_id)
         found = from_hash(pid, appointment_id, await self.rt.redis.hgetall(keys.appointment(pid, appointment_id)))
-        if found is None:
+        if found is not None:
+            return (*found, False)
+        archived = await self.rt.archive.appointment(appointment_id) if self.rt.archive is not None else None
+        if archived is None or archived[0].practice_id != pid:
             raise errors.NotFoundError("appointment", appointment_id)
-        return found
+        return (*archived, True)
 
-    async def _move(self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str) -> Appointment:
-        """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY)."""
+    async def _move(
+        self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str, archived_ok: bool
+    ) -> Appointment:
+        """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY) or left
+        Redis meanwhile (the tidy raced the step). An archived appointment is never changed: a cancelled one is
+        answered as it is when ``archived_ok`` (cancelling again changes nothing), anything else is refused."""
         for _ in range(MOVE_ATTEMPTS):
-            appt, _hash = await self.get_appointment(appointment_id)
-            if isinstance(await step(appt), scripts.Moved):
-                return (await self.get_appointment(appointment_id))[0]
+            appt, _hash, archived = await self._find(appointment_id)
+            if archived:
+                if appt.status == "cancelled" and archived_ok:
+                    return appt
+                if appt.status == "cancelled":
+                    raise errors.AppointmentCancelledError(appointment_id)
+                raise errors.AppointmentArchivedError(appointment_id)
+            try:
+                if isinstance(await step(appt), scripts.Moved):
+                    return (await self.get_appointment(appointment_id))[0]
+            except errors.NotFoundError as exc:
+                if exc.kind != "appointment" or self.rt.archive is None:
+                    raise
         raise errors.BookingError(f"the appointment kept moving while it was being {what}; retry")
 
     async def cancel(self, appointment_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> Appointment:
@@ -161,7 +184,7 @@ class Appointments:
 
             return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
-        return await self._move(appointment_id, step, "cancelled")
+        return await self._move(appointment_id, step, "cancelled", archived_ok=True)
 
     async def reschedule(self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM) -> Appointment:
         """Move a booked appointment onto a live hold of the same practice, atomically (version + 1)."""
@@ -189,4 +212,4 @@ class Appointments:
 
             return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
-        return await self._move(appointment_id, step, "rescheduled")
+        return await self._move(appointment_id, step, "rescheduled", archived_ok=False)

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from engine.model import SYSTEM, Ctx
+from engine.model import SYSTEM, Appointment, Ctx
 from engine.scripts.registry import Lua
 from engine.settings import Settings
 
-__all__ = ["SYSTEM", "Ctx", "Runtime"]
+__all__ = ["SYSTEM", "AppointmentArchive", "Ctx", "Runtime"]
+
+
+class AppointmentArchive(Protocol):
+    """Where an appointment that left Redis (it ended more than the retention period ago) is read from: the
+    durable store, provided by the API layer (persistence/archive.py), so that the engine never imports it."""
+
+    async def appointment(self, appointment_id: str) -> tuple[Appointment, str] | None:
+        """The appointment and the SHA-256 hash of its manage token; None when the store does not know it."""
+        ...
 
 
 class Runtime:
-    """One Redis client with its registered scripts, the settings and the clock (tests pass a fake one)."""
+    """One Redis client with its registered scripts, the settings, the clock (tests pass a fake one) and, when a
+    durable store is configured, the archive of appointments that left Redis."""
 
-    def __init__(self, redis: Any, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        archive: AppointmentArchive | None = None,
+    ) -> None:
         self.redis = redis
+        self.archive = archive
         self.lua = Lua(redis, settings.replica_wait_ms)
         self.settings = settings
         self.clock = clock

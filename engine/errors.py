@@ -62,6 +62,19 @@ class AppointmentCancelledError(BookingError):
         self.appointment_id = appointment_id
 
 
+class AppointmentArchivedError(BookingError):
+    """An appointment that ended more than the retention period ago: it lives only in the database (read-only)."""
+
+    code = "appointment_archived"
+
+    def __init__(self, appointment_id: str) -> None:
+        super().__init__(
+            f"appointment {appointment_id!r} ended more than the retention period ago and is kept only in the "
+            "database: it can be read, not changed"
+        )
+        self.appointment_id = appointment_id
+
+
 class IdempotencyKeyReusedError(BookingError):
     code = "idempotency_key_reused"
 

@@ -58,6 +58,17 @@ def appointment(pid: str, appointment_id: str) -> str:
     return f"{tag(pid)}:appt:{appointment_id}"
 
 
+def appointment_pattern() -> str:
+    """SCAN MATCH pattern of every practice's appointment hashes (the retention tidy; never on a hot path)."""
+    return f"{ROOT}:{{p:*}}:appt:*"
+
+
+def stream_gaps(pid: str) -> str:
+    """Consumer group -> '<from_ms>:<to_ms>': entries of the practice's stream in that range were trimmed while the
+    group had no running consumer (persistence/trimming.py); its consumer catches up from the database."""
+    return f"{tag(pid)}:stream-gaps"
+
+
 def waitlist_queue(pid: str) -> str:
     """Live waitlist entries (waiting or offered), score = join order (docs/waitlist.md)."""
     return f"{tag(pid)}:wl:queue"
@@ -114,6 +125,9 @@ def idempotency(pid: str, scope: str, ref: str | None) -> str:
 PERSIST_GROUP = "persisters"
 NOTIFY_GROUP = "notifier"
 GROUPS = (PERSIST_GROUP, NOTIFY_GROUP)
+
+# Global: held by the one process that runs the hourly appointment tidy (persistence/retention.py).
+TIDY_LOCK = f"{ROOT}:tidy-lock"
 
 # Global marker: set by reconciliation once Redis holds what PostgreSQL holds.
 META = f"{ROOT}:meta"

@@ -39,5 +39,16 @@ def search_days_ok(days: int) -> bool:
 def search_date_ok(date: dt.date) -> bool:
     return SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE
 
+
 MAX_DURATION_S: Final = MAX_VISIT_S
 """The same bound under the name the Lua scripts use (engine/scripts/registry.py puts it in front of each)."""
+
+RESTORE_PAST_DAYS: Final = 30
+"""Reconciliation puts back into Redis the appointments that ended at most this many days ago
+(persistence/reconcile.py)."""
+DEFAULT_APPOINTMENT_RETENTION_DAYS: Final = 90
+"""Appointments that ended longer ago leave Redis (persistence/retention.py) and are read from the database.
+``APPOINTMENT_RETENTION_DAYS`` is never below ``RESTORE_PAST_DAYS``: a restored appointment is not tidied again."""
+DEFAULT_STREAM_GROUP_IDLE_S: Final = 900
+"""A consumer group other than the persisters' whose consumers have all been idle this long no longer holds back
+the trimming of the event streams (persistence/trimming.py)."""

@@ -22,7 +22,7 @@ from typing import Any
 from engine.appointments import Appointments, patient_ref
 from engine.availability import Availability
 from engine.catalog import Catalog
-from engine.context import Runtime
+from engine.context import AppointmentArchive, Runtime
 from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
 from engine.search import Answer, Search, SearchResult
@@ -33,8 +33,14 @@ __all__ = ["SYSTEM", "Answer", "BookingEngine", "Ctx", "SearchResult", "patient_
 
 
 class BookingEngine:
-    def __init__(self, redis: Any, settings: Settings, clock: Callable[[], float] = time.time) -> None:
-        self.rt = rt = Runtime(redis, settings, clock)
+    def __init__(
+        self,
+        redis: Any,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        archive: AppointmentArchive | None = None,
+    ) -> None:
+        self.rt = rt = Runtime(redis, settings, clock, archive)
         self.redis = redis
         self.settings = settings
         self.lua = rt.lua

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from engine import limits
+
 DEFAULT_REPLICA_WAIT_MS = 500
 
 
@@ -65,6 +67,10 @@ class Settings(msgspec.Struct, frozen=True):
     stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
     redis_pool_size: int = 128
     redis_pool_timeout_seconds: float = 2.0
+    # appointments that ended longer ago leave Redis and are read from the database (0: kept in Redis for ever)
+    appointment_retention_days: int = limits.DEFAULT_APPOINTMENT_RETENTION_DAYS
+    # a consumer group (not the persisters') idle this long no longer holds back stream trimming
+    stream_group_idle_seconds: int = limits.DEFAULT_STREAM_GROUP_IDLE_S
 
     @property
     def embedded(self) -> bool:
@@ -86,6 +92,13 @@ class Settings(msgspec.Struct, frozen=True):
                 "REDIS_CLUSTER=1 needs QUEUE_REDIS_URL: a standalone Redis for the notification queue "
                 "(rq and rq-scheduler do not support Redis Cluster)"
             )
+        if 0 < self.appointment_retention_days < limits.RESTORE_PAST_DAYS or self.appointment_retention_days < 0:
+            raise ConfigError(
+                f"APPOINTMENT_RETENTION_DAYS must be 0 (keep appointments in Redis for ever) or at least "
+                f"{limits.RESTORE_PAST_DAYS} (what reconciliation restores)"
+            )
+        if self.stream_group_idle_seconds < 1:
+            raise ConfigError("STREAM_GROUP_IDLE_SECONDS must be at least 1")
         if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
             raise ConfigError("REDIS_URL names several nodes: set REDIS_CLUSTER=1 for a Redis Cluster")
         return self
@@ -135,4 +148,10 @@ class Settings(msgspec.Struct, frozen=True):
             stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
             redis_pool_size=pool_size,
             redis_pool_timeout_seconds=pool_timeout,
+            appointment_retention_days=int(
+                env.get("APPOINTMENT_RETENTION_DAYS", str(limits.DEFAULT_APPOINTMENT_RETENTION_DAYS))
+            ),
+            stream_group_idle_seconds=int(
+                env.get("STREAM_GROUP_IDLE_SECONDS", str(limits.DEFAULT_STREAM_GROUP_IDLE_S))
+            ),
         ).check()

@@ -1,6 +1,7 @@
 """The write-behind persister: reads every practice's event stream through a consumer group, writes each
 batch in one transaction, acknowledges only after commit, claims what dead consumers left pending, backs
-off while the database is down, and trims what every group has consumed (after a retention window).
+off while the database is down, trims what every running group has consumed (after a retention window:
+persistence/trimming.py) and, once an hour, tidies appointments past their retention (persistence/retention.py).
 
 On a Redis Cluster one XREADGROUP may not name streams of two slots (CROSSSLOT), so each practice's stream is
 read by its own non-blocking XREADGROUP, all of them sent in one cluster pipeline: one round trip per node per
@@ -18,12 +19,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from engine import events as ev
-from engine import keys
+from engine import keys, limits
 from engine.codec import text
 from engine.scripts import repair
 from engine.scripts.registry import source
-from persistence import writer
-from persistence.streams import StreamConsumer, _id_ms
+from persistence import trimming, writer
+from persistence.retention import AppointmentTidy
+from persistence.streams import StreamConsumer
 
 log = logging.getLogger("booking.persister")
 
@@ -35,10 +37,22 @@ HELD = keys.PERSIST_HELD
 class Persister(StreamConsumer):
     group = keys.PERSIST_GROUP
 
-    def __init__(self, redis: Any, db: Engine, *, retention_ms: int = 3_600_000, **kw: Any) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        db: Engine,
+        *,
+        retention_ms: int = 3_600_000,
+        group_idle_s: int = limits.DEFAULT_STREAM_GROUP_IDLE_S,
+        tidy: AppointmentTidy | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(redis, **kw)
         self.db = db
         self.retention_ms = retention_ms
+        self.group_idle_s = group_idle_s
+        self.tidy = tidy  # appointments past their retention leave Redis (persistence/retention.py)
+        self._trim = redis.register_script(source("trim"))
         self._last_maintenance = 0.0
         self.applied = 0
         self.backoff = 0.0
@@ -131,6 +145,8 @@ class Persister(StreamConsumer):
             self._last_maintenance = self.clock()
             self.claim_abandoned()
             self.trim()
+            if self.tidy is not None:
+                self.tidy.maybe_run()
         return 0
 
     def drain(self, min_idle_ms: int = 0) -> int:
@@ -147,22 +163,12 @@ class Persister(StreamConsumer):
 
     # ---------------------------------------------------------------- trimming
     def trim(self) -> int:
-        """Drop entries every group has acknowledged and that are older than the retention window."""
-        removed = 0
-        horizon = int(self.clock() * 1000) - self.retention_ms
-        for key in list(self.streams):
-            safe = horizon
-            for info in self.redis.xinfo_groups(key):
-                name = text(info.get("name") or info.get(b"name"))
-                pending = int(info.get("pending") or 0)
-                last = text(info.get("last-delivered-id") or "0-0")
-                oldest = self.redis.xpending(key, name)["min"] if pending else None
-                if oldest is not None:  # it may have been acknowledged since XINFO answered
-                    safe = min(safe, _id_ms(text(oldest)))
-                safe = min(safe, _id_ms(last))
-            if safe > 0:
-                removed += int(self.redis.xtrim(key, minid=f"{safe}-0", approximate=False))
-        return removed
+        """Drop entries older than the retention window that every running group has acknowledged (the
+        persisters' group always counts; persistence/trimming.py)."""
+        horizon, idle_ms = int(self.clock() * 1000) - self.retention_ms, self.group_idle_s * 1000
+        return sum(
+            trimming.trim_stream(self.redis, self._trim, k, p, horizon, idle_ms) for k, p in self.streams.items()
+        )
 
     # ---------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:

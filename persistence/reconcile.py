@@ -18,13 +18,15 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from engine import limits
 from engine import restore as rs
-from engine.model import ApiKey, Appointment, Patient, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
+from persistence.archive import appointment_from_row
 from persistence.persister import Persister
 from persistence.tables import api_keys, appointments, audit_heads, practices, practitioners, schedules, visit_types
 
-RESTORE_PAST_DAYS = 30  # appointments that ended longer ago are not put back into Redis
+RESTORE_PAST_DAYS = limits.RESTORE_PAST_DAYS  # appointments that ended longer ago are not put back into Redis
 
 
 class Report(msgspec.Struct):
@@ -48,12 +50,6 @@ class Report(msgspec.Struct):
         if len(out) == 1:
             out.append("no differences between Redis and the database")
         return out
-
-
-def _epoch(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return int(value.timestamp())
 
 
 def _load(db: Engine) -> dict[str, Any]:
@@ -123,19 +119,7 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
                 continue
             if have is not None and have[0] == arow["version"]:
                 continue
-            appt = Appointment(
-                id=arow["id"],
-                status=arow["status"],
-                version=arow["version"],
-                practice_id=arow["practice_id"],
-                practitioner_id=arow["practitioner_id"],
-                visit_type_id=arow["visit_type_id"],
-                start=_epoch(arow["start_at"]),
-                end=_epoch(arow["end_at"]),
-                patient=Patient(name=arow["patient_name"], email=arow["patient_email"], phone=arow["patient_phone"]),
-                hold_id=arow["hold_id"],
-                cancel_reason=arow["cancel_reason"],
-            )
+            appt = appointment_from_row(arow)
             status, clash = await rs.restore_appointment(
                 eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None
             )

@@ -17,6 +17,7 @@ from persistence import migrate
 from persistence.db import database_url, make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
+from persistence.retention import AppointmentTidy
 
 log = logging.getLogger("booking.persistence")
 
@@ -72,12 +73,18 @@ async def reconcile_if_needed(
     return False
 
 
+def persister_for(settings: Settings, redis_sync: Any, db: Engine, **kw: Any) -> Persister:
+    """The persister as the settings configure it: stream trimming past idle groups, the appointment tidy."""
+    tidy = AppointmentTidy(redis_sync, db, settings.appointment_retention_days)
+    return Persister(redis_sync, db, group_idle_s=settings.stream_group_idle_seconds, tidy=tidy, **kw)
+
+
 class PersisterThread:
     """The persister running beside the API (embedded mode)."""
 
-    def __init__(self, redis_sync: Any, db: Engine, *, poll: bool) -> None:
+    def __init__(self, redis_sync: Any, db: Engine, *, poll: bool, settings: Settings | None = None) -> None:
         self.stop = threading.Event()
-        self.persister = Persister(redis_sync, db, block_ms=0 if poll else 1000)
+        self.persister = persister_for(settings or Settings(), redis_sync, db, block_ms=0 if poll else 1000)
         self.thread = threading.Thread(target=self.persister.run, args=(self.stop,), name="persister", daemon=True)
 
     def start(self) -> None:

@@ -55,6 +55,13 @@ from tests.test_reschedule import (  # noqa: F401
     test_reschedule_to_another_practitioner_moves_atomically,
 )
 
+# what lives in Redis is bounded: the appointment tidy (a SCAN over every primary), trimming and the outbox's catch-up
+from tests.test_retention import (  # noqa: F401
+    test_a_running_notifier_still_holds_trimming_back,
+    test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up,
+    test_the_tidy_removes_only_what_the_database_holds_and_reads_answer_the_same,
+)
+
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 # the cluster's own fixtures, registered in this module

@@ -29,6 +29,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_join": ["OK", 1],
     "waitlist_decline": ["OK", 2],
     "waitlist_leave": ["OK", 3],
+    "trim": 0,
 }
 
 
@@ -138,6 +139,15 @@ async def every_script(lua: Recorder, n: int) -> None:
             lua, practice_id=pid, practitioner_id=pr, visit_type_ids=[vt, vt2], gen="1",
             days=[scripts.DayPlan(0, 1, [[0], []])], kits=[kit],
         )  # fmt: skip
+        await scripts.tidy(
+            lua,
+            scripts.tidy_call(
+                cut_s=1, practice_id=pid, appointment_id=aid, practitioner_id=pr, stored_version=1,
+                stored_status="booked",
+            ),
+        )  # fmt: skip
+        await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
+        await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

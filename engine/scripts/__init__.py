@@ -8,6 +8,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
 | restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 | waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
+| tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
 """
 
 from engine.scripts.bookings import (
@@ -38,6 +39,7 @@ from engine.scripts.repair import (
     restore_seq,
     trim_past,
 )
+from engine.scripts.retention import Tidied, close_gap, close_gap_call, tidy, tidy_call, trim, trim_call
 from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
 from engine.scripts.waitlist import (
     OFFER_IDS,
@@ -65,6 +67,7 @@ __all__ = [
     "Replay",
     "Restored",
     "Retry",
+    "Tidied",
     "add_practice",
     "api_key",
     "apply_day",
@@ -72,6 +75,8 @@ __all__ = [
     "book_call",
     "cancel",
     "cancel_call",
+    "close_gap",
+    "close_gap_call",
     "drop_from_queue",
     "expire",
     "forget_client_hold",
@@ -90,6 +95,10 @@ __all__ = [
     "search",
     "search_call",
     "source",
+    "tidy",
+    "tidy_call",
+    "trim",
+    "trim_call",
     "trim_past",
     "waitlist_decline",
     "waitlist_join",

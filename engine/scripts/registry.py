@@ -37,6 +37,9 @@ NAMES = (
     "waitlist_join",
     "waitlist_decline",
     "waitlist_leave",
+    "tidy",
+    "trim",
+    "close_gap",
 )
 
 

@@ -1,6 +1,7 @@
 """The notification outbox: booking, rescheduling and cancelling events (read from the streams through the
 `notifier` consumer group) become notification rows, then jobs. Crash-safe: rows are written and committed
-before the event is acknowledged; a crash in between replays the event and the unique rows absorb it."""
+before the event is acknowledged; a crash in between replays the event and the unique rows absorb it. Entries
+trimmed while no worker ran are caught up on from the database (persistence/notify/catchup.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from engine import events as ev
 from engine import keys
+from engine.scripts.registry import source
 from engine.settings import Settings
 from persistence.audit_rows import insert_for
+from persistence.notify import catchup
+from persistence.notify.change import Change
 from persistence.notify.scheduling import Scheduling
 from persistence.streams import StreamConsumer
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
@@ -27,7 +31,7 @@ def notification_id(appointment_id: str, kind: str, offset_s: int, version: int)
 
 
 def _row(
-    e: ev.AppointmentEvent, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
+    e: Change, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
 ) -> dict[str, Any]:
     return {
         "id": notification_id(e.appointment_id, kind, offset_s, version),
@@ -48,9 +52,9 @@ def _row(
     }
 
 
-def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
-    """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
-    version = e.data.version
+def plan(conn: Connection, e: Change, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
+    """Write the rows a change calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
+    version = e.version
     stale = [
         r[0]
         for r in conn.execute(
@@ -68,13 +72,11 @@ def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> 
             .values(status="cancelled")
         )
     rows = []
-    if isinstance(e, ev.AppointmentCancelled):
+    if e.kind == "cancel":
         rows.append(_row(e, "cancellation", 0, version, e.at, "scheduled"))
     else:
-        start_ms = e.data.start * 1000
-        rows.append(
-            _row(e, "confirmation", 0, version, e.at, "scheduled", rescheduled=isinstance(e, ev.AppointmentRescheduled))
-        )
+        start_ms = e.start_s * 1000
+        rows.append(_row(e, "confirmation", 0, version, e.at, "scheduled", rescheduled=e.kind == "reschedule"))
         for off in offsets:
             due = start_ms - off * 1000
             # an offset already past when the booking was made is skipped, never sent late
@@ -98,19 +100,27 @@ class Outbox(StreamConsumer):
         super().__init__(redis, **kw)
         self.db, self.settings, self.scheduling = db, settings, scheduling
         self._last_claim = 0.0
+        self._last_catch_up = 0.0
+        self.close_gap_script = redis.register_script(source("close_gap"))
 
     def handle(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
         if not entries:
             return 0
         decoded = self.decode(entries)
+        self.apply([Change.of(e) for _, e in decoded if isinstance(e, ev.AppointmentEvent)])
+        return self.ack([(key, e.event_id) for key, e in decoded])
+
+    def apply(self, changes: list[Change]) -> None:
+        """Write the rows of the changes in one transaction, then schedule and cancel their jobs."""
+        if not changes:
+            return
         to_schedule: list[tuple[str, int]] = []
         to_cancel: list[str] = []
         with self.db.begin() as conn:
-            for _, e in decoded:
-                if isinstance(e, ev.AppointmentEvent):
-                    sched, cancel = plan(conn, e, self.settings.reminder_offsets)
-                    to_schedule += sched
-                    to_cancel += cancel
+            for change in changes:
+                sched, cancel = plan(conn, change, self.settings.reminder_offsets)
+                to_schedule += sched
+                to_cancel += cancel
         for nid in to_cancel:
             self.scheduling.cancel(nid)
         for nid, due in to_schedule:
@@ -122,7 +132,6 @@ class Outbox(StreamConsumer):
                     .where(notifications.c.id.in_([n for n, _ in to_schedule]))
                     .values(enqueued_at_ms=int(time.time() * 1000))
                 )
-        return self.ack([(key, e.event_id) for key, e in decoded])
 
     def step(self, block: bool = True) -> int:
         self.refresh_streams()
@@ -135,4 +144,7 @@ class Outbox(StreamConsumer):
         if self.clock() - self._last_claim > 5:
             self._last_claim = self.clock()
             self.claim_abandoned()
+        if self.clock() - self._last_catch_up > catchup.INTERVAL_S:
+            self._last_catch_up = self.clock()
+            n += catchup.catch_up(self)
         return n

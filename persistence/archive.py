@@ -1,0 +1,53 @@
+"""Appointments read from the durable store: the archive of those that left Redis (persistence/retention.py), and
+the one conversion from an ``appointments`` row to the engine's record (reconciliation uses it too)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from engine.model import Appointment, Patient
+from persistence.tables import appointments
+
+
+def epoch(value: dt.datetime) -> int:
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return int(value.timestamp())
+
+
+def appointment_from_row(row: Any) -> Appointment:
+    """An ``appointments`` row (a mapping) -> the engine's record, as Redis would give it back."""
+    return Appointment(
+        id=row["id"],
+        status=row["status"],
+        version=row["version"],
+        practice_id=row["practice_id"],
+        practitioner_id=row["practitioner_id"],
+        visit_type_id=row["visit_type_id"],
+        start=epoch(row["start_at"]),
+        end=epoch(row["end_at"]),
+        patient=Patient(name=row["patient_name"], email=row["patient_email"], phone=row["patient_phone"]),
+        hold_id=row["hold_id"],
+        cancel_reason=row["cancel_reason"] or None,
+    )
+
+
+class ArchivedAppointments:
+    """The engine's ``AppointmentArchive`` on the database (engine/context.py): one indexed read by id, run in a
+    thread. A database that is down raises SQLAlchemy's OperationalError, which the API answers with 503."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+
+    def _read(self, appointment_id: str) -> tuple[Appointment, str] | None:
+        with self.db.connect() as c:
+            row = c.execute(select(appointments).where(appointments.c.id == appointment_id)).mappings().first()
+        return None if row is None else (appointment_from_row(row), row["manage_hash"])
+
+    async def appointment(self, appointment_id: str) -> tuple[Appointment, str] | None:
+        return await asyncio.to_thread(self._read, appointment_id)
