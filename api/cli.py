@@ -68,7 +68,8 @@ def _persister(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Persister(redis_sync, db, batch=args.batch).run(stop)
+    lease_ms = int(args.lease_seconds * 1000)
+    Persister(redis_sync, db, batch=args.batch, sharing="members", lease_ms=lease_ms).run(stop)
     return 0
 
 
@@ -197,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(run=_migrate)
     pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
     pe.add_argument("--batch", type=int, default=500)
+    pe.add_argument(
+        "--lease-seconds", type=float, default=6.0,
+        help="practice leases and heartbeats: a dead persister's share is taken over within about 4/3 of this",
+    )  # fmt: skip
     pe.set_defaults(run=_persister)
     rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
     rc.set_defaults(run=_reconcile)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -41,6 +42,7 @@ class Persister(StreamConsumer):
         self.retention_ms = retention_ms
         self._last_maintenance = 0.0
         self.applied = 0
+        self.stored: Counter[str] = Counter()  # practice id -> events this persister stored and acknowledged
         self.backoff = 0.0
         self.gather_s = 0.1
         self.held: set[str] = set()  # audit ids this persister published in HELD
@@ -49,6 +51,7 @@ class Persister(StreamConsumer):
     # ---------------------------------------------------------------- one step
     def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
         """Write the entries in one transaction, then acknowledge what is durable."""
+        entries = self.mine(entries)
         if not entries:
             return 0
         decoded = self.decode(entries)
@@ -60,8 +63,10 @@ class Persister(StreamConsumer):
             log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
             with self.db.begin() as conn:
                 done = writer.apply(conn, events, careful=True, predecessor=self.predecessor)
-        n = self.ack([(key, e.event_id) for key, e in decoded if writer.audit_id(e) in done])
+        stored = [(key, e) for key, e in decoded if writer.audit_id(e) in done]
+        n = self.ack([(key, e.event_id) for key, e in stored])
         self.applied += n
+        self.stored.update(e.practice_id for _, e in stored)
         self._after(done)
         return n
 
@@ -143,6 +148,7 @@ class Persister(StreamConsumer):
             total += n
             if n == 0:
                 break
+        self.stop_sharing()
         return total
 
     # ---------------------------------------------------------------- trimming
@@ -170,7 +176,7 @@ class Persister(StreamConsumer):
         while not stop.is_set():
             try:
                 n = self.step()
-                if n == 0 and (not self.block_ms or self.cluster):
+                if n == 0 and (not self.block_ms or self.cluster or not self.streams):
                     stop.wait(0.05)  # polling mode (embedded store, Redis Cluster: no blocking reads)
                 elif n < self.batch:
                     # a small batch: let more events gather before the next transaction. One transaction per
@@ -189,4 +195,8 @@ class Persister(StreamConsumer):
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
                 log.exception("persister step failed; retrying in %.1fs", self.backoff)
                 stop.wait(self.backoff)
+        try:
+            self.stop_sharing()
+        except RedisError as exc:  # the leases run out on their own
+            log.warning("could not give back the leases (%s)", exc)
         log.info("persister %s stopped after %d events", self.consumer, self.applied)

@@ -79,7 +79,7 @@ def _existing(db: Engine, ids: list[str]) -> set[str]:
 
 async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callable[[str], None] = print) -> Report:
     report = Report()
-    report.drained = await asyncio.to_thread(Persister(redis_sync, db, consumer="reconcile").drain)
+    report.drained = await asyncio.to_thread(Persister(redis_sync, db, consumer="reconcile", sharing="free").drain)
     data = await asyncio.to_thread(_load, db)
     by_practice: dict[str, dict[str, list[Any]]] = {}
     for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys"):

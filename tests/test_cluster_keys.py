@@ -26,6 +26,7 @@ REPLIES: dict[str, Any] = {
     "schedule": 1,
     "expire": 0,
     "restore_seq": -1,
+    "lease": 1,
 }
 
 
@@ -115,6 +116,7 @@ async def every_script(lua: Recorder, n: int) -> None:
         )  # fmt: skip
         await scripts.restore(lua, now_ms=1, appointment=appt, manage_hash="h", updated_ms=1, redis_practitioner=pr2)
         await scripts.restore_seq(lua, practice_id=pid, last_seq=0)
+        await scripts.lease(lua, scripts.lease_call(practice_id=pid, owner="o", ttl_ms=1))
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

@@ -6,7 +6,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 |---|---|---|
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
-| restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+| restore, restore_seq (and put_entity/schedule/api_key in their restore modes), lease | same names | ``repair`` |
 """
 
 from engine.scripts.bookings import (
@@ -31,6 +31,9 @@ from engine.scripts.repair import (
     Restored,
     add_practice,
     forget_client_hold,
+    lease,
+    lease_call,
+    mark_practice,
     mark_reconciled,
     restore,
     restore_entity,
@@ -63,7 +66,10 @@ __all__ = [
     "forget_client_hold",
     "hold",
     "hold_call",
+    "lease",
+    "lease_call",
     "limit",
+    "mark_practice",
     "mark_reconciled",
     "put_entity",
     "release",
