@@ -69,7 +69,10 @@ def _persister(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     lease_ms = int(args.lease_seconds * 1000)
-    Persister(redis_sync, db, batch=args.batch, sharing="members", lease_ms=lease_ms).run(stop)
+    Persister(
+        redis_sync, db, batch=args.batch, sharing="members", lease_ms=lease_ms,
+        on_lost=lambda practices: runtime.reconcile_practices(settings, db, practices),
+    ).run(stop)  # fmt: skip
     return 0
 
 
@@ -80,10 +83,21 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     eng, redis_sync, db = _engine_and_clients(settings)
+    only = None
+    if args.lost:  # only the practices whose data Redis lost (persistence/shards.py)
+        from persistence.shards import lost_practices
+
+        lost = lost_practices(redis_sync, db)
+        for pid, why in sorted(lost.items()):
+            print(f"lost: practice {pid}: {why}")
+        if not lost:
+            print("no practice lost its data")
+            return 0
+        only = set(lost)
 
     async def go() -> Any:
         try:
-            return await reconcile(eng, redis_sync, db)
+            return await reconcile(eng, redis_sync, db, practices_only=only)
         finally:
             await eng.redis.aclose()
 
@@ -204,6 +218,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pe.set_defaults(run=_persister)
     rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
+    rc.add_argument("--lost", action="store_true", help="only the practices whose data Redis lost (per shard)")
     rc.set_defaults(run=_reconcile)
     au = sub.add_parser("audit", help="audit trail tools")
     au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -23,7 +24,7 @@ from engine import keys
 from engine.codec import text
 from engine.scripts import repair
 from engine.scripts.registry import source
-from persistence import writer
+from persistence import shards, writer
 from persistence.streams import StreamConsumer, _id_ms
 
 log = logging.getLogger("booking.persister")
@@ -36,8 +37,20 @@ HELD = keys.PERSIST_HELD
 class Persister(StreamConsumer):
     group = keys.PERSIST_GROUP
 
-    def __init__(self, redis: Any, db: Engine, *, retention_ms: int = 3_600_000, **kw: Any) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        db: Engine,
+        *,
+        retention_ms: int = 3_600_000,
+        on_lost: Callable[[set[str]], set[str]] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(redis, **kw)
+        # With ``on_lost`` (`booking persister`): every 5 s the practices of this share whose data Redis lost are
+        # named in bk:v1:lost and handed to it (reconciliation of those practices only); it returns those done.
+        self.on_lost = on_lost
+        self.lost_seen: dict[str, str] = {}  # practices whose audit seq had gone back (found while writing)
         self.db = db
         self.retention_ms = retention_ms
         self._last_maintenance = 0.0
@@ -76,6 +89,7 @@ class Persister(StreamConsumer):
             call = repair.restore_seq_call(practice_id=practice_id, last_seq=last_seq)
             had = repair.restore_seq_reply(self._restore_seq(keys=call.keys, args=call.args))
             if had is not None:
+                self.lost_seen[practice_id] = f"audit seq {had} below the {last_seq} stored (Redis lost writes)"
                 log.warning(
                     "practice %s: Redis's audit seq was %d, below the %d already stored (Redis lost data): raised",
                     practice_id,
@@ -136,7 +150,22 @@ class Persister(StreamConsumer):
             self._last_maintenance = self.clock()
             self.claim_abandoned()
             self.trim()
+            self.check_lost()
         return 0
+
+    def check_lost(self) -> dict[str, str]:
+        """Practices of this persister's share that lost their data (persistence/shards.py): named in bk:v1:lost,
+        then reconciled by ``on_lost`` (under their leases: nobody else reads them meanwhile)."""
+        if self.on_lost is None:
+            return {}
+        only = None if self.share is None else set(self.share.held)
+        lost = {**shards.lost_practices(self.redis, self.db, only), **self.lost_seen}
+        self.lost_seen = {}
+        if lost:
+            log.warning("Redis lost the data of %d practice(s): %s; reconciling them", len(lost), lost)
+            shards.publish_lost(self.redis, lost, int(self.clock() * 1000))
+            shards.forget_lost(self.redis, self.on_lost(set(lost)))
+        return lost
 
     def drain(self, min_idle_ms: int = 0) -> int:
         """Until nothing is left: used at start-up (reconciliation) and by `booking reconcile`."""

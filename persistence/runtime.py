@@ -72,6 +72,23 @@ async def reconcile_if_needed(
     return False
 
 
+def reconcile_practices(settings: Settings, db: Engine, practice_ids: set[str]) -> set[str]:
+    """Reconcile only these practices (their data was lost: persistence/shards.py), from a thread of its own
+    event loop (the persister's); returns the practices put back."""
+
+    async def go() -> set[str]:
+        eng = BookingEngine(clients.async_redis(settings), settings)
+        try:
+            report = await reconcile(
+                eng, None, db, out=lambda line: log.info("reconcile: %s", line), practices_only=practice_ids
+            )
+        finally:
+            await eng.redis.aclose()
+        return set(report.practices)
+
+    return asyncio.run(go())
+
+
 class PersisterThread:
     """The persister running beside the API (embedded mode)."""
 
