@@ -85,8 +85,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     eng, redis_sync, db = _engine_and_clients(settings)
     only = None
     if args.lost:  # only the practices whose data Redis lost (persistence/shards.py)
-        from persistence.shards import lost_practices
+        from persistence.shards import lost_practices, relist_practices
 
+        if relist_practices(redis_sync, db):
+            print("listed again in bk:v1:practices: practices its shard had lost")
         lost = lost_practices(redis_sync, db)
         for pid, why in sorted(lost.items()):
             print(f"lost: practice {pid}: {why}")

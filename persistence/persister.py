@@ -158,6 +158,9 @@ class Persister(StreamConsumer):
         then reconciled by ``on_lost`` (under their leases: nobody else reads them meanwhile)."""
         if self.on_lost is None:
             return {}
+        if shards.relist_practices(self.redis, self.db):
+            log.warning("bk:v1:practices had lost practices (its shard lost its data): listed again")
+            self.refresh_streams(force=True)
         only = None if self.share is None else set(self.share.held)
         lost = {**shards.lost_practices(self.redis, self.db, only), **self.lost_seen}
         self.lost_seen = {}

@@ -59,6 +59,15 @@ def lost_practices(redis: Any, db: Engine, only: Iterable[str] | None = None) ->
     return out
 
 
+def relist_practices(redis: Any, db: Engine) -> int:
+    """Put every practice the database knows back into ``bk:v1:practices`` (that set lives on one shard: when that
+    shard lost its data, the practices of the other shards would drop out of the sweepers' and persisters' view,
+    and reconciling only the lost practices would not list them again). Returns how many were missing."""
+    with db.connect() as c:
+        pids = sorted(c.execute(select(practices.c.id)).scalars())
+    return int(redis.sadd(keys.PRACTICES, *pids)) if pids else 0
+
+
 def publish_lost(redis: Any, lost: dict[str, str], now_ms: int) -> None:
     """Name them in ``bk:v1:lost`` (shown by /readyz) until reconciliation put them back."""
     if lost:

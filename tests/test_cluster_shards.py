@@ -83,9 +83,9 @@ def test_a_flushed_shard_is_found_per_practice_and_only_its_practices_are_reconc
     first = {ctx["practice_id"]: book(c, ctx) for ctx in ctxs}
     Persister(r, db, consumer="t").drain()
     assert lost_practices(r, db) == {}
-    lost_ctx = ctxs[0]
+    node = r.get_node_from_key(keys.PRACTICES)  # the shard holding the global practice set loses its data too
+    lost_ctx = next(ctx for ctx in ctxs if node_of(r, ctx["practice_id"]) == node.name)
     lost_pid = lost_ctx["practice_id"]
-    node = r.get_node_from_key(keys.tag(lost_pid))
     on_that_node = {p for p in q_ids(db) if node_of(r, p) == node.name}
     others = [ctx for ctx in ctxs if ctx["practice_id"] not in on_that_node]
     assert others, "practices on every shard"
@@ -100,6 +100,7 @@ def test_a_flushed_shard_is_found_per_practice_and_only_its_practices_are_reconc
     found: list[set[str]] = []
     checker = Persister(r, db, consumer="check", on_lost=lambda ids: found.append(ids) or set())
     assert set(checker.check_lost()) == on_that_node and found == [on_that_node]
+    assert {text(x) for x in r.smembers(keys.PRACTICES)} == q_ids(db)  # the other shards' practices listed again
     ready = c.get("/readyz")
     assert ready.status_code == 200, ready.text
     body = ready.json()

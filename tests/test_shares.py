@@ -137,6 +137,46 @@ def test_two_persisters_split_the_practices_and_store_every_event_once(world: di
     assert a.share.held.keys() == set(pids)
 
 
+def test_a_drain_leaves_alone_the_practices_a_running_persister_holds(world: dict[str, Any]) -> None:
+    """Start-up reconciliation drains only the practices no persister holds: never one read by two at once."""
+    c, r, db = world["client"], world["redis"], world["db"]
+    ctxs = [setup_practice(c, durations=(30,)) for _ in range(3)]
+    for ctx in ctxs:
+        book_in(c, ctx, 1)
+    running = Persister(r, db, consumer="running", sharing="members", lease_ms=30_000)
+    running.refresh_streams(force=True)  # it holds every lease (the only member), has read nothing yet
+    assert running.share.held.keys() == {ctx["practice_id"] for ctx in ctxs}
+    drain = Persister(r, db, consumer="reconcile", sharing="free")
+    assert drain.drain() == 0 and not drain.stored
+    assert q(db, "select count(*) from audit_events")[0][0] == 0
+    running.stop_sharing()  # gave them back: now a drain takes them
+    again = Persister(r, db, consumer="reconcile", sharing="free")
+    assert again.drain() > 0 and set(again.stored) == {ctx["practice_id"] for ctx in ctxs}
+    assert not r.exists(*[keys.persist_lease(ctx["practice_id"]) for ctx in ctxs])  # a drain gives them back
+
+
+def test_taking_over_a_lease_claims_what_the_dead_holder_read_before_anything_new(world: dict[str, Any]) -> None:
+    c, r, db = world["client"], world["redis"], world["db"]
+    ctx = setup_practice(c, durations=(30,))
+    book_in(c, ctx, 2)
+    stream = keys.events(ctx["practice_id"])
+    dead = Persister(r, db, consumer="dead", sharing="members", lease_ms=300)
+    dead.refresh_streams(force=True)
+    read = dead._read(">", None)  # it read a batch, then died before writing it (no more heartbeats)
+    assert read
+    wait_until(lambda: not r.exists(keys.persist_lease(ctx["practice_id"])), 10, "the dead one's lease to run out")
+    book_in(c, ctx, 1)  # newer entries, not yet read by anyone
+    heir = Persister(r, db, consumer="heir", sharing="members", lease_ms=30_000)
+    heir.refresh_streams(force=True)  # one heartbeat: the lease, and at once the dead one's entries
+    owners = {text(x["name"]): int(x["pending"]) for x in r.xpending(stream, keys.PERSIST_GROUP)["consumers"]}
+    assert owners == {"heir": len(read)}
+    assert heir.step(block=False) > 0
+    heir.drain()
+    seqs = [x[0] for x in q(db, "select seq from audit_events order by chain_index")]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 1 + 3 * 3  # schedule, then search-hold-book x3
+    heir.stop_sharing()
+
+
 def test_kill9_of_one_persister_mid_load_its_share_is_taken_over(world: dict[str, Any], tmp_path: Path) -> None:
     c, r, db, target = world["client"], world["redis"], world["db"], world["target"]
     env = {**serve_env(target.redis_url, world["url"]), **target.env}
