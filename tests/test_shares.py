@@ -20,6 +20,7 @@ from engine import clients, keys
 from engine.codec import text
 from persistence.db import make_engine
 from persistence.persister import Persister
+from persistence.shards import node_of
 from persistence.shares import owner_of
 from tests import cluster_support
 from tests.support.config import AUTH, REDIS_URL, settings_for
@@ -135,6 +136,33 @@ def test_two_persisters_split_the_practices_and_store_every_event_once(world: di
     a.share._last = 0
     a.refresh_streams()
     assert a.share.held.keys() == set(pids)
+
+
+def test_readyz_and_metrics_name_each_shard_by_its_node(world: dict[str, Any]) -> None:
+    """/readyz lists every primary (one on a single Redis) with its role and persister lag; /metrics has the lag
+    per node and the live persisters."""
+    c, r, db, target = world["client"], world["redis"], world["db"], world["target"]
+    ctxs = [setup_practice(c, durations=(30,)) for _ in range(6)]
+    for ctx in ctxs:
+        book_in(c, ctx, 1)
+    entries: dict[str, int] = {}
+    for ctx in ctxs:  # no persister has run: every entry waits
+        node = node_of(r, ctx["practice_id"])
+        entries[node] = entries.get(node, 0) + int(r.xlen(keys.events(ctx["practice_id"])))
+    nodes = sorted(n.name for n in r.get_primaries()) if target.cluster else [node_of(r, "x")]
+    body = c.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert [s["node"] for s in body["shards"]] == nodes
+    assert all(s["reachable"] and s["role"] == "master" and s["keys"] > 0 for s in body["shards"])
+    assert {s["node"]: s.get("lag_events", 0) for s in body["shards"]} == {n: entries.get(n, 0) for n in nodes}
+    p = Persister(r, db, consumer="live", sharing="members", lease_ms=30_000)
+    p.refresh_streams(force=True)
+    text_ = c.get("/metrics").text
+    for node, n in entries.items():
+        assert f'booking_persister_node_lag_events{{node="{node}"}} {float(n)}' in text_
+    assert "booking_persisters_live 1.0" in text_
+    p.stop_sharing()
+    assert "booking_persisters_live 0.0" in c.get("/metrics").text
 
 
 def test_a_drain_leaves_alone_the_practices_a_running_persister_holds(world: dict[str, Any]) -> None:
