@@ -167,7 +167,10 @@ class Persister(StreamConsumer):
         if lost:
             log.warning("Redis lost the data of %d practice(s): %s; reconciling them", len(lost), lost)
             shards.publish_lost(self.redis, lost, int(self.clock() * 1000))
-            shards.forget_lost(self.redis, self.on_lost(set(lost)))
+            ordered = sorted(lost)
+            for i in range(0, len(ordered), 20):  # a few at a time, heartbeating between them: the leases hold
+                self.refresh_streams()
+                shards.forget_lost(self.redis, self.on_lost(set(ordered[i : i + 20])))
         return lost
 
     def drain(self, min_idle_ms: int = 0) -> int:

@@ -32,7 +32,7 @@ from tests.support.servers import CLI, serve_env, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/15"  # a Redis database of this module's own
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/6"  # a Redis database of this module's own (15 is the bench's)
 dev_cluster, cluster_url = cluster_support.dev_cluster, cluster_support.cluster_url
 
 
