@@ -53,7 +53,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     content: dict[str, Any] = {"status": "ready", "embedded": state.settings.embedded}
     if listed is not None:
         content["shards"] = listed
-        if partial or some_down or any(s.get("lost_practices") or s.get("role", "master") != "master" for s in listed):
+        cluster = len(listed) > 1
+        if partial or some_down or any(s.get("lost_practices") or (cluster and not s.get("replicas")) for s in listed):
             content["status"] = "degraded"
     if held:  # events the persister holds back until an operator looks (docs/operations.md)
         content["persister_held"] = {text(k): text(v) for k, v in sorted(held.items())}
