@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,7 +272,9 @@ def test_kill9_of_one_persister_mid_load_its_share_is_taken_over(world: dict[str
         left_pending = pending_of_others(survivor_owner)
         print(f"killed {victim_owner} holding {left_pending} unacknowledged entries of {len(victims_share)} practices")
         assert left_pending >= in_flight > 0, (len(booked), errors, victims_share, consumer)
+        killed_at = time.monotonic()
         wait_until(lambda: set(holders().values()) == {survivor_owner}, 30, "the survivor to take over every lease")
+        print(f"takeover of every lease {time.monotonic() - killed_at:.1f} s after the kill (lease 1.5 s)")
         n = len(booked)
         wait_until(lambda: errors or len(booked) >= n + 18, 60, "more bookings after the takeover")
         stop.set()
