@@ -67,7 +67,11 @@ def _persister(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runtime.persister_for(settings, redis_sync, db, batch=args.batch).run(stop)
+    lease_ms = int(args.lease_seconds * 1000)
+    runtime.persister_for(
+        settings, redis_sync, db, batch=args.batch, sharing="members", lease_ms=lease_ms,
+        on_lost=lambda practices: runtime.reconcile_practices(settings, db, practices),
+    ).run(stop)  # fmt: skip
     return 0
 
 
@@ -78,10 +82,23 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     eng, redis_sync, db = _engine_and_clients(settings)
+    only = None
+    if args.lost:  # only the practices whose data Redis lost (persistence/shards.py)
+        from persistence.shards import lost_practices, relist_practices
+
+        if relist_practices(redis_sync, db):
+            print("listed again in bk:v1:practices: practices its shard had lost")
+        lost = lost_practices(redis_sync, db)
+        for pid, why in sorted(lost.items()):
+            print(f"lost: practice {pid}: {why}")
+        if not lost:
+            print("no practice lost its data")
+            return 0
+        only = set(lost)
 
     async def go() -> Any:
         try:
-            return await reconcile(eng, redis_sync, db)
+            return await reconcile(eng, redis_sync, db, practices_only=only)
         finally:
             await eng.redis.aclose()
 
@@ -196,8 +213,13 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(run=_migrate)
     pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
     pe.add_argument("--batch", type=int, default=500)
+    pe.add_argument(
+        "--lease-seconds", type=float, default=6.0,
+        help="practice leases and heartbeats: a dead persister's share is taken over within about 4/3 of this",
+    )  # fmt: skip
     pe.set_defaults(run=_persister)
     rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
+    rc.add_argument("--lost", action="store_true", help="only the practices whose data Redis lost (per shard)")
     rc.set_defaults(run=_reconcile)
     au = sub.add_parser("audit", help="audit trail tools")
     au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")

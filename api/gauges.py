@@ -13,12 +13,14 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from engine import keys
 from engine.codec import text
 from persistence.notify.queries import counts_by_status
 from persistence.notify.scheduling import QUEUE
 from persistence.persister import HELD
+from persistence.shards import node_of
 from persistence.streams import stream_lag
 
 SHARDS = 16  # practice shards: Redis Cluster hash slots of the practices' hash tags, 1,024 slots each
@@ -52,11 +54,13 @@ def redis_families(redis: Any) -> Iterator[Metric]:
     redis.ping()
     ping = time.perf_counter() - started
     now_ms = int(time.time() * 1000)
-    persist, outbox = _Lag(now_ms), _Lag(now_ms)
+    persist, outbox, by_node = _Lag(now_ms), _Lag(now_ms), _Lag(now_ms)
     practices = sorted(text(raw) for raw in redis.smembers(keys.PRACTICES))
     for pid in practices:
         shard, stream = shard_of(pid), keys.events(pid)
-        persist.add(shard, stream_lag(redis, stream, keys.PERSIST_GROUP, now_ms))
+        one = stream_lag(redis, stream, keys.PERSIST_GROUP, now_ms)
+        persist.add(shard, one)
+        by_node.add(node_of(redis, pid), one)
         outbox.add(shard, stream_lag(redis, stream, keys.NOTIFY_GROUP, now_ms))
     with redis.pipeline(transaction=False) as pipe:
         for pid in practices:
@@ -89,6 +93,20 @@ def redis_families(redis: Any) -> Iterator[Metric]:
         age_by_shard.add_metric([shard], persist.seconds(shard))
     yield by_shard
     yield age_by_shard
+    node_events = GaugeMetricFamily(
+        "booking_persister_node_lag_events",
+        "Events not yet stored durably, by the Redis node (host:port) serving their practices",
+        labels=["node"],
+    )
+    node_age = GaugeMetricFamily(
+        "booking_persister_node_lag_seconds", "Age of the oldest event not yet stored, by Redis node", labels=["node"]
+    )
+    for node in sorted(by_node.events):
+        node_events.add_metric([node], by_node.events[node])
+        node_age.add_metric([node], by_node.seconds(node))
+    yield node_events
+    yield node_age
+    yield GaugeMetricFamily("booking_persisters_live", "Persisters heartbeating (sharing the practices)", live(redis))
     yield GaugeMetricFamily(
         "booking_outbox_lag_events",
         "Events the notifier has not yet turned into notifications",
@@ -102,6 +120,30 @@ def redis_families(redis: Any) -> Iterator[Metric]:
         jobs.add_metric([state], int(n))
     yield jobs
     yield GaugeMetricFamily("booking_live_holds", "Holds placed and not yet expired, booked or released", sum(holds))
+
+
+def node_lag(redis: Any) -> dict[str, tuple[int, float]]:
+    """node -> (events not yet stored, age in s of the oldest) for /readyz; a shard that does not answer is left
+    out (its state says so)."""
+    now_ms = int(time.time() * 1000)
+    by_node = _Lag(now_ms)
+    for raw in redis.smembers(keys.PRACTICES):
+        pid = text(raw)
+        try:
+            by_node.add(node_of(redis, pid), stream_lag(redis, keys.events(pid), keys.PERSIST_GROUP, now_ms))
+        except RedisError:
+            continue
+    return {node: (n, by_node.seconds(node)) for node, n in by_node.events.items()}
+
+
+def live(redis: Any) -> int:
+    members = [text(m) for m in redis.smembers(keys.PERSIST_MEMBERS)]
+    if not members:
+        return 0
+    with redis.pipeline(transaction=False) as pipe:
+        for m in members:
+            pipe.exists(keys.persist_member(m))
+        return sum(1 for ok in pipe.execute() if ok)
 
 
 def database_families(db: Any) -> Iterator[Metric]:

@@ -44,6 +44,7 @@ class Catalog:
         practice = Practice(id=ids.new_practice_id(), name=name, timezone=timezone)
         await scripts.add_practice(self.rt.lua, practice.id)  # first: loops skip ids without a record
         await self._put(practice.id, keys.practice(practice.id), "record", practice, "practice", ctx)
+        await scripts.mark_practice(self.rt.lua, practice.id, self.rt.now_ms())
         return practice
 
     async def get_practice(self, practice_id: str) -> Practice:

@@ -88,6 +88,17 @@ def events(pid: str) -> str:
     return f"{tag(pid)}:events"
 
 
+def persist_lease(pid: str) -> str:
+    """The persister that may read the practice's stream now (its owner id, with a TTL): persistence/shares.py."""
+    return f"{tag(pid)}:persist-lease"
+
+
+def practice_marker(pid: str) -> str:
+    """``since_ms``: written with the practice and by reconciliation; missing while the database knows the
+    practice means Redis lost the practice's data (persistence/shards.py)."""
+    return f"{tag(pid)}:present"
+
+
 def audit(pid: str) -> str:
     return f"{tag(pid)}:audit"
 
@@ -140,3 +151,16 @@ def reconcile_lock() -> str:
 # Global: audit ids whose stream entry the persister holds back (stored with other content), until an operator
 # looks (/readyz persister_held, /metrics booking_persister_held_events).
 PERSIST_HELD = f"{ROOT}:persist-held"
+
+# The live persisters (persistence/shares.py), all under one hash tag of their own (one slot, one node): the
+# member ids, and one key per member that its heartbeats keep alive (PX: Redis's clock decides, not the hosts').
+PERSIST_MEMBERS = f"{ROOT}:{{persisters}}:members"
+
+
+def persist_member(member: str) -> str:
+    return f"{ROOT}:{{persisters}}:alive:{member}"
+
+
+# Global hash, written by the persisters: practice id -> "<detected_ms> <why>" for each practice whose data Redis
+# lost and that reconciliation has not yet put back (persistence/shards.py; /readyz lost_practices).
+LOST = f"{ROOT}:lost"

@@ -72,5 +72,11 @@ async def restore_api_key(eng: BookingEngine, key: ApiKey) -> bool:
     return await access.restore_key(eng, key)
 
 
+async def mark_practice(eng: BookingEngine, practice_id: str) -> None:
+    """The practice's data is back: its marker says so, and bk:v1:lost no longer names it (persistence/shards.py)."""
+    await scripts.mark_practice(eng.lua, practice_id, eng.now_ms())
+    await eng.redis.hdel(keys.LOST, practice_id)
+
+
 async def mark_reconciled(eng: BookingEngine) -> None:
     await scripts.mark_reconciled(eng.lua, eng.now_ms())

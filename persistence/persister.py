@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -23,7 +25,7 @@ from engine import keys, limits
 from engine.codec import text
 from engine.scripts import repair
 from engine.scripts.registry import source
-from persistence import trimming, writer
+from persistence import shards, trimming, writer
 from persistence.retention import AppointmentTidy
 from persistence.streams import StreamConsumer
 
@@ -45,9 +47,14 @@ class Persister(StreamConsumer):
         retention_ms: int = 3_600_000,
         group_idle_s: int = limits.DEFAULT_STREAM_GROUP_IDLE_S,
         tidy: AppointmentTidy | None = None,
+        on_lost: Callable[[set[str]], set[str]] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(redis, **kw)
+        # With ``on_lost`` (`booking persister`): every 5 s the practices of this share whose data Redis lost are
+        # named in bk:v1:lost and handed to it (reconciliation of those practices only); it returns those done.
+        self.on_lost = on_lost
+        self.lost_seen: dict[str, str] = {}  # practices whose audit seq had gone back (found while writing)
         self.db = db
         self.retention_ms = retention_ms
         self.group_idle_s = group_idle_s
@@ -55,6 +62,7 @@ class Persister(StreamConsumer):
         self._trim = redis.register_script(source("trim"))
         self._last_maintenance = 0.0
         self.applied = 0
+        self.stored: Counter[str] = Counter()  # practice id -> events this persister stored and acknowledged
         self.backoff = 0.0
         self.gather_s = 0.1
         self.held: set[str] = set()  # audit ids this persister published in HELD
@@ -63,6 +71,7 @@ class Persister(StreamConsumer):
     # ---------------------------------------------------------------- one step
     def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
         """Write the entries in one transaction, then acknowledge what is durable."""
+        entries = self.mine(entries)
         if not entries:
             return 0
         decoded = self.decode(entries)
@@ -74,8 +83,10 @@ class Persister(StreamConsumer):
             log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
             with self.db.begin() as conn:
                 done = writer.apply(conn, events, careful=True, predecessor=self.predecessor)
-        n = self.ack([(key, e.event_id) for key, e in decoded if writer.audit_id(e) in done])
+        stored = [(key, e) for key, e in decoded if writer.audit_id(e) in done]
+        n = self.ack([(key, e.event_id) for key, e in stored])
         self.applied += n
+        self.stored.update(e.practice_id for _, e in stored)
         self._after(done)
         return n
 
@@ -85,6 +96,7 @@ class Persister(StreamConsumer):
             call = repair.restore_seq_call(practice_id=practice_id, last_seq=last_seq)
             had = repair.restore_seq_reply(self._restore_seq(keys=call.keys, args=call.args))
             if had is not None:
+                self.lost_seen[practice_id] = f"audit seq {had} below the {last_seq} stored (Redis lost writes)"
                 log.warning(
                     "practice %s: Redis's audit seq was %d, below the %d already stored (Redis lost data): raised",
                     practice_id,
@@ -147,7 +159,28 @@ class Persister(StreamConsumer):
             self.trim()
             if self.tidy is not None:
                 self.tidy.maybe_run()
+            self.check_lost()
         return 0
+
+    def check_lost(self) -> dict[str, str]:
+        """Practices of this persister's share that lost their data (persistence/shards.py): named in bk:v1:lost,
+        then reconciled by ``on_lost`` (under their leases: nobody else reads them meanwhile)."""
+        if self.on_lost is None:
+            return {}
+        if shards.relist_practices(self.redis, self.db):
+            log.warning("bk:v1:practices had lost practices (its shard lost its data): listed again")
+            self.refresh_streams(force=True)
+        only = None if self.share is None else set(self.share.held)
+        lost = {**shards.lost_practices(self.redis, self.db, only), **self.lost_seen}
+        self.lost_seen = {}
+        if lost:
+            log.warning("Redis lost the data of %d practice(s): %s; reconciling them", len(lost), lost)
+            shards.publish_lost(self.redis, lost, int(self.clock() * 1000))
+            ordered = sorted(lost)
+            for i in range(0, len(ordered), 20):  # a few at a time, heartbeating between them: the leases hold
+                self.refresh_streams()
+                shards.forget_lost(self.redis, self.on_lost(set(ordered[i : i + 20])))
+        return lost
 
     def drain(self, min_idle_ms: int = 0) -> int:
         """Until nothing is left: used at start-up (reconciliation) and by `booking reconcile`."""
@@ -159,6 +192,7 @@ class Persister(StreamConsumer):
             total += n
             if n == 0:
                 break
+        self.stop_sharing()
         return total
 
     # ---------------------------------------------------------------- trimming
@@ -176,7 +210,7 @@ class Persister(StreamConsumer):
         while not stop.is_set():
             try:
                 n = self.step()
-                if n == 0 and (not self.block_ms or self.cluster):
+                if n == 0 and (not self.block_ms or self.cluster or not self.streams):
                     stop.wait(0.05)  # polling mode (embedded store, Redis Cluster: no blocking reads)
                 elif n < self.batch:
                     # a small batch: let more events gather before the next transaction. One transaction per
@@ -195,4 +229,8 @@ class Persister(StreamConsumer):
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
                 log.exception("persister step failed; retrying in %.1fs", self.backoff)
                 stop.wait(self.backoff)
+        try:
+            self.stop_sharing()
+        except RedisError as exc:  # the leases run out on their own
+            log.warning("could not give back the leases (%s)", exc)
         log.info("persister %s stopped after %d events", self.consumer, self.applied)

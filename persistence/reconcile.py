@@ -36,6 +36,7 @@ class Report(msgspec.Struct):
     redis_only: list[str] = []
     redis_ahead: list[str] = []
     audit_seq_fixed: list[str] = []
+    practices: list[str] = []  # the practices this pass went through (each marked present again)
 
     def lines(self) -> list[str]:
         out = [f"drained {self.drained} event(s) from Redis into the database"]
@@ -73,10 +74,23 @@ def _existing(db: Engine, ids: list[str]) -> set[str]:
         return set(c.execute(select(appointments.c.id).where(appointments.c.id.in_(ids))).scalars())
 
 
-async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callable[[str], None] = print) -> Report:
+async def reconcile(
+    eng: BookingEngine,
+    redis_sync: Any,
+    db: Engine,
+    out: Callable[[str], None] = print,
+    practices_only: set[str] | None = None,
+) -> Report:
+    """One pass over every practice, or over ``practices_only`` (those whose data Redis lost: persistence/
+    shards.py), leaving every other practice untouched. Only a full pass drains the streams first (a running
+    persister stores the others' events)."""
     report = Report()
-    report.drained = await asyncio.to_thread(Persister(redis_sync, db, consumer="reconcile").drain)
+    if practices_only is None:
+        drain = Persister(redis_sync, db, consumer="reconcile", sharing="free").drain
+        report.drained = await asyncio.to_thread(drain)
     data = await asyncio.to_thread(_load, db)
+    if practices_only is not None:
+        data["practices"] = [row for row in data["practices"] if row["id"] in practices_only]
     by_practice: dict[str, dict[str, list[Any]]] = {}
     for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys"):
         for row in data[kind]:
@@ -132,6 +146,8 @@ async def reconcile(eng: BookingEngine, redis_sync: Any, db: Engine, out: Callab
         for appt_id in sorted(set(unknown) - known):
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
+        await rs.mark_practice(eng, practice.id)
+        report.practices.append(practice.id)
     await rs.mark_reconciled(eng)
     for line in report.lines():
         out(line)

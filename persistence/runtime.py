@@ -77,6 +77,21 @@ def persister_for(settings: Settings, redis_sync: Any, db: Engine, **kw: Any) ->
     """The persister as the settings configure it: stream trimming past idle groups, the appointment tidy."""
     tidy = AppointmentTidy(redis_sync, db, settings.appointment_retention_days)
     return Persister(redis_sync, db, group_idle_s=settings.stream_group_idle_seconds, tidy=tidy, **kw)
+def reconcile_practices(settings: Settings, db: Engine, practice_ids: set[str]) -> set[str]:
+    """Reconcile only these practices (their data was lost: persistence/shards.py), from a thread of its own
+    event loop (the persister's); returns the practices put back."""
+
+    async def go() -> set[str]:
+        eng = BookingEngine(clients.async_redis(settings), settings)
+        try:
+            report = await reconcile(
+                eng, None, db, out=lambda line: log.info("reconcile: %s", line), practices_only=practice_ids
+            )
+        finally:
+            await eng.redis.aclose()
+        return set(report.practices)
+
+    return asyncio.run(go())
 
 
 class PersisterThread:

@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from engine import clients, keys
 from engine import events as ev
 from engine.codec import text
+from persistence.shares import LEASE_MS, Share
 
 log = logging.getLogger("booking.persister")
 
@@ -43,25 +44,34 @@ class StreamConsumer:
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
         clock: Callable[[], float] = time.time,
+        sharing: str = "all",
+        lease_ms: int = LEASE_MS,
     ) -> None:
         self.redis = redis
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
         self.clock = clock
         self.cluster = clients.is_cluster(redis)
-        self.streams: dict[str, str] = {}  # stream key -> practice id
+        self.streams: dict[str, str] = {}  # stream key -> practice id: the streams this consumer reads
+        self._known: dict[str, str] = {}  # every practice's stream whose groups exist
         self._last_refresh = 0.0
+        # "all": every stream (one persister, tests); "members": this persister's share among the live ones;
+        # "free": every stream no other persister holds (a drain). persistence/shares.py
+        self.share = None if sharing == "all" else Share(redis, self.consumer, lease_ms=lease_ms,
+                                                         everyone=sharing == "free", clock=clock)  # fmt: skip
+        if self.share is not None and block_ms:
+            self.block_ms = max(1, min(block_ms, lease_ms // 6))  # a blocked read must not outlast a renewal
 
     def refresh_streams(self, force: bool = False) -> None:
-        if not force and self.clock() - self._last_refresh < 2:
+        if not force and self.clock() - self._last_refresh < 2 and not (self.share and self.share.due()):
             return
         self._last_refresh = self.clock()
         if force:
-            self.streams.clear()  # re-check every group: Redis may have lost its data since
+            self._known.clear()  # re-check every group: Redis may have lost its data since
         for raw in self.redis.smembers(keys.PRACTICES):
             pid = text(raw)
             key = keys.events(pid)
-            if key in self.streams:
+            if key in self._known:
                 continue
             for group in keys.GROUPS:
                 try:
@@ -69,7 +79,30 @@ class StreamConsumer:
                 except ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
-            self.streams[key] = pid
+            self._known[key] = pid
+        if self.share is None:
+            self.streams = dict(self._known)
+            return
+        taken = self.share.update(self._known.values())
+        self.streams = {k: p for k, p in self._known.items() if p in self.share.held}
+        if taken:  # what the previous holder read and never acknowledged comes first, in stream order
+            self.claim_abandoned(0, [keys.events(p) for p in sorted(taken)])
+
+    def mine(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, str, dict[Any, Any]]]:
+        """The entries of practices whose lease this consumer still holds by its own clock (all without sharing).
+        The others stay pending: the lease's next holder claims them."""
+        if self.share is None:
+            return entries
+        kept = [e for e in entries if self.share.valid(self.streams.get(e[0], ""))]
+        if len(kept) < len(entries):
+            log.warning("%d entries not written: their practices' leases ran out meanwhile", len(entries) - len(kept))
+        return kept
+
+    def stop_sharing(self) -> None:
+        """Give back every lease and leave the members (a clean stop)."""
+        if self.share is not None:
+            self.share.release()
+            self.streams = {}
 
     def read(self, start: str, block: int | None) -> list[tuple[str, str, dict[Any, Any]]]:
         """(stream key, entry id, fields) of own pending entries (start '0') or new ones (start '>')."""
@@ -138,10 +171,10 @@ class StreamConsumer:
                 pipe.execute()
         return len(done)
 
-    def claim_abandoned(self, min_idle_ms: int | None = None) -> int:
+    def claim_abandoned(self, min_idle_ms: int | None = None, streams: list[str] | None = None) -> int:
         """Take over entries another consumer read but never acknowledged (it died)."""
         claimed = 0
-        for key in list(self.streams):
+        for key in list(self.streams) if streams is None else streams:
             start = "0-0"
             while True:
                 res = self.redis.xautoclaim(

@@ -30,6 +30,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_decline": ["OK", 2],
     "waitlist_leave": ["OK", 3],
     "trim": 0,
+    "lease": 1,
 }
 
 
@@ -148,6 +149,7 @@ async def every_script(lua: Recorder, n: int) -> None:
         )  # fmt: skip
         await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
         await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
+        await scripts.lease(lua, scripts.lease_call(practice_id=pid, owner="o", ttl_ms=1))
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

@@ -391,6 +391,27 @@ def test_restore_seq_only_raises() -> None:
     run(body)
 
 
+def test_a_lease_has_one_owner_until_it_is_given_back_or_runs_out() -> None:
+    async def body(w: World) -> None:
+        def call(owner: str, ttl_ms: int) -> scripts.Call:
+            return scripts.lease_call(practice_id=w.pid, owner=owner, ttl_ms=ttl_ms)
+
+        key = keys.persist_lease(w.pid)
+        assert await scripts.lease(w.lua, call("a", 60_000)) is True  # taken
+        assert await scripts.lease(w.lua, call("b", 60_000)) is False  # held by a: nothing written
+        assert await scripts.lease(w.lua, call("b", 0)) is False  # b cannot give back a's lease
+        assert await w.eng.redis.get(key) == b"a"
+        assert await scripts.lease(w.lua, call("a", 120_000)) is True  # renewed
+        assert 60_000 < await w.eng.redis.pttl(key) <= 120_000
+        assert await scripts.lease(w.lua, call("a", 0)) is True  # given back
+        assert not await w.eng.redis.exists(key)
+        assert await scripts.lease(w.lua, call("b", 1)) is True  # free: b takes it
+        await asyncio.sleep(0.01)
+        assert await scripts.lease(w.lua, call("a", 60_000)) is True  # b's ran out: a takes it
+
+    run(body)
+
+
 def test_every_status_has_one_error_and_every_script_a_function() -> None:
     """The status table names each error once; every script file has its typed function of the same name."""
     assert len({id(v) for v in scripts.STATUS_ERRORS.values()}) == len(scripts.STATUS_ERRORS)

@@ -9,6 +9,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 | waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
 | tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
+| restore, restore_seq (and put_entity/schedule/api_key in their restore modes), lease | same names | ``repair`` |
 """
 
 from engine.scripts.bookings import (
@@ -33,6 +34,9 @@ from engine.scripts.repair import (
     Restored,
     add_practice,
     forget_client_hold,
+    lease,
+    lease_call,
+    mark_practice,
     mark_reconciled,
     restore,
     restore_entity,
@@ -82,7 +86,10 @@ __all__ = [
     "forget_client_hold",
     "hold",
     "hold_call",
+    "lease",
+    "lease_call",
     "limit",
+    "mark_practice",
     "mark_reconciled",
     "put_entity",
     "release",

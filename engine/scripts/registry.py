@@ -40,6 +40,7 @@ NAMES = (
     "tidy",
     "trim",
     "close_gap",
+    "lease",
 )
 
 

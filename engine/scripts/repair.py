@@ -50,6 +50,17 @@ async def restore_seq(lua: Lua, *, practice_id: str, last_seq: int) -> int | Non
     return restore_seq_reply(await lua.run(call.script, call.keys, call.args))
 
 
+def lease_call(*, practice_id: str, owner: str, ttl_ms: int) -> Call:
+    """Take or renew (``ttl_ms`` > 0) or give back (0) the practice's persister lease. Run by the persisters'
+    synchronous client, many per pipeline (persistence/shares.py)."""
+    return Call("lease", [keys.persist_lease(practice_id)], [owner, ttl_ms])
+
+
+async def lease(lua: Lua, call: Call) -> bool:
+    """True when ``owner`` holds the lease after the call (or gave it back); False when another owner holds it."""
+    return int(await lua.run(call.script, call.keys, call.args)) == 1
+
+
 async def restore_entity(lua: Lua, *, practice_id: str, key: str, field: str, record: object) -> bool:
     """Put back a setup record Redis lacks (never replaces one); True when it was missing."""
     res = await lua.run(
@@ -68,6 +79,12 @@ async def add_practice(lua: Lua, practice_id: str) -> None:
 
 async def mark_reconciled(lua: Lua, now_ms: int) -> None:
     await lua.redis.hset(keys.META, mapping={"reconciled_at_ms": now_ms})
+
+
+async def mark_practice(lua: Lua, practice_id: str, now_ms: int) -> None:
+    """The practice's marker (written with the practice, and by reconciliation once its data is back): while
+    the database knows a practice whose marker is missing, Redis lost that practice's data."""
+    await lua.redis.hset(keys.practice_marker(practice_id), mapping={"since_ms": now_ms})
 
 
 async def forget_client_hold(lua: Lua, client: str, hold_id: str) -> None:
