@@ -29,6 +29,7 @@ from persistence.tables import appointments
 log = logging.getLogger("booking.retention")
 INTERVAL_S = 3600.0
 BATCH = 500
+STEP_S = 0.25  # at most this long per maintenance tick: the persister's heartbeats and batches go on between
 
 
 class TidyReport(msgspec.Struct):
@@ -53,15 +54,30 @@ class AppointmentTidy:
         self.redis, self.db, self.retention_days, self.clock = redis, db, retention_days, clock
         self._script = redis.register_script(source("tidy"))
         self._last = 0.0
+        self._pass: tuple[Iterator[list[str]], int, TidyReport] | None = None  # a pass under way: batches, cut
 
-    def maybe_run(self) -> TidyReport | None:
-        """Run once per INTERVAL_S, and only in one process at a time; None when it did not run."""
-        if not self.retention_days or self.clock() - self._last < INTERVAL_S:
+    def maybe_run(self, monotonic: Callable[[], float] = time.monotonic) -> TidyReport | None:
+        """Once per INTERVAL_S, and only in one process at a time, a pass over the appointment hashes, made a
+        few batches at a time (at most STEP_S per call) so the persister's loop never stalls on a large keyspace.
+        Returns the pass's report when it ends, else None."""
+        if not self.retention_days:
             return None
-        self._last = self.clock()
-        if not self.redis.set(keys.TIDY_LOCK, "1", nx=True, ex=int(INTERVAL_S) - 60):
-            return None
-        report = self.run()
+        if self._pass is None:
+            if self.clock() - self._last < INTERVAL_S:
+                return None
+            self._last = self.clock()
+            if not self.redis.set(keys.TIDY_LOCK, "1", nx=True, ex=int(INTERVAL_S) - 60):
+                return None
+            cut_s = int(self.clock()) - self.retention_days * 86400
+            scan = self.redis.scan_iter(match=keys.appointment_pattern(), count=1000)
+            self._pass = (_batches(scan, BATCH), cut_s, TidyReport())
+        batches, cut_s, report = self._pass
+        until = monotonic() + STEP_S
+        for batch in batches:
+            self._tidy_batch(batch, cut_s, report)
+            if monotonic() >= until:
+                return None
+        self._pass = None
         if report.removed or report.unstored:
             log.info(
                 "tidy: %d appointment(s) that ended more than %d days ago left Redis; %d kept (not yet stored)",

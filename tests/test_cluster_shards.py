@@ -57,11 +57,12 @@ def book(c: Any, ctx: dict[str, Any], start: str | None = None) -> dict[str, Any
 
 
 def practice_keys(r: Any, pid: str) -> dict[str, Any]:
-    """Every key of the practice with its contents (SCAN visits every primary), but the persister's lease."""
+    """Every key of the practice with its contents (SCAN visits every primary), but the persister's lease and the
+    stream gaps its trimming records (the persister's own upkeep while no notifier runs, not reconciliation's)."""
     read = {"hash": r.hgetall, "zset": lambda k: r.zrange(k, 0, -1, withscores=True), "stream": r.xrange,
             "string": r.get, "set": r.smembers}  # fmt: skip
     found = [text(k) for k in r.scan_iter(match=keys.tag(pid) + "*", count=1000)]
-    return {k: read[text(r.type(k))](k) for k in found if k != keys.persist_lease(pid)}
+    return {k: read[text(r.type(k))](k) for k in found if k not in (keys.persist_lease(pid), keys.stream_gaps(pid))}
 
 
 def run_reconcile(cluster_url: str, db: Any, only: set[str]) -> Any:
