@@ -4,26 +4,34 @@ waitlist scripts write them."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import secrets
 import time
 from typing import Any
 
 import msgspec
 import pytest
 import redis as redis_sync
+import redis.asyncio as aioredis
 from litestar.testing import TestClient
 from sqlalchemy import select, text
 
 from api.app import create_app
 from engine import keys
+from engine import restore as rs
 from engine.events import from_stream
+from engine.model import WaitlistRecord
+from engine.service import BookingEngine
 from persistence import audit, effects, waitlist_rows
 from persistence.db import make_engine
 from persistence.persister import Persister
+from persistence.reconcile import reconcile
 from persistence.tables import waitlist_entries
 from tests.support import waitlist as wl
 from tests.support.config import AUTH, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
-from tests.support.http import setup_practice
+from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/15"  # a Redis database of this module's own
@@ -149,3 +157,114 @@ def test_the_stored_row_gives_the_record_back_exactly(world: Any) -> None:
         entry_id = wl.append(r, e)
         raw = r.xrange(keys.events(ctx["practice_id"]), entry_id, entry_id)[0][1]
         assert from_stream(entry_id, raw).data == rec
+
+
+# ----------------------------------------------------------------- reconciliation after Redis lost its data
+def reconcile_now(db: Any, said: list[str]) -> Any:
+    ar = aioredis.Redis.from_url(RURL)
+    sr = redis_sync.Redis.from_url(RURL)
+
+    async def run() -> Any:
+        try:
+            return await reconcile(BookingEngine(ar, settings_for(RURL)), sr, db, out=said.append)
+        finally:
+            await ar.aclose()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        sr.close()
+
+
+def redis_entries(r: Any, pid: str) -> dict[str, WaitlistRecord]:
+    raw = r.hgetall(keys.waitlist_entries(pid))
+    return {k.decode(): msgspec.json.decode(v, type=WaitlistRecord) for k, v in raw.items()}
+
+
+def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_cannot_be_held(world: Any) -> None:
+    c, db, r, p, ctx = world["client"], world["db"], world["redis"], world["persister"], world["ctx"]
+    pid, vt, pr = ctx["practice_id"], ctx["visit_types"][30], ctx["practitioners"][0]
+    day = next_weekday(2)
+    slots = search(c, pid, vt, day)
+    s = [int(dt.datetime.fromisoformat(x["start"]).timestamp()) for x in slots[:8:2]]
+    h = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slots[4]["start"]}).json()
+    booked = c.post("/v1/appointments", json={"hold_id": h["id"], "patient": {"name": "B", "email": "b@example.org"}})
+    assert booked.status_code == 201
+    now = int(time.time() * 1000)
+    now_s = now // 1000
+    live_spans, past_spans = [[now_s, now_s + 30 * 86400]], [[now_s - 2 * 86400, now_s - 86400]]
+    hid = [f"{pr}.h{secrets.token_urlsafe(16)}" for _ in range(3)]
+    base = {n: wl.entry(pid, vt, n, live_spans, now + n) for n in range(1, 8)}
+    a = base[1]  # waiting
+    b = wl.offered(base[2], hid[0], pr, s[0], s[0] + 1800, now + 600_000, now + 10)  # a live offer
+    cc = wl.offered(base[3], hid[1], pr, s[1], s[1] + 1800, now - 1, now + 11)  # expired while Redis was down
+    d = wl.offered(base[4], hid[2], pr, s[2], s[2] + 1800, now + 600_000, now + 12)  # over the booking
+    e = wl.changed(base[5], now + 13, status="booked", appointment_id=booked.json()["id"])
+    f = wl.changed(base[6], now + 14, status="left")
+    g = msgspec.structs.replace(base[7], spans=past_spans)  # its window passed: reads ended
+    entries = [a, b, cc, d, e, f, g]
+    for x in entries:
+        wl.append(r, wl.event("waitlist_offer" if x.offer else "waitlist_join", x, x.updated_ms))
+    p.drain()
+    r.flushdb()
+    said: list[str] = []
+    report = reconcile_now(db, said)
+
+    got = redis_entries(r, pid)
+    assert set(got) == {x.id for x in entries}
+    assert got[a.id] == a and got[b.id] == b and got[e.id] == e and got[f.id] == f and got[g.id] == g
+    for lost in (cc, d):  # back to waiting, at the same version, the interval still in what it had
+        assert got[lost.id] == msgspec.structs.replace(lost, status="waiting", offer=None)
+    queue = [(m.decode(), int(sc)) for m, sc in r.zrange(keys.waitlist_queue(pid), 0, -1, withscores=True)]
+    assert queue == [(a.id, 1), (b.id, 2), (cc.id, 3), (d.id, 4)]  # booked, left, ended: not queued
+    assert int(r.hget(keys.waitlist_stats(pid), "joined")) >= 7  # the next join queues after every entry
+    # the live offer is its hold again: exclusive (not searchable, not holdable), live until its expiry
+    hold = r.hgetall(keys.hold(pid, hid[0]))
+    assert hold[b"state"] == b"held" and hold[b"entry_id"] == b.id.encode()
+    assert int(hold[b"expires_ms"]) == b.offer.expires_ms  # type: ignore[union-attr]
+    assert r.zscore(keys.hold_expiries(pid), hid[0]) == b.offer.expires_ms  # type: ignore[union-attr]
+    assert c.get(f"/v1/holds/{hid[0]}").json()["expires_at"]
+    free = {int(dt.datetime.fromisoformat(x["start"]).timestamp()) for x in search(c, pid, vt, day)}
+    assert s[0] not in free and s[2] not in free and s[1] in free  # offered, booked, free again
+    taken = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slots[0]["start"]})
+    assert taken.status_code == 409
+    assert r.hgetall(keys.hold(pid, hid[1])) == {} and r.hgetall(keys.hold(pid, hid[2])) == {}
+    text_said = "\n".join(said)
+    assert f"waitlist entry {b.id} (offered v2) with its offer {hid[0]}" in text_said
+    assert f"its offer {hid[1]} expired" in text_said and f"its offer {hid[2]} overlaps a claim" in text_said
+    assert f"waitlist entry {g.id}" in text_said and "not queued" in text_said
+
+    # again: nothing to repair; a newer copy in Redis (the live engine moved on) is kept and reported
+    newer = wl.changed(a, now + 99, status="left")
+    wl.store(r, newer)
+    said2: list[str] = []
+    again = reconcile_now(db, said2)
+    assert not [x for x in again.restored if "waitlist" in x]
+    assert redis_entries(r, pid)[a.id] == newer
+    assert any(a.id in x and "v2" in x for x in again.redis_ahead)
+    assert report.restored and not again.conflicts
+
+
+def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(world: Any) -> None:
+    """The race the reconciler's own version check cannot close: the live engine writes the entry between the
+    reconciler's read and its restore. The script itself refuses (SKIP), whatever the caller believed."""
+    r, ctx = world["redis"], world["ctx"]
+    pid, vt = ctx["practice_id"], ctx["visit_types"][30]
+    now = int(time.time() * 1000)
+    old = wl.entry(pid, vt, 3, [[now // 1000, now // 1000 + 86400]], now)
+    newer = wl.changed(old, now + 5, status="left")
+    wl.store(r, newer)
+    ar = aioredis.Redis.from_url(RURL)
+
+    async def restore(x: WaitlistRecord) -> tuple[str, str]:
+        return await rs.restore_waitlist_entry(BookingEngine(ar, settings_for(RURL)), x)
+
+    async def body() -> list[tuple[str, str]]:
+        try:
+            return [await restore(old), await restore(newer), await restore(wl.changed(newer, now + 9))]
+        finally:
+            await ar.aclose()
+
+    assert asyncio.run(body()) == [("SKIP", "2"), ("SKIP", "2"), ("OK", "stored")]
+    assert redis_entries(r, pid)[old.id].version == 3
+    assert r.zscore(keys.waitlist_queue(pid), old.id) is None  # left: never queued

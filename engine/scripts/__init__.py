@@ -6,7 +6,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 |---|---|---|
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
-| restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+| restore, restore_seq, restore_waitlist (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 """
 
 from engine.scripts.bookings import (
@@ -35,6 +35,7 @@ from engine.scripts.repair import (
     restore,
     restore_entity,
     restore_seq,
+    restore_waitlist,
     trim_past,
 )
 from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
@@ -72,6 +73,7 @@ __all__ = [
     "restore",
     "restore_entity",
     "restore_seq",
+    "restore_waitlist",
     "schedule",
     "search",
     "search_call",

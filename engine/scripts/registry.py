@@ -34,6 +34,7 @@ NAMES = (
     "limit",
     "restore",
     "restore_seq",
+    "restore_waitlist",
 )
 
 
