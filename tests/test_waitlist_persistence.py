@@ -1,5 +1,5 @@
 """The waitlist's durable side (docs/waitlist.md): entries written behind to PostgreSQL newer-only by version,
-their audit rows in the practice's chain. Events are appended by hand (tests/support/waitlist.py) as the
+their audit rows in the practice's chain. Events are appended by hand (tests/support/waitlist_events.py) as the
 waitlist scripts write them."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
 from persistence.tables import waitlist_entries
-from tests.support import waitlist as wl
+from tests.support import waitlist_events as wl
 from tests.support.config import AUTH, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice

@@ -1,5 +1,5 @@
-"""The notification outbox: booking, rescheduling and cancelling events (read from the streams through the
-`notifier` consumer group) become notification rows, then jobs. Crash-safe: rows are written and committed
+"""The notification outbox: booking, rescheduling and cancelling events and waitlist offers (read from the
+streams through the `notifier` consumer group) become notification rows, then jobs. Crash-safe: rows are written and committed
 before the event is acknowledged; a crash in between replays the event and the unique rows absorb it."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from engine import events as ev
 from engine import keys
+from engine.offer_notices import KIND as OFFER
 from engine.settings import Settings
 from persistence.audit_rows import insert_for
 from persistence.notify.scheduling import Scheduling
@@ -27,12 +28,22 @@ def notification_id(appointment_id: str, kind: str, offset_s: int, version: int)
 
 
 def _row(
-    e: ev.AppointmentEvent, kind: str, offset_s: int, version: int, due_ms: int, status: str, rescheduled: bool = False
+    subject_id: str,
+    practice_id: str,
+    at: int,
+    kind: str,
+    offset_s: int,
+    version: int,
+    due_ms: int,
+    status: str,
+    rescheduled: bool = False,
 ) -> dict[str, Any]:
+    """A notification row about an appointment, or (kind ``waitlist_offer``) a waitlist entry: the
+    ``appointment_id`` column names the subject, whose version the job re-checks."""
     return {
-        "id": notification_id(e.appointment_id, kind, offset_s, version),
-        "appointment_id": e.appointment_id,
-        "practice_id": e.practice_id,
+        "id": notification_id(subject_id, kind, offset_s, version),
+        "appointment_id": subject_id,
+        "practice_id": practice_id,
         "kind": kind,
         "offset_s": offset_s,
         "version": version,
@@ -44,51 +55,73 @@ def _row(
         "lease_until_ms": None,
         "enqueued_at_ms": None,
         "rescheduled": 1 if rescheduled else 0,
-        "created_at_ms": e.at,
+        "created_at_ms": at,
     }
 
 
-def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
-    """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
-    version = e.data.version
+def _cancel_stale(conn: Connection, subject_id: str, version: int) -> list[str]:
+    """Cancel the subject's rows of older versions that may still be sent; returns their ids."""
+    t = notifications
     stale = [
         r[0]
         for r in conn.execute(
-            select(notifications.c.id).where(
-                notifications.c.appointment_id == e.appointment_id,
-                notifications.c.version < version,
-                notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
+            select(t.c.id).where(
+                t.c.appointment_id == subject_id, t.c.version < version, t.c.status.in_(LIVE_NOTIFICATION_STATUSES)
             )
         )
     ]
     if stale:
         conn.execute(
-            update(notifications)
-            .where(notifications.c.id.in_(stale), notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES))
-            .values(status="cancelled")
+            update(t).where(t.c.id.in_(stale), t.c.status.in_(LIVE_NOTIFICATION_STATUSES)).values(status="cancelled")
         )
+    return stale
+
+
+def _to_enqueue(conn: Connection, rows: list[dict[str, Any]], subject_id: str, version: int) -> list[tuple[str, int]]:
+    """Insert the rows (a replay finds them there), then list the subject's rows of this version not enqueued."""
+    t = notifications
+    if rows:
+        conn.execute(insert_for(conn, t).values(rows).on_conflict_do_nothing())
+    live = conn.execute(
+        select(t.c.id, t.c.due_at_ms).where(
+            t.c.appointment_id == subject_id,
+            t.c.version == version,
+            t.c.status.in_(LIVE_NOTIFICATION_STATUSES),
+            t.c.enqueued_at_ms.is_(None),
+        )
+    ).all()
+    return [(r[0], int(r[1])) for r in live]
+
+
+def plan(conn: Connection, e: ev.AppointmentEvent, offsets: tuple[int, ...]) -> tuple[list[tuple[str, int]], list[str]]:
+    """Write the rows an event calls for; returns (rows to schedule: (id, due_ms), row ids to cancel)."""
+    version = e.data.version
+    stale = _cancel_stale(conn, e.appointment_id, version)
+    about = (e.appointment_id, e.practice_id, e.at)
     rows = []
     if isinstance(e, ev.AppointmentCancelled):
-        rows.append(_row(e, "cancellation", 0, version, e.at, "scheduled"))
+        rows.append(_row(*about, "cancellation", 0, version, e.at, "scheduled"))
     else:
         start_ms = e.data.start * 1000
-        rows.append(
-            _row(e, "confirmation", 0, version, e.at, "scheduled", rescheduled=isinstance(e, ev.AppointmentRescheduled))
-        )
+        moved = isinstance(e, ev.AppointmentRescheduled)
+        rows.append(_row(*about, "confirmation", 0, version, e.at, "scheduled", rescheduled=moved))
         for off in offsets:
             due = start_ms - off * 1000
             # an offset already past when the booking was made is skipped, never sent late
-            rows.append(_row(e, "reminder", off, version, due, "scheduled" if due > e.at else "skipped"))
-    conn.execute(insert_for(conn, notifications).values(rows).on_conflict_do_nothing())
-    live = conn.execute(
-        select(notifications.c.id, notifications.c.due_at_ms).where(
-            notifications.c.appointment_id == e.appointment_id,
-            notifications.c.version == version,
-            notifications.c.status.in_(LIVE_NOTIFICATION_STATUSES),
-            notifications.c.enqueued_at_ms.is_(None),
-        )
-    ).all()
-    return [(r[0], int(r[1])) for r in live], stale
+            rows.append(_row(*about, "reminder", off, version, due, "scheduled" if due > e.at else "skipped"))
+    return _to_enqueue(conn, rows, e.appointment_id, version), stale
+
+
+def plan_offer(conn: Connection, e: ev.WaitlistEvent) -> tuple[list[tuple[str, int]], list[str]]:
+    """A waitlist event: an offer mail (one row per entry version: each offer mailed at most once) on
+    ``waitlist_offer``; any later change of the entry cancels an offer mail not sent yet (the job would skip it
+    anyway: it re-checks the entry and its hold)."""
+    entry = e.data
+    stale = _cancel_stale(conn, entry.id, entry.version)
+    rows = []
+    if isinstance(e, ev.WaitlistOffered):
+        rows.append(_row(entry.id, e.practice_id, e.at, OFFER, 0, entry.version, e.at, "scheduled"))
+    return (_to_enqueue(conn, rows, entry.id, entry.version) if rows else []), stale
 
 
 class Outbox(StreamConsumer):
@@ -109,8 +142,12 @@ class Outbox(StreamConsumer):
             for _, e in decoded:
                 if isinstance(e, ev.AppointmentEvent):
                     sched, cancel = plan(conn, e, self.settings.reminder_offsets)
-                    to_schedule += sched
-                    to_cancel += cancel
+                elif isinstance(e, ev.WaitlistEvent):
+                    sched, cancel = plan_offer(conn, e)
+                else:
+                    continue
+                to_schedule += sched
+                to_cancel += cancel
         for nid in to_cancel:
             self.scheduling.cancel(nid)
         for nid, due in to_schedule:

@@ -105,3 +105,21 @@ def store(redis: Any, r: WaitlistRecord) -> None:
         redis.zadd(keys.waitlist_queue(pid), {r.id: r.order})
     else:
         redis.zrem(keys.waitlist_queue(pid), r.id)
+
+
+def hold_for(redis: Any, r: WaitlistRecord, state: str = "held") -> None:
+    """The offer's hold as the waitlist scripts write it: an ordinary hold with ``entry_id``, its claim and
+    its expiry (docs/waitlist.md)."""
+    o = r.offer
+    assert o is not None
+    pid = r.practice_id
+    redis.hset(
+        keys.hold(pid, o.hold_id),
+        mapping={
+            "state": state, "practice_id": pid, "practitioner_id": o.practitioner_id, "visit_type_id": r.visit_type_id,
+            "start": o.start, "end": o.end, "expires_ms": o.expires_ms, "entry_id": r.id,
+        },
+    )  # fmt: skip
+    if state == "held":
+        redis.zadd(keys.claims(pid, o.practitioner_id), {f"h|{o.hold_id}|{o.end}|{o.expires_ms}": o.start})
+        redis.zadd(keys.hold_expiries(pid), {o.hold_id: o.expires_ms})
