@@ -15,6 +15,8 @@ from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Appointment, Ctx, Patient
+from engine.offers import Offers
+from engine.scripts.waitlist import OfferKit
 
 MOVE_ATTEMPTS = 5  # cancel and reschedule re-read an appointment that moved meanwhile, this many times
 
@@ -46,10 +48,19 @@ def from_hash(practice_id: str, appointment_id: str, raw: dict[Any, Any]) -> tup
     return appt, a.get("manage_hash", "")
 
 
+def _replay(prior: bytes, idem: IdempotencyKey) -> Appointment:
+    """The appointment stored with the first booking under this Idempotency-Key."""
+    fp, _, stored = prior.partition(b"\n")
+    if fp.decode() != idem.fingerprint:
+        raise errors.IdempotencyKeyReusedError()
+    return msgspec.json.decode(unseal(idem, stored), type=Appointment)
+
+
 class Appointments:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
+        self.offers = Offers(rt, catalog)
 
     async def book(
         self,
@@ -85,10 +96,7 @@ class Appointments:
                 pipe.get(keys.idempotency(pid, "book", idem.ref))
                 (vt_id, start, end), prior = await pipe.execute()
             if prior is not None:
-                fp, _, stored = prior.partition(b"\n")
-                if fp.decode() != idem.fingerprint:
-                    raise errors.IdempotencyKeyReusedError()
-                return msgspec.json.decode(unseal(idem, stored), type=Appointment), True
+                return _replay(prior, idem), True
             appt.visit_type_id, appt.start, appt.end = text(vt_id), int(start or 0), int(end or 0)
             record = seal(idem, encoder.encode(appt))
         call = scripts.book_call(
@@ -112,6 +120,11 @@ class Appointments:
         appt.visit_type_id, appt.start, appt.end = res.visit_type_id, res.start, res.end
         return appt, False
 
+    async def replayed(self, practice_id: str, idem: IdempotencyKey) -> Appointment | None:
+        """The appointment a booking under this Idempotency-Key already made, if any."""
+        prior = await self.rt.redis.get(keys.idempotency(practice_id, "book", idem.ref))
+        return None if prior is None else _replay(prior, idem)
+
     async def get_appointment(self, appointment_id: str) -> tuple[Appointment, str]:
         """The appointment and the SHA-256 hash of its manage token."""
         pid = ids.practice_of(appointment_id, "a")
@@ -134,15 +147,19 @@ class Appointments:
         """Cancel (idempotent): the interval is offered again at once."""
 
         async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
-            call = scripts.cancel_call(
-                now_ms=self.rt.now_ms(),
-                practice_id=appt.practice_id,
-                appointment_id=appt.id,
-                practitioner_id=appt.practitioner_id,
-                reason=reason,
-                ctx=ctx,
-            )
-            return await scripts.cancel(self.rt.lua, call)
+            async def with_kit(kit: OfferKit) -> scripts.Moved | scripts.Retry:
+                call = scripts.cancel_call(
+                    now_ms=self.rt.now_ms(),
+                    practice_id=appt.practice_id,
+                    appointment_id=appt.id,
+                    practitioner_id=appt.practitioner_id,
+                    reason=reason,
+                    ctx=ctx,
+                    kit=kit,
+                )
+                return await scripts.cancel(self.rt.lua, call)
+
+            return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
         return await self._move(appointment_id, step, "cancelled")
 
@@ -154,16 +171,22 @@ class Appointments:
         async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
             if hold_pid != appt.practice_id or hold_prac is None:
                 raise errors.NotFoundError("hold", hold_id)  # holds of other practices do not exist here
-            return await scripts.reschedule(
-                self.rt.lua,
-                now_ms=self.rt.now_ms(),
-                practice_id=appt.practice_id,
-                appointment_id=appt.id,
-                practitioner_id=appt.practitioner_id,
-                hold_id=hold_id,
-                hold_practitioner_id=hold_prac,
-                move_id=move_id,
-                ctx=ctx,
-            )
+
+            async def with_kit(kit: OfferKit) -> scripts.Moved | scripts.Retry:
+                assert hold_prac is not None
+                return await scripts.reschedule(
+                    self.rt.lua,
+                    now_ms=self.rt.now_ms(),
+                    practice_id=appt.practice_id,
+                    appointment_id=appt.id,
+                    practitioner_id=appt.practitioner_id,
+                    hold_id=hold_id,
+                    hold_practitioner_id=hold_prac,
+                    move_id=move_id,
+                    ctx=ctx,
+                    kit=kit,
+                )
+
+            return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
         return await self._move(appointment_id, step, "rescheduled")

@@ -12,6 +12,7 @@ from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, Schedule, VisitType
+from engine.offers import Offers
 
 
 class ScheduleState(msgspec.Struct, frozen=True):
@@ -28,6 +29,7 @@ class Availability:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
+        self.offers = Offers(rt, catalog)
 
     def today(self, practice: Practice) -> dt.date:
         return timeutil.local_date_of(int(self.rt.clock()), timeutil.zone(practice.timezone))
@@ -126,14 +128,23 @@ class Availability:
                     step, dur = schedule.slot_step_minutes * 60, vt.duration_minutes * 60
                     per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, closures))
             plans.append(scripts.DayPlan(start, end, per_vt))
-        await scripts.apply_day(
-            self.rt.lua,
-            practice_id=practice.id,
-            practitioner_id=practitioner_id,
-            visit_type_ids=[vt.id for vt in vts],
-            gen=gen,
-            days=plans,
-        )
+        for attempt in range(3):  # the starts a day adds go to waiting entries first (a kit per day)
+            kits = [await self.offers.kit(practice.id, practitioner_id, fresh=attempt > 0) for _ in plans]
+            try:
+                await scripts.apply_day(
+                    self.rt.lua,
+                    practice_id=practice.id,
+                    practitioner_id=practitioner_id,
+                    visit_type_ids=[vt.id for vt in vts],
+                    gen=gen,
+                    days=plans,
+                    kits=kits,
+                    now_ms=self.rt.now_ms(),
+                )
+                return
+            except errors.OfferKitError:
+                if attempt == 2:
+                    raise
 
     async def offer_visit_type(self, practice_id: str, vt: VisitType) -> None:
         """Offer a new visit type on every practitioner's already materialised days."""

@@ -28,6 +28,7 @@ class Catalog:
         self.rt = rt
         self._practices: dict[str, Practice] = {}
         self._contexts: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
+        self._lengths: dict[str, tuple[tuple[str, int], ...]] = {}
 
     async def _put(self, pid: str, key: str, field: str, record: Any, event: str, ctx: Ctx) -> None:
         await scripts.put_entity(
@@ -98,6 +99,20 @@ class Catalog:
 
     async def list_visit_types(self, practice_id: str) -> list[VisitType]:
         return await self._list(practice_id, keys.visit_types, VisitType)
+
+    async def visit_type_lengths(self, practice_id: str, fresh: bool = False) -> tuple[tuple[str, int], ...]:
+        """(id, duration in seconds) of every visit type of the practice, kept per process: visit types never
+        change and are only ever added, and a waitlist kit missing one is refused by its script ('KIT'), after
+        which the caller asks again with ``fresh``."""
+        known = None if fresh else self._lengths.get(practice_id)
+        if known is None:
+            raw = await self.rt.redis.hvals(keys.visit_types(practice_id))
+            vts = sorted((msgspec.json.decode(r, type=VisitType) for r in raw), key=lambda v: v.id)
+            known = tuple((v.id, v.duration_minutes * 60) for v in vts)
+            if len(self._lengths) > 100_000:
+                self._lengths.clear()
+            self._lengths[practice_id] = known
+        return known
 
     async def get_visit_type(self, visit_type_id: str) -> VisitType:
         return await self._get(visit_type_id, "v", keys.visit_types, VisitType, "visit type")

@@ -76,6 +76,37 @@ class StaleScheduleError(BookingError):
         super().__init__("the schedule was changed concurrently; retry")
 
 
+class NoOfferError(BookingError):
+    """A waitlist entry that holds no live offer was asked to accept or decline one (API.md: 409 no_offer)."""
+
+    code = "no_offer"
+
+    def __init__(self, entry_id: str, status: str) -> None:
+        super().__init__(f"waitlist entry {entry_id!r} holds no offer ({status})")
+        self.entry_id = entry_id
+        self.status = status
+
+
+class OfferExpiredError(BookingError):
+    """The entry's last offer lapsed (API.md: 410 offer_expired)."""
+
+    code = "offer_expired"
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"the offer of waitlist entry {entry_id!r} lapsed; the entry waits for the next one")
+        self.entry_id = entry_id
+
+
+class OfferKitError(BookingError):
+    """Entries wait and a freeing call carried no waitlist kit, or one without every visit type of the practice:
+    nothing changed; the engine reads the visit types again and retries (docs/waitlist.md)."""
+
+    code = "schedule_changed"
+
+    def __init__(self) -> None:
+        super().__init__("the practice's visit types changed concurrently; retry")
+
+
 class LimitExceededError(BookingError):
     """A public client went over an abuse limit (API.md: 429 with Retry-After)."""
 

@@ -12,14 +12,18 @@ from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Ctx, Hold
+from engine.offers import Offers
+from engine.scripts.waitlist import OfferKit
 
 FURTHEST_HOLD_S = 800 * 86400  # beyond any horizon (730 days)
+EXPIRE_CHUNK = 25  # holds per expire call while entries wait (each with its OFFER_IDS fresh hold ids)
 
 
 class Holds:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
+        self.offers = Offers(rt, catalog)
 
     async def place_hold(
         self,
@@ -100,19 +104,41 @@ class Holds:
         pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
-        call = scripts.release_call(
-            now_ms=self.rt.now_ms(), practice_id=pid, practitioner_id=prac, hold_id=hold_id, ctx=ctx
-        )
-        return await scripts.release(self.rt.lua, call)
+
+        async def step(kit: OfferKit) -> str:
+            call = scripts.release_call(
+                now_ms=self.rt.now_ms(), practice_id=pid, practitioner_id=prac, hold_id=hold_id, ctx=ctx, kit=kit
+            )
+            return await scripts.release(self.rt.lua, call)
+
+        return await self.offers.run(pid, prac, step)
 
     async def expire_due_holds(self, limit: int = 200) -> int:
-        """Tidy: mark holds past their expiry as expired and audit it. Correctness never depends on it."""
+        """Tidy: mark holds past their expiry as expired and audit it. Correctness never depends on it. While
+        entries wait, each practitioner's holds go in calls of their own, with a kit: their intervals are offered
+        to the waitlist first (until then, hold.lua and search.lua count them as taken)."""
         total = 0
         now = self.rt.now_ms()
         for raw_pid in await self.rt.redis.smembers(keys.PRACTICES):
             pid = text(raw_pid)
-            due = await self.rt.redis.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
-            if due:
-                holds = [(text(h), ids.practitioner_of_hold(text(h)) or "") for h in due]
+            async with self.rt.redis.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
+                pipe.zcard(keys.waitlist_queue(pid))
+                due, waiting = await pipe.execute()
+            if not due:
+                continue
+            holds = [(text(h), ids.practitioner_of_hold(text(h)) or "") for h in due]
+            if not waiting:  # a waitlist that starts waiting meanwhile: its script tidies nothing, the next sweep does
                 total += await scripts.expire(self.rt.lua, now_ms=now, practice_id=pid, holds=holds, actor="sweeper")
+                continue
+            by_pr: dict[str, list[tuple[str, str]]] = {}
+            for h in holds:
+                by_pr.setdefault(h[1], []).append(h)
+            for pr, mine in by_pr.items():
+                for i in range(0, len(mine), EXPIRE_CHUNK):
+                    chunk = mine[i : i + EXPIRE_CHUNK]
+                    kit = await self.offers.kit(pid, pr, len(chunk), fresh=True)
+                    total += await scripts.expire(
+                        self.rt.lua, now_ms=now, practice_id=pid, holds=chunk, actor="sweeper", kit=kit
+                    )
         return total

@@ -160,6 +160,20 @@ class WaitlistOffer(msgspec.Struct):
     expires_ms: int
 
 
+class WaitlistRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A patient's request to join a practice's waitlist (API.md, Waitlist): local dates (inclusive), optionally
+    weekdays and local times (absent: any time of the day)."""
+
+    visit_type_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    from_date: dt.date
+    to_date: dt.date
+    patient: Patient
+    practitioner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    weekdays: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)] | None = None
+    from_time: HHMM | None = None
+    to_time: HHMM | None = None
+
+
 class WaitlistRecord(msgspec.Struct, kw_only=True):
     """A waitlist entry as Redis (``T:wl:entries``) and every waitlist event's ``data`` hold it. ``spans`` are
     the entry's window in UTC epoch seconds, expanded once at join; ``had`` the intervals
@@ -185,4 +199,5 @@ class WaitlistRecord(msgspec.Struct, kw_only=True):
     had: list[str] = msgspec.field(default_factory=list)
     appointment_id: str | None = None
     manage_hash: str = ""
+    lapsed_ms: int | None = None  # when its last offer lapsed (cleared by the next offer): accept answers 410
     patient: Patient

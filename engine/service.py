@@ -8,6 +8,7 @@
 | holds | ``engine.holds`` |
 | appointments | ``engine.appointments`` |
 | staff keys, abuse limits | ``engine.access`` |
+| the waitlist | ``engine.waitlist`` (offers: ``engine.offers``, the kits of the freeing scripts) |
 
 Each concern calls Redis's scripts only through ``engine.scripts``.
 """
@@ -26,6 +27,7 @@ from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
 from engine.search import Answer, Search, SearchResult
 from engine.settings import Settings
+from engine.waitlist import Waitlist
 
 __all__ = ["SYSTEM", "Answer", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
 
@@ -59,11 +61,24 @@ class BookingEngine:
         self.place_hold = holds.place_hold
         self.get_hold = holds.get_hold
         self.release_hold = holds.release_hold
-        self.expire_due_holds = holds.expire_due_holds
+        self.waitlist = waitlist = Waitlist(rt, catalog, appointments)
+        self.join_waitlist = waitlist.join
+        self.get_waitlist_entry = waitlist.get
+        self.list_waitlist = waitlist.list
+        self.accept_offer = waitlist.accept
+        self.decline_offer = waitlist.decline
+        self.leave_waitlist = waitlist.leave
         self.book = appointments.book
         self.get_appointment = appointments.get_appointment
         self.cancel = appointments.cancel
         self.reschedule = appointments.reschedule
+
+    async def expire_due_holds(self, limit: int = 200) -> int:
+        """The sweeper's tidying: holds past their expiry (their intervals offered to the waitlist first), and
+        now and then entries whose window passed dropped from the queues."""
+        expired = await self.holds.expire_due_holds(limit)
+        await self.waitlist.drop_ended()
+        return expired
 
     @property
     def clock(self) -> Callable[[], float]:

@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True):
     database_url: str | None = None
     admin_token: str | None = None
     hold_ttl_seconds: int = 300
+    waitlist_offer_seconds: int = 900  # how long a waitlist offer is held for its entry
     reminder_offsets: tuple[int, ...] = (86400, 7200)
     smtp_url: str | None = None
     audit_searches: bool = True
@@ -95,6 +96,9 @@ class Settings(msgspec.Struct, frozen=True):
         ttl = int(env.get("HOLD_TTL_SECONDS", "300"))
         if ttl < 1:
             raise ValueError("HOLD_TTL_SECONDS must be at least 1")
+        offer_s = int(env.get("WAITLIST_OFFER_SECONDS", "900"))
+        if offer_s < 1:
+            raise ValueError("WAITLIST_OFFER_SECONDS must be at least 1")
         pool_size = int(env.get("REDIS_POOL_SIZE", "128"))
         pool_timeout = float(env.get("REDIS_POOL_TIMEOUT_SECONDS", "2"))
         if pool_size < 1 or not pool_timeout > 0:
@@ -114,6 +118,7 @@ class Settings(msgspec.Struct, frozen=True):
             database_url=env.get("DATABASE_URL") or None,
             admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
             hold_ttl_seconds=ttl,
+            waitlist_offer_seconds=offer_s,
             reminder_offsets=parse_offsets(env.get("REMINDER_OFFSETS", "24h,2h")),
             smtp_url=env.get("SMTP_URL") or None,
             audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",

@@ -24,12 +24,13 @@ local function emit(stream, audit, now_ms, typ, actor, practice, practitioner, h
   return seq
 end
 
--- Live claims overlapping [start, finish), skipping `ignore` (a member string) and expired holds.
-local function live_overlaps(claims_key, start, finish, now_ms, ignore)
+-- Live claims overlapping [start, finish), skipping `ignore` (a member string) and expired holds; with `strict`
+-- (a waitlist waits: docs/waitlist.md) an expired hold still in the zset counts too, until expire.lua tidies it.
+local function live_overlaps(claims_key, start, finish, now_ms, ignore, strict)
   local found = {}
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', claims_key, start - MAX_DURATION_S, '(' .. int(finish))) do
     local kind, _, cend, exp = string.match(m, '^(%a)|([^|]+)|(%d+)|(%d+)$')
-    local live = kind == 'b' or tonumber(exp) > now_ms
+    local live = kind == 'b' or strict or tonumber(exp) > now_ms
     if m ~= ignore and live and tonumber(cend) > start then found[#found + 1] = m end
   end
   return found
@@ -65,4 +66,171 @@ end
 
 local function idem_store(key, fp, response)
   if fp ~= '' then redis.call('SET', key, fp .. '\n' .. response, 'PX', 86400000) end
+end
+
+-- ---------------------------------------------------------------- the waitlist (docs/waitlist.md)
+local function absent(v) return v == nil or v == cjson.null end
+
+-- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
+-- KEYS: queue, entries, stats, visit types hash, events, audit, and with a practitioner: its schedule, claims,
+--       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id
+-- ARGV: practice_id, practitioner_id ('' = none), offer_ms, retention_ms, n visit types, (id, duration_s) each,
+--       n hold ids, the ids
+-- kit.on: entries wait (the only command run when none do); kit.ok: it can make offers (false: a kit that names
+-- no practitioner, or not every visit type of the practice: the script answers 'KIT' before changing anything)
+local function wl_kit(ki, ai)
+  local kit = {queue = KEYS[ki], entries = KEYS[ki + 1], stats = KEYS[ki + 2], vtypes = KEYS[ki + 3],
+    events = KEYS[ki + 4], audit = KEYS[ki + 5], practice = ARGV[ai], pr = ARGV[ai + 1], ids = {}, keys = {},
+    used = 0}
+  kit.on = redis.call('ZCARD', kit.queue) > 0
+  if not kit.on then return kit end
+  if kit.pr == '' then kit.ok = false; return kit end
+  kit.schedule, kit.claims, kit.versions, kit.holdexp = KEYS[ki + 6], KEYS[ki + 7], KEYS[ki + 8], KEYS[ki + 9]
+  kit.offer_ms, kit.retention_ms = tonumber(ARGV[ai + 2]), tonumber(ARGV[ai + 3])
+  local nvt = tonumber(ARGV[ai + 4])
+  kit.base, kit.dur = {}, {}
+  for i = 1, nvt do
+    local vt = ARGV[ai + 3 + 2 * i]
+    kit.base[vt], kit.dur[vt] = KEYS[ki + 9 + i], tonumber(ARGV[ai + 4 + 2 * i])
+  end
+  for i = 1, tonumber(ARGV[ai + 5 + 2 * nvt]) do
+    kit.ids[i], kit.keys[i] = ARGV[ai + 5 + 2 * nvt + i], KEYS[ki + 9 + nvt + i]
+  end
+  kit.ok = redis.call('HLEN', kit.vtypes) == nvt
+  local notice, horizon = unpack(redis.call('HMGET', kit.schedule, 'min_notice_s', 'horizon_s'))
+  kit.notice_ms, kit.horizon_ms = tonumber(notice or 0) * 1000, horizon and tonumber(horizon) * 1000
+  return kit
+end
+
+-- An entry's JSON is the engine's encoding with "patient" last: the patient's JSON is kept as the engine wrote it
+-- (never decoded here), the rest decoded into a table and encoded again by wl_put.
+local function wl_split(raw)
+  local at = string.find(raw, ',"patient":', 1, true)
+  return cjson.decode(string.sub(raw, 1, at - 1) .. '}'), string.sub(raw, at + 11, -2)
+end
+
+local function wl_get(entries, id)
+  local raw = redis.call('HGET', entries, id)
+  if not raw then return nil end
+  return wl_split(raw)
+end
+
+local function wl_put(entries, e, patient)
+  local json = string.gsub(cjson.encode(e), '"had":{}', '"had":[]')  -- an empty list, whatever cjson makes of it
+  json = string.sub(json, 1, -2) .. ',"patient":' .. patient .. '}'
+  redis.call('HSET', entries, e.id, json)
+  return json
+end
+
+-- One change of an entry: version + 1, stored, its event appended (audited) with the entry as its data.
+local function wl_change(k, e, patient, now, typ, actor, request_id, pr, hold, appt, detail)
+  e.version, e.updated_ms = e.version + 1, now
+  local json = wl_put(k.entries, e, patient)
+  detail.entry_id, detail.visit_type_id = e.id, e.visit_type_id
+  emit(k.events, k.audit, int(now), typ, actor, e.practice_id, pr, hold, appt, request_id, detail, json)
+end
+
+-- The entry of an offer hold that was booked (book.lua, reschedule.lua): booked, off the queue, 'waitlist_accept'.
+local function wl_accept(k, entry_id, hold_id, appt_id, now, actor, request_id)
+  local e, patient = wl_get(k.entries, entry_id)
+  if not e or e.status ~= 'offered' or absent(e.offer) or e.offer.hold_id ~= hold_id then return end
+  local o = e.offer
+  e.status, e.offer, e.appointment_id = 'booked', cjson.null, appt_id
+  redis.call('ZREM', k.queue, entry_id)
+  redis.call('HINCRBY', k.stats, 'accepted', 1)
+  wl_change(k, e, patient, now, 'waitlist_accept', actor, request_id, o.practitioner_id, hold_id, appt_id,
+    {start = o.start, ['end'] = o['end'], appointment_id = appt_id})
+end
+
+-- An entry's live offer given up (decline, lapse, leave, its hold released): the entry's offer is cleared and
+-- its hold, if still held, released. Returns the offered interval.
+local function wl_drop_offer(k, e, hold_key, state)
+  local o = e.offer
+  e.offer = cjson.null
+  if redis.call('HGET', hold_key, 'state') == 'held' then
+    redis.call('HSET', hold_key, 'state', state)
+    redis.call('ZREM', k.claims, 'h|' .. o.hold_id .. '|' .. int(o['end']) .. '|' .. int(o.expires_ms))
+    redis.call('ZREM', k.holdexp, o.hold_id)
+    bump(k.versions, o.start, o['end'])
+  end
+  return o.start, o['end']
+end
+
+local function wl_fits(e, t, d)
+  for _, sp in ipairs(e.spans) do
+    if sp[1] <= t and t + d <= sp[2] then return true end
+  end
+  return false
+end
+
+local function wl_had(e, interval)
+  for _, h in ipairs(e.had) do
+    if h == interval then return true end
+  end
+  return false
+end
+
+local function wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
+  kit.used = kit.used + 1
+  local id, key, finish, expires = kit.ids[kit.used], kit.keys[kit.used], t + d, now + kit.offer_ms
+  redis.call('HSET', key, 'state', 'held', 'practice_id', kit.practice, 'practitioner_id', kit.pr,
+    'visit_type_id', e.visit_type_id, 'start', int(t), 'end', int(finish), 'expires_ms', int(expires),
+    'entry_id', e.id)
+  redis.call('PEXPIRE', key, kit.offer_ms + kit.retention_ms)
+  redis.call('ZADD', kit.claims, t, 'h|' .. id .. '|' .. int(finish) .. '|' .. int(expires))
+  redis.call('ZADD', kit.holdexp, expires, id)
+  bump(kit.versions, t, finish)
+  e.status, e.lapsed_ms = 'offered', cjson.null
+  e.offer = {hold_id = id, practitioner_id = kit.pr, start = t, ['end'] = finish, expires_ms = expires}
+  e.had[#e.had + 1] = kit.pr .. '|' .. int(t) .. '|' .. int(finish)
+  redis.call('HINCRBY', kit.stats, 'offers', 1)
+  wl_change(kit, e, patient, now, 'waitlist_offer', actor, request_id, kit.pr, id, nil,
+    {start = t, ['end'] = finish, expires_ms = expires, cause = cause})
+end
+
+-- Offer what a change made available to the waiting entries, oldest first (invariant 11). candidates(vt, d):
+-- the slot starts of that visit type the change made available, sorted. Each waiting entry that may take this
+-- practitioner takes the earliest start that fits one of its spans, was never offered to it, is offered by
+-- notice and horizon, and overlaps no claim (expired holds included, the offers just made included); at most
+-- one offer per entry and as many offers as the kit has hold ids. `exclude`: an entry left out (the one that
+-- just gave the interval up). Entries whose window passed are dropped from the queue (no event: they read
+-- 'ended'). Returns the number of offers made.
+local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
+  if not kit.on or not kit.ok then return 0 end
+  local made = 0
+  local want_pr = '"practitioner_id":"' .. kit.pr .. '"'
+  for _, id in ipairs(redis.call('ZRANGE', kit.queue, 0, -1)) do
+    if kit.used >= #kit.ids then break end
+    local raw = redis.call('HGET', kit.entries, id)
+    if not raw then
+      redis.call('ZREM', kit.queue, id)
+    elseif id ~= exclude and string.find(raw, '"status":"waiting"', 1, true)
+        and (string.find(raw, '"practitioner_id":null', 1, true) or string.find(raw, want_pr, 1, true)) then
+      local e, patient = wl_split(raw)
+      local d = kit.dur[e.visit_type_id]
+      if e.spans[#e.spans][2] * 1000 <= now then
+        redis.call('ZREM', kit.queue, id)
+      elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
+        for _, s in ipairs(candidates(e.visit_type_id, d)) do
+          local t = tonumber(s)
+          if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
+              and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
+              and #live_overlaps(kit.claims, t, t + d, now, nil, true) == 0 then
+            wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
+            made = made + 1
+            break
+          end
+        end
+      end
+    end
+  end
+  return made
+end
+
+-- candidates for a freed interval [fs, fe): the starts whose slot lies inside it, in time order (time next to it
+-- was free before and is no part of what this change frees: docs/waitlist.md)
+local function freed(kit, fs, fe)
+  return function(vt, d)
+    return redis.call('ZRANGEBYSCORE', kit.base[vt], int(fs), int(fe - d))
+  end
 end

@@ -1,19 +1,37 @@
 -- expire: tidy holds whose time ran out (correctness never waits for this: every reader compares
--- expires_ms with now). Marks them expired, drops their claims and appends one 'expire' event each.
--- KEYS: 1 hold expiry zset  2 events  3 audit, then per hold: hold hash, claims zset of its practitioner
--- ARGV: 1 now_ms  2 actor, then the hold ids in the same order
+-- expires_ms with now). Marks them expired, drops their claims and appends one 'expire' event each; while
+-- entries wait, offers each interval to the waitlist first (a lapsed offer's entry 'waiting' again,
+-- 'waitlist_lapse') and tidies only holds of the kit's practitioner (others wait for their own call).
+-- KEYS: 1 hold expiry zset  2 events  3 audit, then per hold: hold hash, claims zset of its practitioner,
+--       then the waitlist kit (wl_kit)
+-- ARGV: 1 now_ms  2 actor  3 n holds, then the n hold ids in the same order, then the kit
 -- Returns the number of holds expired.
 local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[3])
+local kit = wl_kit(4 + 2 * n, 4 + n)
 local expired = 0
-for i = 3, #ARGV do
-  local hold_key, claims_key, id = KEYS[2 + (i - 2) * 2], KEYS[3 + (i - 2) * 2], ARGV[i]
-  local h = redis.call('HMGET', hold_key, 'state', 'end', 'expires_ms', 'practice_id', 'practitioner_id')
-  if h[1] == 'held' and tonumber(h[3]) <= now then
+for i = 1, n do
+  local hold_key, claims_key, id = KEYS[2 + i * 2], KEYS[3 + i * 2], ARGV[3 + i]
+  local h = redis.call('HMGET', hold_key, 'state', 'end', 'expires_ms', 'practice_id', 'practitioner_id', 'start',
+    'entry_id')
+  local mine = not kit.on or (kit.ok and h[5] == kit.pr)
+  if h[1] == 'held' and tonumber(h[3]) <= now and mine then
     redis.call('HSET', hold_key, 'state', 'expired')
     redis.call('ZREM', claims_key, 'h|' .. id .. '|' .. h[2] .. '|' .. h[3])
     redis.call('ZREM', KEYS[1], id)
     emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     expired = expired + 1
+    local fs, fe, exclude, cause = tonumber(h[6]), tonumber(h[2]), nil, 'expire'
+    if kit.on and h[7] then
+      local e, patient = wl_get(kit.entries, h[7])
+      if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == id then
+        e.status, e.offer, e.lapsed_ms, exclude, cause = 'waiting', cjson.null, now, e.id, 'waitlist_lapse'
+        redis.call('HINCRBY', kit.stats, 'lapsed', 1)
+        wl_change(kit, e, patient, now, 'waitlist_lapse', ARGV[2], '', h[5], id, nil, {start = fs, ['end'] = fe})
+      end
+    end
+    if kit.on then bump(kit.versions, fs, fe) end
+    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, fs, fe), exclude)
   elseif h[1] ~= 'held' then
     redis.call('ZREM', KEYS[1], id)
   end

@@ -1,7 +1,8 @@
 -- hold: hold [start, end) of one practitioner for one visit type, if it is offered right now.
 -- KEYS: 1 base zset (practitioner, visit type)  2 claims zset (practitioner)  3 schedule hash (practitioner)
 --       4 hold hash  5 hold expiry zset (practice)  6 events stream  7 audit hash  8 idempotency key
---       9 availability versions (practitioner)
+--       9 availability versions (practitioner)  10 waitlist queue (while entries wait, expired holds the sweeper
+--       has not tidied count as taken: their interval goes to the waitlist first, docs/waitlist.md)
 -- ARGV: 1 now_ms  2 start_s  3 end_s  4 hold_id  5 ttl_ms  6 retention_ms  7 practice_id
 --       8 practitioner_id  9 visit_type_id  10 actor  11 request_id  12 idempotency fingerprint or ''
 --       13 response json (stored for idempotent replays)
@@ -17,7 +18,8 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {'UNAVAILABLE', 'not_a
 local notice, horizon = unpack(redis.call('HMGET', KEYS[3], 'min_notice_s', 'horizon_s'))
 if start * 1000 < now + tonumber(notice or 0) * 1000 then return {'UNAVAILABLE', 'too_soon'} end
 if horizon and start * 1000 > now + tonumber(horizon) * 1000 then return {'UNAVAILABLE', 'beyond_horizon'} end
-if #live_overlaps(KEYS[2], start, finish, now, nil) > 0 then return {'UNAVAILABLE', 'taken'} end
+local strict = redis.call('ZCARD', KEYS[10]) > 0
+if #live_overlaps(KEYS[2], start, finish, now, nil, strict) > 0 then return {'UNAVAILABLE', 'taken'} end
 local expires = int(now + tonumber(ARGV[5]))
 redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[7], 'practitioner_id', ARGV[8],
   'visit_type_id', ARGV[9], 'start', ARGV[2], 'end', ARGV[3], 'expires_ms', expires)

@@ -1,12 +1,14 @@
 -- reschedule: move a booked appointment onto a live hold of the same practice (any practitioner), in one step:
--- the new interval claimed, the old one given back, version + 1. On any failure nothing changes.
+-- the new interval claimed, the old one given back (to the waitlist first), version + 1. On any failure nothing
+-- changes. A waitlist offer's hold as the target accepts that offer ('waitlist_accept' after 'reschedule').
 -- KEYS: 1 appointment hash  2 claims zset of its current practitioner  3 hold hash  4 claims zset of the hold's
---       practitioner  5 hold expiry zset  6 events  7 audit  8 availability versions of its current practitioner
+--       practitioner  5 hold expiry zset  6 events  7 audit  8 availability versions of its current practitioner,
+--       then the waitlist kit of its current practitioner (wl_kit)
 -- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
---       7 move id (new for each reschedule request; stored on the appointment as 'move_id')
+--       7 move id (new for each reschedule request; stored on the appointment as 'move_id'), then the kit
 -- A retry of the same call (same move id) answers {'OK', version} again and changes nothing.
 -- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
---       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken'}
+--       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken'} | {'KIT'} (entries wait and the kit cannot offer)
 local now = tonumber(ARGV[1])
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
   'visit_type_id', 'patient', 'manage_hash', 'move_id')
@@ -16,10 +18,12 @@ if ARGV[7] ~= '' and a[10] == ARGV[7] then return {'OK', a[5]} end
 if a[2] ~= ARGV[4] then return {'RETRY'} end
 if a[1] == 'cancelled' then return {'CANCELLED'} end
 local h = redis.call('HMGET', KEYS[3], 'state', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
-  'appointment_id')
+  'appointment_id', 'entry_id')
 if not h[1] then return {'HOLD_NOT_FOUND'} end
 if h[1] == 'booked' then return {'USED', h[7]} end
 if h[1] ~= 'held' or tonumber(h[6]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
+local kit = wl_kit(9, 8)
+if kit.on and not kit.ok then return {'KIT'} end
 local old_member = 'b|' .. ARGV[2] .. '|' .. a[4] .. '|0'
 local hold_member = 'h|' .. ARGV[3] .. '|' .. h[5] .. '|' .. h[6]
 local start, finish = tonumber(h[4]), tonumber(h[5])
@@ -41,4 +45,6 @@ local appt = {id = ARGV[2], status = 'booked', version = tonumber(version), prac
 emit(KEYS[6], KEYS[7], ARGV[1], 'reschedule', ARGV[5], a[6], h[2], ARGV[3], ARGV[2], ARGV[6],
   {version = tonumber(version), from_practitioner_id = a[2], from_start = tonumber(a[3]), from_end = tonumber(a[4]),
    start = start, ['end'] = finish, visit_type_id = h[3]}, with_patient(appt, a[8]))
+if h[8] then wl_accept(kit, h[8], ARGV[3], ARGV[2], now, ARGV[5], ARGV[6]) end
+offer_freed(kit, now, ARGV[5], ARGV[6], 'reschedule', freed(kit, tonumber(a[3]), tonumber(a[4])))
 return {'OK', version}

@@ -1,18 +1,21 @@
 -- search: free slot starts of one visit type for several practitioners in [from, to), and one 'search'
 -- audit event with the count. Read-only apart from the audit append.
 -- KEYS: per practitioner i = 1..n: base zset, claims zset, schedule hash, availability versions (4n keys);
---       then events, audit
+--       then events, audit, waitlist queue (while entries wait, expired holds the sweeper has not tidied count as
+--       taken: their interval goes to the waitlist first, docs/waitlist.md)
 -- ARGV: 1 now_ms  2 from_s  3 to_s (exclusive)  4 duration_s  5 n  6 actor  7 request_id  8 practice_id
 --       9 detail json (what was asked; with 'count' when n = 0: the audit of an answer from the cache)
 --       10 '1' to audit  11 first and 12 last version bucket to report
 -- Returns 2n arrays: the slot starts (integers, epoch seconds) of each practitioner, in KEYS order, then per
 -- practitioner {valid_until_ms, version 'all', versions of buckets 11..12}: the answer stays right while no
 -- version moves and now_ms < valid_until_ms (a live hold expiring, a start falling inside the minimum notice, a
--- start entering the horizon), whichever comes first (0: no such instant).
+-- start entering the horizon), whichever comes first (0: no such instant). An untidied expired hold in the range
+-- makes the answer right for this instant only (whether it counts depends on the waitlist, which may change).
 local now, from, to, dur, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
   tonumber(ARGV[5])
 local first_b, last_b = tonumber(ARGV[11]), tonumber(ARGV[12])
 local out, total = {}, 0
+local strict = redis.call('ZCARD', KEYS[4 * n + 3]) > 0
 local function earliest(a, b)
   if a == 0 or (b ~= 0 and b < a) then return b end
   return a
@@ -30,16 +33,23 @@ for i = 1, n do
     if #starts > 0 then
       -- the first offered start leaves the answer when it falls inside the minimum notice
       valid = earliest(valid, tonumber(starts[1]) * 1000 - notice_ms + 1)
-      -- live claims near the range, sorted by start; they never overlap, so their ends are sorted too
+      -- claims near the range, sorted by start, overlapping ones merged (an untidied expired hold may overlap a
+      -- live claim), so the ends are sorted too
       local cs, ce = {}, {}
       local first, last = tonumber(starts[1]), tonumber(starts[#starts])
       local near = redis.call('ZRANGEBYSCORE', claims, first - MAX_DURATION_S, '(' .. int(last + dur), 'WITHSCORES')
       for k = 1, #near, 2 do
         local kind, _, cend, exp = string.match(near[k], '^(%a)|([^|]+)|(%d+)|(%d+)$')
-        if kind == 'b' or tonumber(exp) > now then
-          cs[#cs + 1] = tonumber(near[k + 1])
-          ce[#ce + 1] = tonumber(cend)
-          if kind == 'h' then valid = earliest(valid, tonumber(exp)) end  -- the hold's expiry frees it
+        local live = kind == 'b' or tonumber(exp) > now
+        if not live then valid = earliest(valid, now + 1) end
+        if live or strict then
+          local cstart, cfin = tonumber(near[k + 1]), tonumber(cend)
+          if #ce > 0 and cstart < ce[#ce] then
+            ce[#ce] = math.max(ce[#ce], cfin)
+          else
+            cs[#cs + 1], ce[#ce + 1] = cstart, cfin
+          end
+          if kind == 'h' and live then valid = earliest(valid, tonumber(exp)) end  -- the hold's expiry frees it
         end
       end
       local j = 1

@@ -26,6 +26,9 @@ REPLIES: dict[str, Any] = {
     "schedule": 1,
     "expire": 0,
     "restore_seq": -1,
+    "waitlist_join": ["OK", 1],
+    "waitlist_decline": ["OK", 2],
+    "waitlist_leave": ["OK", 3],
     "restore_waitlist": ["OK", "queued"],
 }
 
@@ -116,14 +119,34 @@ async def every_script(lua: Recorder, n: int) -> None:
         )  # fmt: skip
         await scripts.restore(lua, now_ms=1, appointment=appt, manage_hash="h", updated_ms=1, redis_practitioner=pr2)
         await scripts.restore_seq(lua, practice_id=pid, last_seq=0)
-        entry = WaitlistRecord(
+        # the waitlist: its own scripts, and every freeing script with the kit it carries while entries wait
+        kit = scripts.OfferKit(pr, ((vt, 1800), (vt2, 900)), (ids.new_hold_id(pr), ids.new_hold_id(pr)), 1, 1)
+        entry = ids.new_waitlist_entry_id(pid)
+        await scripts.waitlist_join(lua, now_ms=1, practice_id=pid, entry_id=entry, record=b"{}", ctx=SYSTEM)
+        for change in (scripts.waitlist_decline, scripts.waitlist_leave):
+            await change(lua, now_ms=1, practice_id=pid, entry_id=entry, hold_id=hid, kit=kit, ctx=SYSTEM)
+            await change(lua, now_ms=1, practice_id=pid, entry_id=entry, hold_id="", kit=None, ctx=SYSTEM)
+        await scripts.cancel(
+            lua, scripts.cancel_call(**common, appointment_id=aid, practitioner_id=pr, reason="", kit=kit)
+        )
+        await scripts.release(lua, scripts.release_call(**common, practitioner_id=pr, hold_id=hid, kit=kit))
+        await scripts.reschedule(
+            lua, **common, appointment_id=aid, practitioner_id=pr, hold_id=hid2, hold_practitioner_id=pr2, move_id="m",
+            kit=kit,
+        )  # fmt: skip
+        await scripts.expire(lua, now_ms=1, practice_id=pid, holds=[(hid, pr)], actor="sweeper", kit=kit)
+        await scripts.apply_day(
+            lua, practice_id=pid, practitioner_id=pr, visit_type_ids=[vt, vt2], gen="1",
+            days=[scripts.DayPlan(0, 1, [[0], []])], kits=[kit],
+        )  # fmt: skip
+        record = WaitlistRecord(
             id=ids.new_waitlist_entry_id(pid), practice_id=pid, visit_type_id=vt, from_date="2027-01-04",
             to_date="2027-01-29", spans=[[0, 1]], order=1, status="offered", version=2, joined_ms=1, updated_ms=1,
             offer=WaitlistOffer(hold_id=hid2, practitioner_id=pr2, start=0, end=1, expires_ms=1),
             patient=Patient(name="A", email="a@b.c"),
         )  # fmt: skip
         for live in (True, False):
-            await scripts.restore_waitlist(lua, now_ms=1, record=entry, live=live, retention_ms=1)
+            await scripts.restore_waitlist(lua, now_ms=1, record=record, live=live, retention_ms=1)
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -19,20 +20,13 @@ from engine.access import ApiKey, create_key, lookup_key, restore_key, revoke_ke
 from engine.model import SYSTEM, Appointment, Patient, Practice, Practitioner, Schedule, VisitType, WeeklyWindow
 from engine.service import BookingEngine
 from engine.settings import Settings
+from tests.support.clock import Clock
 from tests.support.config import REDIS_URL
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/5"
 NOW = 1_900_000_000.0  # a fixed instant (2030-03-17), moved by the tests through the engine's clock
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:
@@ -455,5 +449,128 @@ def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
         assert await _events(w, b"reschedule") == 1
         with pytest.raises(errors.HoldUsedError):  # a new request onto the same hold is refused as before
             await scripts.reschedule(w.lua, **{**args, "practitioner_id": w.prs[1].id, "move_id": "m-2"})
+
+    run(body)
+
+
+# ----------------------------------------------------------------- the waitlist's scripts (docs/waitlist.md)
+async def _entry(w: World, **kw: Any) -> str:
+    from engine.model import WaitlistRequest
+
+    day = dt.datetime.fromtimestamp(w.clock.now, dt.UTC).date() + dt.timedelta(days=1)
+    req = WaitlistRequest(visit_type_id=w.vt.id, from_date=day, to_date=day + dt.timedelta(days=2), patient=PATIENT,
+                          **kw)  # fmt: skip
+    return (await w.eng.join_waitlist(w.pid, req)).record.id
+
+
+async def _kit(w: World, practitioner: int = 0) -> scripts.OfferKit:
+    return await w.eng.appointments.offers.kit(w.pid, w.prs[practitioner].id)
+
+
+async def _offered(w: World) -> tuple[str, str, str]:
+    """An entry holding an offer (a cancellation freed its slot): (entry id, offer hold id, the booking's start)."""
+    start = await w.slot()
+    appt = await w.booked(start)
+    entry = await _entry(w)
+    await w.eng.cancel(appt)
+    got, _ = await w.eng.get_waitlist_entry(entry)
+    assert got.offer is not None and got.offer.start == start
+    return entry, got.offer.hold_id, str(start)
+
+
+def test_waitlist_join_ok_and_a_retry_changes_nothing() -> None:
+    async def body(w: World) -> None:
+        from engine.waitlist import decode
+
+        first = await _entry(w)
+        raw = await w.eng.redis.hget(keys.waitlist_entries(w.pid), first)
+        rec = decode(raw)
+        assert (rec.order, rec.status, rec.version) == (1, "waiting", 1)
+        again = await scripts.waitlist_join(w.lua, now_ms=1, practice_id=w.pid, entry_id=first, record=raw, ctx=SYSTEM)
+        assert again == 1 and await _events(w, b"waitlist_join") == 1
+        assert await w.eng.redis.hget(keys.waitlist_stats(w.pid), "joined") == b"1"
+
+    run(body)
+
+
+def test_waitlist_decline_statuses() -> None:
+    async def body(w: World) -> None:
+        now = int(w.clock.now * 1000)
+        entry, hold_id, _ = await _offered(w)
+
+        async def decline(h: str, kit: scripts.OfferKit | None, e: str = entry, at: int = now) -> Any:
+            return await scripts.waitlist_decline(w.lua, now_ms=at, practice_id=w.pid, entry_id=e, hold_id=h,
+                                                  kit=kit, ctx=SYSTEM)  # fmt: skip
+
+        assert await decline(ids.new_hold_id(w.prs[0].id), await _kit(w)) is None  # RETRY: another offer
+        assert await decline(hold_id, await _kit(w, 1)) is None  # RETRY: another practitioner
+        with pytest.raises(errors.OfferKitError):  # a kit without every visit type of the practice
+            await decline(hold_id, msgspec.structs.replace(await _kit(w), visit_types=()))
+        assert await decline(hold_id, await _kit(w)) == scripts.Left(2 + 1)
+        with pytest.raises(errors.NoOfferError) as exc:
+            await decline(hold_id, await _kit(w))
+        assert exc.value.status == "waiting"
+        with pytest.raises(errors.NotFoundError):
+            await decline("", None, e=f"{w.pid}.w" + "x" * 16)
+        # an offer that lapsed and was tidied: 410
+        other, _, start = await _offered(w)
+        w.clock.now += 901
+        await w.eng.expire_due_holds()
+        with pytest.raises(errors.OfferExpiredError):
+            await decline("", None, e=other, at=int(w.clock.now * 1000))
+
+    run(body)
+
+
+def test_waitlist_leave_statuses() -> None:
+    async def body(w: World) -> None:
+        now = int(w.clock.now * 1000)
+        entry, hold_id, _ = await _offered(w)
+
+        async def leave(h: str, kit: scripts.OfferKit | None, e: str = entry) -> Any:
+            return await scripts.waitlist_leave(w.lua, now_ms=now, practice_id=w.pid, entry_id=e, hold_id=h, kit=kit,
+                                                ctx=SYSTEM)  # fmt: skip
+
+        assert await leave("", None) is None  # RETRY: it holds an offer the caller did not read
+        with pytest.raises(errors.OfferKitError):
+            await leave(hold_id, msgspec.structs.replace(await _kit(w), visit_types=()))
+        assert await leave(hold_id, await _kit(w)) == scripts.Left(3)
+        assert await leave(hold_id, await _kit(w)) == scripts.Left(0, already=True, status="left")
+        waiting = await _entry(w)
+        assert await leave(hold_id, None, e=waiting) is None  # RETRY: the caller read an offer it does not hold
+        assert await leave("", None, e=waiting) == scripts.Left(2)
+        with pytest.raises(errors.NotFoundError):
+            await leave("", None, e=f"{w.pid}.w" + "y" * 16)
+
+    run(body)
+
+
+def test_freeing_scripts_refuse_to_free_without_a_kit_while_entries_wait() -> None:
+    """While entries wait, a call without a kit (or with one missing a visit type) changes nothing: 'KIT'."""
+
+    async def body(w: World) -> None:
+        appt = await w.booked(await w.slot(0))
+        held = await w.hold(await w.slot(2))
+        target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
+        await _entry(w)
+        with pytest.raises(errors.OfferKitError):
+            await scripts.cancel(w.lua, w.cancel_call(appt))
+        with pytest.raises(errors.OfferKitError):
+            await scripts.release(w.lua, scripts.release_call(now_ms=int(w.clock.now * 1000), practice_id=w.pid,
+                                  practitioner_id=w.prs[0].id, hold_id=held, ctx=SYSTEM))  # fmt: skip
+        with pytest.raises(errors.OfferKitError):
+            await w.reschedule(appt, target)
+        state = await w.eng.availability.schedule_state(w.pid, w.prs[0].id)
+        assert state is not None
+        day = scripts.DayPlan(state.until - 86400, state.until, [[]])
+        with pytest.raises(errors.OfferKitError):
+            await scripts.apply_day(w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id, visit_type_ids=[w.vt.id],
+                                     gen=state.gen, days=[day])  # fmt: skip
+        holds = [(held, w.prs[0].id)]
+        at = int((w.clock.now + 301) * 1000)
+        assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper") == 0
+        kit = await _kit(w)
+        assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper", kit=kit) == 1
+        assert (await w.eng.get_appointment(appt))[0].status == "booked"  # nothing was changed by the refusals
 
     run(body)

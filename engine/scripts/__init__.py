@@ -7,6 +7,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
 | restore, restore_seq, restore_waitlist (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+| waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
 """
 
 from engine.scripts.bookings import (
@@ -39,17 +40,29 @@ from engine.scripts.repair import (
     trim_past,
 )
 from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
+from engine.scripts.waitlist import (
+    OFFER_IDS,
+    Left,
+    OfferKit,
+    drop_from_queue,
+    waitlist_decline,
+    waitlist_join,
+    waitlist_leave,
+)
 
 __all__ = [
     "NAMES",
+    "OFFER_IDS",
     "RETRY",
     "STATUS_ERRORS",
     "Booked",
     "Call",
     "DayPlan",
     "Found",
+    "Left",
     "Lua",
     "Moved",
+    "OfferKit",
     "Replay",
     "Restored",
     "Retry",
@@ -60,6 +73,7 @@ __all__ = [
     "book_call",
     "cancel",
     "cancel_call",
+    "drop_from_queue",
     "expire",
     "forget_client_hold",
     "hold",
@@ -79,4 +93,7 @@ __all__ = [
     "search_call",
     "source",
     "trim_past",
+    "waitlist_decline",
+    "waitlist_join",
+    "waitlist_leave",
 ]

@@ -14,6 +14,7 @@ from engine import keys
 from engine.codec import text
 from engine.model import Ctx
 from engine.scripts.registry import Call, Lua, Ref, fail, reply
+from engine.scripts.waitlist import OfferKit, kit_args, kit_keys
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -76,6 +77,7 @@ def hold_call(
             keys.audit(pid),
             keys.idempotency(pid, "hold", idem_ref),
             keys.versions(pid, practitioner_id),
+            keys.waitlist_queue(pid),
         ],
         [now_ms, start, end, hold_id, ttl_ms, retention_ms, pid, practitioner_id, visit_type_id, ctx.actor,
          ctx.request_id, fingerprint if idem_ref else "", record],
@@ -94,13 +96,17 @@ async def hold(lua: Lua, call: Call) -> Replay | None:
     fail(res, call.ref)
 
 
-def release_call(*, now_ms: int, practice_id: str, practitioner_id: str, hold_id: str, ctx: Ctx) -> Call:
+def release_call(
+    *, now_ms: int, practice_id: str, practitioner_id: str, hold_id: str, ctx: Ctx, kit: OfferKit | None = None
+) -> Call:
+    """``kit``: the waitlist kit of the hold's practitioner (without one, a practice whose entries wait answers
+    OfferKitError and nothing changes)."""
     pid = practice_id
     return Call(
         "release",
         [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id), keys.hold_expiries(pid), keys.events(pid),
-         keys.audit(pid), keys.versions(pid, practitioner_id)],
-        [now_ms, hold_id, ctx.actor, ctx.request_id],
+         keys.audit(pid), keys.versions(pid, practitioner_id), *kit_keys(pid, kit)],
+        [now_ms, hold_id, ctx.actor, ctx.request_id, *kit_args(pid, kit)],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -115,13 +121,23 @@ async def release(lua: Lua, call: Call) -> str:
     fail(res, call.ref)
 
 
-async def expire(lua: Lua, *, now_ms: int, practice_id: str, holds: Sequence[tuple[str, str]], actor: str) -> int:
-    """Mark the given (hold id, practitioner id) holds expired if their time ran out; returns how many were."""
+async def expire(
+    lua: Lua,
+    *,
+    now_ms: int,
+    practice_id: str,
+    holds: Sequence[tuple[str, str]],
+    actor: str,
+    kit: OfferKit | None = None,
+) -> int:
+    """Mark the given (hold id, practitioner id) holds expired if their time ran out; returns how many were.
+    While entries wait, only holds of the ``kit``'s practitioner are tidied (their intervals offered first)."""
     pid = practice_id
     script_keys = [keys.hold_expiries(pid), keys.events(pid), keys.audit(pid)]
     for hold_id, practitioner_id in holds:
         script_keys += [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id)]
-    return int(await lua.run("expire", script_keys, [now_ms, actor, *(h for h, _ in holds)]))
+    args = [now_ms, actor, len(holds), *(h for h, _ in holds), *kit_args(pid, kit)]
+    return int(await lua.run("expire", [*script_keys, *kit_keys(pid, kit)], args))
 
 
 def book_call(
@@ -150,6 +166,9 @@ def book_call(
             keys.events(pid),
             keys.audit(pid),
             keys.idempotency(pid, "book", idem_ref),
+            keys.waitlist_queue(pid),
+            keys.waitlist_entries(pid),
+            keys.waitlist_stats(pid),
         ],
         [now_ms, hold_id, appointment_id, patient_json, manage_hash, ctx.actor, ctx.request_id,
          fingerprint if idem_ref else "", record, patient_ref],
@@ -168,14 +187,22 @@ async def book(lua: Lua, call: Call) -> Booked | Replay:
 
 
 def cancel_call(
-    *, now_ms: int, practice_id: str, appointment_id: str, practitioner_id: str, reason: str, ctx: Ctx
+    *,
+    now_ms: int,
+    practice_id: str,
+    appointment_id: str,
+    practitioner_id: str,
+    reason: str,
+    ctx: Ctx,
+    kit: OfferKit | None = None,
 ) -> Call:
+    """``kit``: the waitlist kit of ``practitioner_id`` (as for ``release_call``)."""
     pid = practice_id
     return Call(
         "cancel",
         [keys.appointment(pid, appointment_id), keys.claims(pid, practitioner_id), keys.events(pid), keys.audit(pid),
-         keys.versions(pid, practitioner_id)],
-        [now_ms, appointment_id, practitioner_id, ctx.actor, ctx.request_id, reason],
+         keys.versions(pid, practitioner_id), *kit_keys(pid, kit)],
+        [now_ms, appointment_id, practitioner_id, ctx.actor, ctx.request_id, reason, *kit_args(pid, kit)],
         Ref("appointment", appointment_id),
     )
 
@@ -201,9 +228,11 @@ async def reschedule(
     hold_practitioner_id: str,
     move_id: str,
     ctx: Ctx,
+    kit: OfferKit | None = None,
 ) -> Moved | Retry:
     """Move a booked appointment onto a live hold of the same practice; ``move_id`` (new for each request)
-    lets a retry of the same call be answered as the first one was."""
+    lets a retry of the same call be answered as the first one was. ``kit``: the waitlist kit of its current
+    practitioner (the old interval is offered first)."""
     pid = practice_id
     res = reply(
         await lua.run(
@@ -217,8 +246,10 @@ async def reschedule(
                 keys.events(pid),
                 keys.audit(pid),
                 keys.versions(pid, practitioner_id),
+                *kit_keys(pid, kit),
             ],
-            [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id],
+            [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id,
+             *kit_args(pid, kit)],
         )
     )
     if res[0] == "OK":

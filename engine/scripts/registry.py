@@ -34,6 +34,9 @@ NAMES = (
     "limit",
     "restore",
     "restore_seq",
+    "waitlist_join",
+    "waitlist_decline",
+    "waitlist_leave",
     "restore_waitlist",
 )
 
@@ -145,6 +148,9 @@ STATUS_ERRORS: dict[str, Callable[[Ref, Reply], errors.BookingError]] = {
     "OVERLAP": lambda ref, rest: errors.OverlapDetectedError("a booked appointment already overlaps this hold"),
     "CANCELLED": lambda ref, rest: errors.AppointmentCancelledError(ref.ident),
     "STALE": lambda ref, rest: errors.StaleScheduleError(),
+    "KIT": lambda ref, rest: errors.OfferKitError(),
+    "NO_OFFER": lambda ref, rest: errors.NoOfferError(ref.ident, _arg(rest)),
+    "OFFER_EXPIRED": lambda ref, rest: errors.OfferExpiredError(ref.ident),
 }
 
 

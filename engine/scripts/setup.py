@@ -10,8 +10,9 @@ import msgspec
 
 from engine import errors, keys
 from engine.codec import encoder
-from engine.model import Ctx
+from engine.model import SYSTEM, Ctx
 from engine.scripts.registry import Call, Lua, Ref, fail, reply
+from engine.scripts.waitlist import OfferKit, kit_args, kit_keys
 
 
 async def put_entity(
@@ -62,39 +63,51 @@ APPLY_DAY_CONCURRENCY = 16  # calls in flight at once on a Redis Cluster
 
 
 async def apply_day(
-    lua: Lua, *, practice_id: str, practitioner_id: str, visit_type_ids: Sequence[str], gen: str, days: list[DayPlan]
+    lua: Lua,
+    *,
+    practice_id: str,
+    practitioner_id: str,
+    visit_type_ids: Sequence[str],
+    gen: str,
+    days: list[DayPlan],
+    kits: Sequence[OfferKit] | None = None,
+    now_ms: int = 0,
+    ctx: Ctx = SYSTEM,
 ) -> None:
     """Replace each day's slot starts (one atomic script per day); raises StaleScheduleError when a newer
-    schedule generation exists. One pipeline on a single Redis; a cluster pipeline refuses EVALSHA, so on a
-    Redis Cluster the calls run concurrently, at most ``APPLY_DAY_CONCURRENCY`` at once."""
+    schedule generation exists. ``kits``: one waitlist kit per day (the starts a day adds are offered to waiting
+    entries first; without kits, a practice whose entries wait answers OfferKitError: every day may be sent again,
+    a day applied twice changes nothing). One pipeline on a single Redis; a cluster pipeline refuses EVALSHA, so
+    on a Redis Cluster the calls run concurrently, at most ``APPLY_DAY_CONCURRENCY`` at once."""
     pid = practice_id
-    script_keys = [
+    base_keys = [
         keys.schedule(pid, practitioner_id),
         keys.versions(pid, practitioner_id),
         *(keys.base(pid, practitioner_id, v) for v in visit_type_ids),
     ]
-    calls: list[list[Any]] = []
-    for day in days:
-        args: list[Any] = [gen, day.start, day.end]
+    calls: list[tuple[list[str], list[Any]]] = []
+    for i, day in enumerate(days):
+        kit = kits[i] if kits is not None else None
+        args: list[Any] = [gen, day.start, day.end, len(visit_type_ids), now_ms, ctx.actor, ctx.request_id]
         for starts in day.starts:
             args.append(len(starts))
             args.extend(starts)
-        calls.append(args)
+        calls.append(([*base_keys, *kit_keys(pid, kit)], [*args, *kit_args(pid, kit)]))
     if lua.cluster:
         limit = asyncio.Semaphore(APPLY_DAY_CONCURRENCY)
 
-        async def one(args: list[Any]) -> Any:
+        async def one(call: tuple[list[str], list[Any]]) -> Any:
             async with limit:
-                return await lua.run("apply_day", script_keys, args)
+                return await lua.run("apply_day", *call)
 
-        results = await asyncio.gather(*(one(args) for args in calls))
+        results = await asyncio.gather(*(one(call) for call in calls))
     else:
         async with lua.redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                await lua.run("apply_day", script_keys, args, client=pipe)
+            for call_keys, args in calls:
+                await lua.run("apply_day", call_keys, args, client=pipe)
             results = await pipe.execute()
-    for res in results:
-        r = reply(res)
+    replies = [reply(res) for res in results]
+    for r in sorted(replies, key=lambda r: r[0] != "STALE"):  # a newer generation wins over a kit to send again
         if r[0] != "OK":
             fail(r, Ref("schedule of practitioner", practitioner_id))
 
@@ -178,7 +191,7 @@ def search_call(
             keys.schedule(pid, pr),
             keys.versions(pid, pr),
         ]
-    script_keys += [keys.events(pid), keys.audit(pid)]
+    script_keys += [keys.events(pid), keys.audit(pid), keys.waitlist_queue(pid)]
     return Call(
         "search",
         script_keys,

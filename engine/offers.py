@@ -1,0 +1,45 @@
+"""Waitlist kits: what every change that frees an interval sends along so that its script offers the interval to
+the waitlist first, in the same atomic step (docs/waitlist.md, "Where offers are made")."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from engine import errors, ids
+from engine.catalog import Catalog
+from engine.context import Runtime
+from engine.scripts.waitlist import OFFER_IDS, OfferKit
+
+T = TypeVar("T")
+KIT_ATTEMPTS = 3
+
+
+class Offers:
+    def __init__(self, rt: Runtime, catalog: Catalog) -> None:
+        self.rt = rt
+        self.catalog = catalog
+
+    async def kit(self, practice_id: str, practitioner_id: str, intervals: int = 1, fresh: bool = False) -> OfferKit:
+        """A kit for ``intervals`` freed intervals of one practitioner (``OFFER_IDS`` fresh hold ids each)."""
+        s = self.rt.settings
+        return OfferKit(
+            practitioner_id=practitioner_id,
+            visit_types=await self.catalog.visit_type_lengths(practice_id, fresh),
+            hold_ids=tuple(ids.new_hold_id(practitioner_id) for _ in range(OFFER_IDS * intervals)),
+            offer_ms=s.waitlist_offer_seconds * 1000,
+            retention_ms=s.hold_retention_seconds * 1000,
+        )
+
+    async def run(
+        self, practice_id: str, practitioner_id: str, step: Callable[[OfferKit], Awaitable[T]], intervals: int = 1
+    ) -> T:
+        """Run a freeing call with a kit; when its script refused the kit (a visit type added meanwhile), again
+        with the visit types read afresh."""
+        for attempt in range(KIT_ATTEMPTS):
+            try:
+                return await step(await self.kit(practice_id, practitioner_id, intervals, fresh=attempt > 0))
+            except errors.OfferKitError:
+                if attempt == KIT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
