@@ -123,6 +123,7 @@ waitlist_entries = Table(
     Column("had", Text, nullable=False),  # JSON list of '<practitioner>|<start>|<end>' already offered
     Column("appointment_id", String(64)),
     Column("manage_hash", String(64), nullable=False),
+    Column("lapsed_ms", BigInteger),  # when its last offer lapsed (cleared by the next offer)
     Column("patient", Text, nullable=False),  # the Patient as JSON
     Column("joined_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),

@@ -46,6 +46,7 @@ def row(r: WaitlistRecord) -> dict[str, Any]:
         "had": _enc.encode(r.had).decode(),
         "appointment_id": r.appointment_id,
         "manage_hash": r.manage_hash,
+        "lapsed_ms": r.lapsed_ms,
         "patient": _enc.encode(r.patient).decode(),
         "joined_at_ms": r.joined_ms,
         "updated_at_ms": r.updated_ms,
@@ -83,5 +84,6 @@ def record(m: Any) -> WaitlistRecord:
         had=msgspec.json.decode(m["had"], type=list[str]),
         appointment_id=m["appointment_id"],
         manage_hash=m["manage_hash"],
+        lapsed_ms=None if m["lapsed_ms"] is None else int(m["lapsed_ms"]),
         patient=msgspec.json.decode(m["patient"], type=Patient),
     )

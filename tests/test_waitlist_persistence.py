@@ -79,7 +79,7 @@ def life(ctx: dict[str, Any]) -> list[Any]:
     a3 = wl.offered(a2, h2, pr, SPANS[1][0], SPANS[1][0] + 1800, now + 900_030, now + 30)
     a4 = wl.changed(a3, now + 40, status="booked", offer=None, appointment_id=f"{pid}.a{'y' * 16}")
     b1 = wl.offered(b, h3, pr, SPANS[0][0], SPANS[0][0] + 1800, now + 900_020, now + 21)
-    b2 = wl.changed(b1, now + 50, status="waiting", offer=None)
+    b2 = wl.changed(b1, now + 50, status="waiting", offer=None, lapsed_ms=now + 50)
     b3 = wl.changed(b2, now + 60, status="left")
     return [
         wl.event("waitlist_join", a, now),

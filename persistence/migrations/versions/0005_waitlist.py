@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("had", sa.Text, nullable=False),
         sa.Column("appointment_id", sa.String(64)),
         sa.Column("manage_hash", sa.String(64), nullable=False),
+        sa.Column("lapsed_ms", sa.BigInteger),
         sa.Column("patient", sa.Text, nullable=False),
         sa.Column("joined_at_ms", sa.BigInteger, nullable=False),
         sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
