@@ -17,7 +17,7 @@ from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import audit, booking, ops, setup
+from api.routes import audit, booking, ops, setup, waitlist
 from engine import clients
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -128,7 +128,7 @@ def create_app(
                 state.redis_sync.close()
             state.db.dispose()
 
-    handlers = [*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

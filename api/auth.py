@@ -111,15 +111,20 @@ def require_setup(p: Principal, practice_id: str | None = None) -> None:
         require_staff(p, practice_id)
 
 
-def require_appointment(p: Principal, practice_id: str, manage_hash: str) -> None:
-    """An appointment: the admin, staff of its practice, or the patient holding its manage token. In every
-    mode: the embedded default's open caller is no credential here."""
+def require_patient_record(p: Principal, practice_id: str, manage_hash: str, kind: str) -> None:
+    """A patient's record (an appointment, a waitlist entry): the admin, staff of its practice, or the patient
+    holding its manage token. In every mode: the embedded default's open caller is no credential here."""
     if p.is_admin or (p.kind == "staff" and p.practice_id == practice_id):
         return
     if p.manage_token and manage_hash and hmac.compare_digest(ids.token_hash(p.manage_token), manage_hash):
         return
     if p.kind == "staff":
-        raise errors.NotFoundError("appointment", "")
+        raise errors.NotFoundError(kind, "")
     if p.manage_token:
-        raise AuthError(403, "forbidden", "this manage token belongs to another appointment")
+        raise AuthError(403, "forbidden", f"this manage token belongs to another {kind}")
     raise AuthError(401, "unauthorized", "send X-Manage-Token (the patient) or a bearer token (staff)")
+
+
+def require_appointment(p: Principal, practice_id: str, manage_hash: str) -> None:
+    """An appointment: the admin, staff of its practice, or the patient holding its manage token."""
+    require_patient_record(p, practice_id, manage_hash, "appointment")

@@ -62,6 +62,7 @@ PRACTICE = "/v1/practices/{practice_id}"
 PRACTITIONER = "/v1/practitioners/{practitioner_id}"
 HOLD = "/v1/holds/{hold_id}"
 APPOINTMENT = "/v1/appointments/{appointment_id}"
+ENTRY = "/v1/waitlist/{entry_id}"
 ID = "$response.body#/id"
 
 _APPOINTMENT_LINKS = {
@@ -182,6 +183,27 @@ DOCS: dict[str, Doc] = {
     "cancel": Doc((*V1, *BODY, 403, 404, 409), {200: {"read": _APPOINTMENT_LINKS["read"]}}, optional_body=True),
     "reschedule": Doc((*V1, *BODY, 403, 404, 409, 410), {200: {"read": _APPOINTMENT_LINKS["read"]}}),
     "list_notifications": Doc((*V1, 403, 404)),
+    "join_waitlist": Doc(
+        (*V1, *BODY, 404, 429),
+        {
+            201: {
+                "read": link("GET", ENTRY, "Read the entry", path_entry_id=ID),
+                "decline": link("POST", ENTRY + "/decline", "Give its offer up", path_entry_id=ID),
+            }
+        },
+    ),
+    "list_waitlist": Doc((*V1, 404)),
+    "get_waitlist_entry": Doc((*V1, 403, 404)),
+    "accept_offer": Doc(
+        (*V1, *BODY, 403, 404, 409, 410, 429),
+        {201: {**_APPOINTMENT_LINKS, "audit": link("GET", "/v1/audit", "Its audit trail", query_appointment_id=ID)}},
+        optional_body=True,
+    ),
+    "decline_offer": Doc(
+        (*V1, *BODY, 403, 404, 409, 410), {200: {"read": link("GET", ENTRY, "Read it", path_entry_id=ID)}},
+        optional_body=True,
+    ),
+    "leave_waitlist": Doc((*V1, 403, 404, 409)),
     "list_audit": Doc(
         (*V1, *QUERY, 404),
         {

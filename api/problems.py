@@ -41,6 +41,9 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
     errors.StaleScheduleError: (409, "Schedule changed concurrently"),
     errors.OverlapDetectedError: (409, "Overlap detected"),
     errors.ReplicaUnconfirmedError: (503, "Service unavailable"),
+    errors.NoOfferError: (409, "No offer"),
+    errors.OfferExpiredError: (410, "Offer expired"),
+    errors.OfferKitError: (409, "Changed concurrently"),
 }
 
 
@@ -182,8 +185,8 @@ PROBLEM_STATUS_TEXT = {
     401: "No, unknown or revoked credentials (unauthorized)",
     403: "Known credentials that may not do this (forbidden)",
     404: "Not found, or another practice's resource (not_found)",
-    409: "Conflict: slot_unavailable, hold_used, appointment_cancelled, a concurrent schedule change",
-    410: "The hold expired or was released (hold_expired)",
+    409: "Conflict: slot_unavailable, hold_used, appointment_cancelled, no_offer, a concurrent schedule change",
+    410: "The hold expired or was released (hold_expired); a waitlist offer lapsed (offer_expired)",
     413: "Request body too large (payload_too_large)",
     422: "Invalid request: validation_error, unknown_timezone, idempotency_key_reused",
     429: "Abuse limit reached; see Retry-After (rate_limited)",

@@ -6,10 +6,11 @@ import datetime as dt
 
 import msgspec
 
-from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, SlotOut
+from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, SlotOut, WaitlistEntryOut, WaitlistOfferOut
 from engine import timeutil
 from engine.model import Appointment, Hold, Practice
 from engine.service import SearchResult
+from engine.waitlist import Entry
 
 _enc = msgspec.json.Encoder()
 
@@ -44,6 +45,34 @@ def appointment_out(a: Appointment, tz: str) -> AppointmentOut:
         patient=a.patient,
         manage_token=a.manage_token,
         timezone=tz,
+    )
+
+
+def entry_out(e: Entry, tz: str) -> WaitlistEntryOut:
+    r, o = e.record, e.offer
+    offer = None
+    if o is not None:
+        offer = WaitlistOfferOut(
+            hold_id=o.hold_id,
+            practitioner_id=o.practitioner_id,
+            start=timeutil.format_instant(o.start, tz),
+            end=timeutil.format_instant(o.end, tz),
+            expires_at=instant_ms(o.expires_ms, tz),
+        )
+    return WaitlistEntryOut(
+        id=r.id,
+        practice_id=r.practice_id,
+        visit_type_id=r.visit_type_id,
+        practitioner_id=r.practitioner_id,
+        from_date=r.from_date,
+        to_date=r.to_date,
+        weekdays=r.weekdays,  # type: ignore[arg-type]
+        from_time=r.from_time,
+        to_time=r.to_time,
+        status=e.status,  # type: ignore[arg-type]
+        position=e.position,
+        offer=offer,
+        manage_token=e.manage_token,
     )
 
 

@@ -10,7 +10,7 @@ import msgspec
 from litestar.params import QueryParameter
 
 from engine import limits
-from engine.model import AwareDatetime, Name, Patient, Schedule
+from engine.model import AwareDatetime, Name, Patient, Schedule, WaitlistRequest, Weekday
 
 # The IANA names this server knows (engine/timeutil.zone accepts exactly these; any other is 422 unknown_timezone).
 # Litestar copies ``extra_json_schema["extra"]`` into the OpenAPI schema.
@@ -172,6 +172,43 @@ class NotificationOut(msgspec.Struct):
 
 class NotificationList(msgspec.Struct):
     items: list[NotificationOut]
+
+
+# ---------------------------------------------------------------- the waitlist (API.md, Waitlist)
+class WaitlistIn(WaitlistRequest, forbid_unknown_fields=True):
+    """Join a practice's waitlist: local dates (inclusive), optional weekdays and local HH:MM times."""
+
+
+class EmptyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``{}``: accept and decline take no fields."""
+
+
+class WaitlistOfferOut(msgspec.Struct):
+    hold_id: str
+    practitioner_id: str
+    start: str
+    end: str
+    expires_at: str
+
+
+class WaitlistEntryOut(msgspec.Struct):
+    id: str
+    practice_id: str
+    visit_type_id: str
+    practitioner_id: str | None
+    from_date: str
+    to_date: str
+    weekdays: list[Weekday] | None
+    from_time: str | None
+    to_time: str | None
+    status: Literal["waiting", "offered", "booked", "left", "ended"]
+    position: int
+    offer: WaitlistOfferOut | None
+    manage_token: str | None  # only in the join's answer
+
+
+class WaitlistList(msgspec.Struct):
+    items: list[WaitlistEntryOut]
 
 
 class Problem(msgspec.Struct, omit_defaults=True):

@@ -15,6 +15,9 @@ MAX_VISIT_MINUTES: Final = 480
 """The longest visit type: it bounds every overlap look-up of the Lua scripts (see docs/redis-model.md)."""
 MAX_VISIT_S: Final = MAX_VISIT_MINUTES * 60
 
+MAX_HORIZON_DAYS: Final = 730
+"""The longest horizon a schedule may have (``horizon_days``); a waitlist window reaches no further."""
+
 MIN_SEARCH_DAYS: Final = 1
 MAX_SEARCH_DAYS: Final = 31
 """How many local dates one availability search covers (``days``, default 1)."""

@@ -43,7 +43,7 @@ class Schedule(msgspec.Struct, forbid_unknown_fields=True):
     weekly: Annotated[list[WeeklyWindow], msgspec.Meta(max_length=500)]
     closures: Annotated[list[Closure], msgspec.Meta(max_length=1000)] = []
     slot_step_minutes: Annotated[int, msgspec.Meta(ge=1, le=240)] = 15
-    horizon_days: Annotated[int, msgspec.Meta(ge=1, le=730)] = 90
+    horizon_days: Annotated[int, msgspec.Meta(ge=1, le=730)] = 90  # engine.limits.MAX_HORIZON_DAYS
     min_notice_minutes: Annotated[int, msgspec.Meta(ge=0, le=525_600)] = 0
 
     def windows_for(self, weekday: int) -> list[tuple[int, int]]:

@@ -11,7 +11,7 @@ import time
 
 import msgspec
 
-from engine import errors, ids, keys, scripts, timeutil
+from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.appointments import MOVE_ATTEMPTS, Appointments
 from engine.catalog import Catalog
 from engine.codec import encoder, text
@@ -115,12 +115,11 @@ class Waitlist:
             for pr in prs or []:
                 pipe.hget(keys.schedule(practice_id, pr), "horizon_s")
             horizons = [int(h) // 86400 for h in await pipe.execute() if h is not None]
-        if not horizons:
-            raise errors.InvalidRequestError("no practitioner asked for has a schedule: nothing could be offered")
-        last = today + dt.timedelta(days=max(horizons))
+        horizon = max(horizons, default=limits.MAX_HORIZON_DAYS)  # no schedule yet: one may open time later
+        last = today + dt.timedelta(days=horizon)
         if req.to_date > last:
             raise errors.InvalidRequestError(
-                f"the window reaches past the horizon ({max(horizons)} days): to_date must be {last} or earlier"
+                f"the window reaches past the horizon ({horizon} days): to_date must be {last} or earlier"
             )
         return practice.timezone
 

@@ -1,7 +1,7 @@
 -- expire: tidy holds whose time ran out (correctness never waits for this: every reader compares
--- expires_ms with now). Marks them expired, drops their claims and appends one 'expire' event each; while
--- entries wait, offers each interval to the waitlist first (a lapsed offer's entry 'waiting' again,
--- 'waitlist_lapse') and tidies only holds of the kit's practitioner (others wait for their own call).
+-- expires_ms with now). Marks them expired, drops their claims and appends one 'expire' event each (a lapsed
+-- waitlist offer: 'waitlist_lapse' instead, its entry 'waiting' again); while entries wait, offers each interval
+-- to the waitlist first and tidies only holds of the kit's practitioner (others wait for their own call).
 -- KEYS: 1 hold expiry zset  2 events  3 audit, then per hold: hold hash, claims zset of its practitioner,
 --       then the waitlist kit (wl_kit)
 -- ARGV: 1 now_ms  2 actor  3 n holds, then the n hold ids in the same order, then the kit
@@ -19,16 +19,18 @@ for i = 1, n do
     redis.call('HSET', hold_key, 'state', 'expired')
     redis.call('ZREM', claims_key, 'h|' .. id .. '|' .. h[2] .. '|' .. h[3])
     redis.call('ZREM', KEYS[1], id)
-    emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     expired = expired + 1
     local fs, fe, exclude, cause = tonumber(h[6]), tonumber(h[2]), nil, 'expire'
-    if kit.on and h[7] then
-      local e, patient = wl_get(kit.entries, h[7])
-      if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == id then
-        e.status, e.offer, e.lapsed_ms, exclude, cause = 'waiting', cjson.null, now, e.id, 'waitlist_lapse'
-        redis.call('HINCRBY', kit.stats, 'lapsed', 1)
-        wl_change(kit, e, patient, now, 'waitlist_lapse', ARGV[2], '', h[5], id, nil, {start = fs, ['end'] = fe})
-      end
+    local e, patient = nil, nil
+    if kit.on and h[7] then e, patient = wl_get(kit.entries, h[7]) end
+    if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == id then
+      -- a lapsed offer: its entry waits again; the offer's whole life is told by waitlist events
+      e.status, e.offer, e.lapsed_ms, exclude, cause = 'waiting', cjson.null, now, e.id, 'waitlist_lapse'
+      redis.call('HINCRBY', kit.stats, 'lapsed', 1)
+      wl_change(kit, e, patient, now, 'waitlist_lapse', ARGV[2], '', h[5], id, nil,
+        {start = fs, ['end'] = fe, expires_ms = tonumber(h[3])})
+    else
+      emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     end
     if kit.on then bump(kit.versions, fs, fe) end
     offer_freed(kit, now, ARGV[2], '', cause, freed(kit, fs, fe), exclude)

@@ -46,6 +46,11 @@ def hold_and_book(c: Any, ctx: dict[str, Any], start: str, patient: dict[str, st
     return out
 
 
+def join_body(ctx: dict[str, Any], day: Any) -> dict[str, Any]:
+    return {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": {"name": "W", "email": "w@example.org"}}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def world() -> Any:
     r = redis_sync.Redis.from_url(RURL)
@@ -62,7 +67,9 @@ def world() -> Any:
             assert key.status_code == 201, key.text
             c.headers.pop("Authorization")
             appt = hold_and_book(c, ctx, slots[0]["start"], {"name": "P", "email": "p@example.org"})
-            w[name] = {**ctx, "day": day, "slots": slots, "key": key.json(), "appt": appt}
+            entry = c.post(f"/v1/practices/{ctx['practice_id']}/waitlist", json=join_body(ctx, day))
+            assert entry.status_code == 201, entry.text
+            w[name] = {**ctx, "day": day, "slots": slots, "key": key.json(), "appt": appt, "entry": entry.json()}
         revoked = c.post(f"/v1/practices/{w['A']['practice_id']}/api-keys", headers=ADMIN_H).json()
         assert (
             c.delete(f"/v1/practices/{w['A']['practice_id']}/api-keys/{revoked['id']}", headers=ADMIN_H).status_code
@@ -87,6 +94,8 @@ def creds(w: Any) -> dict[str, dict[str, str]]:
         "revoked": bearer(w["revoked"]),
         "patient_a": {"X-Manage-Token": a["appt"]["manage_token"]},
         "patient_b": {"X-Manage-Token": b["appt"]["manage_token"]},
+        "entrant_a": {"X-Manage-Token": a["entry"]["manage_token"]},
+        "entrant_b": {"X-Manage-Token": b["entry"]["manage_token"]},
         "admin": ADMIN_H,
     }
 
@@ -196,6 +205,53 @@ MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
         {"none": 401, "wrong": 401, "staff_a": 200, "staff_b": 404, "revoked": 401, "patient_a": 401, "admin": 200},
     ),
     ("GET", "/v1/audit?appointment_id={appt}", "", {"none": 401, "staff_a": 200, "staff_b": 404, "admin": 200}),
+    # the waitlist: the public joins (abuse limits apply), staff and admin list, the patient manages its entry
+    (
+        "POST",
+        "/v1/practices/{pid}/waitlist",
+        "join",
+        {"none": 201, "wrong": 401, "staff_a": 201, "staff_b": 404, "revoked": 401, "entrant_a": 201, "admin": 201},
+    ),
+    (
+        "GET",
+        "/v1/practices/{pid}/waitlist",
+        "",
+        {"none": 401, "wrong": 401, "staff_a": 200, "staff_b": 404, "revoked": 401, "entrant_a": 401, "admin": 200},
+    ),
+    (
+        "GET",
+        "/v1/waitlist/{entry}",
+        "",
+        {
+            "none": 401,
+            "wrong": 401,
+            "staff_a": 200,
+            "staff_b": 404,
+            "revoked": 401,
+            "patient_a": 403,
+            "entrant_a": 200,
+            "entrant_b": 403,
+            "admin": 200,
+        },
+    ),
+    (
+        "POST",
+        "/v1/waitlist/{entry}/accept",
+        "empty",
+        {"none": 401, "wrong": 401, "staff_b": 404, "revoked": 401, "patient_a": 403, "entrant_b": 403},
+    ),
+    (
+        "POST",
+        "/v1/waitlist/{entry}/decline",
+        "empty",
+        {"none": 401, "wrong": 401, "staff_b": 404, "revoked": 401, "patient_a": 403, "entrant_b": 403},
+    ),
+    (
+        "DELETE",
+        "/v1/waitlist/{entry}",
+        "",
+        {"none": 401, "wrong": 401, "staff_b": 404, "revoked": 401, "entrant_b": 403, "entrant_a": 204},
+    ),
     (
         "POST",
         "/v1/practices/{pid}/api-keys",
@@ -236,6 +292,10 @@ def body_for(kind: str, w: Any, slot_index: int) -> Any:
         }
     if kind == "reschedule":
         return {"hold_id": a["spare_hold"]}
+    if kind == "join":
+        return join_body(a, a["day"])
+    if kind == "empty":
+        return {}
     return None
 
 
@@ -270,6 +330,7 @@ def test_access_matrix(world: Any, method: str, path: str, body: str, who: str, 
         hold=a["hold"],
         appt=a["appt"]["id"],
         key_id=a["key"]["id"],
+        entry=a["entry"]["id"],
     )
     before = events(w)
     headers = {**creds(w)[who], "X-Client-Id": f"c{w['n']}"}

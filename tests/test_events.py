@@ -25,6 +25,14 @@ def _hold(c: Any, pr: str, vt: str, start: str) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
+def _join(c: Any, pid: str, vt: str, pr: str, day: Any) -> dict[str, Any]:
+    body = {"visit_type_id": vt, "practitioner_id": pr, "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": PATIENT}  # fmt: skip
+    r = c.post(f"/v1/practices/{pid}/waitlist", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
 def _stream(rsync: Any, pid: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
     return rsync.xrange(keys.events(pid))  # type: ignore[no-any-return]
 
@@ -38,20 +46,33 @@ def _one_of_each(make_client: Any, rsync: Any) -> tuple[dict[str, Any], dict[str
     assert c.delete(f"/v1/practices/{pid}/api-keys/{key['id']}").status_code == 204
     day = next_weekday(2)
     free_a = search(c, pid, vt, day, practitioner_id=dr_a)
+    # the waitlist: two entries join; the released hold is offered to the first, who declines it: the second has
+    # it and leaves; time the schedule opens is offered to the first, who accepts it: the one booking below
+    first, second = (_join(c, pid, vt, dr_a, day) for _ in range(2))
     released = _hold(c, dr_a, vt, free_a[0]["start"])
     assert c.delete(f"/v1/holds/{released['id']}").status_code == 204
-    booked_hold = _hold(c, dr_a, vt, free_a[1]["start"])
-    appt = c.post("/v1/appointments", json={"hold_id": booked_hold["id"], "patient": PATIENT}).json()
+    assert c.post(f"/v1/waitlist/{first['id']}/decline", json={}).status_code == 200
+    assert c.delete(f"/v1/waitlist/{second['id']}").status_code == 204
+    longer = [{"day": d, "start": "08:00", "end": "13:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+    assert c.put(f"/v1/practitioners/{dr_a}/schedule", json={"weekly": longer}).status_code == 200
+    offer = c.get(f"/v1/waitlist/{first['id']}").json()["offer"]
+    booked_hold = {"id": offer["hold_id"]}  # the offer is a hold; accepting it books it
+    r = c.post(f"/v1/waitlist/{first['id']}/accept", json={})
+    assert r.status_code == 201, r.text
+    appt = r.json()
     target = _hold(c, dr_b, vt, search(c, pid, vt, day, practitioner_id=dr_b)[3]["start"])
     r = c.post(f"/v1/appointments/{appt['id']}/reschedule", json={"hold_id": target["id"]})
     assert r.status_code == 200, r.text
     r = c.post(f"/v1/appointments/{appt['id']}/cancel", json={"reason": "moved away"})
     assert r.status_code == 200, r.text
-    # an expiry: a hold of 1 second, expired by the sweeper of an app that runs it
-    sweeping = make_client(hold_ttl_seconds=1, background=True)
+    # an expiry: a hold of 1 second, expired by the sweeper of an app that runs it, which offers its interval to
+    # the entry waiting now, an offer of 1 second that lapses
+    _join(c, pid, vt, dr_a, day)
+    sweeping = make_client(hold_ttl_seconds=1, waitlist_offer_seconds=1, background=True)
     expiring = _hold(sweeping, dr_a, vt, free_a[5]["start"])
     deadline = time.time() + 30
-    while time.time() < deadline and not any(f[b"type"] == b"expire" for _, f in _stream(rsync, pid)):
+    while time.time() < deadline and not {b"expire", b"waitlist_lapse"} <= {f[b"type"] for _, f in
+                                                                          _stream(rsync, pid)}:  # fmt: skip
         time.sleep(0.2)
     used = {
         "key": key,
@@ -132,6 +153,27 @@ def test_one_entry_of_every_event_type_decodes_into_its_typed_payload(make_clien
     (cancelled,) = by_type[ev.AppointmentCancelled]
     assert cancelled.data == ev.CancelRecord(id=appt_id, status="cancelled", version=3, cancel_reason="moved away")
     assert cancelled.detail == ev.CancelDetail(version=3, start=moved.data.start, end=moved.data.end, has_reason=True)
+
+    joined = by_type[ev.WaitlistJoined]
+    assert len(joined) == 3 and all(j.data.status == "waiting" and j.data.version == 1 for j in joined)
+    assert [j.data.order for j in joined] == [1, 2, 3] and joined[0].data.patient == Patient(**PATIENT)
+    offered = by_type[ev.WaitlistOffered]
+    assert [o.detail.cause for o in offered] == ["release", "waitlist_decline", "schedule", "expire"]
+    first_offer = offered[0]
+    assert first_offer.data.status == "offered" and first_offer.data.offer is not None
+    assert first_offer.hold_id == first_offer.data.offer.hold_id and first_offer.detail.expires_ms
+    (accepted,) = by_type[ev.WaitlistAccepted]
+    assert accepted.detail.appointment_id == appt_id == accepted.data.appointment_id and accepted.data.status == "booked"
+    assert accepted.hold_id == booked.hold_id and accepted.seq == booked.seq + 1  # right after the booking
+    (declined,) = by_type[ev.WaitlistDeclined]
+    assert declined.data.status == "waiting" and declined.data.had == [f"{dr_a}|{first_offer.detail.start}|"
+                                                                       f"{first_offer.detail.end}"]  # fmt: skip
+    (left,) = by_type[ev.WaitlistLeft]
+    assert left.data.status == "left" and left.detail.start == offered[1].detail.start
+    (lapsed,) = by_type[ev.WaitlistLapsed]
+    assert lapsed.actor == "sweeper" and lapsed.data.lapsed_ms and lapsed.hold_id == offered[3].hold_id
+    for w in (*joined, *offered, accepted, declined, left, lapsed):  # no patient data in the audit detail
+        assert "zo" not in w.detail_raw.lower() and w.detail.entry_id == w.data.id
 
     for e in decoded:  # the encoder writes what the scripts write: decoding it gives the event back
         fields = ev.to_stream(e)

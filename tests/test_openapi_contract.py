@@ -28,7 +28,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.openapi import DOCS
-from api.routes import audit, booking, ops, setup
+from api.routes import audit, booking, ops, setup, waitlist
 from api.schemas import SEARCH_DATE_PATTERN
 from engine import limits
 from tests.support import processes
@@ -47,7 +47,7 @@ MAX_EXAMPLES = 25  # per operation (examples and coverage phases)
 FUZZ_EXAMPLES = 15  # per operation (fuzzing phase)
 STATEFUL_EXAMPLES = 30  # scenarios of the stateful phase...
 STATEFUL_STEPS = 40  # ...of at most this many calls each
-HANDLERS = [*setup.ROUTES, *booking.ROUTES, *audit.ROUTES, *ops.ROUTES]
+HANDLERS = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
 
 
 # ----------------------------------------------------------------------------------- the document, piece by piece
@@ -282,6 +282,12 @@ parameters = {{ {search} }}
 [[operations]]
 include-name = "GET /v1/practices/{{practice_id}}/visit-types"
 parameters = {{ "path.practice_id" = {{ dictionary = "practice", probability = 0.7 }} }}
+
+# The stateful phase walks the booking funnel (its steps are few); the waitlist's operations run in the other
+# three phases, with every check.
+[[operations]]
+include-tag = "waitlist"
+phases.stateful.enabled = false
 """
     )
 

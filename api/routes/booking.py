@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from api import render
-from api.auth import Principal, client_id, require_appointment, require_same_practice
-from api.routes.common import caller, engine, raw_json, strict
+from api.auth import require_appointment, require_same_practice
+from api.routes.common import IdemKey, caller, engine, raw_json, strict
+from api.routes.common import forget as _forget
+from api.routes.common import limited as _limited
 from api.schemas import (
     AppointmentOut,
     AvailabilityOut,
@@ -28,12 +30,9 @@ from api.schemas import (
     SearchDate,
     SearchDays,
 )
-from engine import access, errors, ids
+from engine import errors, ids
 from engine.idempotency import derive
 from persistence.notify.queries import notification_rows
-
-LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
-IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
 @get(
@@ -66,27 +65,6 @@ def _practice_of_hold(hold_id: str) -> str:
     if pid is None:
         raise errors.NotFoundError("hold", hold_id)
     return pid
-
-
-def _limits(request: Request[Any, Any, Any]) -> access.Limits:
-    s = request.app.state.settings
-    return access.Limits(s.limit_live_holds, s.limit_holds_per_minute, s.limit_bookings_per_minute)
-
-
-async def _limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
-    if p.kind not in LIMITED:
-        return  # admin and staff callers are not limited
-    try:
-        await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
-    except errors.LimitExceededError:
-        request.app.state.metrics.domain.labels(f"limit_{action}", "refused").inc()
-        raise
-
-
-async def _forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
-    """A hold that was booked, released or refused no longer counts against its public client's cap."""
-    if p.kind in LIMITED:
-        await access.forget_hold(engine(request), client_id(request), hold_id)
 
 
 @post(

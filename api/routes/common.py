@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask
+from litestar.params import HeaderParameter
 
-from api.auth import Principal, principal
+from api.auth import Principal, client_id, principal
+from engine import access, errors
 from engine.service import BookingEngine, Ctx
 
 JSON = "application/json"
 T = TypeVar("T")
+LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
+IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
 def engine(request: Request[Any, Any, Any]) -> BookingEngine:
@@ -67,3 +71,25 @@ def raw_json(
 
 def encode(value: Any) -> bytes:
     return msgspec.json.encode(value)
+
+
+def _limits(request: Request[Any, Any, Any]) -> access.Limits:
+    s = request.app.state.settings
+    return access.Limits(s.limit_live_holds, s.limit_holds_per_minute, s.limit_bookings_per_minute)
+
+
+async def limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
+    """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited."""
+    if p.kind not in LIMITED:
+        return
+    try:
+        await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
+    except errors.LimitExceededError:
+        request.app.state.metrics.domain.labels(f"limit_{action}", "refused").inc()
+        raise
+
+
+async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
+    """A hold that was booked, released or refused no longer counts against its public client's cap."""
+    if p.kind in LIMITED:
+        await access.forget_hold(engine(request), client_id(request), hold_id)

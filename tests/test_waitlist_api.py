@@ -1,0 +1,183 @@
+"""The waitlist over HTTP (API.md, Waitlist) on the real Redis and PostgreSQL: join, the offer a cancellation
+makes, reading it as a hold, accept (201 Appointment with its own manage token, Idempotency-Key), decline, a lapse
+with a short WAITLIST_OFFER_SECONDS, leave; the Entry's exact fields; bad input refused with nothing stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import pytest
+
+from engine import keys
+from tests.support.http import next_weekday, search, setup_practice
+
+pytestmark = pytest.mark.integration
+PATIENT = {"name": "Wanda Waiting", "email": "wanda@example.org"}
+ENTRY_FIELDS = {"id", "practice_id", "visit_type_id", "practitioner_id", "from_date", "to_date", "weekdays",
+                "from_time", "to_time", "status", "position", "offer", "manage_token"}  # fmt: skip
+
+
+def _book(c: Any, ctx: dict[str, Any], start: str) -> dict[str, Any]:
+    h = c.post("/v1/holds", json={"practitioner_id": ctx["practitioners"][0], "visit_type_id": ctx["visit_types"][30],
+                                  "start": start})  # fmt: skip
+    assert h.status_code == 201, h.text
+    r = c.post("/v1/appointments", json={"hold_id": h.json()["id"], "patient": {"name": "B", "email": "b@example.org"}})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _join(c: Any, ctx: dict[str, Any], day: dt.date, **extra: Any) -> dict[str, Any]:
+    body = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": PATIENT, **extra}  # fmt: skip
+    r = c.post(f"/v1/practices/{ctx['practice_id']}/waitlist", json=body, headers={"Authorization": ""})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _as(token: str) -> dict[str, str]:
+    return {"X-Manage-Token": token, "Authorization": ""}
+
+
+def test_join_offer_read_accept(make_client: Any) -> None:
+    c = make_client()
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(2)
+    start = search(c, ctx["practice_id"], ctx["visit_types"][30], day)[4]["start"]
+    appt = _book(c, ctx, start)
+    first = _join(c, ctx, day, weekdays=[day.strftime("%a").lower()], from_time="08:00", to_time="12:00")
+    second = _join(c, ctx, day)
+    assert set(first) == ENTRY_FIELDS and first["manage_token"] and first["status"] == "waiting"
+    assert (first["position"], second["position"], first["offer"]) == (0, 1, None)
+    assert first["weekdays"] == [day.strftime("%a").lower()] and first["from_time"] == "08:00"
+    assert c.post(f"/v1/appointments/{appt['id']}/cancel", json={}).status_code == 200
+    got = c.get(f"/v1/waitlist/{first['id']}", headers=_as(first["manage_token"]))
+    assert got.status_code == 200, got.text
+    entry = got.json()
+    assert set(entry) == ENTRY_FIELDS and entry["manage_token"] is None and entry["status"] == "offered"
+    offer = entry["offer"]
+    assert set(offer) == {"hold_id", "practitioner_id", "start", "end", "expires_at"} and offer["start"] == start
+    assert start not in [s["start"] for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day)]
+    hold = c.get(f"/v1/holds/{offer['hold_id']}", headers={"Authorization": ""})  # the offer is a hold
+    assert hold.status_code == 200 and hold.json()["start"] == start, hold.text
+    other = c.get(f"/v1/waitlist/{second['id']}", headers=_as(second["manage_token"])).json()
+    assert other["status"] == "waiting" and other["position"] == 0  # the only one still waiting before it: none
+    accept = {**_as(first["manage_token"]), "Idempotency-Key": "accept-1"}
+    r = c.post(f"/v1/waitlist/{first['id']}/accept", json={}, headers=accept)
+    assert r.status_code == 201, r.text
+    booked = r.json()
+    assert booked["status"] == "booked" and booked["start"] == start and booked["manage_token"]
+    assert booked["manage_token"] != first["manage_token"] and booked["patient"]["email"] == PATIENT["email"]
+    again = c.post(f"/v1/waitlist/{first['id']}/accept", json={}, headers=accept)  # the same request, re-sent
+    assert again.status_code == 201 and again.json() == booked and again.headers["Idempotent-Replayed"] == "true"
+    r = c.post(f"/v1/waitlist/{first['id']}/accept", json={}, headers=_as(first["manage_token"]))
+    assert r.status_code == 409 and r.json()["code"] == "no_offer", r.text
+    mine = c.get(f"/v1/appointments/{booked['id']}", headers=_as(booked["manage_token"]))
+    assert mine.status_code == 200, mine.text
+    listed = c.get(f"/v1/practices/{ctx['practice_id']}/waitlist").json()["items"]
+    assert [e["id"] for e in listed] == [first["id"], second["id"]]
+    assert [e["status"] for e in listed] == ["booked", "waiting"] and all(e["manage_token"] is None for e in listed)
+
+
+def test_decline_then_leave_and_a_lapse_then_everyone(make_client: Any, rsync: Any) -> None:
+    c = make_client(waitlist_offer_seconds=1, background=True)  # the app's sweeper tidies lapsed offers
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(3)
+    start = search(c, ctx["practice_id"], ctx["visit_types"][30], day)[2]["start"]
+    appt = _book(c, ctx, start)
+    a, b = _join(c, ctx, day), _join(c, ctx, day)
+    assert c.post(f"/v1/appointments/{appt['id']}/cancel", json={}).status_code == 200
+
+    def read(e: dict[str, Any]) -> dict[str, Any]:
+        return c.get(f"/v1/waitlist/{e['id']}", headers=_as(e["manage_token"])).json()  # type: ignore[no-any-return]
+
+    deadline = time.time() + 20
+    while time.time() < deadline and read(b)["status"] != "offered":
+        time.sleep(0.2)
+    assert read(b)["status"] == "offered" and read(b)["offer"]["start"] == start  # a lapsed, b got it next
+    r = c.post(f"/v1/waitlist/{a['id']}/accept", json={}, headers=_as(a["manage_token"]))
+    assert r.status_code == 410 and r.json()["code"] == "offer_expired", r.text
+    while time.time() < deadline and start not in [s["start"] for s in search(c, ctx["practice_id"],
+                                                                                ctx["visit_types"][30], day)]:
+        time.sleep(0.2)  # fmt: skip
+    assert start in [s["start"] for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day)]  # everyone's
+    r = c.post(f"/v1/waitlist/{b['id']}/decline", json={}, headers=_as(b["manage_token"]))
+    assert r.status_code in (409, 410), r.text  # nothing to decline any more
+    assert c.delete(f"/v1/waitlist/{a['id']}", headers=_as(a["manage_token"])).status_code == 204
+    assert read(a)["status"] == "left" and rsync.zscore(keys.waitlist_queue(ctx["practice_id"]), a["id"]) is None
+    assert c.delete(f"/v1/waitlist/{a['id']}", headers=_as(a["manage_token"])).status_code == 204  # again: no change
+
+
+def test_decline_over_http_passes_the_offer_on(make_client: Any) -> None:
+    c = make_client()
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(4)
+    start = search(c, ctx["practice_id"], ctx["visit_types"][30], day)[1]["start"]
+    appt = _book(c, ctx, start)
+    a, b = _join(c, ctx, day), _join(c, ctx, day)
+    c.post(f"/v1/appointments/{appt['id']}/cancel", json={})
+    r = c.post(f"/v1/waitlist/{a['id']}/decline", json={}, headers=_as(a["manage_token"]))
+    assert r.status_code == 200 and r.json()["status"] == "waiting" and r.json()["offer"] is None, r.text
+    offered = c.get(f"/v1/waitlist/{b['id']}", headers=_as(b["manage_token"])).json()
+    assert offered["status"] == "offered" and offered["offer"]["start"] == start
+    assert c.delete(f"/v1/waitlist/{b['id']}", headers=_as(b["manage_token"])).status_code == 204
+    assert start in [s["start"] for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day)]
+
+
+def _bad(ctx: dict[str, Any], day: dt.date, case: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(),
+                            "to_date": day.isoformat(), "patient": PATIENT}  # fmt: skip
+    past, far = (dt.date.today() - dt.timedelta(days=3)).isoformat(), (day + dt.timedelta(days=400)).isoformat()
+    changes: dict[str, dict[str, Any]] = {
+        "window in the past": {"from_date": past, "to_date": past},
+        "starts in the past": {"from_date": past},
+        "to_date before from_date": {"to_date": (day - dt.timedelta(days=1)).isoformat()},
+        "longer than the horizon": {"to_date": far},
+        "unknown visit type": {"visit_type_id": ctx["practice_id"] + ".v" + "0" * 12},
+        "visit type of no practice": {"visit_type_id": "nope"},
+        "unknown practitioner": {"practitioner_id": ctx["practice_id"] + ".r" + "0" * 12},
+        "bad weekday": {"weekdays": ["monday"]},
+        "no weekdays": {"weekdays": []},
+        "time not HH:MM": {"from_time": "8:00"},
+        "time 25:00": {"to_time": "25:00"},
+        "from_time after to_time": {"from_time": "12:00", "to_time": "08:00"},
+        "from_time equal to_time": {"from_time": "09:00", "to_time": "09:00"},
+        "unknown field": {"colour": "blue"},
+        "naive date-time as date": {"from_date": f"{day.isoformat()}T09:00:00"},
+        "number as date": {"from_date": 20270104},
+        "no patient": {"patient": None},
+        "bad e-mail": {"patient": {"name": "X", "email": "nope"}},
+    }
+    return {**body, **changes[case]}
+
+
+BAD = ["window in the past", "starts in the past", "to_date before from_date", "longer than the horizon",
+       "unknown visit type", "visit type of no practice", "unknown practitioner", "bad weekday", "no weekdays",
+       "time not HH:MM", "time 25:00", "from_time after to_time", "from_time equal to_time", "unknown field",
+       "naive date-time as date", "number as date", "no patient", "bad e-mail"]  # fmt: skip
+
+
+def test_bad_joins_are_refused_and_store_nothing(make_client: Any, rsync: Any) -> None:
+    c = make_client()
+    ctx = setup_practice(c, practitioners=1, horizon_days=30)
+    day = next_weekday(2)
+    pid = ctx["practice_id"]
+    before = rsync.xlen(keys.events(pid))
+    for case in BAD:
+        r = c.post(f"/v1/practices/{pid}/waitlist", json=_bad(ctx, day, case))  # admin: no abuse limit
+        want = 404 if ("unknown" in case and case != "unknown field") or "no practice" in case else 422
+        assert r.status_code == want, (case, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json") and r.json()["detail"], case
+    assert rsync.hlen(keys.waitlist_entries(pid)) == 0 and rsync.zcard(keys.waitlist_queue(pid)) == 0
+    assert rsync.xlen(keys.events(pid)) == before  # nothing stored, nothing audited
+    good = {k: v for k, v in _bad(ctx, day, "unknown field").items() if k != "colour"}
+    assert c.post(f"/v1/practices/{'f' * 16}/waitlist", json=good).status_code == 404
+    for bad_id in ("nope", f"{pid}.w" + "x" * 16):
+        assert c.get(f"/v1/waitlist/{bad_id}").status_code == 404
+        assert c.post(f"/v1/waitlist/{bad_id}/accept", json={}).status_code == 404
+    entry = _join(c, ctx, day)
+    r = c.post(f"/v1/waitlist/{entry['id']}/decline", json={"extra": 1}, headers=_as(entry["manage_token"]))
+    assert r.status_code == 422, r.text
+    r = c.post(f"/v1/waitlist/{entry['id']}/accept", json={}, headers=_as(entry["manage_token"]))
+    assert r.status_code == 409 and r.json()["code"] == "no_offer"
