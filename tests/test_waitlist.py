@@ -353,3 +353,58 @@ def test_a_visit_type_added_meanwhile_makes_the_script_ask_for_a_new_kit() -> No
         assert len(offers_of(await w.events())) == 1
 
     run(body)
+
+
+def test_releasing_an_offer_hold_declines_it_and_rescheduling_onto_one_accepts_it() -> None:
+    async def body(w: World) -> None:
+        day = w.tomorrow
+        ten, two = w.at(day, "10:00"), w.at(day, "14:00")
+        appt, moving = await w.book(ten), await w.book(two)
+        a, b = await w.join(), await w.join()
+        await w.eng.cancel(appt)
+        offer = (await w.entry(a.record.id)).offer
+        assert offer is not None
+        assert await w.eng.release_hold(offer.hold_id) == "released"  # DELETE /v1/holds/{id} of the offer
+        assert (await w.entry(a.record.id)).status == "waiting"
+        got_b = (await w.entry(b.record.id)).offer
+        assert got_b is not None and got_b.start == ten  # passed on, as a decline
+        moved = await w.eng.reschedule(moving, got_b.hold_id)  # b's patient moves an appointment onto the offer
+        assert moved.start == ten
+        done = await w.entry(b.record.id)
+        assert (done.status, done.record.appointment_id) == ("booked", moving)
+        assert (await w.entry(a.record.id)).offer is not None  # and 14:00, given back, went to a
+        tags = [e.__struct_config__.tag for e in await w.events()]
+        assert "waitlist_decline" in tags and tags.count("waitlist_accept") == 1
+        check_offers(await w.events(), durations(w))
+
+    run(body)
+
+
+def test_windows_become_utc_spans_across_dst_changes() -> None:
+    from engine.model import Patient, WaitlistRequest
+    from engine.waitlist import spans
+
+    berlin = timeutil.zone("Europe/Berlin")
+
+    def req(first: dt.date, last: dt.date, **kw: object) -> WaitlistRequest:
+        return WaitlistRequest(visit_type_id="v", from_date=first, to_date=last, patient=Patient(name="P", email="p@x"),
+                               **kw)  # type: ignore[arg-type]  # fmt: skip
+
+    spring, autumn = dt.date(2030, 3, 31), dt.date(2030, 10, 27)
+    at = lambda d, m: timeutil.wall_to_epoch(d, m, berlin, is_end=False)  # noqa: E731
+    # the whole local day, 23 and 25 hours long: one span each, consecutive days merged into one
+    assert spans(req(spring, spring), "Europe/Berlin") == [[at(spring, 0), at(spring + dt.timedelta(1), 0)]]
+    whole = spans(req(spring, spring + dt.timedelta(1)), "Europe/Berlin")
+    assert whole == [[at(spring, 0), at(spring + dt.timedelta(2), 0)]] and whole[0][1] - whole[0][0] == 47 * 3600
+    assert spans(req(autumn, autumn), "Europe/Berlin")[0][1] - at(autumn, 0) == 25 * 3600
+    # 02:00-02:30 does not exist on the spring day: no span; 02:30-04:00 starts at the first instant after the gap
+    assert spans(req(spring, spring, from_time="02:00", to_time="02:30"), "Europe/Berlin") == []
+    gap = spans(req(spring, spring, from_time="02:30", to_time="04:00"), "Europe/Berlin")
+    assert gap == [[at(spring, 180), at(spring, 240)]] and gap[0][1] - gap[0][0] == 3600
+    # the repeated hour of the autumn day: its first occurrence, so 02:00-03:00 lasts two elapsed hours
+    twice = spans(req(autumn, autumn, from_time="02:00", to_time="03:00"), "Europe/Berlin")
+    assert twice[0][1] - twice[0][0] == 2 * 3600
+    # weekdays pick the dates: a Monday-only window over a week is one span
+    week = spans(req(dt.date(2030, 3, 18), dt.date(2030, 3, 24), weekdays=["mon"], from_time="08:00",
+                     to_time="12:00"), "Europe/Berlin")  # fmt: skip
+    assert week == [[at(dt.date(2030, 3, 18), 480), at(dt.date(2030, 3, 18), 720)]]

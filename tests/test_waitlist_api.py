@@ -181,3 +181,19 @@ def test_bad_joins_are_refused_and_store_nothing(make_client: Any, rsync: Any) -
     assert r.status_code == 422, r.text
     r = c.post(f"/v1/waitlist/{entry['id']}/accept", json={}, headers=_as(entry["manage_token"]))
     assert r.status_code == 409 and r.json()["code"] == "no_offer"
+
+
+def test_the_document_states_the_waitlist_strictly() -> None:
+    from api.app import create_app
+    from tests.support.config import settings_for
+
+    doc = create_app(settings_for(None), background=False).openapi_schema.to_schema()
+    schemas = doc["components"]["schemas"]
+    assert schemas["WaitlistIn"]["additionalProperties"] is False and schemas["EmptyIn"]["additionalProperties"] is False
+    assert set(schemas["WaitlistEntryOut"]["properties"]) == ENTRY_FIELDS
+    assert set(schemas["WaitlistIn"]["required"]) == {"visit_type_id", "from_date", "to_date", "patient"}
+    paths = doc["paths"]
+    accept = paths["/v1/waitlist/{entry_id}/accept"]["post"]
+    assert {"409", "410"} <= set(accept["responses"]) and accept["requestBody"]["required"] is False
+    assert "201" in paths["/v1/practices/{practice_id}/waitlist"]["post"]["responses"]
+    assert "204" in paths["/v1/waitlist/{entry_id}"]["delete"]["responses"]
