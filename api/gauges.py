@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from redis.crc import key_slot
 from redis.exceptions import RedisError
@@ -120,6 +120,38 @@ def redis_families(redis: Any) -> Iterator[Metric]:
         jobs.add_metric([state], int(n))
     yield jobs
     yield GaugeMetricFamily("booking_live_holds", "Holds placed and not yet expired, booked or released", sum(holds))
+    yield from waitlist_families(redis, practices)
+
+
+# The counters of T:wl:stats (docs/waitlist.md), as the metric's ``event`` label.
+WAITLIST_COUNTERS = ("joined", "offers", "accepted", "declined", "lapsed", "left")
+
+
+def waitlist_families(redis: Any, practices: list[str]) -> Iterator[Metric]:
+    """Waitlist length (live entries: waiting or offered, per the practices' queues) and the waitlist's
+    counters, summed over the practices (one pipeline: a ZCARD and an HMGET per practice)."""
+    with redis.pipeline(transaction=False) as pipe:
+        for pid in practices:
+            pipe.zcard(keys.waitlist_queue(pid))
+            pipe.hmget(keys.waitlist_stats(pid), list(WAITLIST_COUNTERS))
+        replies = pipe.execute()
+    length = sum(int(n) for n in replies[0::2])
+    totals = dict.fromkeys(WAITLIST_COUNTERS, 0)
+    for counts in replies[1::2]:
+        for name, raw in zip(WAITLIST_COUNTERS, counts, strict=True):
+            totals[name] += int(raw or 0)
+    yield GaugeMetricFamily(
+        "booking_waitlist_entries", "Live waitlist entries (waiting or offered) over all practices", length
+    )
+    events = CounterMetricFamily(
+        "booking_waitlist_events",
+        "Waitlist entries joined, offers made, accepted, declined, lapsed, entries left, over all practices "
+        "(read from Redis at scrape time)",
+        labels=["event"],
+    )
+    for name in WAITLIST_COUNTERS:
+        events.add_metric([name], totals[name])
+    yield events
 
 
 def node_lag(redis: Any) -> dict[str, tuple[int, float]]:

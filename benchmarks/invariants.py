@@ -1,4 +1,5 @@
-"""After every run: no two booked appointments overlap, and every 201 is stored (PostgreSQL and Redis).
+"""After every run: no two booked appointments overlap, and every 201 is stored (PostgreSQL and Redis); after the
+waitlist scenario also every offer of invariant 11 (benchmarks/waitlist.py).
 
 Engine: the write-behind persister is drained first (`Persister(redis_sync, db).drain()`), then
 - Redis: each practitioner's claims zset, live members only, sorted by start: each ends before the next starts;
@@ -38,6 +39,9 @@ class Verdict(msgspec.Struct):
     drain_seconds: float = 0.0
     examples: list[str] = []
     skipped: str = ""
+    waitlist_offers: int = 0  # offers checked (waitlist scenario)
+    waitlist_unverified: int = 0  # offers to entries whose join was no longer in the stream
+    waitlist_violations: int = 0  # offers breaking invariant 11 (examples listed)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +51,7 @@ class Verdict(msgspec.Struct):
             or self.missing_in_db
             or self.missing_in_redis
             or self.cancel_not_stored
+            or self.waitlist_violations
         )
 
 

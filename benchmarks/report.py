@@ -201,7 +201,7 @@ def table(report: dict[str, Any], slo: float) -> str:
                 f" ({_fmt(x.get('p99_a'))} vs {_fmt(x.get('p99_b'))} ms)"
             )
     lines.append("")
-    lines.append("invariants (no overlapping bookings; every 201 stored):")
+    lines.append("invariants (no overlapping bookings; every 201 stored; waitlist offers exclusive and fair):")
     for target, by_sc in report.get("invariants", {}).items():
         for sc, v in by_sc.items():
             v = msgspec.to_builtins(v) if not isinstance(v, dict) else v
@@ -210,7 +210,14 @@ def table(report: dict[str, Any], slo: float) -> str:
                 f"  {target:<7} {sc:<8} {state}: {v['checked_bookings']} bookings, overlaps redis/claims"
                 f" {v['redis_overlaps']} db {v['db_overlaps']}, missing db {v['missing_in_db']}"
                 f" redis {v['missing_in_redis']}, cancels not stored {v['cancel_not_stored']}"
+                + (
+                    f", waitlist offers {v['waitlist_offers']} ({v.get('waitlist_unverified', 0)} unverified)"
+                    f" violating {v['waitlist_violations']}"
+                    if v.get("waitlist_offers")
+                    else ""
+                )
             )
+            lines += [f"      {x}" for x in v.get("examples", [])[:5] if not _ok(v)]
     rl = report.get("redis_limits", {})
     if rl and "loop" in rl:
         lines.append("")
@@ -242,7 +249,12 @@ def table(report: dict[str, Any], slo: float) -> str:
 
 def _ok(v: dict[str, Any]) -> bool:
     return not (
-        v["redis_overlaps"] or v["db_overlaps"] or v["missing_in_db"] or v["missing_in_redis"] or v["cancel_not_stored"]
+        v["redis_overlaps"]
+        or v["db_overlaps"]
+        or v["missing_in_db"]
+        or v["missing_in_redis"]
+        or v["cancel_not_stored"]
+        or v.get("waitlist_violations", 0)
     )
 
 

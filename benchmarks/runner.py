@@ -13,7 +13,9 @@ from benchmarks import cpu, data_scale, invariants, profile, redis_limits, resul
 from benchmarks.dataset import Dataset, HotSpot, PracticeData
 from benchmarks.loadgen import GeneratorPool, Step
 from benchmarks.options import Options
+from benchmarks.scenarios import ENGINE_ONLY
 from benchmarks.seed import seed
+from benchmarks.waitlist import check_offers, waitlist_practices
 
 
 def log(msg: str) -> None:
@@ -215,7 +217,7 @@ class Bench:
                 steps, booked, cancelled = self.sweep("engine", pool, sc, groups)
                 self.report["runs"].setdefault("engine", {})[sc] = steps
                 self.report["invariants"].setdefault("engine", {})[sc] = self._check_engine(
-                    data, db_url, booked, cancelled
+                    data, db_url, booked, cancelled, sc
                 )
                 if o.profile and server is not None:
                     self.report["profile"][sc] = self._profile(pool, server, sc, steps)
@@ -237,13 +239,27 @@ class Bench:
                 self._stop(persister)
         return data
 
-    def _check_engine(self, data: Dataset, db_url: str | None, booked: list[str], cancelled: list[str]) -> Any:
+    def _check_engine(
+        self, data: Dataset, db_url: str | None, booked: list[str], cancelled: list[str], scenario: str
+    ) -> Any:
         if not db_url:
             return invariants.Verdict(target="engine", skipped="no --database-url for a --target run")
         v = invariants.check_engine(self.o.redis(), db_url, [p.id for p in data.practices], booked, cancelled, log)
+        offers = ""
+        if scenario == "waitlist":
+            r = self.o.redis()
+            try:
+                v.waitlist_offers, v.waitlist_unverified, bad = check_offers(
+                    r, [p.id for p in waitlist_practices(data)]
+                )
+            finally:
+                r.close()
+            v.waitlist_violations = len(bad)
+            v.examples += bad[:5]
+            offers = f", {v.waitlist_offers} waitlist offers checked, {v.waitlist_violations} unfair or not exclusive"
         log(
             f"   invariants: {'OK' if v.ok else 'VIOLATED'} ({v.checked_bookings} bookings checked, "
-            f"{v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing in PostgreSQL)"
+            f"{v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing in PostgreSQL{offers})"
         )
         return v
 
@@ -283,6 +299,13 @@ class Bench:
         return {"rate": rate, **summary}
 
     # ------------------------------------------------------------ floor and comparator
+    def _not_engine_only(self) -> list[str]:
+        """The scenarios the floor and the comparator serve too (they have no waitlist)."""
+        skipped = [sc for sc in self.o.scenarios if sc in ENGINE_ONLY]
+        if skipped:
+            log(f"   ({', '.join(skipped)}: the engine only)")
+        return [sc for sc in self.o.scenarios if sc not in ENGINE_ONLY]
+
     def run_floor(self, data: Dataset) -> None:
         log("== floor: bare Litestar endpoints, one Redis GET each")
         server = self._start(targets.start_floor(self.o.redis_env(), self.o.workers, self.logs, self.o.server))
@@ -291,7 +314,7 @@ class Bench:
         extra = {"redis": profile.redis_pids(r)}
         r.close()
         try:
-            for sc in self.o.scenarios:
+            for sc in self._not_engine_only():
                 steps, _, _ = self.sweep("floor", pool, sc, self._groups(server, pool, extra))
                 self.report["runs"].setdefault("floor", {})[sc] = steps
         finally:
@@ -308,7 +331,7 @@ class Bench:
         data = self._seed(server.url)
         pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, o.gen_procs)
         try:
-            for sc in o.scenarios:
+            for sc in self._not_engine_only():
                 groups = self._groups(server, pool, {"postgres": cpu.pids_named("postgres")})
                 steps, booked, cancelled = self.sweep("pgonly", pool, sc, groups)
                 self.report["runs"].setdefault("pgonly", {})[sc] = steps

@@ -18,7 +18,9 @@ import msgspec
 from benchmarks.dataset import Dataset, PracticeData
 from benchmarks.httpclient import build_request
 
-NAMES = ("search", "funnel", "hotslot", "churn")
+NAMES = ("search", "funnel", "hotslot", "churn", "waitlist")
+# Scenarios only the engine serves (the floor and the comparator have no waitlist).
+ENGINE_ONLY = frozenset(("waitlist",))
 # Refusals a scenario provokes on purpose (races for the same slot, holds that expired); not errors.
 EXPECTED = {
     ("hold", 409, "slot_unavailable"),
@@ -26,6 +28,10 @@ EXPECTED = {
     ("book", 409, "hold_used"),
     ("release", 409, "hold_used"),
     ("book", 409, "overlap_detected"),
+    ("accept", 409, "no_offer"),  # the offer went away between the poll and the answer (lapse, sweeper)
+    ("accept", 410, "offer_expired"),
+    ("decline", 409, "no_offer"),
+    ("decline", 410, "offer_expired"),
 }
 _dec = msgspec.json.Decoder()
 
@@ -231,8 +237,11 @@ class Churn(Scenario):
         self.live.append(appointment_id)
 
 
-SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn)}
+def scenario_classes() -> dict[str, type[Scenario]]:
+    from benchmarks.waitlist import WaitlistChurn  # it builds on Scenario
+
+    return {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn, WaitlistChurn)}
 
 
 def make(name: str, data: Dataset, token: str | None, seed: int) -> Scenario:
-    return SCENARIOS[name](data, token, random.Random(seed))
+    return scenario_classes()[name](data, token, random.Random(seed))

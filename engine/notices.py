@@ -113,16 +113,24 @@ def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
     return bytes(cal.to_ical())
 
 
-def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> EmailMessage:
+def envelope(
+    notification_id: str, sender: str, to: str, subject_line: str, text: str, now: dt.datetime | None = None
+) -> EmailMessage:
+    """A plain-text message of one notification."""
     msg = EmailMessage()
-    msg["Subject"] = subject(f)
+    msg["Subject"] = subject_line
     msg["From"] = sender
-    msg["To"] = f.patient_email
+    msg["To"] = to
     msg["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc))
     # stable per notification: a resend after a crash carries the same id, so receivers can tell
-    msg["Message-ID"] = f"<{f.notification_id.replace(':', '.')}@booking-engine>"
-    msg["X-Booking-Notification"] = f.notification_id
-    msg.set_content(body(f))
+    msg["Message-ID"] = f"<{notification_id.replace(':', '.')}@booking-engine>"
+    msg["X-Booking-Notification"] = notification_id
+    msg.set_content(text)
+    return msg
+
+
+def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> EmailMessage:
+    msg = envelope(f.notification_id, sender, f.patient_email, subject(f), body(f), now)
     method = "CANCEL" if f.kind == "cancellation" else "REQUEST"
     msg.add_attachment(
         calendar(f, now), maintype="text", subtype="calendar", filename="appointment.ics", params={"method": method}

@@ -6,9 +6,11 @@ already holds: a record written meanwhile by the live engine wins over the datab
 
 from __future__ import annotations
 
+import msgspec
+
 from engine import access, keys, scripts
 from engine.codec import text
-from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
 from engine.service import BookingEngine
 
 
@@ -65,6 +67,40 @@ async def restore_appointment(
         redis_practitioner=redis_practitioner or a.practitioner_id,
     )
     return res.status, res.detail
+
+
+class _Version(msgspec.Struct):
+    version: int
+    status: str
+
+
+async def redis_waitlist_versions(eng: BookingEngine, practice_id: str) -> dict[str, tuple[int, str]]:
+    """entry id -> (version, status) for every waitlist entry Redis holds."""
+    raw = await eng.redis.hgetall(keys.waitlist_entries(practice_id))
+    out = {}
+    for k, v in raw.items():
+        got = msgspec.json.decode(v, type=_Version)
+        out[text(k)] = (got.version, got.status)
+    return out
+
+
+def entry_live(r: WaitlistRecord, now_s: int) -> bool:
+    """Waiting or offered, and its window not passed (its last span not ended: it would read ``ended``)."""
+    return r.status in ("waiting", "offered") and any(end > now_s for _, end in r.spans)
+
+
+async def restore_waitlist_entry(eng: BookingEngine, record: WaitlistRecord) -> tuple[str, str]:
+    """Put a durable waitlist entry back (never over a copy Redis has at that version or newer); returns the
+    script's status and how (engine.scripts.restore_waitlist)."""
+    now_ms = eng.now_ms()
+    res = await scripts.restore_waitlist(
+        eng.lua,
+        now_ms=now_ms,
+        record=record,
+        live=entry_live(record, now_ms // 1000),
+        retention_ms=eng.settings.hold_retention_seconds * 1000,
+    )
+    return res.status, res.detail[0]
 
 
 async def restore_api_key(eng: BookingEngine, key: ApiKey) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
 
 from engine import events as ev
+from persistence import waitlist_rows
 from persistence.audit_rows import insert_for, utc
 from persistence.tables import (
     api_keys,
@@ -17,12 +18,14 @@ from persistence.tables import (
     practices,
     practitioners,
     visit_types,
+    waitlist_entries,
 )
 
 # Tables whose rows only move forward: a replayed or older copy must not overwrite a newer one.
 _NEWER_ONLY = {
     "schedules": lambda t, new: t.c.changed_at_ms <= new.changed_at_ms,
     "appointments": lambda t, new: t.c.version < new.version,
+    "waitlist_entries": lambda t, new: t.c.version < new.version,
 }
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
@@ -54,7 +57,9 @@ def _setup(conn: Connection, e: ev.Event) -> None:
     elif isinstance(e, ev.ApiKeySaved):
         # a key is created once: a stored row (live, or revoked by a revocation that arrived first) stays
         conn.execute(
-            insert_for(conn, api_keys).values(**msgspec.structs.asdict(e.data), revoked_ms=None).on_conflict_do_nothing()
+            insert_for(conn, api_keys)
+            .values(**msgspec.structs.asdict(e.data), revoked_ms=None)
+            .on_conflict_do_nothing()
         )
     elif isinstance(e, ev.ApiKeyRevoked):
         # a tombstone: stored even before its create arrives, and never lifted (the first revocation stays)
@@ -65,6 +70,12 @@ def _setup(conn: Connection, e: ev.Event) -> None:
                 set_={"revoked_ms": func.coalesce(api_keys.c.revoked_ms, ins.excluded.revoked_ms)},
             )
         )
+
+
+def waitlist_entry(conn: Connection, e: ev.WaitlistEvent) -> None:
+    """Every waitlist event carries the entry after its change: upsert it, newer-only by ``version`` (a replay
+    or an older copy delivered late changes nothing)."""
+    _upsert(conn, waitlist_entries, waitlist_rows.row(e.data), "id")
 
 
 def appointment_row(a: ev.AppointmentRecord, at_ms: int) -> dict[str, Any]:

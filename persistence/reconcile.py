@@ -1,9 +1,10 @@
 """Reconciliation: PostgreSQL and Redis compared in both directions, every difference reported.
 
 1. Redis -> database: drain every stream (including entries a dead persister left pending).
-2. Database -> Redis: put back setup records, schedules (recomputing availability), appointments and audit
-   sequence numbers that Redis lacks or holds in an older version. Never creates an overlap; never deletes a
-   booking: an appointment only Redis knows is reported and left in place.
+2. Database -> Redis: put back setup records, schedules (recomputing availability), appointments, waitlist
+   entries (with their live offers where they can still be held) and audit sequence numbers that Redis lacks or
+   holds in an older version. Never creates an overlap; never deletes a booking: an appointment only Redis
+   knows is reported and left in place.
 3. Mark Redis as reconciled (``/readyz`` waits for it when a database is configured).
 """
 
@@ -22,9 +23,19 @@ from engine import limits
 from engine import restore as rs
 from engine.model import ApiKey, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
+from persistence import waitlist_rows
 from persistence.archive import appointment_from_row
 from persistence.persister import Persister
-from persistence.tables import api_keys, appointments, audit_heads, practices, practitioners, schedules, visit_types
+from persistence.tables import (
+    api_keys,
+    appointments,
+    audit_heads,
+    practices,
+    practitioners,
+    schedules,
+    visit_types,
+    waitlist_entries,
+)
 
 RESTORE_PAST_DAYS = limits.RESTORE_PAST_DAYS  # appointments that ended longer ago are not put back into Redis
 
@@ -55,6 +66,8 @@ class Report(msgspec.Struct):
 
 def _load(db: Engine) -> dict[str, Any]:
     horizon = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RESTORE_PAST_DAYS)
+    w = waitlist_entries
+    recent = w.c.status.in_(("waiting", "offered")) | (w.c.updated_at_ms >= int(horizon.timestamp() * 1000))
     with db.connect() as c:
         return {
             "practices": c.execute(select(practices)).mappings().all(),
@@ -64,14 +77,42 @@ def _load(db: Engine) -> dict[str, Any]:
             "appointments": c.execute(select(appointments).where(appointments.c.end_at >= horizon)).mappings().all(),
             "heads": c.execute(select(audit_heads)).mappings().all(),
             "api_keys": c.execute(select(api_keys).where(api_keys.c.revoked_ms.is_(None))).mappings().all(),
+            "waitlist": c.execute(select(w).where(recent).order_by(w.c.practice_id, w.c.join_order)).mappings().all(),
         }
 
 
-def _existing(db: Engine, ids: list[str]) -> set[str]:
+def _existing(db: Engine, ids: list[str], table: Any = appointments) -> set[str]:
     if not ids:
         return set()
     with db.connect() as c:
-        return set(c.execute(select(appointments.c.id).where(appointments.c.id.in_(ids))).scalars())
+        return set(c.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+
+
+async def _restore_waitlist(eng: BookingEngine, db: Engine, practice_id: str, rows: list[Any], report: Report) -> None:
+    """After the appointments (an offer never comes back over a restored booking), in join order."""
+    in_redis = await rs.redis_waitlist_versions(eng, practice_id)
+    for row in rows:
+        entry = waitlist_rows.record(row)
+        have = in_redis.pop(entry.id, None)
+        if have is not None and have[0] >= entry.version:
+            if have[0] > entry.version:
+                report.redis_ahead.append(f"waitlist entry {entry.id} v{have[0]} (database v{entry.version})")
+            continue
+        status, how = await rs.restore_waitlist_entry(eng, entry)
+        if status != "OK":
+            continue  # written meanwhile by the live engine: Redis's copy wins
+        what = f"waitlist entry {entry.id} ({entry.status} v{entry.version})"
+        if how in ("expired", "taken") and entry.offer is not None:
+            why = "expired" if how == "expired" else "overlaps a claim"
+            report.restored.append(f"{what}, back to waiting: its offer {entry.offer.hold_id} {why}")
+        elif how == "offered" and entry.offer is not None:
+            report.restored.append(f"{what} with its offer {entry.offer.hold_id}")
+        else:
+            report.restored.append(f"{what}{'' if how == 'queued' else ', not queued'}")
+    known = await asyncio.to_thread(_existing, db, list(in_redis), waitlist_entries)
+    for entry_id in sorted(set(in_redis) - known):
+        version, status = in_redis[entry_id]
+        report.redis_only.append(f"waitlist entry {entry_id} ({status} v{version})")
 
 
 async def reconcile(
@@ -92,7 +133,7 @@ async def reconcile(
     if practices_only is not None:
         data["practices"] = [row for row in data["practices"] if row["id"] in practices_only]
     by_practice: dict[str, dict[str, list[Any]]] = {}
-    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys"):
+    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys", "waitlist"):
         for row in data[kind]:
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
     heads = {h["practice_id"]: int(h["last_seq"]) for h in data["heads"]}
@@ -146,6 +187,7 @@ async def reconcile(
         for appt_id in sorted(set(unknown) - known):
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
+        await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
         await rs.mark_practice(eng, practice.id)
         report.practices.append(practice.id)
     await rs.mark_reconciled(eng)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -92,6 +93,42 @@ holds = Table(
     Column("state", String(16), nullable=False),
     Column("appointment_id", String(64)),
     Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+# Waitlist entries (docs/waitlist.md): the latest copy of each entry record (engine.model.WaitlistRecord),
+# upserted newer-only by ``version`` from every waitlist event. ``status`` is stored as the record has it
+# (waiting, offered, booked, left); ``ended`` is read, never stored (its window passed). The offer columns
+# name the live offer of an ``offered`` entry (null otherwise).
+waitlist_entries = Table(
+    "waitlist_entries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False),
+    Column("visit_type_id", String(64), nullable=False),
+    Column("practitioner_id", String(64)),
+    Column("from_date", Date, nullable=False),
+    Column("to_date", Date, nullable=False),
+    Column("weekdays", Text),  # JSON list of day names, or null: every day
+    Column("from_time", String(5)),
+    Column("to_time", String(5)),
+    Column("spans", Text, nullable=False),  # JSON [[start_s, end_s], ...] (UTC)
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("join_order", BigInteger, nullable=False),  # the record's ``order`` (T:wl:queue's score)
+    Column("offer_hold_id", String(128)),
+    Column("offer_practitioner_id", String(64)),
+    Column("offer_start_at", DateTime(timezone=True)),
+    Column("offer_end_at", DateTime(timezone=True)),
+    Column("offer_expires_ms", BigInteger),
+    Column("had", Text, nullable=False),  # JSON list of '<practitioner>|<start>|<end>' already offered
+    Column("appointment_id", String(64)),
+    Column("manage_hash", String(64), nullable=False),
+    Column("lapsed_ms", BigInteger),  # when its last offer lapsed (cleared by the next offer)
+    Column("patient", Text, nullable=False),  # the Patient as JSON
+    Column("joined_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_waitlist_practice_order", "practice_id", "join_order"),
+    Index("ix_waitlist_status", "status"),
 )
 
 # Append-only (the database refuses UPDATE and DELETE), hash-chained per practice.

@@ -42,7 +42,7 @@ from persistence.audit_rows import (
     stored_rows,
     utc,
 )
-from persistence.effects import Deferred, _setup, _upsert, appointment_row
+from persistence.effects import Deferred, _setup, _upsert, appointment_row, waitlist_entry
 from persistence.tables import (
     applied_events,
     appointments,
@@ -120,6 +120,8 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
             .where(appointments.c.id == e.appointment_id, appointments.c.version < c.version)
             .values(status="cancelled", version=c.version, cancel_reason=c.cancel_reason, updated_at_ms=e.at)
         )
+    elif isinstance(e, ev.WaitlistEvent):
+        waitlist_entry(conn, e)
     if later is None:
         now.flush(conn)
 

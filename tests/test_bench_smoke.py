@@ -1,4 +1,5 @@
-"""`booking bench --quick`: every scenario against every target for a few seconds, with the invariant checks.
+"""`booking bench --quick`: every scenario against every target (the waitlist's against the engine only) for a few
+seconds, with the invariant checks.
 
 A smoke test of the benchmark suite itself: it asserts that the suite runs and that no invariant broke,
 never how fast anything was (speed belongs in `booking bench`, not in timed tests).
@@ -22,6 +23,7 @@ pytest.importorskip("matplotlib", reason="the benchmark suite needs the `bench` 
 
 SCENARIOS = ("search", "funnel", "hotslot", "churn")
 TARGETS = ("engine", "floor", "pgonly")
+ENGINE_ONLY = ("waitlist",)  # the floor and the comparator have no waitlist
 
 
 def _another_run_is_going() -> bool:
@@ -63,4 +65,11 @@ def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invarian
             assert verdict["checked_bookings"] > 0 or scenario == "search", (target, scenario, verdict)
             for field in ("redis_overlaps", "db_overlaps", "missing_in_db", "missing_in_redis", "cancel_not_stored"):
                 assert verdict[field] == 0, (target, scenario, verdict)
+    for scenario in ENGINE_ONLY:  # churn with a waitlist: offers made, and every one exclusive and fair
+        steps = report["runs"]["engine"][scenario]
+        assert steps and steps[0]["requests"] > 0, scenario
+        assert all(scenario not in report["runs"][t] for t in ("floor", "pgonly"))
+        verdict = report["invariants"]["engine"][scenario]
+        assert verdict["checked_bookings"] > 0 and verdict["waitlist_offers"] > 0, verdict
+        assert verdict["waitlist_violations"] == 0, verdict
     assert sorted(tmp_path.glob("bench-*.png")), "the latency plot was not written"

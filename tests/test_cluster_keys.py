@@ -14,7 +14,7 @@ import pytest
 from redis.crc import key_slot
 
 from engine import clients, ids, keys, scripts
-from engine.model import SYSTEM, Appointment, Patient
+from engine.model import SYSTEM, Appointment, Patient, WaitlistOffer, WaitlistRecord
 from engine.scripts.registry import NAMES, Lua
 from engine.settings import ConfigError, Settings
 
@@ -31,6 +31,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_leave": ["OK", 3],
     "trim": 0,
     "lease": 1,
+    "restore_waitlist": ["OK", "queued"],
 }
 
 
@@ -150,6 +151,14 @@ async def every_script(lua: Recorder, n: int) -> None:
         await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
         await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
         await scripts.lease(lua, scripts.lease_call(practice_id=pid, owner="o", ttl_ms=1))
+        record = WaitlistRecord(
+            id=ids.new_waitlist_entry_id(pid), practice_id=pid, visit_type_id=vt, from_date="2027-01-04",
+            to_date="2027-01-29", spans=[[0, 1]], order=1, status="offered", version=2, joined_ms=1, updated_ms=1,
+            offer=WaitlistOffer(hold_id=hid2, practitioner_id=pr2, start=0, end=1, expires_ms=1),
+            patient=Patient(name="A", email="a@b.c"),
+        )  # fmt: skip
+        for live in (True, False):
+            await scripts.restore_waitlist(lua, now_ms=1, record=record, live=live, retention_ms=1)
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:
@@ -170,7 +179,8 @@ def test_a_practice_lives_in_one_slot_and_practices_spread_over_slots() -> None:
         own = {
             keys.practice(pid), keys.schedule(pid, pr), keys.claims(pid, pr), keys.events(pid), keys.audit(pid),
             keys.hold(pid, ids.new_hold_id(pr)), keys.appointment(pid, ids.new_appointment_id(pid)),
-            keys.idempotency(pid, "hold", None), keys.api_key_tombstones(pid),
+            keys.idempotency(pid, "hold", None), keys.api_key_tombstones(pid), keys.waitlist_queue(pid),
+            keys.waitlist_entries(pid), keys.waitlist_stats(pid),
         }  # fmt: skip
         assert {slot(k) for k in own} == {slot(keys.tag(pid))}
     assert len({slot(keys.tag(p)) for p in pids}) > 150  # spread: shards share the practices

@@ -6,7 +6,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 |---|---|---|
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
 | search, schedule, apply_day, put_entity, api_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
-| restore, restore_seq (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
+| restore, restore_seq, restore_waitlist (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 | waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
 | tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
 | restore, restore_seq (and put_entity/schedule/api_key in their restore modes), lease | same names | ``repair`` |
@@ -41,6 +41,7 @@ from engine.scripts.repair import (
     restore,
     restore_entity,
     restore_seq,
+    restore_waitlist,
     trim_past,
 )
 from engine.scripts.retention import Tidied, close_gap, close_gap_call, tidy, tidy_call, trim, trim_call
@@ -98,6 +99,7 @@ __all__ = [
     "restore",
     "restore_entity",
     "restore_seq",
+    "restore_waitlist",
     "schedule",
     "search",
     "search_call",

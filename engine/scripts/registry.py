@@ -41,6 +41,7 @@ NAMES = (
     "trim",
     "close_gap",
     "lease",
+    "restore_waitlist",
 )
 
 

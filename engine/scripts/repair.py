@@ -7,7 +7,7 @@ import msgspec
 
 from engine import keys
 from engine.codec import encoder, text
-from engine.model import SYSTEM, Appointment
+from engine.model import SYSTEM, Appointment, WaitlistRecord
 from engine.scripts.registry import Call, Lua
 
 
@@ -32,6 +32,26 @@ async def restore(
          encoder.encode(a.patient), manage_hash, a.hold_id or "", a.cancel_reason or "", updated_ms],
     )
     return Restored(text(res[0]), [text(x) for x in res[1:]])
+
+
+async def restore_waitlist(lua: Lua, *, now_ms: int, record: WaitlistRecord, live: bool, retention_ms: int) -> Restored:
+    """Put a durable waitlist entry back (``live``: into the queue too); its live offer as its hold when it can
+    be. 'OK' with how: 'offered', 'queued', 'stored', 'expired' or 'taken' (the offer could not come back: the
+    entry is waiting), or 'SKIP' with the version Redis has."""
+    r, o = record, record.offer
+    pid = r.practice_id
+    practitioner = o.practitioner_id if o else (r.practitioner_id or "")
+    waiting = b"" if o is None else encoder.encode(msgspec.structs.replace(r, status="waiting", offer=None))
+    res = await lua.run(
+        "restore_waitlist",
+        [keys.waitlist_entries(pid), keys.waitlist_queue(pid), keys.waitlist_stats(pid),
+         keys.hold(pid, o.hold_id if o else ""), keys.claims(pid, practitioner), keys.hold_expiries(pid),
+         keys.versions(pid, practitioner)],
+        [now_ms, r.id, r.version, r.order, "1" if live else "0", encoder.encode(r), waiting,
+         o.hold_id if o else "", o.start if o else 0, o.end if o else 0, o.expires_ms if o else 0, pid,
+         practitioner, r.visit_type_id, retention_ms],
+    )  # fmt: skip
+    return Restored(text(res[0]), [text(res[1])])
 
 
 def restore_seq_call(*, practice_id: str, last_seq: int) -> Call:

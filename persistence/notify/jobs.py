@@ -1,20 +1,22 @@
-"""The rq job that sends one notification. It re-reads the appointment just before sending and does nothing
-when it is stale (cancelled, moved, or another version); the row's status change is the claim that makes a
-second worker or a retry a no-op."""
+"""The rq job that sends one notification. It re-reads the appointment (or, for a waitlist offer, the entry and
+its hold: persistence/notify/offers.py) just before sending and does nothing when it is stale (cancelled,
+moved, another version, an offer no longer live); the row's status change is the claim that makes a second
+worker or a retry a no-op."""
 
 from __future__ import annotations
 
 import logging
 import time
+from email.message import EmailMessage
 from typing import Any
 
 import msgspec
 from sqlalchemy import select, update
 
-from engine import appointments, catalog, keys, notices
-from engine.model import Practice, Practitioner, VisitType
+from engine import appointments, keys, notices, offer_notices
 from engine.settings import Settings
-from persistence.notify import mailer
+from persistence.notify import mailer, offers
+from persistence.notify.names import names
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 
 log = logging.getLogger("booking.notify")
@@ -59,11 +61,7 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
     wanted = "cancelled" if row.kind == "cancellation" else "booked"
     if a.status != wanted:
         return None, f"appointment is {a.status}"
-    practice = catalog.decode(ctx.redis.hget(keys.practice(pid), "record"), Practice, "practice", pid)
-    pr_raw = ctx.redis.hget(keys.practitioners(pid), a.practitioner_id)
-    vt_raw = ctx.redis.hget(keys.visit_types(pid), a.visit_type_id)
-    pr = catalog.decode(pr_raw, Practitioner, "practitioner", a.practitioner_id) if pr_raw else None
-    vt = catalog.decode(vt_raw, VisitType, "visit type", a.visit_type_id) if vt_raw else None
+    n = names(ctx.redis, pid, a.practitioner_id, a.visit_type_id)
     patient = a.patient
     return notices.NoticeFacts(
         notification_id=row.id,
@@ -72,15 +70,23 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
         appointment_id=row.appointment_id,
         start=a.start,
         end=a.end,
-        timezone=practice.timezone,
-        practice_name=practice.name,
-        practitioner_name=pr.name if pr else "your practitioner",
-        visit_type_name=vt.name if vt else "appointment",
+        timezone=n.timezone,
+        practice_name=n.practice,
+        practitioner_name=n.practitioner,
+        visit_type_name=n.visit_type,
         patient_name=patient.name,
         patient_email=patient.email,
         offset_s=row.offset_s,
         rescheduled=bool(row.rescheduled),
     ), ""
+
+
+def compose(ctx: Context, row: Any) -> tuple[EmailMessage | None, str]:
+    """The message a row calls for, from what Redis holds now; None with the reason when it is stale."""
+    if row.kind == offer_notices.KIND:
+        return offers.compose(ctx.redis, row, ctx.settings.notify_from)
+    f, why = facts(ctx, row)
+    return (None, why) if f is None else (notices.message(f, ctx.settings.notify_from), "")
 
 
 def deliver(notification_id: str) -> str:
@@ -93,9 +99,9 @@ def deliver(notification_id: str) -> str:
         return f"nothing to do ({row.status if row else 'unknown'})"
     if row.kind == "reminder" and row.due_at_ms > now + 1000:
         return "not due yet"  # an early duplicate job; the scheduled one will come
-    f, why = facts(ctx, row)
+    msg, why = compose(ctx, row)
     with ctx.db.begin() as conn:
-        if f is None:
+        if msg is None:
             conn.execute(
                 update(t)
                 .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
@@ -116,7 +122,7 @@ def deliver(notification_id: str) -> str:
         return "claimed by another worker"
     attempts = row.attempts + 1
     try:
-        how = mailer.send(notices.message(f, ctx.settings.notify_from), ctx.settings.smtp_url)
+        how = mailer.send(msg, ctx.settings.smtp_url)
     except mailer.DeliveryError as exc:
         final = attempts >= ctx.settings.notify_max_attempts
         due = now + int(ctx.settings.notify_retry_base_seconds * 1000 * 2 ** (attempts - 1))

@@ -1,0 +1,55 @@
+-- restore_waitlist: put a durable waitlist entry back into Redis (reconciliation; emits no event). Never replaces
+-- a copy Redis holds at the same or a newer version. A live entry goes back into the queue with its join order;
+-- an offered entry gets its offer back as its hold only when the offer has not expired and no live claim
+-- overlaps it (else the entry comes back waiting, its `had` kept); ended, booked and left entries are stored
+-- but not queued. The join counter is raised to the entry's order so that later joins queue after it.
+-- KEYS: 1 entries hash  2 queue zset  3 stats hash  4 the offer's hold hash  5 claims zset of the offer's
+--       practitioner  6 hold expiry zset  7 availability versions of that practitioner
+--       (4 to 7 are keys of the practice even when the entry has no offer: then they are not touched)
+-- ARGV: 1 now_ms  2 entry_id  3 version  4 order  5 '1' when the entry is live (waiting or offered, window
+--       not passed) else '0'  6 the entry JSON  7 the entry JSON back to waiting ('' when not offered)
+--       8 hold_id  9 start_s  10 end_s  11 expires_ms  12 practice_id  13 practitioner_id  14 visit_type_id
+--       15 retention_ms
+-- Returns {'OK', how}: how is 'offered' (with its hold), 'queued', 'stored' (not live), 'expired' or 'taken'
+-- (the offer could not come back: the entry is queued waiting) | {'SKIP', version Redis has}
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if cur then
+  local have = tonumber(cjson.decode(cur).version)
+  if have >= tonumber(ARGV[3]) then return {'SKIP', int(have)} end
+end
+local now, order = tonumber(ARGV[1]), tonumber(ARGV[4])
+local joined = tonumber(redis.call('HGET', KEYS[3], 'joined') or '0')
+if joined < order then redis.call('HSET', KEYS[3], 'joined', int(order)) end
+if ARGV[5] ~= '1' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[6])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return {'OK', 'stored'}
+end
+local how = 'queued'
+local record = ARGV[6]
+if ARGV[7] ~= '' then
+  local start, finish, expires = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+  local member = 'h|' .. ARGV[8] .. '|' .. ARGV[10] .. '|' .. ARGV[11]
+  local hold = redis.call('HMGET', KEYS[4], 'state', 'entry_id')
+  if expires <= now then
+    how = 'expired'
+  elseif hold[1] and not (hold[1] == 'held' and hold[2] == ARGV[2]) then
+    how = 'taken'  -- Redis knows this hold otherwise (booked, released, another entry's)
+  elseif #live_overlaps(KEYS[5], start, finish, now, member) > 0 then
+    how = 'taken'
+  else
+    how = 'offered'
+    if not hold[1] then
+      redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[12], 'practitioner_id', ARGV[13],
+        'visit_type_id', ARGV[14], 'start', ARGV[9], 'end', ARGV[10], 'expires_ms', ARGV[11], 'entry_id', ARGV[2])
+      redis.call('PEXPIRE', KEYS[4], expires - now + tonumber(ARGV[15]))
+    end
+    redis.call('ZADD', KEYS[5], start, member)
+    redis.call('ZADD', KEYS[6], expires, ARGV[8])
+    bump(KEYS[7], start, finish)
+  end
+  if how ~= 'offered' then record = ARGV[7] end
+end
+redis.call('HSET', KEYS[1], ARGV[2], record)
+redis.call('ZADD', KEYS[2], order, ARGV[2])
+return {'OK', how}
