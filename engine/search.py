@@ -13,16 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, Slot, VisitType
+from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
-
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class SearchResult(msgspec.Struct, frozen=True):
@@ -41,15 +38,57 @@ class SearchResult(msgspec.Struct, frozen=True):
         return len(self.packed)
 
 
-class Answer(msgspec.Struct, frozen=True):
+class Answer:
     """A search answer: the practice, the slots, whether they come from the last known availability (``stale``,
-    with their ``age_s``), and the audit append still to run after the answer (None: already audited)."""
+    with their ``age_s``), and the audit event still to append (``audit_call``, None: already audited in the
+    script that computed it). From the cache, the answer also comes day by day (``days``: per local day, its
+    start and each practitioner's free starts), so that a renderer can reuse what it made of a day before;
+    ``result`` is then built only when asked for."""
 
-    practice: Practice
-    result: SearchResult
-    stale: bool = False
-    age_s: int = 0
-    audit: Callable[[], Awaitable[None]] | None = None
+    __slots__ = (
+        "_result",
+        "age_s",
+        "audit",
+        "audit_call",
+        "days",
+        "duration_s",
+        "practice",
+        "practitioner_ids",
+        "stale",
+    )
+
+    def __init__(
+        self,
+        practice: Practice,
+        result: SearchResult | None = None,
+        stale: bool = False,
+        age_s: int = 0,
+        audit_call: scripts.Call | None = None,
+        days: list[tuple[int, tuple[tuple[int, ...], ...]]] | None = None,
+        practitioner_ids: list[str] | None = None,
+        duration_s: int = 0,
+    ) -> None:
+        self.practice, self._result, self.stale, self.age_s = practice, result, stale, age_s
+        self.audit_call, self.days = audit_call, days
+        # append the audit event now (retried, counted when it fails) instead of in the process's next batch
+        self.audit: Callable[[], Awaitable[None]] | None = None
+        self.practitioner_ids = practitioner_ids if result is None else result.practitioner_ids
+        self.duration_s = duration_s if result is None else result.duration_s
+
+    @property
+    def result(self) -> SearchResult:
+        if self._result is None:
+            found = [[s for _, day in self.days or () for s in day[i]] for i in range(len(self.practitioner_ids or ()))]
+            ids = self.practitioner_ids or []
+            self._result = SearchResult(ids, self.duration_s, _order(found, len(ids)))
+        return self._result
+
+
+def _by_day(
+    day_bounds: list[tuple[int, int]], rows: list[list[DayEntry]]
+) -> list[tuple[int, tuple[tuple[int, ...], ...]]]:
+    """Per practitioner and day entries -> per day: its start, and each practitioner's free starts."""
+    return [(lo, tuple(row[d].starts for row in rows)) for d, (lo, _) in enumerate(day_bounds)]
 
 
 def _order(found: list[list[int]], n: int) -> list[int]:
@@ -63,8 +102,14 @@ class Search:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
-        self.cache = SearchCache(rt.settings.search_cache_bytes)
-        self.audit_failures = 0
+        # a quarter of SEARCH_CACHE_BYTES for the days' starts; the API's rendered days take the rest
+        self.cache = SearchCache(rt.settings.search_cache_bytes // 4)
+        self.audits = SearchAudits(rt)
+
+    @property
+    def audit_failures(self) -> int:
+        """Audit events of cached answers that could not be appended (counted, never silent)."""
+        return self.audits.failed
 
     async def search(
         self,
@@ -114,19 +159,24 @@ class Search:
             todo = {i: list(range(days)) for i in range(len(prac_ids))}
             self.cache.misses += len(prac_ids) * days
             await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail)
-            return Answer(practice, self._result(prac_ids, dur, rows))
+            return Answer(practice, days=_by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+        stale, age_s, source = False, 0, "cache"
         try:
             entries = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx)
         except REDIS_DOWN:
-            stale = self._stale(prac_ids, vt, day_bounds)
-            if stale is None:
+            found = self._stale(prac_ids, vt, day_bounds)
+            if found is None:
                 raise
-            entries, age_s = stale
+            (entries, age_s), stale, source = found, True, "stale"
             self.cache.stale_answers += 1
-            result = self._result(prac_ids, dur, entries)
-            return Answer(practice, result, True, age_s, self._auditor(practice_id, detail, len(result), "stale", ctx))
-        result = self._result(prac_ids, dur, entries)
-        return Answer(practice, result, audit=self._auditor(practice_id, detail, len(result), "cache", ctx))
+        by_day = _by_day(day_bounds, entries)
+        ans = Answer(practice, None, stale, age_s, None, by_day, prac_ids, dur)
+        if self.rt.settings.audit_searches:
+            count = sum(len(starts) for _, day in by_day for starts in day)
+            call = self._call(practice_id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
+            ans.audit_call = call
+            ans.audit = lambda: self.audits.append_now(call)
+        return ans
 
     # ----------------------------------------------------------------- the cached path
     async def _entries(
@@ -216,30 +266,6 @@ class Search:
                 row.append(entry)
             out.append(row)
         return out, (now - oldest) // 1000
-
-    @staticmethod
-    def _result(prac_ids: list[str], dur: int, entries: list[list[DayEntry]]) -> SearchResult:
-        found = [[s for e in row for s in e.starts] for row in entries]
-        return SearchResult(prac_ids, dur, _order(found, len(prac_ids)))
-
-    def _auditor(
-        self, pid: str, detail: dict[str, Any], count: int, source: str, ctx: Ctx
-    ) -> Callable[[], Awaitable[None]] | None:
-        if not self.rt.settings.audit_searches:
-            return None
-        at = self.rt.now_ms()
-
-        async def append() -> None:
-            call = self._call(pid, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx, at=at)
-            for _ in range(2):  # one retry; a failure is counted (/metrics), never silent
-                try:
-                    await scripts.search(self.rt.lua, call)
-                    return
-                except REDIS_DOWN:
-                    continue
-            self.audit_failures += 1
-
-        return append
 
     # ----------------------------------------------------------------- shared
     @staticmethod
