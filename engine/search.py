@@ -187,19 +187,19 @@ class Search:
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
         fields = ["all", *(str(b) for b in range(first_b, last_b + 1))]
-        async with self.rt.redis.pipeline(transaction=False) as pipe:
-            for pr in prac_ids:
-                pipe.hmget(keys.versions(pid, pr), fields)
-            read = await pipe.execute()
+        # one command: the versions hash is shared by the practice's practitioners (engine/keys.py)
+        raw = await self.rt.redis.hmget(keys.versions(pid, prac_ids[0]), fields)
+        current = [int(v or 0) for v in raw]
+        day_versions = [self._versions(current, first_b, lo, hi, dur) for lo, hi in day_bounds]
         now = self.rt.now_ms()
         out: list[list[DayEntry]] = []
         stale_days: dict[int, list[int]] = {}  # practitioner index -> indexes of the days to compute
-        for i, (pr, raw) in enumerate(zip(prac_ids, read)):
-            current = [int(v or 0) for v in raw]
+        get = self.cache.get
+        for i, pr in enumerate(prac_ids):
             row: list[DayEntry] = []
-            for d, (lo, hi) in enumerate(day_bounds):
-                entry = self.cache.get((pr, vt.id, lo))
-                if entry is not None and entry.fresh(self._versions(current, first_b, lo, hi, dur), now):
+            for d, (lo, _) in enumerate(day_bounds):
+                entry = get((pr, vt.id, lo))
+                if entry is not None and entry.fresh(day_versions[d], now):
                     self.cache.hits += 1
                 else:
                     self.cache.misses += 1

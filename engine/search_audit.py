@@ -49,8 +49,12 @@ class SearchAudits:
             self._task = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self.flush_s)
-        while self.pending:
+        """Every ``flush_ms`` while there is something to append (what arrives during a flush waits for the next
+        one, so a busy process sends one batch per interval, not one per search)."""
+        while True:
+            await asyncio.sleep(self.flush_s)
+            if not self.pending:
+                return
             await self.flush()
 
     async def flush(self) -> None:
