@@ -18,7 +18,8 @@ import msgspec
 from benchmarks.dataset import Dataset, PracticeData
 from benchmarks.httpclient import build_request
 
-NAMES = ("search", "funnel", "hotslot", "churn")
+NAMES = ("search", "funnel", "hotslot", "churn", "outage")
+SWEPT = NAMES[:4]  # rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py)
 # Refusals a scenario provokes on purpose (races for the same slot, holds that expired); not errors.
 EXPECTED = {
     ("hold", 409, "slot_unavailable"),

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import random
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -118,9 +119,7 @@ def requests(data: list[dict[str, Any]], n: int, spread: bool, seed_: int = 7) -
     return out
 
 
-async def measure(redis_url: str, cache_bytes: int, searches: int, practices: int) -> dict[str, Any]:
-    r = redis_sync.Redis.from_url(redis_url)
-    r.flushdb()
+def _app(redis_url: str, cache_bytes: int) -> Any:
     db = tempfile.NamedTemporaryFile(suffix=".db", delete=False).name
     settings = Settings(
         redis_url=redis_url,
@@ -132,61 +131,91 @@ async def measure(redis_url: str, cache_bytes: int, searches: int, practices: in
     engine = create_engine(settings.database_url)
     migrate.upgrade(engine)
     engine.dispose()
-    app = create_app(settings, background=False, reconcile_on_start=False)
-    result: dict[str, Any] = {"search_cache_bytes": cache_bytes}
-    async with app.lifespan():
-        data = await seed(app, practices, 4)
+    return create_app(settings, background=False, reconcile_on_start=False)
+
+
+async def _batch(app: Any, r: Any, reqs: list[tuple[str, str]]) -> tuple[float, float, float, int]:
+    """API CPU, Redis CPU and wall seconds of one batch of searches (its deferred audits included), and slots."""
+    slots = 0
+    t_api, t_redis, t_wall = time.process_time(), redis_cpu(r), time.perf_counter()
+    for path, q in reqs:
+        status, body = await asgi(app, "GET", path, q)
+        if status != 200:
+            raise RuntimeError(f"search answered {status}: {body[:300]!r}")
+        slots += body.count(b'"start"')
+    await app.state.engine.searcher.audits.close()  # what is still queued is this batch's work
+    return time.process_time() - t_api, redis_cpu(r) - t_redis, time.perf_counter() - t_wall, slots
+
+
+async def measure(redis_url: str, cache_bytes: int, searches: int, practices: int, rounds: int) -> dict[str, Any]:
+    """Two apps in one process, the cache off and on, each on practices of its own in one Redis, measured in
+    alternating batches (``rounds`` each): on a shared machine, the median batch is far steadier than one long
+    run of each."""
+    r = redis_sync.Redis.from_url(redis_url)
+    r.flushdb()
+    apps = {"off": _app(redis_url, 0), "on": _app(redis_url, cache_bytes)}
+    out: dict[str, Any] = {"off": {}, "on": {}}
+    async with apps["off"].lifespan(), apps["on"].lifespan():
+        data = {m: await seed(app, practices, 4) for m, app in apps.items()}
         for name, spread in (("same 1-day search", False), ("bench mix", True)):
-            reqs = requests(data, searches, spread)
-            for path, q in reqs[:200]:  # warm up (the cache's first reads, per-slot fragments)
-                await asgi(app, "GET", path, q)
-            slots = 0
-            t_api, t_redis, t_wall = time.process_time(), redis_cpu(r), time.perf_counter()
-            for path, q in reqs:
-                status, body = await asgi(app, "GET", path, q)
-                assert status == 200, body
-                slots += body.count(b'"start"')
-            await asyncio.sleep(0.1)  # the last batch of deferred audits
-            await app.state.engine.searcher.audits.close()
-            api_us = (time.process_time() - t_api) / searches * 1e6
-            redis_us = (redis_cpu(r) - t_redis) / searches * 1e6
-            wall_us = (time.perf_counter() - t_wall) / searches * 1e6
-            result[name] = {
-                "api_cpu_us": round(api_us),
-                "redis_cpu_us": round(redis_us),
-                "wall_us": round(wall_us),
-                "slots_per_search": round(slots / searches),
+            reqs = {m: requests(data[m], searches, spread) for m in apps}
+            for m, app in apps.items():
+                await _batch(app, r, reqs[m][:200])  # warm up (the cache's first reads, per-slot fragments)
+            per = max(1, searches // rounds)
+            got: dict[str, list[tuple[float, float, float, int]]] = {"off": [], "on": []}
+            for i in range(rounds):
+                for m, app in apps.items():
+                    got[m].append(await _batch(app, r, reqs[m][i * per : (i + 1) * per]))
+            for m in apps:
+                rows = got[m]
+                med = [statistics.median(x[k] for x in rows) / per * 1e6 for k in range(3)]
+                out[m][name] = {
+                    "api_cpu_us": round(med[0]),
+                    "redis_cpu_us": round(med[1]),
+                    "wall_us": round(med[2]),
+                    "api_cpu_us_min": round(min(x[0] for x in rows) / per * 1e6),
+                    "slots_per_search": round(sum(x[3] for x in rows) / (per * rounds)),
+                    "batches": rounds,
+                }
+        for m, app in apps.items():
+            s = app.state.engine.searcher
+            out[m]["cache"] = {
+                **s.cache.stats(s.audit_failures),
+                "bytes": s.cache.bytes,
+                "rendered_bytes": app.state.rendered_days.bytes,
+                "audit_batches": s.audits.batches,
             }
-        s = app.state.engine.searcher
-        result["cache"] = {
-            **s.cache.stats(s.audit_failures),
-            "bytes": s.cache.bytes,
-            "rendered_bytes": app.state.rendered_days.bytes,
-            "audit_batches": s.audits.batches,
-        }
     r.close()
-    return result
+    return out
+
+
+def run(redis_url: str, searches: int, practices: int, cache_bytes: int, log: Any = print) -> dict[str, Any]:
+    """Both modes, interleaved, on the same data shape; ``log`` sees a table."""
+    out: dict[str, Any] = {"searches": searches, "practices": practices, "redis_url": redis_url}
+    out.update(asyncio.run(measure(redis_url, cache_bytes, searches, practices, 10)))
+    log(f"   {'search':<20} {'cache':<6} {'API CPU µs':>11} {'(min)':>6} {'Redis CPU µs':>13} {'wall µs':>8} {'slots':>6}")
+    for name in ("same 1-day search", "bench mix"):
+        for label in ("off", "on"):
+            m = out[label][name]
+            log(
+                f"   {name:<20} {label:<6} {m['api_cpu_us']:>11} {m['api_cpu_us_min']:>6} {m['redis_cpu_us']:>13}"
+                f" {m['wall_us']:>8} {m['slots_per_search']:>6}"
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    a = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     a.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="a Redis nobody else uses (flushed)")
     a.add_argument("--searches", type=int, default=3000)
     a.add_argument("--practices", type=int, default=20)
     a.add_argument("--cache-bytes", type=int, default=64 * 1024 * 1024, help="SEARCH_CACHE_BYTES of the 'on' run")
+    a.add_argument("--json", default=None, help="also write the figures to this file")
     o = a.parse_args(argv)
-    out = {}
-    for label, size in (("cache off", 0), ("cache on", o.cache_bytes)):
-        out[label] = asyncio.run(measure(o.redis_url, size, o.searches, o.practices))
-        print(label, json.dumps(out[label]), flush=True)
-    print(f"{'search':<20} {'cache':<6} {'API CPU µs':>11} {'Redis CPU µs':>13} {'wall µs':>8} {'slots':>6}")
-    for name in ("same 1-day search", "bench mix"):
-        for label in out:
-            m = out[label][name]
-            print(
-                f"{name:<20} {label[6:]:<6} {m['api_cpu_us']:>11} {m['redis_cpu_us']:>13} {m['wall_us']:>8}"
-                f" {m['slots_per_search']:>6}"
-            )
+    out = run(o.redis_url, o.searches, o.practices, o.cache_bytes)
+    if o.json:
+        with open(o.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ class Search:
                 entry = get((pr, vt.id, lo))
                 if entry is not None and entry.fresh(day_versions[d], now):
                     self.cache.hits += 1
+                    entry.read_at_ms = now  # known right at this instant (what a stale answer's Age counts from)
                 else:
                     self.cache.misses += 1
                     stale_days.setdefault(i, []).append(d)

@@ -13,7 +13,6 @@ Memory is bounded: a least-recently-used map with a limit in bytes (``SEARCH_CAC
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
 from engine.lru import BytesLru
 
@@ -28,17 +27,23 @@ def buckets(day_start: int, day_end: int, duration_s: int) -> tuple[int, int]:
     return day_start // DAY_S, (day_end + duration_s - 1) // DAY_S
 
 
-class DayEntry(NamedTuple):
-    starts: tuple[int, ...]
-    versions: tuple[int, ...]  # 'all', then the day's buckets in order
-    valid_until_ms: int  # 0: no instant
-    read_at_ms: int
+class DayEntry:
+    """One practitioner-day: its free starts, the versions they were computed at, the instant time alone would
+    change them (0: none), and when they were last known right (``read_at_ms``: computed, or confirmed by a
+    versions read that found them fresh; a stale answer's ``Age`` counts from it)."""
+
+    __slots__ = ("read_at_ms", "starts", "valid_until_ms", "versions")
+
+    def __init__(
+        self, starts: tuple[int, ...], versions: tuple[int, ...], valid_until_ms: int, read_at_ms: int
+    ) -> None:
+        self.starts, self.versions, self.valid_until_ms, self.read_at_ms = starts, versions, valid_until_ms, read_at_ms
 
     def fresh(self, versions: tuple[int, ...], now_ms: int) -> bool:
         return self.versions == versions and (self.valid_until_ms == 0 or now_ms < self.valid_until_ms)
 
 
-_ENTRY_OVERHEAD = 400  # dict slot, key tuple and NamedTuple headers, measured with sys.getsizeof (bytes)
+_ENTRY_OVERHEAD = 400  # dict slot, key tuple and the entry's headers, measured with sys.getsizeof (bytes)
 
 
 def entry_size(e: DayEntry) -> int:
