@@ -186,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
         default=30.0,
         help="the outage scenario: how long its own redis-server is stopped during the search sweep",
     )
-    a("--outage-rate", type=float, default=200.0, help="the outage scenario: searches per second")
+    a("--outage-rate", type=float, default=100.0, help="the outage scenario: searches per second")
     a("--skip-limits", action="store_true", help="skip the Redis limits and the data-scale measurements")
     a("--db-prefix", default="bench", help="PostgreSQL databases PREFIX_engine and PREFIX_pgonly (dropped, created)")
     a("--lock-wait", type=float, default=1800.0, help="seconds to wait for another `booking bench` to finish")

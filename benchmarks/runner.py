@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from benchmarks import cpu, data_scale, invariants, outage, profile, redis_limits, results, search_cpu, targets
+from benchmarks import ceiling, cpu, data_scale, invariants, outage, profile, redis_limits, results, search_cpu, targets
 from benchmarks.dataset import Dataset, HotSpot, PracticeData
 from benchmarks.loadgen import GeneratorPool, Step
 from benchmarks.options import ENGINES, Options
@@ -90,45 +90,9 @@ class Bench:
 
     # ------------------------------------------------------------ the generator's ceiling
     def measure_ceiling(self) -> dict[str, Any]:
-        if not self.o.ceiling_rates:
-            return {"rate": None, "skipped": "no --ceiling-rates"}
-        log(f"== generator ceiling: {self.o.gen_procs} processes, {self.o.connections} connections, trivial server")
-        srv = self._start(targets.start_trivial(self.logs))
-        dummy = Dataset(
-            practices=[PracticeData(id="0" * 16, timezone="UTC", practitioners=["r"], visit_types=[("v", 30)])],
-            first_date="2030-01-01",
-            search_days=1,
-            hot=HotSpot(
-                practice_id="0" * 16, practitioner_id="r", visit_types=["v"], starts=["2030-01-02T09:00:00+00:00"]
-            ),
-        )
-        pool = GeneratorPool(srv.url, dummy, None, self.o.gen_procs)
-        steps = []
-        try:
-            for rate in self.o.ceiling_rates:
-                meter = cpu.CpuMeter({"generator": pool.pids(), "trivial server": [srv.pid]})
-                r = results.merge("trivial", self._step("hotslot", rate), pool.run(self._step("hotslot", rate)), None)
-                r["cpu_percent"] = meter.stop()
-                steps.append(r)
-                log(
-                    f"   {rate:>7.0f}/s offered: {r['achieved_rate']:>8.0f}/s achieved, p99 {r['all'].get('p99')} ms,"
-                    f" generator lag p99 {r['generator_lag_p99_ms']} ms, cpu {r['cpu_percent']}"
-                )
-                if r["achieved_rate"] < 0.97 * rate or r["generator_lag_p99_ms"] > self.o.late_ms:
-                    break
-        finally:
-            pool.close()
-            self._stop(srv)
-        good = [
-            r
-            for r in steps
-            if r["achieved_rate"] >= 0.97 * r["offered_rate"] and r["generator_lag_p99_ms"] <= self.o.late_ms
-        ]
-        self.ceiling = max((r["achieved_rate"] for r in good), default=None)
-        last = steps[-1] if steps else None
-        capped = bool(last and last in good)  # never failed: the true ceiling is higher than we asked
-        log(f"   ceiling: {self.ceiling or 0:.0f}/s" + (" (at least: every rate asked was met)" if capped else ""))
-        return {"rate": self.ceiling, "at_least": capped, "steps": steps}
+        out = ceiling.measure(self, log)
+        self.ceiling = out["rate"]
+        return out
 
     # ------------------------------------------------------------ sweeps
     def sweep(
@@ -218,10 +182,10 @@ class Bench:
         try:
             for sc in [s for s in o.scenarios if s in SWEPT]:
                 groups = self._groups(server, pool, extra) if server else {"generator": pool.pids(), **extra}
+                if sc == "search" and o.few_clients:  # first: after a saturated step the server still drains
+                    self.report.setdefault("few_clients", {})[target] = self._few_clients(target, pool, groups)
                 steps, booked, cancelled = self.sweep(target, pool, sc, groups)
                 self.report["runs"].setdefault(target, {})[sc] = steps
-                if sc == "search" and o.few_clients:
-                    self.report.setdefault("few_clients", {})[target] = self._few_clients(target, pool, groups)
                 self.report["invariants"].setdefault(target, {})[sc] = self._check_engine(
                     data, db_url, booked, cancelled
                 )

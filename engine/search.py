@@ -1,101 +1,24 @@
 """Search: free slots of one visit type over a range of the practice's local dates.
 
 With the availability cache on (``SEARCH_CACHE_BYTES`` > 0), a search reads the versions of the asked
-practitioner-days in one round trip and runs the search script only for the practitioners whose cached days
-moved or ran out of time; the audit event is appended after the answer (``Answer.audit``). While Redis is
-unreachable, days cached less than ``STALE_READ_SECONDS`` ago answer with ``stale`` set.
+practitioner-days in one round trip; when nothing it asks moved or ran out of time it is answered from the cache
+and its audit event is appended later, in the process's next batch (``engine.search_audit``); otherwise one
+audited script computes every asked day. While Redis is unreachable, days known right less than
+``STALE_READ_SECONDS`` ago answer with ``stale`` set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import msgspec
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
 from engine.context import Runtime
-from engine.model import SYSTEM, Ctx, Practice, Slot, VisitType
+from engine.model import SYSTEM, Ctx, Practice, VisitType
+from engine.search_answer import Answer, SearchResult, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
-
-
-class SearchResult(msgspec.Struct, frozen=True):
-    """Free slots, sorted by start then practitioner id, packed as ``start * len(practitioner_ids) + index``
-    (one integer sort instead of thousands of objects; see ``slots()`` for the plain form)."""
-
-    practitioner_ids: list[str]
-    duration_s: int
-    packed: list[int]
-
-    def slots(self) -> list[Slot]:
-        n = len(self.practitioner_ids)
-        return [Slot(self.practitioner_ids[v % n], v // n, v // n + self.duration_s) for v in self.packed]
-
-    def __len__(self) -> int:
-        return len(self.packed)
-
-
-class Answer:
-    """A search answer: the practice, the slots, whether they come from the last known availability (``stale``,
-    with their ``age_s``), and the audit event still to append (``audit_call``, None: already audited in the
-    script that computed it). From the cache, the answer also comes day by day (``days``: per local day, its
-    start and each practitioner's free starts), so that a renderer can reuse what it made of a day before;
-    ``result`` is then built only when asked for."""
-
-    __slots__ = (
-        "_result",
-        "age_s",
-        "audit",
-        "audit_call",
-        "days",
-        "duration_s",
-        "practice",
-        "practitioner_ids",
-        "stale",
-    )
-
-    def __init__(
-        self,
-        practice: Practice,
-        result: SearchResult | None = None,
-        stale: bool = False,
-        age_s: int = 0,
-        audit_call: scripts.Call | None = None,
-        days: list[tuple[int, tuple[tuple[int, ...], ...]]] | None = None,
-        practitioner_ids: list[str] | None = None,
-        duration_s: int = 0,
-    ) -> None:
-        self.practice, self._result, self.stale, self.age_s = practice, result, stale, age_s
-        self.audit_call, self.days = audit_call, days
-        # append the audit event now (retried, counted when it fails) instead of in the process's next batch
-        self.audit: Callable[[], Awaitable[None]] | None = None
-        self.practitioner_ids = practitioner_ids if result is None else result.practitioner_ids
-        self.duration_s = duration_s if result is None else result.duration_s
-
-    @property
-    def result(self) -> SearchResult:
-        if self._result is None:
-            found = [[s for _, day in self.days or () for s in day[i]] for i in range(len(self.practitioner_ids or ()))]
-            ids = self.practitioner_ids or []
-            self._result = SearchResult(ids, self.duration_s, _order(found, len(ids)))
-        return self._result
-
-
-def _by_day(
-    day_bounds: list[tuple[int, int]], rows: list[list[DayEntry]]
-) -> list[tuple[int, tuple[tuple[int, ...], ...]]]:
-    """Per practitioner and day entries -> per day: its start, and each practitioner's free starts."""
-    return [(lo, tuple(row[d].starts for row in rows)) for d, (lo, _) in enumerate(day_bounds)]
-
-
-def _order(found: list[list[int]], n: int) -> list[int]:
-    """Merge the per-practitioner start lists (practitioner ids sorted) into one sorted packed list."""
-    packed = [s * n + i for i, starts in enumerate(found) for s in starts]
-    packed.sort()
-    return packed
 
 
 class Search:
@@ -126,7 +49,7 @@ class Search:
         lo, hi = self._range(practice, date, days)
         detail = self._detail(date, days, vt, practitioner_id)
         found = await scripts.search(self.rt.lua, self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx))
-        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, _order(found.starts, len(prac_ids)))
+        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
 
     async def answer(
         self,
@@ -159,20 +82,20 @@ class Search:
             todo = {i: list(range(days)) for i in range(len(prac_ids))}
             self.cache.misses += len(prac_ids) * days
             await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail)
-            return Answer(practice, days=_by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
-        stale, age_s, source = False, 0, "cache"
+            return Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+        stale, age_s, source, audited = False, 0, "cache", False
         try:
-            entries = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx)
+            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail)
         except REDIS_DOWN:
             found = self._stale(prac_ids, vt, day_bounds)
             if found is None:
                 raise
             (entries, age_s), stale, source = found, True, "stale"
             self.cache.stale_answers += 1
-        by_day = _by_day(day_bounds, entries)
-        ans = Answer(practice, None, stale, age_s, None, by_day, prac_ids, dur)
-        if self.rt.settings.audit_searches:
-            count = sum(len(starts) for _, day in by_day for starts in day)
+        days_found = by_day(day_bounds, entries)
+        ans = Answer(practice, None, stale, age_s, None, days_found, prac_ids, dur)
+        if self.rt.settings.audit_searches and not audited:
+            count = sum(len(starts) for _, day in days_found for starts in day)
             call = self._call(practice_id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
             ans.audit_call = call
             ans.audit = lambda: self.audits.append_now(call)
@@ -180,9 +103,17 @@ class Search:
 
     # ----------------------------------------------------------------- the cached path
     async def _entries(
-        self, pid: str, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]], ctx: Ctx
-    ) -> list[list[DayEntry]]:
-        """Per practitioner, per day: a fresh entry (from the cache, or computed now for whoever needs it)."""
+        self,
+        pid: str,
+        prac_ids: list[str],
+        vt: VisitType,
+        day_bounds: list[tuple[int, int]],
+        ctx: Ctx,
+        detail: dict[str, Any],
+    ) -> tuple[list[list[DayEntry]], bool]:
+        """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
+        When any asked day moved or ran out of time, the script computes every asked day again and audits the
+        search in the same step, so only answers made entirely from the cache are audited later."""
         dur = vt.duration_minutes * 60
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
@@ -208,8 +139,10 @@ class Search:
                 row.append(entry)  # type: ignore[arg-type]  # replaced below when None or outdated
             out.append(row)
         if stale_days:
-            await self._compute(pid, prac_ids, vt, day_bounds, stale_days, out, ctx)
-        return out
+            todo = {i: list(range(len(day_bounds))) for i in range(len(prac_ids))}
+            await self._compute(pid, prac_ids, vt, day_bounds, todo, out, ctx, detail)
+            return out, True
+        return out, False
 
     async def _compute(
         self,

@@ -24,7 +24,8 @@ from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
-from engine.search import Answer, Search, SearchResult
+from engine.search import Search
+from engine.search_answer import Answer, SearchResult
 from engine.settings import Settings
 
 __all__ = ["SYSTEM", "Answer", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
