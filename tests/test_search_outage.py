@@ -184,3 +184,30 @@ def test_over_http_a_stale_answer_says_so_and_a_hold_is_503(own_redis: OwnRedis,
                 break
             time.sleep(0.1)
         assert back.json()["stale"] is False and back.content == fresh.content
+
+
+def test_a_stale_answer_counts_its_age_from_the_last_read_that_confirmed_it(own_redis: OwnRedis) -> None:
+    """A day computed 50 s before and confirmed (versions read, unchanged) just before Redis went away is 20 s old
+    20 s later, not 70 s: it still answers stale under STALE_READ_SECONDS=60."""
+
+    async def main() -> None:
+        from tests.test_search_cache import Clock, mornings
+
+        r = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.3, socket_timeout=0.5)
+        clock = Clock()
+        eng = BookingEngine(r, Settings(redis_url=own_redis.url, stale_read_seconds=60, search_cache_bytes=CACHE), clock)
+        try:
+            p, _, vt = await mornings(eng, "Age")
+            day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
+            first = await eng.search_answer(p.id, day, 1, vt)  # computed
+            clock.now += 50
+            again = await eng.search_answer(p.id, day, 1, vt)  # a hit: confirmed now
+            assert again.audit_call is not None and again.result == first.result
+            await asyncio.to_thread(own_redis.stop)
+            clock.now += 20
+            stale = await eng.search_answer(p.id, day, 1, vt)
+            assert stale.stale and stale.age_s == 20 and stale.result == first.result
+        finally:
+            await r.aclose()
+
+    asyncio.run(main())
