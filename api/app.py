@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from api import redis_client
+from api import redis_client, render
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
@@ -78,6 +78,7 @@ def create_app(
         from persistence.archive import ArchivedAppointments
 
         state = app.state
+        state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
         state.redis = redis if redis is not None else make_redis(settings, fake_server, state.metrics)
         state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
@@ -120,6 +121,10 @@ def create_app(
                 _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
                 for t in stuck:
                     log.warning("background task %s did not stop within %s s", t.get_name(), SHUTDOWN_WAIT_S)
+            try:  # the search audits still queued (bounded: its retries, then counted)
+                await asyncio.wait_for(state.engine.searcher.audits.close(), SHUTDOWN_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - the shutdown goes on; what was lost is counted and logged
+                log.warning("search audits not flushed at shutdown: %s", exc)
             if notifier is not None:
                 await asyncio.to_thread(notifier.close)
             if persister is not None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import msgspec
 
 from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, SlotOut, WaitlistEntryOut, WaitlistOfferOut
 from engine import timeutil
+from engine.lru import BytesLru
 from engine.model import Appointment, Hold, Practice
-from engine.service import SearchResult
+from engine.service import Answer, SearchResult
 from engine.waitlist import Entry
 
 _enc = msgspec.json.Encoder()
@@ -87,18 +89,14 @@ def appointment_bytes(a: Appointment, tz: str) -> bytes:
 _SLOT_CACHE: dict[tuple[str, int, int, str], bytes] = {}
 
 
-def availability_bytes(
-    practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult, stale: bool = False
-) -> bytes:
-    """The availability answer, assembled from per-slot JSON fragments that are cached (the same slots are
-    shown to every patient searching that day): the cost of a search is a dictionary look-up per slot."""
-    tz, n, dur = practice.timezone, len(found.practitioner_ids), found.duration_s
-    pids = found.practitioner_ids
-    cache = _SLOT_CACHE
+def _slots(pids: list[str], dur: int, tz: str, packed: list[int]) -> bytes:
+    """Slots (packed as ``start * len(pids) + index``, sorted) as comma-joined JSON objects, from per-slot
+    fragments that are cached (the same slots are shown to every patient searching that day)."""
+    n, cache = len(pids), _SLOT_CACHE
     if len(cache) > 500_000:
         cache.clear()
     parts = []
-    for v in found.packed:
+    for v in packed:
         start, i = divmod(v, n)
         key = (pids[i], start, dur, tz)
         frag = cache.get(key)
@@ -107,15 +105,71 @@ def availability_bytes(
                 SlotOut(pids[i], timeutil.format_instant(start, tz), timeutil.format_instant(start + dur, tz))
             )
         parts.append(frag)
-    head = _enc.encode(
-        AvailabilityOut(
-            practice_id=practice.id,
-            timezone=tz,
-            visit_type_id=visit_type_id,
-            date=date.isoformat(),
-            days=days,
-            stale=stale,
-            slots=[],
-        )
+    return b",".join(parts)
+
+
+def _head(practice: Practice, visit_type_id: str, date: dt.date, days: int, stale: bool) -> bytes:
+    """The answer without its slots, cut before the empty slot list: ``...,"slots":``."""
+    out = AvailabilityOut(
+        practice_id=practice.id,
+        timezone=practice.timezone,
+        visit_type_id=visit_type_id,
+        date=date.isoformat(),
+        days=days,
+        stale=stale,
+        slots=[],
     )
-    return head[:-3] + b"[" + b",".join(parts) + b"]}"
+    return _enc.encode(out)[:-3]
+
+
+def availability_bytes(
+    practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult, stale: bool = False
+) -> bytes:
+    """The availability answer: the cost of a search is a dictionary look-up per slot."""
+    slots = _slots(found.practitioner_ids, found.duration_s, practice.timezone, found.packed)
+    return _head(practice, visit_type_id, date, days, stale) + b"[" + slots + b"]}"
+
+
+DayKey = tuple[str, str, tuple[str, ...], int]  # practice, visit type, practitioners asked, local day start
+DayStarts = tuple[tuple[int, ...], ...]  # each practitioner's free starts that day
+_DAY_OVERHEAD = 400  # map entry, key and value tuples (bytes, as engine/search_cache.py reckons its own)
+
+
+class RenderedDays:
+    """Per process: each answered local day rendered once, as its comma-joined slots, for as long as the starts
+    it was rendered from are the ones the engine answers (compared on every use, so never out of date), in a
+    least-recently-used map bounded in bytes (three quarters of ``SEARCH_CACHE_BYTES``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.lru: BytesLru[DayKey, tuple[DayStarts, bytes]] = BytesLru(max_bytes)
+        self.hits = self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return self.lru.bytes
+
+    def day(self, key: DayKey, starts: DayStarts, pids: list[str], dur: int, tz: str) -> bytes:
+        held = self.lru.get(key)
+        if held is not None and held[0] == starts:
+            self.hits += 1
+            return held[1]
+        self.misses += 1
+        n = len(pids)
+        packed = sorted(s * n + i for i, day in enumerate(starts) for s in day)
+        frag = _slots(pids, dur, tz, packed)
+        size = _DAY_OVERHEAD + len(frag) + sum(sys.getsizeof(t) + 32 * len(t) for t in starts)
+        self.lru.put(key, (starts, frag), size)
+        return frag
+
+
+def availability_days_bytes(
+    practice: Practice, visit_type_id: str, date: dt.date, ans: Answer, rendered: RenderedDays
+) -> bytes:
+    """The same answer as ``availability_bytes`` (byte for byte), assembled from its days rendered before: local
+    days follow each other, so the answer's slots are its days' slots one day after the other."""
+    pids, dur, tz = ans.practitioner_ids or [], ans.duration_s, practice.timezone
+    who = tuple(pids)
+    days = ans.days or []
+    parts = [rendered.day((practice.id, visit_type_id, who, lo), starts, pids, dur, tz) for lo, starts in days]
+    slots = b",".join(p for p in parts if p)
+    return _head(practice, visit_type_id, date, len(days), ans.stale) + b"[" + slots + b"]}"

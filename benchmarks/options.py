@@ -10,7 +10,8 @@ import msgspec
 
 from benchmarks.scenarios import NAMES
 
-TARGETS = ("engine", "floor", "pgonly")
+TARGETS = ("engine", "engine-cache", "floor", "pgonly")
+ENGINES = ("engine", "engine-cache")  # the engine with the availability cache off (SEARCH_CACHE_BYTES=0) and on
 
 
 class Options(msgspec.Struct):
@@ -50,6 +51,10 @@ class Options(msgspec.Struct):
     db_prefix: str
     lock_wait: float
     quick: bool
+    cache_bytes: int
+    few_clients: str
+    outage_seconds: float
+    outage_rate: float
 
     def redis(self) -> Any:
         """A client of the engine's Redis: one server, or every node of a cluster (engine/clients.py)."""
@@ -92,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--scenarios", type=_names(NAMES), default=list(NAMES), help="comma list of: " + ", ".join(NAMES))
-    a("--targets", type=_names(TARGETS), default=list(TARGETS), help="comma list of: engine, floor, pgonly")
+    a("--targets", type=_names(TARGETS), default=list(TARGETS), help="comma list of: " + ", ".join(TARGETS))
     a(
         "--rates",
         type=_floats,
@@ -163,6 +168,25 @@ def parser() -> argparse.ArgumentParser:
         metavar="G0,G1,G2",
         help="diagnostics: gc.set_threshold in the engine's processes (benchmarks/gc_site/sitecustomize.py)",
     )
+    a(
+        "--cache-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="SEARCH_CACHE_BYTES of the engine-cache target (the engine target runs with 0: the cache off)",
+    )
+    a(
+        "--few-clients",
+        default="4:250",
+        metavar="CONNECTIONS:RATE",
+        help="one more search step per engine target with only this many connections (empty: none)",
+    )
+    a(
+        "--outage-seconds",
+        type=float,
+        default=30.0,
+        help="the outage scenario: how long its own redis-server is stopped during the search sweep",
+    )
+    a("--outage-rate", type=float, default=100.0, help="the outage scenario: searches per second")
     a("--skip-limits", action="store_true", help="skip the Redis limits and the data-scale measurements")
     a("--db-prefix", default="bench", help="PostgreSQL databases PREFIX_engine and PREFIX_pgonly (dropped, created)")
     a("--lock-wait", type=float, default=1800.0, help="seconds to wait for another `booking bench` to finish")
@@ -183,6 +207,7 @@ def parse(argv: list[str]) -> Options:
         opts.practices, opts.practitioners, opts.horizon, opts.prebook, opts.search_days = 3, 2, 14, 2, 10
         opts.ceiling_rates, opts.lua_calls, opts.scale_sizes = [2000.0], 200, [1000, 5000]
         opts.profile, opts.timeout = False, 5.0
+        opts.few_clients, opts.outage_seconds, opts.outage_rate = "4:100", 3.0, 50.0
     for item in opts.engine_env:
         if "=" not in item:
             raise SystemExit(f"booking bench: --engine-env wants KEY=VALUE, not {item!r}")

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from benchmarks import results
-from benchmarks.options import Options
+from benchmarks import cache_report, results
+from benchmarks.options import TARGETS, Options
 
 
 def machine(r: Any) -> dict[str, Any]:
@@ -73,6 +73,8 @@ def comparisons(report: dict[str, Any], slo: float) -> dict[str, Any]:
         for other in ("floor", "pgonly"):
             if sc in runs.get(other, {}):
                 out[sc][f"engine/{other}"] = results.compare(eng, runs[other][sc], slo)
+    for sc, c in cache_report.comparisons(runs, slo).items():
+        out.setdefault(sc, {}).update(c)
     return out
 
 
@@ -114,6 +116,7 @@ def goals(report: dict[str, Any], slo: float) -> list[dict[str, Any]]:
                     "met": ef["throughput_ratio"] >= 0.5,
                 }
             )
+    out += cache_report.goals(report, slo)
     hot = comp.get("hotslot", {}).get("engine/pgonly", {})
     if hot:
         overlaps = sum(
@@ -148,20 +151,20 @@ def table(report: dict[str, Any], slo: float) -> str:
     if report.get("failed"):
         lines.append(f"THE SUITE DID NOT FINISH: {report['failed']}")
     head = (
-        f"{'scenario':<8} {'target':<7} {'offered':>8} {'achieved':>8} {'p50':>7} {'p95':>7} {'p99':>7} "
+        f"{'scenario':<8} {'target':<12} {'offered':>8} {'achieved':>8} {'p50':>7} {'p95':>7} {'p99':>7} "
         f"{'p99.9':>7} {'max':>7} {'err':>6} {'late':>6}  bound  cpu% (gen/server/redis/pg/persister/all)"
     )
     lines.append(head)
     lines.append("-" * len(head))
     for sc in report["options"]["scenarios"]:
-        for target in ("engine", "floor", "pgonly"):
+        for target in TARGETS:
             for r in report["runs"].get(target, {}).get(sc, []):
                 a, c = r["all"], r.get("cpu_percent", {})
                 cpu = "/".join(
                     _fmt(c.get(k)) for k in ("generator", "server", "redis", "postgres", "persister", "machine")
                 )
                 lines.append(
-                    f"{sc:<8} {target:<7} {r['offered_rate']:>8.0f} {r['achieved_rate']:>8.0f} {_fmt(a.get('p50')):>7}"
+                    f"{sc:<8} {target:<12} {r['offered_rate']:>8.0f} {r['achieved_rate']:>8.0f} {_fmt(a.get('p50')):>7}"
                     f" {_fmt(a.get('p95')):>7} {_fmt(a.get('p99')):>7} {_fmt(a.get('p999')):>7} {_fmt(a.get('max')):>7}"
                     f" {sum(r['errors'].values()):>6} {r['late_queued'] + r['late_generator']:>6}"
                     f"  {'GEN' if r['generator_bound'] else '   '}    {cpu}"
@@ -177,16 +180,16 @@ def table(report: dict[str, Any], slo: float) -> str:
         f"<= 1% errors, p99 <= {slo:g} ms):"
     )
     for sc in report["options"]["scenarios"]:
-        for target in ("engine", "floor", "pgonly"):
+        for target in TARGETS:
             k = results.knee(report["runs"].get(target, {}).get(sc, []), slo)
             if not k:
                 if sc in report["runs"].get(target, {}):
-                    lines.append(f"  {sc:<8} {target:<7} no rate sustained")
+                    lines.append(f"  {sc:<8} {target:<12} no rate sustained")
                 continue
             for kind, s in k["per_type"].items():
                 codes = ", ".join(f"{code}: {n}" for code, n in sorted(s.get("codes", {}).items()))
                 lines.append(
-                    f"  {sc:<8} {target:<7} {k['offered_rate']:>6.0f}/s {kind:<8} n={s.get('count', 0):<7}"
+                    f"  {sc:<8} {target:<12} {k['offered_rate']:>6.0f}/s {kind:<8} n={s.get('count', 0):<7}"
                     f" p50 {_fmt(s.get('p50'))}  p99 {_fmt(s.get('p99'))}  p99.9 {_fmt(s.get('p999'))}"
                     f"  max {_fmt(s.get('max'))}  [{codes}]"
                 )
@@ -195,7 +198,7 @@ def table(report: dict[str, Any], slo: float) -> str:
     for sc, c in report.get("comparisons", {}).items():
         for name, x in c.items():
             lines.append(
-                f"  {sc:<8} {name:<14} throughput {_fmt(x.get('throughput_ratio'))}"
+                f"  {sc:<8} {name:<20} throughput {_fmt(x.get('throughput_ratio'))}"
                 f" ({_fmt(x.get('knee_rate_a'))} vs {_fmt(x.get('knee_rate_b'))}/s);"
                 f" p99 {_fmt(x.get('p99_ratio'))} at {_fmt(x.get('p99_rate'))}/s"
                 f" ({_fmt(x.get('p99_a'))} vs {_fmt(x.get('p99_b'))} ms)"
@@ -207,7 +210,7 @@ def table(report: dict[str, Any], slo: float) -> str:
             v = msgspec.to_builtins(v) if not isinstance(v, dict) else v
             state = "skipped: " + v["skipped"] if v.get("skipped") else ("OK" if _ok(v) else "VIOLATED")
             lines.append(
-                f"  {target:<7} {sc:<8} {state}: {v['checked_bookings']} bookings, overlaps redis/claims"
+                f"  {target:<12} {sc:<8} {state}: {v['checked_bookings']} bookings, overlaps redis/claims"
                 f" {v['redis_overlaps']} db {v['db_overlaps']}, missing db {v['missing_in_db']}"
                 f" redis {v['missing_in_redis']}, cancels not stored {v['cancel_not_stored']}"
                 + (
@@ -240,6 +243,7 @@ def table(report: dict[str, Any], slo: float) -> str:
                 f" p99 {row['lua_search']['p99_us']} µs; http search p50 {_fmt(h.get('p50'))}"
                 f" p99 {_fmt(h.get('p99'))} ms"
             )
+    lines += cache_report.lines(report, slo)
     lines.append("")
     lines.append("goals (measured, not asserted):")
     for g in report.get("goals", []):
@@ -277,7 +281,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     cols = 2 if len(scenarios) > 1 else 1
     rows = (len(scenarios) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.5 * rows), squeeze=False)
-    colors = {"engine": "tab:blue", "floor": "tab:green", "pgonly": "tab:red"}
+    colors = {"engine": "tab:blue", "engine-cache": "tab:purple", "floor": "tab:green", "pgonly": "tab:red"}
     for ax, sc in zip(axes.flat, scenarios):
         for target, color in colors.items():
             steps = report["runs"].get(target, {}).get(sc, [])

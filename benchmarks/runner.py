@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from benchmarks import cpu, data_scale, invariants, profile, redis_limits, results, targets
+from benchmarks import ceiling, cpu, data_scale, invariants, outage, profile, redis_limits, results, search_cpu, targets
 from benchmarks.dataset import Dataset, HotSpot, PracticeData
 from benchmarks.loadgen import GeneratorPool, Step
-from benchmarks.options import Options
-from benchmarks.scenarios import ENGINE_ONLY
+from benchmarks.options import ENGINES, Options
+from benchmarks.scenarios import ENGINE_ONLY, SWEPT
 from benchmarks.seed import seed
 from benchmarks.waitlist import check_offers, waitlist_practices
 
@@ -34,12 +34,15 @@ class Bench:
     # ------------------------------------------------------------ plumbing
     def _seed(self, url: str) -> Dataset:
         """The same data set, through the HTTP API of whichever target serves ``url`` (engine or comparator)."""
+        return self._seed_with(url, self.o.practices)
+
+    def _seed_with(self, url: str, practices: int) -> Dataset:
         o = self.o
-        log(f"   seeding {o.practices} practices x {o.practitioners} practitioners, {o.horizon} days")
+        log(f"   seeding {practices} practices x {o.practitioners} practitioners, {o.horizon} days")
         return seed(
             url,
             targets.ADMIN_TOKEN,
-            practices=o.practices,
+            practices=practices,
             practitioners=o.practitioners,
             horizon=o.horizon,
             prebook=o.prebook,
@@ -88,45 +91,9 @@ class Bench:
 
     # ------------------------------------------------------------ the generator's ceiling
     def measure_ceiling(self) -> dict[str, Any]:
-        if not self.o.ceiling_rates:
-            return {"rate": None, "skipped": "no --ceiling-rates"}
-        log(f"== generator ceiling: {self.o.gen_procs} processes, {self.o.connections} connections, trivial server")
-        srv = self._start(targets.start_trivial(self.logs))
-        dummy = Dataset(
-            practices=[PracticeData(id="0" * 16, timezone="UTC", practitioners=["r"], visit_types=[("v", 30)])],
-            first_date="2030-01-01",
-            search_days=1,
-            hot=HotSpot(
-                practice_id="0" * 16, practitioner_id="r", visit_types=["v"], starts=["2030-01-02T09:00:00+00:00"]
-            ),
-        )
-        pool = GeneratorPool(srv.url, dummy, None, self.o.gen_procs)
-        steps = []
-        try:
-            for rate in self.o.ceiling_rates:
-                meter = cpu.CpuMeter({"generator": pool.pids(), "trivial server": [srv.pid]})
-                r = results.merge("trivial", self._step("hotslot", rate), pool.run(self._step("hotslot", rate)), None)
-                r["cpu_percent"] = meter.stop()
-                steps.append(r)
-                log(
-                    f"   {rate:>7.0f}/s offered: {r['achieved_rate']:>8.0f}/s achieved, p99 {r['all'].get('p99')} ms,"
-                    f" generator lag p99 {r['generator_lag_p99_ms']} ms, cpu {r['cpu_percent']}"
-                )
-                if r["achieved_rate"] < 0.97 * rate or r["generator_lag_p99_ms"] > self.o.late_ms:
-                    break
-        finally:
-            pool.close()
-            self._stop(srv)
-        good = [
-            r
-            for r in steps
-            if r["achieved_rate"] >= 0.97 * r["offered_rate"] and r["generator_lag_p99_ms"] <= self.o.late_ms
-        ]
-        self.ceiling = max((r["achieved_rate"] for r in good), default=None)
-        last = steps[-1] if steps else None
-        capped = bool(last and last in good)  # never failed: the true ceiling is higher than we asked
-        log(f"   ceiling: {self.ceiling or 0:.0f}/s" + (" (at least: every rate asked was met)" if capped else ""))
-        return {"rate": self.ceiling, "at_least": capped, "steps": steps}
+        out = ceiling.measure(self, log)
+        self.ceiling = out["rate"]
+        return out
 
     # ------------------------------------------------------------ sweeps
     def sweep(
@@ -147,7 +114,7 @@ class Bench:
             parts = pool.run(step)
             r = results.merge(target, step, parts, self.ceiling)
             r["cpu_percent"] = meter.stop()
-            if target == "engine":
+            if target in ENGINES:
                 r["write_behind_backlog"] = self._backlog()
             for p in parts:
                 booked += [b[0] for b in p.get("booked", [])]
@@ -155,7 +122,7 @@ class Bench:
             steps.append(r)
             a = r["all"]
             log(
-                f"   {target:<7} {scenario:<8} {rate:>6.0f}/s -> {r['achieved_rate']:>7.0f}/s  p50 {a.get('p50')}"
+                f"   {target:<12} {scenario:<8} {rate:>6.0f}/s -> {r['achieved_rate']:>7.0f}/s  p50 {a.get('p50')}"
                 f"  p99 {a.get('p99')}  p99.9 {a.get('p999')}  max {a.get('max')} ms  errors {sum(r['errors'].values())}"
                 f"  late {r['late_queued']}+{r['late_generator']}{'  GENERATOR-BOUND' if r['generator_bound'] else ''}"
                 f"  cpu {r['cpu_percent']}"
@@ -181,9 +148,10 @@ class Bench:
         return g
 
     # ------------------------------------------------------------ engine
-    def run_engine(self) -> Dataset:
+    def run_engine(self, target: str = "engine") -> Dataset:
+        """``target``: ``engine`` (the availability cache off) or ``engine-cache`` (on, ``--cache-bytes``)."""
         o = self.o
-        log("== engine")
+        log(f"== {target}")
         persister = None
         if o.target_url:
             url, db_url = o.target_url, o.database_url
@@ -192,13 +160,14 @@ class Bench:
             o.redis().flushdb()  # on a cluster: every primary
             db_url = self._recreate_db(f"{o.db_prefix}_engine")
             env_extra = dict(item.split("=", 1) for item in o.engine_env)
+            env_extra["SEARCH_CACHE_BYTES"] = str(o.cache_bytes if target == "engine-cache" else 0)
             if o.engine_gc:
                 site = str(Path(__file__).resolve().parent / "gc_site")
                 env_extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
                 env_extra["BENCH_GC_THRESHOLD"] = o.engine_gc
             env = targets.engine_env(o.redis_env(), db_url, env_extra)
             targets.migrate(env, self.logs)
-            server = self._start(targets.start_engine(env, o.workers, self.logs, o.server))
+            server = self._start(targets.start_engine(env, o.workers, self.logs, o.server, target))
             persister = self._start(targets.start_persister(env, self.logs))
             # its start-up reconciliation rewrites what PostgreSQL lacks: let it finish before seeding
             persister.wait_log("start-up reconciliation done")
@@ -212,17 +181,19 @@ class Bench:
             extra["persister"] = [persister.pid]
         t_begin = time.time()
         try:
-            for sc in o.scenarios:
+            for sc in [s for s in o.scenarios if s in SWEPT]:
                 groups = self._groups(server, pool, extra) if server else {"generator": pool.pids(), **extra}
-                steps, booked, cancelled = self.sweep("engine", pool, sc, groups)
-                self.report["runs"].setdefault("engine", {})[sc] = steps
-                self.report["invariants"].setdefault("engine", {})[sc] = self._check_engine(
+                if sc == "search" and o.few_clients:  # first: after a saturated step the server still drains
+                    self.report.setdefault("few_clients", {})[target] = self._few_clients(target, pool, groups)
+                steps, booked, cancelled = self.sweep(target, pool, sc, groups)
+                self.report["runs"].setdefault(target, {})[sc] = steps
+                self.report["invariants"].setdefault(target, {})[sc] = self._check_engine(
                     data, db_url, booked, cancelled, sc
                 )
                 if o.profile and server is not None:
-                    self.report["profile"][sc] = self._profile(pool, server, sc, steps)
-            self.report["redis_view"] = profile.redis_view(r, t_begin)
-            if o.skip_limits:
+                    self.report["profile"].setdefault(target, {})[sc] = self._profile(pool, server, sc, steps)
+            self.report.setdefault("redis_view", {})[target] = profile.redis_view(r, t_begin)
+            if o.skip_limits or "redis_limits" in self.report:
                 return data
             log("== Redis limits: each Lua script by EVALSHA, loop and pipelined")
             self.report["redis_limits"] = redis_limits.run(o.redis_url, data, o.lua_calls, log)
@@ -238,6 +209,17 @@ class Bench:
             if persister is not None:
                 self._stop(persister)
         return data
+
+    def _few_clients(self, target: str, pool: GeneratorPool, groups: dict[str, list[int]]) -> dict[str, Any]:
+        """The search scenario once more with only a few connections (the issue's "4 concurrent clients")."""
+        conns, rate = (int(x) for x in self.o.few_clients.split(":"))
+        step = self._step("search", float(rate), connections=conns)
+        meter = cpu.CpuMeter(groups)
+        r = results.merge(target, step, pool.run(step), self.ceiling)
+        r["cpu_percent"] = meter.stop()
+        a = r["all"]
+        log(f"   {target:<12} search   {rate}/s on {conns} connections: p50 {a.get('p50')}  p99 {a.get('p99')} ms")
+        return r
 
     def _check_engine(
         self, data: Dataset, db_url: str | None, booked: list[str], cancelled: list[str], scenario: str
@@ -304,7 +286,7 @@ class Bench:
         skipped = [sc for sc in self.o.scenarios if sc in ENGINE_ONLY]
         if skipped:
             log(f"   ({', '.join(skipped)}: the engine only)")
-        return [sc for sc in self.o.scenarios if sc not in ENGINE_ONLY]
+        return [sc for sc in self.o.scenarios if sc in SWEPT and sc not in ENGINE_ONLY]
 
     def run_floor(self, data: Dataset) -> None:
         log("== floor: bare Litestar endpoints, one Redis GET each")
@@ -351,8 +333,17 @@ class Bench:
         try:
             self.report["ceiling"] = self.measure_ceiling()
             data = None
-            if "engine" in o.targets:
-                data = self.run_engine()
+            for target in ENGINES:
+                if target in o.targets:
+                    data = self.run_engine(target)
+            engines = [t for t in ENGINES if t in o.targets]
+            if engines and not o.target_url:
+                if "search" in o.scenarios:
+                    log("== CPU per search in process (benchmarks/search_cpu.py), the cache off and on")
+                    n = 300 if o.quick else 3000
+                    self.report["search_cpu"] = search_cpu.run(o.redis_url, n, 3 if o.quick else 20, o.cache_bytes, log)
+                if "outage" in o.scenarios:
+                    self.report["outage"] = outage.run(self, engines, log)
             if "floor" in o.targets:
                 if data is None:
                     data = self._seed_only_for_floor()

@@ -18,7 +18,8 @@ import msgspec
 from benchmarks.dataset import Dataset, PracticeData
 from benchmarks.httpclient import build_request
 
-NAMES = ("search", "funnel", "hotslot", "churn", "waitlist")
+NAMES = ("search", "funnel", "hotslot", "churn", "waitlist", "outage")
+SWEPT = NAMES[:5]  # rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py)
 # Scenarios only the engine serves (the floor and the comparator have no waitlist).
 ENGINE_ONLY = frozenset(("waitlist",))
 # Refusals a scenario provokes on purpose (races for the same slot, holds that expired); not errors.

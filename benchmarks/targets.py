@@ -154,11 +154,13 @@ SERVERS = ("granian", "uvicorn")
 BACKPRESSURE = 16384  # granian: connections a worker serves at once (`booking serve`'s default)
 
 
-def start_engine(env: dict[str, str], workers: int, log_dir: Path, server: str = "granian") -> Server:
+def start_engine(
+    env: dict[str, str], workers: int, log_dir: Path, server: str = "granian", name: str = "engine"
+) -> Server:
     port = free_port()
     argv = [BOOKING, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     argv += ["--server", server, "--backpressure", str(BACKPRESSURE)]
-    return Server("engine", argv, env, log_dir, f"http://127.0.0.1:{port}")
+    return Server(name, argv, env, log_dir, f"http://127.0.0.1:{port}")
 
 
 def start_persister(env: dict[str, str], log_dir: Path) -> Server:

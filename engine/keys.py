@@ -38,8 +38,12 @@ def base(pid: str, practitioner_id: str, visit_type_id: str) -> str:
 
 
 def versions(pid: str, practitioner_id: str) -> str:
-    """Availability versions of a practitioner: UTC-day bucket -> counter, and 'all' (engine/search_cache.py)."""
-    return f"{tag(pid)}:ver:{practitioner_id}"
+    """Availability versions: UTC-day bucket -> counter, and 'all' (engine/search_cache.py). One hash per practice,
+    shared by its practitioners (a change of one bumps the counters of all, which stays exact and lets a cached
+    search read the versions of every practitioner it asks with one HMGET); scripts still name the practitioner
+    whose availability they change."""
+    del practitioner_id
+    return f"{tag(pid)}:ver"
 
 
 def claims(pid: str, practitioner_id: str) -> str:

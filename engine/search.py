@@ -1,70 +1,38 @@
 """Search: free slots of one visit type over a range of the practice's local dates.
 
 With the availability cache on (``SEARCH_CACHE_BYTES`` > 0), a search reads the versions of the asked
-practitioner-days in one round trip and runs the search script only for the practitioners whose cached days
-moved or ran out of time; the audit event is appended after the answer (``Answer.audit``). While Redis is
-unreachable, days cached less than ``STALE_READ_SECONDS`` ago answer with ``stale`` set.
+practitioner-days in one round trip; when nothing it asks moved or ran out of time it is answered from the cache
+and its audit event is appended later, in the process's next batch (``engine.search_audit``); otherwise one
+audited script computes every asked day. While Redis is unreachable, days known right less than
+``STALE_READ_SECONDS`` ago answer with ``stale`` set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
 from engine.context import Runtime
-from engine.model import SYSTEM, Ctx, Practice, Slot, VisitType
+from engine.model import SYSTEM, Ctx, Practice, VisitType
+from engine.search_answer import Answer, SearchResult, by_day, order
+from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
-
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
-
-
-class SearchResult(msgspec.Struct, frozen=True):
-    """Free slots, sorted by start then practitioner id, packed as ``start * len(practitioner_ids) + index``
-    (one integer sort instead of thousands of objects; see ``slots()`` for the plain form)."""
-
-    practitioner_ids: list[str]
-    duration_s: int
-    packed: list[int]
-
-    def slots(self) -> list[Slot]:
-        n = len(self.practitioner_ids)
-        return [Slot(self.practitioner_ids[v % n], v // n, v // n + self.duration_s) for v in self.packed]
-
-    def __len__(self) -> int:
-        return len(self.packed)
-
-
-class Answer(msgspec.Struct, frozen=True):
-    """A search answer: the practice, the slots, whether they come from the last known availability (``stale``,
-    with their ``age_s``), and the audit append still to run after the answer (None: already audited)."""
-
-    practice: Practice
-    result: SearchResult
-    stale: bool = False
-    age_s: int = 0
-    audit: Callable[[], Awaitable[None]] | None = None
-
-
-def _order(found: list[list[int]], n: int) -> list[int]:
-    """Merge the per-practitioner start lists (practitioner ids sorted) into one sorted packed list."""
-    packed = [s * n + i for i, starts in enumerate(found) for s in starts]
-    packed.sort()
-    return packed
 
 
 class Search:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
-        self.cache = SearchCache(rt.settings.search_cache_bytes)
-        self.audit_failures = 0
+        # a quarter of SEARCH_CACHE_BYTES for the days' starts; the API's rendered days take the rest
+        self.cache = SearchCache(rt.settings.search_cache_bytes // 4)
+        self.audits = SearchAudits(rt)
+
+    @property
+    def audit_failures(self) -> int:
+        """Audit events of cached answers that could not be appended (counted, never silent)."""
+        return self.audits.failed
 
     async def search(
         self,
@@ -81,7 +49,7 @@ class Search:
         lo, hi = self._range(practice, date, days)
         detail = self._detail(date, days, vt, practitioner_id)
         found = await scripts.search(self.rt.lua, self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx))
-        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, _order(found.starts, len(prac_ids)))
+        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
 
     async def answer(
         self,
@@ -114,51 +82,67 @@ class Search:
             todo = {i: list(range(days)) for i in range(len(prac_ids))}
             self.cache.misses += len(prac_ids) * days
             await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail)
-            return Answer(practice, self._result(prac_ids, dur, rows))
+            return Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+        stale, age_s, source, audited = False, 0, "cache", False
         try:
-            entries = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx)
+            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail)
         except REDIS_DOWN:
-            stale = self._stale(prac_ids, vt, day_bounds)
-            if stale is None:
+            found = self._stale(prac_ids, vt, day_bounds)
+            if found is None:
                 raise
-            entries, age_s = stale
+            (entries, age_s), stale, source = found, True, "stale"
             self.cache.stale_answers += 1
-            result = self._result(prac_ids, dur, entries)
-            return Answer(practice, result, True, age_s, self._auditor(practice_id, detail, len(result), "stale", ctx))
-        result = self._result(prac_ids, dur, entries)
-        return Answer(practice, result, audit=self._auditor(practice_id, detail, len(result), "cache", ctx))
+        days_found = by_day(day_bounds, entries)
+        ans = Answer(practice, None, stale, age_s, None, days_found, prac_ids, dur)
+        if self.rt.settings.audit_searches and not audited:
+            count = sum(len(starts) for _, day in days_found for starts in day)
+            call = self._call(practice_id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
+            ans.audit_call = call
+            ans.audit = lambda: self.audits.append_now(call)
+        return ans
 
     # ----------------------------------------------------------------- the cached path
     async def _entries(
-        self, pid: str, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]], ctx: Ctx
-    ) -> list[list[DayEntry]]:
-        """Per practitioner, per day: a fresh entry (from the cache, or computed now for whoever needs it)."""
+        self,
+        pid: str,
+        prac_ids: list[str],
+        vt: VisitType,
+        day_bounds: list[tuple[int, int]],
+        ctx: Ctx,
+        detail: dict[str, Any],
+    ) -> tuple[list[list[DayEntry]], bool]:
+        """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
+        When any asked day moved or ran out of time, the script computes every asked day again and audits the
+        search in the same step, so only answers made entirely from the cache are audited later."""
         dur = vt.duration_minutes * 60
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
         fields = ["all", *(str(b) for b in range(first_b, last_b + 1))]
-        async with self.rt.redis.pipeline(transaction=False) as pipe:
-            for pr in prac_ids:
-                pipe.hmget(keys.versions(pid, pr), fields)
-            read = await pipe.execute()
+        # one command: the versions hash is shared by the practice's practitioners (engine/keys.py)
+        raw = await self.rt.redis.hmget(keys.versions(pid, prac_ids[0]), fields)
+        current = [int(v or 0) for v in raw]
+        day_versions = [self._versions(current, first_b, lo, hi, dur) for lo, hi in day_bounds]
         now = self.rt.now_ms()
         out: list[list[DayEntry]] = []
         stale_days: dict[int, list[int]] = {}  # practitioner index -> indexes of the days to compute
-        for i, (pr, raw) in enumerate(zip(prac_ids, read)):
-            current = [int(v or 0) for v in raw]
+        get = self.cache.get
+        for i, pr in enumerate(prac_ids):
             row: list[DayEntry] = []
-            for d, (lo, hi) in enumerate(day_bounds):
-                entry = self.cache.get((pr, vt.id, lo))
-                if entry is not None and entry.fresh(self._versions(current, first_b, lo, hi, dur), now):
+            for d, (lo, _) in enumerate(day_bounds):
+                entry = get((pr, vt.id, lo))
+                if entry is not None and entry.fresh(day_versions[d], now):
                     self.cache.hits += 1
+                    entry.read_at_ms = now  # known right at this instant (what a stale answer's Age counts from)
                 else:
                     self.cache.misses += 1
                     stale_days.setdefault(i, []).append(d)
                 row.append(entry)  # type: ignore[arg-type]  # replaced below when None or outdated
             out.append(row)
         if stale_days:
-            await self._compute(pid, prac_ids, vt, day_bounds, stale_days, out, ctx)
-        return out
+            todo = {i: list(range(len(day_bounds))) for i in range(len(prac_ids))}
+            await self._compute(pid, prac_ids, vt, day_bounds, todo, out, ctx, detail)
+            return out, True
+        return out, False
 
     async def _compute(
         self,
@@ -216,30 +200,6 @@ class Search:
                 row.append(entry)
             out.append(row)
         return out, (now - oldest) // 1000
-
-    @staticmethod
-    def _result(prac_ids: list[str], dur: int, entries: list[list[DayEntry]]) -> SearchResult:
-        found = [[s for e in row for s in e.starts] for row in entries]
-        return SearchResult(prac_ids, dur, _order(found, len(prac_ids)))
-
-    def _auditor(
-        self, pid: str, detail: dict[str, Any], count: int, source: str, ctx: Ctx
-    ) -> Callable[[], Awaitable[None]] | None:
-        if not self.rt.settings.audit_searches:
-            return None
-        at = self.rt.now_ms()
-
-        async def append() -> None:
-            call = self._call(pid, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx, at=at)
-            for _ in range(2):  # one retry; a failure is counted (/metrics), never silent
-                try:
-                    await scripts.search(self.rt.lua, call)
-                    return
-                except REDIS_DOWN:
-                    continue
-            self.audit_failures += 1
-
-        return append
 
     # ----------------------------------------------------------------- shared
     @staticmethod

@@ -13,8 +13,8 @@ Memory is bounded: a least-recently-used map with a limit in bytes (``SEARCH_CAC
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
-from typing import NamedTuple
+
+from engine.lru import BytesLru
 
 DAY_S = 86400
 
@@ -27,17 +27,23 @@ def buckets(day_start: int, day_end: int, duration_s: int) -> tuple[int, int]:
     return day_start // DAY_S, (day_end + duration_s - 1) // DAY_S
 
 
-class DayEntry(NamedTuple):
-    starts: tuple[int, ...]
-    versions: tuple[int, ...]  # 'all', then the day's buckets in order
-    valid_until_ms: int  # 0: no instant
-    read_at_ms: int
+class DayEntry:
+    """One practitioner-day: its free starts, the versions they were computed at, the instant time alone would
+    change them (0: none), and when they were last known right (``read_at_ms``: computed, or confirmed by a
+    versions read that found them fresh; a stale answer's ``Age`` counts from it)."""
+
+    __slots__ = ("read_at_ms", "starts", "valid_until_ms", "versions")
+
+    def __init__(
+        self, starts: tuple[int, ...], versions: tuple[int, ...], valid_until_ms: int, read_at_ms: int
+    ) -> None:
+        self.starts, self.versions, self.valid_until_ms, self.read_at_ms = starts, versions, valid_until_ms, read_at_ms
 
     def fresh(self, versions: tuple[int, ...], now_ms: int) -> bool:
         return self.versions == versions and (self.valid_until_ms == 0 or now_ms < self.valid_until_ms)
 
 
-_ENTRY_OVERHEAD = 400  # dict slot, key tuple and NamedTuple headers, measured with sys.getsizeof (bytes)
+_ENTRY_OVERHEAD = 400  # dict slot, key tuple and the entry's headers, measured with sys.getsizeof (bytes)
 
 
 def entry_size(e: DayEntry) -> int:
@@ -47,16 +53,23 @@ def entry_size(e: DayEntry) -> int:
 class SearchCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = self.misses = self.evictions = self.stale_answers = 0
-        self._map: OrderedDict[Key, tuple[DayEntry, int]] = OrderedDict()
+        self.hits = self.misses = self.stale_answers = 0
+        self._lru: BytesLru[Key, DayEntry] = BytesLru(max_bytes)
 
     @property
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
+    @property
+    def bytes(self) -> int:
+        return self._lru.bytes
+
+    @property
+    def evictions(self) -> int:
+        return self._lru.evictions
+
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self._lru)
 
     def stats(self, audit_failures: int = 0) -> dict[str, int]:
         return {
@@ -69,23 +82,10 @@ class SearchCache:
 
     def peek(self, key: Key) -> bool:
         """Whether ``key`` is cached (fresh or not), without touching its place in the LRU."""
-        return key in self._map
+        return key in self._lru
 
     def get(self, key: Key) -> DayEntry | None:
-        hit = self._map.get(key)
-        if hit is None:
-            return None
-        self._map.move_to_end(key)
-        return hit[0]
+        return self._lru.get(key)
 
     def put(self, key: Key, entry: DayEntry) -> None:
-        size = entry_size(entry)
-        old = self._map.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        self._map[key] = (entry, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes and self._map:
-            _, (_, dropped) = self._map.popitem(last=False)
-            self.bytes -= dropped
-            self.evictions += 1
+        self._lru.put(key, entry, entry_size(entry))

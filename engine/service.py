@@ -25,7 +25,8 @@ from engine.catalog import Catalog
 from engine.context import AppointmentArchive, Runtime
 from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
-from engine.search import Answer, Search, SearchResult
+from engine.search import Search
+from engine.search_answer import Answer, SearchResult
 from engine.settings import Settings
 from engine.waitlist import Waitlist
 

@@ -37,6 +37,10 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+# off by default (docs/benchmarks.md says why); 64 MiB (67108864) holds about 13,000 practitioner-days and their JSON
+DEFAULT_SEARCH_CACHE_BYTES = 0
+
+
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
     # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
@@ -62,8 +66,8 @@ class Settings(msgspec.Struct, frozen=True):
     limit_live_holds: int = 5
     limit_holds_per_minute: int = 30
     limit_bookings_per_minute: int = 10
-    # the availability cache of each API process (0: off, the default: docs/benchmarks.md says why)
-    search_cache_bytes: int = 0
+    # the availability cache of each API process, in bytes (0: off)
+    search_cache_bytes: int = DEFAULT_SEARCH_CACHE_BYTES
     stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
     redis_pool_size: int = 128
     redis_pool_timeout_seconds: float = 2.0
@@ -144,7 +148,7 @@ class Settings(msgspec.Struct, frozen=True):
             limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
             limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
-            search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", 0),
+            search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", DEFAULT_SEARCH_CACHE_BYTES),
             stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
             redis_pool_size=pool_size,
             redis_pool_timeout_seconds=pool_timeout,

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from api import render
 from engine import errors
 from engine.model import Patient, Practice, Schedule, WeeklyWindow
 from engine.search_cache import DayEntry, SearchCache, entry_size
@@ -78,6 +79,7 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
                 await writer.put_schedule(pr, schedule(rng))
             holds: list[str] = []
             appts: list[str] = []
+            rendered = render.RenderedDays(CACHE)
             compared = hits_before = 0
             for step in range(400):
                 first = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=rng.randint(-1, 2))
@@ -123,15 +125,19 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
                     await writer.expire_due_holds()
                 # the reader searches through its cache; the script answers the same question uncached
                 cached = await reader.search_answer(p.id, first, days, vt, who)
-                _, direct = await reader.search(p.id, first, days, vt, who)
+                practice, direct = await reader.search(p.id, first, days, vt, who)
                 assert not cached.stale
                 assert cached.result == direct, f"step {step}: cached answer differs from the script's"
+                # the HTTP body assembled from rendered days is the uncached path's, byte for byte
+                body = render.availability_days_bytes(cached.practice, vt, first, cached, rendered)
+                assert body == render.availability_bytes(practice, vt, first, days, direct), f"step {step}"
                 compared += 1
                 if step == 200:
                     hits_before = reader.searcher.cache.hits
             assert compared == 400
             assert reader.searcher.cache.hits > hits_before > 0  # the cache did answer, not only the script
             assert reader.searcher.cache.misses > 0
+            assert rendered.hits > 0 and rendered.misses > 0  # days were reused, and rendered again when they moved
         finally:
             await r1.aclose()
             await r2.aclose()

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
@@ -52,12 +51,19 @@ async def availability(
     _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
     eng = engine(request)
     ans = await eng.search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
-    cache = eng.searcher.cache
-    request.app.state.metrics.observe_search_cache(cache.stats(eng.searcher.audit_failures), cache.bytes)
-    body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
+    searcher, state = eng.searcher, request.app.state
+    if ans.days is None:  # the cache is off
+        body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
+    else:
+        body = render.availability_days_bytes(ans.practice, visit_type_id, date, ans, state.rendered_days)
+    state.metrics.observe_search_cache(
+        searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
+    )
     headers = {"Age": str(ans.age_s)} if ans.stale else None
-    # the search's audit event is appended once the answer is on its way (it never adds to its latency)
-    return raw_json(body, 200, headers, BackgroundTask(ans.audit) if ans.audit else None)
+    if ans.audit_call is not None:
+        # a cached answer's audit event goes into this process's next batch, appended after the answers
+        searcher.audits.add(ans.audit_call)
+    return raw_json(body, 200, headers)
 
 
 def _practice_of_hold(hold_id: str) -> str:

@@ -8,6 +8,7 @@ whichever script answers it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -80,6 +81,34 @@ class Lua:
         if self.replica_wait_ms and name in REPLICATED and client is None:
             return await self._run_replicated(name, keys, args)
         return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+
+    async def run_batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent
+        again); on a cluster, whose pipelines refuse EVALSHA, the calls concurrently. Each result or the exception
+        of its call, in order; a connection failure raises."""
+        if self.cluster:
+            return list(
+                await asyncio.gather(*(self.run(c.script, c.keys, c.args) for c in calls), return_exceptions=True)
+            )
+        out: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    c = calls[i]
+                    pipe.execute_command("EVALSHA", self._scripts[c.script].sha, len(c.keys), *c.keys, *c.args)
+                got = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, res in zip(todo, got):
+                out[i] = res
+                if isinstance(res, NoScriptError):
+                    missing.append(i)
+            if not missing:
+                break
+            for name in {calls[i].script for i in missing}:
+                await self.redis.script_load(self._scripts[name].script)
+            todo = missing
+        return out
 
     async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA then WAIT in one pipeline aimed at the slot's primary: one connection, in order. Redirections are
