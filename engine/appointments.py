@@ -122,7 +122,9 @@ class Appointments:
             raise errors.NotFoundError("appointment", appointment_id)
         return found
 
-    async def _move(self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str) -> Appointment:
+    async def _move(
+        self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str
+    ) -> Appointment:
         """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY)."""
         for _ in range(MOVE_ATTEMPTS):
             appt, _hash = await self.get_appointment(appointment_id)

@@ -36,5 +36,6 @@ def search_days_ok(days: int) -> bool:
 def search_date_ok(date: dt.date) -> bool:
     return SEARCH_FIRST_DATE <= date <= SEARCH_LAST_DATE
 
+
 MAX_DURATION_S: Final = MAX_VISIT_S
 """The same bound under the name the Lua scripts use (engine/scripts/registry.py puts it in front of each)."""

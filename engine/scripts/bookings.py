@@ -77,8 +77,21 @@ def hold_call(
             keys.idempotency(pid, "hold", idem_ref),
             keys.versions(pid, practitioner_id),
         ],
-        [now_ms, start, end, hold_id, ttl_ms, retention_ms, pid, practitioner_id, visit_type_id, ctx.actor,
-         ctx.request_id, fingerprint if idem_ref else "", record],
+        [
+            now_ms,
+            start,
+            end,
+            hold_id,
+            ttl_ms,
+            retention_ms,
+            pid,
+            practitioner_id,
+            visit_type_id,
+            ctx.actor,
+            ctx.request_id,
+            fingerprint if idem_ref else "",
+            record,
+        ],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -98,8 +111,14 @@ def release_call(*, now_ms: int, practice_id: str, practitioner_id: str, hold_id
     pid = practice_id
     return Call(
         "release",
-        [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id), keys.hold_expiries(pid), keys.events(pid),
-         keys.audit(pid), keys.versions(pid, practitioner_id)],
+        [
+            keys.hold(pid, hold_id),
+            keys.claims(pid, practitioner_id),
+            keys.hold_expiries(pid),
+            keys.events(pid),
+            keys.audit(pid),
+            keys.versions(pid, practitioner_id),
+        ],
         [now_ms, hold_id, ctx.actor, ctx.request_id],
         Ref("hold", hold_id, hold_id),
     )
@@ -151,8 +170,18 @@ def book_call(
             keys.audit(pid),
             keys.idempotency(pid, "book", idem_ref),
         ],
-        [now_ms, hold_id, appointment_id, patient_json, manage_hash, ctx.actor, ctx.request_id,
-         fingerprint if idem_ref else "", record, patient_ref],
+        [
+            now_ms,
+            hold_id,
+            appointment_id,
+            patient_json,
+            manage_hash,
+            ctx.actor,
+            ctx.request_id,
+            fingerprint if idem_ref else "",
+            record,
+            patient_ref,
+        ],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -173,8 +202,13 @@ def cancel_call(
     pid = practice_id
     return Call(
         "cancel",
-        [keys.appointment(pid, appointment_id), keys.claims(pid, practitioner_id), keys.events(pid), keys.audit(pid),
-         keys.versions(pid, practitioner_id)],
+        [
+            keys.appointment(pid, appointment_id),
+            keys.claims(pid, practitioner_id),
+            keys.events(pid),
+            keys.audit(pid),
+            keys.versions(pid, practitioner_id),
+        ],
         [now_ms, appointment_id, practitioner_id, ctx.actor, ctx.request_id, reason],
         Ref("appointment", appointment_id),
     )
