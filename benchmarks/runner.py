@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import create_engine, text
 
-from benchmarks import cpu, data_scale, invariants, profile, redis_limits, results, targets
+from benchmarks import cluster, cpu, data_scale, invariants, profile, redis_limits, results, targets
 from benchmarks.dataset import Dataset, HotSpot, PracticeData
 from benchmarks.loadgen import GeneratorPool, Step
 from benchmarks.options import Options
@@ -145,7 +146,7 @@ class Bench:
             parts = pool.run(step)
             r = results.merge(target, step, parts, self.ceiling)
             r["cpu_percent"] = meter.stop()
-            if target == "engine":
+            if target in ("engine", "cluster"):
                 r["write_behind_backlog"] = self._backlog()
             for p in parts:
                 booked += [b[0] for b in p.get("booked", [])]
@@ -179,16 +180,16 @@ class Bench:
         return g
 
     # ------------------------------------------------------------ engine
-    def run_engine(self) -> Dataset:
+    def run_engine(self, label: str = "engine") -> Dataset:
         o = self.o
-        log("== engine")
+        log(f"== {label}" + (f" on a local Redis Cluster ({o.redis_url})" if label == "cluster" else ""))
         persister = None
         if o.target_url:
             url, db_url = o.target_url, o.database_url
             server = None
         else:
             o.redis().flushdb()  # on a cluster: every primary
-            db_url = self._recreate_db(f"{o.db_prefix}_engine")
+            db_url = self._recreate_db(f"{o.db_prefix}_{label}")
             env_extra = dict(item.split("=", 1) for item in o.engine_env)
             if o.engine_gc:
                 site = str(Path(__file__).resolve().parent / "gc_site")
@@ -206,20 +207,28 @@ class Bench:
         r = o.redis()
         pool = GeneratorPool(url, data, targets.ADMIN_TOKEN, o.gen_procs)
         extra = {"redis": profile.redis_pids(r), "postgres": cpu.pids_named("postgres")}
+        if label == "cluster":
+            extra.update(cluster.node_groups(r))  # each redis-server's own CPU
         if persister is not None:
             extra["persister"] = [persister.pid]
         t_begin = time.time()
         try:
             for sc in o.scenarios:
                 groups = self._groups(server, pool, extra) if server else {"generator": pool.pids(), **extra}
-                steps, booked, cancelled = self.sweep("engine", pool, sc, groups)
-                self.report["runs"].setdefault("engine", {})[sc] = steps
-                self.report["invariants"].setdefault("engine", {})[sc] = self._check_engine(
+                steps, booked, cancelled = self.sweep(label, pool, sc, groups)
+                self.report["runs"].setdefault(label, {})[sc] = steps
+                self.report["invariants"].setdefault(label, {})[sc] = self._check_engine(
                     data, db_url, booked, cancelled
                 )
                 if o.profile and server is not None:
                     self.report["profile"][sc] = self._profile(pool, server, sc, steps)
-            self.report["redis_view"] = profile.redis_view(r, t_begin)
+            self.report["redis_view" if label == "engine" else f"{label}_redis_view"] = profile.redis_view(r, t_begin)
+            if label == "cluster":
+                log("== cluster limits: each script by EVALSHA on each primary, loop and pipelined")
+                limits = cluster.script_limits(r, data, o.lua_calls, log)
+                limits["vs_single"] = cluster.compare(self.report.get("redis_limits", {}), limits)
+                self.report["cluster_limits"] = limits
+                return data
             if o.skip_limits:
                 return data
             log("== Redis limits: each Lua script by EVALSHA, loop and pipelined")
@@ -330,6 +339,8 @@ class Bench:
             data = None
             if "engine" in o.targets:
                 data = self.run_engine()
+                if o.cluster:
+                    self.run_on_cluster()
             if "floor" in o.targets:
                 if data is None:
                     data = self._seed_only_for_floor()
@@ -339,6 +350,20 @@ class Bench:
         finally:
             self.stop_all()
         return self.report
+
+    def run_on_cluster(self) -> None:
+        """The engine again, on a local cluster started (and stopped by process id) here; the notification queue
+        stays on the single Redis."""
+        single = self.o
+        dev = cluster.new_cluster()
+        try:
+            self.o = msgspec.structs.replace(
+                single, redis_url=dev.url, redis_cluster=True, queue_redis_url=single.redis_url, skip_limits=True
+            )
+            self.run_engine("cluster")
+        finally:
+            self.o = single
+            dev.stop()
 
     def _seed_only_for_floor(self) -> Dataset:
         return Dataset(
