@@ -44,7 +44,7 @@ from tests.support.faults import (
 )
 from tests.support.http import search
 from tests.support.processes import Procs
-from tests.support.servers import serve_env, start_persister, start_serve, wait_until
+from tests.support.servers import Server, serve_env, start_persister, start_serve, wait_until
 from tests.test_concurrency import fire
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -55,14 +55,20 @@ SAFETY_S = 30.0  # a window longer than this is a hang, not a measurement
 
 
 class Stack:
-    def __init__(self, cluster: DevCluster, url: str, env: dict[str, str], db_url: str) -> None:
-        self.cluster, self.url, self.env, self.db_url = cluster, url, env, db_url
+    def __init__(self, cluster: DevCluster, server: Server, env: dict[str, str], db_url: str, procs: Procs) -> None:
+        self.cluster, self.url, self.env, self.db_url = cluster, server.url, env, db_url
+        self.server, self.procs = server, procs
         self.ctxs: list[dict[str, Any]] = []
         self.booked: dict[str, dict[str, Any]] = {}  # every 201 of the module, checked after each test
         self.failed_holds: set[str] = set()
 
     def slot(self, ctx: dict[str, Any]) -> int:
         return key_slot(keys.tag(ctx["practice_id"]).encode())
+
+    def crashes(self) -> str:
+        """The server's unhandled errors, for an assertion's message: what a 500 was."""
+        log = self.procs.log_of(self.server.proc)
+        return "\n".join(chunk[-1500:] for chunk in log.split("unhandled error")[1:][-3:])
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cluster.start()
         db_url = fresh_database("booking_cluster_faults")
         env = serve_env(cluster.url, db_url, **cluster_env(cluster.url))
-        s = Stack(cluster, start_serve(procs, env).url, env, db_url)
+        s = Stack(cluster, start_serve(procs, env), env, db_url, procs)
         start_persister(procs, env)
         by_primary: dict[str, dict[str, Any]] = {}
         for _ in range(40):  # practice ids are random: a few cover the three primaries
@@ -140,7 +146,7 @@ def test_failover_of_each_primary_under_load_loses_no_acknowledged_booking(stack
         assert window(failures) < SAFETY_S, failures
     print("\n".join(report))
     for pid, load in loads.by_practice.items():
-        assert load.unexpected(OK | {REDIS_DOWN}) == {}, (pid, load.summary())  # no 500: no NOSCRIPT reached anyone
+        assert load.unexpected(OK | {REDIS_DOWN}) == {}, (pid, load.summary(), s.crashes())  # no 500 (no NOSCRIPT)
         assert not load.transport_errors, (pid, load.transport_errors)
         assert load.missing_retry_after == 0
     assert all(s.cluster.role(old) == "slave" and s.cluster.role(new) == "master" for _, _, old, new, _ in marks)
@@ -185,7 +191,7 @@ def test_kill9_of_a_primary_fails_only_its_shard_and_loses_no_acknowledged_booki
     )
     assert s.cluster.role(primary.port) == "slave" and s.cluster.role(replica.port) == "master"
     assert window(hit) < 3 * SAFETY_S
-    assert hurt.unexpected(OK | {REDIS_DOWN}) == {}, hurt.summary()
+    assert hurt.unexpected(OK | {REDIS_DOWN}) == {}, (hurt.summary(), s.crashes())
     assert hurt.count(*REDIS_DOWN) > 0, "no request of the killed shard's practice met the outage"
     assert not hurt.transport_errors and hurt.missing_retry_after == 0
     assert not [k for k in hurt.answers if k[0] == "rejoined" and k[2] >= 500], "errors after the node rejoined"
@@ -196,7 +202,7 @@ def test_kill9_of_a_primary_fails_only_its_shard_and_loses_no_acknowledged_booki
             assert not load.transport_errors, (pid, load.summary())
             assert all(k[1] == "book" for k in load.unexpected(OK)), (pid, load.summary())
             # a rare book 503 here: redis-py closed a healthy node's connection while refreshing (docs/operations.md)
-            assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary())
+            assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
     assert_audit_verifies(s.env)
 
@@ -227,7 +233,7 @@ def test_a_slot_migration_there_and_back_under_load_is_absorbed_without_errors(s
     for pid, load in loads.by_practice.items():  # searches and holds never noticed; a book may answer 503
         assert not load.transport_errors, (pid, load.summary())
         assert all(k[1] == "book" for k in load.unexpected(OK)), (pid, load.summary())
-        assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary())
+        assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
 
 
