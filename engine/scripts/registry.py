@@ -77,7 +77,13 @@ class Lua:
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         if self.replica_wait_ms and name in REPLICATED and client is None:
             return await self._run_replicated(name, keys, args)
-        return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+        script = self._scripts[name]
+        for _ in range(2 if self.cluster else 0):
+            try:
+                return await script(keys=list(keys), args=list(args), client=client)
+            except NoScriptError:  # loaded once more and refused again: a replica promoted meanwhile (it did not
+                await self.redis.script_load(script.script)  # run); load it on every primary now known
+        return await script(keys=list(keys), args=list(args), client=client)
 
     async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA then WAIT on one connection of the slot's primary (WAIT only counts that connection's writes),
