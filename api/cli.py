@@ -174,8 +174,6 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def _commands() -> dict[str, EntryPoint]:
     """`booking NAME ...` commands that live outside the API (`booking bench`: the load-test suite), registered
     as entry points in pyproject.toml. Each parses its own options and is imported only when it runs, so the

@@ -1,7 +1,8 @@
 """A local Redis Cluster for developers and tests (`booking dev-cluster`, tests marked `cluster`).
 
 Six `redis-server` processes on loopback ports (3 primaries, 3 replicas), `--cluster-enabled yes`,
-`cluster-node-timeout 2000`, AOF with `appendfsync always`, each in its own folder of one temporary folder.
+`cluster-node-timeout 2000`, `cluster-require-full-coverage no` (the shards that are up keep serving
+while one has no primary), AOF with `appendfsync always`, each in its own folder of one temporary folder.
 All six run in one process group of their own; they are stopped by process id (never by name), and the folder
 is removed.
 """
@@ -79,6 +80,7 @@ class DevCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--cluster-require-full-coverage", "no",
                 "--appendonly", "yes",
                 "--appendfsync", "always",
                 "--save", "",
@@ -148,6 +150,37 @@ class DevCluster:
             for port, proc in zip(self.ports, self.procs)
             if f"master_port:{primary_port}\r" in _cli(port, "info", "replication").replace("\n", "\r\n")
         ]
+
+    def proc_of(self, port: int) -> subprocess.Popen[bytes]:
+        return self.procs[self.ports.index(port)]
+
+    def node_id(self, port: int) -> str:
+        return _cli(port, "cluster", "myid").strip()
+
+    def role(self, port: int) -> str:
+        """'master', 'slave', or '' when the node does not answer."""
+        for line in _cli(port, "role").splitlines():
+            return line.strip()
+        return ""
+
+    def kill9(self, port: int) -> None:
+        """`kill -9` of one node (a fault test's crash); ``restart`` brings it back with the same folder."""
+        proc = self.proc_of(port)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Start a stopped node again on its folder (its nodes.conf and AOF): it rejoins the cluster."""
+        i = self.ports.index(port)
+        assert self.procs[i].poll() is not None, f"the node on {port} is still running"
+        self.procs[i] = self._spawn(port)
+        deadline = time.monotonic() + timeout
+        while _cli(port, "ping").strip() != "PONG":
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {port} did not answer after a restart")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """Terminate every node by its process id (SIGTERM, then SIGKILL), then remove the folder."""

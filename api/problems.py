@@ -79,7 +79,8 @@ def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Respon
             break
     else:
         status, title = 409, "Conflict"
-    return problem(status, exc.code, title, exc.detail, instance=request.url.path)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return problem(status, exc.code, title, exc.detail, instance=request.url.path, headers=headers)
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

@@ -33,6 +33,7 @@ class Options(msgspec.Struct):
     target_url: str | None
     redis_url: str
     redis_cluster: bool
+    cluster: bool
     queue_redis_url: str | None
     database_url: str | None
     pg_admin_url: str
@@ -135,6 +136,12 @@ def parser() -> argparse.ArgumentParser:
         help="--redis-url lists nodes of a Redis Cluster, comma-separated (default: REDIS_CLUSTER=1)",
     )
     a(
+        "--cluster",
+        action="store_true",
+        help="also run the engine's scenarios on a local Redis Cluster this run starts (3 primaries, 3 replicas; "
+        "api/devcluster.py), with each node's CPU, the scripts per shard against the single Redis, and the WAIT 1 cost",
+    )
+    a(
         "--queue-redis-url",
         default=os.environ.get("QUEUE_REDIS_URL") or None,
         help="with --redis-cluster: the standalone Redis of the notification queue (default: QUEUE_REDIS_URL)",
@@ -211,6 +218,8 @@ def parse(argv: list[str]) -> Options:
     for item in opts.engine_env:
         if "=" not in item:
             raise SystemExit(f"booking bench: --engine-env wants KEY=VALUE, not {item!r}")
+    if opts.cluster and (opts.redis_cluster or opts.target_url):
+        raise SystemExit("booking bench: --cluster starts its own cluster; not with --redis-cluster or --target")
     if opts.redis_cluster:
         if not opts.queue_redis_url:
             raise SystemExit("booking bench: --redis-cluster needs --queue-redis-url (or QUEUE_REDIS_URL)")

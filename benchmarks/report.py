@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from benchmarks import cache_report, results
+from benchmarks import cache_report, cluster, results
 from benchmarks.options import TARGETS, Options
 
 
@@ -157,7 +157,7 @@ def table(report: dict[str, Any], slo: float) -> str:
     lines.append(head)
     lines.append("-" * len(head))
     for sc in report["options"]["scenarios"]:
-        for target in TARGETS:
+        for target in (*TARGETS[:2], "cluster", *TARGETS[2:]):
             for r in report["runs"].get(target, {}).get(sc, []):
                 a, c = r["all"], r.get("cpu_percent", {})
                 cpu = "/".join(
@@ -174,13 +174,14 @@ def table(report: dict[str, Any], slo: float) -> str:
         "GEN = the generator, not the server, was the limit; cpu in % of one core, all = every core "
         "together, 200 = both saturated)"
     )
+    lines += cluster.table_lines(report)
     lines.append("")
     lines.append(
         "per request type at each target's knee (highest rate sustained: >= 95% achieved, "
         f"<= 1% errors, p99 <= {slo:g} ms):"
     )
     for sc in report["options"]["scenarios"]:
-        for target in TARGETS:
+        for target in (*TARGETS[:2], "cluster", *TARGETS[2:]):
             k = results.knee(report["runs"].get(target, {}).get(sc, []), slo)
             if not k:
                 if sc in report["runs"].get(target, {}):
@@ -281,7 +282,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     cols = 2 if len(scenarios) > 1 else 1
     rows = (len(scenarios) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.5 * rows), squeeze=False)
-    colors = {"engine": "tab:blue", "engine-cache": "tab:purple", "floor": "tab:green", "pgonly": "tab:red"}
+    colors = {"engine": "tab:blue", "engine-cache": "tab:purple", "cluster": "tab:orange", "floor": "tab:green", "pgonly": "tab:red"}
     for ax, sc in zip(axes.flat, scenarios):
         for target, color in colors.items():
             steps = report["runs"].get(target, {}).get(sc, [])

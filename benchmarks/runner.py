@@ -7,9 +7,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import create_engine, text
 
-from benchmarks import ceiling, cpu, data_scale, invariants, outage, profile, redis_limits, results, search_cpu, targets
+from benchmarks import (
+    ceiling,
+    cluster,
+    cpu,
+    data_scale,
+    invariants,
+    outage,
+    profile,
+    redis_limits,
+    results,
+    search_cpu,
+    targets,
+)
 from benchmarks.dataset import Dataset, HotSpot, PracticeData
 from benchmarks.loadgen import GeneratorPool, Step
 from benchmarks.options import ENGINES, Options
@@ -114,7 +127,7 @@ class Bench:
             parts = pool.run(step)
             r = results.merge(target, step, parts, self.ceiling)
             r["cpu_percent"] = meter.stop()
-            if target in ENGINES:
+            if target in (*ENGINES, "cluster"):
                 r["write_behind_backlog"] = self._backlog()
             for p in parts:
                 booked += [b[0] for b in p.get("booked", [])]
@@ -149,16 +162,17 @@ class Bench:
 
     # ------------------------------------------------------------ engine
     def run_engine(self, target: str = "engine") -> Dataset:
-        """``target``: ``engine`` (the availability cache off) or ``engine-cache`` (on, ``--cache-bytes``)."""
+        """``target``: ``engine`` (the availability cache off), ``engine-cache`` (on, ``--cache-bytes``) or
+        ``cluster`` (the engine on the local Redis Cluster of ``--cluster``, the cache off)."""
         o = self.o
-        log(f"== {target}")
+        log(f"== {target}" + (f" on a local Redis Cluster ({o.redis_url})" if target == "cluster" else ""))
         persister = None
         if o.target_url:
             url, db_url = o.target_url, o.database_url
             server = None
         else:
             o.redis().flushdb()  # on a cluster: every primary
-            db_url = self._recreate_db(f"{o.db_prefix}_engine")
+            db_url = self._recreate_db(f"{o.db_prefix}_{target}")
             env_extra = dict(item.split("=", 1) for item in o.engine_env)
             env_extra["SEARCH_CACHE_BYTES"] = str(o.cache_bytes if target == "engine-cache" else 0)
             if o.engine_gc:
@@ -177,6 +191,8 @@ class Bench:
         r = o.redis()
         pool = GeneratorPool(url, data, targets.ADMIN_TOKEN, o.gen_procs)
         extra = {"redis": profile.redis_pids(r), "postgres": cpu.pids_named("postgres")}
+        if target == "cluster":
+            extra.update(cluster.node_groups(r))  # each redis-server's own CPU
         if persister is not None:
             extra["persister"] = [persister.pid]
         t_begin = time.time()
@@ -193,6 +209,12 @@ class Bench:
                 if o.profile and server is not None:
                     self.report["profile"].setdefault(target, {})[sc] = self._profile(pool, server, sc, steps)
             self.report.setdefault("redis_view", {})[target] = profile.redis_view(r, t_begin)
+            if target == "cluster":
+                log("== cluster limits: each script by EVALSHA on each primary, loop and pipelined")
+                limits = cluster.script_limits(r, data, o.lua_calls, log)
+                limits["vs_single"] = cluster.compare(self.report.get("redis_limits", {}), limits)
+                self.report["cluster_limits"] = limits
+                return data
             if o.skip_limits or "redis_limits" in self.report:
                 return data
             log("== Redis limits: each Lua script by EVALSHA, loop and pipelined")
@@ -336,6 +358,8 @@ class Bench:
             for target in ENGINES:
                 if target in o.targets:
                     data = self.run_engine(target)
+            if o.cluster and "engine" in o.targets:
+                self.run_on_cluster()
             engines = [t for t in ENGINES if t in o.targets]
             if engines and not o.target_url:
                 if "search" in o.scenarios:
@@ -353,6 +377,20 @@ class Bench:
         finally:
             self.stop_all()
         return self.report
+
+    def run_on_cluster(self) -> None:
+        """The engine again, on a local cluster started (and stopped by process id) here; the notification queue
+        stays on the single Redis."""
+        single = self.o
+        dev = cluster.new_cluster()
+        try:
+            self.o = msgspec.structs.replace(
+                single, redis_url=dev.url, redis_cluster=True, queue_redis_url=single.redis_url, skip_limits=True
+            )
+            self.run_engine("cluster")
+        finally:
+            self.o = single
+            dev.stop()
 
     def _seed_only_for_floor(self) -> Dataset:
         return Dataset(

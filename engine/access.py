@@ -51,7 +51,9 @@ async def create_key(eng: BookingEngine, practice_id: str, ctx: Ctx = SYSTEM) ->
 
 
 async def revoke_key(eng: BookingEngine, practice_id: str, key_id: str, ctx: Ctx = SYSTEM) -> None:
-    await scripts.api_key(eng.lua, now_ms=eng.now_ms(), practice_id=practice_id, action="revoke", key_id=key_id, ctx=ctx)
+    await scripts.api_key(
+        eng.lua, now_ms=eng.now_ms(), practice_id=practice_id, action="revoke", key_id=key_id, ctx=ctx
+    )
 
 
 async def restore_key(eng: BookingEngine, key: ApiKey) -> bool:

@@ -32,7 +32,13 @@ class Catalog:
 
     async def _put(self, pid: str, key: str, field: str, record: Any, event: str, ctx: Ctx) -> None:
         await scripts.put_entity(
-            self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, key=key, field=field, record=record, event=event,
+            self.rt.lua,
+            now_ms=self.rt.now_ms(),
+            practice_id=pid,
+            key=key,
+            field=field,
+            record=record,
+            event=event,
             ctx=ctx,
         )
 

@@ -55,14 +55,35 @@ def cluster_client(url: str, *, asynchronous: bool, **options: Any) -> Any:
         from redis.asyncio.cluster import ClusterNode as AsyncNode
         from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
-        return AsyncCluster.from_url(
+        client = AsyncCluster.from_url(
             urls[0], startup_nodes=_startup_nodes(urls, AsyncNode), require_full_coverage=False, **options
         )
+        client.commands_parser = _command_table_once()
+        return client
     from redis.cluster import ClusterNode, RedisCluster
 
     return RedisCluster.from_url(
         urls[0], startup_nodes=_startup_nodes(urls, ClusterNode), require_full_coverage=False, **options
     )
+
+
+def _command_table_once() -> Any:
+    """redis-py 8.1's asyncio cluster client reads the COMMAND table again from the first primary it lists at every
+    refresh of the slot map. After a primary died and before its replica is promoted, that primary may be the dead
+    one: the refresh then fails, closes every connection, and commands of every shard fail until the promotion
+    (tests/test_cluster_faults.py saw 503s on the healthy shards). The table never changes: read it once."""
+    from redis._parsers.commands import AsyncCommandsParser
+
+    class CommandTableOnce(AsyncCommandsParser):
+        __slots__ = ()
+
+        async def initialize(self, node: Any = None) -> None:
+            if node is not None:
+                self.node = node
+            if not self.commands:
+                await super().initialize(node)
+
+    return CommandTableOnce()
 
 
 def redis_for(url: str, *, cluster: bool, asynchronous: bool = False, **options: Any) -> Any:

@@ -269,9 +269,7 @@ Event = (
     | WaitlistLapsed
     | WaitlistLeft
 )
-WaitlistEvent = (
-    WaitlistJoined | WaitlistOffered | WaitlistAccepted | WaitlistDeclined | WaitlistLapsed | WaitlistLeft
-)
+WaitlistEvent = WaitlistJoined | WaitlistOffered | WaitlistAccepted | WaitlistDeclined | WaitlistLapsed | WaitlistLeft
 AppointmentEvent = AppointmentBooked | AppointmentCancelled | AppointmentRescheduled
 EventType = Literal[
     "search",

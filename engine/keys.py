@@ -152,6 +152,7 @@ def reconcile_lock() -> str:
     """Global: held by the one process that reconciles Redis from PostgreSQL after Redis lost its data."""
     return f"{ROOT}:reconcile-lock"
 
+
 # Global: audit ids whose stream entry the persister holds back (stored with other content), until an operator
 # looks (/readyz persister_held, /metrics booking_persister_held_events).
 PERSIST_HELD = f"{ROOT}:persist-held"

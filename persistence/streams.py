@@ -208,8 +208,11 @@ def stream_lag(redis: Any, key: str, group: str, now_ms: int) -> tuple[int, int]
     pending = int(g.get("pending") or 0)
     last = text(g.get("last-delivered-id") or "0-0")
     undelivered = redis.xrange(key, min=f"({last}" if last != "0-0" else "-", max="+", count=1)
-    backlog = g.get("lag")
-    backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
+    backlog = g.get("lag")  # a promoted replica's group may report a stale lag (seen after a kill -9 on a cluster)
+    if not undelivered:
+        backlog_n = 0
+    else:
+        backlog_n = int(backlog) if backlog is not None else len(redis.xrange(key, min=f"({last}", max="+"))
     first_pending = redis.xpending(key, group)["min"] if pending else None
     if first_pending is not None:
         oldest = min(oldest, _id_ms(text(first_pending)))

@@ -675,8 +675,11 @@ def test_the_embedded_default_limits_callers_without_credentials(open_world: Any
     for slot in free[:6]:
         r = c.post(
             "/v1/holds",
-            json={"practitioner_id": ctx["practitioners"][0], "visit_type_id": ctx["visit_types"][30],
-                  "start": slot["start"]},
+            json={
+                "practitioner_id": ctx["practitioners"][0],
+                "visit_type_id": ctx["visit_types"][30],
+                "start": slot["start"],
+            },
         )
         if r.status_code == 201:
             held.append(r.json()["id"])

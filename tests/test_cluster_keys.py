@@ -84,9 +84,7 @@ async def every_script(lua: Recorder, n: int) -> None:
                 patient_ref="p", idem_ref=ref,
             ),
         )  # fmt: skip
-        await scripts.cancel(
-            lua, scripts.cancel_call(**common, appointment_id=aid, practitioner_id=pr, reason="")
-        )
+        await scripts.cancel(lua, scripts.cancel_call(**common, appointment_id=aid, practitioner_id=pr, reason=""))
         await scripts.reschedule(
             lua, **common, appointment_id=aid, practitioner_id=pr, hold_id=hid2, hold_practitioner_id=pr2, move_id="m"
         )

@@ -19,8 +19,11 @@ def test_the_stored_answer_is_sealed_and_the_key_never_appears(client: Any, rsyn
     ctx = setup_practice(client)
     pid, pr, vt = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
     slot = search(client, pid, vt, next_weekday(2))[1]
-    held = client.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slot["start"]},
-                       headers={"Idempotency-Key": CLIENT_KEY + "-h"})
+    held = client.post(
+        "/v1/holds",
+        json={"practitioner_id": pr, "visit_type_id": vt, "start": slot["start"]},
+        headers={"Idempotency-Key": CLIENT_KEY + "-h"},
+    )
     body = {"hold_id": held.json()["id"], "patient": PATIENT}
     first = client.post("/v1/appointments", json=body, headers={"Idempotency-Key": CLIENT_KEY})
     again = client.post("/v1/appointments", json=body, headers={"Idempotency-Key": CLIENT_KEY})

@@ -30,8 +30,9 @@ PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
 
 
 class World:
-    def __init__(self, eng: BookingEngine, clock: Clock, practice: Practice, prs: list[Practitioner],
-                 vt: VisitType) -> None:
+    def __init__(
+        self, eng: BookingEngine, clock: Clock, practice: Practice, prs: list[Practitioner], vt: VisitType
+    ) -> None:
         self.eng, self.clock, self.practice, self.prs, self.vt = eng, clock, practice, prs, vt
         self.lua = eng.lua
 
@@ -297,10 +298,12 @@ def test_schedule_generations_and_stale_days() -> None:
         assert not await w.eng.availability.restore_schedule(w.practice, w.prs[0].id, state.schedule)  # live: kept
         day = scripts.DayPlan(state.until - 86400, state.until, [[]])
         with pytest.raises(errors.StaleScheduleError):
-            await scripts.apply_day(w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id,
-                                     visit_type_ids=[w.vt.id], gen="0", days=[day])
-        await scripts.apply_day(w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id, visit_type_ids=[w.vt.id],
-                                 gen=state.gen, days=[day])  # the current generation applies
+            await scripts.apply_day(
+                w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id, visit_type_ids=[w.vt.id], gen="0", days=[day]
+            )
+        await scripts.apply_day(
+            w.lua, practice_id=w.pid, practitioner_id=w.prs[0].id, visit_type_ids=[w.vt.id], gen=state.gen, days=[day]
+        )  # the current generation applies
         await w.eng.redis.delete(keys.schedule(w.pid, w.prs[1].id))
         assert await w.eng.availability.restore_schedule(w.practice, w.prs[1].id, state.schedule)
 
@@ -343,8 +346,16 @@ def test_limit_statuses() -> None:
         now = int(w.clock.now * 1000)
 
         async def limit(action: str, cap: int, member: str, per_minute: int = 3) -> None:
-            await scripts.limit(w.lua, now_ms=now, client="c1", action=action, per_minute=per_minute,
-                                live_holds=cap, hold_ttl_ms=300_000, member=member)
+            await scripts.limit(
+                w.lua,
+                now_ms=now,
+                client="c1",
+                action=action,
+                per_minute=per_minute,
+                live_holds=cap,
+                hold_ttl_ms=300_000,
+                member=member,
+            )
 
         await limit("hold", 1, "h1")
         with pytest.raises(errors.LimitExceededError, match="live holds") as exc:
@@ -363,18 +374,33 @@ def test_limit_statuses() -> None:
 def test_restore_statuses() -> None:
     async def body(w: World) -> None:
         start = await w.slot()
-        appt = Appointment(id=ids.new_appointment_id(w.pid), status="booked", version=3, practice_id=w.pid,
-                           practitioner_id=w.prs[0].id, visit_type_id=w.vt.id, start=start, end=start + 1800,
-                           patient=PATIENT)
+        appt = Appointment(
+            id=ids.new_appointment_id(w.pid),
+            status="booked",
+            version=3,
+            practice_id=w.pid,
+            practitioner_id=w.prs[0].id,
+            visit_type_id=w.vt.id,
+            start=start,
+            end=start + 1800,
+            patient=PATIENT,
+        )
 
         async def restore(a: Appointment) -> scripts.Restored:
-            return await scripts.restore(w.lua, now_ms=int(w.clock.now * 1000), appointment=a, manage_hash="h",
-                                         updated_ms=1, redis_practitioner=a.practitioner_id)
+            return await scripts.restore(
+                w.lua,
+                now_ms=int(w.clock.now * 1000),
+                appointment=a,
+                manage_hash="h",
+                updated_ms=1,
+                redis_practitioner=a.practitioner_id,
+            )
 
         assert (await restore(appt)).status == "OK"
         assert await restore(appt) == scripts.Restored("SKIP", ["3"])
-        clash = Appointment(**{**{f: getattr(appt, f) for f in appt.__struct_fields__},
-                               "id": ids.new_appointment_id(w.pid)})
+        clash = Appointment(
+            **{**{f: getattr(appt, f) for f in appt.__struct_fields__}, "id": ids.new_appointment_id(w.pid)}
+        )
         res = await restore(clash)
         assert res.status == "CONFLICT" and res.detail == [f"b|{appt.id}|{start + 1800}|0"]
 
@@ -461,9 +487,14 @@ def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
         appt = await w.booked(await w.slot(0))
         target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
         args: dict[str, Any] = {
-            "now_ms": int(w.clock.now * 1000), "practice_id": w.pid, "appointment_id": appt,
-            "practitioner_id": w.prs[0].id, "hold_id": target, "hold_practitioner_id": w.prs[1].id,
-            "move_id": "m-1", "ctx": SYSTEM,
+            "now_ms": int(w.clock.now * 1000),
+            "practice_id": w.pid,
+            "appointment_id": appt,
+            "practitioner_id": w.prs[0].id,
+            "hold_id": target,
+            "hold_practitioner_id": w.prs[1].id,
+            "move_id": "m-1",
+            "ctx": SYSTEM,
         }
         assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)
         assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)  # the same call, re-sent

@@ -69,7 +69,9 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
         await r1.flushdb()
         clock = Clock()
         reader = BookingEngine(r1, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)
-        writer = BookingEngine(r2, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)  # another process
+        writer = BookingEngine(
+            r2, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock
+        )  # another process
         rng = random.Random(20261129)
         try:
             p = await writer.create_practice("Cache", rng.choice(["Europe/Berlin", "America/New_York"]))
@@ -258,11 +260,14 @@ def test_time_alone_renews_a_cached_day(what: str) -> None:
             vt = (await eng.add_visit_type(p.id, "V", 30)).id
             await eng.put_schedule(
                 pr,
-                Schedule(weekly=[WeeklyWindow(d, "00:00", "24:00") for d in WEEK], horizon_days=2,
-                         min_notice_minutes=60),
+                Schedule(
+                    weekly=[WeeklyWindow(d, "00:00", "24:00") for d in WEEK], horizon_days=2, min_notice_minutes=60
+                ),
             )
             today = dt.datetime.fromtimestamp(clock.now, dt.UTC).date()
-            day = {"horizon": today + dt.timedelta(days=2), "horizon roll": today + dt.timedelta(days=3)}.get(what, today)
+            day = {"horizon": today + dt.timedelta(days=2), "horizon roll": today + dt.timedelta(days=3)}.get(
+                what, today
+            )
             if what == "hold expiry":
                 _, found = await eng.search(p.id, day, 1, vt)
                 await eng.place_hold(pr, vt, dt.datetime.fromtimestamp(found.slots()[3].start, dt.UTC))
@@ -288,7 +293,9 @@ def test_metrics_count_cache_hits_and_misses(make_client: Any) -> None:
     params = {"date": next_weekday(2).isoformat(), "visit_type_id": ctx["visit_types"][30], "days": 3}
 
     def counted() -> dict[str, float]:
-        found = re.findall(r'^booking_search_cache_total\{outcome="(\w+)"\} ([0-9.e+]+)$', client.get("/metrics").text, re.M)
+        found = re.findall(
+            r'^booking_search_cache_total\{outcome="(\w+)"\} ([0-9.e+]+)$', client.get("/metrics").text, re.M
+        )
         return {k: float(v) for k, v in found}
 
     first = client.get(url, params=params)

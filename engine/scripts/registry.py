@@ -9,12 +9,16 @@ whichever script answers it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+from redis.asyncio.cluster import PipelineCommand
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import clients, errors, limits
 from engine.codec import text
@@ -61,6 +65,7 @@ def source(name: str) -> str:
 
 # The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
 REPLICATED = frozenset(("book", "cancel", "reschedule"))
+REPLICATED_TRIES = 40  # redirections and TRYAGAIN (50 ms apart) before giving up: about 2 s of a migrating slot
 
 
 class Lua:
@@ -80,7 +85,13 @@ class Lua:
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         if self.replica_wait_ms and name in REPLICATED and client is None:
             return await self._run_replicated(name, keys, args)
-        return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+        script = self._scripts[name]
+        for _ in range(2 if self.cluster else 0):
+            try:
+                return await script(keys=list(keys), args=list(args), client=client)
+            except NoScriptError:  # loaded once more and refused again: a replica promoted meanwhile (it did not
+                await self.redis.script_load(script.script)  # run); load it on every primary now known
+        return await script(keys=list(keys), args=list(args), client=client)
 
     async def run_batch(self, calls: Sequence[Call]) -> list[Any]:
         """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent
@@ -111,25 +122,49 @@ class Lua:
         return out
 
     async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA then WAIT in one pipeline aimed at the slot's primary: one connection, in order. Redirections are
-        not followed inside the pipeline (the WAIT would then run elsewhere): the slot map is refreshed and the pair
-        sent again; the script did not run on a node that answered MOVED, ASK or NOSCRIPT."""
+        """EVALSHA then WAIT on one connection of the slot's primary (WAIT only counts that connection's writes),
+        sent as a pipeline of that node alone: a node that fails never closes the client's connections to the
+        other shards (a cluster pipeline's retry closes them all). The script did not run on a node that answered
+        MOVED, ASK, TRYAGAIN or NOSCRIPT: the slot map is refreshed (or the ASK target asked) and the pair sent
+        again. A broken connection is not retried (the script may have run): it raises, once a routed command
+        let the client relearn the slot map."""
         script = self._scripts[name]
-        for _ in range(5):
-            node = self.redis.get_node_from_key(keys[0])
-            pipe = self.redis.pipeline()
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, target_nodes=node)
-            pipe.execute_command("WAIT", 1, self.replica_wait_ms, target_nodes=node)
-            res, acked = await pipe.execute(raise_on_error=False, allow_redirections=False)
-            if isinstance(res, NoScriptError):
+        asking: Any = None
+        for _ in range(REPLICATED_TRIES):
+            node = asking or self.redis.get_node_from_key(keys[0])
+            cmds = [PipelineCommand(0, "ASKING")] if asking is not None else []
+            cmds += [PipelineCommand(1, "EVALSHA", script.sha, len(keys), *keys, *args)]
+            cmds += [PipelineCommand(2, "WAIT", 1, self.replica_wait_ms)]
+            asking = None
+            try:
+                await node.execute_pipeline(cmds)
+            except (RedisConnectionError, RedisTimeoutError, AttributeError, RuntimeError) as exc:
+                with contextlib.suppress(RedisError):
+                    await self.redis.exists(keys[0])  # a routed command: on failure the client relearns the slots
+                if isinstance(exc, RedisError):
+                    raise
+                # redis-py closes a dead node's connections when a refresh drops it, also one being connected here
+                raise RedisConnectionError(f"the connection to {node.name} was closed under the call") from exc
+            res, acked = cmds[-2].result, cmds[-1].result
+            if isinstance(res, NoScriptError):  # a promoted replica never loaded the scripts
                 await self.redis.script_load(script.script)  # every primary
                 continue
-            if isinstance(res, MovedError | AskError | TryAgainError):
+            if isinstance(res, AskError):  # the slot is migrating and its keys are on the target already
+                asking = self.redis.get_node(host=res.host, port=res.port)
+                if asking is None:
+                    await self.redis.exists(keys[0])
+                continue
+            if isinstance(res, MovedError):
                 await self.redis.exists(keys[0])  # a routed command follows the redirection and learns the slot map
+                continue
+            if isinstance(res, TryAgainError):  # the slot's keys are on both sides of a migration for a moment
+                await asyncio.sleep(0.05)
                 continue
             if isinstance(res, BaseException):
                 raise res
             if isinstance(acked, BaseException):
+                if text(res[0]) == "OK":  # it ran; whether a replica has it is unknown (WAIT unblocked by a
+                    raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms) from acked  # role change)
                 raise acked
             if int(acked) < 1 and text(res[0]) == "OK":
                 raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)

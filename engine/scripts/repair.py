@@ -26,10 +26,29 @@ async def restore(
     pid = a.practice_id
     res = await lua.run(
         "restore",
-        [keys.appointment(pid, a.id), keys.claims(pid, a.practitioner_id), keys.claims(pid, redis_practitioner),
-         keys.versions(pid, a.practitioner_id), keys.versions(pid, redis_practitioner)],
-        [now_ms, a.id, a.status, a.version, pid, a.practitioner_id, a.visit_type_id, a.start, a.end,
-         encoder.encode(a.patient), manage_hash, a.hold_id or "", a.cancel_reason or "", updated_ms],
+        [
+            keys.appointment(pid, a.id),
+            keys.claims(pid, a.practitioner_id),
+            keys.claims(pid, redis_practitioner),
+            keys.versions(pid, a.practitioner_id),
+            keys.versions(pid, redis_practitioner),
+        ],
+        [
+            now_ms,
+            a.id,
+            a.status,
+            a.version,
+            pid,
+            a.practitioner_id,
+            a.visit_type_id,
+            a.start,
+            a.end,
+            encoder.encode(a.patient),
+            manage_hash,
+            a.hold_id or "",
+            a.cancel_reason or "",
+            updated_ms,
+        ],
     )
     return Restored(text(res[0]), [text(x) for x in res[1:]])
 

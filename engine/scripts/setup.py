@@ -44,8 +44,18 @@ async def schedule(
     gen = await lua.run(
         "schedule",
         [keys.schedule(pid, practitioner_id), keys.events(pid), keys.audit(pid), keys.versions(pid, practitioner_id)],
-        [now_ms, schedule_json, min_notice_s, horizon_s, pid, practitioner_id, ctx.actor, ctx.request_id,
-         encoder.encode(detail), "restore" if restore else ""],
+        [
+            now_ms,
+            schedule_json,
+            min_notice_s,
+            horizon_s,
+            pid,
+            practitioner_id,
+            ctx.actor,
+            ctx.request_id,
+            encoder.encode(detail),
+            "restore" if restore else "",
+        ],
     )
     return int(gen)
 
@@ -128,8 +138,13 @@ async def api_key(
     res = reply(
         await lua.run(
             "api_key",
-            [keys.api_keys(pid), keys.api_key_hashes(pid), keys.events(pid), keys.audit(pid),
-             keys.api_key_tombstones(pid)],
+            [
+                keys.api_keys(pid),
+                keys.api_key_hashes(pid),
+                keys.events(pid),
+                keys.audit(pid),
+                keys.api_key_tombstones(pid),
+            ],
             [now_ms, action, key_id, key_hash, record, ctx.actor, ctx.request_id, pid],
         )
     )
@@ -195,8 +210,20 @@ def search_call(
     return Call(
         "search",
         script_keys,
-        [now_ms, start, end, duration_s, len(practitioner_ids), ctx.actor, ctx.request_id, pid,
-         encoder.encode(detail), "1" if audit else "0", buckets[0], buckets[1]],
+        [
+            now_ms,
+            start,
+            end,
+            duration_s,
+            len(practitioner_ids),
+            ctx.actor,
+            ctx.request_id,
+            pid,
+            encoder.encode(detail),
+            "1" if audit else "0",
+            buckets[0],
+            buckets[1],
+        ],
     )
 
 

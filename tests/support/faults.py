@@ -8,6 +8,7 @@ import datetime as dt
 import random
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +55,7 @@ class Load:
         self.booked: dict[str, dict[str, Any]] = {}  # appointment id -> body, plus the phase
         self.failed_book_holds: set[str] = set()  # holds whose book call got no 201 (may or may not be booked)
         self.missing_retry_after = 0
+        self.failures_at: list[tuple[float, str, str]] = []  # (time.monotonic(), step, what) of 5xx, transport errors
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
@@ -71,6 +73,8 @@ class Load:
             self.answers[(phase, step, r.status_code, code)] += 1
             if r.status_code == 503 and "retry-after" not in r.headers:
                 self.missing_retry_after += 1
+            if r.status_code >= 500:
+                self.failures_at.append((time.monotonic(), step, f"{r.status_code} {code}: {r.text[-90:]}"))
         if r.status_code == 503:
             self.stop_ev.wait(0.05)  # back off a little, as Retry-After asks
 
@@ -159,6 +163,7 @@ class Load:
         except httpx.TransportError as exc:
             with self.lock:
                 self.transport_errors[(phase, step, type(exc).__name__)] += 1
+                self.failures_at.append((time.monotonic(), step, type(exc).__name__))
                 if step == "book" and hold_id:
                     self.failed_book_holds.add(hold_id)
             self.stop_ev.wait(0.05)

@@ -205,4 +205,3 @@ def serving(database_url: str, extra_env: dict[str, str] | None = None) -> Itera
             yield start_serve(procs, serve_env(REDIS_URL, database_url, **(extra_env or {})))
         finally:
             procs.close()
-
