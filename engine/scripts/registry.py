@@ -86,12 +86,20 @@ class Lua:
         if self.replica_wait_ms and name in REPLICATED and client is None:
             return await self._run_replicated(name, keys, args)
         script = self._scripts[name]
-        for _ in range(2 if self.cluster else 0):
-            try:
-                return await script(keys=list(keys), args=list(args), client=client)
-            except NoScriptError:  # loaded once more and refused again: a replica promoted meanwhile (it did not
-                await self.redis.script_load(script.script)  # run); load it on every primary now known
-        return await script(keys=list(keys), args=list(args), client=client)
+        if not self.cluster:
+            return await script(keys=list(keys), args=list(args), client=client)
+        try:
+            for _ in range(2):
+                try:
+                    return await script(keys=list(keys), args=list(args), client=client)
+                except NoScriptError:  # loaded once more and refused again: a replica promoted meanwhile (it did
+                    await self.redis.script_load(script.script)  # not run); load it on every primary now known
+            return await script(keys=list(keys), args=list(args), client=client)
+        except (AttributeError, RuntimeError) as exc:
+            # redis-py's cluster client closes a node's connections while it refreshes the slot map (a failover
+            # elsewhere); a call caught on such a connection fails inside redis-py ('NoneType' object has no
+            # attribute 'writelines'): a lost connection (503, the script may have run), never a 500
+            raise RedisConnectionError(f"the connection was closed under the call of {name}") from exc
 
     async def run_batch(self, calls: Sequence[Call]) -> list[Any]:
         """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent
