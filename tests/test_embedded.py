@@ -45,7 +45,8 @@ def test_booking_serve_demo_starts_with_no_servers_and_offers_slots(tmp_path: Pa
                 pytest.fail(f"booking serve --demo exited with {proc.returncode}:\n{log.read_text()}")
             return [line for line in log.read_text().splitlines() if line.startswith("Try: curl")]
 
-        url = wait_until(seeded, 180, "the demo to be seeded")  # serve itself waits up to 180 s[0].split("'")[1]
+        # as long as booking serve --demo itself waits for its readiness
+        url = wait_until(seeded, 180, "the demo to be seeded")[0].split("'")[1]
         r = httpx.get(url, timeout=10)
         assert r.status_code == 200 and len(r.json()["slots"]) > 50, log.read_text()
         assert r.json()["timezone"] == "Europe/Paris"
