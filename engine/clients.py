@@ -4,7 +4,7 @@
 |---|---|---|
 | embedded (no REDIS_URL) | ``fakeredis.aioredis.FakeRedis`` | ``fakeredis.FakeRedis`` on the same fake server |
 | single Redis | ``redis.asyncio.Redis`` | ``redis.Redis`` |
-| Redis Cluster (REDIS_CLUSTER=1) | ``redis.asyncio.cluster.RedisCluster`` | ``redis.cluster.RedisCluster`` |
+| Redis Cluster (REDIS_CLUSTER=1) | ``engine.slotnode.Cluster`` (redis-py's, one slot's batches to its node) | ``redis.cluster.RedisCluster`` |
 
 rq and rq-scheduler do not support Redis Cluster: ``queue_redis`` is always a standalone Redis (QUEUE_REDIS_URL,
 or REDIS_URL when that is not a cluster). A cluster client is built from every node REDIS_URL names
@@ -53,9 +53,10 @@ def cluster_client(url: str, *, asynchronous: bool, **options: Any) -> Any:
     urls = node_urls(url)
     if asynchronous:
         from redis.asyncio.cluster import ClusterNode as AsyncNode
-        from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
-        client = AsyncCluster.from_url(
+        from engine.slotnode import Cluster
+
+        client = Cluster.from_url(
             urls[0], startup_nodes=_startup_nodes(urls, AsyncNode), require_full_coverage=False, **options
         )
         client.commands_parser = _command_table_once()
@@ -135,3 +136,4 @@ def is_cluster(client: Any) -> bool:
     from redis.cluster import RedisCluster
 
     return isinstance(client, RedisCluster | AsyncCluster)
+

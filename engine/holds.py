@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import errors, ids, keys, scripts, timeutil
 from engine.catalog import Catalog
@@ -14,6 +17,8 @@ from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Ctx, Hold
 from engine.offers import Offers
 from engine.scripts.waitlist import OfferKit
+
+log = logging.getLogger("booking.holds")
 
 FURTHEST_HOLD_S = 800 * 86400  # beyond any horizon (730 days)
 EXPIRE_CHUNK = 25  # holds per expire call while entries wait (each with its OFFER_IDS fresh hold ids)
@@ -116,29 +121,41 @@ class Holds:
     async def expire_due_holds(self, limit: int = 200) -> int:
         """Tidy: mark holds past their expiry as expired and audit it. Correctness never depends on it. While
         entries wait, each practitioner's holds go in calls of their own, with a kit: their intervals are offered
-        to the waitlist first (until then, hold.lua and search.lua count them as taken)."""
+        to the waitlist first (until then, hold.lua and search.lua count them as taken). A practice whose shard
+        is unreachable is skipped (the next sweep tidies it); the others are swept as always."""
         total = 0
         now = self.rt.now_ms()
+        unreachable: list[str] = []
         for raw_pid in await self.rt.redis.smembers(keys.PRACTICES):
             pid = text(raw_pid)
-            async with self.rt.redis.pipeline(transaction=False) as pipe:
-                pipe.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
-                pipe.zcard(keys.waitlist_queue(pid))
-                due, waiting = await pipe.execute()
-            if not due:
-                continue
-            holds = [(text(h), ids.practitioner_of_hold(text(h)) or "") for h in due]
-            if not waiting:  # a waitlist that starts waiting meanwhile: its script tidies nothing, the next sweep does
-                total += await scripts.expire(self.rt.lua, now_ms=now, practice_id=pid, holds=holds, actor="sweeper")
-                continue
-            by_pr: dict[str, list[tuple[str, str]]] = {}
-            for h in holds:
-                by_pr.setdefault(h[1], []).append(h)
-            for pr, mine in by_pr.items():
-                for i in range(0, len(mine), EXPIRE_CHUNK):
-                    chunk = mine[i : i + EXPIRE_CHUNK]
-                    kit = await self.offers.kit(pid, pr, len(chunk), fresh=True)
-                    total += await scripts.expire(
-                        self.rt.lua, now_ms=now, practice_id=pid, holds=chunk, actor="sweeper", kit=kit
-                    )
+            try:
+                total += await self._expire_due(pid, now, limit)
+            except (RedisConnectionError, RedisTimeoutError):
+                unreachable.append(pid)
+        if unreachable:
+            log.warning("hold sweep: %d practices unreachable (their shard is down?), e.g. %s", len(unreachable),
+                        unreachable[0])  # fmt: skip
+        return total
+
+    async def _expire_due(self, pid: str, now: int, limit: int) -> int:
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(keys.hold_expiries(pid), "-inf", now, start=0, num=limit)
+            pipe.zcard(keys.waitlist_queue(pid))
+            due, waiting = await pipe.execute()
+        if not due:
+            return 0
+        holds = [(text(h), ids.practitioner_of_hold(text(h)) or "") for h in due]
+        if not waiting:  # a waitlist that starts waiting meanwhile: its script tidies nothing, the next sweep does
+            return await scripts.expire(self.rt.lua, now_ms=now, practice_id=pid, holds=holds, actor="sweeper")
+        total = 0
+        by_pr: dict[str, list[tuple[str, str]]] = {}
+        for h in holds:
+            by_pr.setdefault(h[1], []).append(h)
+        for pr, mine in by_pr.items():
+            for i in range(0, len(mine), EXPIRE_CHUNK):
+                chunk = mine[i : i + EXPIRE_CHUNK]
+                kit = await self.offers.kit(pid, pr, len(chunk), fresh=True)
+                total += await scripts.expire(
+                    self.rt.lua, now_ms=now, practice_id=pid, holds=chunk, actor="sweeper", kit=kit
+                )
         return total

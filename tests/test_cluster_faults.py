@@ -7,7 +7,7 @@ search -> hold -> book threads per practice counting every answer (tests/support
 * `CLUSTER FAILOVER` of each primary in turn: no acknowledged booking lost, no 500 (a NOSCRIPT from a promoted
   replica would be one), 503s only within a short window after each switch;
 * `kill -9` of one primary: 503 `dependency_unavailable` only for that shard's practice until its replica is
-  promoted, the other practices unaffected; the node restarted rejoins as a replica; no 201 lost (WAIT 1);
+  promoted, the other practices unaffected (not one failure); the node restarted rejoins as a replica; no 201 lost (WAIT 1);
 * one practice's slot migrated to another primary and back, during bookings: no error at all;
 * 200 concurrent holds on one start of each practice at once: exactly one winner on each shard.
 
@@ -202,9 +202,8 @@ def test_kill9_of_a_primary_fails_only_its_shard_and_loses_no_acknowledged_booki
             seen = loads.failures_since(t0, pid)
             print(f"practice {pid} on another shard: {len(seen)} failures {seen}")
             assert not load.transport_errors, (pid, load.summary())
-            assert all(k[1] == "book" for k in load.unexpected(OK)), (pid, load.summary())
-            # a rare book 503 here: redis-py closed a healthy node's connection while refreshing (docs/operations.md)
-            assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary(), s.crashes())
+            # no 503 either: a dead node never closes the connections to the others (engine/slotnode.py)
+            assert load.unexpected(OK) == {}, (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
     assert_audit_verifies(s.env)
 
@@ -232,10 +231,9 @@ def test_a_slot_migration_there_and_back_under_load_is_absorbed_without_errors(s
     record(s, loads)
     print(loads.summary())
     print("; ".join(said), "; failures:", loads.failures_since(t0))
-    for pid, load in loads.by_practice.items():  # searches and holds never noticed; a book may answer 503
+    for pid, load in loads.by_practice.items():  # searches, holds and bookings never noticed
         assert not load.transport_errors, (pid, load.summary())
-        assert all(k[1] == "book" for k in load.unexpected(OK)), (pid, load.summary())
-        assert set(load.unexpected(OK | {REDIS_DOWN})) == set(), (pid, load.summary(), s.crashes())
+        assert load.unexpected(OK) == {}, (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
 
 

@@ -206,6 +206,33 @@ def test_expire_counts_only_due_holds() -> None:
     run(body)
 
 
+def test_the_sweep_skips_a_practice_whose_shard_is_unreachable_and_sweeps_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shard without a primary (Redis Cluster) fails only its practices' tidying, not every practice's."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from engine.holds import Holds
+
+    async def body(w: World) -> None:
+        await w.hold(await w.slot(0))
+        elsewhere = ids.new_practice_id()
+        await w.eng.redis.sadd(keys.PRACTICES, elsewhere)
+        tidy = Holds._expire_due
+
+        async def on_a_dead_shard(self: Holds, pid: str, now: int, limit: int) -> int:
+            if pid == elsewhere:
+                raise RedisConnectionError("its shard has no primary")
+            return await tidy(self, pid, now, limit)
+
+        monkeypatch.setattr(Holds, "_expire_due", on_a_dead_shard)
+        w.clock.now += 301
+        assert await w.eng.expire_due_holds() == 1  # whichever practice comes first
+        await w.eng.redis.srem(keys.PRACTICES, elsewhere)
+
+    run(body)
+
+
 # ----------------------------------------------------------------- book
 def test_book_statuses() -> None:
     async def body(w: World) -> None:

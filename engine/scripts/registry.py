@@ -9,18 +9,15 @@ whichever script answers it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from redis.asyncio.cluster import PipelineCommand
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
-from engine import clients, errors, limits
+from engine import clients, errors, limits, slotnode
 from engine.codec import text
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
@@ -65,7 +62,6 @@ def source(name: str) -> str:
 
 # The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
 REPLICATED = frozenset(("book", "cancel", "reschedule"))
-REPLICATED_TRIES = 40  # redirections and TRYAGAIN (50 ms apart) before giving up: about 2 s of a migrating slot
 
 
 class Lua:
@@ -131,53 +127,28 @@ class Lua:
 
     async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA then WAIT on one connection of the slot's primary (WAIT only counts that connection's writes),
-        sent as a pipeline of that node alone: a node that fails never closes the client's connections to the
-        other shards (a cluster pipeline's retry closes them all). The script did not run on a node that answered
-        MOVED, ASK, TRYAGAIN or NOSCRIPT: the slot map is refreshed (or the ASK target asked) and the pair sent
-        again. A broken connection is not retried (the script may have run): it raises, once a routed command
-        let the client relearn the slot map."""
+        sent to that node alone (``engine.slotnode``: redirections followed, other shards' connections never
+        closed). A promoted replica that never loaded the script refuses it (NOSCRIPT: it did not run): loaded on
+        every primary and sent again. A broken connection is not retried (the script may have run): it raises."""
         script = self._scripts[name]
-        asking: Any = None
-        for _ in range(REPLICATED_TRIES):
-            node = asking or self.redis.get_node_from_key(keys[0])
-            cmds = [PipelineCommand(0, "ASKING")] if asking is not None else []
-            cmds += [PipelineCommand(1, "EVALSHA", script.sha, len(keys), *keys, *args)]
-            cmds += [PipelineCommand(2, "WAIT", 1, self.replica_wait_ms)]
-            asking = None
-            try:
-                await node.execute_pipeline(cmds)
-            except (RedisConnectionError, RedisTimeoutError, AttributeError, RuntimeError) as exc:
-                with contextlib.suppress(RedisError):
-                    await self.redis.exists(keys[0])  # a routed command: on failure the client relearns the slots
-                if isinstance(exc, RedisError):
-                    raise
-                # redis-py closes a dead node's connections when a refresh drops it, also one being connected here
-                raise RedisConnectionError(f"the connection to {node.name} was closed under the call") from exc
-            res, acked = cmds[-2].result, cmds[-1].result
-            if isinstance(res, NoScriptError):  # a promoted replica never loaded the scripts
-                await self.redis.script_load(script.script)  # every primary
-                continue
-            if isinstance(res, AskError):  # the slot is migrating and its keys are on the target already
-                asking = self.redis.get_node(host=res.host, port=res.port)
-                if asking is None:
-                    await self.redis.exists(keys[0])
-                continue
-            if isinstance(res, MovedError):
-                await self.redis.exists(keys[0])  # a routed command follows the redirection and learns the slot map
-                continue
-            if isinstance(res, TryAgainError):  # the slot's keys are on both sides of a migration for a moment
-                await asyncio.sleep(0.05)
-                continue
-            if isinstance(res, BaseException):
-                raise res
-            if isinstance(acked, BaseException):
-                if text(res[0]) == "OK":  # it ran; whether a replica has it is unknown (WAIT unblocked by a
-                    raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms) from acked  # role change)
-                raise acked
-            if int(acked) < 1 and text(res[0]) == "OK":
-                raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
-            return res
-        raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
+        slot = self.redis.keyslot(keys[0])
+        for _ in range(2):
+            (res,), acked = await slotnode.run(
+                self.redis, slot, [("EVALSHA", script.sha, len(keys), *keys, *args)],
+                trailer=("WAIT", 1, self.replica_wait_ms),
+            )  # fmt: skip
+            if not isinstance(res, NoScriptError):
+                break
+            await self.redis.script_load(script.script)  # every primary
+        if isinstance(res, BaseException):
+            raise res
+        if isinstance(acked, BaseException):
+            if text(res[0]) == "OK":  # it ran; whether a replica has it is unknown (WAIT unblocked by a role change)
+                raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms) from acked
+            raise acked
+        if int(acked) < 1 and text(res[0]) == "OK":
+            raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
+        return res
 
     async def call(self, call: Call, script: str) -> Reply:
         """Run a status-replying script call built for ``script``."""
