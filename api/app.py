@@ -18,7 +18,7 @@ from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup, waitlist
-from engine import clients
+from engine import access, clients
 from engine.service import BookingEngine
 from engine.settings import Settings
 
@@ -78,6 +78,7 @@ def create_app(
         from persistence.archive import ArchivedAppointments
 
         state = app.state
+        state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
         state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
         state.redis = redis if redis is not None else make_redis(settings, fake_server, state.metrics)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import OrderedDict, deque
+from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import ids, keys, scripts
+from engine import errors, ids, keys, scripts
 from engine.codec import encoder
 from engine.model import SYSTEM, ApiKey, Ctx
 from engine.service import BookingEngine
@@ -82,20 +86,87 @@ async def lookup_key(eng: BookingEngine, token: str) -> ApiKey | None:
     return msgspec.json.decode(raw, type=ApiKey) if raw else None
 
 
-async def check_limit(eng: BookingEngine, limits: Limits, client: str, action: str, hold_id: str | None = None) -> None:
-    """Record one request of a public client; raise LimitExceededError when it is over a limit."""
-    await scripts.limit(
-        eng.lua,
-        now_ms=int(time.time() * 1000),
-        client=client,
-        action=action,
-        per_minute=limits.holds_per_minute if action == "hold" else limits.bookings_per_minute,
-        live_holds=limits.live_holds if action == "hold" else 0,
-        hold_ttl_ms=eng.settings.hold_ttl_seconds * 1000,
-        member=hold_id or uuid.uuid4().hex,
-    )
+async def check_limit(
+    eng: BookingEngine,
+    limits: Limits,
+    client: str,
+    action: str,
+    hold_id: str | None = None,
+    local: LocalLimits | None = None,
+) -> bool:
+    """Record one request of a public client; raise LimitExceededError when it is over a limit. True when Redis
+    counted it; False when Redis did not answer and ``local`` counted it instead (without ``local``: raises)."""
+    now_ms, member, ttl_ms = int(time.time() * 1000), hold_id or uuid.uuid4().hex, eng.settings.hold_ttl_seconds * 1000
+    try:
+        await scripts.limit(
+            eng.lua,
+            now_ms=now_ms,
+            client=client,
+            action=action,
+            per_minute=limits.holds_per_minute if action == "hold" else limits.bookings_per_minute,
+            live_holds=limits.live_holds if action == "hold" else 0,
+            hold_ttl_ms=ttl_ms,
+            member=member,
+        )
+    except (RedisConnectionError, RedisTimeoutError):
+        if local is None:
+            raise
+        local.check(limits, client, action, now_ms, ttl_ms, member)
+        return False
+    return True
 
 
 async def forget_hold(eng: BookingEngine, client: str, hold_id: str) -> None:
     """A hold that was booked, released or refused no longer counts against its client's cap."""
     await scripts.forget_client_hold(eng.lua, client, hold_id)
+
+
+WINDOW_MS = 60_000
+
+
+class LocalLimits:
+    """The abuse limits counted in this process alone: the stand-in while Redis cannot count them.
+
+    On a Redis Cluster a public client's counters (``{c:<address>}``) live on one shard. While that shard has no
+    primary, the limit check fails although the practice asked about may be on a healthy shard; rather than
+    refuse that client everywhere (503), each API process counts the client's requests itself, with the same
+    limits and the same sliding window as ``lua/limit.lua``, until the shard is back (then Redis counts again,
+    from what it had). Per process: with N processes a client gets at most N times the limits meanwhile.
+    At most ``max_clients`` clients are remembered (the least recently seen are forgotten first)."""
+
+    def __init__(self, max_clients: int = 20_000) -> None:
+        self.max_clients = max_clients
+        self._requests: OrderedDict[tuple[str, str], deque[int]] = OrderedDict()
+        self._holds: OrderedDict[str, dict[str, int]] = OrderedDict()
+
+    def check(self, limits: Limits, client: str, action: str, now_ms: int, hold_ttl_ms: int, member: str) -> None:
+        """What ``limit.lua`` does, in memory; raise LimitExceededError when the client is over a limit."""
+        per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
+        seen = self._touch(self._requests, (client, action), deque)
+        while seen and seen[0] <= now_ms - WINDOW_MS:
+            seen.popleft()
+        if len(seen) >= per_minute:
+            raise errors.LimitExceededError.rate(per_minute, action, seen[0] + WINDOW_MS - now_ms)
+        if action == "hold" and limits.live_holds > 0:
+            live = self._touch(self._holds, client, dict)
+            for hold_id in [h for h, until in live.items() if until <= now_ms]:
+                del live[hold_id]
+            if len(live) >= limits.live_holds:
+                raise errors.LimitExceededError.holds(limits.live_holds, min(live.values()) - now_ms)
+            live[member] = now_ms + hold_ttl_ms
+        seen.append(now_ms)
+
+    def forget(self, client: str, hold_id: str) -> None:
+        live = self._holds.get(client)
+        if live is not None:
+            live.pop(hold_id, None)
+
+    def _touch(self, table: OrderedDict[Any, Any], key: Any, make: Any) -> Any:
+        value = table.get(key)
+        if value is None:
+            value = table[key] = make()
+            while len(table) > self.max_clients:
+                table.popitem(last=False)
+        else:
+            table.move_to_end(key)
+        return value

@@ -129,6 +129,19 @@ class LimitExceededError(BookingError):
         super().__init__(detail)
         self.retry_after_s = retry_after_s
 
+    @classmethod
+    def rate(cls, per_minute: int, action: str, retry_after_ms: int) -> LimitExceededError:
+        return cls(f"more than {per_minute} {action} requests in a minute from this client", _s(retry_after_ms))
+
+    @classmethod
+    def holds(cls, cap: int, retry_after_ms: int) -> LimitExceededError:
+        return cls(f"this client already has {cap} live holds; book or release one first", _s(retry_after_ms))
+
+
+def _s(ms: int) -> int:
+    """Milliseconds to wait as whole seconds of Retry-After, rounded up, at least 1."""
+    return max(1, -(-int(ms) // 1000))
+
 
 class ReplicaUnconfirmedError(BookingError):
     """A change stored on its shard's primary that no replica confirmed in time (Redis Cluster, WAIT)."""

@@ -618,6 +618,107 @@ def test_hold_cap_and_rate_limits_answer_429_and_spare_other_clients(limited: An
     assert 'booking_operations_total{operation="limit_hold",outcome="refused"}' in c.get("/metrics").text
 
 
+def test_while_redis_cannot_count_the_limits_each_process_counts_them_and_answers_go_on(
+    limited: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster a client's counters live on one shard: while it has no primary, holds and bookings of practices
+    on healthy shards are served (not 503), with the same limits counted in the process (access.LocalLimits);
+    a hold whose place in the cap cannot be freed in Redis does not fail the answer."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from engine import scripts
+
+    c, ctx, _ = limited
+
+    async def shard_down(*_: Any, **__: Any) -> None:
+        raise RedisConnectionError("the shard of {c:hoarder} has no primary")
+
+    monkeypatch.setattr(scripts, "limit", shard_down)
+    monkeypatch.setattr(scripts, "forget_client_hold", shard_down)
+    held = [_hold(c, ctx, i, "hoarder") for i in range(3)]
+    assert [h.status_code for h in held] == [201, 201, 201]
+    over = _hold(c, ctx, 3, "hoarder")
+    assert over.status_code == 429 and over.json()["code"] == "rate_limited", over.text  # the cap of 3, here
+    assert int(over.headers["retry-after"]) >= 1
+    assert _hold(c, ctx, 4, "someone-else").status_code == 201
+    released = c.delete(f"/v1/holds/{held[0].json()['id']}", headers={"X-Client-Id": "hoarder"})
+    assert released.status_code == 204  # Redis could not free its place: answered all the same
+    assert _hold(c, ctx, 6, "hoarder").status_code == 201  # the process freed it
+    booked = c.post(
+        "/v1/appointments",
+        json={"hold_id": held[1].json()["id"], "patient": {"name": "L", "email": "l@x.io"}},
+        headers={"X-Client-Id": "hoarder"},
+    )
+    assert booked.status_code == 201, booked.text
+    metrics = c.get("/metrics").text
+    for line in ('operation="limit_hold",outcome="local"', 'operation="limit_book",outcome="local"',
+                 'operation="limit_hold",outcome="refused"', 'operation="limit_forget",outcome="failed"'):  # fmt: skip
+        assert f"booking_operations_total{{{line}}}" in metrics, line
+
+
+def test_the_local_limits_decide_as_the_limit_script_does() -> None:
+    """access.LocalLimits against lua/limit.lua on real Redis: one random sequence of requests, releases and
+    time steps of a few clients, the same answers (allowed, or refused with the same Retry-After and detail)."""
+    import asyncio
+    import random
+
+    from engine import access, errors, scripts
+    from engine.scripts.registry import Lua
+
+    limits = access.Limits(live_holds=3, holds_per_minute=5, bookings_per_minute=2)
+    rng = random.Random(7)
+
+    async def go() -> None:
+        r = redis_async.Redis.from_url(RURL)
+        for k in await r.keys("bk:v1:{c:parity-*"):
+            await r.delete(k)
+        lua, local = Lua(r), access.LocalLimits()
+        now, holds, compared = 1_900_000_000_000, {}, 0
+        try:
+            # the edges first: a window's end (book: 2 a minute) and a hold's expiry (cap 3, 300 s), then at random
+            edges = [(0, "parity-e", "book"), (0, "parity-e", "book"), (59_999, "parity-e", "book"),
+                     (1, "parity-e", "book"), (0, "parity-h", "hold"), (0, "parity-h", "hold"),
+                     (0, "parity-h", "hold"), (299_999, "parity-h", "hold"), (1, "parity-h", "hold")]  # fmt: skip
+            for step in range(len(edges) + 600):
+                if step < len(edges):
+                    delta, client, forced = edges[step]
+                    now += delta
+                else:
+                    now += rng.choice((0, 1, 250, 4_000, 13_000, 59_999, 60_000, 61_000, 300_000))
+                    client, forced = f"parity-{rng.randrange(3)}", ""
+                if not forced and rng.random() < 0.2 and holds.get(client):
+                    hold_id = holds[client].pop(rng.randrange(len(holds[client])))
+                    await scripts.forget_client_hold(lua, client, hold_id)
+                    local.forget(client, hold_id)
+                    continue
+                action, member = forced or rng.choice(("hold", "hold", "book")), uuid.uuid4().hex
+                per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
+                answers = []
+                try:
+                    await scripts.limit(lua, now_ms=now, client=client, action=action, per_minute=per_minute,
+                                        live_holds=limits.live_holds if action == "hold" else 0,
+                                        hold_ttl_ms=300_000, member=member)  # fmt: skip
+                    answers.append(None)
+                except errors.LimitExceededError as exc:
+                    answers.append((str(exc), exc.retry_after_s))
+                try:
+                    local.check(limits, client, action, now, 300_000, member)
+                    answers.append(None)
+                except errors.LimitExceededError as exc:
+                    answers.append((str(exc), exc.retry_after_s))
+                assert answers[0] == answers[1], (client, action, now, answers)
+                compared += answers[0] is not None
+                if answers[0] is None and action == "hold":
+                    holds.setdefault(client, []).append(member)
+            assert compared > 50  # the sequence did reach the limits, often
+        finally:
+            for k in await r.keys("bk:v1:{c:parity-*"):
+                await r.delete(k)
+            await r.aclose()
+
+    asyncio.run(go())
+
+
 def test_no_patient_data_in_logs_metrics_redis_keys_or_audit(caplog: Any, capfd: Any) -> None:
     caplog.set_level(logging.DEBUG)
     name, email, phone = "Zebulon Quixotic-Marmaduke", "zq-unique-7731@example.org", "+99 555 0199"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask
 from litestar.params import HeaderParameter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.auth import Principal, client_id, principal
 from engine import access, errors
 from engine.service import BookingEngine, Ctx
 
+log = logging.getLogger("booking.api")
 JSON = "application/json"
 T = TypeVar("T")
 LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
@@ -78,18 +82,39 @@ def _limits(request: Request[Any, Any, Any]) -> access.Limits:
     return access.Limits(s.limit_live_holds, s.limit_holds_per_minute, s.limit_bookings_per_minute)
 
 
+def _local_limits(request: Request[Any, Any, Any]) -> access.LocalLimits:
+    return request.app.state.local_limits  # type: ignore[no-any-return]
+
+
 async def limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
-    """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited."""
+    """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited.
+
+    When Redis cannot count (the shard of the client's counters has no primary, or Redis is down), this process
+    counts them itself (``access.LocalLimits``, docs/operations.md): the request goes on to the practice's shard,
+    which answers for itself."""
     if p.kind not in LIMITED:
         return
+    counted = request.app.state.metrics.domain
     try:
-        await access.check_limit(engine(request), _limits(request), client_id(request), action, hold_id)
+        in_redis = await access.check_limit(
+            engine(request), _limits(request), client_id(request), action, hold_id, _local_limits(request)
+        )
     except errors.LimitExceededError:
-        request.app.state.metrics.domain.labels(f"limit_{action}", "refused").inc()
+        counted.labels(f"limit_{action}", "refused").inc()
         raise
+    if not in_redis:
+        log.warning("abuse limits of a client counted in this process: Redis did not answer")
+        counted.labels(f"limit_{action}", "local").inc()
 
 
 async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
-    """A hold that was booked, released or refused no longer counts against its public client's cap."""
-    if p.kind in LIMITED:
+    """A hold that was booked, released or refused no longer counts against its public client's cap. A failure
+    to say so is logged and counted, never the answer's: the hold then counts until its expiry."""
+    if p.kind not in LIMITED:
+        return
+    _local_limits(request).forget(client_id(request), hold_id)
+    try:
         await access.forget_hold(engine(request), client_id(request), hold_id)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("a hold's place in its client's cap was not freed: %s", exc or type(exc).__name__)
+        request.app.state.metrics.domain.labels("limit_forget", "failed").inc()

@@ -174,12 +174,9 @@ async def limit(
     )
     if res[0] == "OK":
         return
-    retry = max(1, -(-int(res[1]) // 1000))
     if res[0] == "HOLDS":
-        raise errors.LimitExceededError(
-            f"this client already has {live_holds} live holds; book or release one first", retry
-        )
-    raise errors.LimitExceededError(f"more than {per_minute} {action} requests in a minute from this client", retry)
+        raise errors.LimitExceededError.holds(live_holds, int(res[1]))
+    raise errors.LimitExceededError.rate(per_minute, action, int(res[1]))
 
 
 def search_call(
