@@ -16,6 +16,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from redis.exceptions import ClusterError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
@@ -222,6 +223,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     PoolExhaustedError: _pool_exhausted,
     RedisConnectionError: _redis_down,
     RedisTimeoutError: _redis_down,
+    ClusterError: _redis_down,  # Redis Cluster: a slot redirected or unsettled for too long ("TTL exhausted")
+    SlotNotCoveredError: _redis_down,  # Redis Cluster: no node serves the slot right now
     SQLAlchemyOperationalError: _database_down,
     UnicodeDecodeError: _bad_encoding,
     msgspec.ValidationError: _strict_validation,

@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from redis.exceptions import ClusterError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import scripts
 from engine.context import Runtime
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# Redis, or (on a cluster) the slot asked about, is not there right now: what the API answers 503 (api/problems.py)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError)
 
 log = logging.getLogger("booking.search")
 

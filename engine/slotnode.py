@@ -11,7 +11,9 @@ one slot is a pipeline of its node alone:
   no reconnect) and the command is sent again;
 * ``ASK`` (the slot is migrating and the key is on the target already): sent again to the target, each command
   preceded by ``ASKING``;
-* ``TRYAGAIN`` (a multi-key command whose keys are on both sides of a migration for a moment): again, 50 ms on;
+* ``TRYAGAIN`` (a multi-key command whose keys are on both sides of a migration for a moment) and
+  ``CLUSTERDOWN`` (a failover settling): again, 50 ms on; a slot still unsettled after about 2 s raises
+  ``SlotUnsettledError`` (a ConnectionError: 503);
 * a broken connection raises ``ConnectionError`` (503; a write in it may have run: never re-sent), after the
   client was told to relearn the slot map at its next command; it never closes other nodes' connections.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterPipeline, PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
-from redis.exceptions import AskError, MovedError, RedisError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -92,7 +94,7 @@ async def run(
                     await cluster.nodes_manager.move_slot(res)  # an unknown target: learn it
                     asking = cluster.nodes_manager.get_node(host=res.host, port=res.port)
                 again.append(c.position)
-            elif isinstance(res, TryAgainError):
+            elif isinstance(res, TryAgainError | ClusterDownError):  # CLUSTERDOWN: a failover is settling
                 wait = True
                 again.append(c.position)
             else:

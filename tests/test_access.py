@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -654,6 +655,28 @@ def test_while_redis_cannot_count_the_limits_each_process_counts_them_and_answer
     for line in ('operation="limit_hold",outcome="local"', 'operation="limit_book",outcome="local"',
                  'operation="limit_hold",outcome="refused"', 'operation="limit_forget",outcome="failed"'):  # fmt: skip
         assert f"booking_operations_total{{{line}}}" in metrics, line
+
+
+@pytest.mark.parametrize("kind", ["TTL exhausted", "slot not covered"])
+def test_a_cluster_slot_that_does_not_settle_is_a_503_not_a_500(
+    limited: Any, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """redis-py's cluster client gives up on a slot that keeps redirecting ('TTL exhausted', seen once during a
+    slot migration under load) or that no node serves: a dependency that is not there right now."""
+    from redis.exceptions import ClusterError, SlotNotCoveredError
+
+    from engine.catalog import Catalog
+
+    c, ctx, _ = limited
+
+    async def unsettled(*_: Any, **__: Any) -> Any:
+        raise ClusterError("TTL exhausted.") if kind == "TTL exhausted" else SlotNotCoveredError("slot 7")
+
+    monkeypatch.setattr(Catalog, "search_context", unsettled)
+    got = c.get(f"/v1/practices/{ctx['practice_id']}/availability",  # a day searched before: not cached here
+                params={"date": (next_weekday(2) + timedelta(days=7)).isoformat(), "visit_type_id": ctx["visit_types"][15]})  # fmt: skip
+    assert got.status_code == 503 and got.json()["code"] == "dependency_unavailable", got.text
+    assert got.headers["retry-after"] == "1"
 
 
 def test_the_local_limits_decide_as_the_limit_script_does() -> None:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 dev_cluster, cluster_url = cluster_support.dev_cluster, cluster_support.cluster_url
 
 
-class ClosedUnderTheCall:
+class ClosedUnderTheCall:  # on a single Redis
     """Stands for a registered script whose connection redis-py tore down mid-send."""
 
     def __init__(self, script: Any, exc: BaseException) -> None:
@@ -31,20 +31,32 @@ class ClosedUnderTheCall:
 
 
 @pytest.mark.parametrize("exc", [AttributeError("'NoneType' object has no attribute 'writelines'"), RuntimeError()])
-def test_a_connection_closed_under_a_script_call_is_a_lost_connection(cluster_url: str, exc: BaseException) -> None:
+def test_a_connection_closed_under_a_script_call_is_a_lost_connection(
+    cluster_url: str, exc: BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.asyncio.cluster import ClusterNode
+
+    sent: list[Any] = []
+
+    async def torn_down(self: Any, commands: Any) -> bool:
+        sent.append(commands)
+        raise exc
+
     async def go() -> None:
         r = clients.redis_for(cluster_url, cluster=True, asynchronous=True)
         try:
+            await r.initialize()
             lua = Lua(r, 0)
             assert lua.cluster
-            stub = ClosedUnderTheCall(lua._scripts["restore_seq"], exc)
-            lua._scripts["restore_seq"] = stub  # type: ignore[assignment]
+            monkeypatch.setattr(ClusterNode, "execute_pipeline", torn_down)  # the way every script call is sent
             pid = ids.new_practice_id()
             with pytest.raises(RedisConnectionError) as caught:
                 await lua.run("restore_seq", [keys.audit(pid)], [0])
-            assert caught.value.__cause__ is exc and stub.calls == 1  # never sent again: it may have run
+            assert caught.value.__cause__ is exc and len(sent) == 1  # never sent again: it may have run
         finally:
+            monkeypatch.undo()
             await r.aclose()
+            await r.nodes_manager.aclose()
 
     asyncio.run(go())
 

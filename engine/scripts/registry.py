@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from engine import clients, errors, limits, slotnode
@@ -79,23 +78,10 @@ class Lua:
         self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
-        if self.replica_wait_ms and name in REPLICATED and client is None:
-            return await self._run_replicated(name, keys, args)
         script = self._scripts[name]
-        if not self.cluster:
+        if not self.cluster or client is not None:
             return await script(keys=list(keys), args=list(args), client=client)
-        try:
-            for _ in range(2):
-                try:
-                    return await script(keys=list(keys), args=list(args), client=client)
-                except NoScriptError:  # loaded once more and refused again: a replica promoted meanwhile (it did
-                    await self.redis.script_load(script.script)  # not run); load it on every primary now known
-            return await script(keys=list(keys), args=list(args), client=client)
-        except (AttributeError, RuntimeError) as exc:
-            # redis-py's cluster client closes a node's connections while it refreshes the slot map (a failover
-            # elsewhere); a call caught on such a connection fails inside redis-py ('NoneType' object has no
-            # attribute 'writelines'): a lost connection (503, the script may have run), never a 500
-            raise RedisConnectionError(f"the connection was closed under the call of {name}") from exc
+        return await self._run_on_slot(name, keys, args)
 
     async def run_batch(self, calls: Sequence[Call]) -> list[Any]:
         """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent
@@ -125,29 +111,33 @@ class Lua:
             todo = missing
         return out
 
-    async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA then WAIT on one connection of the slot's primary (WAIT only counts that connection's writes),
-        sent to that node alone (``engine.slotnode``: redirections followed, other shards' connections never
-        closed). A promoted replica that never loaded the script refuses it (NOSCRIPT: it did not run): loaded on
-        every primary and sent again. A broken connection is not retried (the script may have run): it raises."""
+    async def _run_on_slot(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A cluster's script call, sent to its slot's node alone (``engine.slotnode``: MOVED, ASK and TRYAGAIN
+        followed for about 2 s, other shards' connections never closed). A book, cancel or reschedule is followed
+        by ``WAIT 1 <ms>`` on the same connection (WAIT only counts that connection's writes). A promoted replica
+        that never loaded the script refuses it (NOSCRIPT: it did not run): loaded on every primary and sent
+        again. A broken connection is never re-sent (the script may have run): it raises ConnectionError (503)."""
         script = self._scripts[name]
+        wait = self.replica_wait_ms if name in REPLICATED else 0
         slot = self.redis.keyslot(keys[0])
-        for _ in range(2):
+        for _ in range(3):
             (res,), acked = await slotnode.run(
                 self.redis, slot, [("EVALSHA", script.sha, len(keys), *keys, *args)],
-                trailer=("WAIT", 1, self.replica_wait_ms),
+                trailer=("WAIT", 1, wait) if wait else None,
             )  # fmt: skip
             if not isinstance(res, NoScriptError):
                 break
             await self.redis.script_load(script.script)  # every primary
         if isinstance(res, BaseException):
             raise res
+        if not wait:
+            return res
         if isinstance(acked, BaseException):
             if text(res[0]) == "OK":  # it ran; whether a replica has it is unknown (WAIT unblocked by a role change)
-                raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms) from acked
+                raise errors.ReplicaUnconfirmedError(name, wait) from acked
             raise acked
         if int(acked) < 1 and text(res[0]) == "OK":
-            raise errors.ReplicaUnconfirmedError(name, self.replica_wait_ms)
+            raise errors.ReplicaUnconfirmedError(name, wait)
         return res
 
     async def call(self, call: Call, script: str) -> Reply:
