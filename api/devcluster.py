@@ -67,10 +67,17 @@ class DevCluster:
     def url(self) -> str:
         return ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
 
+    def _group(self) -> int:
+        for p in self.procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    return os.getpgid(p.pid)
+        return 0  # none is running: a group of its own
+
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         d = os.path.join(self.folder, str(port))
         os.makedirs(d, exist_ok=True)
-        group = self.procs[0].pid if self.procs else 0  # one process group: the first node's
+        group = self._group()  # one process group: the first node's (a node restarted joins the live ones')
         return subprocess.Popen(
             [
                 "redis-server",
@@ -177,7 +184,8 @@ class DevCluster:
         self.procs[i] = self._spawn(port)
         deadline = time.monotonic() + timeout
         while _cli(port, "ping").strip() != "PONG":
-            self._check_alive()
+            if self.procs[i].poll() is not None:  # this node only: others may be down on purpose (a fault test)
+                raise RuntimeError(f"redis-server on port {port} exited after a restart; see {self.folder}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on port {port} did not answer after a restart")
             time.sleep(0.05)

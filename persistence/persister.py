@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -155,11 +157,17 @@ class Persister(StreamConsumer):
     def _maintain(self) -> int:
         if self.clock() - self._last_maintenance > 5:
             self._last_maintenance = self.clock()
-            self.claim_abandoned()
-            self.trim()
+            jobs = [self.claim_abandoned, self.trim, self.check_lost]
             if self.tidy is not None:
-                self.tidy.maybe_run()
-            self.check_lost()
+                jobs.insert(2, self.tidy.maybe_run)
+            for job in jobs:
+                try:
+                    job()
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    if not self.cluster:
+                        raise
+                    # a shard is down: its practices wait, the writes of the others go on (next round in 5 s)
+                    log.warning("persister upkeep %s skipped this round: %s", job.__name__, exc)
         return 0
 
     def check_lost(self) -> dict[str, str]:

@@ -26,12 +26,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import clients, keys
 from engine.codec import text
 from engine.scripts import lease_call
 from engine.scripts.registry import source
+from persistence import pernode
 
 log = logging.getLogger("booking.persister")
 
@@ -116,7 +119,13 @@ class Share:
         self._last = started = self.clock()
         practices = set(practices)
         if self.membership is not None:
-            self.members = self.membership.beat()
+            try:
+                self.members = self.membership.beat()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if not self._cluster:
+                    raise
+                # the members' shard is down: keep the last view (the leases still keep each practice to one)
+                log.warning("persister heartbeat failed (%s): sharing by the last %d members", exc, len(self.members))
             want = {p for p in practices if owner_of(p, self.members) == self.owner}
         else:
             want = practices
@@ -138,24 +147,26 @@ class Share:
             self.membership.leave()
 
     def _run(self, calls: list[tuple[str, int]]) -> list[bool]:
-        """lease.lua for every (practice, ttl) in one pipeline: one round trip per node. A cluster pipeline
-        refuses the evalsha() method, not the raw command aimed at the slot's node."""
+        """lease.lua for every (practice, ttl), node by node (persistence/pernode.py: one round trip per node). A
+        practice whose node cannot be reached is not held (on a cluster; on a single Redis the error is raised).
+        A cluster pipeline refuses the evalsha() method, not the raw command aimed at the slot's node."""
         if not calls:
             return []
+        commands = []
+        for practice_id, ttl in calls:
+            c = lease_call(practice_id=practice_id, owner=self.owner, ttl_ms=ttl)
+            commands.append((c.keys[0], ("EVALSHA", self._script.sha, 1, *c.keys, *c.args)))
         for _ in range(3):
-            pipe = self.redis.pipeline(transaction=False)
-            for practice_id, ttl in calls:
-                c = lease_call(practice_id=practice_id, owner=self.owner, ttl_ms=ttl)
-                if self._cluster:
-                    node = self.redis.get_node_from_key(c.keys[0])
-                    pipe.execute_command("EVALSHA", self._script.sha, 1, *c.keys, *c.args, target_nodes=node)
-                else:
-                    pipe.evalsha(self._script.sha, 1, *c.keys, *c.args)
-            answers = pipe.execute(raise_on_error=False)
+            answers = pernode.run(self.redis, commands)
             if not any(isinstance(a, NoScriptError) for a in answers):
+                out = []
                 for a in answers:
-                    if isinstance(a, BaseException):
+                    if isinstance(a, RedisConnectionError | RedisTimeoutError) and self._cluster:
+                        out.append(False)  # its shard is down: not held this round
+                    elif isinstance(a, BaseException):
                         raise a
-                return [int(a) == 1 for a in answers]
+                    else:
+                        out.append(int(a) == 1)
+                return out
             self.redis.script_load(self._script.script)  # a restarted or promoted node: load, send again
         raise RuntimeError("lease.lua could not be loaded")

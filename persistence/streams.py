@@ -2,8 +2,8 @@
 outbox), and how far a group is behind.
 
 On a Redis Cluster one XREADGROUP may not name streams of two slots (CROSSSLOT), so each practice's stream is
-read by its own non-blocking XREADGROUP, all of them sent in one cluster pipeline: one round trip per node per
-tick, pending and new entries alike. A stream is read in order by one command, so order within a practice holds.
+read by its own non-blocking XREADGROUP, sent node by node (persistence/pernode.py): one round trip per node per
+tick, pending and new entries alike, and a node that is down holds back only its own practices. A stream is read in order by one command, so order within a practice holds.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import clients, keys
 from engine import events as ev
 from engine.codec import text
+from persistence import pernode
 from persistence.shares import LEASE_MS, Share
 
 log = logging.getLogger("booking.persister")
@@ -63,22 +66,38 @@ class StreamConsumer:
             self.block_ms = max(1, min(block_ms, lease_ms // 6))  # a blocked read must not outlast a renewal
 
     def refresh_streams(self, force: bool = False) -> None:
+        """The streams to read: every practice's (bk:v1:practices), or this consumer's share of them. On a cluster a
+        shard that cannot be reached holds back only its practices: the list of practices is the last one read
+        when its own shard is the one down, a stream whose group cannot be made is tried again at the next
+        refresh, and a practice whose abandoned entries cannot be claimed yet is not read (order first)."""
         if not force and self.clock() - self._last_refresh < 2 and not (self.share and self.share.due()):
             return
         self._last_refresh = self.clock()
         if force:
             self._known.clear()  # re-check every group: Redis may have lost its data since
-        for raw in self.redis.smembers(keys.PRACTICES):
-            pid = text(raw)
+        try:
+            listed = [text(raw) for raw in self.redis.smembers(keys.PRACTICES)]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if not self._known or not self.cluster:
+                raise
+            log.warning("the list of practices is unreachable (%s): reading the %d known", exc, len(self._known))
+            listed = list(self._known.values())
+        for pid in listed:
             key = keys.events(pid)
             if key in self._known:
                 continue
-            for group in keys.GROUPS:
-                try:
-                    self.redis.xgroup_create(key, group, id="0", mkstream=True)
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+            try:
+                for group in keys.GROUPS:
+                    try:
+                        self.redis.xgroup_create(key, group, id="0", mkstream=True)
+                    except ResponseError as exc:
+                        if "BUSYGROUP" not in str(exc):
+                            raise
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if not self.cluster:
+                    raise
+                log.warning("the stream of practice %s is unreachable (%s): tried again later", pid, exc)
+                continue
             self._known[key] = pid
         if self.share is None:
             self.streams = dict(self._known)
@@ -126,20 +145,18 @@ class StreamConsumer:
         return out
 
     def read_per_stream(self, starts: tuple[str, ...]) -> list[list[tuple[str, str, dict[Any, Any]]]]:
-        """Redis Cluster: one non-blocking XREADGROUP per stream and start, all in one cluster pipeline (one
-        round trip per node). Each command names its node (the slot's primary) so that the client does not ask
-        the server for the keys of each XREADGROUP (COMMAND GETKEYS); a MOVED answer is followed by the client."""
+        """Redis Cluster: one non-blocking XREADGROUP per stream and start, sent node by node (persistence/pernode.py:
+        one round trip per node; a node that is down holds back only its streams, read again at the next tick).
+        Each command goes to its slot's node, so the client does not ask the server for the keys of each
+        XREADGROUP (COMMAND GETKEYS); a redirected one is sent again through the client, which follows it."""
         if not self.streams:
             return [[] for _ in starts]
-        node_of = self.redis.get_node_from_key
-        pipe = self.redis.pipeline()
-        for start in starts:
-            for key in self.streams:
-                pipe.execute_command(
-                    "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch, "STREAMS", key, start,
-                    target_nodes=node_of(key),
-                )  # fmt: skip
-        answers = pipe.execute()
+        commands = [
+            (key, ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch, "STREAMS", key, start))
+            for start in starts
+            for key in self.streams
+        ]
+        answers = [None if isinstance(a, BaseException) else a for a in pernode.run(self.redis, commands)]
         n = len(self.streams)
         return [self._entries([r for a in answers[i * n : (i + 1) * n] for r in a or []]) for i in range(len(starts))]
 
@@ -161,35 +178,42 @@ class StreamConsumer:
         return decoded
 
     def ack(self, done: list[tuple[str, str]]) -> int:
+        """Acknowledge what was stored. An acknowledgement a node did not take (it is down) leaves its entries
+        pending: read and stored again later, where the database keeps each event once."""
         by_key: dict[str, list[str]] = {}
         for key, event_id in done:
             by_key.setdefault(key, []).append(event_id)
-        if by_key:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for key, ids_ in by_key.items():
-                    pipe.xack(key, self.group, *ids_)
-                pipe.execute()
+        answers = pernode.run(self.redis, [(key, ("XACK", key, self.group, *ids_)) for key, ids_ in by_key.items()])
+        failed = [a for a in answers if isinstance(a, BaseException)]
+        if failed and not self.cluster:
+            raise failed[0]
         return len(done)
 
     def claim_abandoned(self, min_idle_ms: int | None = None, streams: list[str] | None = None) -> int:
-        """Take over entries another consumer read but never acknowledged (it died)."""
+        """Take over entries another consumer read but never acknowledged (it died). On a cluster a stream whose
+        node cannot be reached is left out of this consumer's streams until a claim succeeds (nothing newer of
+        that practice is read before its abandoned entries)."""
         claimed = 0
         for key in list(self.streams) if streams is None else streams:
-            start = "0-0"
-            while True:
-                res = self.redis.xautoclaim(
-                    key,
-                    self.group,
-                    self.consumer,
-                    self.claim_idle_ms if min_idle_ms is None else min_idle_ms,
-                    start_id=start,
-                    count=self.batch,
-                )
-                start, got = text(res[0]), res[1]
-                claimed += len(got)
-                if start == "0-0" or not got:
-                    break
+            try:
+                claimed += self._claim(key, self.claim_idle_ms if min_idle_ms is None else min_idle_ms)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if not self.cluster:
+                    raise
+                log.warning("claiming the abandoned entries of %s failed (%s): not read until it succeeds", key, exc)
+                pid = self.streams.pop(key, None)
+                if pid is not None and self.share is not None:
+                    self.share.held.pop(pid, None)  # taken again at the next refresh, and claimed then
         return claimed
+
+    def _claim(self, key: str, min_idle_ms: int) -> int:
+        claimed, start = 0, "0-0"
+        while True:
+            res = self.redis.xautoclaim(key, self.group, self.consumer, min_idle_ms, start_id=start, count=self.batch)
+            start, got = text(res[0]), res[1]
+            claimed += len(got)
+            if start == "0-0" or not got:
+                return claimed
 
 
 def stream_lag(redis: Any, key: str, group: str, now_ms: int) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ search -> hold -> book threads per practice counting every answer (tests/support
 * `kill -9` of one primary: 503 `dependency_unavailable` only for that shard's practice until its replica is
   promoted, the other practices unaffected (not one failure); the node restarted rejoins as a replica; no 201 lost (WAIT 1);
 * one practice's slot migrated to another primary and back, during bookings: no error at all;
+* both nodes of one shard down: the other shards' answers and persistence go on as if nothing happened;
 * 200 concurrent holds on one start of each practice at once: exactly one winner on each shard.
 
 Each test prints what it measured (window lengths, failures); only generous bounds that catch a hang are asserted.
@@ -235,6 +236,56 @@ def test_a_slot_migration_there_and_back_under_load_is_absorbed_without_errors(s
         assert not load.transport_errors, (pid, load.summary())
         assert load.unexpected(OK) == {}, (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
+
+
+def test_a_shard_without_any_node_holds_back_only_its_own_practices(stack: Stack) -> None:
+    """Both nodes of one shard down (no failover possible) for as long as it takes: the other shards' searches,
+    holds and bookings never notice, and their bookings reach PostgreSQL meanwhile (the persister reads, leases
+    and acknowledges node by node). The shard chosen is the one of the persisters' membership keys."""
+    s = stack
+    on_it = key_slot(keys.PERSIST_MEMBERS.encode())
+    primary = owner(s.cluster, on_it)
+    replica = replica_of(s.cluster, primary)
+    victim = next((c for c in s.ctxs if owner(s.cluster, s.slot(c)).id == primary.id), None)
+    others = [c for c in s.ctxs if c is not victim]
+    globals_there = [k for k in (keys.PRACTICES, keys.PERSIST_MEMBERS, keys.client_holds("127.0.0.1"))
+                     if owner(s.cluster, key_slot(k.encode())).id == primary.id]  # fmt: skip
+    with Loads(s.url, s.ctxs) as loads, database(s.db_url) as db:
+        loads.set_phase("up")
+        loads.wait_for_more(5)
+        t0 = time.monotonic()
+        s.cluster.kill9(replica.port)
+        s.cluster.kill9(primary.port)
+        loads.set_phase("down")
+        for ctx in others:
+            loads.by_practice[ctx["practice_id"]].wait_for_more(10)
+        down_booked = {a for c in others for a, b in loads.by_practice[c["practice_id"]].booked.items()
+                       if b["phase"] == "down"}  # fmt: skip
+        wait_until(lambda: down_booked <= set(stored_ids(db)), 30, "the other shards' bookings in PostgreSQL")
+        stored_after = round(time.monotonic() - t0, 3)
+        s.cluster.restart(primary.port)
+        s.cluster.restart(replica.port)
+        s.cluster.wait_healthy(60)
+        back_after = round(time.monotonic() - t0, 3)
+        loads.set_phase("back")
+        loads.wait_for_more(5)
+        loads.stop()
+    record(s, loads)
+    print(loads.summary())
+    print(
+        f"shard of {primary.port} and {replica.port} down for {back_after} s (holding {globals_there}); the other"
+        f" shards' {len(down_booked)} bookings of the outage all in PostgreSQL {stored_after} s after it began"
+    )
+    for ctx in others:
+        load = loads.by_practice[ctx["practice_id"]]
+        assert not load.transport_errors, load.summary()
+        assert load.unexpected(OK) == {}, (load.summary(), s.crashes())
+    if victim is not None:
+        hurt = loads.by_practice[victim["practice_id"]]
+        assert hurt.unexpected(OK | {REDIS_DOWN}) == {}, (hurt.summary(), s.crashes())
+        assert not [k for k in hurt.answers if k[0] == "back" and k[2] >= 500], "errors after the shard came back"
+    check_nothing_lost(s, loads)
+    assert_audit_verifies(s.env)
 
 
 def test_200_concurrent_holds_on_one_start_of_each_shard_have_exactly_one_winner_each(stack: Stack) -> None:
