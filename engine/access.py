@@ -9,10 +9,8 @@ from collections import OrderedDict, deque
 from typing import Any
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import errors, ids, keys, scripts
+from engine import clients, errors, ids, keys, scripts
 from engine.codec import encoder
 from engine.model import SYSTEM, ApiKey, Ctx
 from engine.service import BookingEngine
@@ -108,7 +106,7 @@ async def check_limit(
             hold_ttl_ms=ttl_ms,
             member=member,
         )
-    except (RedisConnectionError, RedisTimeoutError):
+    except clients.UNREACHABLE:
         if local is None:
             raise
         local.check(limits, client, action, now_ms, ttl_ms, member)

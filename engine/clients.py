@@ -17,7 +17,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.exceptions import ClusterError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from engine.settings import ConfigError, Settings
+
+# Redis, or (on a cluster) the shard of the key asked about, cannot answer right now: the API's 503
+# (api/problems.py). On a cluster a shard without a primary answers CLUSTERDOWN or has its slots uncovered.
+UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError)
 
 ASYNC_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 1.0,
@@ -136,4 +144,5 @@ def is_cluster(client: Any) -> bool:
     from redis.cluster import RedisCluster
 
     return isinstance(client, RedisCluster | AsyncCluster)
+
 

@@ -6,10 +6,8 @@ import datetime as dt
 import logging
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import errors, ids, keys, scripts, timeutil
+from engine import clients, errors, ids, keys, scripts, timeutil
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
@@ -130,7 +128,7 @@ class Holds:
             pid = text(raw_pid)
             try:
                 total += await self._expire_due(pid, now, limit)
-            except (RedisConnectionError, RedisTimeoutError):
+            except clients.UNREACHABLE:
                 unreachable.append(pid)
         if unreachable:
             log.warning("hold sweep: %d practices unreachable (their shard is down?), e.g. %s", len(unreachable),

@@ -14,15 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import ClusterError, SlotNotCoveredError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from engine import scripts
+from engine import clients, scripts
 from engine.context import Runtime
 
-# Redis, or (on a cluster) the slot asked about, is not there right now: what the API answers 503 (api/problems.py)
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError)
+REDIS_DOWN = clients.UNREACHABLE
 
 log = logging.getLogger("booking.search")
 

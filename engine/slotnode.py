@@ -24,6 +24,7 @@ counts the writes of its own connection). Its result is the one of the round in 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,7 +122,11 @@ class SlotPipeline(ClusterPipeline):
             await client.initialize()
         slots = {await client._determine_slot(*c.args) for c in queue}
         if len(slots) != 1:
-            return await super().execute(raise_on_error, allow_redirections)
+            token = _INSIDE.set(True)  # its retry's aclose() must not close every node's connections
+            try:
+                return await super().execute(raise_on_error, allow_redirections)
+            finally:
+                _INSIDE.reset(token)
         try:
             results, _ = await run(client, slots.pop(), [c.args for c in queue], [c.kwargs for c in queue])
         finally:
@@ -133,14 +138,45 @@ class SlotPipeline(ClusterPipeline):
         return results
 
 
+_INSIDE = contextvars.ContextVar("inside_a_command", default=False)
+
+
 class Cluster(AsyncCluster):
     """The engine's asyncio cluster client: pipelines of one slot never touch other nodes (``SlotPipeline``),
-    and a ``MOVED`` patches the slot map instead of closing every connection each ``reinitialize_steps``-th time
-    (``reinitialize_steps=0``)."""
+    and redis-py's own reactions that would close the connections to every node are made lazy:
+
+    * a ``MOVED`` patches the slot map instead of closing every connection each ``reinitialize_steps``-th time
+      (``reinitialize_steps=0``);
+    * a command of a shard that has no primary (``CLUSTERDOWN``, a slot not covered) and a pipeline over several
+      slots that failed made redis-py call ``aclose()`` inside the command: every node's connections closed,
+      requests in flight on the healthy shards failed (tests/test_cluster_faults.py saw booking 503s). Inside a
+      command, ``aclose()`` only asks for the slot map to be read again at the next command (whose refresh marks
+      the connections for a reconnect once they are free, as redis-py does after a broken connection); the
+      client's owner closing it still closes everything."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("reinitialize_steps", 0)
         super().__init__(*args, **kwargs)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        token = _INSIDE.set(True)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except (AttributeError, RuntimeError) as exc:
+            # a connection closed under the command inside redis-py ("unable to perform operation on
+            # <TCPTransport closed=True>", "'NoneType' object has no attribute 'writelines'"): a lost connection
+            raise RedisConnectionError(f"the connection was closed under {args[0]!r}") from exc
+        finally:
+            _INSIDE.reset(token)
+
+    async def aclose(self) -> None:
+        if _INSIDE.get():
+            self._initialize = True
+            return
+        await super().aclose()
+        if self._initialize:  # closed by its owner while a refresh was due: super() skipped the nodes
+            await self.nodes_manager.aclose()
+            await self.nodes_manager.aclose("startup_nodes")
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         if shard_hint:

@@ -16,14 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from engine import clients, keys, limits
 from engine import events as ev
-from engine import keys, limits
 from engine.codec import text
 from engine.scripts import repair
 from engine.scripts.registry import source
@@ -163,7 +161,7 @@ class Persister(StreamConsumer):
             for job in jobs:
                 try:
                     job()
-                except (RedisConnectionError, RedisTimeoutError) as exc:
+                except clients.UNREACHABLE as exc:
                     if not self.cluster:
                         raise
                     # a shard is down: its practices wait, the writes of the others go on (next round in 5 s)

@@ -26,9 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import clients, keys
 from engine.codec import text
@@ -121,7 +119,7 @@ class Share:
         if self.membership is not None:
             try:
                 self.members = self.membership.beat()
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except clients.UNREACHABLE as exc:
                 if not self._cluster:
                     raise
                 # the members' shard is down: keep the last view (the leases still keep each practice to one)
@@ -161,12 +159,14 @@ class Share:
             if not any(isinstance(a, NoScriptError) for a in answers):
                 out = []
                 for a in answers:
-                    if isinstance(a, RedisConnectionError | RedisTimeoutError) and self._cluster:
+                    if isinstance(a, clients.UNREACHABLE) and self._cluster:
                         out.append(False)  # its shard is down: not held this round
                     elif isinstance(a, BaseException):
                         raise a
                     else:
                         out.append(int(a) == 1)
                 return out
-            self.redis.script_load(self._script.script)  # a restarted or promoted node: load, send again
+            # a restarted or promoted node: load it there (not on every primary: another may be down), send again
+            missing = [cmd for cmd, a in zip(commands, answers, strict=True) if isinstance(a, NoScriptError)]
+            pernode.run(self.redis, [(key, ("SCRIPT", "LOAD", self._script.script)) for key, _ in missing])
         raise RuntimeError("lease.lua could not be loaded")

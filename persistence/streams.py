@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import clients, keys
 from engine import events as ev
@@ -77,7 +75,7 @@ class StreamConsumer:
             self._known.clear()  # re-check every group: Redis may have lost its data since
         try:
             listed = [text(raw) for raw in self.redis.smembers(keys.PRACTICES)]
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except clients.UNREACHABLE as exc:
             if not self._known or not self.cluster:
                 raise
             log.warning("the list of practices is unreachable (%s): reading the %d known", exc, len(self._known))
@@ -93,7 +91,7 @@ class StreamConsumer:
                     except ResponseError as exc:
                         if "BUSYGROUP" not in str(exc):
                             raise
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except clients.UNREACHABLE as exc:
                 if not self.cluster:
                     raise
                 log.warning("the stream of practice %s is unreachable (%s): tried again later", pid, exc)
@@ -197,7 +195,7 @@ class StreamConsumer:
         for key in list(self.streams) if streams is None else streams:
             try:
                 claimed += self._claim(key, self.claim_idle_ms if min_idle_ms is None else min_idle_ms)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except clients.UNREACHABLE as exc:
                 if not self.cluster:
                     raise
                 log.warning("claiming the abandoned entries of %s failed (%s): not read until it succeeds", key, exc)

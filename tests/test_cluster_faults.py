@@ -253,6 +253,8 @@ def test_a_shard_without_any_node_holds_back_only_its_own_practices(stack: Stack
     with Loads(s.url, s.ctxs) as loads, database(s.db_url) as db:
         loads.set_phase("up")
         loads.wait_for_more(5)
+        before = {a for load in loads.by_practice.values() for a in load.booked}  # a persister at work, caught up
+        wait_until(lambda: before <= set(stored_ids(db)), 30, "the persister to store the bookings before the outage")
         t0 = time.monotonic()
         s.cluster.kill9(replica.port)
         s.cluster.kill9(primary.port)

@@ -131,3 +131,29 @@ def test_a_dead_node_fails_only_its_own_batch_and_never_the_calls_in_flight_else
 
     _, theirs, _ = run(in_flight_survives(lambda r: ClusterPipeline(r, False)))
     assert isinstance(theirs, BaseException), "redis-py's pipeline no longer closes other nodes: simplify slotnode"
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+                                 AttributeError("'NoneType' object has no attribute 'writelines'")])  # fmt: skip
+def test_a_plain_command_whose_connection_was_closed_under_it_is_a_lost_connection(
+    cluster_url: str, exc: BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in the fault tests as a booking 500: the abuse-limit ZREM after the booking, its connection closed by a
+    refresh. It is a ConnectionError (the API's 503; the route counts it and answers the booking)."""
+
+    async def go() -> None:
+        r = await _client(cluster_url)
+        try:
+
+            async def closed(self: Any, *args: Any, **kwargs: Any) -> Any:
+                raise exc
+
+            monkeypatch.setattr(ClusterNode, "execute_command", closed)
+            with pytest.raises(RedisConnectionError) as caught:
+                await r.zrem(keys.client_holds("127.0.0.1"), "h1")
+            assert caught.value.__cause__ is exc
+        finally:
+            monkeypatch.undo()
+            await _close(r)
+
+    run(go())

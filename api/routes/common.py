@@ -9,11 +9,9 @@ import msgspec
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask
 from litestar.params import HeaderParameter
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.auth import Principal, client_id, principal
-from engine import access, errors
+from engine import access, clients, errors
 from engine.service import BookingEngine, Ctx
 
 log = logging.getLogger("booking.api")
@@ -115,6 +113,6 @@ async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) ->
     _local_limits(request).forget(client_id(request), hold_id)
     try:
         await access.forget_hold(engine(request), client_id(request), hold_id)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except clients.UNREACHABLE as exc:
         log.warning("a hold's place in its client's cap was not freed: %s", exc or type(exc).__name__)
         request.app.state.metrics.domain.labels("limit_forget", "failed").inc()

@@ -127,7 +127,7 @@ class Lua:
             )  # fmt: skip
             if not isinstance(res, NoScriptError):
                 break
-            await self.redis.script_load(script.script)  # every primary
+            await slotnode.run(self.redis, slot, [("SCRIPT", "LOAD", script.script)])  # that node: others may be down
         if isinstance(res, BaseException):
             raise res
         if not wait:
