@@ -7,7 +7,7 @@ import sys
 
 import msgspec
 
-from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, SlotOut, WaitlistEntryOut, WaitlistOfferOut
+from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, WaitlistEntryOut, WaitlistOfferOut
 from engine import timeutil
 from engine.lru import BytesLru
 from engine.model import Appointment, Hold, Practice
@@ -86,25 +86,34 @@ def appointment_bytes(a: Appointment, tz: str) -> bytes:
     return _enc.encode(appointment_out(a, tz))
 
 
-_SLOT_CACHE: dict[tuple[str, int, int, str], bytes] = {}
+_INSTANTS: dict[str, dict[int, bytes]] = {}  # time zone -> epoch -> the instant as a JSON string (with its quotes)
+_INSTANTS_MAX = 400_000  # per zone: about 11 years of quarter hours; past it the zone's map starts again
+
+
+def _instants(tz: str) -> dict[int, bytes]:
+    held = _INSTANTS.get(tz)
+    if held is None or len(held) > _INSTANTS_MAX:
+        held = _INSTANTS[tz] = {}
+    return held
 
 
 def _slots(pids: list[str], dur: int, tz: str, packed: list[int]) -> bytes:
-    """Slots (packed as ``start * len(pids) + index``, sorted) as comma-joined JSON objects, from per-slot
-    fragments that are cached (the same slots are shown to every patient searching that day)."""
-    n, cache = len(pids), _SLOT_CACHE
-    if len(cache) > 500_000:
-        cache.clear()
+    """Slots (packed as ``start * len(pids) + index``, sorted) as comma-joined JSON objects: byte for byte what
+    msgspec encodes for ``SlotOut(practitioner_id, start, end)``, built from each practitioner's JSON-encoded id
+    and each instant formatted once per zone (the same instants are shown to every practice of a zone and every
+    visit type; a per-slot cache missed for most days of a large practice set)."""
+    n, instants = len(pids), _instants(tz)
+    heads = [b'{"practitioner_id":' + _enc.encode(p) + b',"start":' for p in pids]
     parts = []
     for v in packed:
         start, i = divmod(v, n)
-        key = (pids[i], start, dur, tz)
-        frag = cache.get(key)
-        if frag is None:
-            frag = cache[key] = _enc.encode(
-                SlotOut(pids[i], timeutil.format_instant(start, tz), timeutil.format_instant(start + dur, tz))
-            )
-        parts.append(frag)
+        first = instants.get(start)
+        if first is None:
+            first = instants[start] = _enc.encode(timeutil.format_instant(start, tz))
+        last = instants.get(start + dur)
+        if last is None:
+            last = instants[start + dur] = _enc.encode(timeutil.format_instant(start + dur, tz))
+        parts.append(heads[i] + first + b',"end":' + last + b"}")
     return b",".join(parts)
 
 
