@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
-import threading
 import time
 
 from engine.settings import Settings
@@ -25,7 +26,7 @@ def serve(args: argparse.Namespace) -> int:
     metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
     base = f"http://{args.host}:{args.port}"
     if args.demo:
-        threading.Thread(target=_seed_when_up, args=(base, settings.admin_token), daemon=True).start()
+        _start_seeder(base, settings.admin_token)
     mode = "embedded (in-process Redis, nothing to install)" if settings.embedded else settings.redis_url
     print(f"booking: serving on {base} ({mode}); OpenAPI at {base}/schema", flush=True)
     if args.server == "granian":
@@ -71,13 +72,33 @@ def _serve_granian(args: argparse.Namespace) -> None:
     ).serve()
 
 
-def _seed_when_up(base: str, token: str | None) -> None:
+def _start_seeder(base: str, token: str | None) -> subprocess.Popen[bytes]:
+    """The demo seeding runs in a process of its own. A thread would share this process's import locks with the
+    workers granian forks: a worker forked while the thread imported (httpx imports lazily on its first
+    request) inherited a held module lock and hung for ever in its own imports (seen as a fresh-clone CI's demo
+    never answering). It stops by itself once this process is gone."""
+    env = {**os.environ, "BOOKING_SEED_BASE": base, "BOOKING_SEED_PARENT": str(os.getpid())}
+    if token:
+        env["BOOKING_SEED_TOKEN"] = token  # not on the command line: `ps` shows that to every user
+    code = "from api.serving import seed_main; seed_main()"
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def seed_main() -> None:
+    """Entry of the seeding process (``_start_seeder``)."""
+    _seed_when_up(os.environ["BOOKING_SEED_BASE"], os.environ.get("BOOKING_SEED_TOKEN") or None,
+                  int(os.environ.get("BOOKING_SEED_PARENT", "0")))  # fmt: skip
+
+
+def _seed_when_up(base: str, token: str | None, parent: int = 0) -> None:
     import httpx
 
     from api.demo import describe, seed_over_http
 
     deadline = time.monotonic() + 180  # a first start on a slow or busy machine takes a while
     while time.monotonic() < deadline:
+        if parent and os.getppid() != parent:
+            return  # the server is gone
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 break

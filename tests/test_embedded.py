@@ -52,3 +52,36 @@ def test_booking_serve_demo_starts_with_no_servers_and_offers_slots(tmp_path: Pa
         assert r.json()["timezone"] == "Europe/Paris"
     finally:
         processes.stop(proc)
+
+
+def test_serve_demo_seeds_from_another_process_not_a_thread_of_the_forking_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """granian forks its workers from the process `booking serve` runs in. A seeding thread importing at that
+    moment left a worker holding a copy of a locked import lock: it hung for ever (a fresh-clone CI's demo never
+    answered). No thread may run there when the server starts; the seeding is a process of its own."""
+    import argparse
+    import threading
+
+    from api import metrics_dir, serving
+
+    started: list[list[str]] = []
+    seen: dict[str, Any] = {}
+
+    class FakePopen:
+        def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+            started.append(argv)
+            seen["env"] = env
+
+    def at_fork_time(args: argparse.Namespace) -> None:
+        seen["threads"] = threading.active_count()
+
+    before = threading.active_count()
+    monkeypatch.setattr(serving.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(serving, "_serve_granian", at_fork_time)
+    monkeypatch.setattr(metrics_dir, "prepare", lambda: "")  # it would set PROMETHEUS_MULTIPROC_DIR for the session
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    args = argparse.Namespace(host="127.0.0.1", port=8999, workers=1, demo=True, server="granian")
+    assert serving.serve(args) == 0
+    assert seen["threads"] == before  # nothing started in this process
+    assert len(started) == 1 and "seed_main" in started[0][-1]
+    assert seen["env"]["BOOKING_SEED_BASE"] == "http://127.0.0.1:8999"
+    assert seen["env"]["BOOKING_SEED_PARENT"] == str(os.getpid())
