@@ -143,14 +143,17 @@ def test_readyz_and_metrics_name_each_shard_by_its_node(world: dict[str, Any]) -
     """/readyz lists every primary (one on a single Redis) with its role and persister lag; /metrics has the lag
     per node and the live persisters."""
     c, r, db, target = world["client"], world["redis"], world["db"], world["target"]
-    ctxs = [setup_practice(c, durations=(30,)) for _ in range(6)]
+    nodes = sorted(n.name for n in r.get_primaries()) if target.cluster else [node_of(r, "x")]
+    ctxs: list[dict[str, Any]] = []
+    while len(ctxs) < 6 or {node_of(r, ctx["practice_id"]) for ctx in ctxs} != set(nodes):  # a practice per shard
+        assert len(ctxs) < 60, "random practice ids never reached every shard"
+        ctxs.append(setup_practice(c, durations=(30,)))
     for ctx in ctxs:
         book_in(c, ctx, 1)
     entries: dict[str, int] = {}
     for ctx in ctxs:  # no persister has run: every entry waits
         node = node_of(r, ctx["practice_id"])
         entries[node] = entries.get(node, 0) + int(r.xlen(keys.events(ctx["practice_id"])))
-    nodes = sorted(n.name for n in r.get_primaries()) if target.cluster else [node_of(r, "x")]
     body = c.get("/readyz").json()
     assert body["status"] == "ready"
     assert [s["node"] for s in body["shards"]] == nodes
