@@ -18,8 +18,8 @@ import msgspec
 from benchmarks.dataset import Dataset, PracticeData
 from benchmarks.httpclient import build_request
 
-NAMES = ("search", "funnel", "hotslot", "churn", "waitlist", "outage")
-SWEPT = NAMES[:5]  # rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py)
+NAMES = ("search", "funnel", "hotslot", "churn", "waitlist", "popular", "outage")
+SWEPT = NAMES[:6]  # rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py)
 # Scenarios only the engine serves (the floor and the comparator have no waitlist).
 ENGINE_ONLY = frozenset(("waitlist",))
 # Refusals a scenario provokes on purpose (races for the same slot, holds that expired); not errors.
@@ -66,9 +66,13 @@ class Scenario:
     def search(self, days: int, decode: bool = False, practice: PracticeData | None = None) -> Req:
         p = practice or self._practice()
         vt = self.rng.choice(p.visit_types)[0]
-        day = self.first + dt.timedelta(days=self.rng.randrange(max(1, self.data.search_days - days)))
+        day = self.first + dt.timedelta(days=self._offset(max(1, self.data.search_days - days)))
         path = f"/v1/practices/{p.id}/availability?date={day.isoformat()}&visit_type_id={vt}&days={days}"
         return Req("search", build_request("GET", path, None, self.token), (vt, decode))
+
+    def _offset(self, span: int) -> int:
+        """The first asked date, as days after the data's first date (below ``span``)."""
+        return self.rng.randrange(span)
 
     def hold(self, practitioner: str, vt: str, start: str) -> Req:
         body = {"practitioner_id": practitioner, "visit_type_id": vt, "start": start}
@@ -170,6 +174,27 @@ class SearchMix(Scenario):
             self.follow.append(self.book(hold_id))
 
 
+class Popular(SearchMix):
+    """The search mix as a consumer app sees it: popularity is skewed (practice of rank k is asked in proportion
+    to 1/k: with 200 practices, the first 20 get about half of the searches) and patients look at the next days
+    (the first week of the data's dates four times in five). The same holds and bookings as ``search``."""
+
+    name = "popular"
+
+    def __init__(self, data: Dataset, token: str | None, rng: random.Random) -> None:
+        super().__init__(data, token, rng)
+        ranks = list(data.practices)
+        rng.shuffle(ranks)  # which practices are popular: fixed by the seed
+        self._ranked = ranks
+        self._weights = [1.0 / (k + 1) for k in range(len(ranks))]
+
+    def _practice(self) -> PracticeData:
+        return self.rng.choices(self._ranked, weights=self._weights)[0]
+
+    def _offset(self, span: int) -> int:
+        return self.rng.randrange(min(span, 7) if self.rng.random() < 0.8 else span)
+
+
 class Funnel(Scenario):
     """Sessions: search 1 to 3 days -> hold one slot found -> book (80 %) or release (20 %); 10 % of the
     bookings are cancelled later."""
@@ -241,7 +266,7 @@ class Churn(Scenario):
 def scenario_classes() -> dict[str, type[Scenario]]:
     from benchmarks.waitlist import WaitlistChurn  # it builds on Scenario
 
-    return {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn, WaitlistChurn)}
+    return {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn, WaitlistChurn, Popular)}
 
 
 def make(name: str, data: Dataset, token: str | None, seed: int) -> Scenario:

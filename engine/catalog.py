@@ -14,7 +14,11 @@ from engine.model import SYSTEM, Ctx, Practice, Practitioner, VisitType
 
 T = TypeVar("T")
 R = TypeVar("R", Practitioner, VisitType)
-SEARCH_CONTEXT_TTL_S = 1.0  # how long a process reuses a practice's search context
+# how long a process reuses a search context of a whole practice: practices and visit types never change, and
+# the search script refuses a list of practitioners that is no longer whole ('ROSTER'), after which it is read
+# again; a context naming one practitioner (a hold, a search of one) is kept a second (nothing checks it)
+SEARCH_CONTEXT_TTL_S = 300.0
+PRACTITIONER_CONTEXT_TTL_S = 1.0
 
 
 def decode(raw: bytes | str | None, kind: type[T], what: str, ident: str) -> T:
@@ -132,15 +136,16 @@ class Catalog:
         return None if hit is None else (hit[1], hit[2], hit[3])
 
     async def search_context(
-        self, practice_id: str, visit_type_id: str, practitioner_id: str | None
+        self, practice_id: str, visit_type_id: str, practitioner_id: str | None, fresh: bool = False
     ) -> tuple[Practice, VisitType, list[str]]:
         """The practice, visit type and practitioner ids a search or a hold needs. Practices and visit types never
-        change once created and practitioners are only ever added, so each process keeps them for a second: most
-        searches then cost a single Redis round trip (the search script)."""
+        change once created and practitioners are only ever added (the search script checks the list is whole,
+        'ROSTER'), so each process keeps them a while: most searches then cost a single Redis round trip (the
+        search script). ``fresh``: read them again."""
         now = time.monotonic()
         cache_key = (practice_id, visit_type_id, practitioner_id)
         hit = self._contexts.get(cache_key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and not fresh:
             return hit[1], hit[2], hit[3]
         async with self.rt.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.practice(practice_id), "record")
@@ -160,5 +165,6 @@ class Catalog:
             prac_ids = sorted(p.decode() if isinstance(p, bytes) else str(p) for p in prs)
         if len(self._contexts) > 10_000:
             self._contexts.clear()
-        self._contexts[cache_key] = (now + SEARCH_CONTEXT_TTL_S, practice, vt, prac_ids)
+        ttl = SEARCH_CONTEXT_TTL_S if practitioner_id is None else PRACTITIONER_CONTEXT_TTL_S
+        self._contexts[cache_key] = (now + ttl, practice, vt, prac_ids)
         return practice, vt, prac_ids

@@ -27,6 +27,11 @@ class BytesLru(Generic[K, V]):
         """Whether ``key`` is held, without touching its place in the order."""
         return key in self._map
 
+    def peek(self, key: K) -> V | None:
+        """The value of ``key``, without touching its place in the order."""
+        hit = self._map.get(key)
+        return None if hit is None else hit[0]
+
     def get(self, key: K) -> V | None:
         hit = self._map.get(key)
         if hit is None:

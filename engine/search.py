@@ -10,6 +10,7 @@ audited script computes every asked day. While Redis is unreachable, days known 
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from typing import Any
 
 from engine import errors, ids, keys, limits, scripts, timeutil
@@ -19,6 +20,8 @@ from engine.model import SYSTEM, Ctx, Practice, VisitType
 from engine.search_answer import Answer, SearchResult, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
+
+ROSTER_ATTEMPTS = 3  # reads of a practice's practitioners when the script finds the list outdated ('ROSTER')
 
 
 class Search:
@@ -45,11 +48,26 @@ class Search:
     ) -> tuple[Practice, SearchResult]:
         """The answer computed in Redis by one script (no cache), audited in the same step."""
         self._check(practice_id, date, days)
-        practice, vt, prac_ids = await self.catalog.search_context(practice_id, visit_type_id, practitioner_id)
-        lo, hi = self._range(practice, date, days)
-        detail = self._detail(date, days, vt, practitioner_id)
-        found = await scripts.search(self.rt.lua, self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx))
-        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
+        for attempt in range(ROSTER_ATTEMPTS):
+            fresh = attempt > 0
+            practice, vt, prac_ids = await self.catalog.search_context(
+                practice_id, visit_type_id, practitioner_id, fresh
+            )
+            lo, hi = self._range(practice, date, days)
+            detail = self._detail(date, days, vt, practitioner_id)
+            roster = self._roster(prac_ids, practitioner_id, attempt)
+            call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster)
+            try:
+                found = await scripts.search(self.rt.lua, call)
+            except scripts.RosterChanged:
+                continue
+            return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
+        raise AssertionError("unreachable: the last attempt does not check the roster")
+
+    @staticmethod
+    def _roster(prac_ids: list[str], practitioner_id: str | None, attempt: int) -> int | None:
+        """The practitioner count the script checks (a search of the whole practice, before the last attempt)."""
+        return len(prac_ids) if practitioner_id is None and attempt < ROSTER_ATTEMPTS - 1 else None
 
     async def answer(
         self,
@@ -64,8 +82,27 @@ class Search:
         if not self.cache.enabled:
             return Answer(*await self.search(practice_id, date, days, visit_type_id, practitioner_id, ctx))
         self._check(practice_id, date, days)
+        for attempt in range(ROSTER_ATTEMPTS):
+            try:
+                return await self._answer(practice_id, date, days, visit_type_id, practitioner_id, ctx, attempt)
+            except scripts.RosterChanged:
+                continue
+        raise AssertionError("unreachable: the last attempt does not check the roster")
+
+    async def _answer(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None,
+        ctx: Ctx,
+        attempt: int,
+    ) -> Answer:
         try:
-            practice, vt, prac_ids = await self.catalog.search_context(practice_id, visit_type_id, practitioner_id)
+            practice, vt, prac_ids = await self.catalog.search_context(
+                practice_id, visit_type_id, practitioner_id, attempt > 0
+            )
         except REDIS_DOWN:
             known = self.catalog.last_context(practice_id, visit_type_id, practitioner_id)
             if known is None:
@@ -75,28 +112,64 @@ class Search:
         day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
         dur = vt.duration_minutes * 60
         detail = self._detail(date, days, vt, practitioner_id)
-        if not any(self.cache.peek((pr, vt.id, lo)) for pr in prac_ids for lo, _ in day_bounds):
-            # nothing of it cached here: one script computes it all and audits it in the same step (one round
-            # trip, as without the cache), and its days are kept for the next search
+        roster = self._roster(prac_ids, practitioner_id, attempt)
+        now = self.rt.now_ms()
+        if not all(self.cache.timely((pr, vt.id, lo), now) for pr in prac_ids for lo, _ in day_bounds):
+            # not every asked day is here and still right by time: one script computes it all and audits it in
+            # the same step (one round trip, as without the cache; reading versions first would make it two),
+            # and its days are kept for the next search
             rows: list[list[DayEntry]] = [[None] * days for _ in prac_ids]  # type: ignore[list-item]
             todo = {i: list(range(days)) for i in range(len(prac_ids))}
+            try:
+                await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail, roster)
+            except REDIS_DOWN as e:
+                return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
             self.cache.misses += len(prac_ids) * days
-            await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail)
             return Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
-        stale, age_s, source, audited = False, 0, "cache", False
         try:
-            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail)
-        except REDIS_DOWN:
-            found = self._stale(prac_ids, vt, day_bounds)
-            if found is None:
-                raise
-            (entries, age_s), stale, source = found, True, "stale"
-            self.cache.stale_answers += 1
+            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail, roster)
+        except REDIS_DOWN as e:
+            return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
+        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, audited, detail, ctx)
+
+    def _stale_answer(
+        self,
+        practice: Practice,
+        prac_ids: list[str],
+        vt: VisitType,
+        day_bounds: list[tuple[int, int]],
+        detail: dict[str, Any],
+        ctx: Ctx,
+        down: BaseException,
+    ) -> Answer:
+        """Redis is unreachable: the answer from days known right less than STALE_READ_SECONDS ago, or ``down``."""
+        found = self._stale(prac_ids, vt, day_bounds)
+        if found is None:
+            raise down
+        entries, age_s = found
+        self.cache.stale_answers += 1
+        dur = vt.duration_minutes * 60
+        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, False, detail, ctx, age_s)
+
+    def _cached_answer(
+        self,
+        practice: Practice,
+        prac_ids: list[str],
+        dur: int,
+        day_bounds: list[tuple[int, int]],
+        entries: list[list[DayEntry]],
+        audited: bool,
+        detail: dict[str, Any],
+        ctx: Ctx,
+        age_s: int | None = None,
+    ) -> Answer:
+        stale = age_s is not None
+        source = "stale" if stale else "cache"
         days_found = by_day(day_bounds, entries)
-        ans = Answer(practice, None, stale, age_s, None, days_found, prac_ids, dur)
+        ans = Answer(practice, None, stale, age_s or 0, None, days_found, prac_ids, dur)
         if self.rt.settings.audit_searches and not audited:
             count = sum(len(starts) for _, day in days_found for starts in day)
-            call = self._call(practice_id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
+            call = self._call(practice.id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
             ans.audit_call = call
             ans.audit = lambda: self.audits.append_now(call)
         return ans
@@ -110,6 +183,7 @@ class Search:
         day_bounds: list[tuple[int, int]],
         ctx: Ctx,
         detail: dict[str, Any],
+        roster: int | None,
     ) -> tuple[list[list[DayEntry]], bool]:
         """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
         When any asked day moved or ran out of time, the script computes every asked day again and audits the
@@ -140,7 +214,7 @@ class Search:
             out.append(row)
         if stale_days:
             todo = {i: list(range(len(day_bounds))) for i in range(len(prac_ids))}
-            await self._compute(pid, prac_ids, vt, day_bounds, todo, out, ctx, detail)
+            await self._compute(pid, prac_ids, vt, day_bounds, todo, out, ctx, detail, roster)
             return out, True
         return out, False
 
@@ -154,6 +228,7 @@ class Search:
         out: list[list[DayEntry]],
         ctx: Ctx,
         audited: dict[str, Any] | None = None,
+        roster: int | None = None,
     ) -> None:
         """Compute the ``todo`` days (practitioner index -> day indexes) in one script and cache them; with
         ``audited`` (the request's detail: the whole request is computed), the script audits the search too."""
@@ -163,7 +238,9 @@ class Search:
         lo, hi = day_bounds[d_first][0], day_bounds[d_last][1]
         first_b, last_b = buckets(lo, hi, dur)
         audit = audited is not None
-        call = self._call(pid, [prac_ids[i] for i in who], vt, lo, hi, audited or {}, audit, ctx, (first_b, last_b))
+        call = self._call(
+            pid, [prac_ids[i] for i in who], vt, lo, hi, audited or {}, audit, ctx, (first_b, last_b), roster=roster
+        )
         found = await scripts.search(self.rt.lua, call)
         now = self.rt.now_ms()
         for k, i in enumerate(who):
@@ -171,7 +248,7 @@ class Search:
             valid_until, current = meta[0], meta[1:]
             for d in range(d_first, d_last + 1):
                 day_lo, day_hi = day_bounds[d]
-                day_starts = tuple(s for s in starts if day_lo <= s < day_hi)
+                day_starts = tuple(starts[bisect_left(starts, day_lo) : bisect_left(starts, day_hi)])  # ascending
                 versions = self._versions(current, first_b, day_lo, day_hi, dur)
                 entry = DayEntry(day_starts, versions, valid_until, now)
                 self.cache.put((prac_ids[i], vt.id, day_lo), entry)
@@ -233,6 +310,7 @@ class Search:
         ctx: Ctx,
         bucket_range: tuple[int, int] = (0, -1),
         at: int | None = None,
+        roster: int | None = None,
     ) -> scripts.Call:
         return scripts.search_call(
             now_ms=self.rt.now_ms() if at is None else at,
@@ -246,4 +324,5 @@ class Search:
             audit=audit and self.rt.settings.audit_searches,
             ctx=ctx,
             buckets=bucket_range,
+            roster=roster,
         )

@@ -36,6 +36,11 @@ class SearchAudits:
         self.batches = 0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no flush under way: every audit added so far is appended (or counted failed)."""
+        return not self.pending and (self._task is None or self._task.done())
+
     def add(self, call: scripts.Call) -> None:
         """Queue one audit-only ``search`` call; the process's flusher appends it within about ``flush_ms``."""
         if len(self.pending) >= self.max_pending:

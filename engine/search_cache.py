@@ -80,9 +80,10 @@ class SearchCache:
             "audit_failed": audit_failures,
         }
 
-    def peek(self, key: Key) -> bool:
-        """Whether ``key`` is cached (fresh or not), without touching its place in the LRU."""
-        return key in self._lru
+    def timely(self, key: Key, now_ms: int) -> bool:
+        """Whether ``key`` is cached and not yet past the instant time alone changes it (its versions unread)."""
+        e = self._lru.peek(key)
+        return e is not None and (e.valid_until_ms == 0 or now_ms < e.valid_until_ms)
 
     def get(self, key: Key) -> DayEntry | None:
         return self._lru.get(key)

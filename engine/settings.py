@@ -37,8 +37,9 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-# off by default (docs/benchmarks.md says why); 64 MiB (67108864) holds about 13,000 practitioner-days and their JSON
-DEFAULT_SEARCH_CACHE_BYTES = 0
+# 64 MiB per API process holds about 13,000 practitioner-days and their JSON; on by default, so that searches
+# answer stale through a Redis outage (STALE_READ_SECONDS); 0 turns it off (docs/benchmarks.md: what it costs)
+DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class Settings(msgspec.Struct, frozen=True):

@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -109,6 +110,7 @@ def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> 
     return _gap_transition(naive, tz)
 
 
+@functools.lru_cache(maxsize=65_536)  # pure (a date and a zone): every search asks it for each of its days
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[int, int]:
     """[start, end) instants of the local date ``day`` (23, 24 or 25 hours long, or odd lengths).
 

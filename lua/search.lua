@@ -2,18 +2,21 @@
 -- audit event with the count. Read-only apart from the audit append.
 -- KEYS: per practitioner i = 1..n: base zset, claims zset, schedule hash, availability versions (4n keys);
 --       then events, audit, waitlist queue (while entries wait, expired holds the sweeper has not tidied count as
---       taken: their interval goes to the waitlist first, docs/waitlist.md)
+--       taken: their interval goes to the waitlist first, docs/waitlist.md), practitioners hash
 -- ARGV: 1 now_ms  2 from_s  3 to_s (exclusive)  4 duration_s  5 n  6 actor  7 request_id  8 practice_id
 --       9 detail json (what was asked; with 'count' when n = 0: the audit of an answer from the cache)
 --       10 '1' to audit  11 first and 12 last version bucket to report
+--       13 how many practitioners the caller knows the practice has ('': not checked)
 -- Returns 2n arrays: the slot starts (integers, epoch seconds) of each practitioner, in KEYS order, then per
 -- practitioner {valid_until_ms, version 'all', versions of buckets 11..12}: the answer stays right while no
 -- version moves and now_ms < valid_until_ms (a live hold expiring, a start falling inside the minimum notice, a
 -- start entering the horizon), whichever comes first (0: no such instant). An untidied expired hold in the range
 -- makes the answer right for this instant only (whether it counts depends on the waitlist, which may change).
+-- Or 'ROSTER' (nothing done) when the practice has more practitioners than ARGV[13]: the caller's list is old.
 local now, from, to, dur, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
   tonumber(ARGV[5])
 local first_b, last_b = tonumber(ARGV[11]), tonumber(ARGV[12])
+if ARGV[13] ~= '' and redis.call('HLEN', KEYS[4 * n + 4]) ~= tonumber(ARGV[13]) then return 'ROSTER' end
 local out, total = {}, 0
 local strict = redis.call('ZCARD', KEYS[4 * n + 3]) > 0
 local function earliest(a, b)

@@ -15,13 +15,14 @@ import redis.asyncio as redis_async
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine import keys
+from engine import keys, scripts
 from engine.settings import Settings
 from persistence.db import make_engine
 from persistence.persister import Persister
 from tests.support.config import ADMIN, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
+from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/14"
@@ -333,6 +334,8 @@ def test_access_matrix(world: Any, method: str, path: str, body: str, who: str, 
         key_id=a["key"]["id"],
         entry=a["entry"]["id"],
     )
+    audits = c.app.state.engine.searcher.audits  # a cached search before this one appends its audit a bit later
+    wait_until(lambda: audits.idle, 10, "the queued search audits to be appended")
     before = events(w)
     headers = {**creds(w)[who], "X-Client-Id": f"c{w['n']}"}
     r = c.request(method, url, json=body_for(body, w, w["holds_made"]) if body else None, headers=headers)
@@ -673,6 +676,7 @@ def test_a_cluster_slot_that_does_not_settle_is_a_503_not_a_500(
         raise ClusterError("TTL exhausted.") if kind == "TTL exhausted" else SlotNotCoveredError("slot 7")
 
     monkeypatch.setattr(Catalog, "search_context", unsettled)
+    monkeypatch.setattr(scripts, "search", unsettled)  # the slot does not settle for the search script either
     got = c.get(f"/v1/practices/{ctx['practice_id']}/availability",  # a day searched before: not cached here
                 params={"date": (next_weekday(2) + timedelta(days=7)).isoformat(), "visit_type_id": ctx["visit_types"][15]})  # fmt: skip
     assert got.status_code == 503 and got.json()["code"] == "dependency_unavailable", got.text

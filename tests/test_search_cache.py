@@ -306,3 +306,36 @@ def test_metrics_count_cache_hits_and_misses(make_client: Any) -> None:
     assert after.get("hit", 0) - before.get("hit", 0) == 6  # 2 practitioners x 3 days
     assert after.get("miss", 0) == before.get("miss", 0)
     assert re.search(r"^booking_search_cache_bytes [1-9]", client.get("/metrics").text, re.M)
+
+
+@pytest.mark.parametrize("cache_bytes", [0, CACHE])
+def test_a_practitioner_added_through_another_process_shows_in_the_next_search(cache_bytes: int) -> None:
+    """Each process keeps a practice's list of practitioners (engine/catalog.py); the search script refuses a
+    list that is no longer whole ('ROSTER'), so a practitioner added and scheduled by another API process offers
+    slots in this one's very next search, cached or not."""
+
+    async def main() -> None:
+        r1, r2 = aioredis.Redis.from_url(RURL), aioredis.Redis.from_url(RURL)
+        await r1.flushdb()
+        clock = Clock()
+        reader = BookingEngine(r1, Settings(redis_url=RURL, search_cache_bytes=cache_bytes), clock)
+        writer = BookingEngine(r2, Settings(redis_url=RURL, search_cache_bytes=cache_bytes), clock)
+        try:
+            p, first_pr, vt = await mornings(writer, "Roster")
+            day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
+            before = await reader.search_answer(p.id, day, 2, vt)
+            assert len(before.result) and {s.practitioner_id for s in before.result.slots()} == {first_pr}
+            again = await reader.search_answer(p.id, day, 2, vt)  # the list is this process's now
+            assert again.result == before.result
+            second = (await writer.add_practitioner(p.id, "Dr Two")).id
+            await writer.put_schedule(second, Schedule(weekly=[WeeklyWindow(d, "13:00", "15:00") for d in WEEK]))
+            after = await reader.search_answer(p.id, day, 2, vt)
+            direct = await writer.search_answer(p.id, day, 2, vt)
+            assert {s.practitioner_id for s in after.result.slots()} == {first_pr, second}
+            assert after.result == direct.result
+            assert len(after.result) > len(before.result)
+        finally:
+            await r1.aclose()
+            await r2.aclose()
+
+    asyncio.run(main())

@@ -108,11 +108,15 @@ def stream_entries(r: Any, practice_ids: list[str]) -> int:
 
 def test_two_persisters_split_the_practices_and_store_every_event_once(world: dict[str, Any]) -> None:
     c, r, db = world["client"], world["redis"], world["db"]
-    ctxs = [setup_practice(c, durations=(30,)) for _ in range(8)]
-    pids = [ctx["practice_id"] for ctx in ctxs]
-    booked = [a for ctx in ctxs for a in book_in(c, ctx, 2)]
     a = Persister(r, db, consumer="share-a", sharing="members", lease_ms=30_000, batch=7)
     b = Persister(r, db, consumer="share-b", sharing="members", lease_ms=30_000, batch=7)
+    pair = sorted([a.share.owner, b.share.owner])
+    ctxs: list[dict[str, Any]] = []
+    while len(ctxs) < 8 or len({owner_of(ctx["practice_id"], pair) for ctx in ctxs}) < 2:  # each gets some
+        assert len(ctxs) < 60, "random practice ids never reached both members"
+        ctxs.append(setup_practice(c, durations=(30,)))
+    pids = [ctx["practice_id"] for ctx in ctxs]
+    booked = [a for ctx in ctxs for a in book_in(c, ctx, 2)]
     a.share.update([])  # both members heartbeat before either takes leases: both see the same two members
     b.share.update([])
     for _ in range(30):  # interleaved ticks, as two processes would run them
@@ -246,6 +250,12 @@ def test_kill9_of_one_persister_mid_load_its_share_is_taken_over(world: dict[str
         second = procs.start("persister-b", [*CLI, "persister", "--batch", "5", *lease], env)
         for proc in (first, second):
             wait_until(lambda p=proc: "consuming event streams" in procs.log_of(p), 60, "a persister to start")
+        wait_until(lambda: r.scard(keys.PERSIST_MEMBERS) == 2, 30, "both persisters to be members")
+        pair = sorted(text(m) for m in r.smembers(keys.PERSIST_MEMBERS))
+        while len({owner_of(p, pair) for p in pids}) < 2:  # random ids: make sure each persister gets some
+            assert len(pids) < 60, "random practice ids never reached both persisters"
+            ctxs.append(setup_practice(c, durations=(30,)))
+            pids.append(ctxs[-1]["practice_id"])
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
         wait_until(lambda: len(set(holders().values()) - {""}) == 2, 30, "the two persisters to split the practices")

@@ -45,7 +45,18 @@ from engine.scripts.repair import (
     trim_past,
 )
 from engine.scripts.retention import Tidied, close_gap, close_gap_call, tidy, tidy_call, trim, trim_call
-from engine.scripts.setup import DayPlan, Found, api_key, apply_day, limit, put_entity, schedule, search, search_call
+from engine.scripts.setup import (
+    DayPlan,
+    Found,
+    RosterChanged,
+    api_key,
+    apply_day,
+    limit,
+    put_entity,
+    schedule,
+    search,
+    search_call,
+)
 from engine.scripts.waitlist import (
     OFFER_IDS,
     Left,
@@ -72,6 +83,7 @@ __all__ = [
     "Replay",
     "Restored",
     "Retry",
+    "RosterChanged",
     "Tidied",
     "add_practice",
     "api_key",

@@ -192,8 +192,11 @@ def search_call(
     audit: bool,
     ctx: Ctx,
     buckets: tuple[int, int] = (0, -1),
+    roster: int | None = None,
 ) -> Call:
-    """``buckets``: the first and last version bucket whose counters the answer reports (none by default)."""
+    """``buckets``: the first and last version bucket whose counters the answer reports (none by default);
+    ``roster``: how many practitioners the practice has as the caller knows it (the script answers 'ROSTER',
+    ``RosterChanged``, when it has more: the caller's list is outdated)."""
     pid = practice_id
     script_keys: list[str] = []
     for pr in practitioner_ids:
@@ -203,7 +206,7 @@ def search_call(
             keys.schedule(pid, pr),
             keys.versions(pid, pr),
         ]
-    script_keys += [keys.events(pid), keys.audit(pid), keys.waitlist_queue(pid)]
+    script_keys += [keys.events(pid), keys.audit(pid), keys.waitlist_queue(pid), keys.practitioners(pid)]
     return Call(
         "search",
         script_keys,
@@ -220,8 +223,14 @@ def search_call(
             "1" if audit else "0",
             buckets[0],
             buckets[1],
+            "" if roster is None else roster,
         ],
     )
+
+
+class RosterChanged(Exception):
+    """The search script found more practitioners than the caller named: a practitioner was added since the
+    caller read the list (search contexts are kept per process; engine/catalog.py)."""
 
 
 class Found(msgspec.Struct, frozen=True):
@@ -237,6 +246,8 @@ async def search(lua: Lua, call: Call) -> Found:
     (``search_call``)."""
     if call.script != "search":
         raise TypeError(f"a {call.script} call was passed to search")
-    found: list[list[int]] = await lua.run("search", call.keys, call.args)
+    found: list[list[int]] | bytes = await lua.run("search", call.keys, call.args)
+    if isinstance(found, bytes | str):  # 'ROSTER'
+        raise RosterChanged()
     n = len(found) // 2
     return Found(found[:n], found[n:])
