@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_left
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
+from engine.coalesce import Coalescer
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, VisitType
 from engine.search_answer import Answer, SearchResult, by_day, order
@@ -31,6 +33,25 @@ class Search:
         # a quarter of SEARCH_CACHE_BYTES for the days' starts; the API's rendered days take the rest
         self.cache = SearchCache(rt.settings.search_cache_bytes // 4)
         self.audits = SearchAudits(rt)
+        # the searches of this process that reach Redis in the same loop iteration share a round trip (on a
+        # single Redis: a cluster's pipelines refuse EVALSHA, and its calls go to their slots' nodes one by one)
+        self._send: Callable[[scripts.Call], Awaitable[Any]] | None = None
+        self._versions_read: Callable[[tuple[str, list[str]]], Awaitable[Any]] = self._hmget
+        if not rt.lua.cluster:
+            self.script_batches: Coalescer[scripts.Call] = Coalescer(
+                lambda c: self.rt.lua.run(c.script, c.keys, c.args), lambda cs: self.rt.lua.run_batch(cs)
+            )
+            self.version_batches: Coalescer[tuple[str, list[str]]] = Coalescer(self._hmget, self._hmget_many)
+            self._send, self._versions_read = self.script_batches, self.version_batches
+
+    async def _hmget(self, read: tuple[str, list[str]]) -> Any:
+        return await self.rt.redis.hmget(*read)
+
+    async def _hmget_many(self, reads: list[tuple[str, list[str]]]) -> list[Any]:
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            for key, fields in reads:
+                pipe.hmget(key, fields)
+            return list(await pipe.execute(raise_on_error=False))
 
     @property
     def audit_failures(self) -> int:
@@ -58,7 +79,7 @@ class Search:
             roster = self._roster(prac_ids, practitioner_id, attempt)
             call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster)
             try:
-                found = await scripts.search(self.rt.lua, call)
+                found = await scripts.search(self.rt.lua, call, self._send)
             except scripts.RosterChanged:
                 continue
             return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
@@ -193,7 +214,7 @@ class Search:
         last_b = buckets(*day_bounds[-1], dur)[1]
         fields = ["all", *(str(b) for b in range(first_b, last_b + 1))]
         # one command: the versions hash is shared by the practice's practitioners (engine/keys.py)
-        raw = await self.rt.redis.hmget(keys.versions(pid, prac_ids[0]), fields)
+        raw = await self._versions_read((keys.versions(pid, prac_ids[0]), fields))
         current = [int(v or 0) for v in raw]
         day_versions = [self._versions(current, first_b, lo, hi, dur) for lo, hi in day_bounds]
         now = self.rt.now_ms()
@@ -241,7 +262,7 @@ class Search:
         call = self._call(
             pid, [prac_ids[i] for i in who], vt, lo, hi, audited or {}, audit, ctx, (first_b, last_b), roster=roster
         )
-        found = await scripts.search(self.rt.lua, call)
+        found = await scripts.search(self.rt.lua, call, self._send)
         now = self.rt.now_ms()
         for k, i in enumerate(who):
             starts, meta = found.starts[k], found.meta[k]

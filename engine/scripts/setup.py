@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -241,12 +241,15 @@ class Found(msgspec.Struct, frozen=True):
     meta: list[list[int]]
 
 
-async def search(lua: Lua, call: Call) -> Found:
+async def search(lua: Lua, call: Call, send: Callable[[Call], Awaitable[Any]] | None = None) -> Found:
     """Free slot starts of each practitioner in [start, end), in the order given, and one audited 'search'
-    (``search_call``)."""
+    (``search_call``). ``send``: how the call reaches Redis (default ``lua.run``; the searches of one process go
+    through an ``engine.coalesce.Coalescer``)."""
     if call.script != "search":
         raise TypeError(f"a {call.script} call was passed to search")
-    found: list[list[int]] | bytes = await lua.run("search", call.keys, call.args)
+    found: list[list[int]] | bytes = await (
+        lua.run("search", call.keys, call.args) if send is None else send(call)
+    )
     if isinstance(found, bytes | str):  # 'ROSTER'
         raise RosterChanged()
     n = len(found) // 2
