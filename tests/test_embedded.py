@@ -72,16 +72,17 @@ def test_serve_demo_seeds_from_another_process_not_a_thread_of_the_forking_one(m
             seen["env"] = env
 
     def at_fork_time(args: argparse.Namespace) -> None:
-        seen["threads"] = threading.active_count()
+        seen["threads"] = set(threading.enumerate())
 
-    before = threading.active_count()
+    before = set(threading.enumerate())
     monkeypatch.setattr(serving.subprocess, "Popen", FakePopen)
     monkeypatch.setattr(serving, "_serve_granian", at_fork_time)
     monkeypatch.setattr(metrics_dir, "prepare", lambda: "")  # it would set PROMETHEUS_MULTIPROC_DIR for the session
     monkeypatch.delenv("REDIS_URL", raising=False)
     args = argparse.Namespace(host="127.0.0.1", port=8999, workers=1, demo=True, server="granian")
     assert serving.serve(args) == 0
-    assert seen["threads"] == before  # nothing started in this process
+    # nothing started in this process (a thread an earlier test left may have ended meanwhile: 3 == 4 failed a CI)
+    assert seen["threads"] - before == set()
     assert len(started) == 1 and "seed_main" in started[0][-1]
     assert seen["env"]["BOOKING_SEED_BASE"] == "http://127.0.0.1:8999"
     assert seen["env"]["BOOKING_SEED_PARENT"] == str(os.getpid())
