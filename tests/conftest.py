@@ -83,17 +83,67 @@ def server(
         procs.close()
 
 
+# ------------------------------------------------------------------------------------------------ two workers
+# scripts/test runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): the modules below spend
+# most of their time waiting for real time to pass (reminders due in seconds, a benchmark's timed steps) and
+# share nothing with the rest (Redis databases 13 and 15 on 6379, PostgreSQL databases and ports of their own),
+# so they run beside it. Within each group, tests run one at a time in file order, as without xdist.
+WAITING = ("test_notifications.py", "test_bench_smoke.py")
+
+
+def _group(nodeid: str) -> str:
+    return "waiting" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in WAITING else "main"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two work units, one per group (xdist's own ``loadgroup`` marks do not reach the test ids on pytest 9.2)."""
+    if config.getvalue("dist") not in ("load", "loadscope"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return TwoGroups(config, log)
+
+
 # ------------------------------------------------------------------------------------------------ end of run
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process only hands tests to xdist workers (each worker checks what its tests started)."""
+    return config.pluginmanager.getplugin("dsession") is not None
+
+
+_worker_leftovers: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker's finding, reported by the controller (a worker's exit status does not reach the run's)."""
+    found = getattr(node, "workeroutput", {}).get("leftovers")
+    if found:
+        _worker_leftovers.append(found)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Nothing a test started may outlive the run: a process still running, one left in the process group of a
     process a test started, or any child of this pytest process fails the session (after being killed)."""
+    if _xdist_controller(session.config):
+        if _worker_leftovers:
+            sys.stderr.write("".join(_worker_leftovers))
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     found = processes.leftovers()
     if not found:
         return
     processes.kill_leftovers(found)
     lines = "\n".join(f"  pid {pid}: {what}" for pid, what in sorted(found.items()))
-    sys.stderr.write(f"\nERROR: {len(found)} process(es) outlived the tests that started them (killed now):\n{lines}\n")
+    message = f"\nERROR: {len(found)} process(es) outlived the tests that started them (killed now):\n{lines}\n"
+    sys.stderr.write(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
+        session.config.workeroutput["leftovers"] = message
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -103,3 +153,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     later, faulthandler prints every thread's stack and exits with status 1."""
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
         faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)
+

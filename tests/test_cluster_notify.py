@@ -27,7 +27,7 @@ dev_cluster, cluster_url = cluster_support.dev_cluster, cluster_support.cluster_
 
 @pytest.fixture
 def world(cluster_url: str) -> Iterator[World]:
-    yield from make_world("24h,2h", **cluster_fields(cluster_url))
+    yield from make_world("24h,2h", "booking_notify_cluster", **cluster_fields(cluster_url))
 
 
 def test_bookings_on_every_shard_are_confirmed(world: World, cluster_url: str) -> None:

@@ -39,10 +39,11 @@ class World:
         return self.smtp.inbox
 
 
-def make_world(offsets: str, **settings: Any) -> Iterator[World]:
-    """Settings may name another Redis (tests/test_cluster_notify.py: a cluster, the queue apart)."""
+def make_world(offsets: str, database: str = "booking_notify", **settings: Any) -> Iterator[World]:
+    """Settings may name another Redis (tests/test_cluster_notify.py: a cluster, the queue apart). A module
+    that is not this one passes its own ``database`` and Redis: this one runs beside the rest (tests/conftest.py)."""
     settings.setdefault("redis_url", RURL)
-    url = fresh_database("booking_notify")
+    url = fresh_database(database)
     db = make_engine(url)
     with SmtpServer() as smtp:
         s = settings_for(database_url=url, smtp_url=smtp.url, reminder_offsets=parse_offsets(offsets), **settings)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from engine import keys
 from persistence.notify import offers
 from tests.support import waitlist_events as wl
+from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, search, setup_practice
 from tests.support.smtp import text_of
 from tests.test_notifications import World, make_world
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    yield from make_world("24h")
+    # a Redis database and a PostgreSQL database of its own: tests/test_notifications.py runs beside this module
+    yield from make_world("24h", "booking_notify_waitlist", redis_url=REDIS_URL.rsplit("/", 1)[0] + "/3")
 
 
 def offer(c: Any, r: Any, ctx: dict[str, Any], start: str, order: int, lapse_s: int = 900) -> Any:

@@ -34,7 +34,7 @@ from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/15"  # a Redis database of this module's own
+RURL = REDIS_URL.rsplit("/", 1)[0] + "/4"  # a Redis database of this module's own
 SPANS = [[1_800_000_000, 1_800_014_400], [1_800_086_400, 1_800_100_800]]
 
 
