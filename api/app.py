@@ -16,6 +16,7 @@ from api import redis_client, render
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
+from api.pipelined import PipelinedReads
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup, waitlist
 from engine import access, clients
@@ -85,6 +86,11 @@ def create_app(
         state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
         # appointments past their retention are read from the database (persistence/retention.py)
         state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
+        # on a single Redis, cached searches read versions on one pipelined connection (api/pipelined.py)
+        reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
+        if reads is not None:
+            state.engine.searcher.use_reads(reads.call)
+        state.pipelined_reads = reads
         state.redis_sync = (
             None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
         )
@@ -130,6 +136,8 @@ def create_app(
                 await asyncio.to_thread(notifier.close)
             if persister is not None:
                 await asyncio.to_thread(persister.close)
+            if reads is not None:
+                await reads.aclose()
             if redis is None:
                 await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
             if state.redis_sync is not None:

@@ -44,6 +44,15 @@ class Search:
             self.version_batches: Coalescer[tuple[str, list[str]]] = Coalescer(self._hmget, self._hmget_many)
             self._send, self._versions_read = self.script_batches, self.version_batches
 
+    def use_reads(self, call: Callable[..., Awaitable[Any]]) -> None:
+        """Send the versions reads through ``call(command, *args)`` (the API's pipelined reads on a single
+        Redis, api/pipelined.py) instead of the client: it pipelines what one loop iteration asks on its own."""
+
+        async def hmget(read: tuple[str, list[str]]) -> Any:
+            return await call("HMGET", read[0], *read[1])
+
+        self._versions_read = hmget
+
     async def _hmget(self, read: tuple[str, list[str]]) -> Any:
         return await self.rt.redis.hmget(*read)
 

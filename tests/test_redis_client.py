@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from tests.support.config import AUTH, settings_for
@@ -316,3 +318,59 @@ def test_only_commands_redis_flags_read_only_are_ever_retried() -> None:
     writes = {"EVAL", "EVALSHA", "FCALL", "SCRIPT LOAD", "SET", "SADD", "HSET", "ZADD", "ZREMRANGEBYSCORE", "XADD"}
     assert not writes & READ_ONLY
     assert {"HGET", "HGETALL", "HMGET", "EXISTS", "PING", "SMEMBERS", "ZRANGEBYSCORE"} <= READ_ONLY
+
+
+# ------------------------------------------------------------------------------------ packing with hiredis
+_ARG = st.one_of(
+    st.text(),
+    st.binary(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["EVALSHA", "HMGET", "SCRIPT LOAD", "XINFO GROUPS", "SET"]), args=st.lists(_ARG, max_size=30)
+)
+def test_hiredis_packing_sends_the_bytes_redis_pys_packer_sends(name: str, args: list[Any]) -> None:
+    from redis.asyncio.connection import Connection
+
+    from api.redis_client import packing_with_hiredis
+
+    fast, plain = packing_with_hiredis(Connection)(), Connection()
+    assert b"".join(fast.pack_command(name, *args)) == b"".join(plain.pack_command(name, *args))
+    pipeline = [(name, *args), ("HMGET", "k", *args[:3])]
+    assert b"".join(fast.pack_commands(pipeline)) == b"".join(plain.pack_commands(pipeline))
+
+
+def test_what_hiredis_refuses_gets_redis_pys_own_error() -> None:
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import DataError
+
+    from api.redis_client import packing_with_hiredis
+
+    for bad in (None, True, [1]):
+        with pytest.raises(DataError):
+            packing_with_hiredis(Connection)().pack_command("SET", "k", bad)
+
+
+def test_the_api_client_packs_with_hiredis_and_answers(redis_url: str) -> None:
+    from api.redis_client import connect
+
+    async def check() -> None:
+        client = connect(settings_for(redis_url))
+        try:
+            assert "HiredisPacking" in client.connection_pool.connection_class.__name__
+            await client.set("packing-check", "é" * 3)
+            assert await client.get("packing-check") == "é".encode() * 3
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hset("packing-hash", mapping={"a": 1, "b": 2.5})
+                pipe.hmget("packing-hash", ["a", "b", "c"])
+                assert (await pipe.execute())[1] == [b"1", b"2.5", None]
+            assert await client.execute_command("SCRIPT LOAD", "return 1")
+        finally:
+            await client.delete("packing-check", "packing-hash")
+            await client.aclose()
+
+    asyncio.run(check())
