@@ -13,7 +13,9 @@ Failures answer as redis-py's do, so the engine's handling is unchanged (``engin
   (or ``TimeoutError``) for every read in flight, and the connection is dropped; the next read connects again.
   A read whose connection was lost is sent once more on a fresh connection (reads change nothing), as
   ``api.redis_client`` retries reads;
-* an error reply (``-ERR ...``): ``redis.exceptions.ResponseError`` for that read alone.
+* an error reply: the exception redis-py raises for it, for that read alone (``-ERR ...`` is a
+  ``ResponseError``; ``-LOADING`` from a Redis that restarted and is reading its AOF is ``BusyLoadingError``, a
+  ``ConnectionError``, so it counts as Redis unreachable and is tried once more).
 
 Only read-only commands may be sent here (a write whose reply was lost must not be sent again). Single Redis
 over TCP only: a cluster routes by slot, and TLS, Unix sockets and the embedded mode keep redis-py's client.
@@ -27,6 +29,7 @@ import time
 from typing import Any
 
 import hiredis
+from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -65,7 +68,9 @@ class _Protocol(asyncio.Protocol):
             if fut.done():  # its caller went away (cancelled): the reply is dropped, the order kept
                 continue
             if isinstance(reply, ResponseError):
-                fut.set_exception(reply)
+                # as redis-py names it: "-LOADING" (a restarted Redis reading its AOF) is BusyLoadingError, a
+                # ConnectionError, so the engine's "Redis is down" path handles it, not a 500
+                fut.set_exception(BaseParser.parse_error(str(reply)))
             else:
                 fut.set_result(reply)
 

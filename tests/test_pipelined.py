@@ -127,12 +127,15 @@ def test_a_lost_connection_is_replaced_and_a_stopped_redis_is_a_connection_error
 
 
 @contextlib.asynccontextmanager
-async def _silent_server() -> AsyncIterator[int]:
-    """A TCP server that accepts connections and never answers (a Redis that hangs)."""
+async def _silent_server(reply: bytes | None = None) -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never answers (a Redis that hangs), or answers ``reply`` to
+    whatever it is sent."""
     held: list[asyncio.StreamWriter] = []
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
+        while reply is not None and await reader.read(4096):
+            writer.write(reply)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     try:
@@ -156,6 +159,24 @@ def test_a_redis_that_stops_answering_fails_the_reads_in_flight_within_the_timeo
                 assert isinstance(got[0], clients.UNREACHABLE)
                 assert loop.time() - started < 5  # bounded by the timeout, not hanging
                 assert reads.failures >= 1
+            finally:
+                await reads.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_redis_loading_its_data_is_unreachable_for_the_engine_not_an_error() -> None:
+    """A restarted Redis answers -LOADING while it reads its AOF: as with redis-py, the engine sees Redis as down
+    (503 or a stale answer), never a 500."""
+    from redis.exceptions import BusyLoadingError
+
+    async def run() -> None:
+        async with _silent_server(b"-LOADING Redis is loading the dataset in memory\r\n") as port:
+            reads = _reads(f"redis://127.0.0.1:{port}/0")
+            try:
+                with pytest.raises(BusyLoadingError) as loading:
+                    await reads.call("HMGET", "h", "a")
+                assert isinstance(loading.value, clients.UNREACHABLE)
             finally:
                 await reads.aclose()
 
