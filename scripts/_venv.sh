@@ -1,25 +1,31 @@
-# Sourced by scripts/serve and scripts/test: a virtualenv in .venv with the project installed.
-# It prints short progress lines only; pip's own output goes to .venv/install.log (its tail is shown if it fails).
+# Sourced by scripts/serve and scripts/test: .venv holds exactly what uv.lock says (hashes checked).
+# uv itself comes from PyPI into .tools/uv, pinned with hashes (scripts/uv-requirements.txt); uv's output goes to
+# .venv-install.log (its tail is shown if it fails). Usage: source _venv.sh "EXTRA,EXTRA" [exact|inexact]
+#   exact   (scripts/test): .venv holds the lock's packages for those extras and nothing else
+#   inexact (scripts/serve): installs the runtime without removing extras a test run installed
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 extras="${1:-}"
-if [ ! -x .venv/bin/python ]; then
-  echo "==> creating .venv" >&2
-  "${PYTHON:-python3}" -m venv .venv
+mode="${2:-exact}"
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+uv=.tools/uv/bin/uv
+if [ ! -x "$uv" ]; then
+  echo "==> bootstrapping uv into .tools/uv (pinned with hashes: scripts/uv-requirements.txt)" >&2
+  "${PYTHON:-python3}" -m venv .tools/uv >&2
+  .tools/uv/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+    -r scripts/uv-requirements.txt >&2
 fi
-stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  install_log=.venv/install.log
-  echo "==> installing the project${extras:+ with [$extras]} (a minute or two; pip's output: $install_log)" >&2
-  started=$SECONDS
-  if ! {
-    .venv/bin/python -m pip install --progress-bar off --upgrade pip &&
-      .venv/bin/python -m pip install --progress-bar off -e ".${extras:+[$extras]}"
-  } >"$install_log" 2>&1; then
-    tail -n 40 "$install_log" >&2
-    echo "==> installing the project failed (the whole of pip's output: $install_log)" >&2
-    exit 1
-  fi
-  echo "==> installed in $((SECONDS - started)) s" >&2
-  touch "$stamp"
+sync_args=(sync --locked --python "${PYTHON:-python3}")
+IFS=, read -ra extra_list <<<"$extras"
+for e in "${extra_list[@]}"; do [ -n "$e" ] && sync_args+=(--extra "$e"); done
+[ "$mode" = inexact ] && sync_args+=(--inexact)
+install_log=.venv-install.log
+started=$SECONDS
+if ! "$uv" "${sync_args[@]}" >"$install_log" 2>&1; then
+  tail -n 40 "$install_log" >&2
+  echo "==> installing from uv.lock failed (uv's whole output: $install_log)" >&2
+  echo "    (a changed pyproject.toml needs a new lock: .tools/uv/bin/uv lock)" >&2
+  exit 1
 fi
+[ $((SECONDS - started)) -gt 2 ] && echo "==> installed from uv.lock in $((SECONDS - started)) s" >&2
+true

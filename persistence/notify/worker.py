@@ -24,11 +24,23 @@ log = logging.getLogger("booking.notify")
 
 
 class ThreadWorker(SimpleWorker):
-    """An rq SimpleWorker that can run outside the main thread (no signal handlers, timer-based timeouts)."""
+    """An rq SimpleWorker that can run outside the main thread (no signal handlers, timer-based timeouts).
+
+    It does not subscribe to rq's per-worker command channel (rq's ``send_kill_horse_command`` and friends:
+    nothing here sends them). Each burst would otherwise start a pub/sub listener thread and join it at
+    teardown; with redis-py 8.2 that join waits out the listener's 60 s poll, and a worker that bursts every
+    0.1 s sent confirmations up to a minute late. ``subscribe``/``unsubscribe`` are rq's public hooks for
+    that channel; without a subscription there is no thread to start or join."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
+        pass
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
         pass
 
 
