@@ -52,6 +52,8 @@ class Catalog:
         )
 
     async def create_practice(self, name: str, timezone: str, ctx: Ctx = SYSTEM) -> Practice:
+        if timezone not in timeutil.practice_zone_names():  # localtime, Factory...: timeutil.NOT_PRACTICE_ZONES
+            raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone a practice can be in")
         try:
             timeutil.zone(timezone)
         except timeutil.UnknownTimeZoneError:

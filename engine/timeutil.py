@@ -30,9 +30,26 @@ class UnknownTimeZoneError(ValueError):
     """The name is not an IANA time zone known to this system."""
 
 
+# Names tzdata lists that are no zone a practice is in: the host's own zone (``localtime``: whatever the server is
+# set to), tzdata's placeholder ``Factory`` (offset "-00"), the rules template ``posixrules``, and the aliases of
+# Etc/GMT whose names differ only by a sign or a zero (GMT0, GMT+0, GMT-0 and their Etc/ forms), which code
+# generators turn into one enum key (openapi-python-client: "Duplicate key GMT0"). ``GMT``, ``Etc/GMT`` and ``UTC``
+# name the same zone.
+NOT_PRACTICE_ZONES = frozenset(
+    {"localtime", "Factory", "posixrules", "GMT0", "GMT+0", "GMT-0", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0"}
+)
+
+
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def practice_zone_names() -> frozenset[str]:
+    """The names a new practice may take (the OpenAPI document's enum): the system's IANA zones less
+    ``NOT_PRACTICE_ZONES``. ``zone()`` still reads any of them (a practice created before keeps working)."""
+    return _zone_names() - NOT_PRACTICE_ZONES
 
 
 @lru_cache(maxsize=4096)
