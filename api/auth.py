@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Any, Literal
 
 import msgspec
@@ -30,13 +31,46 @@ class Principal(msgspec.Struct, frozen=True):
 
 
 def client_id(request: Request[Any, Any, Any]) -> str:
-    """Who a public client is, for abuse limits: its address, or a header set by a trusted proxy."""
+    """Who a public client is, for abuse limits: its address (an IPv6 one as its /64), or the value a trusted proxy
+    put in ``BOOKING_CLIENT_HEADER``."""
     settings: Settings = request.app.state.settings
     if settings.client_header:
-        forwarded = request.headers.get(settings.client_header)
+        forwarded = forwarded_client(request.headers.getall(settings.client_header, []), settings.trusted_hops)
         if forwarded:
-            return forwarded.split(",")[0].strip()[:100]
-    return request.client.host if request.client else "unknown"
+            return address_group(forwarded)
+    return address_group(request.client.host) if request.client else "unknown"
+
+
+def forwarded_client(values: list[str], trusted_hops: int) -> str | None:
+    """The client as the outermost of ``trusted_hops`` trusted proxies saw it, from an appending header such as
+    X-Forwarded-For (``client, proxy1, proxy2``; several header lines count as one list, in order). Each trusted
+    proxy appends the address it received the request from, so the value ``trusted_hops`` from the right is the
+    one the outermost trusted proxy added; whatever is left of it the client may have written itself. With fewer
+    values than hops (a request that reached an inner proxy directly), the leftmost, which a trusted proxy added."""
+    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
+    if not items:
+        return None
+    return items[-trusted_hops] if len(items) >= trusted_hops else items[0]
+
+
+def address_group(address: str) -> str:
+    """The unit abuse limits count: an IPv4 address as is, an IPv6 one as its /64 (one subscriber's prefix: a
+    client may take any address of it), an IPv4-mapped IPv6 address as its IPv4; ``[v6]:port`` and ``v4:port`` as
+    proxies may write them lose the port. Anything else (an obfuscated id such as ``_hidden``) as sent, capped."""
+    text = address.strip()
+    if text.startswith("["):  # [2001:db8::1]:443
+        text = text[1 : text.find("]")] if "]" in text else text[1:]
+    elif text.count(":") == 1:  # 203.0.113.7:5050
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return address.strip()[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _wire(header_value: str) -> bytes:

@@ -29,12 +29,12 @@ import time
 from typing import Any
 
 import hiredis
-from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.redis_client import READ_ONLY, Observe
+from engine import clients
 
 
 class _Protocol(asyncio.Protocol):
@@ -68,9 +68,9 @@ class _Protocol(asyncio.Protocol):
             if fut.done():  # its caller went away (cancelled): the reply is dropped, the order kept
                 continue
             if isinstance(reply, ResponseError):
-                # as redis-py names it: "-LOADING" (a restarted Redis reading its AOF) is BusyLoadingError, a
-                # ConnectionError, so the engine's "Redis is down" path handles it, not a 500
-                fut.set_exception(BaseParser.parse_error(str(reply)))
+                # as redis-py names it (with the codes engine/clients.py adds: BUSY...): "-LOADING" (a restarted
+                # Redis reading its AOF) is BusyLoadingError, so the engine's "Redis is down" path handles it
+                fut.set_exception(clients.error_reply(str(reply)))
             else:
                 fut.set_result(reply)
 

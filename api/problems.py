@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from api.redis_client import PoolExhaustedError
 from api.schemas import Problem
-from engine import errors
+from engine import clients, errors
 
 log = logging.getLogger("booking.api")
 PROBLEM_JSON = "application/problem+json"
@@ -129,12 +129,13 @@ def _limited(request: Request[Any, Any, Any], exc: errors.LimitExceededError) ->
 
 
 def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.warning("redis unavailable: %s", exc)
+    log.warning("redis unavailable (%s): %s", type(exc).__name__, exc)
+    reason = "is unreachable" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "cannot serve right now"
     return problem(
         503,
         "dependency_unavailable",
         "Service unavailable",
-        "the availability store is unreachable; nothing was changed, retry shortly",
+        f"the availability store {reason}; nothing was changed, retry shortly",
         headers={"Retry-After": "1"},
     )
 
@@ -225,6 +226,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RedisTimeoutError: _redis_down,
     ClusterError: _redis_down,  # Redis Cluster: a slot redirected or unsettled for too long ("TTL exhausted")
     SlotNotCoveredError: _redis_down,  # Redis Cluster: no node serves the slot right now
+    # and every other reply that says Redis cannot serve right now: BUSY, OOM, READONLY, MISCONF, NOREPLICAS
+    **{cls: _redis_down for cls in clients.UNREACHABLE},
     SQLAlchemyOperationalError: _database_down,
     UnicodeDecodeError: _bad_encoding,
     msgspec.ValidationError: _strict_validation,

@@ -86,15 +86,36 @@ def appointment_bytes(a: Appointment, tz: str) -> bytes:
     return _enc.encode(appointment_out(a, tz))
 
 
+# Formatted instants, per process and small and fixed (docs/operations.md, "Memory of an API worker"): at most
+# _INSTANTS_MAX of all zones together (about 164 bytes each, measured: 5.4 MiB at most), and past it every zone's map
+# starts again, emptied in place. The rendered days themselves are held inside SEARCH_CACHE_BYTES (RenderedDays).
+_INSTANTS_MAX = 32_768
 _INSTANTS: dict[str, dict[int, bytes]] = {}  # time zone -> epoch -> the instant as a JSON string (with its quotes)
-_INSTANTS_MAX = 400_000  # per zone: about 11 years of quarter hours; past it the zone's map starts again
+_held = 0  # instants held in _INSTANTS, all zones together
 
 
 def _instants(tz: str) -> dict[int, bytes]:
     held = _INSTANTS.get(tz)
-    if held is None or len(held) > _INSTANTS_MAX:
+    if held is None:  # one (possibly empty) map per zone a practice uses: a few hundred at most
         held = _INSTANTS[tz] = {}
     return held
+
+
+def _instant(instants: dict[int, bytes], epoch: int, tz: str) -> bytes:
+    """``epoch`` formatted in ``tz`` as a JSON string, kept in ``instants`` (the zone's map)."""
+    global _held
+    if _held >= _INSTANTS_MAX:
+        for zone_map in _INSTANTS.values():
+            zone_map.clear()  # in place: a caller's reference to its zone's map stays the one held
+        _held = 0
+    text = instants[epoch] = _enc.encode(timeutil.format_instant(epoch, tz))
+    _held += 1
+    return text
+
+
+def instants_held() -> int:
+    """How many formatted instants this process keeps (at most ``_INSTANTS_MAX``)."""
+    return sum(len(m) for m in _INSTANTS.values())
 
 
 def _slots(pids: list[str], dur: int, tz: str, packed: list[int]) -> bytes:
@@ -109,10 +130,10 @@ def _slots(pids: list[str], dur: int, tz: str, packed: list[int]) -> bytes:
         start, i = divmod(v, n)
         first = instants.get(start)
         if first is None:
-            first = instants[start] = _enc.encode(timeutil.format_instant(start, tz))
+            first = _instant(instants, start, tz)
         last = instants.get(start + dur)
         if last is None:
-            last = instants[start + dur] = _enc.encode(timeutil.format_instant(start + dur, tz))
+            last = _instant(instants, start + dur, tz)
         parts.append(heads[i] + first + b',"end":' + last + b"}")
     return b",".join(parts)
 

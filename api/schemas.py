@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 import msgspec
 from litestar.params import QueryParameter
 
-from engine import limits
+from engine import limits, timeutil
 from engine.model import AwareDatetime, Name, Patient, Schedule, WaitlistRequest, Weekday
 
-# The IANA names this server knows (engine/timeutil.zone accepts exactly these; any other is 422 unknown_timezone).
-# Litestar copies ``extra_json_schema["extra"]`` into the OpenAPI schema.
-IANA_ZONES = sorted(available_timezones())
+# The IANA names a practice may take (engine/timeutil.practice_zone_names: the system's zones less localtime,
+# Factory, posixrules and the sign-only aliases of Etc/GMT; any other is 422 unknown_timezone). Litestar copies
+# ``extra_json_schema["extra"]`` into the OpenAPI schema.
+IANA_ZONES = sorted(timeutil.practice_zone_names())
 Timezone = Annotated[
     str,
     msgspec.Meta(

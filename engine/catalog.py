@@ -19,6 +19,10 @@ R = TypeVar("R", Practitioner, VisitType)
 # again; a context naming one practitioner (a hold, a search of one) is kept a second (nothing checks it)
 SEARCH_CONTEXT_TTL_S = 300.0
 PRACTITIONER_CONTEXT_TTL_S = 1.0
+# Per process, small and fixed (docs/operations.md, "Memory of an API worker"); each map starts again when full.
+PRACTICES_MAX = 10_000  # practice records and visit-type lengths: at most about 450 bytes each (a 200-char name)
+CONTEXTS_MAX = 4_096  # search contexts: a practice, a visit type (about 1 KiB at most) and practitioner ids...
+CONTEXT_IDS_MAX = 50_000  # ...of which all contexts together hold at most this many (about 90 bytes each)
 
 
 def decode(raw: bytes | str | None, kind: type[T], what: str, ident: str) -> T:
@@ -33,6 +37,7 @@ class Catalog:
         self._practices: dict[str, Practice] = {}
         self._contexts: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
         self._lengths: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._context_ids = 0  # practitioner ids held in _contexts, all together
 
     async def _put(self, pid: str, key: str, field: str, record: Any, event: str, ctx: Ctx) -> None:
         await scripts.put_entity(
@@ -47,6 +52,8 @@ class Catalog:
         )
 
     async def create_practice(self, name: str, timezone: str, ctx: Ctx = SYSTEM) -> Practice:
+        if timezone not in timeutil.practice_zone_names():  # localtime, Factory...: timeutil.NOT_PRACTICE_ZONES
+            raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone a practice can be in")
         try:
             timeutil.zone(timezone)
         except timeutil.UnknownTimeZoneError:
@@ -68,7 +75,7 @@ class Catalog:
         practice = self._practices.get(practice_id)
         if practice is None:
             practice = await self.get_practice(practice_id)
-            if len(self._practices) > 100_000:
+            if len(self._practices) >= PRACTICES_MAX:
                 self._practices.clear()
             self._practices[practice_id] = practice
         return practice
@@ -120,7 +127,7 @@ class Catalog:
             raw = await self.rt.redis.hvals(keys.visit_types(practice_id))
             vts = sorted((msgspec.json.decode(r, type=VisitType) for r in raw), key=lambda v: v.id)
             known = tuple((v.id, v.duration_minutes * 60) for v in vts)
-            if len(self._lengths) > 100_000:
+            if len(self._lengths) >= PRACTICES_MAX:
                 self._lengths.clear()
             self._lengths[practice_id] = known
         return known
@@ -163,8 +170,19 @@ class Catalog:
             prac_ids = [practitioner_id]
         else:
             prac_ids = sorted(p.decode() if isinstance(p, bytes) else str(p) for p in prs)
-        if len(self._contexts) > 10_000:
+        replaced = self._contexts.pop(cache_key, None)
+        if replaced is not None:
+            self._context_ids -= len(replaced[3])
+        if len(self._contexts) >= CONTEXTS_MAX or self._context_ids + len(prac_ids) > CONTEXT_IDS_MAX:
             self._contexts.clear()
-        ttl = SEARCH_CONTEXT_TTL_S if practitioner_id is None else PRACTITIONER_CONTEXT_TTL_S
-        self._contexts[cache_key] = (now + ttl, practice, vt, prac_ids)
+            self._context_ids = 0
+        if len(prac_ids) <= CONTEXT_IDS_MAX:  # a practice larger than the whole bound is read every time
+            ttl = SEARCH_CONTEXT_TTL_S if practitioner_id is None else PRACTITIONER_CONTEXT_TTL_S
+            self._contexts[cache_key] = (now + ttl, practice, vt, prac_ids)
+            self._context_ids += len(prac_ids)
         return practice, vt, prac_ids
+
+    def held(self) -> dict[str, int]:
+        """How much this process keeps: practices, visit-type lengths, search contexts, their practitioner ids."""
+        return {"practices": len(self._practices), "lengths": len(self._lengths), "contexts": len(self._contexts),
+                "context_ids": self._context_ids}  # fmt: skip

@@ -17,15 +17,62 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.exceptions import ClusterError, SlotNotCoveredError
+from redis._parsers.base import BaseParser
+from redis.exceptions import ClusterError, OutOfMemoryError, ReadOnlyError, ResponseError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.settings import ConfigError, Settings
 
-# Redis, or (on a cluster) the shard of the key asked about, cannot answer right now: the API's 503
-# (api/problems.py). On a cluster a shard without a primary answers CLUSTERDOWN or has its slots uncovered.
-UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError)
+
+class RedisBusyError(ResponseError):
+    """``-BUSY``: a script or function ran past ``busy-reply-threshold`` (``lua-time-limit``); Redis refuses every
+    other command until it ends."""
+
+
+class RedisNoReplicasError(ResponseError):
+    """``-NOREPLICAS``: fewer good replicas than ``min-replicas-to-write``; Redis refuses writes."""
+
+
+class RedisMisconfError(ResponseError):
+    """``-MISCONF``: Redis cannot persist (a failing RDB save with ``stop-writes-on-bgsave-error``); it refuses
+    writes."""
+
+
+# Error replies redis-py leaves as a bare ResponseError, named here once for every client of the process (redis-py's
+# parsers, the hiredis one included, and api/pipelined.py, read this table; each class is still a ResponseError).
+REPLY_CODES: dict[str, type[ResponseError]] = {
+    "BUSY": RedisBusyError,
+    "NOREPLICAS": RedisNoReplicasError,
+    "MISCONF": RedisMisconfError,
+}
+for _code, _cls in REPLY_CODES.items():
+    BaseParser.EXCEPTION_CLASSES.setdefault(_code, _cls)
+
+
+def error_reply(message: str) -> Exception:
+    """The exception redis-py raises for the error reply ``message`` (``"BUSY Redis is busy..."``)."""
+    return BaseParser.parse_error(message)  # type: ignore[no-any-return, no-untyped-call]
+
+
+# Redis, or (on a cluster) the shard of the key asked about, cannot answer right now: the API's 503 with
+# Retry-After, and stale answers for searches (api/problems.py, engine/search.py). Not only a lost connection or a
+# timeout: on a cluster a shard without a primary answers CLUSTERDOWN or has its slots uncovered; a Redis loading
+# its data answers LOADING (BusyLoadingError, a ConnectionError), one running a script past the busy threshold
+# BUSY, one out of memory with noeviction OOM, a replica (a failover demoted the node, or REDIS_URL names a
+# replica) READONLY, a replica cut from its primary MASTERDOWN (a ClusterError), and one that cannot persist or
+# lacks replicas MISCONF or NOREPLICAS. None of them says the request was wrong, and none changed anything.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,
+    SlotNotCoveredError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisBusyError,
+    RedisNoReplicasError,
+    RedisMisconfError,
+)
 
 ASYNC_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 1.0,
@@ -144,5 +191,3 @@ def is_cluster(client: Any) -> bool:
     from redis.cluster import RedisCluster
 
     return isinstance(client, RedisCluster | AsyncCluster)
-
-

@@ -2,8 +2,10 @@
 key derived from the client's Idempotency-Key, which Redis never sees in clear.
 
 - the Redis key names ``ref``, a one-way derivation of the client's key (never the key itself);
-- the body fingerprint is an HMAC under a derived key (no hash of patient data an operator could test guesses
-  against without the client's key);
+- the request fingerprint is an HMAC under a derived key (no hash of patient data an operator could test guesses
+  against without the client's key) of the request's ``scope`` (its method, route and every path parameter: the
+  waitlist entry of an accept, say) and its body, so a key sent again to another route or another resource is
+  ``idempotency_key_reused``, never the first resource's answer;
 - the stored record (with the patient's data and, for a booking, the manage token) is AES-GCM sealed under a
   third derived key, its ``ref`` bound as associated data.
 """
@@ -14,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -24,7 +27,7 @@ _LABEL = b"booking-idempotency-v1\0"
 
 class IdempotencyKey(msgspec.Struct, frozen=True):
     ref: str  # what Redis sees in the key name
-    fingerprint: str  # HMAC of the request body
+    fingerprint: str  # HMAC of the request's scope (method, route, path parameters) and body
     secret: bytes  # AES-256-GCM key; never leaves the process
 
 
@@ -32,12 +35,23 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     return hmac.new(master, purpose, hashlib.sha256).digest()
 
 
-def derive(client_key: str, body: bytes) -> IdempotencyKey:
-    """The derived values of one request's Idempotency-Key and body."""
+def scope_of(method: str, route: str, path_params: Mapping[str, object]) -> str:
+    """What a request is about besides its body: ``POST /v1/waitlist/{entry_id}/accept entry_id=<id>``. Every path
+    parameter is in it, so one key cannot replay one resource's answer to a request about another."""
+    params = "&".join(f"{name}={path_params[name]}" for name in sorted(path_params))
+    return f"{method.upper()} {route} {params}"
+
+
+def derive(client_key: str, body: bytes, scope: str = "") -> IdempotencyKey:
+    """The derived values of one request's Idempotency-Key, its ``scope`` (``scope_of``: the API passes it for
+    every request) and its body. The scope and the body are length-prefixed into the fingerprint, so no two
+    different (scope, body) pairs share one."""
     master = hashlib.sha256(_LABEL + client_key.encode("utf-8", "surrogatepass")).digest()
+    scoped = scope.encode("utf-8", "surrogatepass")
+    framed = len(scoped).to_bytes(4, "big") + scoped + body
     return IdempotencyKey(
         ref=_derive(master, b"ref").hex()[:40],
-        fingerprint=hmac.new(_derive(master, b"fingerprint"), body, hashlib.sha256).hexdigest(),
+        fingerprint=hmac.new(_derive(master, b"fingerprint"), framed, hashlib.sha256).hexdigest(),
         secret=_derive(master, b"seal"),
     )
 

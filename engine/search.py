@@ -143,6 +143,14 @@ class Search:
         dur = vt.duration_minutes * 60
         detail = self._detail(date, days, vt, practitioner_id)
         roster = self._roster(prac_ids, practitioner_id, attempt)
+        if not prac_ids:
+            # No practitioner as this process knows the practice: nothing is cached for it and no version could
+            # say one was added since, so the script answers (no slots): it checks the list is whole ('ROSTER':
+            # read it again, the new practitioner searched at once) and audits the search in the same step.
+            lo, hi = day_bounds[0][0], day_bounds[-1][1]
+            await scripts.search(self.rt.lua, self._call(practice_id, [], vt, lo, hi, detail, True, ctx,
+                                                         roster=roster), self._send)  # fmt: skip
+            return Answer(practice, days=by_day(day_bounds, []), practitioner_ids=[], duration_s=dur)
         now = self.rt.now_ms()
         if not all(self.cache.timely((pr, vt.id, lo), now) for pr in prac_ids for lo, _ in day_bounds):
             # not every asked day is here and still right by time: one script computes it all and audits it in

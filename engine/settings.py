@@ -64,6 +64,9 @@ class Settings(msgspec.Struct, frozen=True):
     notify_retry_base_seconds: float = 2.0
     notify_lease_seconds: float = 60.0
     client_header: str | None = None
+    # how many proxies in front of the API append to ``client_header`` (X-Forwarded-For): the client is the value the
+    # outermost trusted one added, this many from the right; anything left of it the client may have written
+    trusted_hops: int = 1
     limit_live_holds: int = 5
     limit_holds_per_minute: int = 30
     limit_bookings_per_minute: int = 10
@@ -102,6 +105,8 @@ class Settings(msgspec.Struct, frozen=True):
                 f"APPOINTMENT_RETENTION_DAYS must be 0 (keep appointments in Redis for ever) or at least "
                 f"{limits.RESTORE_PAST_DAYS} (what reconciliation restores)"
             )
+        if self.trusted_hops < 1:
+            raise ConfigError("BOOKING_TRUSTED_HOPS must be at least 1 (the proxy that sets BOOKING_CLIENT_HEADER)")
         if self.stream_group_idle_seconds < 1:
             raise ConfigError("STREAM_GROUP_IDLE_SECONDS must be at least 1")
         if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
@@ -146,6 +151,7 @@ class Settings(msgspec.Struct, frozen=True):
             notify_retry_base_seconds=float(env.get("NOTIFY_RETRY_BASE_SECONDS", "2")),
             notify_lease_seconds=float(env.get("NOTIFY_LEASE_SECONDS", "60")),
             client_header=env.get("BOOKING_CLIENT_HEADER") or None,
+            trusted_hops=int(env.get("BOOKING_TRUSTED_HOPS") or "1"),
             limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
             limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),

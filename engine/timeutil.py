@@ -30,9 +30,26 @@ class UnknownTimeZoneError(ValueError):
     """The name is not an IANA time zone known to this system."""
 
 
+# Names tzdata lists that are no zone a practice is in: the host's own zone (``localtime``: whatever the server is
+# set to), tzdata's placeholder ``Factory`` (offset "-00"), the rules template ``posixrules``, and the aliases of
+# Etc/GMT whose names differ only by a sign or a zero (GMT0, GMT+0, GMT-0 and their Etc/ forms), which code
+# generators turn into one enum key (openapi-python-client: "Duplicate key GMT0"). ``GMT``, ``Etc/GMT`` and ``UTC``
+# name the same zone.
+NOT_PRACTICE_ZONES = frozenset(
+    {"localtime", "Factory", "posixrules", "GMT0", "GMT+0", "GMT-0", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0"}
+)
+
+
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def practice_zone_names() -> frozenset[str]:
+    """The names a new practice may take (the OpenAPI document's enum): the system's IANA zones less
+    ``NOT_PRACTICE_ZONES``. ``zone()`` still reads any of them (a practice created before keeps working)."""
+    return _zone_names() - NOT_PRACTICE_ZONES
 
 
 @lru_cache(maxsize=4096)
@@ -110,7 +127,12 @@ def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> 
     return _gap_transition(naive, tz)
 
 
-@functools.lru_cache(maxsize=65_536)  # pure (a date and a zone): every search asks it for each of its days
+# Pure (a date and a zone): every search asks it for each of its days. Small and fixed (docs/operations.md): about
+# 300 bytes an entry, measured, so 2.4 MiB at most; 8,192 entries hold 264 zone-months of days.
+DAY_BOUNDS_MAX = 8_192
+
+
+@functools.lru_cache(maxsize=DAY_BOUNDS_MAX)
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[int, int]:
     """[start, end) instants of the local date ``day`` (23, 24 or 25 hours long, or odd lengths).
 
@@ -152,11 +174,16 @@ def local_date_of(epoch: int, tz: ZoneInfo) -> dt.date:
     return dt.datetime.fromtimestamp(epoch, tz).date()
 
 
-@lru_cache(maxsize=262_144)
+# Small and fixed (docs/operations.md): about 275 bytes an entry, measured, so 1.1 MiB at most. Search answers
+# keep their own formatted instants (api/render.py); this serves holds, appointments and waitlist entries.
+FORMAT_INSTANT_MAX = 4_096
+
+
+@lru_cache(maxsize=FORMAT_INSTANT_MAX)
 def format_instant(epoch: int, tz_name: str) -> str:
     """RFC 3339 in the zone's local offset for that instant, e.g. '2027-03-29T09:00:00+02:00'.
 
-    Cached: the same slot instants are formatted for every search that shows them.
+    Cached (a few thousand): the instant of a hold is formatted again for its booking and its reads.
     """
     text = dt.datetime.fromtimestamp(epoch, zone(tz_name)).isoformat()
     return text

@@ -30,7 +30,7 @@ from api.app import create_app
 from api.openapi import DOCS
 from api.routes import audit, booking, ops, setup, waitlist
 from api.schemas import SEARCH_DATE_PATTERN
-from engine import limits
+from engine import limits, timeutil
 from tests.support import processes
 from tests.support.config import ADMIN, REDIS_URL, WEEKDAYS, settings_for
 from tests.support.databases import fresh_database
@@ -62,7 +62,9 @@ def _components(document: dict[str, Any]) -> dict[str, Any]:
 
 def test_constraints_are_stated(document: dict[str, Any]) -> None:
     schemas = _components(document)
-    assert schemas["PracticeIn"]["properties"]["timezone"]["enum"] == sorted(available_timezones())
+    # every zone a practice may be in (issue 22: not localtime, Factory, posixrules nor the sign-only GMT aliases)
+    zones = sorted(available_timezones() - timeutil.NOT_PRACTICE_ZONES)
+    assert schemas["PracticeIn"]["properties"]["timezone"]["enum"] == zones
     duration = schemas["VisitTypeIn"]["properties"]["duration_minutes"]
     assert (duration["minimum"], duration["maximum"]) == (limits.MIN_VISIT_MINUTES, limits.MAX_VISIT_MINUTES)
     params = {p["name"]: p for p in document["paths"]["/v1/practices/{practice_id}/availability"]["get"]["parameters"]}

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from api import render
 from api.auth import require_appointment, require_same_practice
-from api.routes.common import IdemKey, caller, engine, raw_json, strict
+from api.routes.common import IdemKey, caller, engine, idempotency, raw_json, strict
 from api.routes.common import forget as _forget
 from api.routes.common import limited as _limited
 from api.schemas import (
@@ -30,7 +30,6 @@ from api.schemas import (
     SearchDays,
 )
 from engine import errors, ids
-from engine.idempotency import derive
 from persistence.notify.queries import notification_rows
 
 
@@ -98,7 +97,7 @@ async def create_hold(
             data.visit_type_id,
             data.start,
             ctx=ctx,
-            idem=derive(idempotency_key, await request.body()) if idempotency_key else None,
+            idem=await idempotency(request, idempotency_key),
             hold_id=hold_id,
         )
     except errors.BookingError:
@@ -151,7 +150,7 @@ async def book(
         data.hold_id,
         data.patient,
         ctx=ctx,
-        idem=derive(idempotency_key, await request.body()) if idempotency_key else None,
+        idem=await idempotency(request, idempotency_key),
     )
     await _forget(request, p, data.hold_id)
     body = render.appointment_bytes(appt, (await eng.cached_practice(appt.practice_id)).timezone)

@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter
 
 from api.auth import Principal, client_id, principal
 from engine import access, clients, errors
+from engine.idempotency import IdempotencyKey, derive, scope_of
 from engine.service import BookingEngine, Ctx
 
 log = logging.getLogger("booking.api")
@@ -19,6 +20,16 @@ JSON = "application/json"
 T = TypeVar("T")
 LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
+
+
+async def idempotency(request: Request[Any, Any, Any], key: str | None) -> IdempotencyKey | None:
+    """The derived Idempotency-Key of a request that sent one: its fingerprint covers the method, the route and
+    every path parameter as well as the body (a key reused for another route or resource is 422
+    ``idempotency_key_reused``). Every route that takes the header derives it here."""
+    if not key:
+        return None
+    scope = scope_of(request.method, request.scope.get("path_template", request.url.path), request.path_params)
+    return derive(key, await request.body(), scope)
 
 
 def engine(request: Request[Any, Any, Any]) -> BookingEngine:

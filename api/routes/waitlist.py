@@ -11,10 +11,9 @@ from litestar.params import FromPath, JSONBody
 
 from api import render
 from api.auth import require_patient_record, require_same_practice, require_staff
-from api.routes.common import IdemKey, caller, engine, limited, raw_json, strict
+from api.routes.common import IdemKey, caller, engine, idempotency, limited, raw_json, strict
 from api.schemas import AppointmentOut, EmptyIn, WaitlistEntryOut, WaitlistIn, WaitlistList
 from engine import errors, ids
-from engine.idempotency import derive
 from engine.waitlist import Entry
 
 
@@ -86,9 +85,7 @@ async def accept_offer(
     entry, tz = await _authorised(request, entry_id)
     await limited(request, p, "book")
     eng = engine(request)
-    appt, replay = await eng.accept_offer(
-        entry_id, ctx, derive(idempotency_key, await request.body()) if idempotency_key else None
-    )
+    appt, replay = await eng.accept_offer(entry_id, ctx, await idempotency(request, idempotency_key))
     body = render.appointment_bytes(appt, tz)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
