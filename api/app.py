@@ -12,14 +12,16 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from api import redis_client, render
+from api import render
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
-from api.pipelined import PipelinedReads
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup, waitlist
-from engine import access, clients
+from engine import access
+from engine.redis import asyncio_client as redis_client
+from engine.redis import clients
+from engine.redis.pipelined import PipelinedReads
 from engine.service import BookingEngine
 from engine.settings import Settings
 
@@ -28,8 +30,8 @@ SHUTDOWN_WAIT_S = 5.0
 
 
 def make_redis(settings: Settings, fake_server: Any = None, metrics: Metrics | None = None) -> Any:
-    """The process's async Redis client: embedded or a Redis Cluster (engine/clients.py), or a single Redis
-    (api/redis_client.py: a bounded blocking pool, reads retried once); with ``metrics``, every round trip and
+    """The process's async Redis client: embedded or a Redis Cluster (engine/redis/clients.py), or a single Redis
+    (engine/redis/asyncio_client.py: a bounded blocking pool, reads retried once); with ``metrics``, every round trip and
     every wait for a pooled connection is observed."""
     if settings.redis_url is None or settings.redis_cluster:
         return clients.async_redis(settings, fake_server)
@@ -86,7 +88,7 @@ def create_app(
         state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
         # appointments past their retention are read from the database (persistence/retention.py)
         state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
-        # on a single Redis, cached searches read versions on one pipelined connection (api/pipelined.py)
+        # on a single Redis, cached searches read versions on one pipelined connection (engine/redis/pipelined.py)
         reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
         if reads is not None:
             state.engine.searcher.use_reads(reads.call)

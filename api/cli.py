@@ -109,7 +109,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import signal
 
-    from engine import clients
+    from engine.redis import clients
     from persistence import runtime
     from persistence.notify.worker import NotificationWorker
 

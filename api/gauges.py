@@ -12,11 +12,10 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from redis.crc import key_slot
-from redis.exceptions import RedisError
 
 from engine import keys
 from engine.codec import text
+from engine.redis.errors import RedisError, key_slot
 from persistence.notify.queries import counts_by_status
 from persistence.notify.scheduling import QUEUE
 from persistence.persister import HELD

@@ -16,14 +16,13 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
-from redis.exceptions import ClusterError, SlotNotCoveredError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
-from api.redis_client import PoolExhaustedError
 from api.schemas import Problem
-from engine import clients, errors
+from engine import errors
+from engine.redis import clients
+from engine.redis.asyncio_client import PoolExhaustedError
+from engine.redis.errors import ClusterError, RedisConnectionError, RedisTimeoutError, SlotNotCoveredError
 
 log = logging.getLogger("booking.api")
 PROBLEM_JSON = "application/problem+json"

@@ -16,7 +16,7 @@ import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 
 from api.hooks import quiet_logging
-from engine import clients
+from engine.redis import clients
 
 PREFIX = "bench:floor:"
 _slot = {"practitioner_id": "floor.r0", "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T09:30:00+01:00"}

@@ -58,8 +58,8 @@ class Options(msgspec.Struct):
     outage_rate: float
 
     def redis(self) -> Any:
-        """A client of the engine's Redis: one server, or every node of a cluster (engine/clients.py)."""
-        from engine import clients
+        """A client of the engine's Redis: one server, or every node of a cluster (engine/redis/clients.py)."""
+        from engine.redis import clients
 
         return clients.redis_for(self.redis_url, cluster=self.redis_cluster)
 

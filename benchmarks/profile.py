@@ -80,7 +80,7 @@ def summarize(files: list[Path], top: int = 20) -> dict[str, Any]:
 
 def redis_pids(r: Any) -> list[int]:
     """The process id of the Redis server, or of every node of a cluster (for the CPU accounting)."""
-    from engine import clients
+    from engine.redis import clients
 
     if clients.is_cluster(r):
         return [int(n.redis_connection.info("server")["process_id"]) for n in r.get_nodes()]
@@ -89,7 +89,7 @@ def redis_pids(r: Any) -> list[int]:
 
 def redis_view(r: Any, since: float) -> dict[str, Any]:
     """As ``shard_view``, for each primary of a cluster."""
-    from engine import clients
+    from engine.redis import clients
 
     if clients.is_cluster(r):
         return {"shards": {n.name: shard_view(n.redis_connection, since) for n in r.get_primaries()}}

@@ -17,7 +17,7 @@ from benchmarks.options import TARGETS, Options
 
 def machine(r: Any) -> dict[str, Any]:
     """``r``: a client of the engine's Redis (closed here); on a cluster, one primary's settings are shown."""
-    from engine import clients
+    from engine.redis import clients
 
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():

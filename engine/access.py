@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 
-from engine import clients, errors, ids, keys, scripts
+from engine import errors, ids, keys, scripts
 from engine.codec import encoder
 from engine.model import SYSTEM, ApiKey, Ctx
+from engine.redis import clients
 from engine.service import BookingEngine
 
 

@@ -7,13 +7,14 @@ import logging
 
 import msgspec
 
-from engine import clients, errors, ids, keys, scripts, timeutil
+from engine import errors, ids, keys, scripts, timeutil
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Ctx, Hold
 from engine.offers import Offers
+from engine.redis import clients
 from engine.scripts.waitlist import OfferKit
 
 log = logging.getLogger("booking.holds")

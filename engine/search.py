@@ -16,9 +16,9 @@ from typing import Any
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
-from engine.coalesce import Coalescer
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, VisitType
+from engine.redis.batching import Coalescer
 from engine.search_answer import Answer, SearchResult, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
@@ -46,7 +46,7 @@ class Search:
 
     def use_reads(self, call: Callable[..., Awaitable[Any]]) -> None:
         """Send the versions reads through ``call(command, *args)`` (the API's pipelined reads on a single
-        Redis, api/pipelined.py) instead of the client: it pipelines what one loop iteration asks on its own."""
+        Redis, engine/redis/pipelined.py) instead of the client: it pipelines what one loop iteration asks on its own."""
 
         async def hmget(read: tuple[str, list[str]]) -> Any:
             return await call("HMGET", read[0], *read[1])

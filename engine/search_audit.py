@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine import clients, scripts
+from engine import scripts
 from engine.context import Runtime
+from engine.redis import clients
 
 REDIS_DOWN = clients.UNREACHABLE
 

@@ -16,15 +16,16 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from engine import clients, keys, limits
 from engine import events as ev
+from engine import keys, limits
 from engine.codec import text
+from engine.redis import clients
+from engine.redis.errors import RedisError, ResponseError
 from engine.scripts import repair
-from engine.scripts.registry import source
+from engine.scripts.registry import SyncLua
 from persistence import shards, trimming, writer
 from persistence.retention import AppointmentTidy
 from persistence.streams import StreamConsumer
@@ -59,14 +60,13 @@ class Persister(StreamConsumer):
         self.retention_ms = retention_ms
         self.group_idle_s = group_idle_s
         self.tidy = tidy  # appointments past their retention leave Redis (persistence/retention.py)
-        self._trim = redis.register_script(source("trim"))
+        self.lua = SyncLua(redis, ("trim", "restore_seq"))
         self._last_maintenance = 0.0
         self.applied = 0
         self.stored: Counter[str] = Counter()  # practice id -> events this persister stored and acknowledged
         self.backoff = 0.0
         self.gather_s = 0.1
         self.held: set[str] = set()  # audit ids this persister published in HELD
-        self._restore_seq = redis.register_script(source("restore_seq"))
 
     # ---------------------------------------------------------------- one step
     def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
@@ -94,7 +94,7 @@ class Persister(StreamConsumer):
         """Raise Redis's audit counters that went back below what is stored; publish what is held back."""
         for practice_id, last_seq in sorted(done.raise_seq.items()):
             call = repair.restore_seq_call(practice_id=practice_id, last_seq=last_seq)
-            had = repair.restore_seq_reply(self._restore_seq(keys=call.keys, args=call.args))
+            had = repair.restore_seq_reply(self.lua(call))
             if had is not None:
                 self.lost_seen[practice_id] = f"audit seq {had} below the {last_seq} stored (Redis lost writes)"
                 log.warning(
@@ -207,7 +207,7 @@ class Persister(StreamConsumer):
         persisters' group always counts; persistence/trimming.py)."""
         horizon, idle_ms = int(self.clock() * 1000) - self.retention_ms, self.group_idle_s * 1000
         return sum(
-            trimming.trim_stream(self.redis, self._trim, k, p, horizon, idle_ms) for k, p in self.streams.items()
+            trimming.trim_stream(self.redis, self.lua, k, p, horizon, idle_ms) for k, p in self.streams.items()
         )
 
     # ---------------------------------------------------------------- loop

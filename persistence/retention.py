@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from engine import ids, keys
 from engine.codec import text
 from engine.scripts import retention as scripts
-from engine.scripts.registry import source
+from engine.scripts.registry import SyncLua
 from persistence.tables import appointments
 
 log = logging.getLogger("booking.retention")
@@ -52,7 +52,7 @@ def _batches(it: Iterator[Any], n: int) -> Iterator[list[str]]:
 class AppointmentTidy:
     def __init__(self, redis: Any, db: Engine, retention_days: int, *, clock: Callable[[], float] = time.time) -> None:
         self.redis, self.db, self.retention_days, self.clock = redis, db, retention_days, clock
-        self._script = redis.register_script(source("tidy"))
+        self.lua = SyncLua(redis, ("tidy",))
         self._last = 0.0
         self._pass: tuple[Iterator[list[str]], int, TidyReport] | None = None  # a pass under way: batches, cut
 
@@ -123,7 +123,7 @@ class AppointmentTidy:
                 cut_s=cut_s, practice_id=pid, appointment_id=appt_id, practitioner_id=prac,
                 stored_version=version, stored_status=status,
             )  # fmt: skip
-            res = scripts.tidy_reply(self._script(keys=call.keys, args=call.args))
+            res = scripts.tidy_reply(self.lua(call))
             if res.status == "OK":
                 report.removed += 1
             elif res.reason == "unstored":

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from engine import clients, keys
+from engine import keys
+from engine.redis import clients
 from engine.service import BookingEngine
 from engine.settings import Settings
 from persistence import migrate

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from engine import clients, keys
+from engine import keys
 from engine.codec import text
+from engine.redis import clients
 from persistence.tables import audit_heads, practices
 
 

@@ -26,13 +26,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from engine import clients, keys
+from engine import keys
 from engine.codec import text
+from engine.redis import clients, pernode
+from engine.redis.errors import NoScriptError
 from engine.scripts import lease_call
-from engine.scripts.registry import source
-from persistence import pernode
+from engine.scripts.registry import SyncLua
 
 log = logging.getLogger("booking.persister")
 
@@ -100,7 +99,7 @@ class Share:
         self.membership = None if everyone else Membership(redis, self.owner, lease_ms)
         self.members: list[str] = [self.owner]
         self.held: dict[str, float] = {}  # practice id -> local deadline of its lease (s)
-        self._script = redis.register_script(source("lease"))
+        self.lua = SyncLua(redis, ("lease",))
         self._cluster = clients.is_cluster(redis)
         self._last = 0.0
 
@@ -145,7 +144,7 @@ class Share:
             self.membership.leave()
 
     def _run(self, calls: list[tuple[str, int]]) -> list[bool]:
-        """lease.lua for every (practice, ttl), node by node (persistence/pernode.py: one round trip per node). A
+        """lease.lua for every (practice, ttl), node by node (engine/redis/pernode.py: one round trip per node). A
         practice whose node cannot be reached is not held (on a cluster; on a single Redis the error is raised).
         A cluster pipeline refuses the evalsha() method, not the raw command aimed at the slot's node."""
         if not calls:
@@ -153,7 +152,7 @@ class Share:
         commands = []
         for practice_id, ttl in calls:
             c = lease_call(practice_id=practice_id, owner=self.owner, ttl_ms=ttl)
-            commands.append((c.keys[0], ("EVALSHA", self._script.sha, 1, *c.keys, *c.args)))
+            commands.append((c.keys[0], ("EVALSHA", self.lua.sha("lease"), 1, *c.keys, *c.args)))
         for _ in range(3):
             answers = pernode.run(self.redis, commands)
             if not any(isinstance(a, NoScriptError) for a in answers):
@@ -168,5 +167,5 @@ class Share:
                 return out
             # a restarted or promoted node: load it there (not on every primary: another may be down), send again
             missing = [cmd for cmd, a in zip(commands, answers, strict=True) if isinstance(a, NoScriptError)]
-            pernode.run(self.redis, [(key, ("SCRIPT", "LOAD", self._script.script)) for key, _ in missing])
+            pernode.run(self.redis, [(key, ("SCRIPT", "LOAD", self.lua.text("lease"))) for key, _ in missing])
         raise RuntimeError("lease.lua could not be loaded")

@@ -2,7 +2,7 @@
 outbox), and how far a group is behind.
 
 On a Redis Cluster one XREADGROUP may not name streams of two slots (CROSSSLOT), so each practice's stream is
-read by its own non-blocking XREADGROUP, sent node by node (persistence/pernode.py): one round trip per node per
+read by its own non-blocking XREADGROUP, sent node by node (engine/redis/pernode.py): one round trip per node per
 tick, pending and new entries alike, and a node that is down holds back only its own practices. A stream is read in order by one command, so order within a practice holds.
 """
 
@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import ResponseError
-
-from engine import clients, keys
 from engine import events as ev
+from engine import keys
 from engine.codec import text
-from persistence import pernode
+from engine.redis import clients, pernode
+from engine.redis.errors import ResponseError
 from persistence.shares import LEASE_MS, Share
 
 log = logging.getLogger("booking.persister")
@@ -143,7 +142,7 @@ class StreamConsumer:
         return out
 
     def read_per_stream(self, starts: tuple[str, ...]) -> list[list[tuple[str, str, dict[Any, Any]]]]:
-        """Redis Cluster: one non-blocking XREADGROUP per stream and start, sent node by node (persistence/pernode.py:
+        """Redis Cluster: one non-blocking XREADGROUP per stream and start, sent node by node (engine/redis/pernode.py:
         one round trip per node; a node that is down holds back only its streams, read again at the next tick).
         Each command goes to its slot's node, so the client does not ask the server for the keys of each
         XREADGROUP (COMMAND GETKEYS); a redirected one is sent again through the client, which follows it."""

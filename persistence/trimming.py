@@ -24,7 +24,7 @@ def running(redis: Any, key: str, group: str, idle_bound_ms: int) -> bool:
     return any(int(c.get("idle") or 0) < idle_bound_ms for c in redis.xinfo_consumers(key, group))
 
 
-def trim_stream(redis: Any, script: Any, key: str, practice_id: str, min_ms: int, idle_bound_ms: int) -> int:
+def trim_stream(redis: Any, lua: Any, key: str, practice_id: str, min_ms: int, idle_bound_ms: int) -> int:
     """Trim one stream below ``min_ms`` (the retention window) or what the groups holding it back still need;
     returns the number of entries removed."""
     safe = min_ms
@@ -43,4 +43,4 @@ def trim_stream(redis: Any, script: Any, key: str, practice_id: str, min_ms: int
     if safe <= 0:
         return 0
     call = scripts.trim_call(practice_id=practice_id, min_ms=safe, left_behind=left_behind)
-    return int(script(keys=call.keys, args=call.args))
+    return int(lua(call))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from api.devcluster import DevCluster
-from engine import clients
+from engine.redis import clients
 from engine.settings import Settings
 from tests.support.config import REDIS_URL, settings_for
 

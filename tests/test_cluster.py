@@ -17,7 +17,8 @@ from litestar.testing import TestClient
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster
 
-from engine import clients, keys
+from engine import keys
+from engine.redis import clients
 from persistence import audit
 from persistence.db import make_engine
 from persistence.persister import Persister

@@ -203,7 +203,7 @@ def test_kill9_of_a_primary_fails_only_its_shard_and_loses_no_acknowledged_booki
             seen = loads.failures_since(t0, pid)
             print(f"practice {pid} on another shard: {len(seen)} failures {seen}")
             assert not load.transport_errors, (pid, load.summary())
-            # no 503 either: a dead node never closes the connections to the others (engine/slotnode.py)
+            # no 503 either: a dead node never closes the connections to the others (engine/redis/private.py)
             assert load.unexpected(OK) == {}, (pid, load.summary(), s.crashes())
     check_nothing_lost(s, loads)
     assert_audit_verifies(s.env)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from engine import clients, ids, keys, scripts
+from engine import ids, keys, scripts
 from engine.model import SYSTEM, Appointment, Patient, WaitlistOffer, WaitlistRecord
+from engine.redis import clients
 from engine.scripts.registry import NAMES, Lua
 from engine.settings import ConfigError, Settings
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine import clients, ids, keys
+from engine import ids, keys
+from engine.redis import clients
 from engine.scripts.registry import Lua
 from tests import cluster_support
 

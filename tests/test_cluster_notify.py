@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import clients
+from engine.redis import clients
 from tests import cluster_support
 from tests.cluster_support import cluster_fields
 from tests.support.http import next_weekday, search

@@ -12,9 +12,10 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine import clients, keys
+from engine import keys
 from engine import restore as rs
 from engine.codec import text
+from engine.redis import clients
 from engine.service import BookingEngine
 from persistence import runtime
 from persistence.db import make_engine

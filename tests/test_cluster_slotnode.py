@@ -1,4 +1,4 @@
-"""One slot's commands go to that slot's node alone (engine/slotnode.py), on the real local cluster.
+"""One slot's commands go to that slot's node alone (engine/redis/private.py), on the real local cluster.
 
 The defect it mends: redis-py's cluster pipeline answers a failing node by closing the client's connections to
 every node, so one dead primary failed requests in flight on the healthy shards (booking 503s in
@@ -14,7 +14,9 @@ import pytest
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine import clients, ids, keys, slotnode
+from engine import ids, keys
+from engine.redis import clients
+from engine.redis import private as slotnode
 from tests import cluster_support
 from tests.support.servers import free_port
 

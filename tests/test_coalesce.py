@@ -1,5 +1,5 @@
 """Searches of one process that reach Redis in the same loop iteration share one round trip
-(engine/coalesce.py): each caller gets its own answer, its own error, and a failed round trip fails all of its
+(engine/redis/batching.py): each caller gets its own answer, its own error, and a failed round trip fails all of its
 callers and nothing else; on real Redis, concurrent searches answer exactly what each asked alone."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from engine.coalesce import Coalescer
+from engine.redis.batching import Coalescer
 from engine.service import BookingEngine
 from engine.settings import Settings
 from tests.support.config import REDIS_URL

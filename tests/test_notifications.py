@@ -14,7 +14,7 @@ import redis as redis_sync
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine import clients
+from engine.redis import clients
 from engine.settings import parse_offsets
 from persistence.db import make_engine
 from persistence.notify.worker import NotificationWorker

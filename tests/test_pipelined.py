@@ -1,4 +1,4 @@
-"""The API's pipelined reads (api/pipelined.py) against real redis-servers: every caller gets its own reply when
+"""The API's pipelined reads (engine/redis/pipelined.py) against real redis-servers: every caller gets its own reply when
 hundreds are in flight at once, an error reply fails only its read, a write is refused, a lost connection is
 replaced, a Redis that stopped answering fails the reads in flight within the timeout, and an app on a single
 Redis reads a cached search's versions through them."""
@@ -19,8 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.pipelined import PipelinedReads
-from engine import clients
+from engine.redis import clients
+from engine.redis.pipelined import PipelinedReads
 from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, search, setup_practice
 from tests.support.processes import Procs

@@ -1,4 +1,4 @@
-"""The API's Redis client (api/redis_client.py, issue 11 items 9 and 10), against redis-servers of the tests'
+"""The API's Redis client (engine/redis/asyncio_client.py, issue 11 items 9 and 10), against redis-servers of the tests'
 own (each in its own process group, stopped in teardown):
 
 * right after Redis restarts, the next read and the next write on connections pooled before the restart
@@ -183,7 +183,7 @@ def test_a_read_on_a_silently_dead_connection_is_retried_once_and_a_write_is_not
 def test_a_pipeline_of_reads_is_retried_once_and_one_with_a_write_is_not(proxy: SilentProxy) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from api import redis_client
+    from engine.redis import asyncio_client as redis_client
 
     async def go() -> None:
         r = redis_client.connect(settings_for(proxy.url))
@@ -313,7 +313,7 @@ def test_pool_settings_come_from_the_environment() -> None:
 
 
 def test_only_commands_redis_flags_read_only_are_ever_retried() -> None:
-    from api.redis_client import READ_ONLY
+    from engine.redis.asyncio_client import READ_ONLY
 
     writes = {"EVAL", "EVALSHA", "FCALL", "SCRIPT LOAD", "SET", "SADD", "HSET", "ZADD", "ZREMRANGEBYSCORE", "XADD"}
     assert not writes & READ_ONLY
@@ -336,7 +336,7 @@ _ARG = st.one_of(
 def test_hiredis_packing_sends_the_bytes_redis_pys_packer_sends(name: str, args: list[Any]) -> None:
     from redis.asyncio.connection import Connection
 
-    from api.redis_client import packing_with_hiredis
+    from engine.redis.asyncio_client import packing_with_hiredis
 
     fast, plain = packing_with_hiredis(Connection)(), Connection()
     assert b"".join(fast.pack_command(name, *args)) == b"".join(plain.pack_command(name, *args))
@@ -348,7 +348,7 @@ def test_what_hiredis_refuses_gets_redis_pys_own_error() -> None:
     from redis.asyncio.connection import Connection
     from redis.exceptions import DataError
 
-    from api.redis_client import packing_with_hiredis
+    from engine.redis.asyncio_client import packing_with_hiredis
 
     for bad in (None, True, [1]):
         with pytest.raises(DataError):
@@ -356,7 +356,7 @@ def test_what_hiredis_refuses_gets_redis_pys_own_error() -> None:
 
 
 def test_the_api_client_packs_with_hiredis_and_answers(redis_url: str) -> None:
-    from api.redis_client import connect
+    from engine.redis.asyncio_client import connect
 
     async def check() -> None:
         client = connect(settings_for(redis_url))

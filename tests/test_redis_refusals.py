@@ -18,7 +18,7 @@ import pytest
 import redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from engine import clients
+from engine.redis import clients
 from tests.support import processes
 from tests.support.http import next_weekday, setup_practice
 
@@ -154,7 +154,7 @@ def test_a_refusing_redis_is_a_503_or_a_stale_answer_never_a_500(make_client: An
 
 
 def test_the_refusals_are_named_for_every_client_of_the_process() -> None:
-    """redis-py leaves BUSY a bare ResponseError; engine/clients.py names it (and NOREPLICAS, MISCONF) in the table
+    """redis-py leaves BUSY a bare ResponseError; engine/redis/clients.py names it (and NOREPLICAS, MISCONF) in the table
     every parser reads, the pipelined reads' included."""
     for reply, cls in [
         ("BUSY Redis is busy running a script.", clients.RedisBusyError),

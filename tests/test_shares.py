@@ -17,8 +17,9 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine import clients, keys
+from engine import keys
 from engine.codec import text
+from engine.redis import clients
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.shards import node_of

@@ -11,8 +11,9 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import HeaderParameter
 
 from api.auth import Principal, client_id, principal
-from engine import access, clients, errors
+from engine import access, errors
 from engine.idempotency import IdempotencyKey, derive, scope_of
+from engine.redis import clients
 from engine.service import BookingEngine, Ctx
 
 log = logging.getLogger("booking.api")

@@ -14,10 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from redis.exceptions import NoScriptError
-
-from engine import clients, errors, limits, slotnode
+from engine import errors, limits
 from engine.codec import text
+from engine.redis import clients
+from engine.redis import private as slotnode
+from engine.redis.errors import NoScriptError
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
 NAMES = (
@@ -112,7 +113,7 @@ class Lua:
         return out
 
     async def _run_on_slot(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """A cluster's script call, sent to its slot's node alone (``engine.slotnode``: MOVED, ASK and TRYAGAIN
+        """A cluster's script call, sent to its slot's node alone (``engine.redis.private``: MOVED, ASK and TRYAGAIN
         followed for about 2 s, other shards' connections never closed). A book, cancel or reschedule is followed
         by ``WAIT 1 <ms>`` on the same connection (WAIT only counts that connection's writes). A promoted replica
         that never loaded the script refuses it (NOSCRIPT: it did not run): loaded on every primary and sent
@@ -153,6 +154,23 @@ class Ref(NamedTuple):
     kind: str = ""
     ident: str = ""
     hold_id: str = ""
+
+
+class SyncLua:
+    """The same scripts for the synchronous callers (persister, retention, lease sharing, the notifier's outbox):
+    registered once per client (EVALSHA, redis-py loading a script Redis lost). ``lua(call)`` runs a ``Call``."""
+
+    def __init__(self, redis: Any, names: Sequence[str] = NAMES) -> None:
+        self._scripts = {name: redis.register_script(source(name)) for name in names}
+
+    def __call__(self, call: Call) -> Any:
+        return self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+
+    def sha(self, name: str) -> str:
+        return str(self._scripts[name].sha)
+
+    def text(self, name: str) -> str:
+        return str(self._scripts[name].script)
 
 
 class Call(NamedTuple):

@@ -244,7 +244,7 @@ class Found(msgspec.Struct, frozen=True):
 async def search(lua: Lua, call: Call, send: Callable[[Call], Awaitable[Any]] | None = None) -> Found:
     """Free slot starts of each practitioner in [start, end), in the order given, and one audited 'search'
     (``search_call``). ``send``: how the call reaches Redis (default ``lua.run``; the searches of one process go
-    through an ``engine.coalesce.Coalescer``)."""
+    through an ``engine.redis.batching.Coalescer``)."""
     if call.script != "search":
         raise TypeError(f"a {call.script} call was passed to search")
     found: list[list[int]] | bytes = await (

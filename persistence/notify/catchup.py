@@ -83,7 +83,7 @@ def catch_up(outbox: Outbox) -> int:
             outbox.apply(found[i : i + CHUNK])
         done += len(found)
         call = scripts.close_gap_call(practice_id=pid, group=outbox.group, gap=gap)
-        now = scripts.close_gap_reply(outbox.close_gap_script(keys=call.keys, args=call.args))
+        now = scripts.close_gap_reply(outbox.lua(call))
         log.info(
             "practice %s: caught up on %d appointment(s) from the database (stream entries %s trimmed while no "
             "worker ran)%s", pid, len(found), gap, f"; the gap grew to {now}, next round" if now else "",

@@ -39,7 +39,7 @@ def configure(ctx: Context) -> None:
 
 def _context() -> Context:
     if not _CONTEXT:  # a plain `rq worker` process: build it from the environment
-        from engine import clients
+        from engine.redis import clients
         from persistence import runtime
         from persistence.notify.scheduling import Scheduling
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine import events as ev
 from engine import keys
 from engine.offer_notices import KIND as OFFER
-from engine.scripts.registry import source
+from engine.scripts.registry import SyncLua
 from engine.settings import Settings
 from persistence.audit_rows import insert_for
 from persistence.notify import catchup
@@ -136,7 +136,7 @@ class Outbox(StreamConsumer):
         self.db, self.settings, self.scheduling = db, settings, scheduling
         self._last_claim = 0.0
         self._last_catch_up = 0.0
-        self.close_gap_script = redis.register_script(source("close_gap"))
+        self.lua = SyncLua(redis, ("close_gap",))
 
     def handle(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
         if not entries:

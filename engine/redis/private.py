@@ -1,4 +1,13 @@
-"""Commands of one hash slot sent to that slot's node alone (Redis Cluster, asyncio).
+"""Every use of redis-py's private API, in one module (checked on redis-py 8.1.0 and 8.2.0:
+tests/test_redis_private.py). Nothing else in the project imports ``redis._*`` or sets a private attribute.
+
+1. ``name_reply_codes``/``error_reply``: redis-py's reply-error table (``redis._parsers.base.BaseParser``) has no
+   public way to name a reply code it does not know (BUSY, MISCONF, NOREPLICAS stay bare ``ResponseError``s).
+2. ``command_table_once``: the asyncio cluster client's COMMAND table parser (``redis._parsers.commands``), read
+   once instead of at every slot-map refresh (see its docstring).
+3. ``Cluster``/``run``: below.
+
+Commands of one hash slot sent to that slot's node alone (Redis Cluster, asyncio).
 
 Every key of a practice shares its hash tag, so almost every batch the engine sends touches one slot. redis-py's
 cluster pipeline would send such a batch to the right node too, but when any node of it fails it retries by
@@ -25,14 +34,47 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from redis._parsers.base import BaseParser
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterPipeline, PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def name_reply_codes(codes: Mapping[str, type[Exception]]) -> None:
+    """Error replies ``CODE message`` raise ``codes[CODE]`` in every redis-py parser of the process."""
+    for code, cls in codes.items():
+        BaseParser.EXCEPTION_CLASSES.setdefault(code, cls)
+
+
+def error_reply(message: str) -> Exception:
+    """The exception redis-py raises for the error reply ``message`` (``"BUSY Redis is busy..."``)."""
+    return BaseParser.parse_error(message)  # type: ignore[no-any-return, no-untyped-call]
+
+
+class CommandTableOnce(AsyncCommandsParser):
+    """redis-py 8.1's asyncio cluster client reads the COMMAND table again from the first primary it lists at every
+    refresh of the slot map. After a primary died and before its replica is promoted, that primary may be the dead
+    one: the refresh then fails, closes every connection, and commands of every shard fail until the promotion
+    (tests/test_cluster_faults.py saw 503s on the healthy shards). The table never changes: read it once."""
+
+    __slots__ = ()
+
+    async def initialize(self, node: Any = None) -> None:
+        if node is not None:
+            self.node = node
+        if not self.commands:
+            await super().initialize(node)
+
+
+def command_table_once() -> Any:
+    return CommandTableOnce()
+
 
 TRIES = 40  # redirections and TRYAGAIN (50 ms apart) before giving up: about 2 s of a migrating slot
 TRY_AGAIN_S = 0.05

@@ -21,7 +21,7 @@ from redis.exceptions import AskError, ClusterDownError, RedisError, TryAgainErr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import clients
+from engine.redis import clients
 
 log = logging.getLogger("booking.persister")
 REDIRECTED = (AskError, TryAgainError, ClusterDownError)  # MovedError is an AskError in redis-py

@@ -21,9 +21,7 @@ T = TypeVar("T")
 
 
 class Coalescer(Generic[T]):
-    def __init__(
-        self, one: Callable[[T], Awaitable[Any]], many: Callable[[list[T]], Awaitable[list[Any]]]
-    ) -> None:
+    def __init__(self, one: Callable[[T], Awaitable[Any]], many: Callable[[list[T]], Awaitable[list[Any]]]) -> None:
         self.one, self.many = one, many
         self.batches = 0  # round trips that carried more than one call
         self.batched = 0  # calls they carried

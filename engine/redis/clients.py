@@ -4,7 +4,7 @@
 |---|---|---|
 | embedded (no REDIS_URL) | ``fakeredis.aioredis.FakeRedis`` | ``fakeredis.FakeRedis`` on the same fake server |
 | single Redis | ``redis.asyncio.Redis`` | ``redis.Redis`` |
-| Redis Cluster (REDIS_CLUSTER=1) | ``engine.slotnode.Cluster`` (redis-py's, one slot's batches to its node) | ``redis.cluster.RedisCluster`` |
+| Redis Cluster (REDIS_CLUSTER=1) | ``engine.redis.private.Cluster`` (redis-py's, one slot's batches to its node) | ``redis.cluster.RedisCluster`` |
 
 rq and rq-scheduler do not support Redis Cluster: ``queue_redis`` is always a standalone Redis (QUEUE_REDIS_URL,
 or REDIS_URL when that is not a cluster). A cluster client is built from every node REDIS_URL names
@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis._parsers.base import BaseParser
 from redis.exceptions import ClusterError, OutOfMemoryError, ReadOnlyError, ResponseError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.redis import private
 from engine.settings import ConfigError, Settings
 
 
@@ -39,20 +39,16 @@ class RedisMisconfError(ResponseError):
     writes."""
 
 
-# Error replies redis-py leaves as a bare ResponseError, named here once for every client of the process (redis-py's
-# parsers, the hiredis one included, and api/pipelined.py, read this table; each class is still a ResponseError).
+# Error replies redis-py leaves as a bare ResponseError, named for every client of the process (redis-py's parsers,
+# the hiredis one included, and engine/redis/pipelined.py read its table: engine/redis/private.py registers them;
+# each class is still a ResponseError).
 REPLY_CODES: dict[str, type[ResponseError]] = {
     "BUSY": RedisBusyError,
     "NOREPLICAS": RedisNoReplicasError,
     "MISCONF": RedisMisconfError,
 }
-for _code, _cls in REPLY_CODES.items():
-    BaseParser.EXCEPTION_CLASSES.setdefault(_code, _cls)
-
-
-def error_reply(message: str) -> Exception:
-    """The exception redis-py raises for the error reply ``message`` (``"BUSY Redis is busy..."``)."""
-    return BaseParser.parse_error(message)  # type: ignore[no-any-return, no-untyped-call]
+private.name_reply_codes(REPLY_CODES)
+error_reply = private.error_reply
 
 
 # Redis, or (on a cluster) the shard of the key asked about, cannot answer right now: the API's 503 with
@@ -109,37 +105,16 @@ def cluster_client(url: str, *, asynchronous: bool, **options: Any) -> Any:
     if asynchronous:
         from redis.asyncio.cluster import ClusterNode as AsyncNode
 
-        from engine.slotnode import Cluster
-
-        client = Cluster.from_url(
+        client = private.Cluster.from_url(
             urls[0], startup_nodes=_startup_nodes(urls, AsyncNode), require_full_coverage=False, **options
         )
-        client.commands_parser = _command_table_once()
+        client.commands_parser = private.command_table_once()
         return client
     from redis.cluster import ClusterNode, RedisCluster
 
     return RedisCluster.from_url(
         urls[0], startup_nodes=_startup_nodes(urls, ClusterNode), require_full_coverage=False, **options
     )
-
-
-def _command_table_once() -> Any:
-    """redis-py 8.1's asyncio cluster client reads the COMMAND table again from the first primary it lists at every
-    refresh of the slot map. After a primary died and before its replica is promoted, that primary may be the dead
-    one: the refresh then fails, closes every connection, and commands of every shard fail until the promotion
-    (tests/test_cluster_faults.py saw 503s on the healthy shards). The table never changes: read it once."""
-    from redis._parsers.commands import AsyncCommandsParser
-
-    class CommandTableOnce(AsyncCommandsParser):
-        __slots__ = ()
-
-        async def initialize(self, node: Any = None) -> None:
-            if node is not None:
-                self.node = node
-            if not self.commands:
-                await super().initialize(node)
-
-    return CommandTableOnce()
 
 
 def redis_for(url: str, *, cluster: bool, asynchronous: bool = False, **options: Any) -> Any:

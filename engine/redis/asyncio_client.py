@@ -85,7 +85,7 @@ class BoundedPool(aioredis.BlockingConnectionPool):
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await super().get_connection()
+            return await super().get_connection()  # type: ignore[no-untyped-call]
         except RedisConnectionError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 raise PoolExhaustedError(
@@ -135,9 +135,11 @@ class ReadRetryingRedis(aioredis.Redis):
         try:
             if name in READ_ONLY:
                 return await self.read_retry.call_with_retry(
-                    lambda: parent(*args, **options), _after_failure, is_retryable=_retryable
+                    lambda: parent(*args, **options),  # type: ignore[no-untyped-call]
+                    _after_failure,
+                    is_retryable=_retryable,
                 )
-            return await parent(*args, **options)
+            return await parent(*args, **options)  # type: ignore[no-untyped-call]
         finally:
             if self.observe is not None:
                 self.observe(name, time.perf_counter() - started)
@@ -165,7 +167,7 @@ def packing_with_hiredis(cls: type) -> type:
         return _PACKING[cls]
     pack = hiredis.pack_command
 
-    class HiredisPacking(cls):  # type: ignore[valid-type, misc]
+    class HiredisPacking(cls):  # type: ignore[misc]
         def pack_command(self, *args: Any) -> list[bytes]:
             first = args[0]
             if isinstance(first, str) and " " in first:  # "SCRIPT LOAD", "XINFO GROUPS": words of their own
@@ -188,10 +190,21 @@ def _no_maintenance_notifications() -> dict[str, Any]:
     return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
+def _connection_class(url: str) -> type:
+    """The connection class redis-py would pick for ``url``'s scheme, packing with hiredis (given to the pool's
+    constructor: redis-py's public ``connection_class`` option, nothing patched afterwards)."""
+    from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+    scheme = url.split("://", 1)[0].lower()
+    base = {"rediss": SSLConnection, "unix": UnixDomainSocketConnection}.get(scheme, Connection)
+    return packing_with_hiredis(base)
+
+
 def connect(settings: Settings, observe: Observe | None = None) -> ReadRetryingRedis:
     assert settings.redis_url is not None
     pool = BoundedPool.from_url(
         settings.redis_url,
+        connection_class=_connection_class(settings.redis_url),
         max_connections=settings.redis_pool_size,
         timeout=settings.redis_pool_timeout_seconds,
         socket_connect_timeout=1.0,
@@ -200,10 +213,9 @@ def connect(settings: Settings, observe: Observe | None = None) -> ReadRetryingR
         retry=Retry(NoBackoff(), 0),  # redis-py itself never re-sends a command: see read_retry
         **_no_maintenance_notifications(),
     )
-    pool.connection_class = packing_with_hiredis(pool.connection_class)  # before any connection is made
     client = ReadRetryingRedis.from_pool(pool)
-    client.read_retry, client.observe = read_retry(), observe
-    return client
+    client.read_retry, client.observe = read_retry(), observe  # type: ignore[attr-defined]
+    return client  # type: ignore[return-value]
 
 
 async def close(client: Any, timeout: float = 5.0) -> None:

@@ -7,12 +7,12 @@ and a timeout, packing in Python, a ``wait_for`` per reply, the release. Here ev
 one connection: the commands asked in one event-loop iteration are packed by hiredis and written together, and
 the replies, which Redis sends in order, are matched to their callers first in, first out.
 
-Failures answer as redis-py's do, so the engine's handling is unchanged (``engine.clients.UNREACHABLE``):
+Failures answer as redis-py's do, so the engine's handling is unchanged (``engine.redis.clients.UNREACHABLE``):
 
 * not connected, the connection lost, or no reply within ``timeout_s``: ``redis.exceptions.ConnectionError``
   (or ``TimeoutError``) for every read in flight, and the connection is dropped; the next read connects again.
   A read whose connection was lost is sent once more on a fresh connection (reads change nothing), as
-  ``api.redis_client`` retries reads;
+  ``engine.redis.asyncio_client`` retries reads;
 * an error reply: the exception redis-py raises for it, for that read alone (``-ERR ...`` is a
   ``ResponseError``; ``-LOADING`` from a Redis that restarted and is reading its AOF is ``BusyLoadingError``, a
   ``ConnectionError``, so it counts as Redis unreachable and is tried once more).
@@ -33,8 +33,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.redis_client import READ_ONLY, Observe
-from engine import clients
+from engine.redis import clients
+from engine.redis.asyncio_client import READ_ONLY, Observe
 
 
 class _Protocol(asyncio.Protocol):
@@ -68,7 +68,7 @@ class _Protocol(asyncio.Protocol):
             if fut.done():  # its caller went away (cancelled): the reply is dropped, the order kept
                 continue
             if isinstance(reply, ResponseError):
-                # as redis-py names it (with the codes engine/clients.py adds: BUSY...): "-LOADING" (a restarted
+                # as redis-py names it (with the codes engine/redis/clients.py adds: BUSY...): "-LOADING" (a restarted
                 # Redis reading its AOF) is BusyLoadingError, so the engine's "Redis is down" path handles it
                 fut.set_exception(clients.error_reply(str(reply)))
             else:
