@@ -189,9 +189,9 @@ def _no_maintenance_notifications() -> dict[str, Any]:
 
 
 def connect(settings: Settings, observe: Observe | None = None) -> ReadRetryingRedis:
-    assert settings.redis_url is not None
+    assert settings.store_url is not None
     pool = BoundedPool.from_url(
-        settings.redis_url,
+        settings.store_url,
         max_connections=settings.redis_pool_size,
         timeout=settings.redis_pool_timeout_seconds,
         socket_connect_timeout=1.0,

@@ -44,6 +44,9 @@ DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
 
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
+    # the embedded mode (no REDIS_URL): the URL of the child server that `booking serve` started (api/embedded.py),
+    # handed to its workers as BOOKING_EMBEDDED_REDIS_URL; None: the app starts one itself (api/app.py)
+    embedded_redis_url: str | None = None
     # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
     redis_cluster: bool = False
     queue_redis_url: str | None = None
@@ -80,6 +83,11 @@ class Settings(msgspec.Struct, frozen=True):
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def store_url(self) -> str | None:
+        """The Redis the clients connect to: REDIS_URL, or in the embedded mode its child server's URL."""
+        return self.redis_url if self.redis_url is not None else self.embedded_redis_url
 
     @property
     def queue_url(self) -> str | None:
@@ -130,6 +138,7 @@ class Settings(msgspec.Struct, frozen=True):
             raise ConfigError("REPLICA_WAIT_MS must be 0 (never wait) or more")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            embedded_redis_url=env.get("BOOKING_EMBEDDED_REDIS_URL") or None,
             redis_cluster=is_cluster,
             replica_wait_ms=wait_ms,
             queue_redis_url=env.get("QUEUE_REDIS_URL") or None,
