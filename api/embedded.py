@@ -87,8 +87,11 @@ def _ping(port: int) -> bytes:
 class EmbeddedRedis:
     """One child server on ``<data_dir>/redis``: ``start()`` returns its URL, ``stop()`` ends it."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
+        """``durable``: the AOF, fsynced before every reply; without it, nothing is written to disk (the
+        benchmark suite's own server, `booking bench`)."""
         self.dir = Path(data_dir).resolve() / "redis"
+        self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
         self.url: str | None = None
         self._lock: IO[str] | None = None
@@ -133,9 +136,9 @@ class EmbeddedRedis:
     def _try_start(self, binary: str, port: int, timeout: float) -> str | None:
         args = [
             binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-            "--daemonize", "no", "--logfile", str(self.log_path),
+            "--save", "", "--daemonize", "no", "--logfile", str(self.log_path),
         ]  # fmt: skip
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
