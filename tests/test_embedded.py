@@ -36,6 +36,7 @@ def test_embedded_mode_runs_the_whole_flow(make_client: Any) -> None:
 def test_booking_serve_demo_starts_with_no_servers_and_offers_slots(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "BOOKING_ADMIN_TOKEN")}
+    env["BOOKING_DATA_DIR"] = str(tmp_path / "data")  # not the checkout's var/, which scripts/serve may hold
     log = tmp_path / "serve.log"
     proc = processes.spawn([*CLI, "serve", "--demo", "--port", str(port)], env, log=log)
     try:
