@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -29,12 +30,12 @@ log = logging.getLogger("booking.api")
 SHUTDOWN_WAIT_S = 5.0
 
 
-def make_redis(settings: Settings, fake_server: Any = None, metrics: Metrics | None = None) -> Any:
-    """The process's async Redis client: embedded or a Redis Cluster (engine/redis/clients.py), or a single Redis
-    (engine/redis/asyncio_client.py: a bounded blocking pool, reads retried once); with ``metrics``, every round trip and
-    every wait for a pooled connection is observed."""
-    if settings.redis_url is None or settings.redis_cluster:
-        return clients.async_redis(settings, fake_server)
+def make_redis(settings: Settings, metrics: Metrics | None = None) -> Any:
+    """The process's async Redis client: a Redis Cluster (engine/redis/clients.py), or a single Redis, the embedded
+    mode's child server included (engine/redis/asyncio_client.py: a bounded blocking pool, reads retried once); with
+    ``metrics``, every round trip and every wait for a pooled connection is observed."""
+    if settings.redis_cluster:
+        return clients.async_redis(settings)
     client = redis_client.connect(settings, observe=metrics.observe_redis if metrics is not None else None)
     if metrics is not None:
         client.connection_pool.observe_wait = metrics.redis_pool_wait.observe
@@ -61,6 +62,83 @@ async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) 
         await asyncio.sleep(seconds)
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    app: Litestar,
+    settings: Settings,
+    redis: Any,
+    background: bool,
+    reconcile_on_start: bool,
+    extra_startup: list[Any] | None,
+) -> AsyncIterator[None]:
+    from persistence import runtime
+    from persistence.archive import ArchivedAppointments
+
+    state = app.state
+    state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
+    state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
+    state.redis = redis if redis is not None else make_redis(settings, state.metrics)
+    state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
+    # appointments past their retention are read from the database (persistence/retention.py)
+    state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
+    # on a single Redis, cached searches read versions on one pipelined connection (engine/redis/pipelined.py)
+    reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
+    if reads is not None:
+        state.engine.searcher.use_reads(reads.call)
+    state.pipelined_reads = reads
+    state.redis_sync = None if redis is not None and settings.embedded else runtime.sync_redis(settings)
+    persister = None
+    if reconcile_on_start and state.redis_sync is not None:
+        await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
+    notifier = None
+    if settings.embedded and background and state.redis_sync is not None:
+        from persistence.notify.worker import NotificationWorker
+
+        # blocking stream reads, as `booking persister` and `booking worker` on a single Redis
+        persister = runtime.PersisterThread(state.redis_sync, state.db, poll=False, settings=settings)
+        persister.start()
+        notifier = NotificationWorker(settings, state.redis_sync, state.db)
+        notifier.start()
+    tasks: list[asyncio.Task[None]] = []
+    if background:
+
+        async def sweep() -> None:
+            expired = await state.engine.expire_due_holds()
+            if expired:
+                state.metrics.holds_expired.inc(expired)
+
+        tasks.append(asyncio.create_task(_every(settings.sweep_interval_seconds, sweep, "hold sweeper")))
+        tasks.append(asyncio.create_task(_every(3600, state.engine.roll_horizon, "horizon roll", 60.0)))
+    for hook in extra_startup or []:
+        await hook(app)
+    _tune_gc()
+    state.ready = True
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+            for t in stuck:
+                log.warning("background task %s did not stop within %s s", t.get_name(), SHUTDOWN_WAIT_S)
+        try:  # the search audits still queued (bounded: its retries, then counted)
+            await asyncio.wait_for(state.engine.searcher.audits.close(), SHUTDOWN_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - the shutdown goes on; what was lost is counted and logged
+            log.warning("search audits not flushed at shutdown: %s", exc)
+        if notifier is not None:
+            await asyncio.to_thread(notifier.close)
+        if persister is not None:
+            await asyncio.to_thread(persister.close)
+        if reads is not None:
+            await reads.aclose()
+        if redis is None:
+            await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
+        if state.redis_sync is not None:
+            state.redis_sync.close()
+        state.db.dispose()
+
+
 def create_app(
     settings: Settings | None = None,
     redis: Any = None,
@@ -69,82 +147,28 @@ def create_app(
     reconcile_on_start: bool = True,
     extra_startup: list[Any] | None = None,
 ) -> Litestar:
-    """The API. In the embedded mode (no REDIS_URL) the persister runs in-process on the SQLite file and
-    Redis is rebuilt from it at start; with a real Redis, start-up reconciles once if Redis lost its data."""
+    """The API. In the embedded mode (no REDIS_URL) Redis is the child server `booking serve` started
+    (BOOKING_EMBEDDED_REDIS_URL), or one this app starts in the data folder and stops with its lifespan
+    (api/embedded.py); the persister runs in-process on the SQLite file and reconciles at start, as `booking
+    persister` does. With a real Redis, start-up reconciles once if Redis lost its data."""
     settings = (settings or Settings.from_env()).check()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        import fakeredis
+        from api.serving import exit_with_serve
 
-        from persistence import runtime
-        from persistence.archive import ArchivedAppointments
+        exit_with_serve()
+        async with contextlib.AsyncExitStack() as stack:
+            conn = settings
+            if settings.embedded and redis is None and settings.embedded_redis_url is None:
+                from api.embedded import EmbeddedRedis
 
-        state = app.state
-        state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
-        state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
-        fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
-        state.redis = redis if redis is not None else make_redis(settings, fake_server, state.metrics)
-        state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
-        # appointments past their retention are read from the database (persistence/retention.py)
-        state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
-        # on a single Redis, cached searches read versions on one pipelined connection (engine/redis/pipelined.py)
-        reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
-        if reads is not None:
-            state.engine.searcher.use_reads(reads.call)
-        state.pipelined_reads = reads
-        state.redis_sync = (
-            None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
-        )
-        persister = None
-        if reconcile_on_start and state.redis_sync is not None:
-            await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
-        notifier = None
-        if settings.embedded and background and state.redis_sync is not None:
-            from persistence.notify.worker import NotificationWorker
-
-            persister = runtime.PersisterThread(state.redis_sync, state.db, poll=True, settings=settings)
-            persister.start()
-            notifier = NotificationWorker(settings, state.redis_sync, state.db, poll=True)
-            notifier.start()
-        tasks: list[asyncio.Task[None]] = []
-        if background:
-
-            async def sweep() -> None:
-                expired = await state.engine.expire_due_holds()
-                if expired:
-                    state.metrics.holds_expired.inc(expired)
-
-            tasks.append(asyncio.create_task(_every(settings.sweep_interval_seconds, sweep, "hold sweeper")))
-            tasks.append(asyncio.create_task(_every(3600, state.engine.roll_horizon, "horizon roll", 60.0)))
-        for hook in extra_startup or []:
-            await hook(app)
-        _tune_gc()
-        state.ready = True
-        try:
-            yield
-        finally:
-            for t in tasks:
-                t.cancel()
-            if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever
-                _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
-                for t in stuck:
-                    log.warning("background task %s did not stop within %s s", t.get_name(), SHUTDOWN_WAIT_S)
-            try:  # the search audits still queued (bounded: its retries, then counted)
-                await asyncio.wait_for(state.engine.searcher.audits.close(), SHUTDOWN_WAIT_S)
-            except Exception as exc:  # noqa: BLE001 - the shutdown goes on; what was lost is counted and logged
-                log.warning("search audits not flushed at shutdown: %s", exc)
-            if notifier is not None:
-                await asyncio.to_thread(notifier.close)
-            if persister is not None:
-                await asyncio.to_thread(persister.close)
-            if reads is not None:
-                await reads.aclose()
-            if redis is None:
-                await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
-            if state.redis_sync is not None:
-                state.redis_sync.close()
-            state.db.dispose()
+                # started from this thread, whose end (not only the process's) would stop it (PR_SET_PDEATHSIG)
+                server = EmbeddedRedis(settings.data_dir)
+                stack.callback(server.stop)
+                conn = msgspec.structs.replace(settings, embedded_redis_url=server.start())
+            async with _serving(app, conn, redis, background, reconcile_on_start, extra_startup):
+                yield
 
     handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
     document(handlers)

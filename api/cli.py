@@ -242,7 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = _commands().get(argv[0]) if argv else None
     if command is not None:  # it parses its own options
-        return int(command.load()(argv[1:]))
+        try:
+            run = command.load()
+        except ModuleNotFoundError as exc:  # its extra is not installed (`booking bench`: hdrh, matplotlib, ...)
+            print(
+                f"booking {argv[0]}: needs the `{argv[0]}` extra (no module {exc.name!r}): "
+                f"pip install 'booking-engine[{argv[0]}]' (in a checkout: scripts/test installs it)",
+                file=sys.stderr,
+            )
+            return 2
+        return int(run(argv[1:]))
     args = parser().parse_args(argv)
     from engine.settings import ConfigError
     from persistence.migrate import SchemaMismatchError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 DEMO_PRACTICE = {"name": "Rue de Rivoli Family Practice", "timezone": "Europe/Paris"}
@@ -34,6 +35,43 @@ def seed_over_http(base_url: str, token: str | None = None) -> dict[str, Any]:
         for pr in prs:
             _ok(c.put(f"/v1/practitioners/{pr['id']}/schedule", json=DEMO_SCHEDULE))
     return {"practice": practice, "practitioners": prs, "visit_types": vts}
+
+
+def reuse_over_http(base_url: str, practice_id: str, token: str | None = None) -> dict[str, Any] | None:
+    """The demo practice seeded before (its id kept in the data folder), read back through the HTTP API; None
+    when this server does not know it (its store was emptied)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as c:
+        got = c.get(f"/v1/practices/{practice_id}")
+        if got.status_code == 404:
+            return None
+        practice = _ok(got)
+        prs = _ok(c.get(f"/v1/practices/{practice_id}/practitioners"))["items"]
+        order = [name for name, _ in DEMO_VISIT_TYPES]
+        vts = sorted(
+            _ok(c.get(f"/v1/practices/{practice_id}/visit-types"))["items"],
+            key=lambda v: order.index(v["name"]) if v["name"] in order else len(order),
+        )
+    if len(vts) < 2 or not prs:
+        return None
+    return {"practice": practice, "practitioners": prs, "visit_types": vts}
+
+
+def seed_once(base_url: str, token: str | None, state: Path | None) -> dict[str, Any]:
+    """The demo practice named in ``state`` (a file of the data folder) if the server still has it, else a new
+    one, its id written there: a restarted embedded server shows the same practice instead of adding one."""
+    if state is not None and state.is_file():
+        known = reuse_over_http(base_url, state.read_text().strip(), token)
+        if known is not None:
+            return known
+    seeded = seed_over_http(base_url, token)
+    if state is not None:
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(seeded["practice"]["id"])
+        tmp.replace(state)
+    return seeded
 
 
 def _ok(response: Any) -> Any:

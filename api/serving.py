@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
-from engine.settings import Settings
+import msgspec
+
+from engine.settings import ConfigError, Settings
+
+DEMO_STATE_FILE = "demo-practice"  # in the data folder: the embedded demo practice's id
+SERVE_PID_ENV = "BOOKING_SERVE_PID"
+log = logging.getLogger("booking.serve")
+
+
+def exit_with_serve() -> None:
+    """In a worker of `booking serve` (granian forks them; they outlived a `kill -9` of it, holding the port, the
+    data folder and a persister): a daemon thread that stops this process once its parent is gone. SIGTERM
+    first (the app shuts down in order), its end forced 5 s later (as safe as the kill -9 it follows). Nothing outside such a worker."""
+    parent = int(os.environ.get(SERVE_PID_ENV) or 0)
+    if not parent or parent == os.getpid() or os.getppid() != parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        log.warning("booking serve (pid %d) is gone: this worker stops", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-serve", daemon=True).start()
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = Settings.from_env()
     if settings.embedded and args.workers > 1:
         print(
@@ -21,13 +49,52 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    check_port_free(args.host, args.port)
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # its workers stop when it is gone (exit_with_serve)
+    if not settings.embedded or settings.embedded_redis_url is not None:
+        return _serve(args, settings)
+    from api.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(settings.data_dir)  # its own child, killed by the kernel if this process dies
+    url = server.start()
+    try:
+        os.environ["BOOKING_EMBEDDED_REDIS_URL"] = url  # for the workers (Settings.from_env)
+        return _serve(args, msgspec.structs.replace(settings, embedded_redis_url=url))
+    finally:
+        os.environ.pop("BOOKING_EMBEDDED_REDIS_URL", None)
+        server.stop()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once, in one line, when another process listens on the port. granian binds with SO_REUSEPORT, so
+    a second server would otherwise share the port with the first (and the kernel split connections between
+    them); this probe binds without it, which a port held by a listener refuses."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another booking serve?); "
+                "stop it or choose another --port"
+            ) from None
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
     from api import metrics_dir
 
     metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
     base = f"http://{args.host}:{args.port}"
     if args.demo:
-        _start_seeder(base, settings.admin_token)
-    mode = "embedded (in-process Redis, nothing to install)" if settings.embedded else settings.redis_url
+        _start_seeder(base, settings.admin_token, settings.data_dir if settings.embedded else None)
+    if settings.embedded:
+        where = (settings.embedded_redis_url or "").removeprefix("redis://").removesuffix("/0")
+        mode = f"embedded: a child Redis on {where}, its data in {os.path.abspath(settings.data_dir)}"
+    else:
+        mode = settings.redis_url or ""
     print(f"booking: serving on {base} ({mode}); OpenAPI at {base}/schema", flush=True)
     if args.server == "granian":
         _serve_granian(args)
@@ -72,12 +139,15 @@ def _serve_granian(args: argparse.Namespace) -> None:
     ).serve()
 
 
-def _start_seeder(base: str, token: str | None) -> subprocess.Popen[bytes]:
+def _start_seeder(base: str, token: str | None, data_dir: str | None = None) -> subprocess.Popen[bytes]:
     """The demo seeding runs in a process of its own. A thread would share this process's import locks with the
     workers granian forks: a worker forked while the thread imported (httpx imports lazily on its first
     request) inherited a held module lock and hung for ever in its own imports (seen as a fresh-clone CI's demo
-    never answering). It stops by itself once this process is gone."""
+    never answering). It stops by itself once this process is gone. With ``data_dir`` (the embedded mode), the
+    demo practice's id is kept there and the practice reused after a restart (api/demo.py ``seed_once``)."""
     env = {**os.environ, "BOOKING_SEED_BASE": base, "BOOKING_SEED_PARENT": str(os.getpid())}
+    if data_dir is not None:
+        env["BOOKING_SEED_STATE"] = os.path.join(os.path.abspath(data_dir), DEMO_STATE_FILE)
     if token:
         env["BOOKING_SEED_TOKEN"] = token  # not on the command line: `ps` shows that to every user
     code = "from api.serving import seed_main; seed_main()"
@@ -86,14 +156,15 @@ def _start_seeder(base: str, token: str | None) -> subprocess.Popen[bytes]:
 
 def seed_main() -> None:
     """Entry of the seeding process (``_start_seeder``)."""
+    state = os.environ.get("BOOKING_SEED_STATE")
     _seed_when_up(os.environ["BOOKING_SEED_BASE"], os.environ.get("BOOKING_SEED_TOKEN") or None,
-                  int(os.environ.get("BOOKING_SEED_PARENT", "0")))  # fmt: skip
+                  int(os.environ.get("BOOKING_SEED_PARENT", "0")), Path(state) if state else None)  # fmt: skip
 
 
-def _seed_when_up(base: str, token: str | None, parent: int = 0) -> None:
+def _seed_when_up(base: str, token: str | None, parent: int = 0, state: Path | None = None) -> None:
     import httpx
 
-    from api.demo import describe, seed_over_http
+    from api.demo import describe, seed_once
 
     deadline = time.monotonic() + 180  # a first start on a slow or busy machine takes a while
     while time.monotonic() < deadline:
@@ -107,7 +178,7 @@ def _seed_when_up(base: str, token: str | None, parent: int = 0) -> None:
         time.sleep(0.2)
     for attempt in range(5):
         try:
-            print(describe(seed_over_http(base, token), base), flush=True)
+            print(describe(seed_once(base, token, state), base), flush=True)
             return
         except Exception as exc:  # noqa: BLE001 - say why, then try again: the server may still be warming up
             print(f"booking serve --demo: seeding failed ({exc}); {'retrying' if attempt < 4 else 'giving up'}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -25,7 +26,8 @@ LOCK = Path(tempfile.gettempdir()) / "booking-bench.lock"
 
 
 def hold_lock(wait: float) -> Any:
-    """One `booking bench` at a time on a machine: every run flushes the same Redis db (15)."""
+    """One `booking bench` at a time on a machine: every run drops and creates the same PostgreSQL databases
+    (``--db-prefix``), and one run's load would skew another's measurements."""
     f = LOCK.open("w")
     deadline = time.time() + wait
     said = False
@@ -49,15 +51,42 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str]) -> int:
     opts = options.parse(argv)
+    if opts.redis_url is not None and not opts.target_url and (keys := _keys(opts)):
+        print(
+            f"booking bench: {opts.redis_url} holds {keys} keys; the suite flushes its Redis between targets, so it "
+            "runs only on an empty one (or leave out --redis-url: it starts its own)",
+            file=sys.stderr,
+        )
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)
     lock = hold_lock(opts.lock_wait)
     if lock is None:
         print(f"booking bench: another run still holds {LOCK}", file=sys.stderr)
         return 2
+    own = None
     try:
+        if opts.redis_url is None:  # a server of its own: it never flushes a database it did not create
+            from api.embedded import EmbeddedRedis
+
+            folder = tempfile.mkdtemp(prefix="booking-bench-redis-")
+            own = EmbeddedRedis(folder, durable=False)
+            opts.redis_url = own.start()
+            print(f"booking bench: its own Redis at {opts.redis_url} (stopped at the end)", flush=True)
         return _main(argv, opts)
     finally:
+        if own is not None:
+            own.stop()
+            shutil.rmtree(folder, ignore_errors=True)
         lock.close()
+
+
+def _keys(opts: options.Options) -> int:
+    """How many keys the given Redis holds (on a cluster: all its primaries)."""
+    r = opts.redis()
+    try:
+        return int(r.dbsize())
+    finally:
+        r.close()
 
 
 def _main(argv: list[str], opts: options.Options) -> int:

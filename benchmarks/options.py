@@ -31,7 +31,8 @@ class Options(msgspec.Struct):
     search_days: int
     results: str
     target_url: str | None
-    redis_url: str
+    admin_token: str | None
+    redis_url: str | None
     redis_cluster: bool
     cluster: bool
     queue_redis_url: str | None
@@ -61,10 +62,12 @@ class Options(msgspec.Struct):
         """A client of the engine's Redis: one server, or every node of a cluster (engine/redis/clients.py)."""
         from engine.redis import clients
 
+        assert self.redis_url is not None, "benchmarks/cli.py sets it (a server of its own) before a run"
         return clients.redis_for(self.redis_url, cluster=self.redis_cluster)
 
     def redis_env(self) -> dict[str, str]:
         """The engine's and the floor's Redis settings (API.md's configuration)."""
+        assert self.redis_url is not None
         env = {"REDIS_URL": self.redis_url}
         if self.redis_cluster:
             env.update({"REDIS_CLUSTER": "1", "QUEUE_REDIS_URL": self.queue_redis_url or ""})
@@ -128,7 +131,17 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="drive a running engine at this URL instead of starting one (then only the engine is measured)",
     )
-    a("--redis-url", default="redis://127.0.0.1:6379/15", help="the engine's Redis (flushed when we start it)")
+    a(
+        "--admin-token",
+        default=None,
+        help="with --target: the admin token of that engine (its BOOKING_ADMIN_TOKEN); every request carries it",
+    )
+    a(
+        "--redis-url",
+        default=None,
+        help="the engine's Redis, empty at the start (the suite flushes what it wrote between targets); default: a "
+        "Redis-protocol server of its own, started and stopped here (api/embedded.py, no AOF)",
+    )
     a(
         "--redis-cluster",
         action="store_true",
@@ -226,6 +239,20 @@ def parse(argv: list[str]) -> Options:
         # the per-script limits and the data scale drive one Redis (pipelined EVALSHA, bulk loads)
         opts.skip_limits = True
     if opts.target_url:
+        if not opts.admin_token:
+            raise SystemExit("booking bench: --target needs --admin-token (the BOOKING_ADMIN_TOKEN of that engine)")
+        if not opts.redis_url:
+            raise SystemExit(
+                "booking bench: --target needs --redis-url (that engine's Redis, for the invariant checks)"
+            )
         opts.targets = ["engine"]
         opts.skip_limits = True  # never bulk-load filler data or run raw scripts against someone's deployment
+    elif opts.admin_token:
+        raise SystemExit("booking bench: --admin-token goes with --target (the engines it starts use their own)")
+    else:
+        from benchmarks.targets import ADMIN_TOKEN
+
+        opts.admin_token = ADMIN_TOKEN
+    if opts.redis_cluster and not opts.redis_url:
+        raise SystemExit("booking bench: --redis-cluster needs --redis-url (nodes of the cluster)")
     return opts

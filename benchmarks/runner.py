@@ -54,7 +54,7 @@ class Bench:
         log(f"   seeding {practices} practices x {o.practitioners} practitioners, {o.horizon} days")
         return seed(
             url,
-            targets.ADMIN_TOKEN,
+            self.o.admin_token,
             practices=practices,
             practitioners=o.practitioners,
             horizon=o.horizon,
@@ -189,7 +189,7 @@ class Bench:
         data = self._seed(url)
         self._data = data
         r = o.redis()
-        pool = GeneratorPool(url, data, targets.ADMIN_TOKEN, o.gen_procs)
+        pool = GeneratorPool(url, data, self.o.admin_token, o.gen_procs)
         extra = {"redis": profile.redis_pids(r), "postgres": cpu.pids_named("postgres")}
         if target == "cluster":
             extra.update(cluster.node_groups(r))  # each redis-server's own CPU
@@ -275,7 +275,7 @@ class Bench:
             search_days=self._data.search_days,
             hot=self._data.hot,
         )
-        pool = GeneratorPool(url, small, targets.ADMIN_TOKEN, 1)
+        pool = GeneratorPool(url, small, self.o.admin_token, 1)
         try:
             rate = 100.0 if self.o.quick else 300.0
             step = self._step(
@@ -313,7 +313,7 @@ class Bench:
     def run_floor(self, data: Dataset) -> None:
         log("== floor: bare Litestar endpoints, one Redis GET each")
         server = self._start(targets.start_floor(self.o.redis_env(), self.o.workers, self.logs, self.o.server))
-        pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, self.o.gen_procs)
+        pool = GeneratorPool(server.url, data, self.o.admin_token, self.o.gen_procs)
         r = self.o.redis()
         extra = {"redis": profile.redis_pids(r)}
         r.close()
@@ -333,7 +333,7 @@ class Bench:
         db_url = schema.create(o.pg_admin_url, f"{o.db_prefix}_pgonly")
         server = self._start(targets.start_pgonly(db_url, o.workers, self.logs, o.pgonly_pool, o.server))
         data = self._seed(server.url)
-        pool = GeneratorPool(server.url, data, targets.ADMIN_TOKEN, o.gen_procs)
+        pool = GeneratorPool(server.url, data, self.o.admin_token, o.gen_procs)
         try:
             for sc in self._not_engine_only():
                 groups = self._groups(server, pool, {"postgres": cpu.pids_named("postgres")})

@@ -293,9 +293,7 @@ EventType = Literal[
     "waitlist_leave",
 ]
 
-# Non-strict: the flat stream fields are strings ("seq": "12"), and an embedded (Lua 5.4) script may write an
-# integral number as 12.0.
-_decoder = msgspec.json.Decoder(Event, strict=False)
+_decoder = msgspec.json.Decoder(Event)
 _encoder = msgspec.json.Encoder()
 _PLAIN = ("type", "seq", "at", "actor", "practice_id", "practitioner_id", "hold_id", "appointment_id", "request_id")
 
@@ -309,7 +307,10 @@ def from_stream(entry_id: bytes | str, fields: Mapping[Any, Any]) -> Event:
     if f.get("v") != "1":
         raise ValueError(f"unknown event version {f.get('v')!r}")
     detail = f.get("detail") or "{}"
-    head = {k: f[k] for k in _PLAIN if k in f}
+    head: dict[str, Any] = {k: f[k] for k in _PLAIN if k in f}
+    for number in ("seq", "at"):  # the flat stream fields are strings
+        if number in head:
+            head[number] = int(head[number])
     head["event_id"] = text(entry_id)
     head["detail_raw"] = detail
     return _decoder.decode(
@@ -317,7 +318,7 @@ def from_stream(entry_id: bytes | str, fields: Mapping[Any, Any]) -> Event:
             (
                 _encoder.encode(head)[:-1],
                 b',"detail":',
-                b"{}" if detail == "[]" else detail.encode(),
+                b"{}" if detail == "[]" else detail.encode(),  # the first scripts' empty detail (old entries)
                 b',"data":',
                 f.get("data", "").encode() or b"null",
                 b"}",

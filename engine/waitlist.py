@@ -21,7 +21,7 @@ from engine.model import SYSTEM, Appointment, Ctx, WaitlistOffer, WaitlistRecord
 from engine.offers import Offers
 from engine.scripts.waitlist import OfferKit
 
-_decoder = msgspec.json.Decoder(WaitlistRecord, strict=False)  # an embedded (Lua 5.4) script may write 12.0
+_decoder = msgspec.json.Decoder(WaitlistRecord)
 SWEEP_ENDED_EVERY_S = 60.0
 
 

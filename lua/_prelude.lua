@@ -2,17 +2,10 @@
 -- Claims are members of a practitioner's claims zset, scored by start (epoch seconds):
 --   'b|<appointment_id>|<end_s>|0'          a booked appointment
 --   'h|<hold_id>|<end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms
-local unpack = unpack or table.unpack  -- Lua 5.1 (Redis) and 5.4 (embedded)
 -- MAX_DURATION_S (the longest visit type, engine/limits.py) bounds every overlap look-up; engine/scripts/registry.py
 -- defines it above this prelude.
 
 local function int(x) return string.format('%d', x) end
-
--- An empty table encodes as '{}' everywhere (cjson implementations differ on it).
-local function encode(t)
-  if next(t) == nil then return '{}' end
-  return cjson.encode(t)
-end
 
 -- Append one event to the practice's stream. Audited actions take the next audit sequence number.
 local function emit(stream, audit, now_ms, typ, actor, practice, practitioner, hold, appt, request_id, detail, data)
@@ -20,7 +13,7 @@ local function emit(stream, audit, now_ms, typ, actor, practice, practitioner, h
   if audit then seq = int(redis.call('HINCRBY', audit, 'seq', 1)) end
   redis.call('XADD', stream, '*', 'v', '1', 'type', typ, 'seq', seq, 'at', now_ms, 'actor', actor,
     'practice_id', practice, 'practitioner_id', practitioner or '', 'hold_id', hold or '',
-    'appointment_id', appt or '', 'request_id', request_id, 'detail', encode(detail), 'data', data or '')
+    'appointment_id', appt or '', 'request_id', request_id, 'detail', cjson.encode(detail), 'data', data or '')
   return seq
 end
 
@@ -116,7 +109,8 @@ local function wl_get(entries, id)
 end
 
 local function wl_put(entries, e, patient)
-  local json = string.gsub(cjson.encode(e), '"had":{}', '"had":[]')  -- an empty list, whatever cjson makes of it
+  -- Redis's cjson cannot tell an empty list from an empty object (both an empty table): `had` is a list
+  local json = string.gsub(cjson.encode(e), '"had":{}', '"had":[]')
   json = string.sub(json, 1, -2) .. ',"patient":' .. patient .. '}'
   redis.call('HSET', entries, e.id, json)
   return json

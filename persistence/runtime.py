@@ -50,9 +50,9 @@ def open_database_tolerant(settings: Settings) -> Engine:
         return make_engine(database_url(settings))
 
 
-def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
+def sync_redis(settings: Settings) -> Any:
     """The persister's and reconciliation's Redis client: embedded, single Redis or Redis Cluster."""
-    return clients.sync_redis(settings, fake_server)
+    return clients.sync_redis(settings)
 
 
 async def reconcile_if_needed(
@@ -78,6 +78,8 @@ def persister_for(settings: Settings, redis_sync: Any, db: Engine, **kw: Any) ->
     """The persister as the settings configure it: stream trimming past idle groups, the appointment tidy."""
     tidy = AppointmentTidy(redis_sync, db, settings.appointment_retention_days)
     return Persister(redis_sync, db, group_idle_s=settings.stream_group_idle_seconds, tidy=tidy, **kw)
+
+
 def reconcile_practices(settings: Settings, db: Engine, practice_ids: set[str]) -> set[str]:
     """Reconcile only these practices (their data was lost: persistence/shards.py), from a thread of its own
     event loop (the persister's); returns the practices put back."""

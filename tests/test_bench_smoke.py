@@ -41,7 +41,7 @@ def _another_run_is_going() -> bool:
 
 def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
     if _another_run_is_going():
-        pytest.skip("a `booking bench` run is measuring on this machine (it owns Redis db 15 meanwhile)")
+        pytest.skip("a `booking bench` run is measuring on this machine (it owns the bench databases meanwhile)")
     booking = Path(sys.executable).parent / "booking"
     argv = [str(booking)] if booking.exists() else [sys.executable, "-m", "api.cli"]
     out = processes.run(  # in its own process group: the servers the bench starts die with it at the timeout
@@ -50,6 +50,7 @@ def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invarian
         timeout=200,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert "booking bench: its own Redis at redis://127.0.0.1:" in out.stdout  # no --redis-url: none of ours flushed
     files = sorted(tmp_path.glob("bench-*.json"))
     assert len(files) == 1, list(tmp_path.iterdir())
     report = json.loads(files[0].read_text())

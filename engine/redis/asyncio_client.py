@@ -201,10 +201,10 @@ def _connection_class(url: str) -> type:
 
 
 def connect(settings: Settings, observe: Observe | None = None) -> ReadRetryingRedis:
-    assert settings.redis_url is not None
+    assert settings.store_url is not None
     pool = BoundedPool.from_url(
-        settings.redis_url,
-        connection_class=_connection_class(settings.redis_url),
+        settings.store_url,
+        connection_class=_connection_class(settings.store_url),
         max_connections=settings.redis_pool_size,
         timeout=settings.redis_pool_timeout_seconds,
         socket_connect_timeout=1.0,

@@ -2,7 +2,7 @@
 
 | mode (settings) | async: API, engine | sync: persister, reconcile, notifier, bench |
 |---|---|---|
-| embedded (no REDIS_URL) | ``fakeredis.aioredis.FakeRedis`` | ``fakeredis.FakeRedis`` on the same fake server |
+| embedded (no REDIS_URL) | ``redis.asyncio.Redis`` on the child server of api/embedded.py | ``redis.Redis`` on it |
 | single Redis | ``redis.asyncio.Redis`` | ``redis.Redis`` |
 | Redis Cluster (REDIS_CLUSTER=1) | ``engine.redis.private.Cluster`` (redis-py's, one slot's batches to its node) | ``redis.cluster.RedisCluster`` |
 
@@ -130,28 +130,29 @@ def redis_for(url: str, *, cluster: bool, asynchronous: bool = False, **options:
     return redis.Redis.from_url(url, **options)
 
 
-def async_redis(settings: Settings, fake_server: Any = None) -> Any:
+def _url(settings: Settings) -> str:
+    url = settings.store_url
+    if url is None:
+        raise ConfigError(
+            "the embedded mode's Redis is not running: `booking serve` starts it (api/embedded.py), or set REDIS_URL"
+        )
+    return url
+
+
+def async_redis(settings: Settings) -> Any:
     """The engine's client (the API's hot path)."""
-    if settings.redis_url is None:
-        import fakeredis
-
-        return fakeredis.aioredis.FakeRedis(server=fake_server or fakeredis.FakeServer(), lua_modules=set())
-    return redis_for(settings.redis_url, cluster=settings.redis_cluster, asynchronous=True, **ASYNC_OPTIONS)
+    return redis_for(_url(settings), cluster=settings.redis_cluster, asynchronous=True, **ASYNC_OPTIONS)
 
 
-def sync_redis(settings: Settings, fake_server: Any = None) -> Any:
+def sync_redis(settings: Settings) -> Any:
     """The persister's, reconciliation's and the notifier's client (threads)."""
-    if settings.redis_url is None:
-        import fakeredis
-
-        return fakeredis.FakeRedis(server=fake_server)
-    return redis_for(settings.redis_url, cluster=settings.redis_cluster, **SYNC_OPTIONS)
+    return redis_for(_url(settings), cluster=settings.redis_cluster, **SYNC_OPTIONS)
 
 
-def queue_redis(settings: Settings, fake_server: Any = None) -> Any:
+def queue_redis(settings: Settings) -> Any:
     """The standalone Redis of rq and rq-scheduler."""
     if settings.redis_url is None:
-        return sync_redis(settings, fake_server)
+        return sync_redis(settings)
     url = settings.queue_url
     if url is None:
         raise ConfigError(
