@@ -174,7 +174,7 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "get_hold": Doc((*V1, 404, 409, 410)),
-    "release_hold": Doc((*V1, 404, 409)),
+    "release_hold": Doc((*V1, 403, 404, 409)),
     "book": Doc(
         (*V1, *BODY, 404, 409, 410, 429),
         {201: {**_APPOINTMENT_LINKS, "audit": link("GET", "/v1/audit", "Its audit trail", query_appointment_id=ID)}},

@@ -46,6 +46,7 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
     errors.NoOfferError: (409, "No offer"),
     errors.OfferExpiredError: (410, "Offer expired"),
     errors.OfferKitError: (409, "Changed concurrently"),
+    errors.OfferHoldError: (403, "Forbidden"),
 }
 
 

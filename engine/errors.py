@@ -110,6 +110,20 @@ class OfferExpiredError(BookingError):
         self.entry_id = entry_id
 
 
+class OfferHoldError(BookingError):
+    """A waitlist offer's hold released by someone other than its entry or staff (403 forbidden): the entry's
+    decline (with its manage token) gives an offer up (docs/waitlist.md)."""
+
+    code = "forbidden"
+
+    def __init__(self, hold_id: str) -> None:
+        super().__init__(
+            f"hold {hold_id!r} is a waitlist offer: only its entry (decline, with the manage token) or staff may "
+            "release it"
+        )
+        self.hold_id = hold_id
+
+
 class OfferKitError(BookingError):
     """Entries wait and a freeing call carried no waitlist kit, or one without every visit type of the practice:
     nothing changed; the engine reads the visit types again and retries (docs/waitlist.md)."""

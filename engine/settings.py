@@ -41,6 +41,10 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
 # answer stale through a Redis outage (STALE_READ_SECONDS); 0 turns it off (docs/benchmarks.md: what it costs)
 DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
 
+# The offer mail links to the patient app's page for the offer (never to the offer's hold id, which only the entry
+# may book or release: docs/waitlist.md); a deployment sets WAITLIST_ACCEPT_URL to its app's page.
+WAITLIST_ACCEPT_URL = "https://booking.invalid/waitlist/{entry_id}"
+
 
 class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
@@ -60,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True):
     sweep_interval_seconds: float = 1.0
     data_dir: str = "var"
     notify_from: str = "Booking <no-reply@booking.invalid>"
+    # the patient app's page for a waitlist offer, named in the offer mail; {entry_id} is replaced
+    waitlist_accept_url: str = WAITLIST_ACCEPT_URL
     notify_max_attempts: int = 5
     notify_retry_base_seconds: float = 2.0
     notify_lease_seconds: float = 60.0
@@ -90,6 +96,8 @@ class Settings(msgspec.Struct, frozen=True):
 
     def check(self) -> Settings:
         """Refuse a configuration that cannot work, with a message that says what to set."""
+        if "{entry_id}" not in self.waitlist_accept_url:
+            raise ConfigError("WAITLIST_ACCEPT_URL must contain {entry_id} (where the app's offer page takes it)")
         if self.redis_cluster and self.redis_url is None:
             raise ConfigError("REDIS_CLUSTER=1 needs REDIS_URL: one or more nodes of the cluster, comma-separated")
         if self.redis_cluster and self.queue_redis_url is None:
@@ -142,6 +150,7 @@ class Settings(msgspec.Struct, frozen=True):
             audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",
             data_dir=env.get("BOOKING_DATA_DIR", "var"),
             notify_from=env.get("NOTIFY_FROM", "Booking <no-reply@booking.invalid>"),
+            waitlist_accept_url=env.get("WAITLIST_ACCEPT_URL") or WAITLIST_ACCEPT_URL,
             notify_max_attempts=int(env.get("NOTIFY_MAX_ATTEMPTS", "5")),
             notify_retry_base_seconds=float(env.get("NOTIFY_RETRY_BASE_SECONDS", "2")),
             notify_lease_seconds=float(env.get("NOTIFY_LEASE_SECONDS", "60")),

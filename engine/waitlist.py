@@ -210,7 +210,7 @@ class Waitlist:
                 raise errors.OfferExpiredError(entry_id)
             raise errors.NoOfferError(entry_id, rec.status)
         try:
-            return await self.appointments.book(offer.hold_id, rec.patient, ctx=ctx, idem=idem)
+            return await self.appointments.book(offer.hold_id, rec.patient, ctx=ctx, idem=idem, entry_id=entry_id)
         except errors.HoldExpiredError as exc:
             if exc.state == "expired":
                 raise errors.OfferExpiredError(entry_id) from None

@@ -4,9 +4,11 @@
 --       5 events  6 audit  7 idempotency key  8 waitlist queue  9 waitlist entries  10 waitlist stats
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
+--       11 whose waitlist offer the caller may book: '*' any (staff, admin), an entry id (that entry's accept),
+--          '' none (a waitlist offer's hold is then not offered to this caller: UNAVAILABLE)
 -- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
 -- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
---       | {'EXPIRED', state} | {'OVERLAP'}
+--       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'}
 local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
 if replay then return replay end
@@ -17,6 +19,8 @@ if not state then return {'NOT_FOUND'} end
 -- appointment ids are new for each request: a hold booked by this very id means this call already ran (a client
 -- retry after a lost answer): answer as the first time did, and change nothing
 if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} end
+-- a waitlist offer is booked only through its entry (accept, with the manage token) or by staff
+if h[9] and ARGV[11] ~= '*' and ARGV[11] ~= h[9] then return {'UNAVAILABLE', 'waitlist_offer'} end
 if state == 'booked' then return {'USED', h[8]} end
 if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
 local hold_member = 'h|' .. ARGV[2] .. '|' .. h[6] .. '|' .. h[7]

@@ -188,6 +188,7 @@ STATUS_ERRORS: dict[str, Callable[[Ref, Reply], errors.BookingError]] = {
     "KIT": lambda ref, rest: errors.OfferKitError(),
     "NO_OFFER": lambda ref, rest: errors.NoOfferError(ref.ident, _arg(rest)),
     "OFFER_EXPIRED": lambda ref, rest: errors.OfferExpiredError(ref.ident),
+    "OFFER": lambda ref, rest: errors.OfferHoldError(ref.hold_id),
 }
 
 
