@@ -192,15 +192,18 @@ end
 -- the slot starts of that visit type the change made available, sorted. Each waiting entry that may take this
 -- practitioner takes the earliest start that fits one of its spans, was never offered to it, is offered by
 -- notice and horizon, and overlaps no claim (expired holds included, the offers just made included); at most
--- one offer per entry and as many offers as the kit has hold ids. `exclude`: an entry left out (the one that
+-- one offer per entry, at most OFFERS_PER_INTERVAL offers per call (one freed interval, or one schedule day: when
+-- a call frees several intervals, each gets its own share of the kit's hold ids, engine/limits.py) and no more
+-- than the kit has hold ids left. `exclude`: an entry left out (the one that
 -- just gave the interval up). Entries whose window passed are dropped from the queue (no event: they read
 -- 'ended'). Returns the number of offers made.
 local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
   if not kit.on or not kit.ok then return 0 end
   local made = 0
+  local cap = math.min(#kit.ids, kit.used + OFFERS_PER_INTERVAL)
   local want_pr = '"practitioner_id":"' .. kit.pr .. '"'
   for _, id in ipairs(redis.call('ZRANGE', kit.queue, 0, -1)) do
-    if kit.used >= #kit.ids then break end
+    if kit.used >= cap then break end
     local raw = redis.call('HGET', kit.entries, id)
     if not raw then
       redis.call('ZREM', kit.queue, id)

@@ -177,6 +177,34 @@ def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_f
     run(body)
 
 
+def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_first() -> None:
+    """Issue 22 item 5: two 2-hour holds expire in one sweep (one expire call, one kit with 2 x OFFER_IDS hold
+    ids); 12 waiting 15-minute entries. Each freed interval makes its own OFFER_IDS offers (the first no longer
+    takes them all), to the oldest entries, in the order the intervals are freed; the rest waits."""
+
+    async def body(w: World) -> None:
+        day = w.tomorrow
+        ten, two = w.at(day, "10:00"), w.at(day, "14:00")
+        for start in (ten, two):
+            await w.eng.place_hold(w.prs[0].id, w.vts[120].id, w.instant(start))
+        entries = [await w.join(minutes=15, pr=0) for _ in range(12)]
+        w.clock.now += 301
+        assert await w.sweep() == 2
+        got = {e.record.id: (await w.entry(e.record.id)).offer for e in entries}
+        offered = [e.record.id for e in entries if got[e.record.id] is not None]
+        assert offered == [e.record.id for e in entries[:8]]  # the eight oldest, none of the four youngest
+        starts = sorted(o.start for o in got.values() if o is not None)
+        in_first = [s for s in starts if ten <= s < ten + 7200]
+        in_second = [s for s in starts if two <= s < two + 7200]
+        assert len(in_first) == scripts.OFFER_IDS and len(in_second) == scripts.OFFER_IDS
+        # the rest of each interval is free to all, as once the entries' share is spent
+        free = await w.free(day, minutes=15)
+        assert ten + scripts.OFFER_IDS * 900 in free and two + scripts.OFFER_IDS * 900 in free
+        check_offers(await w.events(), durations(w))
+
+    run(body, durations=(120, 15), practitioners=1)
+
+
 def test_without_a_waitlist_an_expired_hold_frees_at_once() -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")

@@ -55,7 +55,10 @@ def _read(name: str) -> str:
 
 def source(name: str) -> str:
     """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
-    limits_lua = f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
+    limits_lua = (
+        f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
+        f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
+    )
     return limits_lua + _read("_prelude") + "\n" + _read(name)
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import msgspec
 
-from engine import keys
+from engine import keys, limits
 from engine.codec import text
 from engine.model import Ctx
 from engine.scripts.registry import Lua, Ref, fail, reply
 
-OFFER_IDS = 4  # fresh hold ids per freed interval: at most this many offers are made out of one freeing change
+OFFER_IDS = limits.OFFERS_PER_INTERVAL  # fresh hold ids per freed interval: at most this many offers out of each
 
 
 class OfferKit(msgspec.Struct, frozen=True):
