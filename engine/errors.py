@@ -124,6 +124,30 @@ class OfferHoldError(BookingError):
         self.hold_id = hold_id
 
 
+class WaitlistFullError(BookingError):
+    """The practice holds as many live waitlist entries as it may (WAITLIST_MAX_PER_PRACTICE): 409 waitlist_full."""
+
+    code = "waitlist_full"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the practice's waitlist is full ({cap} live entries); try again later or call the practice")
+        self.cap = cap
+
+
+class WaitlistClientFullError(BookingError):
+    """One public client (or app end user) holds as many live entries on the practice's waitlist as it may
+    (WAITLIST_MAX_PER_CLIENT): 429 too_many_entries, with Retry-After."""
+
+    code = "too_many_entries"
+    retry_after_s = 60
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"this client already has {cap} live entries on this practice's waitlist: leave one (or let one end) first"
+        )
+        self.cap = cap
+
+
 class OfferKitError(BookingError):
     """Entries wait and a freeing call carried no waitlist kit, or one without every visit type of the practice:
     nothing changed; the engine reads the visit types again and retries (docs/waitlist.md)."""

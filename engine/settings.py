@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True):
     admin_token: str | None = None
     hold_ttl_seconds: int = 300
     waitlist_offer_seconds: int = 900  # how long a waitlist offer is held for its entry
+    waitlist_max_per_practice: int = 2000  # live entries (waiting or offered) per practice; a join beyond: 409
+    waitlist_max_per_client: int = 5  # live entries per public client or app end user and practice; beyond: 429
     reminder_offsets: tuple[int, ...] = (86400, 7200)
     smtp_url: str | None = None
     audit_searches: bool = True
@@ -96,6 +98,8 @@ class Settings(msgspec.Struct, frozen=True):
 
     def check(self) -> Settings:
         """Refuse a configuration that cannot work, with a message that says what to set."""
+        if self.waitlist_max_per_practice < 1 or self.waitlist_max_per_client < 1:
+            raise ConfigError("WAITLIST_MAX_PER_PRACTICE and WAITLIST_MAX_PER_CLIENT must be at least 1")
         if "{entry_id}" not in self.waitlist_accept_url:
             raise ConfigError("WAITLIST_ACCEPT_URL must contain {entry_id} (where the app's offer page takes it)")
         if self.redis_cluster and self.redis_url is None:
@@ -145,6 +149,8 @@ class Settings(msgspec.Struct, frozen=True):
             admin_token=env.get("BOOKING_ADMIN_TOKEN") or None,
             hold_ttl_seconds=ttl,
             waitlist_offer_seconds=offer_s,
+            waitlist_max_per_practice=int(env.get("WAITLIST_MAX_PER_PRACTICE", "2000")),
+            waitlist_max_per_client=int(env.get("WAITLIST_MAX_PER_CLIENT", "5")),
             reminder_offsets=parse_offsets(env.get("REMINDER_OFFSETS", "24h,2h")),
             smtp_url=env.get("SMTP_URL") or None,
             audit_searches=env.get("BOOKING_AUDIT_SEARCHES", "1") != "0",

@@ -2,6 +2,7 @@
 -- the entry 'booked', off the queue, 'waitlist_accept' after 'book'.
 -- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 appointment hash  4 hold expiry zset
 --       5 events  6 audit  7 idempotency key  8 waitlist queue  9 waitlist entries  10 waitlist stats
+--       11 waitlist index  12 waiting entries
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
 --       11 whose waitlist offer the caller may book: '*' any (staff, admin), an entry id (that entry's accept),
@@ -39,8 +40,8 @@ local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], 
 emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
   {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, with_patient(appt, ARGV[4]))
 if h[9] then
-  wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6]}, h[9], ARGV[2],
-    ARGV[3], now, ARGV[6], ARGV[7])
+  wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6], ix = KEYS[11],
+    wait = KEYS[12]}, h[9], ARGV[2], ARGV[3], now, ARGV[6], ARGV[7])
 end
 idem_store(KEYS[7], ARGV[8], ARGV[9])
 return {'OK', h[4], h[5], h[6]}

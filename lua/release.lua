@@ -26,6 +26,7 @@ if h[8] then
   local e, patient = wl_get(kit.entries, h[8])
   if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == ARGV[2] then
     e.status, e.offer, exclude = 'waiting', cjson.null, e.id
+    wl_waiting(kit.wait, e, true)
     redis.call('HINCRBY', kit.stats, 'declined', 1)
     wl_change(kit, e, patient, now, 'waitlist_decline', ARGV[3], ARGV[4], h[6], ARGV[2], nil,
       {start = fs, ['end'] = fe})

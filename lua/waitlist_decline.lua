@@ -19,6 +19,7 @@ if tonumber(e.offer.expires_ms) <= now then return {'OFFER_EXPIRED'} end
 if not kit.ok then return {'KIT'} end
 local fs, fe = wl_drop_offer(kit, e, KEYS[1], 'released')
 e.status = 'waiting'
+wl_waiting(kit.wait, e, true)
 redis.call('HINCRBY', kit.stats, 'declined', 1)
 wl_change(kit, e, patient, now, 'waitlist_decline', ARGV[4], ARGV[5], kit.pr, ARGV[3], nil,
   {start = fs, ['end'] = fe})

@@ -5,6 +5,7 @@ with a short WAITLIST_OFFER_SECONDS, leave; the Entry's exact fields; bad input 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from typing import Any
 
@@ -236,3 +237,24 @@ def test_an_offer_hold_is_taken_only_through_its_entry_or_staff(make_client: Any
     assert c.delete(f"/v1/holds/{offers[1]['hold_id']}").status_code == 204  # staff (here the admin) may
     back = c.get(f"/v1/waitlist/{entries[1]['id']}", headers=_as(entries[1]["manage_token"])).json()
     assert back["status"] == "waiting" and back["offer"] is None
+
+
+def test_a_public_client_is_capped_at_its_live_entries_with_429_too_many_entries(make_client: Any, rsync: Any) -> None:
+    c = make_client(waitlist_max_per_client=2, client_header="X-Client")  # a client of its own: its own limits
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(2)
+    me = {"Authorization": "", "X-Client": f"203.0.113.{secrets.randbelow(250)}-{secrets.token_hex(4)}"}
+    body = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": PATIENT}  # fmt: skip
+    url = f"/v1/practices/{ctx['practice_id']}/waitlist"
+    first, second = (c.post(url, json=body, headers=me) for _ in range(2))
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    r = c.post(url, json=body, headers=me)
+    assert r.status_code == 429 and r.json()["code"] == "too_many_entries" and int(r.headers["Retry-After"]) > 0
+    assert rsync.zcard(keys.waitlist_queue(ctx["practice_id"])) == 2  # nothing stored
+    other = {**me, "X-Client": me["X-Client"] + "-other"}
+    assert c.post(url, json=body, headers=other).status_code == 201  # another client may
+    assert c.post(url, json=body).status_code == 201  # staff (here the admin): not capped per client
+    mine = first.json()
+    assert c.delete(f"/v1/waitlist/{mine['id']}", headers=_as(mine["manage_token"])).status_code == 204
+    assert c.post(url, json=body, headers=me).status_code == 201  # one of its entries left: it may join again

@@ -193,6 +193,8 @@ def book_call(
             keys.waitlist_queue(pid),
             keys.waitlist_entries(pid),
             keys.waitlist_stats(pid),
+            keys.waitlist_index(pid),
+            keys.waitlist_waiting(pid),
         ],
         [
             now_ms,
