@@ -19,7 +19,7 @@ from engine.context import Runtime
 from engine.idempotency import IdempotencyKey
 from engine.model import SYSTEM, Appointment, Ctx, WaitlistOffer, WaitlistRecord, WaitlistRequest
 from engine.offers import Offers
-from engine.scripts.waitlist import JoinCaps, OfferKit, drop_from_queue, waiting_member
+from engine.scripts.waitlist import JoinCaps, OfferKit, drop_from_queue, waiting_member, waitlist_reindex
 
 _decoder = msgspec.json.Decoder(WaitlistRecord, strict=False)  # an embedded (Lua 5.4) script may write 12.0
 SWEEP_ENDED_EVERY_S = 60.0
@@ -267,6 +267,8 @@ class Waitlist:
             queued = [text(i) for i in await self.rt.redis.zrange(keys.waitlist_queue(pid), 0, -1)]
             if not queued:
                 continue
+            if await self.rt.redis.hget(keys.waitlist_stats(pid), "indexed") is None:
+                await waitlist_reindex(self.rt.lua, pid)  # entries from before the index: once per practice
             raws = await self.rt.redis.hmget(keys.waitlist_entries(pid), queued)
             recs = [(i, decode(r)) for i, r in zip(queued, raws) if r is not None]
             gone = [rec for _, rec in recs if rec.status == "waiting" and ended(rec, now)]

@@ -184,3 +184,23 @@ def _req(w: World, day: dt.date, last: dt.date | None = None) -> WaitlistRequest
         visit_type_id=w.vts[30].id, from_date=day, to_date=last or day,
         patient=Patient(name="P", email=f"{secrets.token_hex(3)}@example.org"),
     )  # fmt: skip
+
+
+def test_entries_from_before_the_index_are_indexed_by_the_sweeper_once() -> None:
+    async def body(w: World) -> None:
+        ten = w.at(w.tomorrow, "10:00")
+        appt = await w.book(ten)
+        old, waiting = await w.join(), await w.join()
+        members = set(await w.r.zrange(keys.waitlist_index(w.pid), 0, -1))
+        # as Redis held them before the index existed
+        await w.r.delete(keys.waitlist_index(w.pid), keys.waitlist_waiting(w.pid))
+        await w.r.hdel(keys.waitlist_stats(w.pid), "indexed")
+        assert await w.eng.waitlist.drop_ended(force=True) == 0
+        assert set(await w.r.zrange(keys.waitlist_index(w.pid), 0, -1)) == members
+        assert await w.r.hget(keys.waitlist_stats(w.pid), "indexed") == b"1"
+        assert (await w.entry(waiting.record.id)).position == 1
+        await w.eng.cancel(appt)
+        got = await w.entry(old.record.id)
+        assert got.offer is not None and got.offer.start == ten
+
+    run(body)

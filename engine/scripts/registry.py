@@ -43,6 +43,7 @@ NAMES = (
     "close_gap",
     "lease",
     "restore_waitlist",
+    "waitlist_reindex",
 )
 
 

@@ -175,3 +175,11 @@ async def drop_from_queue(lua: Lua, practice_id: str, records: list[WaitlistReco
         pipe.zrem(keys.waitlist_index(pid), *(m for r in records for m in index_members(r)))
         pipe.zrem(keys.waitlist_waiting(pid), *(waiting_member(r) for r in records))
         await pipe.execute()
+
+
+async def waitlist_reindex(lua: Lua, practice_id: str) -> int:
+    """Index the practice's live entries once (entries that joined before the index existed); 0 once done."""
+    pid = practice_id
+    ks = [keys.waitlist_queue(pid), keys.waitlist_entries(pid), keys.waitlist_stats(pid), keys.waitlist_index(pid),
+          keys.waitlist_waiting(pid)]  # fmt: skip
+    return int(await lua.run("waitlist_reindex", ks, []))
