@@ -159,6 +159,7 @@ GROUPS = (PERSIST_GROUP, NOTIFY_GROUP)
 
 # Global: held by the one process that runs the hourly appointment tidy (persistence/retention.py).
 TIDY_LOCK = f"{ROOT}:tidy-lock"
+WAITLIST_TIDY_LOCK = f"{ROOT}:wl-tidy-lock"
 
 # Global marker: set by reconciliation once Redis holds what PostgreSQL holds.
 META = f"{ROOT}:meta"

@@ -171,14 +171,23 @@ class Waitlist:
         return msgspec.structs.replace(entry, manage_token=token)
 
     # ----------------------------------------------------------------- reads
-    async def _record(self, entry_id: str) -> tuple[str, WaitlistRecord]:
+    async def _find(self, entry_id: str) -> tuple[str, WaitlistRecord, bool]:
+        """(practice id, record, whether it was read from the database: it ended and left Redis, see
+        persistence/waitlist_tidy.py)."""
         pid = ids.practice_of(entry_id, "w")
         if pid is None:
             raise errors.NotFoundError("waitlist entry", entry_id)
         raw = await self.rt.redis.hget(keys.waitlist_entries(pid), entry_id)
-        if raw is None:
+        if raw is not None:
+            return pid, decode(raw), False
+        archived = await self.rt.archive.waitlist_entry(entry_id) if self.rt.archive is not None else None
+        if archived is None or archived.practice_id != pid:
             raise errors.NotFoundError("waitlist entry", entry_id)
-        return pid, decode(raw)
+        return pid, archived, True
+
+    async def _record(self, entry_id: str) -> tuple[str, WaitlistRecord]:
+        pid, rec, _ = await self._find(entry_id)
+        return pid, rec
 
     async def get(self, entry_id: str) -> tuple[Entry, str]:
         """The entry as it reads now, and the SHA-256 hash of its manage token."""
@@ -238,7 +247,13 @@ class Waitlist:
     async def _change(self, entry_id: str, leave: bool, ctx: Ctx) -> Entry:
         """Decline or leave, reading the entry again while its offer changed meanwhile (the script's RETRY)."""
         for _ in range(MOVE_ATTEMPTS):
-            pid, rec = await self._record(entry_id)
+            pid, rec, archived = await self._find(entry_id)
+            if archived:  # it ended (booked, left, window passed) and left Redis: nothing changes any more
+                if leave:
+                    return (await self.get(entry_id))[0]
+                if rec.status == "waiting" and rec.lapsed_ms is not None:
+                    raise errors.OfferExpiredError(entry_id)
+                raise errors.NoOfferError(entry_id, status_of(rec, self.rt.now_ms()))
             offered = rec.offer if rec.status == "offered" else None
             step = functools.partial(self._step, pid, entry_id, offered.hold_id if offered else "", leave, ctx)
             done = await (self.offers.run(pid, offered.practitioner_id, step) if offered else step(None))

@@ -270,3 +270,38 @@ def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(world
     assert asyncio.run(body()) == [("SKIP", "2"), ("SKIP", "2"), ("OK", "stored")]
     assert redis_entries(r, pid)[old.id].version == 3
     assert r.zscore(keys.waitlist_queue(pid), old.id) is None  # left: never queued
+
+
+def test_ended_entries_leave_redis_once_stored_and_are_read_from_the_database(world: Any) -> None:
+    """Issue 22 item 2: booked, left and passed entries leave T:wl:entries (and the queue and index) once the
+    database holds their version, after a grace period; the API then reads them from the database; live entries
+    and entries whose last change is not stored yet stay."""
+    from persistence.waitlist_tidy import GRACE_S, WaitlistTidy
+
+    c, db, r, p, ctx = world["client"], world["db"], world["redis"], world["persister"], world["ctx"]
+    pid = ctx["practice_id"]
+    day = next_weekday(2)
+    body = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": {"name": "Lea", "email": "lea@example.org"}}  # fmt: skip
+    left, live, late = (c.post(f"/v1/practices/{pid}/waitlist", json=body).json() for _ in range(3))
+    assert c.delete(f"/v1/waitlist/{left['id']}").status_code == 204
+    p.drain()
+    assert c.delete(f"/v1/waitlist/{late['id']}").status_code == 204  # its leave not stored yet
+    tidy = WaitlistTidy(r, db)
+    assert tidy.run(now_s=time.time()).removed == 0  # within the grace period: kept
+    report = tidy.run(now_s=time.time() + GRACE_S + 1)
+    assert (report.removed, report.unstored) == (1, 1)
+    assert r.hget(keys.waitlist_entries(pid), left["id"]) is None
+    assert r.hget(keys.waitlist_entries(pid), live["id"]) is not None  # live: stays
+    assert r.hget(keys.waitlist_entries(pid), late["id"]) is not None  # not stored yet: stays
+    assert not any(left["id"].encode() in m for m in r.zrange(keys.waitlist_index(pid), 0, -1))
+    manage = {"X-Manage-Token": left["manage_token"], "Authorization": ""}
+    got = c.get(f"/v1/waitlist/{left['id']}", headers=manage)  # read from the database now
+    assert got.status_code == 200 and got.json()["status"] == "left", got.text
+    assert c.get(f"/v1/waitlist/{left['id']}", headers={"X-Manage-Token": "wrong", "Authorization": ""}).status_code in (
+        403, 404)  # fmt: skip
+    assert c.delete(f"/v1/waitlist/{left['id']}", headers=manage).status_code == 204  # again: nothing changes
+    r2 = c.post(f"/v1/waitlist/{left['id']}/decline", json={}, headers=manage)
+    assert r2.status_code == 409 and r2.json()["code"] == "no_offer", r2.text
+    p.drain()
+    assert tidy.run(now_s=time.time() + GRACE_S + 1).removed == 1  # its leave stored now: it goes too

@@ -65,6 +65,9 @@ from engine.scripts.waitlist import (
     waitlist_decline,
     waitlist_join,
     waitlist_leave,
+    waitlist_reindex,
+    waitlist_tidy,
+    waitlist_tidy_call,
 )
 
 __all__ = [
@@ -124,4 +127,7 @@ __all__ = [
     "waitlist_decline",
     "waitlist_join",
     "waitlist_leave",
+    "waitlist_reindex",
+    "waitlist_tidy",
+    "waitlist_tidy_call",
 ]

@@ -44,6 +44,7 @@ NAMES = (
     "lease",
     "restore_waitlist",
     "waitlist_reindex",
+    "waitlist_tidy",
 )
 
 

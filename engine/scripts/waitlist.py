@@ -183,3 +183,21 @@ async def waitlist_reindex(lua: Lua, practice_id: str) -> int:
     ks = [keys.waitlist_queue(pid), keys.waitlist_entries(pid), keys.waitlist_stats(pid), keys.waitlist_index(pid),
           keys.waitlist_waiting(pid)]  # fmt: skip
     return int(await lua.run("waitlist_reindex", ks, []))
+
+
+def waitlist_tidy_call(*, practice_id: str, entry_id: str, stored_version: int, now_ms: int) -> Call:
+    """Take an ended entry out of Redis when the database holds ``stored_version`` (persistence/waitlist_tidy.py;
+    also run by the persister's synchronous client)."""
+    pid = practice_id
+    return Call(
+        "waitlist_tidy",
+        [keys.waitlist_entries(pid), keys.waitlist_queue(pid), keys.waitlist_index(pid), keys.waitlist_waiting(pid)],
+        [entry_id, stored_version, now_ms],
+        Ref("waitlist entry", entry_id),
+    )
+
+
+async def waitlist_tidy(lua: Lua, *, practice_id: str, entry_id: str, stored_version: int, now_ms: int) -> bool:
+    """``waitlist_tidy_call`` run on the async client: whether the entry left Redis."""
+    call = waitlist_tidy_call(practice_id=practice_id, entry_id=entry_id, stored_version=stored_version, now_ms=now_ms)
+    return text(reply(await lua.run(call.script, call.keys, call.args))[0]) == "OK"
