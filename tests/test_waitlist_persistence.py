@@ -214,7 +214,12 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
 
     got = redis_entries(r, pid)
     assert set(got) == {x.id for x in entries}
-    assert got[a.id] == a and got[b.id] == b and got[e.id] == e and got[f.id] == f and got[g.id] == g
+    assert got[b.id] == b and got[e.id] == e and got[f.id] == f and got[g.id] == g
+    # issue 22: the expired offer's interval goes to the waitlist first (a, the oldest waiting entry it fits), not
+    # free to everyone as before
+    assert got[a.id].status == "offered" and got[a.id].offer is not None and got[a.id].offer.start == s[1]
+    assert msgspec.structs.replace(got[a.id], status="waiting", offer=None, version=a.version, had=[],
+                                   updated_ms=a.updated_ms) == a  # fmt: skip
     for lost in (cc, d):  # back to waiting, at the same version, the interval still in what it had
         assert got[lost.id] == msgspec.structs.replace(lost, status="waiting", offer=None)
     queue = [(m.decode(), int(sc)) for m, sc in r.zrange(keys.waitlist_queue(pid), 0, -1, withscores=True)]
@@ -227,7 +232,7 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     assert r.zscore(keys.hold_expiries(pid), hid[0]) == b.offer.expires_ms  # type: ignore[union-attr]
     assert c.get(f"/v1/holds/{hid[0]}").json()["expires_at"]
     free = {int(dt.datetime.fromisoformat(x["start"]).timestamp()) for x in search(c, pid, vt, day)}
-    assert s[0] not in free and s[2] not in free and s[1] in free  # offered, booked, free again
+    assert s[0] not in free and s[2] not in free and s[1] not in free  # offered, booked, offered to a
     taken = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slots[0]["start"]})
     assert taken.status_code == 409
     assert r.hgetall(keys.hold(pid, hid[1])) == {} and r.hgetall(keys.hold(pid, hid[2])) == {}
@@ -237,13 +242,13 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     assert f"waitlist entry {g.id}" in text_said and "not queued" in text_said
 
     # again: nothing to repair; a newer copy in Redis (the live engine moved on) is kept and reported
-    newer = wl.changed(a, now + 99, status="left")
+    newer = wl.changed(got[a.id], now + 99, status="left", offer=None)  # a is at v2 now (its reconcile offer)
     wl.store(r, newer)
     said2: list[str] = []
     again = reconcile_now(db, said2)
     assert not [x for x in again.restored if "waitlist" in x]
     assert redis_entries(r, pid)[a.id] == newer
-    assert any(a.id in x and "v2" in x for x in again.redis_ahead)
+    assert any(a.id in x and "v3" in x for x in again.redis_ahead)
     assert report.restored and not again.conflicts
 
 

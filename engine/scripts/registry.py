@@ -45,6 +45,8 @@ NAMES = (
     "restore_waitlist",
     "waitlist_reindex",
     "waitlist_tidy",
+    "waitlist_offer_free",
+    "waitlist_counters",
 )
 
 

@@ -201,3 +201,22 @@ async def waitlist_tidy(lua: Lua, *, practice_id: str, entry_id: str, stored_ver
     """``waitlist_tidy_call`` run on the async client: whether the entry left Redis."""
     call = waitlist_tidy_call(practice_id=practice_id, entry_id=entry_id, stored_version=stored_version, now_ms=now_ms)
     return text(reply(await lua.run(call.script, call.keys, call.args))[0]) == "OK"
+
+
+async def waitlist_offer_free(
+    lua: Lua, *, now_ms: int, practice_id: str, start: int, end: int, actor: str, exclude: str, kit: OfferKit
+) -> int:
+    """Offer the kit's practitioner's interval [start, end), freed with no script freeing it, to the waiting
+    entries (reconciliation); returns the offers made (at most OFFER_IDS)."""
+    pid = practice_id
+    args = [now_ms, start, end, actor, exclude, *kit_args(pid, kit)]
+    res = reply(await lua.run("waitlist_offer_free", kit_keys(pid, kit), args))
+    if res[0] == "OK":
+        return int(res[1])
+    fail(res, Ref("practice", pid))
+
+
+async def waitlist_counters(lua: Lua, practice_id: str, counts: dict[str, int]) -> int:
+    """Raise the practice's waitlist counters (T:wl:stats) to at least ``counts``; returns how many were raised."""
+    args = [x for field, n in sorted(counts.items()) for x in (field, n)]
+    return int(await lua.run("waitlist_counters", [keys.waitlist_stats(practice_id)], args))
