@@ -174,7 +174,7 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "get_hold": Doc((*V1, 404, 409, 410)),
-    "release_hold": Doc((*V1, 404, 409)),
+    "release_hold": Doc((*V1, 403, 404, 409)),
     "book": Doc(
         (*V1, *BODY, 404, 409, 410, 429),
         {201: {**_APPOINTMENT_LINKS, "audit": link("GET", "/v1/audit", "Its audit trail", query_appointment_id=ID)}},
@@ -184,7 +184,7 @@ DOCS: dict[str, Doc] = {
     "reschedule": Doc((*V1, *BODY, 403, 404, 409, 410), {200: {"read": _APPOINTMENT_LINKS["read"]}}),
     "list_notifications": Doc((*V1, 403, 404)),
     "join_waitlist": Doc(
-        (*V1, *BODY, 404, 429),
+        (*V1, *BODY, 404, 409, 429),
         {
             201: {
                 "read": link("GET", ENTRY, "Read the entry", path_entry_id=ID),

@@ -45,6 +45,9 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
     errors.NoOfferError: (409, "No offer"),
     errors.OfferExpiredError: (410, "Offer expired"),
     errors.OfferKitError: (409, "Changed concurrently"),
+    errors.OfferHoldError: (403, "Forbidden"),
+    errors.WaitlistFullError: (409, "Waitlist full"),
+    errors.WaitlistClientFullError: (429, "Too many waitlist entries"),
 }
 
 
@@ -80,6 +83,8 @@ def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Respon
     else:
         status, title = 409, "Conflict"
     headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 429:
+        headers = {"Retry-After": str(getattr(exc, "retry_after_s", 60))}
     return problem(status, exc.code, title, exc.detail, instance=request.url.path, headers=headers)
 
 
@@ -190,12 +195,16 @@ PROBLEM_STATUS_TEXT = {
     404: "Not found, or another practice's resource (not_found)",
     409: (
         "Conflict: slot_unavailable, hold_used, appointment_cancelled, no_offer, appointment_archived (it ended "
-        "more than APPOINTMENT_RETENTION_DAYS ago: read-only), a concurrent schedule change"
+        "more than APPOINTMENT_RETENTION_DAYS ago: read-only), waitlist_full (the practice's live entries at "
+        "WAITLIST_MAX_PER_PRACTICE), a concurrent schedule change"
     ),
     410: "The hold expired or was released (hold_expired); a waitlist offer lapsed (offer_expired)",
     413: "Request body too large (payload_too_large)",
     422: "Invalid request: validation_error, unknown_timezone, idempotency_key_reused",
-    429: "Abuse limit reached; see Retry-After (rate_limited)",
+    429: (
+        "Abuse limit reached; see Retry-After (rate_limited; too_many_entries: the client's live waitlist entries "
+        "at WAITLIST_MAX_PER_CLIENT)"
+    ),
     503: "A dependency is unavailable; nothing changed, see Retry-After (dependency_unavailable, not_ready)",
 }
 

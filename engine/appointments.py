@@ -69,8 +69,11 @@ class Appointments:
         *,
         ctx: Ctx = SYSTEM,
         idem: IdempotencyKey | None = None,
+        entry_id: str | None = None,
     ) -> tuple[Appointment, bool]:
-        """Book a live hold; returns (the appointment with its manage token, whether this was a replay)."""
+        """Book a live hold; returns (the appointment with its manage token, whether this was a replay). A waitlist
+        offer's hold is booked only by a privileged caller (staff, admin, the engine) or through its entry's
+        accept (``entry_id``); anyone else is answered SlotUnavailableError."""
         pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
@@ -112,6 +115,7 @@ class Appointments:
             idem_ref=idem.ref if idem else None,
             fingerprint=idem.fingerprint if idem else "",
             record=record,
+            offers="*" if ctx.privileged else (entry_id or ""),
         )
         res = await scripts.book(self.rt.lua, call)
         if isinstance(res, scripts.Replay) and idem is not None:
@@ -208,6 +212,7 @@ class Appointments:
                     move_id=move_id,
                     ctx=ctx,
                     kit=kit,
+                    offers="*" if ctx.privileged else "",
                 )
 
             return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from engine.model import SYSTEM, Appointment, Ctx
+from engine.model import SYSTEM, Appointment, Ctx, WaitlistRecord
 from engine.scripts.registry import Lua
 from engine.settings import Settings
 
@@ -19,6 +19,10 @@ class AppointmentArchive(Protocol):
 
     async def appointment(self, appointment_id: str) -> tuple[Appointment, str] | None:
         """The appointment and the SHA-256 hash of its manage token; None when the store does not know it."""
+        ...
+
+    async def waitlist_entry(self, entry_id: str) -> WaitlistRecord | None:
+        """A waitlist entry that ended and left Redis; None when the store does not know it."""
         ...
 
 

@@ -110,6 +110,44 @@ class OfferExpiredError(BookingError):
         self.entry_id = entry_id
 
 
+class OfferHoldError(BookingError):
+    """A waitlist offer's hold released by someone other than its entry or staff (403 forbidden): the entry's
+    decline (with its manage token) gives an offer up (docs/waitlist.md)."""
+
+    code = "forbidden"
+
+    def __init__(self, hold_id: str) -> None:
+        super().__init__(
+            f"hold {hold_id!r} is a waitlist offer: only its entry (decline, with the manage token) or staff may "
+            "release it"
+        )
+        self.hold_id = hold_id
+
+
+class WaitlistFullError(BookingError):
+    """The practice holds as many live waitlist entries as it may (WAITLIST_MAX_PER_PRACTICE): 409 waitlist_full."""
+
+    code = "waitlist_full"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the practice's waitlist is full ({cap} live entries); try again later or call the practice")
+        self.cap = cap
+
+
+class WaitlistClientFullError(BookingError):
+    """One public client (or app end user) holds as many live entries on the practice's waitlist as it may
+    (WAITLIST_MAX_PER_CLIENT): 429 too_many_entries, with Retry-After."""
+
+    code = "too_many_entries"
+    retry_after_s = 60
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"this client already has {cap} live entries on this practice's waitlist: leave one (or let one end) first"
+        )
+        self.cap = cap
+
+
 class OfferKitError(BookingError):
     """Entries wait and a freeing call carried no waitlist kit, or one without every visit type of the practice:
     nothing changed; the engine reads the visit types again and retries (docs/waitlist.md)."""

@@ -104,15 +104,18 @@ class Holds:
         )
 
     async def release_hold(self, hold_id: str, ctx: Ctx = SYSTEM) -> str:
-        """Release a live hold. Returns 'released', or the state it already had ('expired', 'released')."""
+        """Release a live hold. Returns 'released', or the state it already had ('expired', 'released'). A waitlist
+        offer's hold only by a privileged caller (staff, admin, the engine; else OfferHoldError): its entry gives
+        it up by declining."""
         pid, prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         if pid is None or prac is None:
             raise errors.NotFoundError("hold", hold_id)
 
         async def step(kit: OfferKit) -> str:
             call = scripts.release_call(
-                now_ms=self.rt.now_ms(), practice_id=pid, practitioner_id=prac, hold_id=hold_id, ctx=ctx, kit=kit
-            )
+                now_ms=self.rt.now_ms(), practice_id=pid, practitioner_id=prac, hold_id=hold_id, ctx=ctx, kit=kit,
+                offers="*" if ctx.privileged else "",
+            )  # fmt: skip
             return await scripts.release(self.rt.lua, call)
 
         return await self.offers.run(pid, prac, step)

@@ -83,6 +83,22 @@ def waitlist_entries(pid: str) -> str:
     return f"{tag(pid)}:wl:entries"
 
 
+def waitlist_index(pid: str) -> str:
+    """The offer walk's index of live entries (docs/waitlist.md, "The index"): a lex zset (all scores 0), one member
+    '<visit type>|<UTC day>|<practitioner or *>|<order, 12 digits>|<entry id>' per UTC day the entry's spans touch."""
+    return f"{tag(pid)}:wl:ix"
+
+
+def waitlist_waiting(pid: str) -> str:
+    """Waiting entries (not offered) for ``position``: a lex zset, '<visit type>|<order, 12 digits>|<entry id>'."""
+    return f"{tag(pid)}:wl:waiting"
+
+
+def waitlist_client(pid: str, client_ref: str) -> str:
+    """The entry ids one public client (or app end user) joined this practice's waitlist with, for its cap."""
+    return f"{tag(pid)}:wl:client:{client_ref}"
+
+
 def waitlist_stats(pid: str) -> str:
     """Waitlist counters: joined (also the join order), offers, accepted, declined, lapsed, left."""
     return f"{tag(pid)}:wl:stats"
@@ -143,6 +159,7 @@ GROUPS = (PERSIST_GROUP, NOTIFY_GROUP)
 
 # Global: held by the one process that runs the hourly appointment tidy (persistence/retention.py).
 TIDY_LOCK = f"{ROOT}:tidy-lock"
+WAITLIST_TIDY_LOCK = f"{ROOT}:wl-tidy-lock"
 
 # Global marker: set by reconciliation once Redis holds what PostgreSQL holds.
 META = f"{ROOT}:meta"

@@ -43,6 +43,15 @@ def search_date_ok(date: dt.date) -> bool:
 MAX_DURATION_S: Final = MAX_VISIT_S
 """The same bound under the name the Lua scripts use (engine/scripts/registry.py puts it in front of each)."""
 
+MAX_WAITLIST_WINDOW_DAYS: Final = 90
+"""A waitlist entry's window (from_date to to_date, inclusive) spans at most this many local dates: longer is a
+422. It bounds each entry's members of the offer walk's index (one per UTC day its spans touch)."""
+
+OFFERS_PER_INTERVAL: Final = 4
+"""At most this many waitlist offers are made out of one freed interval (each freeing call carries as many fresh
+hold ids per interval it frees; lua/_prelude.lua ``offer_freed`` caps each interval, so that when several
+intervals are freed in one call, e.g. holds expiring in one sweep, the first cannot take the others' offers)."""
+
 RESTORE_PAST_DAYS: Final = 30
 """Reconciliation puts back into Redis the appointments that ended at most this many days ago
 (persistence/reconcile.py)."""

@@ -72,6 +72,9 @@ class Ctx(msgspec.Struct, frozen=True):
 
     actor: str = "system"
     request_id: str = ""
+    # admin, practice staff or the engine itself: may book, release or reschedule onto a waitlist offer's hold
+    # directly; public clients, app keys and patients (False) only through the entry (accept, decline)
+    privileged: bool = True
 
 
 SYSTEM = Ctx()

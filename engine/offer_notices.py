@@ -32,6 +32,7 @@ class OfferFacts(msgspec.Struct, frozen=True):
     visit_type_name: str
     patient_name: str
     patient_email: str
+    accept_url: str  # the patient app's page for this offer (WAITLIST_ACCEPT_URL with the entry id)
 
 
 def subject(f: OfferFacts) -> str:
@@ -49,12 +50,13 @@ def body(f: OfferFacts) -> str:
         f"The offer is held for you until {lapses}. After that it lapses and the time goes to the next patient\n"
         "waiting; you stay on the waiting list either way.\n"
         f"All times are local to the practice: {f.timezone}.\n\n"
-        "To accept it, use the app you joined the waiting list with (it keeps your manage token), which sends\n"
+        "To accept or decline it, open the app you joined the waiting list with (it keeps your manage token):\n"
+        f"  {f.accept_url}\n"
+        "Accepting gets you the appointment and its confirmation; declining keeps you on the list. The app sends\n"
         f"  POST /v1/waitlist/{f.entry_id}/accept   with the header X-Manage-Token: <your manage token>\n"
-        "and you get the appointment and its confirmation. To decline it (you stay on the list), it sends\n"
         f"  POST /v1/waitlist/{f.entry_id}/decline  with the same header.\n"
         f"Or call the practice and give the reference {f.entry_id}.\n\n"
-        f"Reference: {f.entry_id} (offer {f.hold_id}, version {f.version})\n"
+        f"Reference: {f.entry_id} (version {f.version})\n"
     )
 
 

@@ -11,6 +11,7 @@ import msgspec
 from engine import access, keys, scripts
 from engine.codec import text
 from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
+from engine.scripts.waitlist import OfferKit
 from engine.service import BookingEngine
 
 
@@ -116,3 +117,34 @@ async def mark_practice(eng: BookingEngine, practice_id: str) -> None:
 
 async def mark_reconciled(eng: BookingEngine) -> None:
     await scripts.mark_reconciled(eng.lua, eng.now_ms())
+
+
+async def offer_freed_interval(
+    eng: BookingEngine, practice_id: str, practitioner_id: str, start: int, end: int, exclude: str = ""
+) -> int:
+    """After a practice's data came back: offer an interval that Redis's loss freed (a hold it lost, an offer that
+    expired meanwhile) to the waiting entries first, as the freeing scripts would have. Returns the offers made."""
+
+    async def step(kit: OfferKit) -> int:
+        return await scripts.waitlist_offer_free(
+            eng.lua, now_ms=eng.now_ms(), practice_id=practice_id, start=start, end=end, actor="reconcile",
+            exclude=exclude, kit=kit,
+        )  # fmt: skip
+
+    return await eng.appointments.offers.run(practice_id, practitioner_id, step)
+
+
+WAITLIST_COUNTED = {
+    "waitlist_join": "joined",
+    "waitlist_offer": "offers",
+    "waitlist_accept": "accepted",
+    "waitlist_decline": "declined",
+    "waitlist_lapse": "lapsed",
+    "waitlist_leave": "left",
+}
+
+
+async def raise_waitlist_counters(eng: BookingEngine, practice_id: str, audit_counts: dict[str, int]) -> int:
+    """T:wl:stats raised to the durable audit's counts per waitlist action (never lowered)."""
+    counts = {WAITLIST_COUNTED[a]: n for a, n in audit_counts.items() if a in WAITLIST_COUNTED}
+    return await scripts.waitlist_counters(eng.lua, practice_id, counts) if counts else 0

@@ -50,6 +50,10 @@ def parse_offsets(text: str) -> tuple[int, ...]:
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
+# The offer mail links to the patient app's page for the offer (never to the offer's hold id, which only the entry
+# may book or release: docs/waitlist.md); a deployment sets WAITLIST_ACCEPT_URL to its app's page.
+WAITLIST_ACCEPT_URL = "https://booking.invalid/waitlist/{entry_id}"
+
 
 class Settings(msgspec.Struct, frozen=True):
     redis_url: Annotated[str | None, var(
@@ -98,6 +102,16 @@ class Settings(msgspec.Struct, frozen=True):
     waitlist_offer_seconds: Annotated[int, var(
         "WAITLIST_OFFER_SECONDS", "how long a waitlist offer is held for its entry (at least 1)", ge=1
     )] = 900  # fmt: skip
+    waitlist_max_per_practice: Annotated[int, var(
+        "WAITLIST_MAX_PER_PRACTICE",
+        "live waitlist entries (waiting or offered) per practice; a join beyond answers 409 `waitlist_full`",
+        ge=1,
+    )] = 2000  # fmt: skip
+    waitlist_max_per_client: Annotated[int, var(
+        "WAITLIST_MAX_PER_CLIENT",
+        "live waitlist entries per public client (or app end user) and practice; beyond: 429 `too_many_entries`",
+        ge=1,
+    )] = 5  # fmt: skip
     reminder_offsets: Annotated[tuple[int, ...], var(
         "REMINDER_OFFSETS",
         "reminders before the start, `<n>d`, `<n>h`, `<n>m` or `<n>s`, comma-separated",
@@ -112,6 +126,11 @@ class Settings(msgspec.Struct, frozen=True):
     notify_from: Annotated[str, var(
         "NOTIFY_FROM", "the sender", "`Booking <no-reply@booking.invalid>`"
     )] = "Booking <no-reply@booking.invalid>"  # fmt: skip
+    waitlist_accept_url: Annotated[str, var(
+        "WAITLIST_ACCEPT_URL",
+        "the patient app's page for a waitlist offer, linked from the offer mail; `{entry_id}` is replaced",
+        "`https://booking.invalid/waitlist/{entry_id}`",
+    )] = WAITLIST_ACCEPT_URL  # fmt: skip
     notify_max_attempts: Annotated[int, var("NOTIFY_MAX_ATTEMPTS", "SMTP attempts before `failed`", ge=1)] = 5
     notify_retry_base_seconds: Annotated[float, var(
         "NOTIFY_RETRY_BASE_SECONDS", "backoff: `base · 2^(attempt−1)`", "2", ge=0  # noqa: RUF001 - as docs/api.md writes it
@@ -202,6 +221,10 @@ class Settings(msgspec.Struct, frozen=True):
 
     def check(self) -> Settings:
         """Refuse a configuration that cannot work, with a message that says what to set."""
+        if self.waitlist_max_per_practice < 1 or self.waitlist_max_per_client < 1:
+            raise ConfigError("WAITLIST_MAX_PER_PRACTICE and WAITLIST_MAX_PER_CLIENT must be at least 1")
+        if "{entry_id}" not in self.waitlist_accept_url:
+            raise ConfigError("WAITLIST_ACCEPT_URL must contain {entry_id} (where the app's offer page takes it)")
         if self.redis_cluster and self.redis_url is None:
             raise ConfigError("REDIS_CLUSTER=1 needs REDIS_URL: one or more nodes of the cluster, comma-separated")
         if self.redis_cluster and self.queue_redis_url is None:

@@ -19,7 +19,7 @@ from engine.context import Runtime
 from engine.idempotency import IdempotencyKey
 from engine.model import SYSTEM, Appointment, Ctx, WaitlistOffer, WaitlistRecord, WaitlistRequest
 from engine.offers import Offers
-from engine.scripts.waitlist import OfferKit
+from engine.scripts.waitlist import JoinCaps, OfferKit, drop_from_queue, waiting_member, waitlist_reindex
 
 _decoder = msgspec.json.Decoder(WaitlistRecord)
 SWEEP_ENDED_EVERY_S = 60.0
@@ -111,6 +111,11 @@ class Waitlist:
             raise errors.InvalidRequestError(f"from_date {req.from_date} is in the past (today is {today})")
         if req.to_date < req.from_date:
             raise errors.InvalidRequestError("to_date must not be before from_date")
+        if (req.to_date - req.from_date).days + 1 > limits.MAX_WAITLIST_WINDOW_DAYS:
+            raise errors.InvalidRequestError(
+                f"the window spans {(req.to_date - req.from_date).days + 1} dates: at most "
+                f"{limits.MAX_WAITLIST_WINDOW_DAYS} (from_date to to_date, inclusive)"
+            )
         async with self.rt.redis.pipeline(transaction=False) as pipe:
             for pr in prs or []:
                 pipe.hget(keys.schedule(practice_id, pr), "horizon_s")
@@ -123,8 +128,10 @@ class Waitlist:
             )
         return practice.timezone
 
-    async def join(self, practice_id: str, req: WaitlistRequest, ctx: Ctx = SYSTEM) -> Entry:
-        """Validate, expand the window and store the entry ('waiting'); the answer carries its manage token."""
+    async def join(self, practice_id: str, req: WaitlistRequest, ctx: Ctx = SYSTEM, client: str | None = None) -> Entry:
+        """Validate, expand the window and store the entry ('waiting'); the answer carries its manage token.
+        ``client``: who joins, for the per-client cap (a public client's or app end user's identity; None: staff,
+        admin, the engine). The practice's cap applies to every join."""
         tz = await self._validate(practice_id, req)
         window = spans(req, tz)
         if not window:
@@ -150,33 +157,46 @@ class Waitlist:
             manage_hash=ids.token_hash(token),
             patient=req.patient,
         )
-        await scripts.waitlist_join(
-            self.rt.lua, now_ms=now, practice_id=practice_id, entry_id=rec.id, record=encoder.encode(rec), ctx=ctx
+        s = self.rt.settings
+        caps = JoinCaps(
+            per_practice=s.waitlist_max_per_practice,
+            per_client=s.waitlist_max_per_client,
+            client=ids.token_hash(f"{practice_id}|{client}")[:24] if client else None,
         )
+        await scripts.waitlist_join(
+            self.rt.lua, now_ms=now, practice_id=practice_id, entry_id=rec.id, record=encoder.encode(rec), ctx=ctx,
+            caps=caps,
+        )  # fmt: skip
         entry, _ = await self.get(rec.id)
         return msgspec.structs.replace(entry, manage_token=token)
 
     # ----------------------------------------------------------------- reads
-    async def _record(self, entry_id: str) -> tuple[str, WaitlistRecord]:
+    async def _find(self, entry_id: str) -> tuple[str, WaitlistRecord, bool]:
+        """(practice id, record, whether it was read from the database: it ended and left Redis, see
+        persistence/waitlist_tidy.py)."""
         pid = ids.practice_of(entry_id, "w")
         if pid is None:
             raise errors.NotFoundError("waitlist entry", entry_id)
         raw = await self.rt.redis.hget(keys.waitlist_entries(pid), entry_id)
-        if raw is None:
+        if raw is not None:
+            return pid, decode(raw), False
+        archived = await self.rt.archive.waitlist_entry(entry_id) if self.rt.archive is not None else None
+        if archived is None or archived.practice_id != pid:
             raise errors.NotFoundError("waitlist entry", entry_id)
-        return pid, decode(raw)
+        return pid, archived, True
+
+    async def _record(self, entry_id: str) -> tuple[str, WaitlistRecord]:
+        pid, rec, _ = await self._find(entry_id)
+        return pid, rec
 
     async def get(self, entry_id: str) -> tuple[Entry, str]:
         """The entry as it reads now, and the SHA-256 hash of its manage token."""
         pid, rec = await self._record(entry_id)
         now = self.rt.now_ms()
-        earlier = await self.rt.redis.zrangebyscore(keys.waitlist_queue(pid), "-inf", f"({rec.order}")
-        position = 0
-        if earlier:
-            for raw in await self.rt.redis.hmget(keys.waitlist_entries(pid), [text(i) for i in earlier]):
-                other = decode(raw) if raw is not None else None
-                if other and other.visit_type_id == rec.visit_type_id and status_of(other, now) == "waiting":
-                    position += 1
+        # the waiting entries of its visit type with a lower order: one ZLEXCOUNT of the waiting set (no scan)
+        position = await self.rt.redis.zlexcount(
+            keys.waitlist_waiting(pid), f"[{rec.visit_type_id}|", f"({waiting_member(rec)[: -len(rec.id) - 1]}"
+        )
         return Entry(rec, status_of(rec, now), position, live_offer(rec, now)), rec.manage_hash
 
     async def list(self, practice_id: str) -> list[Entry]:
@@ -210,7 +230,7 @@ class Waitlist:
                 raise errors.OfferExpiredError(entry_id)
             raise errors.NoOfferError(entry_id, rec.status)
         try:
-            return await self.appointments.book(offer.hold_id, rec.patient, ctx=ctx, idem=idem)
+            return await self.appointments.book(offer.hold_id, rec.patient, ctx=ctx, idem=idem, entry_id=entry_id)
         except errors.HoldExpiredError as exc:
             if exc.state == "expired":
                 raise errors.OfferExpiredError(entry_id) from None
@@ -227,7 +247,13 @@ class Waitlist:
     async def _change(self, entry_id: str, leave: bool, ctx: Ctx) -> Entry:
         """Decline or leave, reading the entry again while its offer changed meanwhile (the script's RETRY)."""
         for _ in range(MOVE_ATTEMPTS):
-            pid, rec = await self._record(entry_id)
+            pid, rec, archived = await self._find(entry_id)
+            if archived:  # it ended (booked, left, window passed) and left Redis: nothing changes any more
+                if leave:
+                    return (await self.get(entry_id))[0]
+                if rec.status == "waiting" and rec.lapsed_ms is not None:
+                    raise errors.OfferExpiredError(entry_id)
+                raise errors.NoOfferError(entry_id, status_of(rec, self.rt.now_ms()))
             offered = rec.offer if rec.status == "offered" else None
             step = functools.partial(self._step, pid, entry_id, offered.hold_id if offered else "", leave, ctx)
             done = await (self.offers.run(pid, offered.practitioner_id, step) if offered else step(None))
@@ -256,9 +282,11 @@ class Waitlist:
             queued = [text(i) for i in await self.rt.redis.zrange(keys.waitlist_queue(pid), 0, -1)]
             if not queued:
                 continue
+            if await self.rt.redis.hget(keys.waitlist_stats(pid), "indexed") is None:
+                await waitlist_reindex(self.rt.lua, pid)  # entries from before the index: once per practice
             raws = await self.rt.redis.hmget(keys.waitlist_entries(pid), queued)
             recs = [(i, decode(r)) for i, r in zip(queued, raws) if r is not None]
-            gone = [i for i, rec in recs if rec.status == "waiting" and ended(rec, now)]
-            await scripts.drop_from_queue(self.rt.lua, pid, gone)
+            gone = [rec for _, rec in recs if rec.status == "waiting" and ended(rec, now)]
+            await drop_from_queue(self.rt.lua, pid, gone)
             dropped += len(gone)
         return dropped

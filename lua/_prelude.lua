@@ -64,8 +64,54 @@ end
 -- ---------------------------------------------------------------- the waitlist (docs/waitlist.md)
 local function absent(v) return v == nil or v == cjson.null end
 
+-- The index (docs/waitlist.md): every live entry has one member in T:wl:ix per UTC day its spans touch,
+-- '<visit type>|<day>|<practitioner or *>|<order, 12 digits>|<entry id>', so the offer walk of a freed interval
+-- reads only the entries of its visit types, days and practitioner (oldest first within each prefix); every
+-- waiting entry one member '<visit type>|<order>|<entry id>' in T:wl:waiting (position: a ZLEXCOUNT).
+-- engine/scripts/waitlist.py::index_members writes the same members (the sweeper's drop of ended entries).
+local function wl_pad(n) return string.format('%012d', n) end
+
+local function wl_days(e)
+  local out, last = {}, nil
+  for _, sp in ipairs(e.spans) do
+    local b, l = math.floor(sp[1] / DAY_S), math.floor((sp[2] - 1) / DAY_S)
+    if last and b <= last then b = last + 1 end
+    while b <= l do
+      out[#out + 1] = b
+      b = b + 1
+    end
+    if not last or l > last then last = l end
+  end
+  return out
+end
+
+local function wl_index(ix, e, on)
+  local who = absent(e.practitioner_id) and '*' or e.practitioner_id
+  local tail = '|' .. who .. '|' .. wl_pad(e.order) .. '|' .. e.id
+  local args = {}
+  for _, day in ipairs(wl_days(e)) do
+    if on then args[#args + 1] = '0' end
+    args[#args + 1] = e.visit_type_id .. '|' .. int(day) .. tail
+  end
+  if #args == 0 then return end
+  if on then redis.call('ZADD', ix, unpack(args)) else redis.call('ZREM', ix, unpack(args)) end
+end
+
+local function wl_waiting(wait, e, on)
+  local m = e.visit_type_id .. '|' .. wl_pad(e.order) .. '|' .. e.id
+  if on then redis.call('ZADD', wait, 0, m) else redis.call('ZREM', wait, m) end
+end
+
+-- An entry no longer live (booked, left, ended): off the queue, the index and the waiting set.
+local function wl_unqueue(k, e)
+  redis.call('ZREM', k.queue, e.id)
+  wl_index(k.ix, e, false)
+  wl_waiting(k.wait, e, false)
+end
+
 -- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
--- KEYS: queue, entries, stats, visit types hash, events, audit, and with a practitioner: its schedule, claims,
+-- KEYS: queue, entries, stats, visit types hash, events, audit, index, waiting, and with a practitioner: its
+--       schedule, claims,
 --       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id
 -- ARGV: practice_id, practitioner_id ('' = none), offer_ms, retention_ms, n visit types, (id, duration_s) each,
 --       n hold ids, the ids
@@ -73,11 +119,12 @@ local function absent(v) return v == nil or v == cjson.null end
 -- no practitioner, or not every visit type of the practice: the script answers 'KIT' before changing anything)
 local function wl_kit(ki, ai)
   local kit = {queue = KEYS[ki], entries = KEYS[ki + 1], stats = KEYS[ki + 2], vtypes = KEYS[ki + 3],
-    events = KEYS[ki + 4], audit = KEYS[ki + 5], practice = ARGV[ai], pr = ARGV[ai + 1], ids = {}, keys = {},
-    used = 0}
+    events = KEYS[ki + 4], audit = KEYS[ki + 5], ix = KEYS[ki + 6], wait = KEYS[ki + 7], practice = ARGV[ai],
+    pr = ARGV[ai + 1], ids = {}, keys = {}, used = 0}
   kit.on = redis.call('ZCARD', kit.queue) > 0
   if not kit.on then return kit end
   if kit.pr == '' then kit.ok = false; return kit end
+  ki = ki + 2
   kit.schedule, kit.claims, kit.versions, kit.holdexp = KEYS[ki + 6], KEYS[ki + 7], KEYS[ki + 8], KEYS[ki + 9]
   kit.offer_ms, kit.retention_ms = tonumber(ARGV[ai + 2]), tonumber(ARGV[ai + 3])
   local nvt = tonumber(ARGV[ai + 4])
@@ -130,7 +177,7 @@ local function wl_accept(k, entry_id, hold_id, appt_id, now, actor, request_id)
   if not e or e.status ~= 'offered' or absent(e.offer) or e.offer.hold_id ~= hold_id then return end
   local o = e.offer
   e.status, e.offer, e.appointment_id = 'booked', cjson.null, appt_id
-  redis.call('ZREM', k.queue, entry_id)
+  wl_unqueue(k, e)
   redis.call('HINCRBY', k.stats, 'accepted', 1)
   wl_change(k, e, patient, now, 'waitlist_accept', actor, request_id, o.practitioner_id, hold_id, appt_id,
     {start = o.start, ['end'] = o['end'], appointment_id = appt_id})
@@ -175,6 +222,7 @@ local function wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
   redis.call('ZADD', kit.holdexp, expires, id)
   bump(kit.versions, t, finish)
   e.status, e.lapsed_ms = 'offered', cjson.null
+  wl_waiting(kit.wait, e, false)
   e.offer = {hold_id = id, practitioner_id = kit.pr, start = t, ['end'] = finish, expires_ms = expires}
   e.had[#e.had + 1] = kit.pr .. '|' .. int(t) .. '|' .. int(finish)
   redis.call('HINCRBY', kit.stats, 'offers', 1)
@@ -186,26 +234,57 @@ end
 -- the slot starts of that visit type the change made available, sorted. Each waiting entry that may take this
 -- practitioner takes the earliest start that fits one of its spans, was never offered to it, is offered by
 -- notice and horizon, and overlaps no claim (expired holds included, the offers just made included); at most
--- one offer per entry and as many offers as the kit has hold ids. `exclude`: an entry left out (the one that
+-- one offer per entry, at most OFFERS_PER_INTERVAL offers per call (one freed interval, or one schedule day: when
+-- a call frees several intervals, each gets its own share of the kit's hold ids, engine/limits.py) and no more
+-- than the kit has hold ids left. `exclude`: an entry left out (the one that
 -- just gave the interval up). Entries whose window passed are dropped from the queue (no event: they read
 -- 'ended'). Returns the number of offers made.
 local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
   if not kit.on or not kit.ok then return 0 end
   local made = 0
-  local want_pr = '"practitioner_id":"' .. kit.pr .. '"'
-  for _, id in ipairs(redis.call('ZRANGE', kit.queue, 0, -1)) do
-    if kit.used >= #kit.ids then break end
+  local cap = math.min(#kit.ids, kit.used + OFFERS_PER_INTERVAL)
+  if kit.used >= cap then return 0 end
+  -- the entries that can take a candidate: indexed under its visit type, on the UTC day it starts, naming this
+  -- practitioner or none (docs/waitlist.md, "The index"); then oldest first (the order is zero-padded)
+  local cands, seen, found = {}, {}, {}
+  for vt, d in pairs(kit.dur) do
+    local cs = candidates(vt, d)
+    if #cs > 0 then
+      cands[vt] = cs
+      local lo, hi = nil, nil
+      for _, s in ipairs(cs) do
+        local day = math.floor(tonumber(s) / DAY_S)
+        if not lo or day < lo then lo = day end
+        if not hi or day > hi then hi = day end
+      end
+      for day = lo, hi do
+        for _, who in ipairs({kit.pr, '*'}) do
+          local p = vt .. '|' .. int(day) .. '|' .. who .. '|'
+          for _, m in ipairs(redis.call('ZRANGEBYLEX', kit.ix, '[' .. p, '[' .. p .. '\255')) do
+            local order, id = string.match(m, '^.*|(%d+)|([^|]+)$')
+            if not seen[id] then
+              seen[id] = true
+              found[#found + 1] = {order, id, m}
+            end
+          end
+        end
+      end
+    end
+  end
+  table.sort(found, function(a, b) return a[1] < b[1] end)
+  for _, f in ipairs(found) do
+    if kit.used >= cap then break end
+    local id = f[2]
     local raw = redis.call('HGET', kit.entries, id)
     if not raw then
-      redis.call('ZREM', kit.queue, id)
-    elseif id ~= exclude and string.find(raw, '"status":"waiting"', 1, true)
-        and (string.find(raw, '"practitioner_id":null', 1, true) or string.find(raw, want_pr, 1, true)) then
+      redis.call('ZREM', kit.ix, f[3])
+    elseif id ~= exclude and string.find(raw, '"status":"waiting"', 1, true) then
       local e, patient = wl_split(raw)
       local d = kit.dur[e.visit_type_id]
       if e.spans[#e.spans][2] * 1000 <= now then
-        redis.call('ZREM', kit.queue, id)
+        wl_unqueue(kit, e)
       elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
-        for _, s in ipairs(candidates(e.visit_type_id, d)) do
+        for _, s in ipairs(cands[e.visit_type_id] or {}) do
           local t = tonumber(s)
           if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
               and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))

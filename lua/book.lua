@@ -2,11 +2,14 @@
 -- the entry 'booked', off the queue, 'waitlist_accept' after 'book'.
 -- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 appointment hash  4 hold expiry zset
 --       5 events  6 audit  7 idempotency key  8 waitlist queue  9 waitlist entries  10 waitlist stats
+--       11 waitlist index  12 waiting entries
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
+--       11 whose waitlist offer the caller may book: '*' any (staff, admin), an entry id (that entry's accept),
+--          '' none (a waitlist offer's hold is then not offered to this caller: UNAVAILABLE)
 -- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
 -- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
---       | {'EXPIRED', state} | {'OVERLAP'}
+--       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'}
 local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
 if replay then return replay end
@@ -17,6 +20,8 @@ if not state then return {'NOT_FOUND'} end
 -- appointment ids are new for each request: a hold booked by this very id means this call already ran (a client
 -- retry after a lost answer): answer as the first time did, and change nothing
 if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} end
+-- a waitlist offer is booked only through its entry (accept, with the manage token) or by staff
+if h[9] and ARGV[11] ~= '*' and ARGV[11] ~= h[9] then return {'UNAVAILABLE', 'waitlist_offer'} end
 if state == 'booked' then return {'USED', h[8]} end
 if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
 local hold_member = 'h|' .. ARGV[2] .. '|' .. h[6] .. '|' .. h[7]
@@ -35,8 +40,8 @@ local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], 
 emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
   {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, with_patient(appt, ARGV[4]))
 if h[9] then
-  wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6]}, h[9], ARGV[2],
-    ARGV[3], now, ARGV[6], ARGV[7])
+  wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6], ix = KEYS[11],
+    wait = KEYS[12]}, h[9], ARGV[2], ARGV[3], now, ARGV[6], ARGV[7])
 end
 idem_store(KEYS[7], ARGV[8], ARGV[9])
 return {'OK', h[4], h[5], h[6]}

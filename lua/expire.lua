@@ -26,6 +26,7 @@ for i = 1, n do
     if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == id then
       -- a lapsed offer: its entry waits again; the offer's whole life is told by waitlist events
       e.status, e.offer, e.lapsed_ms, exclude, cause = 'waiting', cjson.null, now, e.id, 'waitlist_lapse'
+      wl_waiting(kit.wait, e, true)
       redis.call('HINCRBY', kit.stats, 'lapsed', 1)
       wl_change(kit, e, patient, now, 'waitlist_lapse', ARGV[2], '', h[5], id, nil,
         {start = fs, ['end'] = fe, expires_ms = tonumber(h[3])})

@@ -5,10 +5,12 @@
 --       practitioner  5 hold expiry zset  6 events  7 audit  8 availability versions of its current practitioner,
 --       then the waitlist kit of its current practitioner (wl_kit)
 -- ARGV: 1 now_ms  2 appointment_id  3 hold_id  4 practitioner the caller read  5 actor  6 request_id
---       7 move id (new for each reschedule request; stored on the appointment as 'move_id'), then the kit
+--       7 move id (new for each reschedule request; stored on the appointment as 'move_id')
+--       8 whose waitlist offer the caller may move onto ('*' any: staff, admin; '' none: UNAVAILABLE), then the kit
 -- A retry of the same call (same move id) answers {'OK', version} again and changes nothing.
 -- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
---       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken'} | {'KIT'} (entries wait and the kit cannot offer)
+--       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken' | 'waitlist_offer'} | {'KIT'} (entries wait and the kit
+--       cannot offer)
 local now = tonumber(ARGV[1])
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
   'visit_type_id', 'patient', 'manage_hash', 'move_id')
@@ -20,9 +22,10 @@ if a[1] == 'cancelled' then return {'CANCELLED'} end
 local h = redis.call('HMGET', KEYS[3], 'state', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
   'appointment_id', 'entry_id')
 if not h[1] then return {'HOLD_NOT_FOUND'} end
+if h[8] and ARGV[8] ~= '*' and ARGV[8] ~= h[8] then return {'UNAVAILABLE', 'waitlist_offer'} end
 if h[1] == 'booked' then return {'USED', h[7]} end
 if h[1] ~= 'held' or tonumber(h[6]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
-local kit = wl_kit(9, 8)
+local kit = wl_kit(9, 9)
 if kit.on and not kit.ok then return {'KIT'} end
 local old_member = 'b|' .. ARGV[2] .. '|' .. a[4] .. '|0'
 local hold_member = 'h|' .. ARGV[3] .. '|' .. h[5] .. '|' .. h[6]

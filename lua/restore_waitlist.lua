@@ -6,6 +6,7 @@
 -- KEYS: 1 entries hash  2 queue zset  3 stats hash  4 the offer's hold hash  5 claims zset of the offer's
 --       practitioner  6 hold expiry zset  7 availability versions of that practitioner
 --       (4 to 7 are keys of the practice even when the entry has no offer: then they are not touched)
+--       8 waitlist index  9 waiting entries (a live entry is indexed again; an older copy's members removed)
 -- ARGV: 1 now_ms  2 entry_id  3 version  4 order  5 '1' when the entry is live (waiting or offered, window
 --       not passed) else '0'  6 the entry JSON  7 the entry JSON back to waiting ('' when not offered)
 --       8 hold_id  9 start_s  10 end_s  11 expires_ms  12 practice_id  13 practitioner_id  14 visit_type_id
@@ -14,8 +15,11 @@
 -- (the offer could not come back: the entry is queued waiting) | {'SKIP', version Redis has}
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if cur then
-  local have = tonumber(cjson.decode(cur).version)
+  local old = wl_split(cur)
+  local have = tonumber(old.version)
   if have >= tonumber(ARGV[3]) then return {'SKIP', int(have)} end
+  wl_index(KEYS[8], old, false)
+  wl_waiting(KEYS[9], old, false)
 end
 local now, order = tonumber(ARGV[1]), tonumber(ARGV[4])
 local joined = tonumber(redis.call('HGET', KEYS[3], 'joined') or '0')
@@ -52,4 +56,7 @@ if ARGV[7] ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[2], record)
 redis.call('ZADD', KEYS[2], order, ARGV[2])
+local e = wl_split(record)
+wl_index(KEYS[8], e, true)
+if how ~= 'offered' then wl_waiting(KEYS[9], e, true) end
 return {'OK', how}

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from engine.model import Appointment, Patient
-from persistence.tables import appointments
+from engine.model import Appointment, Patient, WaitlistRecord
+from persistence import waitlist_rows
+from persistence.tables import appointments, waitlist_entries
 
 
 def epoch(value: dt.datetime) -> int:
@@ -51,3 +52,12 @@ class ArchivedAppointments:
 
     async def appointment(self, appointment_id: str) -> tuple[Appointment, str] | None:
         return await asyncio.to_thread(self._read, appointment_id)
+
+    def _read_entry(self, entry_id: str) -> WaitlistRecord | None:
+        with self.db.connect() as c:
+            row = c.execute(select(waitlist_entries).where(waitlist_entries.c.id == entry_id)).mappings().first()
+        return None if row is None else waitlist_rows.record(row)
+
+    async def waitlist_entry(self, entry_id: str) -> WaitlistRecord | None:
+        """A waitlist entry that ended and left Redis (persistence/waitlist_tidy.py), as the database holds it."""
+        return await asyncio.to_thread(self._read_entry, entry_id)

@@ -29,6 +29,7 @@ from engine.scripts.registry import SyncLua
 from persistence import shards, trimming, writer
 from persistence.retention import AppointmentTidy
 from persistence.streams import StreamConsumer
+from persistence.waitlist_tidy import WaitlistTidy
 
 log = logging.getLogger("booking.persister")
 
@@ -48,6 +49,7 @@ class Persister(StreamConsumer):
         retention_ms: int = 3_600_000,
         group_idle_s: int = limits.DEFAULT_STREAM_GROUP_IDLE_S,
         tidy: AppointmentTidy | None = None,
+        waitlist_tidy: WaitlistTidy | None = None,
         on_lost: Callable[[set[str]], set[str]] | None = None,
         **kw: Any,
     ) -> None:
@@ -60,6 +62,7 @@ class Persister(StreamConsumer):
         self.retention_ms = retention_ms
         self.group_idle_s = group_idle_s
         self.tidy = tidy  # appointments past their retention leave Redis (persistence/retention.py)
+        self.waitlist_tidy = waitlist_tidy  # ended waitlist entries leave Redis (persistence/waitlist_tidy.py)
         self.lua = SyncLua(redis, ("trim", "restore_seq"))
         self._last_maintenance = 0.0
         self.applied = 0
@@ -158,6 +161,8 @@ class Persister(StreamConsumer):
             jobs = [self.claim_abandoned, self.trim, self.check_lost]
             if self.tidy is not None:
                 jobs.insert(2, self.tidy.maybe_run)
+            if self.waitlist_tidy is not None:
+                jobs.insert(2, self.waitlist_tidy.maybe_run)
             for job in jobs:
                 try:
                     job()

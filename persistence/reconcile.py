@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from engine import limits
@@ -24,12 +24,14 @@ from engine import restore as rs
 from engine.model import ApiKey, Practice, Practitioner, Schedule, VisitType
 from engine.service import BookingEngine
 from persistence import waitlist_rows
-from persistence.archive import appointment_from_row
+from persistence.archive import appointment_from_row, epoch
 from persistence.persister import Persister
 from persistence.tables import (
     api_keys,
     appointments,
+    audit_events,
     audit_heads,
+    holds,
     practices,
     practitioners,
     schedules,
@@ -88,8 +90,37 @@ def _existing(db: Engine, ids: list[str], table: Any = appointments) -> set[str]
         return set(c.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
 
 
-async def _restore_waitlist(eng: BookingEngine, db: Engine, practice_id: str, rows: list[Any], report: Report) -> None:
-    """After the appointments (an offer never comes back over a restored booking), in join order."""
+def _waitlist_audit_counts(db: Engine, practice_id: str) -> dict[str, int]:
+    """The practice's durable audit rows per waitlist action (its T:wl:stats counters as the database knows them)."""
+    a = audit_events
+    q = (
+        select(a.c.action, func.count())
+        .where(a.c.practice_id == practice_id, a.c.action.in_(list(rs.WAITLIST_COUNTED)))
+        .group_by(a.c.action)
+    )
+    with db.connect() as c:
+        return {action: int(n) for action, n in c.execute(q).all()}
+
+
+def _lost_holds(db: Engine, practice_id: str, now_ms: int) -> list[tuple[str, int, int, str]]:
+    """The holds the database knows held (live, or expired and not yet tidied: the sweeper would have offered
+    their intervals) that Redis lost, still ahead: (practitioner, start, end, '') each; their intervals are
+    offered to the waitlist first (no script freed them)."""
+    h = holds
+    ahead = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc)
+    q = select(h.c.practitioner_id, h.c.start_at, h.c.end_at).where(
+        h.c.practice_id == practice_id, h.c.state == "held", h.c.end_at > ahead
+    )
+    with db.connect() as c:
+        return [(r.practitioner_id, epoch(r.start_at), epoch(r.end_at), "") for r in c.execute(q)]
+
+
+async def _restore_waitlist(
+    eng: BookingEngine, db: Engine, practice_id: str, rows: list[Any], report: Report
+) -> list[tuple[str, int, int, str]]:
+    """After the appointments (an offer never comes back over a restored booking), in join order. Returns the
+    intervals of offers that could not come back (expired meanwhile): (practitioner, start, end, entry id)."""
+    freed: list[tuple[str, int, int, str]] = []
     in_redis = await rs.redis_waitlist_versions(eng, practice_id)
     for row in rows:
         entry = waitlist_rows.record(row)
@@ -105,6 +136,9 @@ async def _restore_waitlist(eng: BookingEngine, db: Engine, practice_id: str, ro
         if how in ("expired", "taken") and entry.offer is not None:
             why = "expired" if how == "expired" else "overlaps a claim"
             report.restored.append(f"{what}, back to waiting: its offer {entry.offer.hold_id} {why}")
+            if how == "expired":
+                o = entry.offer
+                freed.append((o.practitioner_id, o.start, o.end, entry.id))
         elif how == "offered" and entry.offer is not None:
             report.restored.append(f"{what} with its offer {entry.offer.hold_id}")
         else:
@@ -113,6 +147,7 @@ async def _restore_waitlist(eng: BookingEngine, db: Engine, practice_id: str, ro
     for entry_id in sorted(set(in_redis) - known):
         version, status = in_redis[entry_id]
         report.redis_only.append(f"waitlist entry {entry_id} ({status} v{version})")
+    return freed
 
 
 async def reconcile(
@@ -187,7 +222,16 @@ async def reconcile(
         for appt_id in sorted(set(unknown) - known):
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
-        await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
+        freed_by_loss = await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
+        counts = await asyncio.to_thread(_waitlist_audit_counts, db, practice.id)
+        if await rs.raise_waitlist_counters(eng, practice.id, counts):
+            report.restored.append(f"waitlist counters of practice {practice.id} (from the audit trail)")
+        freed = freed_by_loss + await asyncio.to_thread(_lost_holds, db, practice.id, eng.now_ms())
+        offered = 0
+        for pr, start, end, entry_id in freed:
+            offered += await rs.offer_freed_interval(eng, practice.id, pr, start, end, entry_id)
+        if offered:
+            report.restored.append(f"{offered} waitlist offer(s) of intervals the loss freed in {practice.id}")
         await rs.mark_practice(eng, practice.id)
         report.practices.append(practice.id)
     await rs.mark_reconciled(eng)

@@ -19,6 +19,7 @@ from persistence.db import database_url, make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
 from persistence.retention import AppointmentTidy
+from persistence.waitlist_tidy import WaitlistTidy
 
 log = logging.getLogger("booking.persistence")
 
@@ -77,7 +78,10 @@ async def reconcile_if_needed(
 def persister_for(settings: Settings, redis_sync: Any, db: Engine, **kw: Any) -> Persister:
     """The persister as the settings configure it: stream trimming past idle groups, the appointment tidy."""
     tidy = AppointmentTidy(redis_sync, db, settings.appointment_retention_days)
-    return Persister(redis_sync, db, group_idle_s=settings.stream_group_idle_seconds, tidy=tidy, **kw)
+    wl_tidy = WaitlistTidy(redis_sync, db)
+    return Persister(
+        redis_sync, db, group_idle_s=settings.stream_group_idle_seconds, tidy=tidy, waitlist_tidy=wl_tidy, **kw
+    )
 
 
 def reconcile_practices(settings: Settings, db: Engine, practice_ids: set[str]) -> set[str]:

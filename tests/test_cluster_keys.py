@@ -33,6 +33,9 @@ REPLIES: dict[str, Any] = {
     "trim": 0,
     "lease": 1,
     "restore_waitlist": ["OK", "queued"],
+    "waitlist_reindex": 0,
+    "waitlist_counters": 0,
+    "waitlist_offer_free": ["OK", 0],
 }
 
 
@@ -158,6 +161,12 @@ async def every_script(lua: Recorder, n: int) -> None:
         )  # fmt: skip
         for live in (True, False):
             await scripts.restore_waitlist(lua, now_ms=1, record=record, live=live, retention_ms=1)
+        await scripts.waitlist_reindex(lua, pid)
+        await scripts.waitlist_tidy(lua, practice_id=pid, entry_id=record.id, stored_version=2, now_ms=1)
+        await scripts.waitlist_offer_free(
+            lua, now_ms=1, practice_id=pid, start=0, end=1, actor="reconcile", exclude="", kit=kit
+        )
+        await scripts.waitlist_counters(lua, pid, {"offers": 1})
 
 
 def test_every_script_call_touches_keys_of_one_slot_for_any_ids() -> None:

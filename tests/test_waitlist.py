@@ -123,6 +123,37 @@ def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone() -> None:
     run(body, offer_seconds=60)
 
 
+def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorded_once() -> None:
+    async def body(w: World) -> None:
+        ten = w.at(w.tomorrow, "10:00")
+        appt = await w.book(ten)
+        a, b = await w.join(), await w.join()
+        await w.eng.cancel(appt)
+        assert (await w.entry(a.record.id)).offer is not None
+        w.clock.now += 61  # the offer ran out; the sweeper has not tidied it yet
+        with pytest.raises(errors.OfferExpiredError):
+            await w.eng.decline_offer(a.record.id)
+        assert (await w.entry(b.record.id)).offer is None  # nothing was passed on as a decline
+        with pytest.raises(errors.OfferExpiredError):  # again, and after the sweeper recorded the lapse
+            await w.eng.decline_offer(a.record.id)
+        assert await w.sweep() == 1
+        with pytest.raises(errors.OfferExpiredError):
+            await w.eng.decline_offer(a.record.id)
+        decoded = await w.events()
+        tags = [e.__struct_config__.tag for e in decoded]
+        assert "waitlist_decline" not in tags and tags.count("waitlist_lapse") == 1
+        (lapse,) = [e for e in decoded if isinstance(e, ev.WaitlistLapsed)]
+        assert lapse.data.id == a.record.id
+        stats = await w.r.hgetall(keys.waitlist_stats(w.pid))
+        assert stats[b"lapsed"] == b"1" and b"declined" not in stats
+        got_b = await w.entry(b.record.id)  # the lapse passed it on, as a lapse
+        assert got_b.offer is not None and got_b.offer.start == ten
+        assert [o.detail.cause for o in offers_of(decoded)] == ["cancel", "waitlist_lapse"]
+        check_offers(decoded, durations(w))
+
+    run(body, offer_seconds=60)
+
+
 def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_first() -> None:
     async def body(w: World) -> None:
         ten, eleven = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "11:00")
@@ -144,6 +175,34 @@ def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_f
         assert causes == ["release", "expire"]
 
     run(body)
+
+
+def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_first() -> None:
+    """Issue 22 item 5: two 2-hour holds expire in one sweep (one expire call, one kit with 2 x OFFER_IDS hold
+    ids); 12 waiting 15-minute entries. Each freed interval makes its own OFFER_IDS offers (the first no longer
+    takes them all), to the oldest entries, in the order the intervals are freed; the rest waits."""
+
+    async def body(w: World) -> None:
+        day = w.tomorrow
+        ten, two = w.at(day, "10:00"), w.at(day, "14:00")
+        for start in (ten, two):
+            await w.eng.place_hold(w.prs[0].id, w.vts[120].id, w.instant(start))
+        entries = [await w.join(minutes=15, pr=0) for _ in range(12)]
+        w.clock.now += 301
+        assert await w.sweep() == 2
+        got = {e.record.id: (await w.entry(e.record.id)).offer for e in entries}
+        offered = [e.record.id for e in entries if got[e.record.id] is not None]
+        assert offered == [e.record.id for e in entries[:8]]  # the eight oldest, none of the four youngest
+        starts = sorted(o.start for o in got.values() if o is not None)
+        in_first = [s for s in starts if ten <= s < ten + 7200]
+        in_second = [s for s in starts if two <= s < two + 7200]
+        assert len(in_first) == scripts.OFFER_IDS and len(in_second) == scripts.OFFER_IDS
+        # the rest of each interval is free to all, as once the entries' share is spent
+        free = await w.free(day, minutes=15)
+        assert ten + scripts.OFFER_IDS * 900 in free and two + scripts.OFFER_IDS * 900 in free
+        check_offers(await w.events(), durations(w))
+
+    run(body, durations=(120, 15), practitioners=1)
 
 
 def test_without_a_waitlist_an_expired_hold_frees_at_once() -> None:
@@ -342,10 +401,23 @@ def test_a_visit_type_added_meanwhile_makes_the_script_ask_for_a_new_kit() -> No
         await w.eng.catalog.add_visit_type(w.pid, "45 min", 45)  # another process adds one: this cache is stale
         appointment, _ = await w.eng.get_appointment(appt)
         stale = await w.eng.appointments.offers.kit(w.pid, w.prs[0].id)
-        call = scripts.cancel_call(now_ms=w.eng.now_ms(), practice_id=w.pid, appointment_id=appt,
-                                   practitioner_id=appointment.practitioner_id, reason="", ctx=SYSTEM, kit=stale)
-        without = scripts.cancel_call(now_ms=w.eng.now_ms(), practice_id=w.pid, appointment_id=appt,
-                                      practitioner_id=appointment.practitioner_id, reason="", ctx=SYSTEM)
+        call = scripts.cancel_call(
+            now_ms=w.eng.now_ms(),
+            practice_id=w.pid,
+            appointment_id=appt,
+            practitioner_id=appointment.practitioner_id,
+            reason="",
+            ctx=SYSTEM,
+            kit=stale,
+        )
+        without = scripts.cancel_call(
+            now_ms=w.eng.now_ms(),
+            practice_id=w.pid,
+            appointment_id=appt,
+            practitioner_id=appointment.practitioner_id,
+            reason="",
+            ctx=SYSTEM,
+        )
         with pytest.raises(errors.OfferKitError):
             await scripts.cancel(w.eng.lua, without)
         with pytest.raises(errors.OfferKitError):

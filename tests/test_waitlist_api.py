@@ -5,6 +5,7 @@ with a short WAITLIST_OFFER_SECONDS, leave; the Entry's exact fields; bad input 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from typing import Any
 
@@ -98,8 +99,9 @@ def test_decline_then_leave_and_a_lapse_then_everyone(make_client: Any, rsync: A
     assert read(b)["status"] == "offered" and read(b)["offer"]["start"] == start  # a lapsed, b got it next
     r = c.post(f"/v1/waitlist/{a['id']}/accept", json={}, headers=_as(a["manage_token"]))
     assert r.status_code == 410 and r.json()["code"] == "offer_expired", r.text
-    while time.time() < deadline and start not in [s["start"] for s in search(c, ctx["practice_id"],
-                                                                                ctx["visit_types"][30], day)]:
+    while time.time() < deadline and start not in [
+        s["start"] for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day)
+    ]:
         time.sleep(0.2)  # fmt: skip
     assert start in [s["start"] for s in search(c, ctx["practice_id"], ctx["visit_types"][30], day)]  # everyone's
     r = c.post(f"/v1/waitlist/{b['id']}/decline", json={}, headers=_as(b["manage_token"]))
@@ -189,7 +191,9 @@ def test_the_document_states_the_waitlist_strictly() -> None:
 
     doc = create_app(settings_for(None), background=False).openapi_schema.to_schema()
     schemas = doc["components"]["schemas"]
-    assert schemas["WaitlistIn"]["additionalProperties"] is False and schemas["EmptyIn"]["additionalProperties"] is False
+    assert (
+        schemas["WaitlistIn"]["additionalProperties"] is False and schemas["EmptyIn"]["additionalProperties"] is False
+    )
     assert set(schemas["WaitlistEntryOut"]["properties"]) == ENTRY_FIELDS
     assert set(schemas["WaitlistIn"]["required"]) == {"visit_type_id", "from_date", "to_date", "patient"}
     paths = doc["paths"]
@@ -197,3 +201,60 @@ def test_the_document_states_the_waitlist_strictly() -> None:
     assert {"409", "410"} <= set(accept["responses"]) and accept["requestBody"]["required"] is False
     assert "201" in paths["/v1/practices/{practice_id}/waitlist"]["post"]["responses"]
     assert "204" in paths["/v1/waitlist/{entry_id}"]["delete"]["responses"]
+
+
+def test_an_offer_hold_is_taken_only_through_its_entry_or_staff(make_client: Any) -> None:
+    """Issue 22 item 9: the offer's hold id (in the Entry) books nothing and releases nothing for a stranger; the
+    entry's accept (manage token) books it, and staff may release it."""
+    c = make_client()
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(5)
+    slots = search(c, ctx["practice_id"], ctx["visit_types"][30], day)
+    first, second = slots[3]["start"], slots[8]["start"]
+    appts = [_book(c, ctx, first), _book(c, ctx, second)]
+    entries = [_join(c, ctx, day), _join(c, ctx, day)]
+    for appt in appts:
+        assert c.post(f"/v1/appointments/{appt['id']}/cancel", json={}).status_code == 200
+    offers = [c.get(f"/v1/waitlist/{e['id']}", headers=_as(e["manage_token"])).json()["offer"] for e in entries]
+    assert [o["start"] for o in offers] == [first, second]
+    public = {"Authorization": ""}
+    stranger = {"hold_id": offers[0]["hold_id"], "patient": {"name": "Mallory", "email": "m@example.org"}}
+    r = c.post("/v1/appointments", json=stranger, headers=public)
+    assert r.status_code == 409 and r.json()["code"] == "slot_unavailable", r.text
+    r = c.delete(f"/v1/holds/{offers[0]['hold_id']}", headers=public)
+    assert r.status_code == 403 and r.json()["code"] == "forbidden", r.text
+    own = _book(c, ctx, slots[12]["start"])  # a patient moving an appointment of their own onto someone's offer
+    r = c.post(f"/v1/appointments/{own['id']}/reschedule", json={"hold_id": offers[0]["hold_id"]},
+               headers=_as(own["manage_token"]))  # fmt: skip
+    assert r.status_code == 409 and r.json()["code"] == "slot_unavailable", r.text
+    other = entries[1]  # another entry's manage token does not accept this one's offer either
+    r = c.post(f"/v1/waitlist/{entries[0]['id']}/accept", json={}, headers=_as(other["manage_token"]))
+    assert r.status_code == 403, r.text
+    got = c.get(f"/v1/waitlist/{entries[0]['id']}", headers=_as(entries[0]["manage_token"])).json()
+    assert got["status"] == "offered" and got["offer"] == offers[0]  # nothing changed
+    r = c.post(f"/v1/waitlist/{entries[0]['id']}/accept", json={}, headers=_as(entries[0]["manage_token"]))
+    assert r.status_code == 201 and r.json()["start"] == first and r.json()["patient"]["email"] == PATIENT["email"]
+    assert c.delete(f"/v1/holds/{offers[1]['hold_id']}").status_code == 204  # staff (here the admin) may
+    back = c.get(f"/v1/waitlist/{entries[1]['id']}", headers=_as(entries[1]["manage_token"])).json()
+    assert back["status"] == "waiting" and back["offer"] is None
+
+
+def test_a_public_client_is_capped_at_its_live_entries_with_429_too_many_entries(make_client: Any, rsync: Any) -> None:
+    c = make_client(waitlist_max_per_client=2, client_header="X-Client")  # a client of its own: its own limits
+    ctx = setup_practice(c, practitioners=1)
+    day = next_weekday(2)
+    me = {"Authorization": "", "X-Client": f"203.0.113.{secrets.randbelow(250)}-{secrets.token_hex(4)}"}
+    body = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": PATIENT}  # fmt: skip
+    url = f"/v1/practices/{ctx['practice_id']}/waitlist"
+    first, second = (c.post(url, json=body, headers=me) for _ in range(2))
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    r = c.post(url, json=body, headers=me)
+    assert r.status_code == 429 and r.json()["code"] == "too_many_entries" and int(r.headers["Retry-After"]) > 0
+    assert rsync.zcard(keys.waitlist_queue(ctx["practice_id"])) == 2  # nothing stored
+    other = {**me, "X-Client": me["X-Client"] + "-other"}
+    assert c.post(url, json=body, headers=other).status_code == 201  # another client may
+    assert c.post(url, json=body).status_code == 201  # staff (here the admin): not capped per client
+    mine = first.json()
+    assert c.delete(f"/v1/waitlist/{mine['id']}", headers=_as(mine["manage_token"])).status_code == 204
+    assert c.post(url, json=body, headers=me).status_code == 201  # one of its entries left: it may join again

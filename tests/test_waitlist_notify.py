@@ -29,7 +29,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def world() -> Iterator[World]:
     # a Redis database and a PostgreSQL database of its own: tests/test_notifications.py runs beside this module
-    yield from make_world("24h", "booking_notify_waitlist", redis_url=REDIS_URL.rsplit("/", 1)[0] + "/3")
+    yield from make_world(
+        "24h",
+        "booking_notify_waitlist",
+        redis_url=REDIS_URL.rsplit("/", 1)[0] + "/3",
+        waitlist_accept_url="https://app.example.org/offers/{entry_id}?from=mail",
+    )
 
 
 def offer(c: Any, r: Any, ctx: dict[str, Any], start: str, order: int, lapse_s: int = 900) -> Any:
@@ -91,6 +96,8 @@ def test_an_offer_is_mailed_once_with_its_local_time_lapse_and_how_to_answer_and
     assert f"until {lapse.strftime('%A')} {lapse.day} " in body and f"at {lapse:%H:%M} (Europe/Paris" in body
     assert f"POST /v1/waitlist/{live.id}/accept" in body and f"POST /v1/waitlist/{live.id}/decline" in body
     assert "X-Manage-Token" in body and "Dr 0" in body and "Test practice" in body and "30 minutes" in body
+    # the app's offer page (WAITLIST_ACCEPT_URL), never the offer's hold id (only the entry may book it)
+    assert f"https://app.example.org/offers/{live.id}?from=mail" in body and live.offer.hold_id not in body
     assert msg.get_content_maintype() == "text"  # an offer is not an appointment: no calendar attachment
     assert rows(world, live.id) == [("waitlist_offer", "sent", None)]
     assert rows(world, left.id)[0][1] == "cancelled"  # the leave reached the outbox: never sent
@@ -140,3 +147,25 @@ def test_the_recheck_names_why_an_offer_mail_is_stale(world: World) -> None:
     assert offers.facts(r, Row)[1] == "entry is waiting"
     r.hdel(keys.waitlist_entries(pid), e.id)
     assert offers.facts(r, Row)[1] == "entry unknown to Redis"
+
+
+def test_the_offer_mail_links_to_the_app_never_to_the_hold() -> None:
+    """Issue 22 item 9: the body names WAITLIST_ACCEPT_URL with the entry id, and no hold id (default and set)."""
+    from engine import offer_notices
+    from engine.settings import WAITLIST_ACCEPT_URL, ConfigError, Settings
+
+    entry_id, hold_id = "p1.wAbC-d_12", "p1.r2.hSECRETholdid"
+    f = offer_notices.OfferFacts(
+        notification_id="n", entry_id=entry_id, version=2, hold_id=hold_id, start=1_900_000_000, end=1_900_001_800,
+        expires_ms=1_900_000_900_000, timezone="Europe/Paris", practice_name="P", practitioner_name="Dr",
+        visit_type_name="V", patient_name="Ada", patient_email="a@example.org",
+        accept_url=offers.accept_url(WAITLIST_ACCEPT_URL, entry_id),
+    )  # fmt: skip
+    body = offer_notices.body(f)
+    assert f"https://booking.invalid/waitlist/{entry_id}" in body and hold_id not in body
+    assert offers.accept_url("https://a.example/w?e={entry_id}", "x y/z") == "https://a.example/w?e=x%20y%2Fz"
+    assert Settings.from_env({"WAITLIST_ACCEPT_URL": "https://a.example/{entry_id}"}).waitlist_accept_url == (
+        "https://a.example/{entry_id}"
+    )
+    with pytest.raises(ConfigError):
+        Settings(waitlist_accept_url="https://a.example/no-id").check()

@@ -214,7 +214,12 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
 
     got = redis_entries(r, pid)
     assert set(got) == {x.id for x in entries}
-    assert got[a.id] == a and got[b.id] == b and got[e.id] == e and got[f.id] == f and got[g.id] == g
+    assert got[b.id] == b and got[e.id] == e and got[f.id] == f and got[g.id] == g
+    # issue 22: the expired offer's interval goes to the waitlist first (a, the oldest waiting entry it fits), not
+    # free to everyone as before
+    assert got[a.id].status == "offered" and got[a.id].offer is not None and got[a.id].offer.start == s[1]
+    assert msgspec.structs.replace(got[a.id], status="waiting", offer=None, version=a.version, had=[],
+                                   updated_ms=a.updated_ms) == a  # fmt: skip
     for lost in (cc, d):  # back to waiting, at the same version, the interval still in what it had
         assert got[lost.id] == msgspec.structs.replace(lost, status="waiting", offer=None)
     queue = [(m.decode(), int(sc)) for m, sc in r.zrange(keys.waitlist_queue(pid), 0, -1, withscores=True)]
@@ -227,7 +232,7 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     assert r.zscore(keys.hold_expiries(pid), hid[0]) == b.offer.expires_ms  # type: ignore[union-attr]
     assert c.get(f"/v1/holds/{hid[0]}").json()["expires_at"]
     free = {int(dt.datetime.fromisoformat(x["start"]).timestamp()) for x in search(c, pid, vt, day)}
-    assert s[0] not in free and s[2] not in free and s[1] in free  # offered, booked, free again
+    assert s[0] not in free and s[2] not in free and s[1] not in free  # offered, booked, offered to a
     taken = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slots[0]["start"]})
     assert taken.status_code == 409
     assert r.hgetall(keys.hold(pid, hid[1])) == {} and r.hgetall(keys.hold(pid, hid[2])) == {}
@@ -237,13 +242,13 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     assert f"waitlist entry {g.id}" in text_said and "not queued" in text_said
 
     # again: nothing to repair; a newer copy in Redis (the live engine moved on) is kept and reported
-    newer = wl.changed(a, now + 99, status="left")
+    newer = wl.changed(got[a.id], now + 99, status="left", offer=None)  # a is at v2 now (its reconcile offer)
     wl.store(r, newer)
     said2: list[str] = []
     again = reconcile_now(db, said2)
     assert not [x for x in again.restored if "waitlist" in x]
     assert redis_entries(r, pid)[a.id] == newer
-    assert any(a.id in x and "v2" in x for x in again.redis_ahead)
+    assert any(a.id in x and "v3" in x for x in again.redis_ahead)
     assert report.restored and not again.conflicts
 
 
@@ -270,3 +275,38 @@ def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(world
     assert asyncio.run(body()) == [("SKIP", "2"), ("SKIP", "2"), ("OK", "stored")]
     assert redis_entries(r, pid)[old.id].version == 3
     assert r.zscore(keys.waitlist_queue(pid), old.id) is None  # left: never queued
+
+
+def test_ended_entries_leave_redis_once_stored_and_are_read_from_the_database(world: Any) -> None:
+    """Issue 22 item 2: booked, left and passed entries leave T:wl:entries (and the queue and index) once the
+    database holds their version, after a grace period; the API then reads them from the database; live entries
+    and entries whose last change is not stored yet stay."""
+    from persistence.waitlist_tidy import GRACE_S, WaitlistTidy
+
+    c, db, r, p, ctx = world["client"], world["db"], world["redis"], world["persister"], world["ctx"]
+    pid = ctx["practice_id"]
+    day = next_weekday(2)
+    body = {"visit_type_id": ctx["visit_types"][30], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "patient": {"name": "Lea", "email": "lea@example.org"}}  # fmt: skip
+    left, live, late = (c.post(f"/v1/practices/{pid}/waitlist", json=body).json() for _ in range(3))
+    assert c.delete(f"/v1/waitlist/{left['id']}").status_code == 204
+    p.drain()
+    assert c.delete(f"/v1/waitlist/{late['id']}").status_code == 204  # its leave not stored yet
+    tidy = WaitlistTidy(r, db)
+    assert tidy.run(now_s=time.time()).removed == 0  # within the grace period: kept
+    report = tidy.run(now_s=time.time() + GRACE_S + 1)
+    assert (report.removed, report.unstored) == (1, 1)
+    assert r.hget(keys.waitlist_entries(pid), left["id"]) is None
+    assert r.hget(keys.waitlist_entries(pid), live["id"]) is not None  # live: stays
+    assert r.hget(keys.waitlist_entries(pid), late["id"]) is not None  # not stored yet: stays
+    assert not any(left["id"].encode() in m for m in r.zrange(keys.waitlist_index(pid), 0, -1))
+    manage = {"X-Manage-Token": left["manage_token"], "Authorization": ""}
+    got = c.get(f"/v1/waitlist/{left['id']}", headers=manage)  # read from the database now
+    assert got.status_code == 200 and got.json()["status"] == "left", got.text
+    assert c.get(f"/v1/waitlist/{left['id']}", headers={"X-Manage-Token": "wrong", "Authorization": ""}).status_code in (
+        403, 404)  # fmt: skip
+    assert c.delete(f"/v1/waitlist/{left['id']}", headers=manage).status_code == 204  # again: nothing changes
+    r2 = c.post(f"/v1/waitlist/{left['id']}/decline", json={}, headers=manage)
+    assert r2.status_code == 409 and r2.json()["code"] == "no_offer", r2.text
+    p.drain()
+    assert tidy.run(now_s=time.time() + GRACE_S + 1).removed == 1  # its leave stored now: it goes too

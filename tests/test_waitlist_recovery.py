@@ -83,3 +83,42 @@ def test_what_the_scripts_write_is_stored_exactly_and_comes_back_after_redis_los
     finally:
         sync.close()
         db.dispose()
+
+
+def test_after_redis_lost_its_data_free_time_is_offered_to_the_waitlist_and_counters_rebuilt() -> None:
+    """Issue 22 ("after booking reconcile"): a lost hold's interval, and an offer that expired while Redis was
+    gone, are offered to the waiting entries by reconciliation, not left free to everyone; T:wl:stats is raised
+    back to the durable audit's counts."""
+    db = make_engine(fresh_database("booking_wl_recovery2"))
+    sync = redis_sync.Redis.from_url(RURL)
+
+    async def body(w: World) -> None:
+        day = w.tomorrow
+        ten, two = w.at(day, "10:00"), w.at(day, "14:00")
+        appt = await w.book(ten)
+        await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(two))  # a hold that Redis will lose
+        a = await w.join(pr=0, from_time="09:00", to_time="12:00")
+        b = await w.join(pr=0, from_time="14:00", to_time="15:00")
+        c = await w.join(pr=0, from_time="09:00", to_time="12:00")
+        await w.eng.cancel(appt)  # ten offered to a
+        assert (await w.entry(a.record.id)).offer is not None
+        await asyncio.to_thread(Persister(sync, db, consumer="t").drain)
+        stats = sync.hgetall(keys.waitlist_stats(w.pid))
+        sync.flushdb()
+        w.clock.now += 1000  # a's offer (900 s) and the hold (300 s) expired while Redis was gone: the sweeper
+        # would have offered both intervals to the waitlist first, reconciliation does
+        await reconcile(w.eng, sync, db, out=lambda _: None)
+        got_a, got_b, got_c = [await w.entry(e.record.id) for e in (a, b, c)]
+        assert got_a.status == "waiting" and got_a.offer is None  # it had ten: never again
+        assert got_c.offer is not None and got_c.offer.start == ten  # the expired offer's interval: to c, not all
+        assert ten not in await w.free(day)
+        restored = sync.hgetall(keys.waitlist_stats(w.pid))
+        assert (int(stats[b"joined"]), int(stats[b"offers"])) == (3, 1)
+        assert got_b.offer is not None and got_b.offer.start == two  # the lost hold's interval: to b
+        assert (int(restored[b"joined"]), int(restored[b"offers"])) == (3, 3)  # 1 from the audit, then c's and b's
+
+    try:
+        run(body)
+    finally:
+        sync.close()
+        db.dispose()

@@ -41,7 +41,8 @@ async def caller(request: Request[Any, Any, Any], practice_id: str | None = None
     """The caller and its audit context; with ``practice_id``, as that practice sees it (a staff key of
     another practice is a public caller there: its searches are audited as public)."""
     p = await principal(request, practice_id)
-    return p, Ctx(actor=p.actor, request_id=request.scope.get("state", {}).get("request_id", ""))
+    rid = request.scope.get("state", {}).get("request_id", "")
+    return p, Ctx(actor=p.actor, request_id=rid, privileged=p.kind in ("admin", "staff"))
 
 
 async def strict(request: Request[Any, Any, Any], kind: type[T]) -> T:

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from api import render
 from api.auth import require_patient_record, require_same_practice, require_staff
-from api.routes.common import IdemKey, caller, engine, idempotency, limited, raw_json, strict
+from api.routes.common import LIMITED, IdemKey, caller, engine, idempotency, limited, raw_json, strict
 from api.schemas import AppointmentOut, EmptyIn, WaitlistEntryOut, WaitlistIn, WaitlistList
 from engine import errors, ids
 from engine.waitlist import Entry
@@ -34,7 +34,8 @@ async def join_waitlist(
     require_same_practice(p, practice_id, "practice", practice_id)
     await limited(request, p, "waitlist")
     eng = engine(request)
-    entry = await eng.join_waitlist(practice_id, data, ctx)
+    # public callers are capped per client (the identity their abuse limits count by); staff and admin are not
+    entry = await eng.join_waitlist(practice_id, data, ctx, client=p.actor if p.kind in LIMITED else None)
     return render.entry_out(entry, (await eng.cached_practice(practice_id)).timezone)
 
 

@@ -62,9 +62,14 @@ from engine.scripts.waitlist import (
     Left,
     OfferKit,
     drop_from_queue,
+    waitlist_counters,
     waitlist_decline,
     waitlist_join,
     waitlist_leave,
+    waitlist_offer_free,
+    waitlist_reindex,
+    waitlist_tidy,
+    waitlist_tidy_call,
 )
 
 __all__ = [
@@ -121,7 +126,12 @@ __all__ = [
     "trim",
     "trim_call",
     "trim_past",
+    "waitlist_counters",
     "waitlist_decline",
     "waitlist_join",
     "waitlist_leave",
+    "waitlist_offer_free",
+    "waitlist_reindex",
+    "waitlist_tidy",
+    "waitlist_tidy_call",
 ]

@@ -110,16 +110,24 @@ async def hold(lua: Lua, call: Call) -> Replay | None:
 
 
 def release_call(
-    *, now_ms: int, practice_id: str, practitioner_id: str, hold_id: str, ctx: Ctx, kit: OfferKit | None = None
+    *,
+    now_ms: int,
+    practice_id: str,
+    practitioner_id: str,
+    hold_id: str,
+    ctx: Ctx,
+    kit: OfferKit | None = None,
+    offers: str = "",
 ) -> Call:
     """``kit``: the waitlist kit of the hold's practitioner (without one, a practice whose entries wait answers
-    OfferKitError and nothing changes)."""
+    OfferKitError and nothing changes). ``offers``: '*' when the caller may release a waitlist offer's hold
+    (staff, admin, the engine); else such a hold answers OfferHoldError."""
     pid = practice_id
     return Call(
         "release",
         [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id), keys.hold_expiries(pid), keys.events(pid),
          keys.audit(pid), keys.versions(pid, practitioner_id), *kit_keys(pid, kit)],
-        [now_ms, hold_id, ctx.actor, ctx.request_id, *kit_args(pid, kit)],
+        [now_ms, hold_id, ctx.actor, ctx.request_id, offers, *kit_args(pid, kit)],
         Ref("hold", hold_id, hold_id),
     )
 
@@ -167,7 +175,10 @@ def book_call(
     idem_ref: str | None = None,
     fingerprint: str = "",
     record: bytes = b"",
+    offers: str = "",
 ) -> Call:
+    """``offers``: whose waitlist offer this call may book: '*' any (staff, admin, the engine), an entry id (that
+    entry's accept), '' none (a waitlist offer's hold answers SlotUnavailableError)."""
     pid = practice_id
     return Call(
         "book",
@@ -182,6 +193,8 @@ def book_call(
             keys.waitlist_queue(pid),
             keys.waitlist_entries(pid),
             keys.waitlist_stats(pid),
+            keys.waitlist_index(pid),
+            keys.waitlist_waiting(pid),
         ],
         [
             now_ms,
@@ -194,6 +207,7 @@ def book_call(
             fingerprint if idem_ref else "",
             record,
             patient_ref,
+            offers,
         ],
         Ref("hold", hold_id, hold_id),
     )
@@ -252,10 +266,12 @@ async def reschedule(
     move_id: str,
     ctx: Ctx,
     kit: OfferKit | None = None,
+    offers: str = "",
 ) -> Moved | Retry:
     """Move a booked appointment onto a live hold of the same practice; ``move_id`` (new for each request)
     lets a retry of the same call be answered as the first one was. ``kit``: the waitlist kit of its current
-    practitioner (the old interval is offered first)."""
+    practitioner (the old interval is offered first). ``offers``: '*' when the caller may move onto a waitlist
+    offer's hold (staff, admin, the engine); else such a hold answers SlotUnavailableError."""
     pid = practice_id
     res = reply(
         await lua.run(
@@ -272,7 +288,7 @@ async def reschedule(
                 *kit_keys(pid, kit),
             ],
             [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id,
-             *kit_args(pid, kit)],
+             offers, *kit_args(pid, kit)],
         )
     )
     if res[0] == "OK":

@@ -44,6 +44,10 @@ NAMES = (
     "close_gap",
     "lease",
     "restore_waitlist",
+    "waitlist_reindex",
+    "waitlist_tidy",
+    "waitlist_offer_free",
+    "waitlist_counters",
 )
 
 
@@ -56,7 +60,10 @@ def _read(name: str) -> str:
 
 def source(name: str) -> str:
     """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
-    limits_lua = f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
+    limits_lua = (
+        f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
+        f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
+    )
     return limits_lua + _read("_prelude") + "\n" + _read(name)
 
 
@@ -206,6 +213,7 @@ STATUS_ERRORS: dict[str, Callable[[Ref, Reply], errors.BookingError]] = {
     "KIT": lambda ref, rest: errors.OfferKitError(),
     "NO_OFFER": lambda ref, rest: errors.NoOfferError(ref.ident, _arg(rest)),
     "OFFER_EXPIRED": lambda ref, rest: errors.OfferExpiredError(ref.ident),
+    "OFFER": lambda ref, rest: errors.OfferHoldError(ref.hold_id),
 }
 
 

@@ -65,7 +65,7 @@ async def restore_waitlist(lua: Lua, *, now_ms: int, record: WaitlistRecord, liv
         "restore_waitlist",
         [keys.waitlist_entries(pid), keys.waitlist_queue(pid), keys.waitlist_stats(pid),
          keys.hold(pid, o.hold_id if o else ""), keys.claims(pid, practitioner), keys.hold_expiries(pid),
-         keys.versions(pid, practitioner)],
+         keys.versions(pid, practitioner), keys.waitlist_index(pid), keys.waitlist_waiting(pid)],
         [now_ms, r.id, r.version, r.order, "1" if live else "0", encoder.encode(r), waiting,
          o.hold_id if o else "", o.start if o else 0, o.end if o else 0, o.expires_ms if o else 0, pid,
          practitioner, r.visit_type_id, retention_ms],

@@ -84,7 +84,7 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
 def compose(ctx: Context, row: Any) -> tuple[EmailMessage | None, str]:
     """The message a row calls for, from what Redis holds now; None with the reason when it is stale."""
     if row.kind == offer_notices.KIND:
-        return offers.compose(ctx.redis, row, ctx.settings.notify_from)
+        return offers.compose(ctx.redis, row, ctx.settings.notify_from, ctx.settings.waitlist_accept_url)
     f, why = facts(ctx, row)
     return (None, why) if f is None else (notices.message(f, ctx.settings.notify_from), "")
 

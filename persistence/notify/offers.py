@@ -8,16 +8,25 @@ from __future__ import annotations
 import time
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
 from engine import keys, offer_notices
 from engine.codec import text
 from engine.model import WaitlistRecord
+from engine.settings import WAITLIST_ACCEPT_URL
 from persistence.notify.names import names
 
 
-def facts(redis: Any, row: Any, now_ms: int | None = None) -> tuple[offer_notices.OfferFacts | None, str]:
+def accept_url(template: str, entry_id: str) -> str:
+    """The app's offer page for an entry (``WAITLIST_ACCEPT_URL``; the id is URL-safe: ``<practice>.w<urlsafe>``)."""
+    return template.replace("{entry_id}", quote(entry_id, safe=""))
+
+
+def facts(
+    redis: Any, row: Any, now_ms: int | None = None, accept: str = WAITLIST_ACCEPT_URL
+) -> tuple[offer_notices.OfferFacts | None, str]:
     """The live offer as Redis holds it now, or None with the reason the mail is stale."""
     pid, entry_id = row.practice_id, row.appointment_id
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -53,9 +62,10 @@ def facts(redis: Any, row: Any, now_ms: int | None = None) -> tuple[offer_notice
         visit_type_name=n.visit_type,
         patient_name=entry.patient.name,
         patient_email=entry.patient.email,
+        accept_url=accept_url(accept, entry.id),
     ), ""
 
 
-def compose(redis: Any, row: Any, sender: str) -> tuple[EmailMessage | None, str]:
-    f, why = facts(redis, row)
+def compose(redis: Any, row: Any, sender: str, accept: str = WAITLIST_ACCEPT_URL) -> tuple[EmailMessage | None, str]:
+    f, why = facts(redis, row, accept=accept)
     return (None, why) if f is None else (offer_notices.message(f, sender), "")

@@ -77,14 +77,18 @@ class World:
 
 
 def run(body: Callable[[World], Awaitable[None]], offer_seconds: int = 900, durations: tuple[int, ...] = (30, 15),
-        practitioners: int = 2, windows: tuple[str, str] = ("08:00", "18:00"), step: int = 15) -> None:  # fmt: skip
-    """Run one test body against a fresh practice (08:00-18:00 every day, 60 minutes of notice, 10 days)."""
+        practitioners: int = 2, windows: tuple[str, str] = ("08:00", "18:00"), step: int = 15,
+        caps: tuple[int, int] | None = None, horizon_days: int = 10) -> None:  # fmt: skip
+    """Run one test body against a fresh practice (08:00-18:00 every day, 60 minutes of notice, 10 days);
+    ``caps``: the waitlist's (per practice, per client) caps on live entries (default: the settings')."""
 
     async def main() -> None:
         r = aioredis.Redis.from_url(RURL)
         await r.flushdb()
         clock = Clock(NOW)
-        eng = BookingEngine(r, Settings(redis_url=RURL, waitlist_offer_seconds=offer_seconds), clock)
+        capped = {"waitlist_max_per_practice": caps[0], "waitlist_max_per_client": caps[1]} if caps else {}
+        settings = Settings(redis_url=RURL, waitlist_offer_seconds=offer_seconds, **capped)
+        eng = BookingEngine(r, settings, clock)
         try:
             practice = await eng.create_practice("Waitlist", TZ)
             prs = [await eng.add_practitioner(practice.id, f"Dr {i}") for i in range(practitioners)]
@@ -92,7 +96,8 @@ def run(body: Callable[[World], Awaitable[None]], offer_seconds: int = 900, dura
             week = [WeeklyWindow(d, *windows) for d in timeutil.WEEKDAYS]
             for pr in prs:
                 await eng.put_schedule(
-                    pr.id, Schedule(weekly=week, horizon_days=10, min_notice_minutes=60, slot_step_minutes=step)
+                    pr.id,
+                    Schedule(weekly=week, horizon_days=horizon_days, min_notice_minutes=60, slot_step_minutes=step),
                 )
             await body(World(eng, clock, practice, prs, vts))
         finally:

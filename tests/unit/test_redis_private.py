@@ -12,6 +12,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
 from engine.redis import clients, private
 
+
 def test_the_reply_codes_redis_py_does_not_name_are_named_in_its_parsers_table() -> None:
     for code, cls in clients.REPLY_CODES.items():
         err = private.error_reply(f"{code} something went wrong")
