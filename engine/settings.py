@@ -104,12 +104,13 @@ class Settings(msgspec.Struct, frozen=True):
     )] = 900  # fmt: skip
     waitlist_max_per_practice: Annotated[int, var(
         "WAITLIST_MAX_PER_PRACTICE",
-        "live waitlist entries (waiting or offered) per practice; a join beyond answers 409 `waitlist_full`",
+        "live waitlist entries (`waiting` or `offered`) a practice may hold; a join beyond: 409 `waitlist_full`",
         ge=1,
     )] = 2000  # fmt: skip
     waitlist_max_per_client: Annotated[int, var(
         "WAITLIST_MAX_PER_CLIENT",
-        "live waitlist entries per public client (or app end user) and practice; beyond: 429 `too_many_entries`",
+        "live waitlist entries one public client may hold on one practice's waitlist; a join beyond: 429 "
+        "`too_many_entries`",
         ge=1,
     )] = 5  # fmt: skip
     reminder_offsets: Annotated[tuple[int, ...], var(
@@ -128,7 +129,8 @@ class Settings(msgspec.Struct, frozen=True):
     )] = "Booking <no-reply@booking.invalid>"  # fmt: skip
     waitlist_accept_url: Annotated[str, var(
         "WAITLIST_ACCEPT_URL",
-        "the patient app's page for a waitlist offer, linked from the offer mail; `{entry_id}` is replaced",
+        "the patient app's page for a waitlist offer, linked from the offer mail; `{entry_id}` (required) is replaced "
+        "by the entry's id",
         "`https://booking.invalid/waitlist/{entry_id}`",
     )] = WAITLIST_ACCEPT_URL  # fmt: skip
     notify_max_attempts: Annotated[int, var("NOTIFY_MAX_ATTEMPTS", "SMTP attempts before `failed`", ge=1)] = 5
@@ -176,10 +178,9 @@ class Settings(msgspec.Struct, frozen=True):
     )] = None  # fmt: skip
     trusted_hops: Annotated[int, var(
         "BOOKING_TRUSTED_HOPS",
-        "how many proxies in front of the API append to `BOOKING_CLIENT_HEADER` (e.g. X-Forwarded-For): the client is "
-        "the value the outermost trusted one added, this many from the right; anything left of it the client may "
-        "have written",
-        "1",
+        "how many trusted proxies append to `BOOKING_CLIENT_HEADER` (X-Forwarded-For): the client is the value that "
+        "many from the right; values further left, which the client may have written, are ignored",
+        "`1`",
         ge=1,
     )] = 1  # fmt: skip
     limit_live_holds: Annotated[int, var("LIMIT_LIVE_HOLDS", "live holds per public client", ge=1)] = 5

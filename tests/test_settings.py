@@ -45,6 +45,8 @@ def _other_value(v: Variable) -> str:
         return str(v.default + 1)
     if v.field == "reminder_offsets":
         return "3h"
+    if v.field == "waitlist_accept_url":
+        return "https://app.example/offers/{entry_id}"
     if v.field.endswith("_url"):
         return "redis://127.0.0.1:1/0"
     return "something else"
