@@ -5,7 +5,7 @@
 - Links tie the operations together the way a client walks them: practice -> practitioner -> schedule,
   visit type (or the visit type list) -> availability -> hold -> appointment -> read / cancel / notifications,
   hold -> reschedule onto it, audit -> next page. Clients read them as documentation; schemathesis' stateful
-  phase follows them (tests/test_openapi_contract.py).
+  phase follows them (tests/integration/test_openapi_contract.py).
 - ``OPTIONS`` answers an ``Allow`` header with every method of its path (Litestar's own OPTIONS handler lists
   only the methods of the first handler registered for a path).
 
@@ -195,7 +195,7 @@ DOCS: dict[str, Doc] = {
     "list_waitlist": Doc((*V1, 404)),
     "get_waitlist_entry": Doc((*V1, 403, 404)),
     # no links out of accept: with them (into the appointment's operations) the stateful phase of
-    # tests/test_openapi_contract.py, which leaves the waitlist out, stopped reaching GET of an appointment (seen in
+    # tests/integration/test_openapi_contract.py, which leaves the waitlist out, stopped reaching GET of an appointment (seen in
     # three runs in a row; none without them)
     "accept_offer": Doc((*V1, *BODY, 403, 404, 409, 410, 429), optional_body=True),
     "decline_offer": Doc(

@@ -2,7 +2,7 @@
 
 Each setting is written once, here: a field read from the environment carries its variable, its meaning and
 (where its default reads differently) how the default is shown, as metadata (``var``); ``Settings.from_env``
-reads every variable from there, and tests/test_settings.py checks the configuration table of docs/api.md
+reads every variable from there, and tests/unit/test_settings.py checks the configuration table of docs/api.md
 against it row by row (``documented()`` renders the rows). A bad value is a ``ConfigError`` naming its
 variable; `booking serve` prints it in one line and exits 2.
 """

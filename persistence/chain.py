@@ -23,7 +23,7 @@ import msgspec
 GENESIS = "0" * 64
 VERSION = 2  # the canonical form of the rows written now
 VERSIONS = (1, 2)  # the forms `verify` knows
-# v2: every column of audit_events but ``hash`` (tests/test_audit_integrity.py checks that none is missing)
+# v2: every column of audit_events but ``hash`` (tests/integration/test_audit_integrity.py checks that none is missing)
 FIELDS = (
     "hash_version",
     "id",

@@ -1,4 +1,4 @@
-"""schemathesis hooks for tests/test_openapi_contract.py (loaded through SCHEMATHESIS_HOOKS).
+"""schemathesis hooks for tests/integration/test_openapi_contract.py (loaded through SCHEMATHESIS_HOOKS).
 
 Only for rules that JSON Schema cannot state, so that a case schemathesis calls *valid* is valid for the API too
 (its positive_data_acceptance check asserts that such a case is never refused):

@@ -157,7 +157,7 @@ def packing_with_hiredis(cls: type) -> type:
     """``cls`` (a ``redis.asyncio`` connection class) packing commands with hiredis's C packer. redis-py's
     synchronous client does so when hiredis is installed; its asyncio one packs in Python (about 37 µs for a
     search audit's EVALSHA and 12 µs for an HMGET, against 5 and 1 µs; docs/benchmarks.md). The bytes are the
-    same (tests/test_redis_client.py); anything hiredis refuses (None, a bool) goes through redis-py's packer,
+    same (tests/system/test_redis_client.py); anything hiredis refuses (None, a bool) goes through redis-py's packer,
     which raises its own error for it."""
     try:
         import hiredis

@@ -1,5 +1,5 @@
 """Every use of redis-py's private API, in one module (checked on redis-py 8.1.0 and 8.2.0:
-tests/test_redis_private.py). Nothing else in the project imports ``redis._*`` or sets a private attribute.
+tests/unit/test_redis_private.py). Nothing else in the project imports ``redis._*`` or sets a private attribute.
 
 1. ``name_reply_codes``/``error_reply``: redis-py's reply-error table (``redis._parsers.base.BaseParser``) has no
    public way to name a reply code it does not know (BUSY, MISCONF, NOREPLICAS stay bare ``ResponseError``s).
@@ -13,7 +13,7 @@ Every key of a practice shares its hash tag, so almost every batch the engine se
 cluster pipeline would send such a batch to the right node too, but when any node of it fails it retries by
 closing the client's connections to **every** node (``ClusterPipeline`` calls ``cluster_client.aclose()``):
 requests in flight on the healthy shards then fail with "Connection closed" or an unconfirmed ``WAIT``
-(tests/test_cluster_faults.py saw booking 503s on healthy shards while one primary was dead). Here a batch of
+(tests/system/test_cluster_faults.py saw booking 503s on healthy shards while one primary was dead). Here a batch of
 one slot is a pipeline of its node alone:
 
 * a command the node answered ``MOVED`` did not run: the slot map is patched from the redirection (no refresh,
@@ -61,7 +61,7 @@ class CommandTableOnce(AsyncCommandsParser):
     """redis-py 8.1's asyncio cluster client reads the COMMAND table again from the first primary it lists at every
     refresh of the slot map. After a primary died and before its replica is promoted, that primary may be the dead
     one: the refresh then fails, closes every connection, and commands of every shard fail until the promotion
-    (tests/test_cluster_faults.py saw 503s on the healthy shards). The table never changes: read it once."""
+    (tests/system/test_cluster_faults.py saw 503s on the healthy shards). The table never changes: read it once."""
 
     __slots__ = ()
 
@@ -191,7 +191,7 @@ class Cluster(AsyncCluster):
       (``reinitialize_steps=0``);
     * a command of a shard that has no primary (``CLUSTERDOWN``, a slot not covered) and a pipeline over several
       slots that failed made redis-py call ``aclose()`` inside the command: every node's connections closed,
-      requests in flight on the healthy shards failed (tests/test_cluster_faults.py saw booking 503s). Inside a
+      requests in flight on the healthy shards failed (tests/system/test_cluster_faults.py saw booking 503s). Inside a
       command, ``aclose()`` only asks for the slot map to be read again at the next command (whose refresh marks
       the connections for a reconnect once they are free, as redis-py does after a broken connection); the
       client's owner closing it still closes everything."""

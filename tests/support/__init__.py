@@ -7,6 +7,6 @@
   end of the session (nothing may outlive the run)
 - ``servers``: `booking serve`, `booking persister`, the CLI, a redis-server and a PostgreSQL cluster of a
   test's own, polling with deadlines
-- ``faults``: the patient-app load and the stored-exactly-once checks of tests/test_faults.py
+- ``faults``: the patient-app load and the stored-exactly-once checks of tests/system/test_faults.py
 - ``smtp``: a real SMTP server that records every message
 """

@@ -1,4 +1,4 @@
-"""The harness of tests/test_cluster_faults.py: the topology of a local cluster read from the nodes themselves
+"""The harness of tests/system/test_cluster_faults.py: the topology of a local cluster read from the nodes themselves
 (never from a client's cached slot map), the faults (a coordinated failover, a slot migration), and one load per
 practice so that every answer is counted by shard."""
 

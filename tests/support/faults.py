@@ -1,4 +1,4 @@
-"""The harness of tests/test_faults.py: threads that load a server as the patient apps would, and the checks
+"""The harness of tests/system/test_faults.py: threads that load a server as the patient apps would, and the checks
 that every acknowledged booking reached PostgreSQL exactly once with an unbroken audit chain."""
 
 from __future__ import annotations

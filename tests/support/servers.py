@@ -53,7 +53,7 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, every: float 
 
 def serve_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of `booking serve` / `booking persister` on the given stores, as a deployment runs them;
-    the per-client abuse limits are lifted (the load comes from one address; tests/test_access.py covers them)."""
+    the per-client abuse limits are lifted (the load comes from one address; tests/integration/test_access.py covers them)."""
     return {
         **os.environ,
         "REDIS_URL": redis_url,

@@ -18,9 +18,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from engine import keys
 from engine.service import BookingEngine
 from engine.settings import Settings
+from tests.integration.test_search_cache import CACHE, Clock, mornings
 from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, setup_practice
-from tests.test_search_cache import CACHE, Clock, mornings
 
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"

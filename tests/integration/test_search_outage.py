@@ -191,7 +191,7 @@ def test_a_stale_answer_counts_its_age_from_the_last_read_that_confirmed_it(own_
     20 s later, not 70 s: it still answers stale under STALE_READ_SECONDS=60."""
 
     async def main() -> None:
-        from tests.test_search_cache import Clock, mornings
+        from tests.integration.test_search_cache import Clock, mornings
 
         r = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.3, socket_timeout=0.5)
         clock = Clock()

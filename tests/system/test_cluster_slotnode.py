@@ -2,7 +2,7 @@
 
 The defect it mends: redis-py's cluster pipeline answers a failing node by closing the client's connections to
 every node, so one dead primary failed requests in flight on the healthy shards (booking 503s in
-tests/test_cluster_faults.py). Here a batch of one slot follows MOVED and ASK as the cluster pipeline did, and a
+tests/system/test_cluster_faults.py). Here a batch of one slot follows MOVED and ASK as the cluster pipeline did, and a
 broken node fails only its own batch."""
 
 from __future__ import annotations

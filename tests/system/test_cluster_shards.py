@@ -27,7 +27,7 @@ from tests.cluster_support import cluster_settings
 from tests.support.config import AUTH
 from tests.support.databases import fresh_database, q
 from tests.support.http import next_weekday, search
-from tests.test_cluster import practices_on_every_shard
+from tests.system.test_cluster import practices_on_every_shard
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 dev_cluster, cluster_url = cluster_support.dev_cluster, cluster_support.cluster_url

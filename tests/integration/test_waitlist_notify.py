@@ -21,14 +21,14 @@ from tests.support import waitlist_events as wl
 from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, search, setup_practice
 from tests.support.smtp import text_of
-from tests.test_notifications import World, make_world
+from tests.system.test_notifications import World, make_world
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    # a Redis database and a PostgreSQL database of its own: tests/test_notifications.py runs beside this module
+    # a Redis database and a PostgreSQL database of its own: tests/system/test_notifications.py runs beside this module
     yield from make_world(
         "24h",
         "booking_notify_waitlist",

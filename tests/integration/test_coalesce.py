@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from engine.redis.batching import Coalescer
 from engine.service import BookingEngine
 from engine.settings import Settings
+from tests.integration.test_search_cache import Clock, mornings
 from tests.support.config import REDIS_URL
-from tests.test_search_cache import Clock, mornings
 
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 

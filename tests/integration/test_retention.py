@@ -30,7 +30,7 @@ from tests.support.http import next_weekday, search, setup_practice
 pytestmark = pytest.mark.integration
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/6"  # a Redis database of this module's own (15 is the benchmark's)
 YEAR_S = 365 * 86400
-QUEUE = redis_sync.Redis.from_url(RURL)  # rq's Redis: standalone also when tests/test_cluster.py runs these on a cluster
+QUEUE = redis_sync.Redis.from_url(RURL)  # rq's Redis: standalone also when tests/system/test_cluster.py runs these on a cluster
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Notifications on a Redis Cluster: the outbox reads each practice's stream per node (no CROSSSLOT), rq and
 rq-scheduler run on the standalone queue Redis (QUEUE_REDIS_URL), the jobs read appointments from the cluster.
-The test bodies are tests/test_notifications.py's, on the fixtures below."""
+The test bodies are tests/system/test_notifications.py's, on the fixtures below."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from engine.redis import clients
 from tests import cluster_support
 from tests.cluster_support import cluster_fields
 from tests.support.http import next_weekday, search
-from tests.test_cluster import practices_on_every_shard
-from tests.test_notifications import (  # noqa: F401 - collected here, on the cluster
+from tests.system.test_cluster import practices_on_every_shard
+from tests.system.test_notifications import (  # noqa: F401 - collected here, on the cluster
     World,
     book,
     make_world,

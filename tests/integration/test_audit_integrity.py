@@ -19,10 +19,10 @@ from persistence import audit, chain, migrate, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.tables import audit_events
-from tests import test_persistence
+from tests.integration import test_persistence
+from tests.integration.test_persistence import RURL, book_some, rows
 from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
-from tests.test_persistence import RURL, book_some, rows
 
 world = test_persistence.world  # the fixture: a flushed Redis db, a fresh database, an app and a persister
 

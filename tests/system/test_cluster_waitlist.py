@@ -1,6 +1,6 @@
 """The waitlist's durable side on a Redis Cluster: each practice's entries and offers live on its shard, are
 written behind to PostgreSQL, and a shard that restarted empty gets its practices' queues and live offers back
-from reconciliation, the other shards' left as they were. On tests/test_cluster.py's fixtures."""
+from reconciliation, the other shards' left as they were. On tests/system/test_cluster.py's fixtures."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 
 from engine import keys
 from engine.model import WaitlistRecord
-from tests import cluster_support, test_persistence
+from tests import cluster_support
+from tests.integration import test_persistence
 from tests.support.http import next_weekday, search
-from tests.test_cluster import make_client, practices_on_every_shard, world  # noqa: F401 - the fixtures
+from tests.system.test_cluster import make_client, practices_on_every_shard, world  # noqa: F401 - the fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

@@ -19,10 +19,10 @@ from engine import keys
 from persistence import audit, audit_rows, writer
 from persistence.db import make_engine
 from persistence.persister import HELD, Persister
+from tests.integration.test_persistence import RURL, book_some, rows, run_reconcile
 from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import search
-from tests.test_persistence import RURL, book_some, rows, run_reconcile
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ class World:
 
 
 def make_world(offsets: str, database: str = "booking_notify", **settings: Any) -> Iterator[World]:
-    """Settings may name another Redis (tests/test_cluster_notify.py: a cluster, the queue apart). A module
+    """Settings may name another Redis (tests/system/test_cluster_notify.py: a cluster, the queue apart). A module
     that is not this one passes its own ``database`` and Redis: this one runs beside the rest (tests/conftest.py)."""
     settings.setdefault("redis_url", RURL)
     url = fresh_database(database)

@@ -38,8 +38,8 @@ from tests.support.http import setup_practice
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
-HOOKS = Path(__file__).resolve().parent / "schemathesis_hooks.py"
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = Path(__file__).resolve().parents[1] / "schemathesis_hooks.py"
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/11"  # a Redis database of this module's own
 SEED = 1
 # Bounded so that the whole run stays well under two minutes on a busy machine.

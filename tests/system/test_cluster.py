@@ -23,15 +23,10 @@ from persistence import audit
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
-from tests import cluster_support, test_persistence
+from tests import cluster_support
 from tests.cluster_support import cluster_env, cluster_fields, cluster_settings
-from tests.support.databases import fresh_database
-from tests.support.http import next_weekday, search, setup_practice
-from tests.support.servers import Server, serving, wait_until
-
-# the functional core: search, hold, release, book, cancel, idempotency, events, expiry, reschedule
-from tests.test_concurrency import test_200_concurrent_holds_on_one_slot_have_exactly_one_winner  # noqa: F401
-from tests.test_lifecycle import (  # noqa: F401
+from tests.integration import test_persistence
+from tests.integration.test_lifecycle import (  # noqa: F401
     test_booked_hold_cannot_be_booked_twice,
     test_booking_30_minutes_removes_overlapping_slots_of_every_length_and_cancel_restores_them,
     test_every_change_appends_its_event_in_the_same_script,
@@ -42,7 +37,7 @@ from tests.test_lifecycle import (  # noqa: F401
 )
 
 # persistence: the persister's per-stream reads, order within a practice, reconciliation
-from tests.test_persistence import (  # noqa: F401
+from tests.integration.test_persistence import (  # noqa: F401
     rows,
     test_a_cancellation_and_a_new_booking_of_its_interval_in_one_batch_are_stored_in_order,
     test_a_refused_event_holds_back_only_its_own_practice,
@@ -51,17 +46,23 @@ from tests.test_persistence import (  # noqa: F401
     test_persister_stores_bookings_and_a_verified_chain_and_replays_change_nothing,
     test_two_persisters_reading_out_of_order_keep_one_chain,
 )
-from tests.test_reschedule import (  # noqa: F401
+from tests.integration.test_reschedule import (  # noqa: F401
     test_failed_reschedules_change_nothing,
     test_reschedule_to_another_practitioner_moves_atomically,
 )
 
 # what lives in Redis is bounded: the appointment tidy (a SCAN over every primary), trimming and the outbox's catch-up
-from tests.test_retention import (  # noqa: F401
+from tests.integration.test_retention import (  # noqa: F401
     test_a_running_notifier_still_holds_trimming_back,
     test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up,
     test_the_tidy_removes_only_what_the_database_holds_and_reads_answer_the_same,
 )
+from tests.support.databases import fresh_database
+from tests.support.http import next_weekday, search, setup_practice
+from tests.support.servers import Server, serving, wait_until
+
+# the functional core: search, hold, release, book, cancel, idempotency, events, expiry, reschedule
+from tests.system.test_concurrency import test_200_concurrent_holds_on_one_slot_have_exactly_one_winner  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -94,7 +95,7 @@ def server(cluster_url: str, database_url: str) -> Iterator[Server]:
 
 @pytest.fixture
 def world(cluster_url: str, make_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """tests/test_persistence.py's world on the cluster: flushed, a fresh database, an app, a persister."""
+    """tests/integration/test_persistence.py's world on the cluster: flushed, a fresh database, an app, a persister."""
     r = clients.redis_for(cluster_url, cluster=True)
     r.flushall()
     url = fresh_database("booking_persist_cluster")

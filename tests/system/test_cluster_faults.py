@@ -46,7 +46,7 @@ from tests.support.faults import (
 from tests.support.http import search
 from tests.support.processes import Procs
 from tests.support.servers import Server, serve_env, start_persister, start_serve, wait_until
-from tests.test_concurrency import fire
+from tests.system.test_concurrency import fire
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -1,6 +1,6 @@
 """A connection that redis-py's cluster client closes under a script call (while it refreshes the slot map after
 a failover elsewhere) fails inside redis-py with AttributeError ('NoneType' object has no attribute 'writelines',
-seen in tests/test_cluster_faults.py's kill -9 run): the script layer answers it as a lost connection (the API's
+seen in tests/system/test_cluster_faults.py's kill -9 run): the script layer answers it as a lost connection (the API's
 503 dependency_unavailable), never as an internal error (500)."""
 
 from __future__ import annotations
