@@ -18,7 +18,7 @@ from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.pipelined import PipelinedReads
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import audit, booking, ops, setup, waitlist
+from api.routes import audit, booking, ops, setup, waitlist, webhooks
 from engine import access, clients
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -144,7 +144,7 @@ def create_app(
                 state.redis_sync.close()
             state.db.dispose()
 
-    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

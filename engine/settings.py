@@ -76,6 +76,13 @@ class Settings(msgspec.Struct, frozen=True):
     appointment_retention_days: int = limits.DEFAULT_APPOINTMENT_RETENTION_DAYS
     # a consumer group (not the persisters') idle this long no longer holds back stream trimming
     stream_group_idle_seconds: int = limits.DEFAULT_STREAM_GROUP_IDLE_S
+    # webhooks (docs/webhooks.md): targets on loopback, private or link-local addresses only when allowed
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0  # no answer within this is a failed attempt
+    webhook_retry_window_seconds: float = 86400.0  # a delivery failing this long disables its endpoint
+    webhook_backoff_base_seconds: float = 5.0  # the first retry's delay, doubled after each failure ...
+    webhook_backoff_max_seconds: float = 3600.0  # ... up to this
+    webhook_concurrency: int = 8  # endpoints delivered to at once (one at a time each, in order)
 
     @property
     def embedded(self) -> bool:
@@ -106,6 +113,12 @@ class Settings(msgspec.Struct, frozen=True):
             raise ConfigError("STREAM_GROUP_IDLE_SECONDS must be at least 1")
         if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
             raise ConfigError("REDIS_URL names several nodes: set REDIS_CLUSTER=1 for a Redis Cluster")
+        if not (self.webhook_timeout_seconds > 0 and self.webhook_backoff_base_seconds > 0):
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS and WEBHOOK_BACKOFF_BASE_SECONDS must be above 0")
+        if self.webhook_backoff_max_seconds < self.webhook_backoff_base_seconds:
+            raise ConfigError("WEBHOOK_BACKOFF_MAX_SECONDS must be at least WEBHOOK_BACKOFF_BASE_SECONDS")
+        if not self.webhook_retry_window_seconds > 0 or self.webhook_concurrency < 1:
+            raise ConfigError("WEBHOOK_RETRY_WINDOW_SECONDS must be above 0 and WEBHOOK_CONCURRENCY at least 1")
         return self
 
     @classmethod
@@ -125,6 +138,9 @@ class Settings(msgspec.Struct, frozen=True):
         if cluster not in ("0", "1", "", "false", "true", "no", "yes"):
             raise ConfigError(f"REDIS_CLUSTER: {cluster!r} is not 0 or 1")
         is_cluster = cluster in ("1", "true", "yes")
+        allow_private = env.get("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower()
+        if allow_private not in ("0", "1", "", "false", "true", "no", "yes"):
+            raise ConfigError(f"WEBHOOK_ALLOW_PRIVATE: {allow_private!r} is not 0 or 1")
         wait_ms = int(env.get("REPLICA_WAIT_MS") or (DEFAULT_REPLICA_WAIT_MS if is_cluster else 0))
         if wait_ms < 0:
             raise ConfigError("REPLICA_WAIT_MS must be 0 (never wait) or more")
@@ -159,4 +175,10 @@ class Settings(msgspec.Struct, frozen=True):
             stream_group_idle_seconds=int(
                 env.get("STREAM_GROUP_IDLE_SECONDS", str(limits.DEFAULT_STREAM_GROUP_IDLE_S))
             ),
+            webhook_allow_private=allow_private in ("1", "true", "yes"),
+            webhook_timeout_seconds=float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+            webhook_retry_window_seconds=float(env.get("WEBHOOK_RETRY_WINDOW_SECONDS", "86400")),
+            webhook_backoff_base_seconds=float(env.get("WEBHOOK_BACKOFF_BASE_SECONDS", "5")),
+            webhook_backoff_max_seconds=float(env.get("WEBHOOK_BACKOFF_MAX_SECONDS", "3600")),
+            webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", "8")),
         ).check()
