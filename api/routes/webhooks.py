@@ -35,8 +35,12 @@ class WebhookTargetRefusedError(errors.InvalidRequestError):
     code = "webhook_target_refused"
 
 
+# http or https, no spaces or control characters (what the schema can state; the host is checked in code)
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"
+
+
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=targets.MAX_URL)]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=targets.MAX_URL, pattern=URL_PATTERN)]
     events: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=20)]
     include_patient: bool = False
 
