@@ -409,6 +409,56 @@ def test_replay_sends_delivered_events_again_with_their_ids(world: World, receiv
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
 
 
+def test_waitlist_offers_lapses_and_accepts_are_delivered(receiver: Receiver) -> None:
+    """A cancelled appointment's interval is offered to the oldest entry, lapses (3 s offers), is offered to the
+    next, which accepts: each entry's events arrive in order, with no patient data."""
+    with world_of(waitlist_offer_seconds=3) as world:
+        c = world.client
+        hook = world.register(receiver.url, ["waitlist.offered", "waitlist.lapsed", "waitlist.accepted"])
+        start = world.slots()[2]
+        appt = world.book(start)
+        day = start[:10]
+        joined = []
+        for name in ("Pat One", "Pat Two"):
+            body = {
+                "visit_type_id": world.ctx["visit_types"][30],
+                "practitioner_id": world.ctx["practitioners"][0],
+                "from_date": day,
+                "to_date": day,
+                "patient": {"name": name, "email": "pat@example.org"},
+            }
+            r = c.post(f"/v1/practices/{world.pid}/waitlist", json=body, headers={"Authorization": ""})
+            assert r.status_code == 201, r.text
+            joined.append(r.json())
+        first, second = joined
+        world.cancel(appt["id"])
+
+        def offered_to_second() -> bool:
+            got = c.get(f"/v1/waitlist/{second['id']}", headers={"X-Manage-Token": second["manage_token"]})
+            return got.json()["status"] == "offered"
+
+        until(offered_to_second, what="the offer lapsed for the first entry and went to the second")
+        r = c.post(f"/v1/waitlist/{second['id']}/accept", json={}, headers={"X-Manage-Token": second["manage_token"]})
+        assert r.status_code == 201, r.text
+        booked = r.json()
+        until(lambda: len(receiver.got) >= 4, what="offered, lapsed, offered, accepted")
+        assert world.attempts(hook["id"])
+    payloads = [verified(hook["secret"], h, b) for h, b in receiver.got]
+    by_entry: dict[str, list[str]] = {}
+    for p in payloads:
+        by_entry.setdefault(p["data"]["entry_id"], []).append(p["type"])
+    assert by_entry == {
+        first["id"]: ["waitlist.offered", "waitlist.lapsed"],
+        second["id"]: ["waitlist.offered", "waitlist.accepted"],
+    }
+    offer = next(p["data"] for p in payloads if p["type"] == "waitlist.offered")
+    assert offer["start"] == start and offer["expires_at"] and offer["practitioner_id"] == world.ctx["practitioners"][0]
+    accepted = next(p["data"] for p in payloads if p["type"] == "waitlist.accepted")
+    assert accepted["appointment_id"] == booked["id"] and accepted["start"] == start
+    for _, b in receiver.got:
+        assert b"Pat " not in b and b"pat@example.org" not in b
+
+
 # ------------------------------------------------------------------------------------------------ the API
 @pytest.fixture(scope="module")
 def api() -> Iterator[World]:
