@@ -20,10 +20,12 @@ import standardwebhooks
 from litestar.testing import TestClient
 
 from api.app import create_app
-from engine import clients
+from engine import clients, keys
 from persistence.db import make_engine
 from persistence.notify.worker import NotificationWorker
+from persistence.persister import Persister
 from persistence.webhooks import signing, targets
+from persistence.webhooks.events import event_id
 from tests.support.config import AUTH, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import search, setup_practice
@@ -111,8 +113,9 @@ def until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any
 
 # ------------------------------------------------------------------------------------------------ the world
 class World:
-    def __init__(self, client: TestClient[Any], worker: NotificationWorker | None) -> None:
+    def __init__(self, client: TestClient[Any], worker: NotificationWorker | None, stores: Any = None) -> None:
         self.client, self.worker = client, worker
+        self.settings, self.redis, self.db = stores or (None, None, None)
         self.ctx = setup_practice(client, durations=(30,), practitioners=2)
         self.pid = self.ctx["practice_id"]
 
@@ -181,7 +184,7 @@ def world_of(
             if w is not None:
                 w.start()
             try:
-                yield World(c, w)
+                yield World(c, w, (s, r, db))
             finally:
                 if w is not None:
                     w.close()
@@ -457,6 +460,46 @@ def test_waitlist_offers_lapses_and_accepts_are_delivered(receiver: Receiver) ->
     assert accepted["appointment_id"] == booked["id"] and accepted["start"] == start
     for _, b in receiver.got:
         assert b"Pat " not in b and b"pat@example.org" not in b
+
+
+def test_events_trimmed_while_no_worker_ran_are_caught_up_from_the_audit_trail(receiver: Receiver) -> None:
+    """No worker runs; the persister stores everything and trims the streams past the notifier (idle): the worker,
+    when it starts, rebuilds the trimmed events from the audit trail, under the ids the stream would have given."""
+    with world_of(worker=False) as world:
+        r, db, pid = world.redis, world.db, world.pid
+        hook = world.register(receiver.url, ["appointment.booked", "appointment.cancelled", "appointment.rescheduled"])
+        slots = world.slots()
+        a, b = world.book(slots[0]), world.book(slots[2])
+        world.cancel(a["id"])
+        world.reschedule(b["id"], slots[4])
+        world.hold(slots[6])  # the newest entry is never trimmed: a hold (no webhook event) takes that place
+        wanted = (b"book", b"cancel", b"reschedule")
+        expected = [event_id(pid, i.decode()) for i, f in r.xrange(keys.events(pid)) if f[b"type"] in wanted]
+        assert len(expected) == 4
+        Persister(r, db, consumer="t-wh-store").drain()
+        later = Persister(r, db, consumer="t-wh-trim", clock=lambda: time.time() + 7200, group_idle_s=0)
+        later.refresh_streams(force=True)
+        assert later.trim() > 0
+        assert not [f for _, f in r.xrange(keys.events(pid)) if f[b"type"] in wanted]  # all trimmed
+        assert r.hget(keys.stream_gaps(pid), "notifier") is not None
+        worker = NotificationWorker(world.settings, r, db, queue=clients.queue_redis(world.settings))
+        worker.start()
+        try:
+            until(lambda: len(receiver.got) >= 4, what="the trimmed events, from the audit trail")
+        finally:
+            worker.close()
+    assert sorted(h["webhook-id"] for h, _ in receiver.got) == sorted(expected)
+    payloads = [verified(hook["secret"], h, body) for h, body in receiver.got]
+    by_appt: dict[str, list[str]] = {}
+    for p in payloads:
+        by_appt.setdefault(p["data"]["appointment_id"], []).append(p["type"])
+    assert by_appt == {
+        a["id"]: ["appointment.booked", "appointment.cancelled"],
+        b["id"]: ["appointment.booked", "appointment.rescheduled"],
+    }
+    moved = next(p["data"] for p in payloads if p["type"] == "appointment.rescheduled")
+    assert (moved["previous"]["start"], moved["start"], moved["version"]) == (slots[2], slots[4], 2)
+    assert next(p["data"] for p in payloads if p["type"] == "appointment.cancelled")["start"] == slots[0]
 
 
 # ------------------------------------------------------------------------------------------------ the API
