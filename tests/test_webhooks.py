@@ -502,6 +502,21 @@ def test_events_trimmed_while_no_worker_ran_are_caught_up_from_the_audit_trail(r
     assert next(p["data"] for p in payloads if p["type"] == "appointment.cancelled")["start"] == slots[0]
 
 
+def test_the_embedded_default_delivers_too(make_client: Callable[..., TestClient[Any]], receiver: Receiver) -> None:
+    """`booking serve` with no configuration: SQLite and the in-process worker threads."""
+    c = make_client(embedded=True, background=True, webhook_allow_private=True, webhook_backoff_base_seconds=0.2)
+    world = World(c, None)
+    hook = world.register(receiver.url, ["appointment.booked", "appointment.cancelled"])
+    appt = world.book(world.slots()[0])
+    world.cancel(appt["id"])
+    until(lambda: len(receiver.got) >= 2, what="both events from the embedded worker")
+    assert [verified(hook["secret"], h, b)["type"] for h, b in receiver.got] == [
+        "appointment.booked",
+        "appointment.cancelled",
+    ]
+    assert len(world.attempts(hook["id"])) == 2
+
+
 # ------------------------------------------------------------------------------------------------ the API
 @pytest.fixture(scope="module")
 def api() -> Iterator[World]:
