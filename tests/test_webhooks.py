@@ -617,3 +617,19 @@ def test_no_patient_key_in_a_body_without_it() -> None:
     patient = msgspec.json.encode({"name": "N", "email": "e@x.org"}).decode()
     assert events.body(stored, patient, include_patient=False) == stored.encode()
     assert json.loads(events.body(stored, patient, include_patient=True))["data"]["patient"]["name"] == "N"
+
+
+def test_webhook_settings_from_the_environment() -> None:
+    from engine.settings import ConfigError, Settings
+
+    s = Settings.from_env({"WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_RETRY_WINDOW_SECONDS": "2.5"})
+    assert (s.webhook_allow_private, s.webhook_retry_window_seconds, s.webhook_timeout_seconds) == (True, 2.5, 10.0)
+    assert Settings.from_env({}).webhook_allow_private is False
+    for env in (
+        {"WEBHOOK_ALLOW_PRIVATE": "maybe"},
+        {"WEBHOOK_TIMEOUT_SECONDS": "0"},
+        {"WEBHOOK_BACKOFF_MAX_SECONDS": "1"},  # below the base (5)
+        {"WEBHOOK_CONCURRENCY": "0"},
+    ):
+        with pytest.raises(ConfigError, match="WEBHOOK_"):
+            Settings.from_env(env)
