@@ -517,6 +517,28 @@ def test_the_embedded_default_delivers_too(make_client: Callable[..., TestClient
     assert len(world.attempts(hook["id"])) == 2
 
 
+def test_a_practice_without_endpoints_stores_no_webhook_events(world: World, receiver: Receiver) -> None:
+    from sqlalchemy import func, select
+
+    from persistence.tables import notifications, webhook_events
+
+    other = World(world.client, None)  # a second practice, with no endpoint
+    world.register(receiver.url, ["appointment.booked"])
+    mine, theirs = world.book(world.slots()[0]), other.book(other.slots()[0])
+
+    def counted(table: Any, col: Any, value: str) -> int:
+        with world.db.connect() as c:
+            return int(c.execute(select(func.count()).select_from(table).where(col == value)).scalar_one())
+
+    # the outbox has read both bookings (their confirmations are planned) ...
+    until(lambda: counted(notifications, notifications.c.appointment_id, theirs["id"]), what="outbox read it")
+    until(lambda: receiver.got, what="the first practice's event delivered")
+    # ... and kept a webhook event for the practice with an endpoint only
+    assert counted(webhook_events, webhook_events.c.practice_id, world.pid) == 1
+    assert counted(webhook_events, webhook_events.c.practice_id, other.pid) == 0
+    assert json.loads(receiver.got[0][1])["data"]["appointment_id"] == mine["id"]
+
+
 # ------------------------------------------------------------------------------------------------ the API
 @pytest.fixture(scope="module")
 def api() -> Iterator[World]:

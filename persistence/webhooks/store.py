@@ -101,21 +101,27 @@ def _delivery(endpoint_id: str, ev: Any, at: int) -> dict[str, Any]:
 
 
 def record(conn: Connection, prepared: Sequence[Prepared]) -> int:
-    """Store the events and a pending delivery for each active endpoint of their practice that asked for their
-    type (in the outbox's transaction). A replayed stream entry finds its rows there: stored once."""
+    """Store the events of practices that have webhook endpoints (active or disabled: a replay may want them;
+    a practice without any stores nothing), and a pending delivery for each active endpoint that asked for the
+    type (in the outbox's transaction). A replayed stream entry finds its rows there: stored once. Returns the
+    number of deliveries made."""
     if not prepared:
         return 0
-    conn.execute(insert_for(conn, V).values([msgspec.structs.asdict(p) for p in prepared]).on_conflict_do_nothing())
     practices = sorted({p.practice_id for p in prepared})
     endpoints = conn.execute(
-        select(E.c.id, E.c.practice_id, E.c.events).where(E.c.practice_id.in_(practices), E.c.status == "active")
+        select(E.c.id, E.c.practice_id, E.c.events, E.c.status).where(
+            E.c.practice_id.in_(practices), E.c.status.in_(LISTED)
+        )
     ).all()
-    if not endpoints:
+    having = {r.practice_id for r in endpoints}
+    kept = [p for p in prepared if p.practice_id in having]
+    if not kept:
         return 0
-    wants = [(r.id, r.practice_id, set(msgspec.json.decode(r.events))) for r in endpoints]
+    conn.execute(insert_for(conn, V).values([msgspec.structs.asdict(p) for p in kept]).on_conflict_do_nothing())
+    wants = [(r.id, r.practice_id, set(msgspec.json.decode(r.events))) for r in endpoints if r.status == "active"]
     at = now_ms()
     rows = [
-        _delivery(eid, p, at) for p in prepared for eid, pid, types in wants if pid == p.practice_id and p.type in types
+        _delivery(eid, p, at) for p in kept for eid, pid, types in wants if pid == p.practice_id and p.type in types
     ]
     if rows:
         conn.execute(insert_for(conn, D).values(rows).on_conflict_do_nothing())
