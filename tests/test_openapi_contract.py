@@ -294,6 +294,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404
 [[operations]]
 include-tag = "waitlist"
 phases.stateful.enabled = false
+
+# The webhooks' operations too (they manage endpoints, not the funnel): the other three phases, every check.
+[[operations]]
+include-tag = "webhooks"
+phases.stateful.enabled = false
 """
     )
 
