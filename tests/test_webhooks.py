@@ -659,3 +659,37 @@ def test_webhook_settings_from_the_environment() -> None:
     ):
         with pytest.raises(ConfigError, match="WEBHOOK_"):
             Settings.from_env(env)
+
+
+def test_an_unreadable_record_skips_its_webhook_event_but_an_outage_is_retried() -> None:
+    """prepare() runs in the notification outbox: a record it cannot read must not hold back notifications (the
+    event is skipped, logged), while Redis being unreachable fails the batch (read again later)."""
+    import redis as redis_sync
+
+    from engine import events as ev
+    from engine.model import Patient
+    from persistence.webhooks import events
+
+    record = ev.AppointmentRecord(
+        id="p.a1", status="booked", version=1, practice_id="p", practitioner_id="p.r1", visit_type_id="p.v1",
+        start=1_900_000_000, end=1_900_001_800, patient=Patient(name="N", email="n@example.org"),
+    )  # fmt: skip
+    detail = ev.BookDetail(visit_type_id="p.v1", start=1_900_000_000, end=1_900_001_800, patient_id="x", version=1)
+    booked = ev.AppointmentBooked(
+        event_id="1-0", seq=1, at=1, actor="t", practice_id="p", appointment_id="p.a1", detail=detail, data=record
+    )
+
+    class Stub:
+        def __init__(self, answer: Any) -> None:
+            self.answer = answer
+
+        def hget(self, *a: Any) -> Any:
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    good = Stub(b'{"id":"p","name":"P","timezone":"Europe/Paris"}')
+    assert [p.type for p in events.prepare(good, [booked])] == ["appointment.booked"]
+    assert events.prepare(Stub(b"not json"), [booked]) == []
+    with pytest.raises(redis_sync.ConnectionError):
+        events.prepare(Stub(redis_sync.ConnectionError("down")), [booked])

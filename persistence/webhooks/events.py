@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from typing import Any
 
 import msgspec
 
-from engine import appointments, catalog, keys, timeutil
+from engine import appointments, catalog, clients, keys, timeutil
 from engine import events as ev
 from engine.model import Practice
 
+log = logging.getLogger("booking.webhooks")
 # stream event type -> webhook event type
 TYPES = {
     "book": "appointment.booked",
@@ -130,14 +132,20 @@ def prepare(redis: Any, events: list[ev.Event]) -> list[Prepared]:
         typ = TYPES.get(str(e.__struct_config__.tag))
         if typ is None:
             continue
-        tz = _timezone(redis, e.practice_id, zones)
-        if isinstance(e, ev.AppointmentBooked | ev.AppointmentCancelled | ev.AppointmentRescheduled):
-            data, patient = _appointment_data(redis, e, tz)
-            subject = e.appointment_id
-        elif isinstance(e, ev.WaitlistOffered | ev.WaitlistAccepted | ev.WaitlistLapsed):
-            data, patient = _waitlist_data(e, tz)
-            subject = e.data.id
-        else:  # pragma: no cover - TYPES names only the kinds above
+        try:
+            tz = _timezone(redis, e.practice_id, zones)
+            if isinstance(e, ev.AppointmentBooked | ev.AppointmentCancelled | ev.AppointmentRescheduled):
+                data, patient = _appointment_data(redis, e, tz)
+                subject = e.appointment_id
+            elif isinstance(e, ev.WaitlistOffered | ev.WaitlistAccepted | ev.WaitlistLapsed):
+                data, patient = _waitlist_data(e, tz)
+                subject = e.data.id
+            else:  # pragma: no cover - TYPES names only the kinds above
+                continue
+        except clients.UNREACHABLE:
+            raise  # the outbox reads the entries again
+        except Exception as exc:  # noqa: BLE001 - a record that cannot be read must not hold back notifications
+            log.error("webhook event of %s %s not recorded: %s", e.practice_id, e.event_id, exc)
             continue
         ms, _, n = e.event_id.partition("-")
         out.append(
