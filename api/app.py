@@ -18,7 +18,7 @@ from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import audit, booking, ops, setup, waitlist
+from api.routes import audit, booking, ops, setup, waitlist, webhooks
 from engine import access
 from engine.redis import asyncio_client as redis_client
 from engine.redis import clients
@@ -170,7 +170,7 @@ def create_app(
             async with _serving(app, conn, redis, background, reconcile_on_start, extra_startup):
                 yield
 
-    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

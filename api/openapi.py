@@ -199,7 +199,8 @@ DOCS: dict[str, Doc] = {
     # three runs in a row; none without them)
     "accept_offer": Doc((*V1, *BODY, 403, 404, 409, 410, 429), optional_body=True),
     "decline_offer": Doc(
-        (*V1, *BODY, 403, 404, 409, 410), {200: {"read": link("GET", ENTRY, "Read it", path_entry_id=ID)}},
+        (*V1, *BODY, 403, 404, 409, 410),
+        {200: {"read": link("GET", ENTRY, "Read it", path_entry_id=ID)}},
         optional_body=True,
     ),
     "leave_waitlist": Doc((*V1, 403, 404, 409)),
@@ -231,6 +232,25 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "revoke_api_key": Doc((*V1, 403, 404)),
+    "create_webhook": Doc(
+        (*V1, *BODY, 404),
+        {
+            201: {
+                "deliveries": link(
+                    "GET",
+                    PRACTICE + "/webhooks/{webhook_id}/deliveries",
+                    "Its delivery attempts",
+                    path_practice_id="$request.path.practice_id",
+                    path_webhook_id=ID,
+                ),
+            }
+        },
+    ),
+    "list_webhooks": Doc((*V1, 404)),
+    "get_webhook": Doc((*V1, 404)),
+    "delete_webhook": Doc((*V1, 404)),
+    "list_deliveries": Doc((*V1, *QUERY, 404)),
+    "replay_webhook": Doc((*V1, *QUERY, 404)),
     "healthz": Doc(()),
     "readyz": Doc((503,)),
     "metrics": Doc(()),

@@ -200,7 +200,10 @@ PROBLEM_STATUS_TEXT = {
     ),
     410: "The hold expired or was released (hold_expired); a waitlist offer lapsed (offer_expired)",
     413: "Request body too large (payload_too_large)",
-    422: "Invalid request: validation_error, unknown_timezone, idempotency_key_reused",
+    422: (
+        "Invalid request: validation_error, unknown_timezone, idempotency_key_reused, webhook_target_refused (a "
+        "webhook URL on a loopback or private address)"
+    ),
     429: (
         "Abuse limit reached; see Retry-After (rate_limited; too_many_entries: the client's live waitlist entries "
         "at WAITLIST_MAX_PER_CLIENT)"

@@ -204,6 +204,30 @@ class Settings(msgspec.Struct, frozen=True):
     hold_retention_seconds: int = 86400
     sweep_interval_seconds: float = 1.0
 
+    webhook_allow_private: Annotated[bool, var(
+        "WEBHOOK_ALLOW_PRIVATE",
+        "`1`: webhook targets on loopback, private or link-local addresses are allowed (tests, a private network)",
+        "`0`",
+    )] = False  # fmt: skip
+    webhook_timeout_seconds: Annotated[float, var(
+        "WEBHOOK_TIMEOUT_SECONDS", "a webhook attempt not answered within this fails (above 0)", "10", gt=0
+    )] = 10.0  # fmt: skip
+    webhook_retry_window_seconds: Annotated[float, var(
+        "WEBHOOK_RETRY_WINDOW_SECONDS",
+        "a webhook delivery failing this long disables its endpoint (above 0)",
+        "86400",
+        gt=0,
+    )] = 86400.0  # fmt: skip
+    webhook_backoff_base_seconds: Annotated[float, var(
+        "WEBHOOK_BACKOFF_BASE_SECONDS", "the first webhook retry's delay, doubled after each failure (above 0)", "5", gt=0
+    )] = 5.0  # fmt: skip
+    webhook_backoff_max_seconds: Annotated[float, var(
+        "WEBHOOK_BACKOFF_MAX_SECONDS", "the longest delay between two webhook attempts", "3600", gt=0
+    )] = 3600.0  # fmt: skip
+    webhook_concurrency: Annotated[int, var(
+        "WEBHOOK_CONCURRENCY", "endpoints delivered to at once (each one at a time, in order)", ge=1
+    )] = 8  # fmt: skip
+
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
@@ -244,6 +268,14 @@ class Settings(msgspec.Struct, frozen=True):
             raise ConfigError("STREAM_GROUP_IDLE_SECONDS must be at least 1")
         if not self.redis_cluster and self.redis_url is not None and "," in self.redis_url:
             raise ConfigError("REDIS_URL names several nodes: set REDIS_CLUSTER=1 for a Redis Cluster")
+        if not (self.webhook_timeout_seconds > 0 and self.webhook_backoff_base_seconds > 0):
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS and WEBHOOK_BACKOFF_BASE_SECONDS must be above 0")
+        if self.webhook_backoff_max_seconds < self.webhook_backoff_base_seconds:
+            raise ConfigError("WEBHOOK_BACKOFF_MAX_SECONDS must be at least WEBHOOK_BACKOFF_BASE_SECONDS")
+        if not self.webhook_retry_window_seconds > 0 or self.webhook_concurrency < 1:
+            raise ConfigError("WEBHOOK_RETRY_WINDOW_SECONDS must be above 0 and WEBHOOK_CONCURRENCY at least 1")
+        if self.webhook_backoff_max_seconds < self.webhook_backoff_base_seconds:
+            raise ConfigError("WEBHOOK_BACKOFF_MAX_SECONDS must be at least WEBHOOK_BACKOFF_BASE_SECONDS")
         return self
 
     @classmethod

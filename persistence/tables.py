@@ -218,3 +218,74 @@ deployment_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
 )
+
+# Webhooks (docs/webhooks.md). An endpoint's secret is stored as given out: every delivery is signed with it.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("include_patient", SmallInteger, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # active disabled deleted
+    Column("last_error", Text),
+    Column("disabled_at_ms", BigInteger),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("lease_owner", String(128)),  # the worker delivering to it now (one at a time: in order)
+    Column("lease_until_ms", BigInteger),
+)
+
+# The durable record of every event a webhook may carry, written by the outbox before its stream entry is
+# acknowledged (replays read it). ``subject_id`` (the appointment, or the waitlist entry) orders deliveries,
+# by the stream entry id (``ord_ms``, ``ord_n``). ``patient`` is kept apart: sent only with include_patient.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the webhook-id: stable over retries and replays
+    Column("practice_id", String(32), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("ord_ms", BigInteger, nullable=False),
+    Column("ord_n", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),  # the body without the patient: {"type","timestamp","data"}
+    Column("patient", Text),  # JSON {"name","email"} or null
+    Index("ix_webhook_events_practice_at", "practice_id", "at_ms"),
+)
+
+# One row per (endpoint, event): pending until a 2xx answer.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("endpoint_id", String(32), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("subject_id", String(64), nullable=False),
+    Column("ord_ms", BigInteger, nullable=False),
+    Column("ord_n", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending delivered
+    Column("attempts", Integer, nullable=False),
+    Column("next_at_ms", BigInteger, nullable=False),
+    Column("window_start_ms", BigInteger, nullable=False),  # retried until WEBHOOK_RETRY_WINDOW_SECONDS after
+    Column("last_error", Text),
+    Column("delivered_at_ms", BigInteger),
+    Index("ix_webhook_deliveries_due", "status", "next_at_ms"),
+    Index("ix_webhook_deliveries_subject", "endpoint_id", "subject_id", "status"),
+)
+
+# Every attempt, as listed by GET .../webhooks/{id}/deliveries.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(32), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),
+)

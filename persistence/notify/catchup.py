@@ -74,13 +74,19 @@ def changes(db: Engine, practice_id: str, from_ms: int, to_ms: int) -> list[Chan
 
 
 def catch_up(outbox: Outbox) -> int:
-    """Plan the notifications of every gap of the outbox's group; returns the number of appointments planned."""
+    """Plan the notifications (and the webhook events: persistence/webhooks/catchup.py) of every gap of the
+    outbox's group; returns the number of appointments planned."""
+    from persistence.webhooks import catchup as webhook_catchup  # (it imports this module)
+
     done = 0
     for pid, gap in gaps(outbox.redis, outbox.group, list(outbox.streams.values())):
         from_ms, _, to_ms = gap.partition(":")
         found = changes(outbox.db, pid, int(from_ms), int(to_ms))
         for i in range(0, len(found), CHUNK):
             outbox.apply(found[i : i + CHUNK])
+        hooked = webhook_catchup.prepared(outbox.db, pid, int(from_ms), int(to_ms))  # their webhook events
+        for i in range(0, len(hooked), CHUNK):
+            outbox.apply([], hooked[i : i + CHUNK])
         done += len(found)
         call = scripts.close_gap_call(practice_id=pid, group=outbox.group, gap=gap)
         now = scripts.close_gap_reply(outbox.lua(call))

@@ -23,6 +23,8 @@ from persistence.notify.change import Change
 from persistence.notify.scheduling import Scheduling
 from persistence.streams import StreamConsumer
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
+from persistence.webhooks import events as webhook_events
+from persistence.webhooks import store as webhook_store
 
 log = logging.getLogger("booking.notify")
 
@@ -142,19 +144,24 @@ class Outbox(StreamConsumer):
         if not entries:
             return 0
         decoded = self.decode(entries)
+        # webhooks' events (persistence/webhooks): prepared from Redis before the transaction, stored in it
+        hooked = webhook_events.prepare(self.redis, [e for _, e in decoded if webhook_events.wanted(e)])
         self.apply(
             [
                 Change.of(e) if isinstance(e, ev.AppointmentEvent) else e
                 for _, e in decoded
                 if isinstance(e, ev.AppointmentEvent | ev.WaitlistEvent)
-            ]
+            ],
+            hooked,
         )
         return self.ack([(key, e.event_id) for key, e in decoded])
 
-    def apply(self, changes: list[Change | ev.WaitlistEvent]) -> None:
-        """Write the rows of the changes (an appointment's, or a waitlist entry's: its offer mail) in one
-        transaction, then schedule and cancel their jobs."""
-        if not changes:
+    def apply(
+        self, changes: list[Change | ev.WaitlistEvent], hooked: list[webhook_events.Prepared] | None = None
+    ) -> None:
+        """Write the rows of the changes (an appointment's, or a waitlist entry's: its offer mail) and the
+        webhooks' events and deliveries in one transaction, then schedule and cancel their jobs."""
+        if not changes and not hooked:
             return
         to_schedule: list[tuple[str, int]] = []
         to_cancel: list[str] = []
@@ -166,6 +173,7 @@ class Outbox(StreamConsumer):
                     sched, cancel = plan_offer(conn, change)
                 to_schedule += sched
                 to_cancel += cancel
+            webhook_store.record(conn, hooked or [])
         for nid in to_cancel:
             self.scheduling.cancel(nid)
         for nid, due in to_schedule:

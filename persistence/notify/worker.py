@@ -1,5 +1,5 @@
-"""`booking worker`: the outbox consumer, rq-scheduler, a repair loop and an rq worker, as threads of one
-process (the embedded mode runs the same threads inside `booking serve`)."""
+"""`booking worker`: the outbox consumer, rq-scheduler, a repair loop, an rq worker and the webhook deliveries,
+as threads of one process (the embedded mode runs the same threads inside `booking serve`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from persistence.notify import jobs
 from persistence.notify.outbox import Outbox
 from persistence.notify.scheduling import Scheduling
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
+from persistence.webhooks.delivery import Dispatcher
 
 log = logging.getLogger("booking.notify")
 
@@ -79,6 +80,7 @@ class NotificationWorker:
         self.scheduling = Scheduling(self.queue_redis)
         jobs.configure(jobs.Context(settings, db, redis, self.scheduling))
         self.outbox = Outbox(redis, db, settings, self.scheduling, block_ms=0 if poll else 1000)
+        self.webhooks = Dispatcher(settings, db)  # persistence/webhooks/delivery.py
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -105,6 +107,7 @@ class NotificationWorker:
             ("scheduler", lambda: self.scheduling.move_due(), 0.25),
             ("repair", lambda: repair(self.db, self.scheduling), 2.0),
             ("jobs", self._work, 0.1),
+            ("webhooks", self.webhooks.tick, 0.2),
         ):
             t = threading.Thread(target=self._loop, args=(name, body, pause), name=f"notify-{name}", daemon=True)
             t.start()
@@ -115,3 +118,4 @@ class NotificationWorker:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=10)
+        self.webhooks.close()

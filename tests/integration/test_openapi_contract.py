@@ -285,10 +285,21 @@ parameters = {{ {search} }}
 include-name = "GET /v1/practices/{{practice_id}}/visit-types"
 parameters = {{ "path.practice_id" = {{ dictionary = "practice", probability = 0.7 }} }}
 
+# A webhook URL that matches its schema may still be refused for what JSON Schema cannot state: the addresses its
+# host resolves to (loopback, private or none: 422 webhook_target_refused, API.md "Webhooks"), a port out of range.
+[[operations]]
+include-name = "POST /v1/practices/{{practice_id}}/webhooks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 410, 422, 429, "5xx"]
+
 # The stateful phase walks the booking funnel (its steps are few); the waitlist's operations run in the other
 # three phases, with every check.
 [[operations]]
 include-tag = "waitlist"
+phases.stateful.enabled = false
+
+# The webhooks' operations too (they manage endpoints, not the funnel): the other three phases, every check.
+[[operations]]
+include-tag = "webhooks"
 phases.stateful.enabled = false
 """
     )
