@@ -31,6 +31,7 @@ from api.schemas import (
 )
 from engine import errors, ids
 from engine.idempotency import derive
+from engine.model import patient_record
 from persistence.notify.queries import notification_rows
 
 
@@ -149,7 +150,7 @@ async def book(
     eng = engine(request)
     appt, replay = await eng.book(
         data.hold_id,
-        data.patient,
+        patient_record(data.patient),
         ctx=ctx,
         idem=derive(idempotency_key, await request.body()) if idempotency_key else None,
     )
