@@ -186,3 +186,14 @@ def test_an_undecodable_entry_is_set_aside_raw_not_dropped(world: Any) -> None:
     said: list[str] = []
     assert quarantine.replay(db, out=said.append) == (0, 1)  # still undecodable: it stays, said so
     assert any("still refused" in line for line in said), said
+
+
+def test_a_request_id_header_with_a_control_character_is_replaced() -> None:
+    """``X-Request-ID`` is stored in the audit trail (``request_id``): one with a control character or a space is
+    replaced by a fresh id, never stored (PostgreSQL refuses NUL in text)."""
+    from api.metrics import _request_id
+
+    assert _request_id({"headers": [(b"x-request-id", b"req-42.A_b")]}) == "req-42.A_b"
+    for bad in (b"a\x00b", b"a\x1fb", b"a\x7fb", b"a b", b"\xc3\xa9"):
+        got = _request_id({"headers": [(b"x-request-id", bad)]})
+        assert got != bad.decode("latin-1") and len(got) == 32 and got.isalnum(), (bad, got)
