@@ -81,6 +81,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     from persistence.reconcile import reconcile
 
     settings = Settings.from_env()
+    if args.replay_quarantine:  # the events the persister set aside (docs/operations.md, "Quarantine")
+        return _replay_quarantine(settings, strip=args.strip_controls)
     eng, redis_sync, db = _engine_and_clients(settings)
     only = None
     if args.lost:  # only the practices whose data Redis lost (persistence/shards.py)
@@ -104,6 +106,22 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     report = asyncio.run(go())
     return 1 if report.conflicts else 0
+
+
+def _replay_quarantine(settings: Settings, *, strip: bool) -> int:
+    """Apply again the events the persister set aside, print each outcome; exit 1 while some remain."""
+    from persistence import quarantine, runtime
+
+    if settings.embedded:
+        raise SystemExit("this command needs REDIS_URL (the embedded store lives inside `booking serve`)")
+    redis_sync, db = runtime.sync_redis(settings), runtime.open_database(settings)
+    try:
+        _, left = quarantine.replay(db, strip=strip)
+        quarantine.publish(redis_sync, db)
+    finally:
+        db.dispose()
+        redis_sync.close()
+    return 1 if left else 0
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -218,6 +236,16 @@ def parser() -> argparse.ArgumentParser:
     pe.set_defaults(run=_persister)
     rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
     rc.add_argument("--lost", action="store_true", help="only the practices whose data Redis lost (per shard)")
+    rc.add_argument(
+        "--replay-quarantine",
+        action="store_true",
+        help="only apply again the events the persister set aside (after fixing their cause); exit 1 if some remain",
+    )
+    rc.add_argument(
+        "--strip-controls",
+        action="store_true",
+        help="with --replay-quarantine: first remove control characters (NUL...) from the texts of each event's record",
+    )
     rc.set_defaults(run=_reconcile)
     au = sub.add_parser("audit", help="audit trail tools")
     au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")

@@ -16,6 +16,7 @@ from prometheus_client.metrics_core import Metric
 from engine import keys
 from engine.codec import text
 from engine.redis.errors import RedisError, key_slot
+from persistence import quarantine
 from persistence.notify.queries import counts_by_status
 from persistence.notify.scheduling import QUEUE
 from persistence.persister import HELD
@@ -178,6 +179,11 @@ def live(redis: Any) -> int:
 
 
 def database_families(db: Any) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "booking_persister_quarantined_events",
+        "Events the persister set aside in its quarantine (the database refused them), not yet replayed",
+        quarantine.count_open(db),
+    )
     gauge = GaugeMetricFamily("booking_notifications", "Notifications by kind and status", labels=["kind", "status"])
     for (kind, status), n in sorted(counts_by_status(db).items()):
         gauge.add_metric([kind, status], n)

@@ -123,7 +123,8 @@ class Metrics:
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
-        if name == b"x-request-id" and 0 < len(value) <= 64 and value.isascii():
+        # visible ASCII only: the id is stored in the audit trail, where a control character (NUL) is refused
+        if name == b"x-request-id" and 0 < len(value) <= 64 and all(0x20 < b < 0x7F for b in value):
             return value.decode()
     return uuid.uuid4().hex
 

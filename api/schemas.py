@@ -9,7 +9,17 @@ import msgspec
 from litestar.params import QueryParameter
 
 from engine import limits, timeutil
-from engine.model import AwareDatetime, Name, Patient, Schedule, WaitlistRequest, Weekday
+from engine.model import (
+    AwareDatetime,
+    FreeText,
+    Identifier,
+    Name,
+    Patient,
+    PatientIn,
+    Schedule,
+    WaitlistRequest,
+    Weekday,
+)
 
 # The IANA names a practice may take (engine/timeutil.practice_zone_names: the system's zones less localtime,
 # Factory, posixrules and the sign-only aliases of Etc/GMT; any other is 422 unknown_timezone). Litestar copies
@@ -27,8 +37,9 @@ Timezone = Annotated[
         },
     ),
 ]
-Reason = Annotated[str, msgspec.Meta(max_length=500)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Text in request bodies refuses control characters (engine/model.py, LINE_PATTERN and FREE_TEXT_PATTERN).
+Reason = FreeText
+Id = Identifier
 DurationMinutes = Annotated[int, msgspec.Meta(ge=limits.MIN_VISIT_MINUTES, le=limits.MAX_VISIT_MINUTES)]
 
 # ---------------------------------------------------------------- query parameters (the engine checks the same)
@@ -134,7 +145,7 @@ class HoldOut(msgspec.Struct):
 
 class BookIn(msgspec.Struct, forbid_unknown_fields=True):
     hold_id: Id
-    patient: Patient
+    patient: PatientIn
 
 
 class RescheduleIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -11,7 +11,7 @@ from engine import errors, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
-from engine.model import SYSTEM, Ctx, Practice, Schedule, VisitType
+from engine.model import SYSTEM, Ctx, Practice, Schedule, VisitType, stored_schedule
 from engine.offers import Offers
 
 
@@ -38,7 +38,7 @@ class Availability:
         raw, gen, until = await self.rt.redis.hmget(keys.schedule(pid, practitioner_id), "json", "gen", "until")
         if raw is None:
             return None
-        return ScheduleState(msgspec.json.decode(raw, type=Schedule), text(gen), int(until or 0))
+        return ScheduleState(stored_schedule(raw), text(gen), int(until or 0))
 
     async def get_schedule(self, practitioner_id: str) -> Schedule:
         pr = await self.catalog.get_practitioner(practitioner_id)

@@ -173,6 +173,9 @@ def reconcile_lock() -> str:
 # Global: audit ids whose stream entry the persister holds back (stored with other content), until an operator
 # looks (/readyz persister_held, /metrics booking_persister_held_events).
 PERSIST_HELD = f"{ROOT}:persist-held"
+# Global hash: audit id -> "<ms> <action> <why>" of the events in the persister's quarantine (persistence/quarantine.py),
+# refreshed from the database by the persister; /readyz names them.
+PERSIST_QUARANTINED = f"{ROOT}:persist-quarantined"
 
 # The live persisters (persistence/shares.py), all under one hash tag of their own (one slot, one node): the
 # member ids, and one key per member that its heartbeats keep alive (PX: Redis's clock decides, not the hosts').

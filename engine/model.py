@@ -11,12 +11,28 @@ from engine import timeutil
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Every text field of a request refuses control characters (issue 22: PostgreSQL refuses NUL in text, and a
+# CR/LF in a name or an address is a header injection in a mail). The patterns are published in the OpenAPI
+# document and read the same in ECMA-262 and Python: they end in ``$(?!\n)``, not in ``$`` alone, which Python
+# also matches before a final newline ("Ada\n" would pass).
+_END = r"$(?!\n)"
+CONTROLS = r"\x00-\x1f\x7f"  # C0 controls and DEL
+LINE_PATTERN = rf"^[^{CONTROLS}]*{_END}"
+"""One line of text: no control character at all (names, ids)."""
+FREE_TEXT_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*{_END}"
+"""Longer free text (a cancel reason, a closure's reason): tab, LF and CR allowed, no other control character."""
+HHMM = Annotated[str, msgspec.Meta(pattern=rf"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00){_END}")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=LINE_PATTERN)]
+FreeText = Annotated[str, msgspec.Meta(max_length=500, pattern=FREE_TEXT_PATTERN)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=LINE_PATTERN)]
 # Python's ``\s`` spelled out: the OpenAPI document publishes the pattern, and clients read it as ECMA-262, whose
 # ``\s`` is another set (it lacks \x1c-\x1f and \x85). Same accepted e-mails as ``^[^@\s]+@[^@\s]+$``.
 _SPACE = r"\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 EMAIL_PATTERN = rf"^[^@{_SPACE}]+@[^@{_SPACE}]+$"
+"""A stored patient's e-mail (``Patient``: read as written)."""
+EMAIL_IN_PATTERN = rf"^[^@{_SPACE}{CONTROLS}]+@[^@{_SPACE}{CONTROLS}]+{_END}"
+"""A requested patient's e-mail (``PatientIn``): the same, less any control character."""
+PHONE_PATTERN = rf"^[0-9+()\-. ]*{_END}"
 
 
 class WeeklyWindow(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,7 +48,7 @@ class WeeklyWindow(msgspec.Struct, forbid_unknown_fields=True):
 class Closure(msgspec.Struct, forbid_unknown_fields=True):
     start: AwareDatetime
     end: AwareDatetime
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reason: FreeText | None = None  # free text: no control character but tab, LF and CR
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -65,6 +81,35 @@ class Schedule(msgspec.Struct, forbid_unknown_fields=True):
             if begin <= start and end <= finish:
                 return True
         return False
+
+
+class _StoredClosure(msgspec.Struct, forbid_unknown_fields=True):
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str | None = None
+
+
+class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True):
+    weekly: list[WeeklyWindow]
+    closures: list[_StoredClosure] = []
+    slot_step_minutes: int = 15
+    horizon_days: int = 90
+    min_notice_minutes: int = 0
+
+
+def stored_schedule(raw: bytes | str) -> Schedule:
+    """A schedule as Redis or the database holds it, read as it was written: a closure reason that an older
+    version let in (a control character) does not make it unreadable. (Constructing a Struct checks no
+    constraint; ``__post_init__`` still runs.)"""
+    s = msgspec.json.decode(raw, type=_StoredSchedule)
+    closures = [Closure(start=c.start, end=c.end, reason=c.reason) for c in s.closures]
+    return Schedule(
+        weekly=s.weekly,
+        closures=closures,
+        slot_step_minutes=s.slot_step_minutes,
+        horizon_days=s.horizon_days,
+        min_notice_minutes=s.min_notice_minutes,
+    )
 
 
 class Ctx(msgspec.Struct, frozen=True):
@@ -100,9 +145,26 @@ class VisitType(msgspec.Struct):
 
 
 class Patient(msgspec.Struct, forbid_unknown_fields=True):
-    name: Name
+    """A patient as stored (Redis, the streams, the database) and answered: read as written, with the constraints
+    every version checked, so what an older version let in (a control character) stays readable."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
     phone: Annotated[str, msgspec.Meta(max_length=40, pattern=r"^[0-9+()\-. ]*$")] | None = None
+
+
+class PatientIn(Patient):
+    """A patient as a request gives it (a booking, a waitlist join): no control character anywhere. The engine
+    stores it as a ``Patient`` (``patient_record``)."""
+
+    name: Name
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_IN_PATTERN)]
+    phone: Annotated[str, msgspec.Meta(max_length=40, pattern=PHONE_PATTERN)] | None = None
+
+
+def patient_record(p: Patient) -> Patient:
+    """The patient a request gave (a ``PatientIn``) as the records hold it: a plain ``Patient``."""
+    return p if type(p) is Patient else Patient(name=p.name, email=p.email, phone=p.phone)
 
 
 class Slot(msgspec.Struct, array_like=False):
@@ -167,11 +229,11 @@ class WaitlistRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A patient's request to join a practice's waitlist (API.md, Waitlist): local dates (inclusive), optionally
     weekdays and local times (absent: any time of the day)."""
 
-    visit_type_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    visit_type_id: Identifier
     from_date: dt.date
     to_date: dt.date
-    patient: Patient
-    practitioner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    patient: PatientIn
+    practitioner_id: Identifier | None = None
     weekdays: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)] | None = None
     from_time: HHMM | None = None
     to_time: HHMM | None = None

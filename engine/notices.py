@@ -116,7 +116,11 @@ def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
 def envelope(
     notification_id: str, sender: str, to: str, subject_line: str, text: str, now: dt.datetime | None = None
 ) -> EmailMessage:
-    """A plain-text message of one notification."""
+    """A plain-text message of one notification. An address with a control character (stored before the API
+    refused them: a final newline passed its old pattern) is refused with ValueError: in a header, a line break
+    ends the headers and turns the rest into the body."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in to):
+        raise ValueError(f"the recipient address holds a control character: {to!r}")
     msg = EmailMessage()
     msg["Subject"] = subject_line
     msg["From"] = sender

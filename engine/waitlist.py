@@ -17,7 +17,7 @@ from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.idempotency import IdempotencyKey
-from engine.model import SYSTEM, Appointment, Ctx, WaitlistOffer, WaitlistRecord, WaitlistRequest
+from engine.model import SYSTEM, Appointment, Ctx, WaitlistOffer, WaitlistRecord, WaitlistRequest, patient_record
 from engine.offers import Offers
 from engine.scripts.waitlist import JoinCaps, OfferKit, drop_from_queue, waiting_member, waitlist_reindex
 
@@ -155,7 +155,7 @@ class Waitlist:
             joined_ms=now,
             updated_ms=now,
             manage_hash=ids.token_hash(token),
-            patient=req.patient,
+            patient=patient_record(req.patient),
         )
         s = self.rt.settings
         caps = JoinCaps(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine import events as ev
 from engine import keys, limits
@@ -26,7 +26,8 @@ from engine.redis import clients
 from engine.redis.errors import RedisError, ResponseError
 from engine.scripts import repair
 from engine.scripts.registry import SyncLua
-from persistence import shards, trimming, writer
+from persistence import quarantine, shards, trimming, writer
+from persistence.audit_rows import audit_id
 from persistence.retention import AppointmentTidy
 from persistence.streams import StreamConsumer
 from persistence.waitlist_tidy import WaitlistTidy
@@ -70,6 +71,8 @@ class Persister(StreamConsumer):
         self.backoff = 0.0
         self.gather_s = 0.1
         self.held: set[str] = set()  # audit ids this persister published in HELD
+        self.quarantined = 0  # events this persister set aside (persistence/quarantine.py)
+        self._last_publish = 0.0
 
     # ---------------------------------------------------------------- one step
     def _write(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> int:
@@ -77,21 +80,88 @@ class Persister(StreamConsumer):
         entries = self.mine(entries)
         if not entries:
             return 0
+        fields = {(key, entry_id): f for key, entry_id, f in entries}
         decoded = self.decode(entries)
         events = [e for _, e in decoded]
+        raw = {audit_id(e): quarantine.raw_fields(fields[(key, e.event_id)]) for key, e in decoded}
         try:
             with self.db.begin() as conn:
-                done = writer.apply(conn, events, predecessor=self.predecessor)
-        except IntegrityError as exc:
-            log.warning("a batch was refused (%s); applying it again event by event", exc.orig)
-            with self.db.begin() as conn:
-                done = writer.apply(conn, events, careful=True, predecessor=self.predecessor)
-        stored = [(key, e) for key, e in decoded if writer.audit_id(e) in done]
+                done = writer.apply(conn, events, predecessor=self.predecessor, raw=raw)
+        except quarantine.POISON as exc:
+            # the database refused something of this batch (not a connection error): again with a savepoint per
+            # event, where what it refuses is set aside; then, if even that fails, one transaction per event
+            log.warning("a batch was refused (%s); applying it again event by event", quarantine.reason(exc))
+            try:
+                with self.db.begin() as conn:
+                    done = writer.apply(conn, events, careful=True, predecessor=self.predecessor, raw=raw)
+            except quarantine.POISON:
+                done = self._one_by_one(events, raw)
+        if done.quarantined:
+            self.quarantined += len(done.quarantined)
+            self._publish_quarantine()
+        stored = [(key, e) for key, e in decoded if audit_id(e) in done]
         n = self.ack([(key, e.event_id) for key, e in stored])
         self.applied += n
         self.stored.update(e.practice_id for _, e in stored)
         self._after(done)
         return n
+
+    def _one_by_one(self, events: list[ev.Event], raw: dict[str, str]) -> writer.Applied:
+        """Each event in a transaction of its own; one the database refuses even alone (its audit row included) is
+        set aside whole, and the chain goes on after it (a ``seq_gap`` row)."""
+        done = writer.Applied()
+        for e in events:
+            try:
+                with self.db.begin() as conn:
+                    done.merge(writer.apply(conn, [e], careful=True, predecessor=self.predecessor, raw=raw))
+            except quarantine.POISON as exc:
+                ident, why = audit_id(e), quarantine.reason(exc)
+                log.error("event %s (%s) refused even alone, set aside whole: %s", ident, e.__struct_config__.tag, why)
+                with self.db.begin() as conn:
+                    quarantine.set_aside(conn, [quarantine.event_row(e, raw.get(ident), why, audited=False)])
+                done.quarantined[ident] = why
+                done.add(ident)
+        return done
+
+    def decode(self, entries: list[tuple[str, str, dict[Any, Any]]]) -> list[tuple[str, ev.Event]]:
+        """An entry that cannot be decoded is set aside raw in the quarantine (then acknowledged), not lost."""
+        decoded: list[tuple[str, ev.Event]] = []
+        for key, entry_id, fields in entries:
+            try:
+                decoded.append((key, ev.from_stream(entry_id, fields)))
+            except Exception as exc:  # noqa: BLE001 - an undecodable entry must not block the stream
+                practice_id = (self.streams.get(key) or key)[:32]
+                why = quarantine.clean(f"undecodable: {type(exc).__name__}: {exc}")
+                log.error("undecodable event %s %s: %s (set aside in the quarantine)", key, entry_id, why)
+                with self.db.begin() as conn:
+                    quarantine.set_aside(
+                        conn,
+                        [
+                            quarantine.row(
+                                practice_id,
+                                entry_id,
+                                "undecodable",
+                                quarantine.raw_fields(fields),
+                                why,
+                                entity=None,
+                                audited=False,
+                            )
+                        ],
+                    )
+                self.redis.xack(key, self.group, entry_id)
+                self.quarantined += 1
+                self._publish_quarantine()
+        return decoded
+
+    def _publish_quarantine(self, every_s: float = 0.0) -> None:
+        """Name the open quarantine in Redis for /readyz (rebuilt from the database: replays clear it)."""
+        if self.clock() - self._last_publish >= every_s:
+            self._last_publish = self.clock()
+            quarantine.publish(self.redis, self.db)
+
+    def refresh_quarantine(self) -> None:
+        """Upkeep: at most once a minute, the Redis copy of the quarantine rebuilt (a replay elsewhere clears it)."""
+        self._publish_quarantine(60.0)
 
     def _after(self, done: writer.Applied) -> None:
         """Raise Redis's audit counters that went back below what is stored; publish what is held back."""
@@ -158,7 +228,7 @@ class Persister(StreamConsumer):
     def _maintain(self) -> int:
         if self.clock() - self._last_maintenance > 5:
             self._last_maintenance = self.clock()
-            jobs = [self.claim_abandoned, self.trim, self.check_lost]
+            jobs = [self.claim_abandoned, self.trim, self.check_lost, self.refresh_quarantine]
             if self.tidy is not None:
                 jobs.insert(2, self.tidy.maybe_run)
             if self.waitlist_tidy is not None:
@@ -228,9 +298,12 @@ class Persister(StreamConsumer):
                     # handful of events cost most of a core at a few hundred events/s; this bounds the added lag
                     stop.wait(self.gather_s)
                 self.backoff = 0.0
-            except (OperationalError, DBAPIError) as exc:
+            except DBAPIError as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
-                log.warning("database unavailable (%s); retrying in %.1fs", exc.__class__.__name__, self.backoff)
+                if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+                    log.warning("database unavailable (%s); retrying in %.1fs", exc.__class__.__name__, self.backoff)
+                else:  # not the connection, and not one event (those are set aside): a bug or a schema problem
+                    log.error("database error %s; retrying in %.1fs", quarantine.reason(exc), self.backoff)
                 stop.wait(self.backoff)
             except RedisError as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))

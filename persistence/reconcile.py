@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from engine import limits
 from engine import restore as rs
-from engine.model import ApiKey, Practice, Practitioner, Schedule, VisitType
+from engine.model import ApiKey, Practice, Practitioner, VisitType, stored_schedule
 from engine.service import BookingEngine
 from persistence import waitlist_rows
 from persistence.archive import appointment_from_row, epoch
@@ -196,7 +196,7 @@ async def reconcile(
         if before is not None:
             report.audit_seq_fixed.append(f"practice {practice.id}: {before} -> {heads.get(practice.id, 0)}")
         for srow in mine.get("schedules", []):
-            schedule = msgspec.json.decode(srow["body"], type=Schedule)
+            schedule = stored_schedule(srow["body"])
             if await rs.restore_schedule(eng, practice, srow["practitioner_id"], schedule):
                 report.restored.append(f"schedule of {srow['practitioner_id']} (availability recomputed)")
         in_redis = await rs.redis_appointment_versions(eng, practice.id)

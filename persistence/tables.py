@@ -289,3 +289,25 @@ webhook_attempts = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),
 )
+
+# Events the persister set aside (docs/operations.md, "Quarantine"): the database refused them (DataError,
+# IntegrityError) or they could not be decoded. ``raw`` is the stream entry's fields as JSON (control characters
+# escaped, so it always stores); ``audited`` 1 when the event's audit row is in the chain and only its effects wait;
+# ``entity`` names what it changes ('appointment:<id>', 'waitlist:<id>'...): later events of the same entity are
+# set aside behind it, so a replay applies them in stream order. Open while ``replayed_at_ms`` is null.
+quarantined_events = Table(
+    "quarantined_events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # '<practice_id>-<stream entry id>' (the audit id)
+    Column("practice_id", String(32), nullable=False),
+    Column("entry_id", String(40), nullable=False),
+    Column("action", String(32), nullable=False),  # the event type, or 'undecodable'
+    Column("entity", Text),  # space-separated
+    Column("audited", SmallInteger, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("replayed_at_ms", BigInteger),
+    Index("ix_quarantine_open", "practice_id", "replayed_at_ms"),
+)

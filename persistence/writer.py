@@ -13,6 +13,10 @@ The replay rules (docs/design.md, "Replays and retries change nothing"):
   keeps the highest ``seq`` ever stored, to which the persister raises Redis's counter after a rollback.
 - **Same entry id, other content** (a new Redis reusing an id of a lost one): held back, never acknowledged,
   logged as an error and listed in the ``held`` of the result (the persister publishes it: metrics, /readyz).
+- **An event the database refuses is set aside, never retried for ever** (persistence/quarantine.py): a
+  ``DataError`` or ``IntegrityError`` from one event's effects stores it raw in ``quarantined_events`` and
+  acknowledges it; an audited event keeps its row in the chain (only its effects wait), and later events of the same
+  appointment, waitlist entry, hold or schedule wait behind it (set aside too), to be replayed in order.
 - **Setup events are applied once** (``applied_events``), and an API key's revocation is final: the create
   of a revoked key, replayed or late, leaves it revoked; a revocation arriving first stores the revoked row.
 """
@@ -21,15 +25,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from engine import events as ev
+from persistence import quarantine
 from persistence.audit_rows import (
     Predecessor,
     audit_id,
@@ -63,12 +67,20 @@ def entry_order(entry_id: str) -> tuple[int, int]:
 class Applied(set[str]):
     """The ``audit_id``s now durable (to acknowledge), with what the persister must act on:
     ``raise_seq`` practice -> the highest ``seq`` stored, where Redis's counter went back below it;
-    ``held`` audit ids held back for good until an operator looks (an entry id reused with other content)."""
+    ``held`` audit ids held back for good until an operator looks (an entry id reused with other content);
+    ``quarantined`` audit id -> why, of the events set aside (they are in the set too: acknowledged)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.raise_seq: dict[str, int] = {}
         self.held: dict[str, str] = {}
+        self.quarantined: dict[str, str] = {}
+
+    def merge(self, other: Applied) -> None:
+        self.update(other)
+        self.raise_seq.update(other.raise_seq)
+        self.held.update(other.held)
+        self.quarantined.update(other.quarantined)
 
 
 # The stream entry id of the audited event before this one in its practice's stream, or None when there is
@@ -126,9 +138,22 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         now.flush(conn)
 
 
-def _apply_setup(conn: Connection, events: list[ev.Event], done: Applied) -> None:
+def effects_of(conn: Connection, e: ev.Event) -> None:
+    """Everything ``e`` changes besides its audit row (a quarantined event's replay)."""
+    if e.__struct_config__.tag in ev.SETUP:
+        _setup(conn, e)
+        conn.execute(
+            insert_for(conn, applied_events).values([{"id": audit_id(e), "at_ms": e.at}]).on_conflict_do_nothing()
+        )
+    else:
+        _effects(conn, e)
+
+
+def _apply_setup(
+    conn: Connection, events: list[ev.Event], done: Applied, careful: bool, aside: list[dict[str, Any]], raw: Any
+) -> None:
     """Setup events not applied yet, in stream order; a replay (same id and instant in ``applied_events``)
-    changes nothing."""
+    changes nothing. ``careful``: each in a savepoint, one the database refuses set aside."""
     ids = [audit_id(e) for e in events]
     seen = {
         str(r[0]): int(r[1])
@@ -137,7 +162,15 @@ def _apply_setup(conn: Connection, events: list[ev.Event], done: Applied) -> Non
     fresh = []
     for e in events:
         if seen.get(audit_id(e)) != e.at:
-            _setup(conn, e)
+            if not careful:
+                _setup(conn, e)
+            else:
+                try:
+                    with conn.begin_nested():
+                        _setup(conn, e)
+                except quarantine.POISON as exc:
+                    _set_aside(e, exc, done, aside, raw, audited=False)
+                    continue
             fresh.append({"id": audit_id(e), "at_ms": e.at})
         done.add(audit_id(e))
     if fresh:
@@ -149,13 +182,36 @@ def _apply_setup(conn: Connection, events: list[ev.Event], done: Applied) -> Non
 GUARDED = (ev.AppointmentBooked, ev.AppointmentRescheduled)
 
 
+def _set_aside(
+    e: ev.Event, exc: BaseException | str, done: Applied, aside: list[dict[str, Any]], raw: Any, *, audited: bool
+) -> None:
+    ident = audit_id(e)
+    why = exc if isinstance(exc, str) else quarantine.reason(exc)
+    log.error(
+        "practice %s: event %s (%s) set aside in the quarantine (%s): %s",
+        e.practice_id,
+        e.event_id,
+        e.__struct_config__.tag,
+        "its audit row stored, its effects wait" if audited else "whole",
+        why,
+    )
+    aside.append(quarantine.event_row(e, raw.get(ident) if raw else None, why, audited=audited))
+    done.quarantined[ident] = why
+    done.add(ident)
+
+
 def apply(
-    conn: Connection, batch: Iterable[ev.Event], careful: bool = False, predecessor: Predecessor | None = None
+    conn: Connection,
+    batch: Iterable[ev.Event],
+    careful: bool = False,
+    predecessor: Predecessor | None = None,
+    raw: Mapping[str, str] | None = None,
 ) -> Applied:
     """Apply what can be applied; returns the ``audit_id``s (practice + stream entry id: entry ids repeat
     across practices' streams) of the events that are now durable, to acknowledge (see ``Applied``).
-    ``careful`` puts every event's effects in a savepoint: the retry after an unexpected IntegrityError,
-    which then holds back only the practice of the refused event. ``predecessor`` names the audited entry
+    ``careful`` puts every event's effects in a savepoint: the retry after the database refused the batch,
+    which then sets aside only the refused event (persistence/quarantine.py; ``raw`` gives the stream fields of
+    each audit id to store). ``predecessor`` names the audited entry
     before an event in its stream (the persister asks Redis); it orders events whose ``seq`` does not
     follow the chain (the rules are in this module's docstring)."""
     done = Applied()
@@ -164,9 +220,11 @@ def apply(
     for e in batch:
         # by type, not by seq 0: a counter that went back may number an audited event 0
         (setup if e.__struct_config__.tag in ev.SETUP else by_practice[e.practice_id]).append(e)
+    aside: list[dict[str, Any]] = []
     if setup:
-        _apply_setup(conn, setup, done)
+        _apply_setup(conn, setup, done, careful, aside, raw)
     heads = lock_heads(conn, sorted(by_practice)) if by_practice else {}
+    blocked = quarantine.open_entities(conn, by_practice)  # later events of these wait behind the quarantined
     later = Deferred()
     rows: list[dict[str, Any]] = []
     moved: list[dict[str, Any]] = []
@@ -198,11 +256,18 @@ def apply(
                 break
             brk = None
             if e.seq != head.tail + 1:
-                if not follows_stored(conn, e, head, predecessor, chained):
+                if not follows_stored(conn, e, head, predecessor, chained) and not _after_quarantined(
+                    conn, e, predecessor
+                ):
                     log.info("practice %s: audit seq %d waits for its predecessor in the stream", practice_id, e.seq)
                     break
                 brk = "seq_rollback" if e.seq <= head.tail else "seq_gap"
-            if isinstance(e, ev.SearchPerformed):
+            entities = {(practice_id, one) for one in quarantine.entities_of(e)}
+            if entities & blocked:
+                behind = " ".join(sorted(one for _, one in entities & blocked))
+                _set_aside(e, f"waits behind a quarantined event of {behind}", done, aside, raw, audited=True)
+                blocked |= entities
+            elif isinstance(e, ev.SearchPerformed):
                 pass  # searches change nothing but the audit trail
             elif not careful and not isinstance(e, GUARDED):
                 _effects(conn, e, later)
@@ -210,15 +275,10 @@ def apply(
                 try:
                     with conn.begin_nested():
                         _effects(conn, e, None if careful else later)
-                except IntegrityError as exc:
-                    log.error(
-                        "practice %s: event %s (%s) refused by the database, left pending: %s",
-                        practice_id,
-                        e.event_id,
-                        e.__struct_config__.tag,
-                        exc.orig,
-                    )
-                    break
+                except quarantine.POISON as exc:
+                    # set aside: its audit row still extends the chain below, its effects wait in the quarantine
+                    _set_aside(e, exc, done, aside, raw, audited=True)
+                    blocked |= entities
             if brk is not None:
                 log.warning(
                     "practice %s: audit seq %d does not follow the stored chain (last seq %d, highest stored %d): "
@@ -243,6 +303,7 @@ def apply(
         if head.tail < head.last_seq:
             done.raise_seq[practice_id] = head.last_seq  # Redis numbers below what is stored: raise it
     later.flush(conn)
+    quarantine.set_aside(conn, aside)
     if rows:
         conn.execute(audit_events.insert(), rows)  # one multi-row INSERT for the whole batch
         conn.execute(
@@ -252,3 +313,10 @@ def apply(
             moved,
         )
     return done
+
+
+def _after_quarantined(conn: Connection, e: ev.Event, predecessor: Predecessor | None) -> bool:
+    """Whether the audited entry before ``e`` in its stream was set aside whole (the persister could not store even
+    its audit row): ``e`` then follows it after a ``seq_gap`` row instead of waiting for it for ever."""
+    before = predecessor(e) if predecessor is not None else None
+    return before is not None and quarantine.is_open(conn, f"{e.practice_id}-{before}")

@@ -30,6 +30,7 @@ from api.schemas import (
     SearchDays,
 )
 from engine import errors, ids
+from engine.model import patient_record
 from persistence.notify.queries import notification_rows
 
 
@@ -148,7 +149,7 @@ async def book(
     eng = engine(request)
     appt, replay = await eng.book(
         data.hold_id,
-        data.patient,
+        patient_record(data.patient),
         ctx=ctx,
         idem=await idempotency(request, idempotency_key),
     )

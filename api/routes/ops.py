@@ -41,10 +41,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     try:
         reconciled = await state.redis.exists(keys.META)
         held = await state.redis.hgetall(HELD)
+        aside = await state.redis.hgetall(keys.PERSIST_QUARANTINED)
     except Exception:  # the shard holding them is down: the others serve on
         if not some_down:
             raise
-        reconciled, held = True, {}
+        reconciled, held, aside = True, {}, {}
     partial = not reconciled and listed is not None and len(listed) > 1 and any(s.get("keys") for s in listed)
     if not state.ready or not (reconciled or partial):  # a shard that lost the marker: see lost_practices
         return problem(
@@ -58,6 +59,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
             content["status"] = "degraded"
     if held:  # events the persister holds back until an operator looks (docs/operations.md)
         content["persister_held"] = {text(k): text(v) for k, v in sorted(held.items())}
+    # events the persister set aside (docs/operations.md, "Quarantine"): named, and readiness unchanged (this API
+    # serves right; the operator fixes the cause and replays them with `booking reconcile --replay-quarantine`)
+    content["quarantined"] = len(aside)
+    if aside:
+        content["persister_quarantined"] = {text(k): text(v) for k, v in sorted(aside.items())}
     return Response(content=content)
 
 

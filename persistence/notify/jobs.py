@@ -17,6 +17,7 @@ from engine import appointments, keys, notices, offer_notices
 from engine.settings import Settings
 from persistence.notify import mailer, offers
 from persistence.notify.names import names
+from persistence.quarantine import clean
 from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 
 log = logging.getLogger("booking.notify")
@@ -52,7 +53,9 @@ def _context() -> Context:
 def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
     """The live appointment as Redis holds it now, or None with the reason it is stale."""
     pid = row.practice_id
-    found = appointments.from_hash(pid, row.appointment_id, ctx.redis.hgetall(keys.appointment(pid, row.appointment_id)))
+    found = appointments.from_hash(
+        pid, row.appointment_id, ctx.redis.hgetall(keys.appointment(pid, row.appointment_id))
+    )
     if found is None:
         return None, "appointment unknown to Redis"
     a, _ = found
@@ -99,13 +102,24 @@ def deliver(notification_id: str) -> str:
         return f"nothing to do ({row.status if row else 'unknown'})"
     if row.kind == "reminder" and row.due_at_ms > now + 1000:
         return "not due yet"  # an early duplicate job; the scheduled one will come
-    msg, why = compose(ctx, row)
+    try:
+        msg, why = compose(ctx, row)
+    except Exception as exc:  # noqa: BLE001 - odd stored data (a CR in an address...): final, never a retry loop
+        why = clean(f"cannot compose the message: {type(exc).__name__}: {exc}", 500)
+        with ctx.db.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
+                .values(status="failed", attempts=t.c.attempts + 1, last_error=why)
+            )
+        log.error("notification %s failed: %s", row.id, why)
+        return f"failed: {why}"
     with ctx.db.begin() as conn:
         if msg is None:
             conn.execute(
                 update(t)
                 .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
-                .values(status="skipped", last_error=why)
+                .values(status="skipped", last_error=clean(why, 500))
             )
             log.info("notification %s skipped: %s", row.id, why)
             return f"skipped: {why}"
@@ -132,7 +146,7 @@ def deliver(notification_id: str) -> str:
                 .where(t.c.id == row.id, t.c.status == "sending")
                 .values(
                     status="failed" if final else "retrying",
-                    last_error=str(exc)[:500],
+                    last_error=clean(str(exc), 500),  # an SMTP reply may echo odd text (a NUL PostgreSQL refuses)
                     due_at_ms=row.due_at_ms if final else due,
                     enqueued_at_ms=None if final else now,
                 )

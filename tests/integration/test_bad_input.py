@@ -610,6 +610,83 @@ COERCED: dict[str, Case] = {
     "hold-start-epoch-number": c("POST", "/v1/holds", 422, V, hold_body("int:${EPOCH_0900}")),
 }
 
+# Control characters in text (issue 22, item 1: a NUL answered 201 and then stopped the persister for good, since
+# PostgreSQL refuses NUL in text). Names, e-mails, phones and ids take none; a cancel or closure reason may carry tab,
+# LF and CR (free text), no other. A trailing LF is refused too (Python's ``$`` matches before it).
+CONTROL = {"nul": "\x00", "bell": "\x07", "esc": "\x1b", "del": "\x7f", "unit-sep": "\x1f"}
+LINE_BREAKS = {"lf": "\n", "cr": "\r", "tab": "\t", "trailing-lf": None}
+
+
+def _with(ch: str | None) -> str:
+    return "Ada L\n" if ch is None else f"Ada{ch}L"
+
+
+CONTROL_CASES: dict[str, Case] = {}
+for k, ch in {**CONTROL, **LINE_BREAKS}.items():
+    text_ = _with(ch)
+    CONTROL_CASES |= {
+        f"control-{k}-practice-name": c("POST", PRACTICES, 422, V, {"name": text_, "timezone": "UTC"}),
+        f"control-{k}-practitioner-name": c("POST", PRS, 422, V, {"name": text_}),
+        f"control-{k}-visit-type-name": c("POST", VTS, 422, V, {"name": text_, "duration_minutes": 30}),
+        f"control-{k}-patient-name": c("POST", "/v1/appointments", 422, V, book_body(name=text_)),
+        f"control-{k}-patient-email": c(
+            "POST", "/v1/appointments", 422, V, book_body(email=text_.replace(" ", "") + "@example.org")
+        ),
+        f"control-{k}-patient-phone": c(
+            "POST", "/v1/appointments", 422, V, book_body(phone="+33 1" + (text_[3] if ch else "\n"))
+        ),
+        f"control-{k}-hold-id": c(
+            "POST", "/v1/appointments", 422, V, {"hold_id": "${HOLD}" + (ch or "\n"), "patient": PATIENT}
+        ),
+        f"control-{k}-hold-practitioner-id": c(
+            "POST", "/v1/holds", 422, V, hold_body("${DAY}T09:00:00${OFF}", practitioner_id="${PR}" + (ch or "\n"))
+        ),
+        f"control-{k}-reschedule-hold-id": c(
+            "POST", "/v1/appointments/${APPT}/reschedule", 422, V, {"hold_id": "${HOLD}" + (ch or "\n")}
+        ),
+        f"control-{k}-schedule-start": c("PUT", SCHED, 422, V, win(start="09:00" + (ch or "\n"))),
+        f"control-{k}-waitlist-patient-name": c(
+            "POST",
+            "/v1/practices/${P}/waitlist",
+            422,
+            V,
+            {
+                "visit_type_id": "${VT}",
+                "from_date": "${DAY}",
+                "to_date": "${DAY}",
+                "patient": {**PATIENT, "name": text_},
+            },
+        ),
+        f"control-{k}-waitlist-visit-type-id": c(
+            "POST",
+            "/v1/practices/${P}/waitlist",
+            422,
+            V,
+            {"visit_type_id": "${VT}" + (ch or "\n"), "from_date": "${DAY}", "to_date": "${DAY}", "patient": PATIENT},
+        ),
+        f"control-{k}-waitlist-from-time": c(
+            "POST",
+            "/v1/practices/${P}/waitlist",
+            422,
+            V,
+            {
+                "visit_type_id": "${VT}",
+                "from_date": "${DAY}",
+                "to_date": "${DAY}",
+                "from_time": "09:00" + (ch or "\n"),
+                "patient": PATIENT,
+            },
+        ),
+    }
+for k, ch in CONTROL.items():  # free text: these are refused, tab, LF and CR are not
+    CONTROL_CASES |= {
+        f"control-{k}-cancel-reason": c("POST", "/v1/appointments/${APPT}/cancel", 422, V, {"reason": f"ill{ch}ness"}),
+        f"control-{k}-closure-reason": c(
+            "PUT", SCHED, 422, V, clo("2027-12-24T00:00:00Z", "2027-12-27T00:00:00Z", reason=f"holi{ch}days")
+        ),
+    }
+CASES |= CONTROL_CASES
+
 PARAMS = [pytest.param(case, id=name) for name, case in CASES.items()] + [
     pytest.param(case, id=name) for name, (case, reason) in FORMER_BUGS.items()
 ]

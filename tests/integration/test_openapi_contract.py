@@ -374,3 +374,58 @@ def test_audit_filters_with_nul_are_answered(live_server: str) -> None:
     r = httpx.get(f"{live_server}/v1/audit", params={"cursor": cursor}, headers=auth)
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "validation_error"
+
+
+# Every text field of every request body (issue 22, item 1): (schema, property) -> the pattern it must state.
+TEXT_FIELDS = {
+    ("PracticeIn", "name"): "line",
+    ("PractitionerIn", "name"): "line",
+    ("VisitTypeIn", "name"): "line",
+    ("PatientIn", "name"): "line",
+    ("PatientIn", "email"): "email",
+    ("PatientIn", "phone"): "phone",
+    ("HoldIn", "practitioner_id"): "line",
+    ("HoldIn", "visit_type_id"): "line",
+    ("BookIn", "hold_id"): "line",
+    ("RescheduleIn", "hold_id"): "line",
+    ("CancelIn", "reason"): "free",
+    ("Closure", "reason"): "free",
+    ("WaitlistIn", "visit_type_id"): "line",
+    ("WaitlistIn", "practitioner_id"): "line",
+}
+
+
+def test_every_text_field_of_a_request_states_that_it_refuses_control_characters(document: dict[str, Any]) -> None:
+    """The OpenAPI document states the refusal (a ``pattern``) on every text field a request body carries, and each
+    pattern refuses NUL and the other C0 controls (free text allows tab, LF and CR) in both regex dialects."""
+    from engine.model import EMAIL_IN_PATTERN, FREE_TEXT_PATTERN, LINE_PATTERN, PHONE_PATTERN
+
+    wanted = {"line": LINE_PATTERN, "free": FREE_TEXT_PATTERN, "email": EMAIL_IN_PATTERN, "phone": PHONE_PATTERN}
+    schemas = _components(document)
+    for (schema, prop), kind in TEXT_FIELDS.items():
+        assert schemas[schema]["properties"][prop]["pattern"] == wanted[kind], (schema, prop)
+    # the bodies of every POST, PUT and PATCH: no string property is left without a pattern, an enum or a format
+    bodies = set()
+    for path in document["paths"].values():
+        for method in ("post", "put", "patch"):
+            ref = path.get(method, {}).get("requestBody", {}).get("content", {}).get("application/json", {})
+            if "$ref" in ref.get("schema", {}):
+                bodies.add(ref["schema"]["$ref"].rsplit("/", 1)[1])
+    seen, todo = set(), list(bodies)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for prop, node in schemas[name].get("properties", {}).items():
+            text = json.dumps(node)
+            todo += re.findall(r'"#/components/schemas/(\w+)"', text)
+            types = {node.get("type")} | {o.get("type") for o in node.get("oneOf", [])}
+            if "string" in types and node.get("format") not in ("date", "date-time"):
+                assert "pattern" in node or "enum" in node, (name, prop)
+    assert {"PracticeIn", "PatientIn", "BookIn", "CancelIn", "Schedule", "Closure", "WaitlistIn"} <= seen, seen
+    for pattern in (LINE_PATTERN, EMAIL_IN_PATTERN, PHONE_PATTERN):
+        for bad in ("a\x00b@x", "a\x1fb@x", "a\x7fb@x", "1\n", "a@b\n"):
+            assert not re.search(pattern, bad), (pattern, bad)
+    assert not re.search(FREE_TEXT_PATTERN, "ill\x00ness") and not re.search(FREE_TEXT_PATTERN, "x\x1b")
+    assert re.search(FREE_TEXT_PATTERN, "ill\r\nness\tx\n") and re.search(LINE_PATTERN, "Zoë Ñoño 🙂")

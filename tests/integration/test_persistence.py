@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, InternalError
 from api.app import create_app
 from engine import keys
 from engine.service import BookingEngine
-from persistence import audit, effects, migrate, writer
+from persistence import audit, effects, migrate, quarantine, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
@@ -183,11 +183,19 @@ def refusing_holds_of(practice_id: str, real: Any) -> Any:
     return effects
 
 
-def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatch: Any) -> None:
+def quarantine_rows(db: Any) -> dict[str, tuple[str, int, str | None]]:
+    """Open quarantine rows: id -> (action, audited, entity)."""
+    got = rows(db, "select id, action, audited, entity from quarantined_events where replayed_at_ms is null")
+    return {r[0]: (r[1], r[2], r[3]) for r in got}
+
+
+def test_a_refused_event_is_set_aside_and_holds_back_nothing(world: Any, monkeypatch: Any) -> None:
     """Most effects run without a savepoint; when the database refuses one anyway, the persister applies the
-    batch again event by event: the other practice is stored, the refused event and its successors wait."""
-    c, db, p = world["client"], world["db"], world["persister"]
-    ctx_a, _ = book_some(c, n=2)
+    batch again event by event: the refused event is set aside in the quarantine (issue 22: it used to hold its
+    practice back for ever), the later events of its hold wait behind it there, everything else is stored, and
+    the audit chain goes on. Once the cause is gone, the replay applies them in order."""
+    c, db, p, r = world["client"], world["db"], world["persister"], world["redis"]
+    ctx_a, appts_a = book_some(c, n=2)
     ctx_b, _ = book_some(c, n=2)
     real = writer._effects
     monkeypatch.setattr(writer, "_effects", refusing_holds_of(ctx_a["practice_id"], real))
@@ -196,21 +204,35 @@ def test_a_refused_event_holds_back_only_its_own_practice(world: Any, monkeypatc
         pid: [r[0] for r in rows(db, "select action from audit_events where practice_id = :p order by seq", p=pid)]
         for pid in (ctx_a["practice_id"], ctx_b["practice_id"])
     }
-    assert actions[ctx_a["practice_id"]] == ["schedule", "search"]  # waits at its first hold
-    assert actions[ctx_b["practice_id"]] == ["schedule", "search", "hold", "book", "hold", "book"]
+    everything = ["schedule", "search", "hold", "book", "hold", "book"]
+    assert actions == {ctx_a["practice_id"]: everything, ctx_b["practice_id"]: everything}
+    for ctx in (ctx_a, ctx_b):
+        assert r.xpending(keys.events(ctx["practice_id"]), keys.PERSIST_GROUP)["pending"] == 0
+    aside = quarantine_rows(db)
+    assert sorted(v[0] for v in aside.values()) == ["book", "book", "hold", "hold"]
+    assert all(k.startswith(ctx_a["practice_id"] + "-") and v[1] == 1 for k, v in aside.items())
+    appointment_ids = {x[0] for x in rows(db, "select id from appointments")}
+    assert not {a["id"] for a in appts_a} & appointment_ids  # the bookings of the refused holds wait behind them
+    assert p.quarantined == 4
     monkeypatch.setattr(writer, "_effects", real)
-    p.drain()
-    n_a = rows(db, "select count(*) from audit_events where practice_id = :p", p=ctx_a["practice_id"])[0][0]
-    assert n_a == 6
+    said: list[str] = []
+    assert quarantine.replay(db, out=said.append) == (4, 0), said
+    assert quarantine_rows(db) == {}
+    holds = {
+        x[0]: x[1]
+        for x in rows(db, "select appointment_id, state from holds where practice_id = :p", p=ctx_a["practice_id"])
+    }
+    assert holds == {a["id"]: "booked" for a in appts_a}  # replayed in stream order: placed, then booked
+    assert {a["id"] for a in appts_a} <= {x[0] for x in rows(db, "select id from appointments")}
     assert audit.verify(db, out=lambda _: None)
 
 
-def test_a_refused_event_is_not_acknowledged_when_another_stream_has_the_same_entry_id(
+def test_a_refused_event_is_set_aside_under_its_own_practice_when_another_stream_has_the_same_entry_id(
     world: Any, monkeypatch: Any
 ) -> None:
     """Stream entry ids are per stream: two practices' events written in the same millisecond share one. The
-    persister must acknowledge what it stored by practice and id, or a refused event of one practice is
-    acknowledged (lost) because the other practice's event with the same id was stored."""
+    persister must set aside and acknowledge by practice and id: the refused event of one practice is in the
+    quarantine under its own practice, the other practice's event with the same id is stored."""
     c, db, p, r = world["client"], world["db"], world["persister"], world["redis"]
     ctx_a, _ = book_some(c, n=1)
     ctx_b, _ = book_some(c, n=1)
@@ -226,12 +248,13 @@ def test_a_refused_event_is_not_acknowledged_when_another_stream_has_the_same_en
     p.drain()
     stream_a, stream_b = keys.events(ctx_a["practice_id"]), keys.events(ctx_b["practice_id"])
     assert r.xpending(stream_b, keys.PERSIST_GROUP)["pending"] == 0  # b's copy is stored
-    assert r.xpending(stream_a, keys.PERSIST_GROUP)["pending"] == 1  # a's is still waiting, not lost
-    monkeypatch.setattr(writer, "_effects", real)
-    p.drain()
-    assert r.xpending(stream_a, keys.PERSIST_GROUP)["pending"] == 0
+    assert r.xpending(stream_a, keys.PERSIST_GROUP)["pending"] == 0  # a's is set aside, not lost
+    assert set(quarantine_rows(db)) == {f"{ctx_a['practice_id']}-{same_id}"}
     ids = {x[0] for x in rows(db, "select id from audit_events")}
     assert {f"{ctx_a['practice_id']}-{same_id}", f"{ctx_b['practice_id']}-{same_id}"} <= ids
+    monkeypatch.setattr(writer, "_effects", real)
+    assert quarantine.replay(db, out=lambda _: None) == (1, 0)
+    assert quarantine_rows(db) == {}
 
 
 def test_a_cancellation_and_a_new_booking_of_its_interval_in_one_batch_are_stored_in_order(
