@@ -12,11 +12,12 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from api import redis_client, render
+from api import durability, redis_client, render
 from api.hooks import quiet_logging
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.pipelined import PipelinedReads
+from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import audit, booking, ops, setup, waitlist
 from engine import access, clients
@@ -79,6 +80,7 @@ def create_app(
         from persistence.archive import ArchivedAppointments
 
         state = app.state
+        state.probes = Probes()  # the operator endpoints' bounded reads (api/probe.py)
         state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
         state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
         fake_server = fakeredis.FakeServer() if settings.embedded and redis is None else None
@@ -94,6 +96,8 @@ def create_app(
         state.redis_sync = (
             None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
         )
+        if state.redis_sync is not None:  # logs loudly, or refuses with REQUIRE_DURABLE_REDIS=1
+            await asyncio.to_thread(durability.check_at_start, settings, state.redis_sync)
         persister = None
         if reconcile_on_start and state.redis_sync is not None:
             await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
@@ -122,6 +126,7 @@ def create_app(
         try:
             yield
         finally:
+            state.probes.close()
             for t in tasks:
                 t.cancel()
             if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever

@@ -37,6 +37,13 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "0").strip().lower()
+    if value not in ("0", "1", "", "false", "true", "no", "yes"):
+        raise ConfigError(f"{name}: {value!r} is not 0 or 1")
+    return value in ("1", "true", "yes")
+
+
 # 64 MiB per API process holds about 13,000 practitioner-days and their JSON; on by default, so that searches
 # answer stale through a Redis outage (STALE_READ_SECONDS); 0 turns it off (docs/benchmarks.md: what it costs)
 DEFAULT_SEARCH_CACHE_BYTES = 64 * 1024 * 1024
@@ -76,6 +83,10 @@ class Settings(msgspec.Struct, frozen=True):
     appointment_retention_days: int = limits.DEFAULT_APPOINTMENT_RETENTION_DAYS
     # a consumer group (not the persisters') idle this long no longer holds back stream trimming
     stream_group_idle_seconds: int = limits.DEFAULT_STREAM_GROUP_IDLE_S
+    # refuse to start on a Redis without appendonly yes + appendfsync always (api/durability.py)
+    require_durable_redis: bool = False
+    # origins allowed to call the API from a browser (CORS); empty: CORS off
+    cors_allow_origins: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -159,4 +170,6 @@ class Settings(msgspec.Struct, frozen=True):
             stream_group_idle_seconds=int(
                 env.get("STREAM_GROUP_IDLE_SECONDS", str(limits.DEFAULT_STREAM_GROUP_IDLE_S))
             ),
+            require_durable_redis=_flag(env, "REQUIRE_DURABLE_REDIS"),
+            cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
         ).check()
