@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from api import durability, redis_client, render
 from api.hooks import quiet_logging
+from api.location import location_middleware
 from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.pipelined import PipelinedReads
@@ -157,11 +159,35 @@ def create_app(
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        middleware=[metrics_middleware, location_middleware],
+        cors_config=_cors(settings),
         openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema"),
         request_max_body_size=64 * 1024,
         debug=False,
         on_app_init=[quiet_logging],
+    )
+
+
+# what a browser app may send, and read of the answers, across origins (CORS_ALLOW_ORIGINS)
+CORS_REQUEST_HEADERS = [
+    "Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "X-Manage-Token", "X-End-User", "X-Request-ID",
+]  # fmt: skip
+CORS_EXPOSED_HEADERS = [
+    "Age", "ETag", "Idempotent-Replayed", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+    "Retry-After", "X-Request-ID",
+]  # fmt: skip
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS for browser apps, off unless CORS_ALLOW_ORIGINS names origins (``*``: any)."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
     )
 
 
