@@ -162,6 +162,8 @@ class Search:
             if known is None:
                 raise
             practice, vt, prac_ids = known
+        if not prac_ids:  # no practitioner yet: nothing to cache; the script answers (and audits) the empty search
+            return await self._uncached(practice_id, date, days, visit_type_id, practitioner_id, ctx)
         tz = timeutil.zone(practice.timezone)
         day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
         dur = vt.duration_minutes * 60

@@ -157,3 +157,19 @@ def test_a_cancellation_changes_the_tag(world: dict[str, Any]) -> None:
     after = _get(world, tag)
     assert after.status_code == 200, "a cancellation on an asked day must change the tag"
     assert after.headers["etag"] != tag and slot in after.json()["slots"]
+
+
+@pytest.mark.parametrize("cache", [CACHE, 0], ids=["cache", "no-cache"])
+def test_a_practice_without_practitioners_answers_an_empty_search(
+    cache: int, make_client: Callable[..., TestClient[Any]]
+) -> None:
+    """Was a 500 with the cache on (an IndexError on the empty practitioner list), found by schemathesis."""
+    c = make_client(search_cache_bytes=cache)
+    pid = c.post("/v1/practices", json={"name": "Empty", "timezone": "UTC"}).json()["id"]
+    vt = c.post(f"/v1/practices/{pid}/visit-types", json={"name": "V", "duration_minutes": 30}).json()["id"]
+    params = {"date": next_weekday(2).isoformat(), "visit_type_id": vt, "days": 5}
+    r = c.get(f"/v1/practices/{pid}/availability", params=params)
+    assert r.status_code == 200, r.text
+    assert r.json()["slots"] == [] and "etag" in r.headers
+    again = c.get(f"/v1/practices/{pid}/availability", params=params, headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
