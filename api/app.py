@@ -21,7 +21,7 @@ from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
 from api.pipelined import PipelinedReads
 from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import audit, booking, ops, setup, waitlist
+from api.routes import app_keys, audit, booking, ops, setup, waitlist
 from engine import access, clients
 from engine.service import BookingEngine
 from engine.settings import Settings
@@ -151,7 +151,7 @@ def create_app(
                 state.redis_sync.close()
             state.db.dispose()
 
-    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *app_keys.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

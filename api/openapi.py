@@ -199,7 +199,8 @@ DOCS: dict[str, Doc] = {
     # three runs in a row; none without them)
     "accept_offer": Doc((*V1, *BODY, 403, 404, 409, 410, 429), optional_body=True),
     "decline_offer": Doc(
-        (*V1, *BODY, 403, 404, 409, 410), {200: {"read": link("GET", ENTRY, "Read it", path_entry_id=ID)}},
+        (*V1, *BODY, 403, 404, 409, 410),
+        {200: {"read": link("GET", ENTRY, "Read it", path_entry_id=ID)}},
         optional_body=True,
     ),
     "leave_waitlist": Doc((*V1, 403, 404, 409)),
@@ -231,6 +232,11 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "revoke_api_key": Doc((*V1, 403, 404)),
+    "create_app_key": Doc(
+        (*V1, *BODY, 403, 404),
+        {201: {"revoke": link("DELETE", "/v1/app-keys/{key_id}", "Revoke the key", path_key_id=ID)}},
+    ),
+    "revoke_app_key": Doc((*V1, 403, 404)),
     "healthz": Doc(()),
     "readyz": Doc((503,)),
     "metrics": Doc(()),

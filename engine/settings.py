@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, frozen=True):
     limit_live_holds: int = 5
     limit_holds_per_minute: int = 30
     limit_bookings_per_minute: int = 10
+    # an app key's own limits, over all its end users (each end user has the public client's limits above)
+    limit_app_key_holds_per_minute: int = 6000
+    limit_app_key_bookings_per_minute: int = 2000
     # the availability cache of each API process, in bytes (0: off)
     search_cache_bytes: int = DEFAULT_SEARCH_CACHE_BYTES
     stale_read_seconds: int = 60  # how long searches may answer from it while Redis is unreachable (0: never)
@@ -160,6 +163,8 @@ class Settings(msgspec.Struct, frozen=True):
             limit_live_holds=int(env.get("LIMIT_LIVE_HOLDS", "5")),
             limit_holds_per_minute=int(env.get("LIMIT_HOLDS_PER_MINUTE", "30")),
             limit_bookings_per_minute=int(env.get("LIMIT_BOOKINGS_PER_MINUTE", "10")),
+            limit_app_key_holds_per_minute=int(env.get("LIMIT_APP_KEY_HOLDS_PER_MINUTE", "6000")),
+            limit_app_key_bookings_per_minute=int(env.get("LIMIT_APP_KEY_BOOKINGS_PER_MINUTE", "2000")),
             search_cache_bytes=_non_negative(env, "SEARCH_CACHE_BYTES", DEFAULT_SEARCH_CACHE_BYTES),
             stale_read_seconds=_non_negative(env, "STALE_READ_SECONDS", 60),
             redis_pool_size=pool_size,

@@ -32,6 +32,7 @@ REPLIES: dict[str, Any] = {
     "trim": 0,
     "lease": 1,
     "restore_waitlist": ["OK", "queued"],
+    "limit": ["OK", 1, 60_000],
 }
 
 
@@ -108,6 +109,8 @@ async def every_script(lua: Recorder, n: int) -> None:
             await scripts.restore_entity(lua, practice_id=pid, key=key, field="f", record={})
         for action in ("create", "revoke", "restore"):
             await scripts.api_key(lua, **common, action=action, key_id="k")
+        for action in ("create", "revoke"):
+            await scripts.app_key(lua, now_ms=1, action=action, key_id="a")
         client = secrets.token_hex(6)
         for action in ("hold", "book"):
             await scripts.limit(

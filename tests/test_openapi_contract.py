@@ -288,6 +288,15 @@ parameters = {{ "path.practice_id" = {{ dictionary = "practice", probability = 0
 [[operations]]
 include-tag = "waitlist"
 phases.stateful.enabled = false
+
+# So do the app keys' (admin setup, off the funnel: with them in it the walk's few steps never reached a booking).
+[[operations]]
+include-name = "POST /v1/app-keys"
+phases.stateful.enabled = false
+
+[[operations]]
+include-name = "DELETE /v1/app-keys/{{key_id}}"
+phases.stateful.enabled = false
 """
     )
 
