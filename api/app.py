@@ -17,7 +17,7 @@ from api import durability, redis_client, render
 from api.hooks import quiet_logging
 from api.location import location_middleware
 from api.metrics import Metrics, metrics_middleware
-from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
+from api.openapi import StrictStructSchemaPlugin, allow_handlers, components, document
 from api.pipelined import PipelinedReads
 from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
@@ -161,7 +161,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware, location_middleware],
         cors_config=_cors(settings),
-        openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema", components=components()),
         request_max_body_size=64 * 1024,
         debug=False,
         on_app_init=[quiet_logging],
