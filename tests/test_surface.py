@@ -95,3 +95,18 @@ def test_booking_version_and_audit_verify_of_an_unknown_practice(redis_url: str,
     nope = run_cli(env, "audit", "verify", "--practice", "nope", timeout=60)
     assert nope.returncode != 0, nope
     assert "no practice 'nope'" in nope.stderr, nope.stderr
+
+
+def test_the_surface_settings_come_from_the_environment() -> None:
+    from engine.settings import ConfigError, Settings
+
+    s = Settings.from_env(
+        {"CORS_ALLOW_ORIGINS": " https://a.example, ,https://b.example ", "REQUIRE_DURABLE_REDIS": "1"}
+    )
+    assert s.cors_allow_origins == ("https://a.example", "https://b.example") and s.require_durable_redis
+    s = Settings.from_env({"LIMIT_APP_KEY_HOLDS_PER_MINUTE": "7", "LIMIT_APP_KEY_BOOKINGS_PER_MINUTE": "3"})
+    assert (s.limit_app_key_holds_per_minute, s.limit_app_key_bookings_per_minute) == (7, 3)
+    default = Settings.from_env({})
+    assert default.cors_allow_origins == () and not default.require_durable_redis
+    with pytest.raises(ConfigError, match="REQUIRE_DURABLE_REDIS"):
+        Settings.from_env({"REQUIRE_DURABLE_REDIS": "maybe"})
