@@ -99,7 +99,17 @@ def create_app(
             None if redis is not None and settings.embedded else runtime.sync_redis(settings, fake_server)
         )
         if state.redis_sync is not None:  # logs loudly, or refuses with REQUIRE_DURABLE_REDIS=1
-            await asyncio.to_thread(durability.check_at_start, settings, state.redis_sync)
+            try:
+                await asyncio.to_thread(durability.check_at_start, settings, state.redis_sync)
+            except BaseException:  # refused to start: close what was opened
+                state.probes.close()
+                if reads is not None:
+                    await reads.aclose()
+                if redis is None:
+                    await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
+                state.redis_sync.close()
+                state.db.dispose()
+                raise
         persister = None
         if reconcile_on_start and state.redis_sync is not None:
             await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
