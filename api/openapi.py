@@ -259,8 +259,9 @@ DOCS: dict[str, Doc] = {
 OPERATION_IDS = {"availability": "search_availability", "create_hold": "hold"}
 
 # The credentials (API.md "Who may do what"), declared for client generators (a generated client sends its bearer
-# token on every call; X-Manage-Token is the patient's). Per-operation ``security`` requirements are not stated
-# yet: with them the seeded schemathesis walk of tests/test_openapi_contract.py no longer reached a booking.
+# token on every call; X-Manage-Token is the patient's). The operations that need a bearer token (admin or
+# staff) say so; the patient's operations do not state ``manageToken`` yet: with it, the seeded schemathesis
+# walk of tests/test_openapi_contract.py generated the header itself and no longer reached a booking.
 SECURITY_SCHEMES = {
     "bearer": SecurityScheme(
         type="http", scheme="bearer",
@@ -270,6 +271,10 @@ SECURITY_SCHEMES = {
         type="apiKey", name="X-Manage-Token", security_scheme_in="header",
         description="A patient's manage token, from the booking or waitlist answer (one appointment or entry)",
     ),
+}  # fmt: skip
+CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff)
+    "create_practice", "add_practitioner", "add_visit_type", "put_schedule", "create_api_key", "revoke_api_key",
+    "create_app_key", "revoke_app_key", "list_waitlist", "list_audit",
 }  # fmt: skip
 LIMITED_OPS = {"create_hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
 REPLAYABLE_OPS = {"create_hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed
@@ -339,6 +344,8 @@ class _Documented(Operation):
         for status, response in (self.responses or {}).items():
             if isinstance(response, OpenAPIResponse):
                 response.headers = {**(response.headers or {}), **_response_headers(name, int(status))}
+        if name in CREDENTIAL_OPS:
+            self.security = [{"bearer": []}]
         body = self.request_body
         if self.doc.optional_body and isinstance(body, RequestBody):
             body.required = False

@@ -73,6 +73,11 @@ def test_security_schemes_are_declared(document: dict[str, Any]) -> None:
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     assert schemes["manageToken"] == {**schemes["manageToken"], "type": "apiKey", "in": "header",
                                       "name": "X-Manage-Token"}  # fmt: skip
+    ops = _operations(document)
+    for label in ("POST /v1/practices", "PUT /v1/practitioners/{practitioner_id}/schedule", "GET /v1/audit",
+                  "POST /v1/app-keys"):  # fmt: skip
+        assert ops[label]["security"] == [{"bearer": []}], label
+    assert "security" not in ops["POST /v1/holds"]  # public: no credential needed
 
 
 def test_a_query_error_names_its_source_query(make_client: Callable[..., TestClient[Any]]) -> None:
