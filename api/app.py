@@ -10,15 +10,18 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from api import render
+from api import durability, render
 from api.hooks import quiet_logging
+from api.location import location_middleware
 from api.metrics import Metrics, metrics_middleware
-from api.openapi import StrictStructSchemaPlugin, allow_handlers, document
+from api.openapi import StrictStructSchemaPlugin, allow_handlers, components, document
+from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import audit, booking, ops, setup, waitlist, webhooks
+from api.routes import app_keys, audit, booking, ops, setup, waitlist, webhooks
 from engine import access
 from engine.redis import asyncio_client as redis_client
 from engine.redis import clients
@@ -75,6 +78,7 @@ async def _serving(
     from persistence.archive import ArchivedAppointments
 
     state = app.state
+    state.probes = Probes()  # the operator endpoints' bounded reads (api/probe.py)
     state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
     state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
     state.redis = redis if redis is not None else make_redis(settings, state.metrics)
@@ -87,6 +91,18 @@ async def _serving(
         state.engine.searcher.use_reads(reads.call)
     state.pipelined_reads = reads
     state.redis_sync = None if redis is not None and settings.embedded else runtime.sync_redis(settings)
+    if state.redis_sync is not None:  # logs loudly, or refuses with REQUIRE_DURABLE_REDIS=1
+        try:
+            await asyncio.to_thread(durability.check_at_start, settings, state.redis_sync)
+        except BaseException:  # refused to start: close what was opened
+            state.probes.close()
+            if reads is not None:
+                await reads.aclose()
+            if redis is None:
+                await redis_client.close(state.redis, SHUTDOWN_WAIT_S)
+            state.redis_sync.close()
+            state.db.dispose()
+            raise
     persister = None
     if reconcile_on_start and state.redis_sync is not None:
         await runtime.reconcile_if_needed(state.engine, state.redis_sync, state.db, force=settings.embedded)
@@ -116,6 +132,7 @@ async def _serving(
     try:
         yield
     finally:
+        state.probes.close()
         for t in tasks:
             t.cancel()
         if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever
@@ -170,7 +187,7 @@ def create_app(
             async with _serving(app, conn, redis, background, reconcile_on_start, extra_startup):
                 yield
 
-    handlers = [*setup.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *app_keys.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],
@@ -178,11 +195,35 @@ def create_app(
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
-        openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema"),
+        middleware=[metrics_middleware, location_middleware],
+        cors_config=_cors(settings),
+        openapi_config=OpenAPIConfig(title="Booking engine", version="1.0.0", path="/schema", components=components()),
         request_max_body_size=64 * 1024,
         debug=False,
         on_app_init=[quiet_logging],
+    )
+
+
+# what a browser app may send, and read of the answers, across origins (CORS_ALLOW_ORIGINS)
+CORS_REQUEST_HEADERS = [
+    "Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "X-Manage-Token", "X-End-User", "X-Request-ID",
+]  # fmt: skip
+CORS_EXPOSED_HEADERS = [
+    "Age", "ETag", "Idempotent-Replayed", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+    "Retry-After", "X-Request-ID",
+]  # fmt: skip
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS for browser apps, off unless CORS_ALLOW_ORIGINS names origins (``*``: any)."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
     )
 
 

@@ -16,7 +16,10 @@ from engine.settings import Settings
 # "open": a caller without credentials in the embedded default with no BOOKING_ADMIN_TOKEN. It may set up
 # (practices, practitioners, visit types, schedules) and is otherwise a public client: patients' data, the
 # audit trail and staff keys need the manage token or a configured credential in every mode.
-Kind = Literal["admin", "staff", "public", "open"]
+# "app": a consumer booking app's backend (an app key and X-End-User): a public client of the key's practices, its
+# abuse limits counted per (key, end user) and per key instead of per address.
+Kind = Literal["admin", "staff", "public", "open", "app"]
+END_USER_MAX = 200
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -24,6 +27,9 @@ class Principal(msgspec.Struct, frozen=True):
     actor: str
     practice_id: str | None = None  # for staff
     manage_token: str | None = None  # a patient's X-Manage-Token, checked per appointment
+    app_key_id: str | None = None  # for an app: its key
+    app_practices: tuple[str, ...] | None = None  # for an app: the practices its key is for (None: all)
+    end_user: str | None = None  # for an app: the SHA-256 of X-End-User (the app's own opaque user id)
 
     @property
     def is_admin(self) -> bool:
@@ -98,6 +104,8 @@ async def principal(request: Request[Any, Any, Any], practice_id: str | None = N
     if token:
         if _is_admin_token(token, settings):
             return Principal("admin", "admin", manage_token=manage)
+        if token.startswith(access.APP_KEY_PREFIX):
+            return await _app(request, token, practice_id, manage)
         key = await access.lookup_key(request.app.state.engine, token)
         if key is None:
             raise AuthError(401, "unauthorized", "unknown or revoked bearer token")
@@ -110,10 +118,37 @@ async def principal(request: Request[Any, Any, Any], practice_id: str | None = N
     return Principal("public", f"public:{client_id(request)}", manage_token=manage)
 
 
+async def _app(request: Request[Any, Any, Any], token: str, practice_id: str | None, manage: str | None) -> Principal:
+    key = await access.lookup_app_key(request.app.state.engine, token)
+    if key is None:
+        raise AuthError(401, "unauthorized", "unknown or revoked app key")
+    end_user = request.headers.get("x-end-user", "")
+    if not end_user.strip() or len(end_user) > END_USER_MAX:
+        raise errors.InvalidRequestError(
+            f"an app key needs X-End-User: the app's own opaque id of the end user (1 to {END_USER_MAX} characters)"
+        )
+    practices = None if key.practice_ids is None else tuple(key.practice_ids)
+    p = Principal(
+        "app", f"app:{key.id}", manage_token=manage, app_key_id=key.id, app_practices=practices,
+        end_user=ids.token_hash(end_user)[:32],
+    )  # fmt: skip
+    if practice_id is not None:
+        require_app_practice(p, practice_id)
+    return p
+
+
+def require_app_practice(p: Principal, practice_id: str) -> None:
+    """An app key acts only for the practices it lists (all when it lists none)."""
+    if p.kind == "app" and p.app_practices is not None and practice_id not in p.app_practices:
+        raise AuthError(403, "forbidden", f"this app key is not for practice {practice_id}")
+
+
 def require_same_practice(p: Principal, practice_id: str, kind: str, ident: str) -> None:
-    """Staff of one practice never see another's resources: they do not exist for them (404)."""
+    """Staff of one practice never see another's resources: they do not exist for them (404). An app key acts
+    only for its practices (403)."""
     if p.kind == "staff" and p.practice_id != practice_id:
         raise errors.NotFoundError(kind, ident)
+    require_app_practice(p, practice_id)
 
 
 def require_staff(p: Principal, practice_id: str) -> None:
@@ -123,13 +158,15 @@ def require_staff(p: Principal, practice_id: str) -> None:
         return
     if p.kind == "staff":
         raise errors.NotFoundError("practice", practice_id)  # never reveal another practice's resources
+    if p.kind == "app":
+        raise AuthError(403, "forbidden", "an app key may do only what a public client may")
     raise AuthError(401, "unauthorized", "this call needs a bearer token (admin or practice staff)")
 
 
 def require_admin(p: Principal) -> None:
     if p.is_admin:
         return
-    if p.kind == "staff":
+    if p.kind in ("staff", "app"):
         raise AuthError(403, "forbidden", "only the admin may do this")
     raise AuthError(401, "unauthorized", "this call needs the admin bearer token")
 
@@ -156,6 +193,8 @@ def require_patient_record(p: Principal, practice_id: str, manage_hash: str, kin
         raise errors.NotFoundError(kind, "")
     if p.manage_token:
         raise AuthError(403, "forbidden", f"this manage token belongs to another {kind}")
+    if p.kind == "app":
+        raise AuthError(403, "forbidden", f"an app key reads a {kind} only with its X-Manage-Token")
     raise AuthError(401, "unauthorized", "send X-Manage-Token (the patient) or a bearer token (staff)")
 
 

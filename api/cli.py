@@ -158,6 +158,9 @@ def _audit(args: argparse.Namespace) -> int:
         print("usage: booking audit verify [--practice ID]", file=sys.stderr)
         return 2
     db = runtime.open_database(Settings.from_env())
+    if args.practice is not None and not audit.known_practice(db, args.practice):
+        print(f"booking audit verify: no practice {args.practice!r} in the database", file=sys.stderr)
+        return 1
     return 0 if audit.verify(db, practice_id=args.practice) else 1
 
 
@@ -200,7 +203,10 @@ def _commands() -> dict[str, EntryPoint]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from api.gauges import package_version
+
     p = argparse.ArgumentParser(prog="booking", description="Booking engine for medical practices")
+    p.add_argument("--version", action="version", version=f"booking {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP API (embedded Redis unless REDIS_URL is set)")
     s.add_argument("--host", default="127.0.0.1")

@@ -188,3 +188,35 @@ def database_families(db: Any) -> Iterator[Metric]:
     for (kind, status), n in sorted(counts_by_status(db).items()):
         gauge.add_metric([kind, status], n)
     yield gauge
+
+
+def redis_up(nodes: dict[str, bool]) -> Metric:
+    """``booking_redis_up{node}``: 1 when the node answered the scrape's probe in time, 0 otherwise (down or
+    ``timeout``). Present even when Redis is down: the series to alert on."""
+    up = GaugeMetricFamily(
+        "booking_redis_up", "1 if the Redis node answered this scrape's probe in time, else 0", labels=["node"]
+    )
+    for node, ok in sorted(nodes.items()):
+        up.add_metric([node], 1.0 if ok else 0.0)
+    return up
+
+
+def build_info() -> Metric:
+    """``booking_build_info{version,python,redis_py,litestar} 1``."""
+    import platform
+    from importlib.metadata import version
+
+    info = GaugeMetricFamily(
+        "booking_build_info", "The running build (always 1)", labels=["version", "python", "redis_py", "litestar"]
+    )
+    info.add_metric([package_version(), platform.python_version(), version("redis"), version("litestar")], 1.0)
+    return info
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("booking-engine")
+    except PackageNotFoundError:
+        return "unknown"

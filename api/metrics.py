@@ -143,7 +143,12 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                quota = scope["state"].get("ratelimit")
+                if quota is not None:  # a limit applied to this request (api/routes/common.py ``limited``)
+                    extra += [(b"ratelimit-limit", b"%d" % quota[0]), (b"ratelimit-remaining", b"%d" % quota[1]),
+                              (b"ratelimit-reset", b"%d" % quota[2])]  # fmt: skip
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:

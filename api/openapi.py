@@ -22,7 +22,19 @@ from typing import Any, ClassVar
 from litestar import Response, route
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # not exported (2.x)
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.spec import Link, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import (
+    Components,
+    Link,
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.typing import FieldDefinition
 
@@ -251,10 +263,76 @@ DOCS: dict[str, Doc] = {
     "delete_webhook": Doc((*V1, 404)),
     "list_deliveries": Doc((*V1, *QUERY, 404)),
     "replay_webhook": Doc((*V1, *QUERY, 404)),
+    "create_app_key": Doc(
+        (*V1, *BODY, 403, 404),
+        {201: {"revoke": link("DELETE", "/v1/app-keys/{key_id}", "Revoke the key", path_key_id=ID)}},
+    ),
+    "revoke_app_key": Doc((*V1, 403, 404)),
     "healthz": Doc(()),
     "readyz": Doc((503,)),
     "metrics": Doc(()),
 }
+
+
+# operationIds for client generators: the handler's name, or the operation's own name where they differ
+OPERATION_IDS = {"availability": "search_availability", "create_hold": "hold"}
+
+# The credentials (API.md "Who may do what"), declared for client generators (a generated client sends its bearer
+# token on every call; X-Manage-Token is the patient's). The operations that need a bearer token (admin or
+# staff) say so; the patient's operations do not state ``manageToken`` yet: with it, the seeded schemathesis
+# walk of tests/integration/test_openapi_contract.py generated the header itself and no longer reached a booking.
+SECURITY_SCHEMES = {
+    "bearer": SecurityScheme(
+        type="http", scheme="bearer",
+        description="The admin token, a practice staff key (bks_...) or an app key (bka_..., with X-End-User)",
+    ),
+    "manageToken": SecurityScheme(
+        type="apiKey", name="X-Manage-Token", security_scheme_in="header",
+        description="A patient's manage token, from the booking or waitlist answer (one appointment or entry)",
+    ),
+}  # fmt: skip
+CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff)
+    "create_practice", "add_practitioner", "add_visit_type", "put_schedule", "create_api_key", "revoke_api_key",
+    "create_app_key", "revoke_app_key", "list_waitlist", "list_audit",
+}  # fmt: skip
+LIMITED_OPS = {"create_hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
+REPLAYABLE_OPS = {"create_hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed
+
+
+def components() -> Components:
+    return Components(security_schemes=dict(SECURITY_SCHEMES))
+
+
+def _header(description: str, kind: OpenAPIType = OpenAPIType.STRING) -> OpenAPIHeader:
+    return OpenAPIHeader(schema=Schema(type=kind), description=description)
+
+
+REQUEST_ID = _header("The request's id (the one sent, or a new uuid4 hex); recorded as the audit request_id")
+RETRY_AFTER = _header("Seconds to wait before trying again", OpenAPIType.INTEGER)
+RATE_LIMIT = {
+    "RateLimit-Limit": _header("Requests allowed in the sliding minute (the tighter budget)", OpenAPIType.INTEGER),
+    "RateLimit-Remaining": _header("Requests left in it", OpenAPIType.INTEGER),
+    "RateLimit-Reset": _header("Seconds until the oldest counted request leaves it", OpenAPIType.INTEGER),
+}
+ETAG = _header("The answer's entity tag (versions and validity it was computed from); absent when stale")
+
+
+def _response_headers(name: str, status: int) -> dict[str, OpenAPIHeader]:
+    headers = {"X-Request-ID": REQUEST_ID}
+    if status in (429, 503):
+        headers["Retry-After"] = RETRY_AFTER
+    if status == 201:
+        headers["Location"] = _header("The created resource's path")
+        if name in REPLAYABLE_OPS:
+            headers["Idempotent-Replayed"] = _header("`true` when this answer replays an earlier one")
+    if name in LIMITED_OPS and status not in (400, 401, 403, 413, 503):
+        headers.update(RATE_LIMIT)
+    if name == "availability" and status in (200, 304):
+        headers["ETag"] = ETAG
+        headers["Cache-Control"] = _header("`private, max-age=0, must-revalidate`")
+        if status == 200:
+            headers["Age"] = _header("Seconds since a stale answer's availability was read", OpenAPIType.INTEGER)
+    return headers
 
 
 class _Documented(Operation):
@@ -276,6 +354,17 @@ class _Documented(Operation):
             if response is None or isinstance(response, Reference):
                 raise LookupError(f"{self.operation_id}: no {status} response to link from")
             response.links = dict(links)
+        name = type(self).__name__.removesuffix("_operation")
+        if name == "availability":
+            self.responses = {
+                **(self.responses or {}),
+                "304": OpenAPIResponse(description="Not modified: If-None-Match names the current ETag (no body)"),
+            }
+        for status, response in (self.responses or {}).items():
+            if isinstance(response, OpenAPIResponse):
+                response.headers = {**(response.headers or {}), **_response_headers(name, int(status))}
+        if name in CREDENTIAL_OPS:
+            self.security = [{"bearer": []}]
         body = self.request_body
         if self.doc.optional_body and isinstance(body, RequestBody):
             body.required = False
@@ -303,6 +392,7 @@ def document(handlers: Iterable[HTTPRouteHandler]) -> None:
             raise LookupError(f"api/openapi.py: DOCS has no entry for the handler {name!r}")
         own = {code: spec for code, spec in (handler.responses or {}).items() if spec.media_type != PROBLEM_JSON}
         handler.responses = {**problem_responses(doc.problems), **own}
+        handler.operation_id = OPERATION_IDS.get(name, name)
         handler.operation_class = type(f"{name}_operation", (_Documented,), {"doc": doc})
     if unknown := DOCS.keys() - names:
         raise LookupError(f"api/openapi.py: DOCS names handlers that do not exist: {sorted(unknown)}")
@@ -325,12 +415,36 @@ def _options(path: str, allow: str) -> HTTPRouteHandler:
     return route(path, http_method=["OPTIONS"], include_in_schema=False, name=f"options:{path}")(options)
 
 
+# the rendered strings of the answers (api/render.py) that are instants or dates
+OUT_FORMATS = {
+    "start": OpenAPIFormat.DATE_TIME, "end": OpenAPIFormat.DATE_TIME, "expires_at": OpenAPIFormat.DATE_TIME,
+    "due_at": OpenAPIFormat.DATE_TIME, "sent_at": OpenAPIFormat.DATE_TIME, "at": OpenAPIFormat.DATE_TIME,
+    "created_at": OpenAPIFormat.DATE_TIME, "date": OpenAPIFormat.DATE, "from_date": OpenAPIFormat.DATE,
+    "to_date": OpenAPIFormat.DATE,
+}  # fmt: skip
+
+
+def _format(schema: Any, fmt: OpenAPIFormat) -> None:
+    """A string (or nullable string) property: give it ``format`` (and drop Litestar's random example)."""
+    if not isinstance(schema, Schema):
+        return
+    if schema.type == OpenAPIType.STRING and schema.format is None and schema.pattern is None:
+        schema.format, schema.examples = fmt, None
+    for sub in schema.one_of or ():
+        _format(sub, fmt)
+
+
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """msgspec Structs as Litestar renders them, plus ``additionalProperties: false`` for those that refuse
     unknown fields (``forbid_unknown_fields=True``): such a field is a 422, so the schema must say so."""
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
+        if getattr(field_definition.type_, "__name__", "").endswith(("Out", "Item")):
+            for prop, sub in (schema.properties or {}).items():
+                fmt = OUT_FORMATS.get(prop)
+                if fmt is not None:
+                    _format(sub, fmt)
         config = getattr(field_definition.type_, "__struct_config__", None)
         if config is not None and config.forbid_unknown_fields:
             schema.additional_properties = False

@@ -88,10 +88,16 @@ def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Respon
     return problem(status, exc.code, title, exc.detail, instance=request.url.path, headers=headers)
 
 
+def _source(source: Any) -> str:
+    """Where the bad value was: ``query``, ``path``, ``header``, ``cookie`` or ``body`` (Litestar hands a
+    ``ParamType`` enum, whose str() was "ParamType.QUERY")."""
+    return str(getattr(source, "value", source))
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else None
     errs = [
-        {"message": str(e.get("message")), "key": str(e.get("key")), "source": str(e.get("source"))}
+        {"message": str(e.get("message")), "key": str(e.get("key")), "source": _source(e.get("source"))}
         for e in extra or []
         if isinstance(e, dict)
     ]

@@ -86,6 +86,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api import metrics_dir
 
+    if settings.require_durable_redis and not settings.embedded:  # before any worker starts: one line, exit 2
+        from api.durability import check_at_start
+        from engine.redis import clients
+
+        check_at_start(settings, clients.sync_redis(settings))
     metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
     base = f"http://{args.host}:{args.port}"
     if args.demo:

@@ -12,7 +12,7 @@ import msgspec
 
 from engine import errors, ids, keys, scripts
 from engine.codec import encoder
-from engine.model import SYSTEM, ApiKey, Ctx
+from engine.model import SYSTEM, ApiKey, AppKey, Ctx
 from engine.redis import clients
 from engine.service import BookingEngine
 
@@ -85,6 +85,49 @@ async def lookup_key(eng: BookingEngine, token: str) -> ApiKey | None:
     return msgspec.json.decode(raw, type=ApiKey) if raw else None
 
 
+APP_KEY_PREFIX = "bka_"
+
+
+async def create_app_key(eng: BookingEngine, name: str, practice_ids: list[str] | None) -> tuple[AppKey, str]:
+    """A new app key for the listed practices (None: all); each listed practice must exist. The key is returned
+    once, here; only its SHA-256 is stored."""
+    for pid in practice_ids or ():
+        await eng.get_practice(pid)
+    key_id = f"a{secrets.token_hex(8)}"
+    token = f"{APP_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    key = AppKey(id=key_id, name=name, practice_ids=practice_ids, hash=ids.token_hash(token), created_ms=eng.now_ms())
+    await scripts.app_key(
+        eng.lua, now_ms=eng.now_ms(), action="create", key_id=key.id, key_hash=key.hash, record=encoder.encode(key)
+    )
+    return key, token
+
+
+async def revoke_app_key(eng: BookingEngine, key_id: str) -> None:
+    """Revoke at once: the next request with it is a 401. NotFoundError when no such key is live."""
+    await scripts.app_key(eng.lua, now_ms=eng.now_ms(), action="revoke", key_id=key_id)
+
+
+async def lookup_app_key(eng: BookingEngine, token: str) -> AppKey | None:
+    """The live app key behind a presented token, or None (not an app key, unknown or revoked)."""
+    if not token.startswith(APP_KEY_PREFIX):
+        return None
+    key_id = await eng.redis.hget(keys.APP_KEY_HASHES, ids.token_hash(token))
+    if key_id is None:
+        return None
+    raw = await eng.redis.hget(keys.APP_KEYS, key_id)
+    return msgspec.json.decode(raw, type=AppKey) if raw else None
+
+
+class Quota(msgspec.Struct, frozen=True):
+    """Where a caller stands after a request that counted: the IETF RateLimit fields (limit, requests left in
+    the window, seconds until the oldest counted request leaves it), and whether Redis counted it."""
+
+    limit: int
+    remaining: int
+    reset_s: int
+    in_redis: bool = True
+
+
 async def check_limit(
     eng: BookingEngine,
     limits: Limits,
@@ -92,17 +135,18 @@ async def check_limit(
     action: str,
     hold_id: str | None = None,
     local: LocalLimits | None = None,
-) -> bool:
-    """Record one request of a public client; raise LimitExceededError when it is over a limit. True when Redis
-    counted it; False when Redis did not answer and ``local`` counted it instead (without ``local``: raises)."""
+) -> Quota:
+    """Record one request of a public client; raise LimitExceededError when it is over a limit. The quota left;
+    ``in_redis`` False when Redis did not answer and ``local`` counted it instead (without ``local``: raises)."""
     now_ms, member, ttl_ms = int(time.time() * 1000), hold_id or uuid.uuid4().hex, eng.settings.hold_ttl_seconds * 1000
+    per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
     try:
-        await scripts.limit(
+        left, reset_ms = await scripts.limit(
             eng.lua,
             now_ms=now_ms,
             client=client,
             action=action,
-            per_minute=limits.holds_per_minute if action == "hold" else limits.bookings_per_minute,
+            per_minute=per_minute,
             live_holds=limits.live_holds if action == "hold" else 0,
             hold_ttl_ms=ttl_ms,
             member=member,
@@ -110,9 +154,9 @@ async def check_limit(
     except clients.UNREACHABLE:
         if local is None:
             raise
-        local.check(limits, client, action, now_ms, ttl_ms, member)
-        return False
-    return True
+        left, reset_ms = local.check(limits, client, action, now_ms, ttl_ms, member)
+        return Quota(per_minute, left, errors.seconds_up(reset_ms), in_redis=False)
+    return Quota(per_minute, left, errors.seconds_up(reset_ms))
 
 
 async def forget_hold(eng: BookingEngine, client: str, hold_id: str) -> None:
@@ -138,8 +182,11 @@ class LocalLimits:
         self._requests: OrderedDict[tuple[str, str], deque[int]] = OrderedDict()
         self._holds: OrderedDict[str, dict[str, int]] = OrderedDict()
 
-    def check(self, limits: Limits, client: str, action: str, now_ms: int, hold_ttl_ms: int, member: str) -> None:
-        """What ``limit.lua`` does, in memory; raise LimitExceededError when the client is over a limit."""
+    def check(
+        self, limits: Limits, client: str, action: str, now_ms: int, hold_ttl_ms: int, member: str
+    ) -> tuple[int, int]:
+        """What ``limit.lua`` does, in memory; raise LimitExceededError when the client is over a limit. Returns
+        the requests left in the window and the ms until the oldest counted leaves it."""
         per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
         seen = self._touch(self._requests, (client, action), deque)
         while seen and seen[0] <= now_ms - WINDOW_MS:
@@ -154,6 +201,7 @@ class LocalLimits:
                 raise errors.LimitExceededError.holds(limits.live_holds, min(live.values()) - now_ms)
             live[member] = now_ms + hold_ttl_ms
         seen.append(now_ms)
+        return per_minute - len(seen), seen[0] + WINDOW_MS - now_ms
 
     def forget(self, client: str, hold_id: str) -> None:
         live = self._holds.get(client)

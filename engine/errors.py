@@ -181,6 +181,9 @@ def _s(ms: int) -> int:
     return max(1, -(-int(ms) // 1000))
 
 
+seconds_up = _s
+
+
 class ReplicaUnconfirmedError(BookingError):
     """A change stored on its shard's primary that no replica confirmed in time (Redis Cluster, WAIT)."""
 

@@ -136,6 +136,12 @@ def api_key_tombstones(pid: str) -> str:
     return f"{tag(pid)}:apikey-revoked"
 
 
+# App keys (consumer booking apps' backends): global, under one hash tag of their own.
+APP_KEYS = f"{ROOT}:{{appkeys}}:keys"  # key id -> AppKey json
+APP_KEY_HASHES = f"{ROOT}:{{appkeys}}:hashes"  # sha256 of the key -> key id
+APP_KEY_TOMBSTONES = f"{ROOT}:{{appkeys}}:revoked"  # key id -> revoked_ms
+
+
 def client_requests(client: str, action: str) -> str:
     """Abuse limits of one public client (its own hash tag: never touched with practice keys)."""
     return f"{ROOT}:{{c:{client}}}:req:{action}"

@@ -206,6 +206,17 @@ class Appointment(AppointmentCore):
     cancel_reason: str | None = None
 
 
+class AppKey(msgspec.Struct):
+    """An app key: a consumer booking app's backend acting for its end users as a public client would, for the
+    listed practices (None: all). Only its SHA-256 is ever stored."""
+
+    id: str
+    name: str
+    practice_ids: list[str] | None
+    hash: str
+    created_ms: int
+
+
 class ApiKey(msgspec.Struct):
     """A practice staff API key: only its SHA-256 is ever stored."""
 

@@ -19,7 +19,7 @@ from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, VisitType
 from engine.redis.batching import Coalescer
-from engine.search_answer import Answer, SearchResult, by_day, order
+from engine.search_answer import Answer, SearchResult, answer_tag, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets
 
@@ -94,6 +94,30 @@ class Search:
             return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
         raise AssertionError("unreachable: the last attempt does not check the roster")
 
+    async def _uncached(
+        self, practice_id: str, date: dt.date, days: int, visit_type_id: str, practitioner_id: str | None, ctx: Ctx
+    ) -> Answer:
+        """As ``search``, with the answer's tag made of the versions and validity the script reported with it."""
+        self._check(practice_id, date, days)
+        for attempt in range(ROSTER_ATTEMPTS):
+            practice, vt, prac_ids = await self.catalog.search_context(
+                practice_id, visit_type_id, practitioner_id, attempt > 0
+            )
+            lo, hi = self._range(practice, date, days)
+            detail = self._detail(date, days, vt, practitioner_id)
+            roster = self._roster(prac_ids, practitioner_id, attempt)
+            dur = vt.duration_minutes * 60
+            call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, buckets(lo, hi, dur), roster=roster)
+            try:
+                found = await scripts.search(self.rt.lua, call, self._send)
+            except scripts.RosterChanged:
+                continue
+            ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
+            computed_from = ((tuple(meta[1:]), meta[0]) for meta in found.meta)
+            ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
+            return ans
+        raise AssertionError("unreachable: the last attempt does not check the roster")
+
     @staticmethod
     def _roster(prac_ids: list[str], practitioner_id: str | None, attempt: int) -> int | None:
         """The practitioner count the script checks (a search of the whole practice, before the last attempt)."""
@@ -110,7 +134,7 @@ class Search:
     ) -> Answer:
         """The answer through the availability cache when it is on (else as ``search``)."""
         if not self.cache.enabled:
-            return Answer(*await self.search(practice_id, date, days, visit_type_id, practitioner_id, ctx))
+            return await self._uncached(practice_id, date, days, visit_type_id, practitioner_id, ctx)
         self._check(practice_id, date, days)
         for attempt in range(ROSTER_ATTEMPTS):
             try:
@@ -138,6 +162,8 @@ class Search:
             if known is None:
                 raise
             practice, vt, prac_ids = known
+        if not prac_ids:  # no practitioner yet: nothing to cache; the script answers (and audits) the empty search
+            return await self._uncached(practice_id, date, days, visit_type_id, practitioner_id, ctx)
         tz = timeutil.zone(practice.timezone)
         day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
         dur = vt.duration_minutes * 60
@@ -163,12 +189,29 @@ class Search:
             except REDIS_DOWN as e:
                 return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
             self.cache.misses += len(prac_ids) * days
-            return Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+            ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+            ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, rows)
+            return ans
         try:
             entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail, roster)
         except REDIS_DOWN as e:
             return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
-        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, audited, detail, ctx)
+        ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, audited, detail, ctx)
+        ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+        return ans
+
+    @staticmethod
+    def _tag(
+        practice: Practice,
+        vt: VisitType,
+        prac_ids: list[str],
+        date: dt.date,
+        days: int,
+        practitioner_id: str | None,
+        rows: list[list[DayEntry]],
+    ) -> str:
+        computed_from = ((e.versions, e.valid_until_ms) for row in rows for e in row)
+        return answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
 
     def _stale_answer(
         self,

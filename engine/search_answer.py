@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 
@@ -44,6 +46,7 @@ class Answer:
         "practice",
         "practitioner_ids",
         "stale",
+        "tag",
     )
 
     def __init__(
@@ -63,6 +66,8 @@ class Answer:
         self.audit: Callable[[], Awaitable[None]] | None = None
         self.practitioner_ids = practitioner_ids if result is None else result.practitioner_ids
         self.duration_s = duration_s if result is None else result.duration_s
+        # the entity tag: what the answer was computed from (``answer_tag``); None for a stale answer
+        self.tag: str | None = None
 
     @property
     def result(self) -> SearchResult:
@@ -71,6 +76,28 @@ class Answer:
             ids = self.practitioner_ids or []
             self._result = SearchResult(ids, self.duration_s, order(found, len(ids)))
         return self._result
+
+
+_TAG_ENCODER = msgspec.msgpack.Encoder()
+
+
+def answer_tag(
+    practice: Practice,
+    visit_type: msgspec.Struct,
+    practitioner_ids: list[str],
+    date: dt.date,
+    days: int,
+    practitioner_id: str | None,
+    computed_from: Iterable[tuple[tuple[int, ...], int]],
+) -> str:
+    """An opaque tag of an answer, made of what it was computed from: the practice and visit type as read, the
+    practitioners asked, the request, and for each practitioner-day (or practitioner, without the cache) the
+    versions and the instant time alone changes it (``valid_until_ms``). The versions are bumped in the same
+    atomic step as every change to what is offered, and a passed instant makes the answer computed again with a
+    new one, so the tag changes whenever the answer may (a change, a hold expiring, the notice or the horizon
+    moving) and stays while it may not."""
+    parts = (practice, visit_type, practitioner_ids, date.isoformat(), days, practitioner_id, list(computed_from))
+    return hashlib.blake2b(_TAG_ENCODER.encode(parts), digest_size=12).hexdigest()
 
 
 def by_day(

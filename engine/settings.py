@@ -227,6 +227,29 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_concurrency: Annotated[int, var(
         "WEBHOOK_CONCURRENCY", "endpoints delivered to at once (each one at a time, in order)", ge=1
     )] = 8  # fmt: skip
+    limit_app_key_holds_per_minute: Annotated[int, var(
+        "LIMIT_APP_KEY_HOLDS_PER_MINUTE",
+        "hold requests per app key and minute, over all its end users (each end user also has the public client's "
+        "limits)",
+        ge=1,
+    )] = 6000  # fmt: skip
+    limit_app_key_bookings_per_minute: Annotated[int, var(
+        "LIMIT_APP_KEY_BOOKINGS_PER_MINUTE",
+        "booking requests (and waitlist joins and accepts) per app key and minute",
+        ge=1,
+    )] = 2000  # fmt: skip
+    require_durable_redis: Annotated[bool, var(
+        "REQUIRE_DURABLE_REDIS",
+        "`1`: refuse to start on a Redis without `appendonly yes` + `appendfsync always` (otherwise `/readyz` only "
+        "warns; docs/operations.md)",
+        "`0`",
+    )] = False  # fmt: skip
+    cors_allow_origins: Annotated[tuple[str, ...], var(
+        "CORS_ALLOW_ORIGINS",
+        "origins allowed to call the API from a browser, comma-separated (`https://app.example,https://admin.example`, "
+        "or `*`)",
+        "unset: CORS off",
+    )] = ()  # fmt: skip
 
     @property
     def embedded(self) -> bool:
@@ -325,6 +348,8 @@ class Variable(msgspec.Struct, frozen=True):
             except ValueError:
                 what = "a whole number" if self.kind is int else "a number"
                 raise ConfigError(f"{self.env}: {raw!r} is not {what}") from None
+        elif self.kind == tuple[str, ...]:
+            value = tuple(part.strip() for part in raw.split(",") if part.strip())
         elif self.kind == tuple[int, ...]:
             try:
                 value = parse_offsets(raw)

@@ -2,7 +2,8 @@
 -- KEYS: 1 request log zset (this client and action)  2 live holds zset of this client
 -- ARGV: 1 now_ms  2 window_ms  3 max requests per window  4 live-hold cap (0: not a hold)  5 hold_ttl_ms
 --       6 member (unique request id; the hold id for holds)
--- Returns {'OK'} | {'RATE', retry_after_ms} | {'HOLDS', retry_after_ms}
+-- Returns {'OK', requests left in the window, ms until the oldest leaves it} | {'RATE', retry_after_ms}
+--   | {'HOLDS', retry_after_ms}
 local now, window, max_req, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= max_req then
@@ -20,4 +21,5 @@ if cap > 0 then
 end
 redis.call('ZADD', KEYS[1], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[1], window)
-return {'OK'}
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {'OK', max_req - redis.call('ZCARD', KEYS[1]), tonumber(oldest[2]) + window - now}

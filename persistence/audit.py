@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from persistence import chain
-from persistence.tables import audit_events, audit_heads, deployment_secrets
+from persistence.tables import audit_events, audit_heads, deployment_secrets, practices
 
 # A cursor is base64url(``<at_ms>:<row id>``) "." base64url(HMAC-SHA256 of it), keyed by the deployment's
 # 'audit_cursor' secret (made by migration 0004, shared by every process through the database).
@@ -103,6 +103,15 @@ def query(
         last = rows[limit - 1] if len(rows) > limit else None
         nxt = _cursor(_cursor_key(c), last["at_ms"], last["id"]) if last else None
     return rows[:limit], nxt
+
+
+def known_practice(db: Engine, practice_id: str) -> bool:
+    """Whether the database knows the practice (its row, or any audit event of it)."""
+    with db.connect() as c:
+        row = c.execute(select(practices.c.id).where(practices.c.id == practice_id)).first()
+        if row is None:
+            row = c.execute(select(audit_events.c.id).where(audit_events.c.practice_id == practice_id).limit(1)).first()
+    return row is not None
 
 
 def verify(db: Engine, out: Callable[[str], None] = print, practice_id: str | None = None) -> bool:

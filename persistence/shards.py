@@ -104,14 +104,20 @@ def shard_state(redis: Any, node: Any) -> dict[str, Any]:
     return state
 
 
-def shards(redis: Any, lag_of: dict[str, tuple[int, float]] | None = None) -> list[dict[str, Any]]:
-    """Every shard: reachable, role, replicas, persister lag, and the practices it lost (not yet reconciled)."""
+def lost_by_node(redis: Any) -> dict[str, list[str]]:
+    """node -> the practices it lost (not yet reconciled), from ``bk:v1:lost``."""
     lost: dict[str, list[str]] = {}
     try:
         for raw in redis.hkeys(keys.LOST):
             lost.setdefault(node_of(redis, text(raw)), []).append(text(raw))
     except Exception:  # noqa: BLE001 - the shard holding bk:v1:lost may be the one that is down
         pass
+    return lost
+
+
+def shards(redis: Any, lag_of: dict[str, tuple[int, float]] | None = None) -> list[dict[str, Any]]:
+    """Every shard: reachable, role, replicas, persister lag, and the practices it lost (not yet reconciled)."""
+    lost = lost_by_node(redis)
     out = []
     for node in primaries(redis):
         state = shard_state(redis, node)

@@ -9,7 +9,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from api import render
+from api import conditional, render
 from api.auth import require_appointment, require_same_practice
 from api.routes.common import IdemKey, caller, engine, idempotency, raw_json, strict
 from api.routes.common import forget as _forget
@@ -52,18 +52,25 @@ async def availability(
     eng = engine(request)
     ans = await eng.search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
     searcher, state = eng.searcher, request.app.state
+    if ans.audit_call is not None:
+        # a cached answer's audit event goes into this process's next batch, appended after the answers
+        searcher.audits.add(ans.audit_call)
+    state.metrics.observe_search_cache(
+        searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
+    )
+    headers: dict[str, str] = {}
+    if ans.stale:  # from the last known availability: no tag (it cannot be revalidated)
+        headers["Age"] = str(ans.age_s)
+    elif ans.tag is not None:
+        etag = f'"{ans.tag}"'
+        headers["ETag"], headers["Cache-Control"] = etag, conditional.CACHE_CONTROL
+        if conditional.none_match(request.headers.get("if-none-match"), etag):
+            return Response(content=b"", status_code=304, headers=headers)
     if ans.days is None:  # the cache is off
         body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
     else:
         body = render.availability_days_bytes(ans.practice, visit_type_id, date, ans, state.rendered_days)
-    state.metrics.observe_search_cache(
-        searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
-    )
-    headers = {"Age": str(ans.age_s)} if ans.stale else None
-    if ans.audit_call is not None:
-        # a cached answer's audit event goes into this process's next batch, appended after the answers
-        searcher.audits.add(ans.audit_call)
-    return raw_json(body, 200, headers)
+    return raw_json(body, 200, headers or None)
 
 
 def _practice_of_hold(hold_id: str) -> str:

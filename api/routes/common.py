@@ -19,7 +19,7 @@ from engine.service import BookingEngine, Ctx
 log = logging.getLogger("booking.api")
 JSON = "application/json"
 T = TypeVar("T")
-LIMITED = ("public", "open")  # callers without credentials: public clients (the open one may also set up)
+LIMITED = ("public", "open", "app")  # public clients (the open one may also set up) and apps' end users
 IdemKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=200)]
 
 
@@ -97,8 +97,23 @@ def _local_limits(request: Request[Any, Any, Any]) -> access.LocalLimits:
     return request.app.state.local_limits  # type: ignore[no-any-return]
 
 
+def _key_limits(request: Request[Any, Any, Any]) -> access.Limits:
+    s = request.app.state.settings
+    return access.Limits(0, s.limit_app_key_holds_per_minute, s.limit_app_key_bookings_per_minute)
+
+
+def limited_client(request: Request[Any, Any, Any], p: Principal) -> str:
+    """Whose abuse limits a request counts against: an app's end user (key and hashed X-End-User), or the
+    public client's address."""
+    if p.kind == "app":
+        return f"app:{p.app_key_id}:{p.end_user}"
+    return client_id(request)
+
+
 async def limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
-    """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited.
+    """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited. An
+    app's requests count per (key, end user) with the public limits and per key with the key's own; the answer
+    carries the IETF RateLimit fields of the tighter one (api/metrics.py adds them).
 
     When Redis cannot count (the shard of the client's counters has no primary, or Redis is down), this process
     counts them itself (``access.LocalLimits``, docs/operations.md): the request goes on to the practice's shard,
@@ -106,14 +121,22 @@ async def limited(request: Request[Any, Any, Any], p: Principal, action: str, ho
     if p.kind not in LIMITED:
         return
     counted = request.app.state.metrics.domain
-    try:
-        in_redis = await access.check_limit(
-            engine(request), _limits(request), client_id(request), action, hold_id, _local_limits(request)
-        )
-    except errors.LimitExceededError:
-        counted.labels(f"limit_{action}", "refused").inc()
-        raise
-    if not in_redis:
+    eng, local, state = engine(request), _local_limits(request), request.scope.setdefault("state", {})
+    scopes = [(_limits(request), limited_client(request, p), hold_id)]
+    if p.kind == "app":
+        scopes.append((_key_limits(request), f"app:{p.app_key_id}", None))
+    quotas = []
+    for limits, client, member in scopes:
+        try:
+            quotas.append(await access.check_limit(eng, limits, client, action, member, local))
+        except errors.LimitExceededError as exc:
+            per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
+            state["ratelimit"] = (per_minute, 0, exc.retry_after_s)
+            counted.labels(f"limit_{action}", "refused").inc()
+            raise
+    tightest = min(quotas, key=lambda q: (q.remaining, -q.reset_s))
+    state["ratelimit"] = (tightest.limit, tightest.remaining, tightest.reset_s)
+    if not all(q.in_redis for q in quotas):
         log.warning("abuse limits of a client counted in this process: Redis did not answer")
         counted.labels(f"limit_{action}", "local").inc()
 
@@ -123,9 +146,10 @@ async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) ->
     to say so is logged and counted, never the answer's: the hold then counts until its expiry."""
     if p.kind not in LIMITED:
         return
-    _local_limits(request).forget(client_id(request), hold_id)
+    client = limited_client(request, p)
+    _local_limits(request).forget(client, hold_id)
     try:
-        await access.forget_hold(engine(request), client_id(request), hold_id)
+        await access.forget_hold(engine(request), client, hold_id)
     except clients.UNREACHABLE as exc:
         log.warning("a hold's place in its client's cap was not freed: %s", exc or type(exc).__name__)
         request.app.state.metrics.domain.labels("limit_forget", "failed").inc()

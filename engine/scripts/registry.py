@@ -33,6 +33,7 @@ NAMES = (
     "apply_day",
     "put_entity",
     "api_key",
+    "app_key",
     "limit",
     "restore",
     "restore_seq",

@@ -153,6 +153,19 @@ async def api_key(
     fail(res, Ref("api key", key_id))
 
 
+async def app_key(lua: Lua, *, now_ms: int, action: str, key_id: str, key_hash: str = "", record: bytes = b"") -> None:
+    """Create or revoke an app key; NotFoundError when revoking one that is not live."""
+    res = reply(
+        await lua.run(
+            "app_key",
+            [keys.APP_KEYS, keys.APP_KEY_HASHES, keys.APP_KEY_TOMBSTONES],
+            [now_ms, action, key_id, key_hash, record],
+        )
+    )
+    if res[0] != "OK":
+        fail(res, Ref("app key", key_id))
+
+
 async def limit(
     lua: Lua,
     *,
@@ -163,8 +176,9 @@ async def limit(
     live_holds: int,
     hold_ttl_ms: int,
     member: str,
-) -> None:
-    """Record one request of a public client; raise LimitExceededError when it is over a limit."""
+) -> tuple[int, int]:
+    """Record one request of a public client; raise LimitExceededError when it is over a limit. Returns the
+    requests left in the window and the ms until the oldest counted leaves it (RateLimit-Remaining, -Reset)."""
     res = reply(
         await lua.run(
             "limit",
@@ -173,7 +187,7 @@ async def limit(
         )
     )
     if res[0] == "OK":
-        return
+        return int(res[1]), int(res[2])
     if res[0] == "HOLDS":
         raise errors.LimitExceededError.holds(live_holds, int(res[1]))
     raise errors.LimitExceededError.rate(per_minute, action, int(res[1]))
@@ -247,9 +261,7 @@ async def search(lua: Lua, call: Call, send: Callable[[Call], Awaitable[Any]] | 
     through an ``engine.redis.batching.Coalescer``)."""
     if call.script != "search":
         raise TypeError(f"a {call.script} call was passed to search")
-    found: list[list[int]] | bytes = await (
-        lua.run("search", call.keys, call.args) if send is None else send(call)
-    )
+    found: list[list[int]] | bytes = await (lua.run("search", call.keys, call.args) if send is None else send(call))
     if isinstance(found, bytes | str):  # 'ROSTER'
         raise RosterChanged()
     n = len(found) // 2

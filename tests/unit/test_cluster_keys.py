@@ -36,6 +36,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_reindex": 0,
     "waitlist_counters": 0,
     "waitlist_offer_free": ["OK", 0],
+    "limit": ["OK", 1, 60_000],
 }
 
 
@@ -112,6 +113,8 @@ async def every_script(lua: Recorder, n: int) -> None:
             await scripts.restore_entity(lua, practice_id=pid, key=key, field="f", record={})
         for action in ("create", "revoke", "restore"):
             await scripts.api_key(lua, **common, action=action, key_id="k")
+        for action in ("create", "revoke"):
+            await scripts.app_key(lua, now_ms=1, action=action, key_id="a")
         client = secrets.token_hex(6)
         for action in ("hold", "book"):
             await scripts.limit(

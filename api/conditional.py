@@ -1,0 +1,22 @@
+"""Conditional searches (RFC 9110 section 13.1.2): an availability answer carries an ``ETag`` made of what it was
+computed from (engine/search_answer.py ``answer_tag``), and ``If-None-Match`` with that tag answers 304."""
+
+from __future__ import annotations
+
+# a client may keep the answer but must ask again before each use (a 304 costs almost nothing)
+CACHE_CONTROL = "private, max-age=0, must-revalidate"
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match: header`` matches ``etag`` (weak comparison, as the RFC asks for this header):
+    ``*``, or any listed tag equal to it."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(_opaque(tag) == etag for tag in header.split(","))
