@@ -56,7 +56,8 @@ def location_middleware(app: ASGIApp) -> ASGIApp:
                 return
             if held and message["type"] == "http.response.body":
                 start = held.pop()
-                if not message.get("more_body", False):
+                named = any(k.lower() == b"location" for k, _ in start.get("headers", []))
+                if not named and not message.get("more_body", False):  # a route may name it itself
                     where = location(scope["path"], message.get("body", b""))
                     if where is not None:
                         start["headers"] = [*start.get("headers", []), (b"location", where.encode())]
