@@ -41,7 +41,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).resolve().parents[1] / "schemathesis_hooks.py"
 RURL = REDIS_URL.rsplit("/", 1)[0] + "/11"  # a Redis database of this module's own
-SEED = 1
+# Several seeds (issue 22: one seed's run missed a schema-violating request another found). Each run must pass
+# every check; the stateful phase's reach of the booking funnel is asserted over all of them together (one seed's
+# few scenarios may wander off the funnel as operations are added).
+SEEDS = (1, 2, 3, 4)
 # Bounded so that the whole run stays well under two minutes on a busy machine.
 MAX_EXAMPLES = 25  # per operation (examples and coverage phases)
 FUZZ_EXAMPLES = 15  # per operation (fuzzing phase)
@@ -220,7 +223,7 @@ def _seed(url: str) -> dict[str, str]:
     }
 
 
-def _config(path: Path, today: dt.date, world: dict[str, str]) -> None:
+def _config(path: Path, today: dt.date, world: dict[str, str], seed: int) -> None:
     """The run's settings. The searches' dictionaries make the practice of ``_seed`` and the coming days likely
     (never certain) values, so that searches show slots which the document's links then hold, book, read, cancel,
     list notifications of and reschedule onto."""
@@ -235,7 +238,7 @@ def _config(path: Path, today: dt.date, world: dict[str, str]) -> None:
     )
     path.write_text(
         f"""
-seed = {SEED}
+seed = {seed}
 workers = 1
 headers = {{ Authorization = "Bearer {ADMIN}" }}
 
@@ -300,6 +303,7 @@ phases.stateful.enabled = false
 # The webhooks' operations too (they manage endpoints, not the funnel): the other three phases, every check.
 [[operations]]
 include-tag = "webhooks"
+phases.stateful.enabled = false
 
 # So do the app keys' (admin setup, off the funnel: with them in it the walk's few steps never reached a booking).
 [[operations]]
@@ -308,6 +312,19 @@ phases.stateful.enabled = false
 
 [[operations]]
 include-name = "DELETE /v1/app-keys/{{key_id}}"
+phases.stateful.enabled = false
+
+# Staff keys and the audit listing are off the funnel as well: the walk's scenarios go to the booking path.
+[[operations]]
+include-name = "POST /v1/practices/{{practice_id}}/api-keys"
+phases.stateful.enabled = false
+
+[[operations]]
+include-name = "DELETE /v1/practices/{{practice_id}}/api-keys/{{key_id}}"
+phases.stateful.enabled = false
+
+[[operations]]
+include-name = "GET /v1/audit"
 phases.stateful.enabled = false
 """
     )
@@ -327,11 +344,15 @@ def _tally(ndjson: Path) -> collections.Counter[tuple[str, str, int]]:
     return seen
 
 
+REACHED: dict[int, set[tuple[str, int]]] = {}  # seed -> what its stateful phase got (the next test reads it)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_schemathesis_all_checks(live_server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", SEEDS)
+def test_schemathesis_all_checks(live_server: str, tmp_path: Path, seed: int) -> None:
     config = tmp_path / "schemathesis.toml"
-    _config(config, dt.date.today(), _seed(live_server))
+    _config(config, dt.date.today(), _seed(live_server), seed)
     reports = tmp_path / "reports"
     cmd = [
         sys.executable,
@@ -359,13 +380,21 @@ def test_schemathesis_all_checks(live_server: str, tmp_path: Path) -> None:
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, summary
     tally = _tally(next(reports.glob("*.ndjson")))
-    reached = {(label, status) for (phase, label, status) in tally if phase == "stateful"}
+    REACHED[seed] = {(label, status) for (phase, label, status) in tally if phase == "stateful"}
+
+
+def test_the_stateful_phases_walk_the_booking_funnel() -> None:
+    """Over the seeds' runs above (same module, run before this one), the stateful phase held, booked and read an
+    appointment: the funnel's links work for a client that follows them."""
+    if set(REACHED) != set(SEEDS):
+        pytest.fail(f"the schemathesis runs did not all finish: {sorted(REACHED)} of {SEEDS}")
+    reached = set().union(*REACHED.values())
     for want in [
         ("POST /v1/holds", 201),
         ("POST /v1/appointments", 201),
         ("GET /v1/appointments/{appointment_id}", 200),
     ]:
-        assert want in reached, f"the stateful phase never got {want}: {sorted(reached)}"
+        assert want in reached, f"no seed's stateful phase got {want}: {sorted(reached)}"
 
 
 def test_audit_filters_with_nul_are_answered(live_server: str) -> None:
