@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterable
 
@@ -114,20 +115,10 @@ class Availability:
         gen: str,
         horizon_end: dt.date | None = None,
     ) -> None:
-        tz = timeutil.zone(practice.timezone)
-        closures = schedule.closure_spans()
-        plans = []
-        for day in days:
-            start, end = timeutil.day_bounds(day, tz)
-            windows = schedule.windows_for(day.weekday())
-            per_vt: list[list[int]] = []
-            for vt in vts:
-                if horizon_end is not None and day > horizon_end:
-                    per_vt.append([])
-                else:
-                    step, dur = schedule.slot_step_minutes * 60, vt.duration_minutes * 60
-                    per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, closures))
-            plans.append(scripts.DayPlan(start, end, per_vt))
+        # Slot generation is CPU work linear in the slots (closures merged once, each day checked only against
+        # the closures that reach it), done in a worker thread so the event loop answers every other request of
+        # this process meanwhile (issue 22: a 730-day horizon with hundreds of closures stalled /healthz 5 s).
+        plans = await asyncio.to_thread(_day_plans, practice, schedule, vts, list(days), horizon_end)
         for attempt in range(3):  # the starts a day adds go to waiting entries first (a kit per day)
             kits = [await self.offers.kit(practice.id, practitioner_id, fresh=attempt > 0) for _ in plans]
             try:
@@ -205,3 +196,25 @@ class Availability:
                     max_duration_s=limits.MAX_DURATION_S,
                 )
         return rolled
+
+
+def _day_plans(
+    practice: Practice, schedule: Schedule, vts: list[VisitType], days: list[dt.date], horizon_end: dt.date | None
+) -> list[scripts.DayPlan]:
+    tz = timeutil.zone(practice.timezone)
+    closures = timeutil.merge_spans(schedule.closure_spans())
+    longest = max((vt.duration_minutes * 60 for vt in vts), default=0)
+    plans = []
+    for day in days:
+        start, end = timeutil.day_bounds(day, tz)
+        windows = schedule.windows_for(day.weekday())
+        near = timeutil.spans_within(closures, start - longest, end + longest)
+        per_vt: list[list[int]] = []
+        for vt in vts:
+            if horizon_end is not None and day > horizon_end:
+                per_vt.append([])
+            else:
+                step, dur = schedule.slot_step_minutes * 60, vt.duration_minutes * 60
+                per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, near))
+        plans.append(scripts.DayPlan(start, end, per_vt))
+    return plans

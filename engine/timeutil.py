@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from collections.abc import Iterable, Sequence
@@ -168,6 +169,30 @@ def day_slots(
                 starts.add(s)
             s += step_s
     return sorted(starts)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping spans covering exactly what ``spans`` cover (touching spans joined)."""
+    out: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if out and begin <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((begin, end))
+    return out
+
+
+def spans_within(merged: Sequence[tuple[int, int]], begin: int, end: int) -> list[tuple[int, int]]:
+    """The spans of ``merged`` (``merge_spans``' answer) that overlap ``[begin, end)``, found by bisection."""
+    i = bisect.bisect_right(merged, (begin, begin)) - 1
+    i = max(i, 0)
+    out = []
+    while i < len(merged) and merged[i][0] < end:
+        if merged[i][1] > begin:
+            out.append(merged[i])
+        i += 1
+    return out
 
 
 def local_date_of(epoch: int, tz: ZoneInfo) -> dt.date:
