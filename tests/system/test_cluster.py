@@ -40,7 +40,7 @@ from tests.integration.test_lifecycle import (  # noqa: F401
 from tests.integration.test_persistence import (  # noqa: F401
     rows,
     test_a_cancellation_and_a_new_booking_of_its_interval_in_one_batch_are_stored_in_order,
-    test_a_refused_event_holds_back_only_its_own_practice,
+    test_a_refused_event_is_set_aside_and_holds_back_nothing,
     test_flushall_then_reconcile_restores_exactly_what_was_offered,
     test_one_batch_of_several_practices_extends_each_chain_and_head,
     test_persister_stores_bookings_and_a_verified_chain_and_replays_change_nothing,
