@@ -171,7 +171,7 @@ DOCS: dict[str, Doc] = {
             }
         },
     ),
-    "create_hold": Doc(
+    "hold": Doc(
         (*V1, *BODY, 404, 409, 429),
         {
             201: {
@@ -275,7 +275,7 @@ DOCS: dict[str, Doc] = {
 
 
 # operationIds for client generators: the handler's name, or the operation's own name where they differ
-OPERATION_IDS = {"availability": "search_availability", "create_hold": "hold"}
+OPERATION_IDS = {"availability": "search_availability"}
 
 # The credentials (API.md "Who may do what"), declared for client generators (a generated client sends its bearer
 # token on every call; X-Manage-Token is the patient's). The operations that need a bearer token (admin or
@@ -295,8 +295,8 @@ CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff
     "create_practice", "add_practitioner", "add_visit_type", "put_schedule", "create_api_key", "revoke_api_key",
     "create_app_key", "revoke_app_key", "list_waitlist", "list_audit",
 }  # fmt: skip
-LIMITED_OPS = {"create_hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
-REPLAYABLE_OPS = {"create_hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed
+LIMITED_OPS = {"hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
+REPLAYABLE_OPS = {"hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed
 
 
 def components() -> Components:

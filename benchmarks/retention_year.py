@@ -84,7 +84,7 @@ async def simulate(eng: BookingEngine, sim: list[float], args: argparse.Namespac
         n = 0
         for s in starts[: args.per_day]:
             when = dt.datetime.fromtimestamp(int(s), dt.timezone.utc)
-            hold, _ = await eng.place_hold(pr, vt, when)
+            hold, _ = await eng.hold(pr, vt, when)
             await eng.book(hold.id, patient)
             n += 1
         return n

@@ -138,7 +138,7 @@ class OfferCheck:
             self.claims.pop(e.hold_id, None)
         elif not isinstance(e, ev.WaitlistOffered | ev.HoldReleased | ev.HoldExpired):
             self.excluded = ""
-        if isinstance(e, ev.HoldPlaced):
+        if isinstance(e, ev.Held):
             self._claim(e.hold_id, e.practitioner_id, e.detail.start, e.detail.end, e.detail.expires_ms)
         elif isinstance(e, ev.HoldReleased | ev.HoldExpired):
             self.claims.pop(e.hold_id, None)

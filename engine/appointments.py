@@ -163,7 +163,7 @@ class Appointments:
                     raise errors.AppointmentCancelledError(appointment_id)
                 raise errors.AppointmentArchivedError(appointment_id)
             try:
-                if isinstance(await step(appt), scripts.Moved):
+                if isinstance(await step(appt), scripts.NewVersion):
                     return (await self.get_appointment(appointment_id))[0]
             except errors.NotFoundError as exc:
                 if exc.kind != "appointment" or self.rt.archive is None:
@@ -173,8 +173,8 @@ class Appointments:
     async def cancel(self, appointment_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> Appointment:
         """Cancel (idempotent): the interval is offered again at once."""
 
-        async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
-            async def with_kit(kit: OfferKit) -> scripts.Moved | scripts.Retry:
+        async def step(appt: Appointment) -> scripts.NewVersion | scripts.Retry:
+            async def with_kit(kit: OfferKit) -> scripts.NewVersion | scripts.Retry:
                 call = scripts.cancel_call(
                     now_ms=self.rt.now_ms(),
                     practice_id=appt.practice_id,
@@ -195,11 +195,11 @@ class Appointments:
         hold_pid, hold_prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         move_id = secrets.token_hex(8)
 
-        async def step(appt: Appointment) -> scripts.Moved | scripts.Retry:
+        async def step(appt: Appointment) -> scripts.NewVersion | scripts.Retry:
             if hold_pid != appt.practice_id or hold_prac is None:
                 raise errors.NotFoundError("hold", hold_id)  # holds of other practices do not exist here
 
-            async def with_kit(kit: OfferKit) -> scripts.Moved | scripts.Retry:
+            async def with_kit(kit: OfferKit) -> scripts.NewVersion | scripts.Retry:
                 assert hold_prac is not None
                 return await scripts.reschedule(
                     self.rt.lua,

@@ -156,7 +156,7 @@ class SearchPerformed(_Event, tag="search"):
     data: None = None
 
 
-class HoldPlaced(_Event, tag="hold"):
+class Held(_Event, tag="hold"):
     detail: HoldDetail
     data: None = None
 
@@ -250,7 +250,7 @@ class WaitlistLeft(_WaitlistEvent, tag="waitlist_leave"):
 
 Event = (
     SearchPerformed
-    | HoldPlaced
+    | Held
     | HoldReleased
     | HoldExpired
     | AppointmentBooked

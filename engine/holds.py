@@ -29,7 +29,7 @@ class Holds:
         self.catalog = catalog
         self.offers = Offers(rt, catalog)
 
-    async def place_hold(
+    async def hold(
         self,
         practitioner_id: str,
         visit_type_id: str,

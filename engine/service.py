@@ -65,7 +65,7 @@ class BookingEngine:
         self.searcher = searcher = Search(rt, catalog)
         self.search = searcher.search
         self.search_answer = searcher.answer
-        self.place_hold = holds.place_hold
+        self.hold = holds.hold
         self.get_hold = holds.get_hold
         self.release_hold = holds.release_hold
         self.waitlist = waitlist = Waitlist(rt, catalog, appointments)

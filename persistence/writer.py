@@ -104,7 +104,7 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
             },
             "practitioner_id",
         )
-    elif isinstance(e, ev.HoldPlaced):
+    elif isinstance(e, ev.Held):
         now.holds.append(
             {
                 "id": e.hold_id,

@@ -87,7 +87,7 @@ def _practice_of_hold(hold_id: str) -> str:
     summary="Hold a slot for HOLD_TTL_SECONDS",
     responses={201: ResponseSpec(HoldOut, description="The hold")},
 )
-async def create_hold(
+async def hold(
     request: Request[Any, Any, Any], data: JSONBody[HoldIn], idempotency_key: IdemKey = None
 ) -> Response[bytes]:
     data = await strict(request, HoldIn)
@@ -100,7 +100,7 @@ async def create_hold(
     await _limited(request, p, "hold", hold_id)
     eng = engine(request)
     try:
-        hold, replay = await eng.place_hold(
+        held, replay = await eng.hold(
             data.practitioner_id,
             data.visit_type_id,
             data.start,
@@ -113,7 +113,7 @@ async def create_hold(
         raise
     if replay:
         await _forget(request, p, hold_id)
-    body = render.hold_bytes(hold, (await eng.cached_practice(pid)).timezone)
+    body = render.hold_bytes(held, (await eng.cached_practice(pid)).timezone)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
@@ -243,7 +243,7 @@ async def list_notifications(request: Request[Any, Any, Any], appointment_id: Fr
 
 ROUTES = [
     availability,
-    create_hold,
+    hold,
     get_hold,
     release_hold,
     book,

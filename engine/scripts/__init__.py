@@ -15,7 +15,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 from engine.scripts.bookings import (
     RETRY,
     Booked,
-    Moved,
+    NewVersion,
     Replay,
     Retry,
     book,
@@ -84,7 +84,7 @@ __all__ = [
     "Found",
     "Left",
     "Lua",
-    "Moved",
+    "NewVersion",
     "OfferKit",
     "Replay",
     "Restored",

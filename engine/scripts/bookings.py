@@ -29,7 +29,7 @@ class Booked(msgspec.Struct, frozen=True):
     end: int
 
 
-class Moved(msgspec.Struct, frozen=True):
+class NewVersion(msgspec.Struct, frozen=True):
     """The result of cancel or reschedule: the appointment's version afterwards (``already``: no change)."""
 
     version: int
@@ -244,11 +244,11 @@ def cancel_call(
     )
 
 
-async def cancel(lua: Lua, call: Call) -> Moved | Retry:
+async def cancel(lua: Lua, call: Call) -> NewVersion | Retry:
     """Cancel a booked appointment (``cancel_call``; ``already``: it was cancelled before)."""
     res = await lua.call(call, "cancel")
     if res[0] in ("OK", "ALREADY"):
-        return Moved(int(res[1]), already=res[0] == "ALREADY")
+        return NewVersion(int(res[1]), already=res[0] == "ALREADY")
     if res[0] == "RETRY":
         return RETRY
     fail(res, call.ref)
@@ -267,7 +267,7 @@ async def reschedule(
     ctx: Ctx,
     kit: OfferKit | None = None,
     offers: str = "",
-) -> Moved | Retry:
+) -> NewVersion | Retry:
     """Move a booked appointment onto a live hold of the same practice; ``move_id`` (new for each request)
     lets a retry of the same call be answered as the first one was. ``kit``: the waitlist kit of its current
     practitioner (the old interval is offered first). ``offers``: '*' when the caller may move onto a waitlist
@@ -292,7 +292,7 @@ async def reschedule(
         )
     )
     if res[0] == "OK":
-        return Moved(int(res[1]))
+        return NewVersion(int(res[1]))
     if res[0] == "RETRY":
         return RETRY
     fail(res, Ref("appointment", appointment_id, hold_id))

@@ -554,12 +554,12 @@ ALSO_SEARCH = ((200, None),)
 FORMER_BUGS: dict[str, tuple[Case, str]] = {
     "hold-start-year-9999": (
         c("POST", "/v1/holds", 409, SU, hold_body("9999-12-31T23:45:00Z"), also=ALSO_HOLD),
-        "was a 500 (fixed): place_hold renders the hold (format_instant -> datetime.fromtimestamp) before checking the slot; "
+        "was a 500 (fixed): hold renders the hold (format_instant -> datetime.fromtimestamp) before checking the slot; "
         "an end in year 10000 raises ValueError/OverflowError",
     ),
     "hold-start-year-1": (
         c("POST", "/v1/holds", 409, SU, hold_body("0001-01-01T00:00:00+14:00"), also=ALSO_HOLD),
-        "was a 500 (fixed): place_hold renders the hold before checking the slot; a start before year 1 UTC raises "
+        "was a 500 (fixed): hold renders the hold before checking the slot; a start before year 1 UTC raises "
         "'year 0 is out of range' in format_instant",
     ),
     "search-date-9999-12-31": (

@@ -124,7 +124,7 @@ def test_one_entry_of_every_event_type_decodes_into_its_typed_payload(make_clien
     )
     assert first_search.data is None
 
-    placed = {h.hold_id: h for h in by_type[ev.HoldPlaced]}
+    placed = {h.hold_id: h for h in by_type[ev.Held]}
     expiring = placed[used["expiring"]["id"]]
     assert expiring.detail.visit_type_id == vt and expiring.detail.end - expiring.detail.start == 1800
     assert expiring.detail.expires_ms > expiring.at and expiring.practitioner_id == dr_a

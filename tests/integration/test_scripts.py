@@ -275,8 +275,8 @@ def test_cancel_statuses() -> None:
     async def body(w: World) -> None:
         appt = await w.booked(await w.slot())
         assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.RETRY
-        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.Moved(2)
-        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.Moved(2, already=True)
+        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.NewVersion(2)
+        assert await scripts.cancel(w.lua, w.cancel_call(appt)) == scripts.NewVersion(2, already=True)
         with pytest.raises(errors.NotFoundError) as exc:
             await scripts.cancel(w.lua, w.cancel_call(ids.new_appointment_id(w.pid)))
         assert exc.value.kind == "appointment"
@@ -289,7 +289,7 @@ def test_reschedule_statuses() -> None:
         appt = await w.booked(await w.slot(0))
         target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
         assert await w.reschedule(appt, target, practitioner=1) == scripts.RETRY
-        assert await w.reschedule(appt, target) == scripts.Moved(2)
+        assert await w.reschedule(appt, target) == scripts.NewVersion(2)
         with pytest.raises(errors.HoldUsedError):
             await w.reschedule(appt, target, practitioner=1)
         with pytest.raises(errors.NotFoundError) as exc:
@@ -309,7 +309,7 @@ def test_reschedule_statuses() -> None:
         with pytest.raises(errors.SlotUnavailableError) as un:
             await w.reschedule(appt, free, practitioner=1)
         assert un.value.reason == "taken"
-        assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.Moved(3)
+        assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.NewVersion(3)
         other = await w.hold(await w.slot(7))
         with pytest.raises(errors.AppointmentCancelledError):
             await w.reschedule(appt, other, practitioner=1)
@@ -523,8 +523,8 @@ def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
             "move_id": "m-1",
             "ctx": SYSTEM,
         }
-        assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)
-        assert await scripts.reschedule(w.lua, **args) == scripts.Moved(2)  # the same call, re-sent
+        assert await scripts.reschedule(w.lua, **args) == scripts.NewVersion(2)
+        assert await scripts.reschedule(w.lua, **args) == scripts.NewVersion(2)  # the same call, re-sent
         assert await _events(w, b"reschedule") == 1
         with pytest.raises(errors.HoldUsedError):  # a new request onto the same hold is refused as before
             await scripts.reschedule(w.lua, **{**args, "practitioner_id": w.prs[1].id, "move_id": "m-2"})

@@ -94,7 +94,7 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
                         slot = rng.choice(found.slots())
                         start = dt.datetime.fromtimestamp(slot.start, dt.UTC)
                         try:
-                            hold, _ = await writer.place_hold(slot.practitioner_id, vt, start)
+                            hold, _ = await writer.hold(slot.practitioner_id, vt, start)
                             holds.append(hold.id)
                         except errors.SlotUnavailableError:
                             pass
@@ -231,7 +231,7 @@ def test_cached_days_answer_stale_while_redis_is_down_then_503(tmp_path: object)
             with pytest.raises(RedisConnectionError):
                 await eng.search_answer(p.id, day + dt.timedelta(days=3), 1, vt)  # a day never read
             with pytest.raises(RedisConnectionError):
-                await eng.place_hold(pr, vt, dt.datetime.fromtimestamp(fresh.result.slots()[0].start, dt.UTC))
+                await eng.hold(pr, vt, dt.datetime.fromtimestamp(fresh.result.slots()[0].start, dt.UTC))
             clock.now += 41  # 61 s after the read: past STALE_READ_SECONDS
             with pytest.raises(RedisConnectionError):
                 await eng.search_answer(p.id, day, 2, vt)
@@ -270,7 +270,7 @@ def test_time_alone_renews_a_cached_day(what: str) -> None:
             )
             if what == "hold expiry":
                 _, found = await eng.search(p.id, day, 1, vt)
-                await eng.place_hold(pr, vt, dt.datetime.fromtimestamp(found.slots()[3].start, dt.UTC))
+                await eng.hold(pr, vt, dt.datetime.fromtimestamp(found.slots()[3].start, dt.UTC))
             before = await eng.search_answer(p.id, day, 1, vt)
             clock.now += {"hold expiry": 301, "horizon roll": 86400}.get(what, 3600)
             if what == "horizon roll":

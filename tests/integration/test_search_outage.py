@@ -121,7 +121,7 @@ def test_a_redis_stopped_mid_load_leaves_cached_days_stale_then_exact_again(own_
             phase["now"] = "down"
             await asyncio.sleep(1.0)
             with pytest.raises(DOWN):  # writes never use the cache: they fail fast
-                await writer.place_hold(prs[0], vt, dt.datetime.fromtimestamp(before[asks[0]].slots()[0].start, dt.UTC))
+                await writer.hold(prs[0], vt, dt.datetime.fromtimestamp(before[asks[0]].slots()[0].start, dt.UTC))
             stale_during = seen["stale"]
             await asyncio.to_thread(own_redis.start)  # same port, same AOF: the data comes back
             for _ in range(100):  # until the readers see it again
@@ -139,7 +139,7 @@ def test_a_redis_stopped_mid_load_leaves_cached_days_stale_then_exact_again(own_
 
             # back: exact again, also after a change made by another process
             first = before[asks[0]].slots()[0]
-            await writer.place_hold(first.practitioner_id, vt, dt.datetime.fromtimestamp(first.start, dt.UTC))
+            await writer.hold(first.practitioner_id, vt, dt.datetime.fromtimestamp(first.start, dt.UTC))
             for a in asks:
                 cached = await reader.search_answer(p.id, a[0], a[1], vt)
                 _, direct = await reader.search(p.id, a[0], a[1], vt)

@@ -42,7 +42,7 @@ def test_a_cancellation_offers_the_slot_to_the_first_matching_entry_who_accepts(
         assert (await w.entry(second.record.id)).status == "waiting"
         assert ten not in await w.free(day)  # a search right after does not show it
         with pytest.raises(errors.SlotUnavailableError):  # nor can anyone else hold it
-            await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
+            await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
         hold = await w.eng.get_hold(got.offer.hold_id)  # the offer is an ordinary hold of the entry
         assert (hold.state, hold.start, hold.visit_type_id) == ("held", ten, w.vts[30].id)
         appt2, replay = await w.eng.accept_offer(first.record.id)
@@ -103,7 +103,7 @@ def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone() -> None:
             await w.eng.accept_offer(a.record.id)
         assert ten not in await w.free(w.tomorrow)
         with pytest.raises(errors.SlotUnavailableError):
-            await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
+            await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
         assert await w.sweep() == 1
         got_b = await w.entry(b.record.id)
         assert got_b.status == "offered" and got_b.offer is not None and got_b.offer.start == ten
@@ -157,8 +157,8 @@ def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorde
 def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_first() -> None:
     async def body(w: World) -> None:
         ten, eleven = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "11:00")
-        released, _ = await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
-        expiring, _ = await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(eleven))
+        released, _ = await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
+        expiring, _ = await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(eleven))
         a, b = await w.join(), await w.join()
         await w.eng.release_hold(released.id)
         assert (await w.entry(a.record.id)).offer is not None
@@ -166,7 +166,7 @@ def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_f
         free = await w.free(w.tomorrow)
         assert ten not in free and eleven not in free
         with pytest.raises(errors.SlotUnavailableError) as exc:
-            await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(eleven))
+            await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(eleven))
         assert exc.value.reason == "taken"
         assert await w.sweep() == 1
         got_b = await w.entry(b.record.id)
@@ -186,7 +186,7 @@ def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_fi
         day = w.tomorrow
         ten, two = w.at(day, "10:00"), w.at(day, "14:00")
         for start in (ten, two):
-            await w.eng.place_hold(w.prs[0].id, w.vts[120].id, w.instant(start))
+            await w.eng.hold(w.prs[0].id, w.vts[120].id, w.instant(start))
         entries = [await w.join(minutes=15, pr=0) for _ in range(12)]
         w.clock.now += 301
         assert await w.sweep() == 2
@@ -208,7 +208,7 @@ def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_fi
 def test_without_a_waitlist_an_expired_hold_frees_at_once() -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
-        await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
+        await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
         w.clock.now += 301
         assert ten in await w.free(w.tomorrow)  # invariant 3, exactly as without the waitlist
 
@@ -220,7 +220,7 @@ def test_reschedule_away_offers_the_old_interval() -> None:
         ten, two = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "14:00")
         appt = await w.book(ten)
         entry = await w.join(pr=0)
-        target, _ = await w.eng.place_hold(w.prs[1].id, w.vts[30].id, w.instant(two))
+        target, _ = await w.eng.hold(w.prs[1].id, w.vts[30].id, w.instant(two))
         await w.eng.reschedule(appt, target.id)
         got = await w.entry(entry.record.id)
         assert got.offer is not None and got.offer.start == ten

@@ -96,7 +96,7 @@ def test_after_redis_lost_its_data_free_time_is_offered_to_the_waitlist_and_coun
         day = w.tomorrow
         ten, two = w.at(day, "10:00"), w.at(day, "14:00")
         appt = await w.book(ten)
-        await w.eng.place_hold(w.prs[0].id, w.vts[30].id, w.instant(two))  # a hold that Redis will lose
+        await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(two))  # a hold that Redis will lose
         a = await w.join(pr=0, from_time="09:00", to_time="12:00")
         b = await w.join(pr=0, from_time="14:00", to_time="15:00")
         c = await w.join(pr=0, from_time="09:00", to_time="12:00")

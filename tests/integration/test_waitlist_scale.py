@@ -60,7 +60,7 @@ def test_a_release_with_50000_waiting_entries_that_do_not_match_costs_under_2_ms
         await _join_many(w, specs)
         assert await w.r.zcard(keys.waitlist_queue(w.pid)) == ENTRIES
         ten = w.at(day, "10:00")
-        hold, _ = await w.eng.place_hold(pr0, vt30, w.instant(ten))
+        hold, _ = await w.eng.hold(pr0, vt30, w.instant(ten))
         last = await w.join(minutes=30, pr=0)  # the only entry that matches, joined after all of them
         release_sha = hashlib.sha1(source("release").encode()).hexdigest()
         before = await w.r.config_get("slowlog-log-slower-than")

@@ -46,7 +46,7 @@ class World:
         return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
     async def book(self, start: int, pr: int = 0, minutes: int = 30) -> str:
-        hold, _ = await self.eng.place_hold(self.prs[pr].id, self.vts[minutes].id, self.instant(start))
+        hold, _ = await self.eng.hold(self.prs[pr].id, self.vts[minutes].id, self.instant(start))
         appt, _ = await self.eng.book(hold.id, PATIENT)
         return appt.id
 
@@ -121,7 +121,7 @@ def check_offers(decoded: list[ev.Event], durations: dict[str, int]) -> int:
             excluded = e.data.id
         elif not isinstance(e, ev.WaitlistOffered | ev.HoldReleased | ev.HoldExpired):
             excluded = ""
-        if isinstance(e, ev.HoldPlaced):
+        if isinstance(e, ev.Held):
             claims[e.hold_id] = (e.practitioner_id, e.detail.start, e.detail.end)
         elif isinstance(e, ev.HoldReleased | ev.HoldExpired):
             claims.pop(e.hold_id, None)
