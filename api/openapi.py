@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from litestar import Response, route
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # not exported (2.x)
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
     Components,
@@ -38,6 +37,7 @@ from litestar.openapi.spec import (
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.typing import FieldDefinition
 
+from api.litestar_private import StructSchemaPlugin
 from api.problems import PROBLEM_JSON, problem_responses
 
 # Problems every /v1 operation can answer: an unknown bearer token (401) and an unreachable store (503).

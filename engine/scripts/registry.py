@@ -8,7 +8,6 @@ whichever script answers it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -16,9 +15,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from engine import errors, limits
 from engine.codec import text
-from engine.redis import clients
-from engine.redis import private as slotnode
-from engine.redis.errors import NoScriptError
+from engine.redis.scripts import Scripts, SyncScripts
 
 LUA_DIR = Path(__file__).resolve().parent.parent.parent / "lua"
 NAMES = (
@@ -72,82 +69,12 @@ def source(name: str) -> str:
 REPLICATED = frozenset(("book", "cancel", "reschedule"))
 
 
-class Lua:
-    """The registered scripts of one Redis client (registered once; EVALSHA with a fallback to EVAL).
-
-    ``replica_wait_ms`` > 0 (a Redis Cluster): a successful book, cancel or reschedule is followed by
-    ``WAIT 1 <ms>`` on the connection that ran it (WAIT only counts that connection's own writes), and
-    ``ReplicaUnconfirmedError`` is raised when no replica confirmed it in time: the change stands on the primary.
-    """
+class Lua(Scripts):
+    """The engine's scripts on one async Redis client (``engine.redis.scripts.Scripts``): every script of ``NAMES``,
+    book, cancel and reschedule confirmed by a replica on a cluster (invariant 2)."""
 
     def __init__(self, redis: Any, replica_wait_ms: int = 0) -> None:
-        self.redis = redis
-        self.cluster = clients.is_cluster(redis)  # a cluster pipeline refuses EVALSHA: callers check this
-        self.replica_wait_ms = replica_wait_ms if self.cluster else 0
-        self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
-
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
-        script = self._scripts[name]
-        if not self.cluster or client is not None:
-            return await script(keys=list(keys), args=list(args), client=client)
-        return await self._run_on_slot(name, keys, args)
-
-    async def run_batch(self, calls: Sequence[Call]) -> list[Any]:
-        """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent
-        again); on a cluster, whose pipelines refuse EVALSHA, the calls concurrently. Each result or the exception
-        of its call, in order; a connection failure raises."""
-        if self.cluster:
-            return list(
-                await asyncio.gather(*(self.run(c.script, c.keys, c.args) for c in calls), return_exceptions=True)
-            )
-        out: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for _ in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    c = calls[i]
-                    pipe.execute_command("EVALSHA", self._scripts[c.script].sha, len(c.keys), *c.keys, *c.args)
-                got = await pipe.execute(raise_on_error=False)
-            missing = []
-            for i, res in zip(todo, got):
-                out[i] = res
-                if isinstance(res, NoScriptError):
-                    missing.append(i)
-            if not missing:
-                break
-            for name in {calls[i].script for i in missing}:
-                await self.redis.script_load(self._scripts[name].script)
-            todo = missing
-        return out
-
-    async def _run_on_slot(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """A cluster's script call, sent to its slot's node alone (``engine.redis.private``: MOVED, ASK and TRYAGAIN
-        followed for about 2 s, other shards' connections never closed). A book, cancel or reschedule is followed
-        by ``WAIT 1 <ms>`` on the same connection (WAIT only counts that connection's writes). A promoted replica
-        that never loaded the script refuses it (NOSCRIPT: it did not run): loaded on every primary and sent
-        again. A broken connection is never re-sent (the script may have run): it raises ConnectionError (503)."""
-        script = self._scripts[name]
-        wait = self.replica_wait_ms if name in REPLICATED else 0
-        slot = self.redis.keyslot(keys[0])
-        for _ in range(3):
-            (res,), acked = await slotnode.run(
-                self.redis, slot, [("EVALSHA", script.sha, len(keys), *keys, *args)],
-                trailer=("WAIT", 1, wait) if wait else None,
-            )  # fmt: skip
-            if not isinstance(res, NoScriptError):
-                break
-            await slotnode.run(self.redis, slot, [("SCRIPT", "LOAD", script.script)])  # that node: others may be down
-        if isinstance(res, BaseException):
-            raise res
-        if not wait:
-            return res
-        if isinstance(acked, BaseException):
-            if text(res[0]) == "OK":  # it ran; whether a replica has it is unknown (WAIT unblocked by a role change)
-                raise errors.ReplicaUnconfirmedError(name, wait) from acked
-            raise acked
-        if int(acked) < 1 and text(res[0]) == "OK":
-            raise errors.ReplicaUnconfirmedError(name, wait)
-        return res
+        super().__init__(redis, {name: source(name) for name in NAMES}, replica_wait_ms, REPLICATED)
 
     async def call(self, call: Call, script: str) -> Reply:
         """Run a status-replying script call built for ``script``."""
@@ -164,21 +91,12 @@ class Ref(NamedTuple):
     hold_id: str = ""
 
 
-class SyncLua:
-    """The same scripts for the synchronous callers (persister, retention, lease sharing, the notifier's outbox):
-    registered once per client (EVALSHA, redis-py loading a script Redis lost). ``lua(call)`` runs a ``Call``."""
+class SyncLua(SyncScripts):
+    """The same scripts for the synchronous callers (persister, retention, lease sharing, the notifier's outbox).
+    ``lua(call)`` runs a ``Call``."""
 
     def __init__(self, redis: Any, names: Sequence[str] = NAMES) -> None:
-        self._scripts = {name: redis.register_script(source(name)) for name in names}
-
-    def __call__(self, call: Call) -> Any:
-        return self._scripts[call.script](keys=list(call.keys), args=list(call.args))
-
-    def sha(self, name: str) -> str:
-        return str(self._scripts[name].sha)
-
-    def text(self, name: str) -> str:
-        return str(self._scripts[name].script)
+        super().__init__(redis, {name: source(name) for name in names})
 
 
 class Call(NamedTuple):

@@ -3,31 +3,22 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.imports import imported_modules
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _imported_modules(path: Path) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module))
-    return found
 
 
 def test_no_module_under_api_imports_benchmarks_anywhere() -> None:
     offending = [
         f"{path.relative_to(ROOT)}:{line} imports {name}"
         for path in sorted((ROOT / "api").rglob("*.py"))
-        for line, name in _imported_modules(path)
+        for line, name in imported_modules(path)
         if name == "benchmarks" or name.startswith("benchmarks.")
     ]
     assert offending == []

@@ -33,4 +33,3 @@ def test_the_cluster_internals_the_slot_router_uses_exist() -> None:
     source = inspect.getsource(AsyncCluster)
     assert "self._initialize" in source, f"redis-py {redis.__version__}: RedisCluster._initialize is gone"
     assert callable(getattr(AsyncCluster, "_determine_slot", None)), redis.__version__
-
