@@ -16,7 +16,7 @@ import redis as redis_sync
 from litestar.testing import TestClient
 
 from api.app import create_app
-from tests.support import processes
+from tests.support import processes, script_shapes
 from tests.support.config import AUTH, PG_DB, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.processes import Procs
@@ -154,3 +154,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
         faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _script_calls_match_their_headers() -> Iterator[None]:
+    """Every script call of the run is checked against its script's header (tests/support/script_shapes.py)."""
+    with script_shapes.checked():
+        yield

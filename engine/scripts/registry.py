@@ -8,6 +8,7 @@ whichever script answers it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,42 @@ def source(name: str) -> str:
         f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
     )
     return limits_lua + _read("_prelude") + "\n" + _read(name)
+
+
+class Shape(NamedTuple):
+    """What a script's header declares: how many KEYS and ARGV it names (numbered 1..n), and whether more follow
+    (a waitlist kit, per-practitioner or per-hold keys, pairs): then a call passes at least that many."""
+
+    keys: int
+    argv: int
+    more_keys: bool
+    more_argv: bool
+
+
+_MORE = re.compile(r"\bthen (?:the|one|per)\b|\bper (?:practitioner|hold)\b|\bpairs\b|\d\.\.|waitlist kit")
+_NUMBERED = re.compile(r"(?:^|[\s(,])(\d+)(?=[\s,])")
+
+
+def header(name: str) -> str:
+    """The script's leading comment block (its declaration), without the comment marks."""
+    out = []
+    for line in _read(name).splitlines():
+        if not line.startswith("--"):
+            break
+        out.append(line[2:])
+    return "\n".join(out)
+
+
+def shape(name: str) -> Shape:
+    """The KEYS and ARGV the header of ``name`` declares (``-- KEYS: 1 ... 2 ...`` then ``-- ARGV: 1 ...``)."""
+    text = header(name)
+    keys_part = text.partition("KEYS:")[2].partition("ARGV:")[0]
+    argv_part = re.split(r"\n\s?(?:Returns|A retry|Or |[A-Z][a-z]+ )", text.partition("ARGV:")[2])[0]
+
+    def count(part: str) -> int:
+        return max((int(n) for n in _NUMBERED.findall(part)), default=0)
+
+    return Shape(count(keys_part), count(argv_part), bool(_MORE.search(keys_part)), bool(_MORE.search(argv_part)))
 
 
 # The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
