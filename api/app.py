@@ -85,6 +85,7 @@ async def _serving(
     state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
     # appointments past their retention are read from the database (persistence/retention.py)
     state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
+    state.engine.rt.lua.observe = state.metrics.observe_script  # booking_script_duration_seconds{script}
     # on a single Redis, cached searches read versions on one pipelined connection (engine/redis/pipelined.py)
     reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
     if reads is not None:

@@ -68,6 +68,14 @@ class Metrics:
             buckets=REDIS_BUCKETS,
             registry=self.registry,
         )
+        self.script_latency = Histogram(
+            "booking_script_duration_seconds",
+            "Lua script calls of the API by script name (hold, book, cancel, search...), each run alone, including "
+            "the wait for a pooled connection (and on Redis Cluster the replica's WAIT of book, cancel, reschedule)",
+            ["script"],
+            buckets=REDIS_BUCKETS,
+            registry=self.registry,
+        )
         self.redis_pool_wait = Histogram(
             "booking_redis_pool_wait_seconds",
             "Waits for a connection of the process's Redis pool (REDIS_POOL_SIZE, REDIS_POOL_TIMEOUT_SECONDS)",
@@ -107,6 +115,9 @@ class Metrics:
 
     def observe_redis(self, command: str, seconds: float) -> None:
         self.redis_latency.labels(command).observe(seconds)
+
+    def observe_script(self, script: str, seconds: float) -> None:
+        self.script_latency.labels(script).observe(seconds)
 
     def render(self, scraped: Iterable[Metric] = ()) -> bytes:
         """Every worker's counters and histograms (or this process's), then the scrape-time gauges."""

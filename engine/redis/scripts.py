@@ -8,7 +8,8 @@ What the scripts are (names, sources, KEYS and ARGV, the meaning of their replie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from engine import errors
@@ -45,12 +46,18 @@ class Scripts:
         self.replica_wait_ms = replica_wait_ms if self.cluster else 0
         self.replicated = frozenset(replicated)
         self._scripts = {name: redis.register_script(src) for name, src in sources.items()}
+        self.observe: Callable[[str, float], None] | None = None  # (script name, seconds) of each call run alone
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         script = self._scripts[name]
-        if not self.cluster or client is not None:
-            return await script(keys=list(keys), args=list(args), client=client)
-        return await self._run_on_slot(name, keys, args)
+        started = time.perf_counter()
+        try:
+            if not self.cluster or client is not None:
+                return await script(keys=list(keys), args=list(args), client=client)
+            return await self._run_on_slot(name, keys, args)
+        finally:
+            if self.observe is not None and client is None:  # a call inside a pipeline is timed with the pipeline
+                self.observe(name, time.perf_counter() - started)
 
     async def run_batch(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """Many calls in one round trip: a pipeline of EVALSHA (scripts Redis lost are loaded and their calls sent

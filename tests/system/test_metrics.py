@@ -74,3 +74,5 @@ def test_metrics_add_up_every_workers_requests_and_show_the_operators_gauges(ser
         assert m['booking_notification_jobs{state="queued"}'] == 0
         assert m["booking_redis_ping_seconds"] > 0
         assert m['booking_redis_command_duration_seconds_count{command="EVALSHA"}'] > 0
+        for script in ("schedule", "search", "hold", "release"):  # by script name, not EVALSHA
+            assert m[f'booking_script_duration_seconds_count{{script="{script}"}}'] > 0, script
