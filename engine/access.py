@@ -126,6 +126,7 @@ class Quota(msgspec.Struct, frozen=True):
     remaining: int
     reset_s: int
     in_redis: bool = True
+    forgot_ms: int = 0  # the expiry of the hold this request took off the client's live holds (0: none)
 
 
 async def check_limit(
@@ -135,13 +136,16 @@ async def check_limit(
     action: str,
     hold_id: str | None = None,
     local: LocalLimits | None = None,
+    forget: str = "",
 ) -> Quota:
     """Record one request of a public client; raise LimitExceededError when it is over a limit. The quota left;
-    ``in_redis`` False when Redis did not answer and ``local`` counted it instead (without ``local``: raises)."""
+    ``in_redis`` False when Redis did not answer and ``local`` counted it instead (without ``local``: raises).
+    ``forget``: a hold the request books, taken off the client's live holds in the same step when the request
+    counts (``forgot_ms``: its expiry; ``remember_hold`` puts it back if the booking then fails)."""
     now_ms, member, ttl_ms = int(time.time() * 1000), hold_id or uuid.uuid4().hex, eng.settings.hold_ttl_seconds * 1000
     per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
     try:
-        left, reset_ms = await scripts.limit(
+        left, reset_ms, forgot_ms = await scripts.limit(
             eng.lua,
             now_ms=now_ms,
             client=client,
@@ -150,18 +154,26 @@ async def check_limit(
             live_holds=limits.live_holds if action == "hold" else 0,
             hold_ttl_ms=ttl_ms,
             member=member,
+            forget=forget,
         )
     except clients.UNREACHABLE:
         if local is None:
             raise
         left, reset_ms = local.check(limits, client, action, now_ms, ttl_ms, member)
         return Quota(per_minute, left, errors.seconds_up(reset_ms), in_redis=False)
-    return Quota(per_minute, left, errors.seconds_up(reset_ms))
+    return Quota(per_minute, left, errors.seconds_up(reset_ms), forgot_ms=forgot_ms)
 
 
 async def forget_hold(eng: BookingEngine, client: str, hold_id: str) -> None:
     """A hold that was booked, released or refused no longer counts against its client's cap."""
     await scripts.forget_client_hold(eng.lua, client, hold_id)
+
+
+async def remember_hold(eng: BookingEngine, client: str, hold_id: str, expires_ms: int) -> None:
+    """A hold a booking's limit call took off its client's cap (``Quota.forgot_ms``) counts again: the booking
+    failed. Nothing is put back once the hold's time is up."""
+    if expires_ms > int(time.time() * 1000):
+        await scripts.remember_client_hold(eng.lua, client, hold_id, expires_ms)
 
 
 WINDOW_MS = 60_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -49,11 +49,43 @@ def from_hash(practice_id: str, appointment_id: str, raw: dict[Any, Any]) -> tup
 
 
 def _replay(prior: bytes, idem: IdempotencyKey) -> Appointment:
-    """The appointment stored with the first booking under this Idempotency-Key."""
+    """The appointment stored with the first booking under this Idempotency-Key (the whole record as Redis holds
+    it: ``<fingerprint>\n<answer>``)."""
     fp, _, stored = prior.partition(b"\n")
     if fp.decode() != idem.fingerprint:
         raise errors.IdempotencyKeyReusedError()
-    return msgspec.json.decode(unseal(idem, stored), type=Appointment)
+    return _answer(stored, idem)
+
+
+def _answer(stored: bytes, idem: IdempotencyKey) -> Appointment:
+    """A stored booking answer: the appointment sealed without its interval (the booking does not read the hold
+    first), then the interval book.lua appended from the hold, ``<sealed>\n<visit_type_id>\n<start>\n<end>``. An
+    answer stored before the interval was appended has it sealed in and nothing after it."""
+    sealed, *interval = stored.split(b"\n")
+    appt = msgspec.json.decode(unseal(idem, sealed), type=Appointment)
+    if len(interval) == 3:
+        appt.visit_type_id, appt.start, appt.end = text(interval[0]), int(interval[1]), int(interval[2])
+    return appt
+
+
+class HoldInterval(NamedTuple):
+    """A hold's practitioner, visit type and interval: fixed from its claim on (a reschedule's target)."""
+
+    practitioner_id: str
+    visit_type_id: str
+    start: int
+    end: int
+
+
+class Found(NamedTuple):
+    """An appointment as read: the record, the SHA-256 hash of its manage token, whether it was read from the
+    archive (it ended more than the retention period ago and lives only in the durable store), and the interval
+    of the hold asked about with it (a reschedule's target; None when not asked or not found)."""
+
+    appointment: Appointment
+    manage_hash: str
+    archived: bool
+    hold: HoldInterval | None = None
 
 
 class Appointments:
@@ -91,17 +123,8 @@ class Appointments:
             manage_token=token,
             hold_id=hold_id,
         )
-        record = b""
-        if idem is not None:
-            # The record is stored (sealed) with the booking for replays, so it is made first, from the hold.
-            async with self.rt.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.hold(pid, hold_id), "visit_type_id", "start", "end")
-                pipe.get(keys.idempotency(pid, "book", idem.ref))
-                (vt_id, start, end), prior = await pipe.execute()
-            if prior is not None:
-                return _replay(prior, idem), True
-            appt.visit_type_id, appt.start, appt.end = text(vt_id), int(start or 0), int(end or 0)
-            record = seal(idem, encoder.encode(appt))
+        # the answer stored (sealed) for replays: book.lua answers a replay itself and appends the hold's interval
+        record = b"" if idem is None else seal(idem, encoder.encode(appt))
         call = scripts.book_call(
             now_ms=self.rt.now_ms(),
             practice_id=pid,
@@ -119,7 +142,7 @@ class Appointments:
         )
         res = await scripts.book(self.rt.lua, call)
         if isinstance(res, scripts.Replay) and idem is not None:
-            return msgspec.json.decode(unseal(idem, res.record), type=Appointment), True
+            return _answer(res.record, idem), True
         assert isinstance(res, scripts.Booked)
         appt.visit_type_id, appt.start, appt.end = res.visit_type_id, res.start, res.end
         return appt, False
@@ -131,47 +154,83 @@ class Appointments:
 
     async def get_appointment(self, appointment_id: str) -> tuple[Appointment, str]:
         """The appointment and the SHA-256 hash of its manage token (from the archive once it left Redis)."""
-        appt, manage_hash, _archived = await self._find(appointment_id)
-        return appt, manage_hash
+        found = await self.find(appointment_id)
+        return found.appointment, found.manage_hash
 
-    async def _find(self, appointment_id: str) -> tuple[Appointment, str, bool]:
-        """(appointment, manage hash, whether it was read from the archive: it ended more than the retention
-        period ago and lives only in the durable store)."""
+    async def find(self, appointment_id: str, hold_id: str | None = None) -> Found:
+        """The appointment as read (``Found``); with ``hold_id`` (a reschedule's target), that hold's interval
+        too, in the same round trip when both are in Redis."""
         pid = ids.practice_of(appointment_id, "a")
         if pid is None:
             raise errors.NotFoundError("appointment", appointment_id)
-        found = from_hash(pid, appointment_id, await self.rt.redis.hgetall(keys.appointment(pid, appointment_id)))
+        hold = None
+        if hold_id is not None and ids.practice_of(hold_id, "h") == pid:
+            async with self.rt.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.appointment(pid, appointment_id))
+                pipe.hmget(keys.hold(pid, hold_id), "practitioner_id", "visit_type_id", "start", "end")
+                raw, (pr, vt, start, end) = await pipe.execute()
+            if pr is not None and vt is not None and start is not None and end is not None:
+                hold = HoldInterval(text(pr), text(vt), int(start), int(end))
+        else:
+            raw = await self.rt.redis.hgetall(keys.appointment(pid, appointment_id))
+        found = from_hash(pid, appointment_id, raw)
         if found is not None:
-            return (*found, False)
+            return Found(*found, archived=False, hold=hold)
         archived = await self.rt.archive.appointment(appointment_id) if self.rt.archive is not None else None
         if archived is None or archived[0].practice_id != pid:
             raise errors.NotFoundError("appointment", appointment_id)
-        return (*archived, True)
+        return Found(*archived, archived=True)
 
     async def _move(
-        self, appointment_id: str, step: Callable[[Appointment], Awaitable[object]], what: str, archived_ok: bool
+        self,
+        appointment_id: str,
+        step: Callable[[Appointment], Awaitable[object]],
+        answer: Callable[[Found, scripts.NewVersion], Appointment | None],
+        what: str,
+        archived_ok: bool,
+        found: Found | None,
+        hold_id: str | None = None,
     ) -> Appointment:
-        """Run a cancel or reschedule step, re-reading the appointment while it moved meanwhile (RETRY) or left
-        Redis meanwhile (the tidy raced the step). An archived appointment is never changed: a cancelled one is
-        answered as it is when ``archived_ok`` (cancelling again changes nothing), anything else is refused."""
-        for _ in range(MOVE_ATTEMPTS):
-            appt, _hash, archived = await self._find(appointment_id)
-            if archived:
+        """Run a cancel or reschedule step on the appointment as the caller read it (``found``; read here when
+        None), re-reading it while it moved meanwhile (RETRY) or left Redis meanwhile (the tidy raced the step).
+        The answer is the appointment as read with the script's change applied (``answer``); read again only
+        when something else changed it in between (the version is not the next one). An archived appointment is
+        never changed: a cancelled one is answered as it is when ``archived_ok`` (cancelling again changes
+        nothing), anything else is refused."""
+        for attempt in range(MOVE_ATTEMPTS):
+            if found is None or attempt:
+                found = await self.find(appointment_id, hold_id)
+            appt = found.appointment
+            if found.archived:
                 if appt.status == "cancelled" and archived_ok:
                     return appt
                 if appt.status == "cancelled":
                     raise errors.AppointmentCancelledError(appointment_id)
                 raise errors.AppointmentArchivedError(appointment_id)
             try:
-                if isinstance(await step(appt), scripts.NewVersion):
-                    return (await self.get_appointment(appointment_id))[0]
+                res = await step(appt)
             except errors.NotFoundError as exc:
                 if exc.kind != "appointment" or self.rt.archive is None:
                     raise
+                continue
+            if isinstance(res, scripts.NewVersion):
+                changed = answer(found, res)
+                return changed if changed is not None else (await self.get_appointment(appointment_id))[0]
         raise errors.BookingError(f"the appointment kept moving while it was being {what}; retry")
 
-    async def cancel(self, appointment_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> Appointment:
-        """Cancel (idempotent): the interval is offered again at once."""
+    async def cancel(
+        self, appointment_id: str, reason: str = "", ctx: Ctx = SYSTEM, found: Found | None = None
+    ) -> Appointment:
+        """Cancel (idempotent): the interval is offered again at once. ``found``: the appointment as the caller
+        just read it (``find``), so that it is not read again."""
+        if found is not None and not found.archived and found.appointment.status == "cancelled":
+            return found.appointment  # cancelled is final: cancelling again changes nothing
+
+        def cancelled(read: Found, res: scripts.NewVersion) -> Appointment | None:
+            appt = read.appointment
+            if res.already or res.version != appt.version + 1:  # cancelled or changed by another request meanwhile
+                return None
+            return msgspec.structs.replace(appt, status="cancelled", version=res.version, cancel_reason=reason or None)
 
         async def step(appt: Appointment) -> scripts.NewVersion | scripts.Retry:
             async def with_kit(kit: OfferKit) -> scripts.NewVersion | scripts.Retry:
@@ -188,10 +247,23 @@ class Appointments:
 
             return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
-        return await self._move(appointment_id, step, "cancelled", archived_ok=True)
+        return await self._move(appointment_id, step, cancelled, "cancelled", archived_ok=True, found=found)
 
-    async def reschedule(self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM) -> Appointment:
-        """Move a booked appointment onto a live hold of the same practice, atomically (version + 1)."""
+    async def reschedule(
+        self, appointment_id: str, hold_id: str, ctx: Ctx = SYSTEM, found: Found | None = None
+    ) -> Appointment:
+        """Move a booked appointment onto a live hold of the same practice, atomically (version + 1). ``found``:
+        the appointment as the caller just read it with this hold (``find(appointment_id, hold_id)``)."""
+
+        def moved(read: Found, res: scripts.NewVersion) -> Appointment | None:
+            appt, h = read.appointment, read.hold
+            if h is None or res.version != appt.version + 1:  # the hold unread, or changed by another request
+                return None
+            return msgspec.structs.replace(
+                appt, practitioner_id=h.practitioner_id, visit_type_id=h.visit_type_id, start=h.start, end=h.end,
+                version=res.version, hold_id=hold_id,
+            )  # fmt: skip
+
         hold_pid, hold_prac = ids.practice_of(hold_id, "h"), ids.practitioner_of_hold(hold_id)
         move_id = secrets.token_hex(8)
 
@@ -217,4 +289,6 @@ class Appointments:
 
             return await self.offers.run(appt.practice_id, appt.practitioner_id, with_kit)
 
-        return await self._move(appointment_id, step, "rescheduled", archived_ok=False)
+        return await self._move(
+            appointment_id, step, moved, "rescheduled", archived_ok=False, found=found, hold_id=hold_id
+        )

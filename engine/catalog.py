@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +30,11 @@ def decode(raw: bytes | str | None, kind: type[T], what: str, ident: str) -> T:
     if raw is None:
         raise errors.NotFoundError(what, ident)
     return msgspec.json.decode(raw, type=kind)
+
+
+def _lists(sorted_ids: list[str], ident: str) -> bool:
+    i = bisect.bisect_left(sorted_ids, ident)
+    return i < len(sorted_ids) and sorted_ids[i] == ident
 
 
 class Catalog:
@@ -154,6 +160,12 @@ class Catalog:
         hit = self._contexts.get(cache_key)
         if hit is not None and hit[0] > now and not fresh:
             return hit[1], hit[2], hit[3]
+        if practitioner_id is not None and not fresh:
+            # practitioners are only ever added: one the practice's context lists exists (a hold after a search
+            # costs no read of its own)
+            whole = self._contexts.get((practice_id, visit_type_id, None))
+            if whole is not None and whole[0] > now and _lists(whole[3], practitioner_id):
+                return whole[1], whole[2], [practitioner_id]
         async with self.rt.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.practice(practice_id), "record")
             pipe.hget(keys.visit_types(practice_id), visit_type_id)

@@ -77,6 +77,7 @@ class BookingEngine:
         self.leave_waitlist = waitlist.leave
         self.book = appointments.book
         self.get_appointment = appointments.get_appointment
+        self.find_appointment = appointments.find
         self.cancel = appointments.cancel
         self.reschedule = appointments.reschedule
 

@@ -4,7 +4,8 @@
 --       5 events  6 audit  7 idempotency key  8 waitlist queue  9 waitlist entries  10 waitlist stats
 --       11 waitlist index  12 waiting entries
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
---       8 idempotency fingerprint or ''  9 response json  10 patient_id (pseudonymous, for the audit)
+--       8 idempotency fingerprint or ''  9 the answer to store for replays (sealed, without the interval: the
+--       script appends the hold's '\n<visit_type_id>\n<start>\n<end>')  10 patient_id (pseudonymous, for the audit)
 --       11 whose waitlist offer the caller may book: '*' any (staff, admin), an entry id (that entry's accept),
 --          '' none (a waitlist offer's hold is then not offered to this caller: UNAVAILABLE)
 -- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
@@ -43,5 +44,5 @@ if h[9] then
   wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6], ix = KEYS[11],
     wait = KEYS[12]}, h[9], ARGV[2], ARGV[3], now, ARGV[6], ARGV[7])
 end
-idem_store(KEYS[7], ARGV[8], ARGV[9])
+idem_store(KEYS[7], ARGV[8], ARGV[9] .. '\n' .. h[4] .. '\n' .. h[5] .. '\n' .. h[6])
 return {'OK', h[4], h[5], h[6]}

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from api import conditional, render
 from api.auth import require_appointment, require_same_practice
-from api.routes.common import IdemKey, caller, engine, idempotency, raw_json, strict
+from api.routes.common import IdemKey, booked, caller, engine, idempotency, raw_json, strict
 from api.routes.common import forget as _forget
 from api.routes.common import limited as _limited
 from api.schemas import (
@@ -30,6 +30,7 @@ from api.schemas import (
     SearchDays,
 )
 from engine import errors, ids
+from engine.appointments import Found
 from engine.model import patient_record
 from persistence.notify.queries import notification_rows
 
@@ -152,35 +153,39 @@ async def book(
     data = await strict(request, BookIn)
     p, ctx = await caller(request)
     require_same_practice(p, _practice_of_hold(data.hold_id), "hold", data.hold_id)
-    await _limited(request, p, "book")
+    patient = patient_record(data.patient)
+    quota = await _limited(request, p, "book", forget=data.hold_id)  # booking it makes room in the client's cap
     eng = engine(request)
-    appt, replay = await eng.book(
-        data.hold_id,
-        patient_record(data.patient),
-        ctx=ctx,
-        idem=await idempotency(request, idempotency_key),
-    )
-    await _forget(request, p, data.hold_id)
+    try:
+        appt, replay = await eng.book(data.hold_id, patient, ctx=ctx, idem=await idempotency(request, idempotency_key))
+    except Exception:
+        await booked(request, p, data.hold_id, quota, ok=False)
+        raise
+    await booked(request, p, data.hold_id, quota, ok=True)
     body = render.appointment_bytes(appt, (await eng.cached_practice(appt.practice_id)).timezone)
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
-async def _authorised(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> tuple[Any, str]:
+async def _authorised(
+    request: Request[Any, Any, Any], appointment_id: FromPath[str], hold_id: str | None = None
+) -> tuple[Found, str]:
+    """The appointment as read (with ``hold_id``'s interval, a reschedule's target, in the same round trip), once
+    the caller may see it, and its practice's time zone. A cancel or reschedule goes on from this read."""
     p, _ = await caller(request)
     eng = engine(request)
-    appt, manage_hash = await eng.get_appointment(appointment_id)
+    found = await eng.find_appointment(appointment_id, hold_id)
     try:
-        require_appointment(p, appt.practice_id, manage_hash)
+        require_appointment(p, found.appointment.practice_id, found.manage_hash)
     except errors.NotFoundError:
         raise errors.NotFoundError("appointment", appointment_id) from None
-    practice = await eng.cached_practice(appt.practice_id)
-    return appt, practice.timezone
+    practice = await eng.cached_practice(found.appointment.practice_id)
+    return found, practice.timezone
 
 
 @get("/v1/appointments/{appointment_id:str}", tags=["appointments"], summary="Read an appointment")
 async def get_appointment(request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> AppointmentOut:
-    appt, tz = await _authorised(request, appointment_id)
-    return render.appointment_out(appt, tz)
+    found, tz = await _authorised(request, appointment_id)
+    return render.appointment_out(found.appointment, tz)
 
 
 @post(
@@ -194,8 +199,8 @@ async def cancel(
 ) -> AppointmentOut:
     data = await strict(request, CancelIn) if await request.body() else None
     _, ctx = await caller(request)
-    _, tz = await _authorised(request, appointment_id)
-    appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx)
+    found, tz = await _authorised(request, appointment_id)
+    appt = await engine(request).cancel(appointment_id, (data.reason if data else None) or "", ctx, found)
     return render.appointment_out(appt, tz)
 
 
@@ -210,8 +215,8 @@ async def reschedule(
 ) -> AppointmentOut:
     data = await strict(request, RescheduleIn)
     p, ctx = await caller(request)
-    _, tz = await _authorised(request, appointment_id)
-    appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx)
+    found, tz = await _authorised(request, appointment_id, data.hold_id)
+    appt = await engine(request).reschedule(appointment_id, data.hold_id, ctx, found)
     await _forget(request, p, data.hold_id)
     return render.appointment_out(appt, tz)
 

@@ -110,10 +110,15 @@ def limited_client(request: Request[Any, Any, Any], p: Principal) -> str:
     return client_id(request)
 
 
-async def limited(request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None) -> None:
+async def limited(
+    request: Request[Any, Any, Any], p: Principal, action: str, hold_id: str | None = None, forget: str = ""
+) -> access.Quota | None:
     """Public callers' abuse limits (API.md: 429 with Retry-After); admin and staff callers are not limited. An
     app's requests count per (key, end user) with the public limits and per key with the key's own; the answer
     carries the IETF RateLimit fields of the tighter one (api/metrics.py adds them).
+
+    ``forget``: the hold a booking books, taken off the client's live holds by the same call (no round trip of
+    its own; ``booked`` puts it back when the booking fails). Returns the client's own quota (None: not limited).
 
     When Redis cannot count (the shard of the client's counters has no primary, or Redis is down), this process
     counts them itself (``access.LocalLimits``, docs/operations.md): the request goes on to the practice's shard,
@@ -122,13 +127,13 @@ async def limited(request: Request[Any, Any, Any], p: Principal, action: str, ho
         return
     counted = request.app.state.metrics.domain
     eng, local, state = engine(request), _local_limits(request), request.scope.setdefault("state", {})
-    scopes = [(_limits(request), limited_client(request, p), hold_id)]
-    if p.kind == "app":
-        scopes.append((_key_limits(request), f"app:{p.app_key_id}", None))
+    scopes = [(_limits(request), limited_client(request, p), hold_id, forget)]
+    if p.kind == "app":  # the key's own budget has no live-hold cap
+        scopes.append((_key_limits(request), f"app:{p.app_key_id}", None, ""))
     quotas = []
-    for limits, client, member in scopes:
+    for limits, client, member, gone in scopes:
         try:
-            quotas.append(await access.check_limit(eng, limits, client, action, member, local))
+            quotas.append(await access.check_limit(eng, limits, client, action, member, local, gone))
         except errors.LimitExceededError as exc:
             per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
             state["ratelimit"] = (per_minute, 0, exc.retry_after_s)
@@ -139,6 +144,7 @@ async def limited(request: Request[Any, Any, Any], p: Principal, action: str, ho
     if not all(q.in_redis for q in quotas):
         log.warning("abuse limits of a client counted in this process: Redis did not answer")
         counted.labels(f"limit_{action}", "local").inc()
+    return quotas[0]
 
 
 async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) -> None:
@@ -153,3 +159,26 @@ async def forget(request: Request[Any, Any, Any], p: Principal, hold_id: str) ->
     except clients.UNREACHABLE as exc:
         log.warning("a hold's place in its client's cap was not freed: %s", exc or type(exc).__name__)
         request.app.state.metrics.domain.labels("limit_forget", "failed").inc()
+
+
+async def booked(
+    request: Request[Any, Any, Any], p: Principal, hold_id: str, quota: access.Quota | None, ok: bool
+) -> None:
+    """After a booking of ``hold_id`` whose limit call was asked to forget it (``limited(..., forget=hold_id)``):
+    booked (``ok``), it no longer counts against the client's cap, which Redis already knows unless this process
+    counted the request itself (then as ``forget``); failed, a hold the call took off counts again until its
+    expiry (a failure to say so is logged: the client then has room for one more hold meanwhile)."""
+    if p.kind not in LIMITED or quota is None:
+        return
+    if ok:
+        if quota.in_redis:
+            _local_limits(request).forget(limited_client(request, p), hold_id)
+        else:
+            await forget(request, p, hold_id)
+        return
+    if not quota.forgot_ms:
+        return
+    try:
+        await access.remember_hold(engine(request), limited_client(request, p), hold_id, quota.forgot_ms)
+    except clients.UNREACHABLE as exc:
+        log.warning("a hold's place in its client's cap was not taken again: %s", exc or type(exc).__name__)

@@ -114,6 +114,7 @@ class PipelinedReads:
         self._timer: asyncio.TimerHandle | None = None
         self._sent_at: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.reads = self.failures = 0
+        self.writes = 0  # round trips: the reads of one loop iteration go in one write (and come back together)
 
     @classmethod
     def for_client(cls, client: Any, observe: Observe | None = None) -> PipelinedReads | None:
@@ -185,6 +186,7 @@ class PipelinedReads:
         if proto.transport is None or proto.lost is not None:
             proto.fail(proto.lost or RedisConnectionError("Connection to Redis closed"))
             return
+        proto.owner.writes += 1
         proto.transport.write(b"".join(out))
 
     def _check_timeouts(self) -> None:

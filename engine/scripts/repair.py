@@ -131,6 +131,16 @@ async def forget_client_hold(lua: Lua, client: str, hold_id: str) -> None:
     await lua.redis.zrem(keys.client_holds(client), hold_id)
 
 
+async def remember_client_hold(lua: Lua, client: str, hold_id: str, expires_ms: int) -> None:
+    """A hold taken off its client's cap by a booking that then failed counts again until ``expires_ms``."""
+    key = keys.client_holds(client)
+    async with lua.redis.pipeline(transaction=False) as pipe:  # one slot: one round trip on a cluster too
+        pipe.zadd(key, {hold_id: expires_ms})
+        pipe.pexpireat(key, expires_ms, nx=True)  # the set emptied meanwhile: it lives as long as the hold
+        pipe.pexpireat(key, expires_ms, gt=True)  # never shortened for the holds it has
+        await pipe.execute()
+
+
 async def trim_past(
     lua: Lua, *, practice_id: str, practitioner_id: str, visit_type_ids: list[str], before: int, max_duration_s: int
 ) -> None:

@@ -176,18 +176,21 @@ async def limit(
     live_holds: int,
     hold_ttl_ms: int,
     member: str,
-) -> tuple[int, int]:
+    forget: str = "",
+) -> tuple[int, int, int]:
     """Record one request of a public client; raise LimitExceededError when it is over a limit. Returns the
-    requests left in the window and the ms until the oldest counted leaves it (RateLimit-Remaining, -Reset)."""
+    requests left in the window, the ms until the oldest counted leaves it (RateLimit-Remaining, -Reset), and
+    the expiry (ms) of the hold ``forget`` taken off the client's live holds when the request counted (0: it was
+    not among them)."""
     res = reply(
         await lua.run(
             "limit",
             [keys.client_requests(client, action), keys.client_holds(client)],
-            [now_ms, 60_000, per_minute, live_holds, hold_ttl_ms, member],
+            [now_ms, 60_000, per_minute, live_holds, hold_ttl_ms, member, forget],
         )
     )
     if res[0] == "OK":
-        return int(res[1]), int(res[2])
+        return int(res[1]), int(res[2]), int(res[3])
     if res[0] == "HOLDS":
         raise errors.LimitExceededError.holds(live_holds, int(res[1]))
     raise errors.LimitExceededError.rate(per_minute, action, int(res[1]))
