@@ -241,8 +241,9 @@ def test_book_statuses() -> None:
         call = w.book_call(hid, idem_ref="b1", fingerprint="fp", record=b'{"appt":1}')
         booked = await scripts.book(w.lua, call)
         assert booked == scripts.Booked(w.vt.id, start, start + 1800)
+        # the stored answer, and the hold's interval the script appended to it (the caller seals it without)
         assert await scripts.book(w.lua, w.book_call(hid, idem_ref="b1", fingerprint="fp")) == scripts.Replay(
-            b'{"appt":1}'
+            b'{"appt":1}\n%s\n%d\n%d' % (w.vt.id.encode(), start, start + 1800)
         )
         with pytest.raises(errors.IdempotencyKeyReusedError):
             await scripts.book(w.lua, w.book_call(hid, idem_ref="b1", fingerprint="x"))
@@ -393,6 +394,31 @@ def test_limit_statuses() -> None:
         with pytest.raises(errors.LimitExceededError, match="book requests") as exc:
             await limit("book", 0, "b3")
         assert exc.value.retry_after_s == 60
+
+    run(body)
+
+
+def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts() -> None:
+    async def body(w: World) -> None:
+        now = int(w.clock.now * 1000)
+
+        async def limit(action: str, member: str, forget: str = "") -> tuple[int, int, int]:
+            return await scripts.limit(
+                w.lua, now_ms=now, client="c2", action=action, per_minute=2 if action == "book" else 5,
+                live_holds=1 if action == "hold" else 0,
+                hold_ttl_ms=300_000, member=member, forget=forget,
+            )  # fmt: skip
+
+        await limit("hold", "h1")
+        with pytest.raises(errors.LimitExceededError, match="live holds"):
+            await limit("hold", "h2")
+        assert (await limit("book", "b1", forget="h1"))[2] == now + 300_000  # its expiry: to put it back
+        assert (await limit("book", "b2", forget="h1"))[2] == 0  # no longer there
+        await limit("hold", "h2")  # booking h1 made room
+        with pytest.raises(errors.LimitExceededError, match="book requests"):
+            await limit("book", "b3", forget="h2")  # refused: not counted, and h2 still counts
+        with pytest.raises(errors.LimitExceededError, match="live holds"):
+            await limit("hold", "h3")
 
     run(body)
 

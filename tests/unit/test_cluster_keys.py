@@ -36,7 +36,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_reindex": 0,
     "waitlist_counters": 0,
     "waitlist_offer_free": ["OK", 0],
-    "limit": ["OK", 1, 60_000],
+    "limit": ["OK", 1, 60_000, 0],
 }
 
 
