@@ -7,7 +7,9 @@ key derived from the client's Idempotency-Key, which Redis never sees in clear.
   waitlist entry of an accept, say) and its body, so a key sent again to another route or another resource is
   ``idempotency_key_reused``, never the first resource's answer;
 - the stored record (with the patient's data and, for a booking, the manage token) is AES-GCM sealed under a
-  third derived key, its ``ref`` bound as associated data.
+  third derived key, its ``ref`` bound as associated data. A booking's record is sealed before the hold is read
+  (the booking costs no read of its own), so book.lua appends the hold's visit type and interval in clear, as
+  the appointment and hold hashes hold them (``engine.appointments``: the answer put together again).
 """
 
 from __future__ import annotations
