@@ -248,3 +248,23 @@ def test_a_waitlist_offer_occupies_its_buffers_as_a_booking_would(client: Any) -
     assert not {"09:30", "09:35"} & free and "09:40" in free  # the offer's after-buffer is taken too
     inside = (dt.datetime.fromisoformat(got["offer"]["end"]) + dt.timedelta(minutes=5)).isoformat()
     assert hold(client, dr, plain, inside).status_code == 409
+
+
+def test_a_waitlist_offer_is_not_made_where_its_buffers_would_overlap(client: Any) -> None:
+    """A freed interval is offered to a waiting entry only where the offer's whole occupation is free: here the
+    entry's visit type needs 20 minutes after it, and a booking sits 10 minutes after the freed visit."""
+    ctx = setup_practice(client, durations=(15,), slot_step_minutes=5)
+    pid, dr, plain = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][15]
+    short_after, long_after = visit_type(client, pid, 30, after=10), visit_type(client, pid, 30, after=20)
+    day = next_weekday(2)
+    appt = book(client, dr, short_after, at(search(client, pid, short_after, day), "09:00"))
+    book(client, dr, plain, at(search(client, pid, plain, day), "09:40"))
+    body = {"visit_type_id": long_after, "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "from_time": "09:00", "to_time": "10:00", "patient": PATIENT}  # fmt: skip
+    entry = client.post(f"/v1/practices/{pid}/waitlist", json=body)
+    assert entry.status_code == 201, entry.text
+    assert client.post(f"/v1/appointments/{appt['id']}/cancel", json={}).status_code == 200
+    got = client.get(f"/v1/waitlist/{entry.json()['id']}").json()
+    assert got["status"] == "waiting" and got["offer"] is None, got  # 09:00 + 30 + 20 reaches the 09:40 booking
+    assert "09:00" not in hhmm(search(client, pid, long_after, day))  # search agrees
+    assert "09:00" in hhmm(search(client, pid, short_after, day))  # the freed visit itself is free again
