@@ -140,6 +140,7 @@ DOCS: dict[str, Doc] = {
             }
         },
     ),
+    "change_visit_type": Doc((*V1, *BODY, 403, 404)),
     "put_schedule": Doc(
         (*V1, *BODY, 404, 409),
         {
@@ -445,6 +446,17 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
                 fmt = OUT_FORMATS.get(prop)
                 if fmt is not None:
                     _format(sub, fmt)
+        for prop, sub in list((schema.properties or {}).items()):
+            # an optional field (``X | UnsetType``) renders as a oneOf of one schema: state that schema itself, so
+            # its enum or pattern sits on the property (e.g. Patient.language)
+            if (
+                isinstance(sub, Schema)
+                and sub.one_of
+                and len(sub.one_of) == 1
+                and isinstance(sub.one_of[0], Schema)
+                and set(sub.to_schema()) == {"oneOf"}  # nothing stated beside it (a bound would be lost)
+            ):
+                schema.properties[prop] = sub.one_of[0]  # type: ignore[index]
         config = getattr(field_definition.type_, "__struct_config__", None)
         if config is not None and config.forbid_unknown_fields:
             schema.additional_properties = False

@@ -13,6 +13,7 @@ from engine.model import (
     AwareDatetime,
     FreeText,
     Identifier,
+    Language,
     Name,
     Patient,
     PatientIn,
@@ -67,21 +68,41 @@ OptionalQueryId = Annotated[str | None, QueryParameter(max_length=200)]
 class PracticeIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     timezone: Timezone
+    language: Language = "en"
 
 
 class PractitionerIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
 
 
+# Litestar leaves a bound of 0 out of the document (it tests the bound for truth): stated again in "extra"
+BufferMinutes = Annotated[
+    int, msgspec.Meta(ge=0, le=limits.MAX_BUFFER_MINUTES, extra_json_schema={"extra": {"minimum": 0}})
+]
+PerDay = Annotated[int, msgspec.Meta(ge=limits.MIN_PER_DAY, le=limits.MAX_PER_DAY)]
+
+
 class VisitTypeIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     duration_minutes: DurationMinutes
+    buffer_before_minutes: BufferMinutes = 0
+    buffer_after_minutes: BufferMinutes = 0
+    max_per_day: PerDay | None = None
+
+
+class VisitTypePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH /v1/visit-types/{id}``: the fields given change (``max_per_day: null`` removes the limit)."""
+
+    buffer_before_minutes: BufferMinutes | msgspec.UnsetType = msgspec.UNSET
+    buffer_after_minutes: BufferMinutes | msgspec.UnsetType = msgspec.UNSET
+    max_per_day: PerDay | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class PracticeOut(msgspec.Struct):
     id: str
     name: str
     timezone: str
+    language: str = "en"
 
 
 class PractitionerOut(msgspec.Struct):
@@ -95,6 +116,15 @@ class VisitTypeOut(msgspec.Struct):
     practice_id: str
     name: str
     duration_minutes: int
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    max_per_day: int | None = None
+
+
+class VisitTypeChanged(VisitTypeOut, kw_only=True):
+    """The changed visit type and the booked appointments it now conflicts with (nothing booked is moved)."""
+
+    conflicts: list[str] = []
 
 
 class PractitionerList(msgspec.Struct):

@@ -22,6 +22,26 @@ class ScheduleState(msgspec.Struct, frozen=True):
     until: int  # end of the materialised days (epoch seconds; 0: none yet)
 
 
+class BookedClaim(msgspec.Struct, frozen=True):
+    """A booked appointment as its practitioner's claims zset holds it: the visit and its occupation."""
+
+    id: str
+    visit_type_id: str
+    start: int
+    end: int
+    occ_start: int
+    occ_end: int
+
+
+def _widened(closures: list[tuple[int, int]], vt: VisitType) -> list[tuple[int, int]]:
+    """Closures as a visit's start sees them: its buffers may reach outside the window, never into a closure, so
+    a closure keeps out the starts whose [start - before, end + after] touches it."""
+    before, after = vt.buffers_s
+    if not before and not after:
+        return closures
+    return [(c_start - after, c_end + before) for c_start, c_end in closures]
+
+
 def dates(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -150,16 +170,80 @@ class Availability:
                 except errors.StaleScheduleError:
                     pass  # the concurrent schedule change recomputes every visit type
 
-    async def conflicts(self, practice: Practice, practitioner_id: str, schedule: Schedule) -> list[str]:
+    async def booked_claims(self, pid: str, practitioner_id: str) -> list[BookedClaim]:
+        """The booked appointments of a practitioner that have not ended, with their visit and occupation."""
         now = int(self.rt.clock())
         members = await self.rt.redis.zrangebyscore(
-            keys.claims(practice.id, practitioner_id), now - limits.MAX_DURATION_S, "+inf", withscores=True
+            keys.claims(pid, practitioner_id), now - limits.MAX_OCCUPATION_S, "+inf", withscores=True
+        )
+        booked = []
+        for member, score in members:
+            kind, ident, last, _ = text(member).split("|")
+            if kind == "b":
+                booked.append((ident, int(score), int(last)))
+        if not booked:
+            return []
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            for ident, _, _ in booked:
+                pipe.hmget(keys.appointment(pid, ident), "start", "end", "visit_type_id")
+            rows = await pipe.execute()
+        out = []
+        for (ident, occ_start, occ_end), (start, end, vt) in zip(booked, rows, strict=True):
+            visit_start, visit_end = int(start or occ_start), int(end or occ_end)
+            if visit_end > now:
+                out.append(BookedClaim(ident, text(vt or b""), visit_start, visit_end, occ_start, occ_end))
+        return out
+
+    async def conflicts(self, practice: Practice, practitioner_id: str, schedule: Schedule) -> list[str]:
+        """Booked appointments the schedule no longer offers: the visit outside every window, or its occupation
+        (buffers included) reaching into a closure."""
+        closures = schedule.closure_spans()
+        out = []
+        for c in await self.booked_claims(practice.id, practitioner_id):
+            if not schedule.covers(c.start, c.end, practice.timezone) or any(
+                c.occ_start < c_end and c.occ_end > c_start for c_start, c_end in closures
+            ):
+                out.append(c.id)
+        return out
+
+    async def rule_conflicts(self, vt: VisitType) -> list[str]:
+        """Booked appointments of ``vt`` that its current rules conflict with: the occupation its buffers now give
+        overlaps another live claim's occupation or reaches into a closure, or its practitioner has more than
+        ``max_per_day`` of them on its local date (the ones after the first ``max_per_day``, by start)."""
+        practice = await self.catalog.get_practice(vt.practice_id)
+        tz = timeutil.zone(practice.timezone)
+        before, after = vt.buffers_s
+        now_ms = self.rt.now_ms()
+        out: list[str] = []
+        for pr in await self.catalog.list_practitioners(vt.practice_id):
+            state = await self.schedule_state(vt.practice_id, pr.id)
+            closures = state.schedule.closure_spans() if state is not None else []
+            mine = [c for c in await self.booked_claims(vt.practice_id, pr.id) if c.visit_type_id == vt.id]
+            if not mine:
+                continue
+            others = await self._live_occupations(vt.practice_id, pr.id, now_ms)
+            per_day: dict[dt.date, int] = {}
+            for c in sorted(mine, key=lambda c: (c.start, c.id)):
+                lo, hi = c.start - before, c.end + after
+                clash = any(lo < e and hi > s for ident, s, e in others if ident != c.id)
+                closed = any(lo < c_end and hi > c_start for c_start, c_end in closures)
+                day = timeutil.local_date_of(c.start, tz)
+                per_day[day] = per_day.get(day, 0) + 1
+                over = vt.max_per_day is not None and per_day[day] > vt.max_per_day
+                if clash or closed or over:
+                    out.append(c.id)
+        return sorted(set(out))
+
+    async def _live_occupations(self, pid: str, practitioner_id: str, now_ms: int) -> list[tuple[str, int, int]]:
+        now = now_ms // 1000
+        members = await self.rt.redis.zrangebyscore(
+            keys.claims(pid, practitioner_id), now - limits.MAX_OCCUPATION_S, "+inf", withscores=True
         )
         out = []
         for member, score in members:
-            kind, ident, end, _ = text(member).split("|")
-            if kind == "b" and int(end) > now and not schedule.covers(int(score), int(end), practice.timezone):
-                out.append(ident)
+            kind, ident, occ_end, exp = text(member).split("|")
+            if kind == "b" or int(exp) > now_ms:
+                out.append((ident, int(score), int(occ_end)))
         return out
 
     async def roll_horizon(self) -> int:
@@ -193,7 +277,7 @@ class Availability:
                     practitioner_id=pr.id,
                     visit_type_ids=[vt.id for vt in vts],
                     before=timeutil.day_bounds(today - dt.timedelta(days=1), tz)[0],
-                    max_duration_s=limits.MAX_DURATION_S,
+                    max_duration_s=limits.MAX_OCCUPATION_S,
                 )
         return rolled
 
@@ -203,7 +287,8 @@ def _day_plans(
 ) -> list[scripts.DayPlan]:
     tz = timeutil.zone(practice.timezone)
     closures = timeutil.merge_spans(schedule.closure_spans())
-    longest = max((vt.duration_minutes * 60 for vt in vts), default=0)
+    # a visit's buffers may reach outside its window, never into a closure (_widened): look that much further
+    longest = max((vt.duration_minutes * 60 + max(vt.buffers_s) for vt in vts), default=0)
     plans = []
     for day in days:
         start, end = timeutil.day_bounds(day, tz)
@@ -215,6 +300,6 @@ def _day_plans(
                 per_vt.append([])
             else:
                 step, dur = schedule.slot_step_minutes * 60, vt.duration_minutes * 60
-                per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, near))
+                per_vt.append(timeutil.day_slots(day, windows, tz, step, dur, _widened(near, vt)))
         plans.append(scripts.DayPlan(start, end, per_vt))
     return plans

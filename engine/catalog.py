@@ -37,6 +37,14 @@ def _lists(sorted_ids: list[str], ident: str) -> bool:
     return i < len(sorted_ids) and sorted_ids[i] == ident
 
 
+def check_rules(vt: VisitType) -> None:
+    for name in ("buffer_before_minutes", "buffer_after_minutes"):
+        if not limits.buffer_minutes_ok(getattr(vt, name)):
+            raise errors.InvalidRequestError(f"{name} must be 0 to {limits.MAX_BUFFER_MINUTES}")
+    if vt.max_per_day is not None and not limits.MIN_PER_DAY <= vt.max_per_day <= limits.MAX_PER_DAY:
+        raise errors.InvalidRequestError(f"max_per_day must be null or {limits.MIN_PER_DAY} to {limits.MAX_PER_DAY}")
+
+
 class Catalog:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -57,14 +65,14 @@ class Catalog:
             ctx=ctx,
         )
 
-    async def create_practice(self, name: str, timezone: str, ctx: Ctx = SYSTEM) -> Practice:
+    async def create_practice(self, name: str, timezone: str, ctx: Ctx = SYSTEM, language: str = "en") -> Practice:
         if timezone not in timeutil.practice_zone_names():  # localtime, Factory...: timeutil.NOT_PRACTICE_ZONES
             raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone a practice can be in")
         try:
             timeutil.zone(timezone)
         except timeutil.UnknownTimeZoneError:
             raise errors.UnknownTimezoneError(f"{timezone!r} is not an IANA time zone") from None
-        practice = Practice(id=ids.new_practice_id(), name=name, timezone=timezone)
+        practice = Practice(id=ids.new_practice_id(), name=name, timezone=timezone, language=language)
         await scripts.add_practice(self.rt.lua, practice.id)  # first: loops skip ids without a record
         await self._put(practice.id, keys.practice(practice.id), "record", practice, "practice", ctx)
         await scripts.mark_practice(self.rt.lua, practice.id, self.rt.now_ms())
@@ -109,17 +117,39 @@ class Catalog:
     async def get_practitioner(self, practitioner_id: str) -> Practitioner:
         return await self._get(practitioner_id, "r", keys.practitioners, Practitioner, "practitioner")
 
-    async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
+    async def add_visit_type(
+        self,
+        practice_id: str,
+        name: str,
+        minutes: int,
+        ctx: Ctx = SYSTEM,
+        *,
+        buffer_before_minutes: int = 0,
+        buffer_after_minutes: int = 0,
+        max_per_day: int | None = None,
+    ) -> VisitType:
         if not limits.visit_minutes_ok(minutes):
             raise errors.InvalidRequestError(
                 f"duration_minutes must be {limits.MIN_VISIT_MINUTES} to {limits.MAX_VISIT_MINUTES}"
             )
         await self.get_practice(practice_id)
         vt = VisitType(
-            id=ids.new_visit_type_id(practice_id), practice_id=practice_id, name=name, duration_minutes=minutes
+            id=ids.new_visit_type_id(practice_id),
+            practice_id=practice_id,
+            name=name,
+            duration_minutes=minutes,
+            buffer_before_minutes=buffer_before_minutes,
+            buffer_after_minutes=buffer_after_minutes,
+            max_per_day=max_per_day,
         )
+        check_rules(vt)
         await self._put(practice_id, keys.visit_types(practice_id), vt.id, vt, "visit_type", ctx)
         return vt
+
+    async def save_visit_type(self, vt: VisitType, ctx: Ctx = SYSTEM) -> None:
+        """Store a changed visit type (its buffers and daily limit; the claim scripts read them at once)."""
+        check_rules(vt)
+        await self._put(vt.practice_id, keys.visit_types(vt.practice_id), vt.id, vt, "visit_type", ctx)
 
     async def list_visit_types(self, practice_id: str) -> list[VisitType]:
         return await self._list(practice_id, keys.visit_types, VisitType)

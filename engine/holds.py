@@ -23,6 +23,12 @@ FURTHEST_HOLD_S = 800 * 86400  # beyond any horizon (730 days)
 EXPIRE_CHUNK = 25  # holds per expire call while entries wait (each with its OFFER_IDS fresh hold ids)
 
 
+def local_day(t: int, tz_name: str) -> tuple[int, int]:
+    """The bounds of the practice's local date of ``t`` (23 or 25 hours on DST days): a daily limit counts them."""
+    tz = timeutil.zone(tz_name)
+    return timeutil.day_bounds(timeutil.local_date_of(t, tz), tz)
+
+
 class Holds:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
@@ -43,7 +49,7 @@ class Holds:
         pid = ids.practice_of(practitioner_id, "r")
         if pid is None:
             raise errors.NotFoundError("practitioner", practitioner_id)
-        _, vt, _ = await self.catalog.search_context(pid, visit_type_id, practitioner_id)
+        practice, vt, _ = await self.catalog.search_context(pid, visit_type_id, practitioner_id)
         begin = timeutil.to_epoch(start)
         if start.microsecond or start.second:
             raise errors.SlotUnavailableError("not_a_slot")
@@ -75,6 +81,7 @@ class Holds:
             idem_ref=idem.ref if idem else None,
             fingerprint=idem.fingerprint if idem else "",
             record=seal(idem, encoder.encode(hold)) if idem else b"",  # stored only for idempotent requests
+            day=local_day(begin, practice.timezone),
         )
         replay = await scripts.hold(self.rt.lua, call)
         if replay is not None and idem is not None:

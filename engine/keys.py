@@ -50,6 +50,12 @@ def claims(pid: str, practitioner_id: str) -> str:
     return f"{tag(pid)}:claims:{practitioner_id}"
 
 
+def claim_types(pid: str, practitioner_id: str) -> str:
+    """Daily limits: claim id (hold or appointment) -> '<visit_type_id>|<start_s>'; read only for members of the
+    practitioner's claims zset (an entry of a claim that ended counts nothing; the horizon roll trims old ones)."""
+    return f"{tag(pid)}:cvt:{practitioner_id}"
+
+
 def hold(pid: str, hold_id: str) -> str:
     return f"{tag(pid)}:hold:{hold_id}"
 

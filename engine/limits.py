@@ -52,6 +52,20 @@ OFFERS_PER_INTERVAL: Final = 4
 hold ids per interval it frees; lua/_prelude.lua ``offer_freed`` caps each interval, so that when several
 intervals are freed in one call, e.g. holds expiring in one sweep, the first cannot take the others' offers)."""
 
+MAX_BUFFER_MINUTES: Final = 120
+"""The longest buffer before or after a visit (``buffer_before_minutes``, ``buffer_after_minutes``)."""
+MAX_OCCUPATION_S: Final = MAX_VISIT_S + 2 * MAX_BUFFER_MINUTES * 60
+"""The longest occupation of a practitioner by one claim (a visit and both its buffers): claims zsets are scored
+by the occupation's start, so this bounds every overlap look-up (the Lua scripts get it as ``MAX_OCCUPATION_S``)."""
+MIN_PER_DAY: Final = 1
+MAX_PER_DAY: Final = 1000
+"""``max_per_day`` (per practitioner, visit type and local date; null: no limit)."""
+
+
+def buffer_minutes_ok(minutes: int) -> bool:
+    return 0 <= minutes <= MAX_BUFFER_MINUTES
+
+
 RESTORE_PAST_DAYS: Final = 30
 """Reconciliation puts back into Redis the appointments that ended at most this many days ago
 (persistence/reconcile.py)."""

@@ -10,6 +10,8 @@ import msgspec
 from engine import timeutil
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Language = Literal["en", "fr", "de", "es", "it", "nl"]
+"""The languages notices are written in (BCP 47 primary tags; engine/notices.py)."""
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 # Every text field of a request refuses control characters (issue 22: PostgreSQL refuses NUL in text, and a
 # CR/LF in a name or an address is a header injection in a mail). The patterns are published in the OpenAPI
@@ -129,6 +131,7 @@ class Practice(msgspec.Struct):
     id: str
     name: str
     timezone: str
+    language: str = "en"  # notices to patients who chose none (a Language)
 
 
 class Practitioner(msgspec.Struct):
@@ -138,10 +141,21 @@ class Practitioner(msgspec.Struct):
 
 
 class VisitType(msgspec.Struct):
+    """``buffer_*_minutes``: how long the practitioner stays occupied before and after each visit of this type;
+    ``max_per_day``: at most this many live claims (holds and bookings) per practitioner and local date (None: no
+    limit). The claim scripts read them from Redis (lua/_prelude.lua, vt_rules): a change applies at once."""
+
     id: str
     practice_id: str
     name: str
     duration_minutes: int
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    max_per_day: int | None = None
+
+    @property
+    def buffers_s(self) -> tuple[int, int]:
+        return self.buffer_before_minutes * 60, self.buffer_after_minutes * 60
 
 
 class Patient(msgspec.Struct, forbid_unknown_fields=True):
@@ -151,6 +165,7 @@ class Patient(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
     phone: Annotated[str, msgspec.Meta(max_length=40, pattern=r"^[0-9+()\-. ]*$")] | None = None
+    language: Language | msgspec.UnsetType = msgspec.UNSET  # the notices' language (else the practice's)
 
 
 class PatientIn(Patient):
@@ -164,7 +179,7 @@ class PatientIn(Patient):
 
 def patient_record(p: Patient) -> Patient:
     """The patient a request gave (a ``PatientIn``) as the records hold it: a plain ``Patient``."""
-    return p if type(p) is Patient else Patient(name=p.name, email=p.email, phone=p.phone)
+    return p if type(p) is Patient else Patient(name=p.name, email=p.email, phone=p.phone, language=p.language)
 
 
 class Slot(msgspec.Struct, array_like=False):

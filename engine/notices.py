@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import icalendar
 import msgspec
 
-from engine import timeutil
+from engine import notice_texts, timeutil
 
 KINDS = ("confirmation", "reminder", "cancellation")
 
@@ -34,6 +34,7 @@ class NoticeFacts(msgspec.Struct, frozen=True):
     patient_email: str
     offset_s: int = 0
     rescheduled: bool = False
+    language: str = "en"  # the patient's, else the practice's (engine/notice_texts.py)
 
 
 def local_text(epoch: int, tz_name: str) -> str:
@@ -46,7 +47,7 @@ def local_text(epoch: int, tz_name: str) -> str:
     )
 
 
-def _lead(offset_s: int) -> str:
+def _lead(offset_s: int, language: str = "en") -> str:
     if offset_s % 86400 == 0:
         n, unit = offset_s // 86400, "day"
     elif offset_s % 3600 == 0:
@@ -55,10 +56,34 @@ def _lead(offset_s: int) -> str:
         n, unit = offset_s // 60, "minute"
     else:
         n, unit = offset_s, "second"
+    if language in notice_texts.TEXTS:
+        return notice_texts.lead(n, unit, language)
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+def _kind(f: NoticeFacts) -> str:
+    if f.kind == "cancellation":
+        return "cancelled"
+    if f.kind == "reminder":
+        return "reminder"
+    return "moved" if f.rescheduled else "confirmed"
+
+
+def _words(f: NoticeFacts) -> dict[str, str] | None:
+    """The notice's words in its language (None: English, written below as it always was)."""
+    return notice_texts.TEXTS.get(f.language)
+
+
+def _local(f: NoticeFacts) -> str:
+    if _words(f) is None:
+        return local_text(f.start, f.timezone)
+    return notice_texts.when(dt.datetime.fromtimestamp(f.start, timeutil.zone(f.timezone)), f.timezone, f.language)
+
+
 def subject(f: NoticeFacts) -> str:
+    words = _words(f)
+    if words is not None:
+        return words[f"subject_{_kind(f)}"].format(when=_local(f), lead=_lead(f.offset_s, f.language))
     when = local_text(f.start, f.timezone)
     if f.kind == "cancellation":
         return f"Cancelled: your appointment on {when}"
@@ -67,7 +92,23 @@ def subject(f: NoticeFacts) -> str:
     return f"{'Moved' if f.rescheduled else 'Confirmed'}: your appointment on {when}"
 
 
+def _body_in(f: NoticeFacts, words: dict[str, str]) -> str:
+    who = words["who"].format(practitioner=f.practitioner_name, practice=f.practice_name)
+    main = words[f"main_{_kind(f)}"].format(
+        who=who, when=_local(f), visit=f.visit_type_name, minutes=(f.end - f.start) // 60
+    )
+    how = "" if f.kind == "cancellation" else "\n" + words["how"].format(ref=f.appointment_id) + "\n"
+    return (
+        f"{words['hello'].format(name=f.patient_name)}\n\n{main}\n"
+        f"{words['local'].format(tz=f.timezone)}\n{how}\n"
+        f"{words['ref'].format(ref=f.appointment_id, version=f.version)}\n"
+    )
+
+
 def body(f: NoticeFacts) -> str:
+    words = _words(f)
+    if words is not None:
+        return _body_in(f, words)
     when = local_text(f.start, f.timezone)
     minutes = (f.end - f.start) // 60
     who = f"{f.practitioner_name} at {f.practice_name}"
@@ -105,7 +146,9 @@ def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
     event.add("dtstamp", now or dt.datetime.now(dt.timezone.utc))
     event.add("dtstart", dt.datetime.fromtimestamp(f.start, tz))
     event.add("dtend", dt.datetime.fromtimestamp(f.end, tz))
-    event.add("summary", f"{f.visit_type_name} with {f.practitioner_name}")
+    words = _words(f)
+    summary = "{visit} with {practitioner}" if words is None else words["summary"]
+    event.add("summary", summary.format(visit=f.visit_type_name, practitioner=f.practitioner_name))
     event.add("location", f.practice_name)
     event.add("status", "CANCELLED" if f.kind == "cancellation" else "CONFIRMED")
     cal.add_component(event)

@@ -86,7 +86,11 @@ class Search:
             lo, hi = self._range(practice, date, days)
             detail = self._detail(date, days, vt, practitioner_id)
             roster = self._roster(prac_ids, practitioner_id, attempt)
-            call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster)
+            tz = timeutil.zone(practice.timezone)
+            local_days = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
+            call = self._call(
+                practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster, local_days=local_days
+            )
             try:
                 found = await scripts.search(self.rt.lua, call, self._send)
             except scripts.RosterChanged:
@@ -269,6 +273,8 @@ class Search:
         """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
         When any asked day moved or ran out of time, the script computes every asked day again and audits the
         search in the same step, so only answers made entirely from the cache are audited later."""
+        if not prac_ids:  # a practice without practitioners offers nothing (and has no versions to read)
+            return [], False
         dur = vt.duration_minutes * 60
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
@@ -320,7 +326,17 @@ class Search:
         first_b, last_b = buckets(lo, hi, dur)
         audit = audited is not None
         call = self._call(
-            pid, [prac_ids[i] for i in who], vt, lo, hi, audited or {}, audit, ctx, (first_b, last_b), roster=roster
+            pid,
+            [prac_ids[i] for i in who],
+            vt,
+            lo,
+            hi,
+            audited or {},
+            audit,
+            ctx,
+            (first_b, last_b),
+            roster=roster,
+            local_days=day_bounds[d_first : d_last + 1],
         )
         found = await scripts.search(self.rt.lua, call, self._send)
         now = self.rt.now_ms()
@@ -392,6 +408,7 @@ class Search:
         bucket_range: tuple[int, int] = (0, -1),
         at: int | None = None,
         roster: int | None = None,
+        local_days: list[tuple[int, int]] | None = None,
     ) -> scripts.Call:
         return scripts.search_call(
             now_ms=self.rt.now_ms() if at is None else at,
@@ -406,4 +423,5 @@ class Search:
             ctx=ctx,
             buckets=bucket_range,
             roster=roster,
+            days=local_days or (),
         )

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from engine.appointments import Appointments, patient_ref
 from engine.availability import Availability
 from engine.catalog import Catalog
@@ -92,7 +94,22 @@ class BookingEngine:
     def clock(self) -> Callable[[], float]:
         return self.rt.clock
 
-    async def add_visit_type(self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM) -> VisitType:
-        vt = await self.catalog.add_visit_type(practice_id, name, minutes, ctx)
+    async def add_visit_type(
+        self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM, **rules: int | None
+    ) -> VisitType:
+        """``rules``: buffer_before_minutes, buffer_after_minutes, max_per_day (VisitType)."""
+        vt = await self.catalog.add_visit_type(practice_id, name, minutes, ctx, **rules)  # type: ignore[arg-type]
         await self.availability.offer_visit_type(practice_id, vt)
         return vt
+
+    async def change_visit_type(
+        self, visit_type_id: str, changes: dict[str, int | None], ctx: Ctx = SYSTEM
+    ) -> tuple[VisitType, list[str]]:
+        """Change a visit type's buffers and daily limit (``changes``: the fields that change). The claim scripts
+        read them at once; each practitioner's offered starts are recomputed (buffers never reach into a closure)
+        and the booked appointments the new rules conflict with are reported, never moved."""
+        old = await self.catalog.get_visit_type(visit_type_id)
+        vt = msgspec.structs.replace(old, **changes)
+        await self.catalog.save_visit_type(vt, ctx)
+        await self.availability.offer_visit_type(vt.practice_id, vt)
+        return vt, await self.availability.rule_conflicts(vt)

@@ -1,9 +1,13 @@
 -- Shared helpers, prepended to every script when it is registered (engine/scripts/registry.py).
--- Claims are members of a practitioner's claims zset, scored by start (epoch seconds):
---   'b|<appointment_id>|<end_s>|0'          a booked appointment
---   'h|<hold_id>|<end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms
--- MAX_DURATION_S (the longest visit type, engine/limits.py) bounds every overlap look-up; engine/scripts/registry.py
--- defines it above this prelude.
+-- Claims are members of a practitioner's claims zset, scored by the start of their occupation (epoch seconds):
+--   'b|<appointment_id>|<occ_end_s>|0'          a booked appointment
+--   'h|<hold_id>|<occ_end_s>|<expires_ms>'      a hold, live while now_ms < expires_ms
+-- A claim occupies its practitioner over [start - buffer before, end + buffer after] (its visit type's buffers when
+-- it was claimed): its hold or appointment hash keeps 'occ_start' and 'occ_end' (absent on records written before
+-- buffers existed: the visit itself).
+local unpack = unpack or table.unpack  -- Lua 5.1 (Redis) and 5.4 (embedded)
+-- MAX_DURATION_S (the longest visit type, engine/limits.py) and MAX_OCCUPATION_S (the longest visit with both
+-- buffers at their longest) bound every overlap look-up; engine/scripts/registry.py defines them above this prelude.
 
 local function int(x) return string.format('%d', x) end
 
@@ -21,12 +25,59 @@ end
 -- (a waitlist waits: docs/waitlist.md) an expired hold still in the zset counts too, until expire.lua tidies it.
 local function live_overlaps(claims_key, start, finish, now_ms, ignore, strict)
   local found = {}
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', claims_key, start - MAX_DURATION_S, '(' .. int(finish))) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', claims_key, start - MAX_OCCUPATION_S, '(' .. int(finish))) do
     local kind, _, cend, exp = string.match(m, '^(%a)|([^|]+)|(%d+)|(%d+)$')
     local live = kind == 'b' or strict or tonumber(exp) > now_ms
     if m ~= ignore and live and tonumber(cend) > start then found[#found + 1] = m end
   end
   return found
+end
+
+-- A visit type's buffers (seconds) and daily limit (nil: none), read from the practice's visit types hash in the
+-- script that claims, so a change (PATCH) applies to the next claim at once.
+local function vt_rules(vt_key, vt_id)
+  local raw = redis.call('HGET', vt_key, vt_id)
+  if not raw then return 0, 0, nil end
+  local v = cjson.decode(raw)
+  local before, after, most = v.buffer_before_minutes, v.buffer_after_minutes, v.max_per_day
+  if type(before) ~= 'number' then before = 0 end
+  if type(after) ~= 'number' then after = 0 end
+  if type(most) ~= 'number' then most = nil end
+  return before * 60, after * 60, most
+end
+
+-- The end of a claim's occupation, from its hold or appointment hash fields (end, occ_end)
+local function occ_end_of(visit_end, occ_end)
+  return occ_end or visit_end
+end
+
+-- Daily limits: how many live claims of visit type `vt` start in [ds, de) (one local date of the practice), from
+-- the claims zset (liveness, as live_overlaps: `strict` counts untidied expired holds too) and the practitioner's
+-- claim types hash (claim id -> '<visit_type_id>|<start_s>'). A member's score is its occupation's start, at most
+-- MAX_BUFFER_S before the visit's.
+-- Also returns the instant the count may first drop by time alone (0: never): the earliest expiry of a counted
+-- live hold, or now + 1 when an expired hold counts (whether it does depends on the waitlist).
+local function day_count(claims_key, types_key, vt, ds, de, now_ms, strict)
+  local ids, exps = {}, {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', claims_key, ds - MAX_BUFFER_S, '(' .. int(de))) do
+    local kind, id, _, exp = string.match(m, '^(%a)|([^|]+)|(%d+)|(%d+)$')
+    if kind == 'b' or strict or tonumber(exp) > now_ms then
+      ids[#ids + 1] = id
+      exps[#exps + 1] = kind == 'h' and math.max(tonumber(exp), now_ms + 1) or 0
+    end
+  end
+  if #ids == 0 then return 0, 0 end
+  local n, frees = 0, 0
+  for i, v in ipairs(redis.call('HMGET', types_key, unpack(ids))) do
+    if v then
+      local t, s = string.match(v, '^(.*)|(%d+)$')
+      if t == vt and tonumber(s) >= ds and tonumber(s) < de then
+        n = n + 1
+        if exps[i] > 0 and (frees == 0 or exps[i] < frees) then frees = exps[i] end
+      end
+    end
+  end
+  return n, frees
 end
 
 -- An appointment record with the patient's JSON spliced in as it was encoded by the engine (never decoded and
@@ -45,6 +96,13 @@ local function bump(ver_key, start, finish)
     redis.call('HINCRBY', ver_key, int(b), 1)
     b = b + 1
   end
+end
+
+-- A claim's occupation [occ_start, occ_end) changed: bump the buckets it touches widened by the longest buffer, so
+-- a cached day whose visit type reaches up to MAX_BUFFER_S beyond the day (its buffers) is renewed whatever buffers
+-- that visit type has (engine/search_cache.py keys a day by the buckets of [day start, day end + duration)).
+local function bump_claim(ver_key, occ_start, occ_end)
+  bump(ver_key, occ_start - MAX_BUFFER_S, occ_end + MAX_BUFFER_S)
 end
 
 -- An idempotency record is '<fingerprint>\n<response>'. Returns nil when absent.
@@ -188,11 +246,12 @@ end
 local function wl_drop_offer(k, e, hold_key, state)
   local o = e.offer
   e.offer = cjson.null
-  if redis.call('HGET', hold_key, 'state') == 'held' then
+  local hs, os_, oe = unpack(redis.call('HMGET', hold_key, 'state', 'occ_start', 'occ_end'))
+  if hs == 'held' then
     redis.call('HSET', hold_key, 'state', state)
-    redis.call('ZREM', k.claims, 'h|' .. o.hold_id .. '|' .. int(o['end']) .. '|' .. int(o.expires_ms))
+    redis.call('ZREM', k.claims, 'h|' .. o.hold_id .. '|' .. occ_end_of(int(o['end']), oe) .. '|' .. int(o.expires_ms))
     redis.call('ZREM', k.holdexp, o.hold_id)
-    bump(k.versions, o.start, o['end'])
+    bump_claim(k.versions, tonumber(os_ or o.start), tonumber(oe or o['end']))
   end
   return o.start, o['end']
 end
@@ -214,13 +273,14 @@ end
 local function wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
   kit.used = kit.used + 1
   local id, key, finish, expires = kit.ids[kit.used], kit.keys[kit.used], t + d, now + kit.offer_ms
+  local before, after = vt_rules(kit.vtypes, e.visit_type_id)
   redis.call('HSET', key, 'state', 'held', 'practice_id', kit.practice, 'practitioner_id', kit.pr,
     'visit_type_id', e.visit_type_id, 'start', int(t), 'end', int(finish), 'expires_ms', int(expires),
-    'entry_id', e.id)
+    'entry_id', e.id, 'occ_start', int(t - before), 'occ_end', int(finish + after))
   redis.call('PEXPIRE', key, kit.offer_ms + kit.retention_ms)
-  redis.call('ZADD', kit.claims, t, 'h|' .. id .. '|' .. int(finish) .. '|' .. int(expires))
+  redis.call('ZADD', kit.claims, t - before, 'h|' .. id .. '|' .. int(finish + after) .. '|' .. int(expires))
   redis.call('ZADD', kit.holdexp, expires, id)
-  bump(kit.versions, t, finish)
+  bump_claim(kit.versions, t - before, finish + after)
   e.status, e.lapsed_ms = 'offered', cjson.null
   wl_waiting(kit.wait, e, false)
   e.offer = {hold_id = id, practitioner_id = kit.pr, start = t, ['end'] = finish, expires_ms = expires}
@@ -284,11 +344,12 @@ local function offer_freed(kit, now, actor, request_id, cause, candidates, exclu
       if e.spans[#e.spans][2] * 1000 <= now then
         wl_unqueue(kit, e)
       elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
+        local before, after = vt_rules(kit.vtypes, e.visit_type_id)
         for _, s in ipairs(cands[e.visit_type_id] or {}) do
           local t = tonumber(s)
           if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
               and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
-              and #live_overlaps(kit.claims, t, t + d, now, nil, true) == 0 then
+              and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0 then
             wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
             made = made + 1
             break

@@ -3,6 +3,7 @@
 -- KEYS: 1 hold hash  2 claims zset (the hold's practitioner)  3 appointment hash  4 hold expiry zset
 --       5 events  6 audit  7 idempotency key  8 waitlist queue  9 waitlist entries  10 waitlist stats
 --       11 waitlist index  12 waiting entries
+--       13 claim types hash (the hold's practitioner; daily limits: the appointment counts where its hold did)
 -- ARGV: 1 now_ms  2 hold_id  3 appointment_id  4 patient json  5 manage token hash  6 actor  7 request_id
 --       8 idempotency fingerprint or ''  9 the answer to store for replays (sealed, without the interval: the
 --       script appends the hold's '\n<visit_type_id>\n<start>\n<end>')  10 patient_id (pseudonymous, for the audit)
@@ -15,7 +16,7 @@ local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
 if replay then return replay end
 local h = redis.call('HMGET', KEYS[1], 'state', 'practice_id', 'practitioner_id', 'visit_type_id', 'start',
-  'end', 'expires_ms', 'appointment_id', 'entry_id')
+  'end', 'expires_ms', 'appointment_id', 'entry_id', 'occ_start', 'occ_end')
 local state = h[1]
 if not state then return {'NOT_FOUND'} end
 -- appointment ids are new for each request: a hold booked by this very id means this call already ran (a client
@@ -25,16 +26,20 @@ if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} en
 if h[9] and ARGV[11] ~= '*' and ARGV[11] ~= h[9] then return {'UNAVAILABLE', 'waitlist_offer'} end
 if state == 'booked' then return {'USED', h[8]} end
 if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
-local hold_member = 'h|' .. ARGV[2] .. '|' .. h[6] .. '|' .. h[7]
+-- the appointment keeps the hold's occupation (the buffers of its visit type when it was held)
+local occ_start, occ_end = h[10] or h[5], h[11] or h[6]
+local hold_member = 'h|' .. ARGV[2] .. '|' .. occ_end .. '|' .. h[7]
 local start, finish = tonumber(h[5]), tonumber(h[6])
-if #live_overlaps(KEYS[2], start, finish, now, hold_member) > 0 then return {'OVERLAP'} end
+if #live_overlaps(KEYS[2], tonumber(occ_start), tonumber(occ_end), now, hold_member) > 0 then return {'OVERLAP'} end
 redis.call('ZREM', KEYS[2], hold_member)
-redis.call('ZADD', KEYS[2], start, 'b|' .. ARGV[3] .. '|' .. h[6] .. '|0')
+redis.call('ZADD', KEYS[2], tonumber(occ_start), 'b|' .. ARGV[3] .. '|' .. occ_end .. '|0')
 redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('HDEL', KEYS[13], ARGV[2])
+redis.call('HSET', KEYS[13], ARGV[3], h[4] .. '|' .. h[5])
 redis.call('HSET', KEYS[1], 'state', 'booked', 'appointment_id', ARGV[3])
 redis.call('HSET', KEYS[3], 'status', 'booked', 'version', '1', 'practice_id', h[2], 'practitioner_id', h[3],
   'visit_type_id', h[4], 'start', h[5], 'end', h[6], 'patient', ARGV[4], 'manage_hash', ARGV[5],
-  'hold_id', ARGV[2], 'created_ms', ARGV[1], 'updated_ms', ARGV[1])
+  'hold_id', ARGV[2], 'created_ms', ARGV[1], 'updated_ms', ARGV[1], 'occ_start', occ_start, 'occ_end', occ_end)
 local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
   visit_type_id = h[4], start = start, ['end'] = finish,
   manage_hash = ARGV[5], hold_id = ARGV[2]}

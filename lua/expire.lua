@@ -13,11 +13,12 @@ local expired = 0
 for i = 1, n do
   local hold_key, claims_key, id = KEYS[2 + i * 2], KEYS[3 + i * 2], ARGV[3 + i]
   local h = redis.call('HMGET', hold_key, 'state', 'end', 'expires_ms', 'practice_id', 'practitioner_id', 'start',
-    'entry_id')
+    'entry_id', 'occ_start', 'occ_end')
   local mine = not kit.on or (kit.ok and h[5] == kit.pr)
   if h[1] == 'held' and tonumber(h[3]) <= now and mine then
     redis.call('HSET', hold_key, 'state', 'expired')
-    redis.call('ZREM', claims_key, 'h|' .. id .. '|' .. h[2] .. '|' .. h[3])
+    local occ_start, occ_end = tonumber(h[8] or h[6]), tonumber(h[9] or h[2])
+    redis.call('ZREM', claims_key, 'h|' .. id .. '|' .. int(occ_end) .. '|' .. h[3])
     redis.call('ZREM', KEYS[1], id)
     expired = expired + 1
     local fs, fe, exclude, cause = tonumber(h[6]), tonumber(h[2]), nil, 'expire'
@@ -33,8 +34,8 @@ for i = 1, n do
     else
       emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     end
-    if kit.on then bump(kit.versions, fs, fe) end
-    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, fs, fe), exclude)
+    if kit.on then bump_claim(kit.versions, occ_start, occ_end) end
+    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, occ_start, occ_end), exclude)
   elseif h[1] ~= 'held' then
     redis.call('ZREM', KEYS[1], id)
   end

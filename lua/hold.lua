@@ -3,9 +3,14 @@
 --       4 hold hash  5 hold expiry zset (practice)  6 events stream  7 audit hash  8 idempotency key
 --       9 availability versions (practitioner)  10 waitlist queue (while entries wait, expired holds the sweeper
 --       has not tidied count as taken: their interval goes to the waitlist first, docs/waitlist.md)
+--       11 visit types hash (practice): the visit type's buffers and daily limit are read here, so a change
+--       applies at once  12 claim types hash (practitioner: claim id -> '<visit_type_id>|<start_s>', daily limits)
+-- The hold occupies its practitioner over [start - buffer before, end + buffer after] (its claim member carries that
+-- occupation); it is 'taken' when that overlaps another live claim's occupation, and 'daily_limit' when its
+-- practitioner already has max_per_day live claims of the visit type starting on that local date.
 -- ARGV: 1 now_ms  2 start_s  3 end_s  4 hold_id  5 ttl_ms  6 retention_ms  7 practice_id
 --       8 practitioner_id  9 visit_type_id  10 actor  11 request_id  12 idempotency fingerprint or ''
---       13 response json (stored for idempotent replays)
+--       13 response json (stored for idempotent replays)  14, 15 bounds of the start's local date (epoch s)
 -- A retry of the same call (same hold_id) answers {'OK'} again and changes nothing.
 -- Returns {'OK'} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'UNAVAILABLE', reason}
 local now, start, finish = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -19,14 +24,21 @@ local notice, horizon = unpack(redis.call('HMGET', KEYS[3], 'min_notice_s', 'hor
 if start * 1000 < now + tonumber(notice or 0) * 1000 then return {'UNAVAILABLE', 'too_soon'} end
 if horizon and start * 1000 > now + tonumber(horizon) * 1000 then return {'UNAVAILABLE', 'beyond_horizon'} end
 local strict = redis.call('ZCARD', KEYS[10]) > 0
-if #live_overlaps(KEYS[2], start, finish, now, nil, strict) > 0 then return {'UNAVAILABLE', 'taken'} end
+local before, after, most = vt_rules(KEYS[11], ARGV[9])
+local occ_start, occ_end = start - before, finish + after
+if #live_overlaps(KEYS[2], occ_start, occ_end, now, nil, strict) > 0 then return {'UNAVAILABLE', 'taken'} end
+if most and day_count(KEYS[2], KEYS[12], ARGV[9], tonumber(ARGV[14]), tonumber(ARGV[15]), now, strict) >= most then
+  return {'UNAVAILABLE', 'daily_limit'}
+end
 local expires = int(now + tonumber(ARGV[5]))
 redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[7], 'practitioner_id', ARGV[8],
-  'visit_type_id', ARGV[9], 'start', ARGV[2], 'end', ARGV[3], 'expires_ms', expires)
+  'visit_type_id', ARGV[9], 'start', ARGV[2], 'end', ARGV[3], 'expires_ms', expires,
+  'occ_start', int(occ_start), 'occ_end', int(occ_end))
 redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]))
-redis.call('ZADD', KEYS[2], start, 'h|' .. ARGV[4] .. '|' .. ARGV[3] .. '|' .. expires)
+redis.call('ZADD', KEYS[2], occ_start, 'h|' .. ARGV[4] .. '|' .. int(occ_end) .. '|' .. expires)
 redis.call('ZADD', KEYS[5], expires, ARGV[4])
-bump(KEYS[9], start, finish)
+redis.call('HSET', KEYS[12], ARGV[4], ARGV[9] .. '|' .. ARGV[2])
+bump_claim(KEYS[9], occ_start, occ_end)
 emit(KEYS[6], KEYS[7], ARGV[1], 'hold', ARGV[10], ARGV[7], ARGV[8], ARGV[4], nil, ARGV[11],
   {visit_type_id = ARGV[9], start = start, ['end'] = finish, expires_ms = tonumber(expires)}, nil)
 idem_store(KEYS[8], ARGV[12], ARGV[13])

@@ -7,7 +7,7 @@
 -- Returns {'OK'} | {'NOT_FOUND'} | {'USED', appointment_id} | {'GONE', state} | {'KIT'} | {'OFFER'} (nothing changed)
 local now = tonumber(ARGV[1])
 local h = redis.call('HMGET', KEYS[1], 'state', 'end', 'expires_ms', 'appointment_id', 'practice_id',
-  'practitioner_id', 'start', 'entry_id')
+  'practitioner_id', 'start', 'entry_id', 'occ_start', 'occ_end')
 local state = h[1]
 if not state then return {'NOT_FOUND'} end
 if h[8] and ARGV[5] ~= '*' and ARGV[5] ~= h[8] then return {'OFFER'} end
@@ -17,11 +17,12 @@ if tonumber(h[3]) <= now then return {'GONE', 'expired'} end
 local kit = wl_kit(7, 6)
 if kit.on and not kit.ok then return {'KIT'} end
 redis.call('HSET', KEYS[1], 'state', 'released')
-redis.call('ZREM', KEYS[2], 'h|' .. ARGV[2] .. '|' .. h[2] .. '|' .. h[3])
+local occ_start, occ_end = tonumber(h[9] or h[7]), tonumber(h[10] or h[2])
+redis.call('ZREM', KEYS[2], 'h|' .. ARGV[2] .. '|' .. int(occ_end) .. '|' .. h[3])
 redis.call('ZREM', KEYS[3], ARGV[2])
-bump(KEYS[6], tonumber(h[7]), tonumber(h[2]))
+bump_claim(KEYS[6], occ_start, occ_end)
 emit(KEYS[4], KEYS[5], ARGV[1], 'release', ARGV[3], h[5], h[6], ARGV[2], nil, ARGV[4], {}, nil)
-local fs, fe, exclude = tonumber(h[7]), tonumber(h[2]), nil
+local fs, fe, exclude = tonumber(h[7]), tonumber(h[2]), nil  -- the visit; freed() is given the occupation
 if h[8] then
   local e, patient = wl_get(kit.entries, h[8])
   if e and e.status == 'offered' and not absent(e.offer) and e.offer.hold_id == ARGV[2] then
@@ -32,5 +33,5 @@ if h[8] then
       {start = fs, ['end'] = fe})
   end
 end
-offer_freed(kit, now, ARGV[3], ARGV[4], 'release', freed(kit, fs, fe), exclude)
+offer_freed(kit, now, ARGV[3], ARGV[4], 'release', freed(kit, occ_start, occ_end), exclude)
 return {'OK'}

@@ -3,15 +3,19 @@
 -- loses its claim (the acknowledged booking wins; booking that hold later finds the overlap and fails).
 -- KEYS: 1 appointment hash  2 claims zset of its practitioner  3 claims zset of the practitioner Redis had
 --       4, 5 availability versions of those two practitioners ('all' is bumped: restores are rare)
+--       6 visit types hash: the appointment occupies [start - before, end + after] by its visit type's buffers now
+--       7 claim types hash of its practitioner (daily limits)
 -- ARGV: 1 now_ms  2 appointment_id  3 status  4 version  5 practice_id  6 practitioner_id  7 visit_type_id
 --       8 start_s  9 end_s  10 patient json  11 manage_hash  12 hold_id  13 cancel_reason  14 updated_ms
 -- Returns {'OK'} | {'SKIP', version Redis has} | {'CONFLICT', member, ...}
-local cur = redis.call('HMGET', KEYS[1], 'version', 'end')
+local cur = redis.call('HMGET', KEYS[1], 'version', 'end', 'occ_end')
 if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[4]) then return {'SKIP', cur[1]} end
-local member = 'b|' .. ARGV[2] .. '|' .. ARGV[9] .. '|0'
+local before, after = vt_rules(KEYS[6], ARGV[7])
+local occ_start, occ_end = tonumber(ARGV[8]) - before, tonumber(ARGV[9]) + after
+local member = 'b|' .. ARGV[2] .. '|' .. int(occ_end) .. '|0'
 if ARGV[3] == 'booked' then
   local clash = {}
-  for _, m in ipairs(live_overlaps(KEYS[2], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[1]), member)) do
+  for _, m in ipairs(live_overlaps(KEYS[2], occ_start, occ_end, tonumber(ARGV[1]), member)) do
     local kind, id = string.match(m, '^(%a)|([^|]+)|')
     if kind == 'h' then
       redis.call('ZREM', KEYS[2], m)
@@ -23,12 +27,14 @@ if ARGV[3] == 'booked' then
 end
 redis.call('HINCRBY', KEYS[4], 'all', 1)
 redis.call('HINCRBY', KEYS[5], 'all', 1)
-if cur[2] then redis.call('ZREM', KEYS[3], 'b|' .. ARGV[2] .. '|' .. cur[2] .. '|0') end
+if cur[2] then redis.call('ZREM', KEYS[3], 'b|' .. ARGV[2] .. '|' .. (cur[3] or cur[2]) .. '|0') end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'version', ARGV[4], 'practice_id', ARGV[5], 'practitioner_id', ARGV[6],
   'visit_type_id', ARGV[7], 'start', ARGV[8], 'end', ARGV[9], 'patient', ARGV[10], 'manage_hash', ARGV[11],
-  'hold_id', ARGV[12], 'cancel_reason', ARGV[13], 'updated_ms', ARGV[14])
+  'hold_id', ARGV[12], 'cancel_reason', ARGV[13], 'updated_ms', ARGV[14], 'occ_start', int(occ_start),
+  'occ_end', int(occ_end))
 if ARGV[3] == 'booked' then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[8]), member)
+  redis.call('ZADD', KEYS[2], occ_start, member)
+  redis.call('HSET', KEYS[7], ARGV[2], ARGV[7] .. '|' .. ARGV[8])
 else
   redis.call('ZREM', KEYS[2], member)
 end

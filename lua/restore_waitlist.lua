@@ -7,6 +7,7 @@
 --       practitioner  6 hold expiry zset  7 availability versions of that practitioner
 --       (4 to 7 are keys of the practice even when the entry has no offer: then they are not touched)
 --       8 waitlist index  9 waiting entries (a live entry is indexed again; an older copy's members removed)
+--       10 visit types hash (the offer occupies what a booking would: its visit type's buffers as they are now)
 -- ARGV: 1 now_ms  2 entry_id  3 version  4 order  5 '1' when the entry is live (waiting or offered, window
 --       not passed) else '0'  6 the entry JSON  7 the entry JSON back to waiting ('' when not offered)
 --       8 hold_id  9 start_s  10 end_s  11 expires_ms  12 practice_id  13 practitioner_id  14 visit_type_id
@@ -33,24 +34,27 @@ local how = 'queued'
 local record = ARGV[6]
 if ARGV[7] ~= '' then
   local start, finish, expires = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-  local member = 'h|' .. ARGV[8] .. '|' .. ARGV[10] .. '|' .. ARGV[11]
-  local hold = redis.call('HMGET', KEYS[4], 'state', 'entry_id')
+  local hold = redis.call('HMGET', KEYS[4], 'state', 'entry_id', 'occ_start', 'occ_end')
+  local before, after = vt_rules(KEYS[10], ARGV[14])
+  local occ_start, occ_end = tonumber(hold[3] or (start - before)), tonumber(hold[4] or (finish + after))
+  local member = 'h|' .. ARGV[8] .. '|' .. int(occ_end) .. '|' .. ARGV[11]
   if expires <= now then
     how = 'expired'
   elseif hold[1] and not (hold[1] == 'held' and hold[2] == ARGV[2]) then
     how = 'taken'  -- Redis knows this hold otherwise (booked, released, another entry's)
-  elseif #live_overlaps(KEYS[5], start, finish, now, member) > 0 then
+  elseif #live_overlaps(KEYS[5], occ_start, occ_end, now, member) > 0 then
     how = 'taken'
   else
     how = 'offered'
     if not hold[1] then
       redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[12], 'practitioner_id', ARGV[13],
-        'visit_type_id', ARGV[14], 'start', ARGV[9], 'end', ARGV[10], 'expires_ms', ARGV[11], 'entry_id', ARGV[2])
+        'visit_type_id', ARGV[14], 'start', ARGV[9], 'end', ARGV[10], 'expires_ms', ARGV[11], 'entry_id', ARGV[2],
+        'occ_start', int(occ_start), 'occ_end', int(occ_end))
       redis.call('PEXPIRE', KEYS[4], expires - now + tonumber(ARGV[15]))
     end
-    redis.call('ZADD', KEYS[5], start, member)
+    redis.call('ZADD', KEYS[5], occ_start, member)
     redis.call('ZADD', KEYS[6], expires, ARGV[8])
-    bump(KEYS[7], start, finish)
+    bump_claim(KEYS[7], occ_start, occ_end)
   end
   if how ~= 'offered' then record = ARGV[7] end
 end

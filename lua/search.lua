@@ -2,11 +2,16 @@
 -- audit event with the count. Read-only apart from the audit append.
 -- KEYS: per practitioner i = 1..n: base zset, claims zset, schedule hash, availability versions (4n keys);
 --       then events, audit, waitlist queue (while entries wait, expired holds the sweeper has not tidied count as
---       taken: their interval goes to the waitlist first, docs/waitlist.md), practitioners hash
+--       taken: their interval goes to the waitlist first, docs/waitlist.md), practitioners hash, visit types hash
 -- ARGV: 1 now_ms  2 from_s  3 to_s (exclusive)  4 duration_s  5 n  6 actor  7 request_id  8 practice_id
 --       9 detail json (what was asked; with 'count' when n = 0: the audit of an answer from the cache)
 --       10 '1' to audit  11 first and 12 last version bucket to report
---       13 how many practitioners the caller knows the practice has ('': not checked)
+--       13 how many practitioners the caller knows the practice has ('': not checked)  14 visit_type_id (its
+--       buffers are read from the visit types hash: a start is kept when [start - before, start + duration + after]
+--       overlaps no live claim's occupation, exactly as hold.lua checks it)  15 k, the number of local dates
+--       asked, then their bounds (start, end) each: with a daily limit, a date whose practitioner already has
+--       max_per_day live claims of the visit type keeps no start
+-- KEYS after the visit types hash: per practitioner, its claim types hash (daily limits; n keys)
 -- Returns 2n arrays: the slot starts (integers, epoch seconds) of each practitioner, in KEYS order, then per
 -- practitioner {valid_until_ms, version 'all', versions of buckets 11..12}: the answer stays right while no
 -- version moves and now_ms < valid_until_ms (a live hold expiring, a start falling inside the minimum notice, a
@@ -17,6 +22,7 @@ local now, from, to, dur, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARG
   tonumber(ARGV[5])
 local first_b, last_b = tonumber(ARGV[11]), tonumber(ARGV[12])
 if ARGV[13] ~= '' and redis.call('HLEN', KEYS[4 * n + 4]) ~= tonumber(ARGV[13]) then return 'ROSTER' end
+local before, after, most = vt_rules(KEYS[4 * n + 5], ARGV[14])
 local out, total = {}, 0
 local strict = redis.call('ZCARD', KEYS[4 * n + 3]) > 0
 local function earliest(a, b)
@@ -40,7 +46,8 @@ for i = 1, n do
       -- live claim), so the ends are sorted too
       local cs, ce = {}, {}
       local first, last = tonumber(starts[1]), tonumber(starts[#starts])
-      local near = redis.call('ZRANGEBYSCORE', claims, first - MAX_DURATION_S, '(' .. int(last + dur), 'WITHSCORES')
+      local near = redis.call('ZRANGEBYSCORE', claims, first - before - MAX_OCCUPATION_S,
+        '(' .. int(last + dur + after), 'WITHSCORES')
       for k = 1, #near, 2 do
         local kind, _, cend, exp = string.match(near[k], '^(%a)|([^|]+)|(%d+)|(%d+)$')
         local live = kind == 'b' or tonumber(exp) > now
@@ -58,9 +65,32 @@ for i = 1, n do
       local j = 1
       for _, s in ipairs(starts) do
         local t = tonumber(s)
-        while j <= #ce and ce[j] <= t do j = j + 1 end
-        if not (j <= #ce and cs[j] < t + dur) then kept[#kept + 1] = t end
+        while j <= #ce and ce[j] <= t - before do j = j + 1 end
+        if not (j <= #ce and cs[j] < t + dur + after) then kept[#kept + 1] = t end
       end
+    end
+  end
+  if most and #kept > 0 then
+    -- a local date with max_per_day live claims of this visit type offers nothing more (hold.lua refuses it)
+    local full = {}
+    for d = 1, tonumber(ARGV[15]) do
+      local ds, de = tonumber(ARGV[14 + 2 * d]), tonumber(ARGV[15 + 2 * d])
+      local count, frees = day_count(claims, KEYS[4 * n + 5 + i], ARGV[14], ds, de, now, strict)
+      if count >= most then
+        full[#full + 1] = {ds, de}
+        valid = earliest(valid, frees)  -- a counted hold expiring gives the place back
+      end
+    end
+    if #full > 0 then
+      local left = {}
+      for _, t in ipairs(kept) do
+        local out_of = false
+        for _, f in ipairs(full) do
+          if t >= f[1] and t < f[2] then out_of = true end
+        end
+        if not out_of then left[#left + 1] = t end
+      end
+      kept = left
     end
   end
   if horizon and hi < to then

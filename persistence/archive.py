@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,13 @@ def epoch(value: dt.datetime) -> int:
     return int(value.timestamp())
 
 
+def patient_of(row: Any) -> Patient:
+    """The patient of an ``appointments`` row (its language only when one was chosen)."""
+    language = row.get("patient_language")
+    patient = Patient(name=row["patient_name"], email=row["patient_email"], phone=row["patient_phone"])
+    return msgspec.structs.replace(patient, language=language) if language else patient
+
+
 def appointment_from_row(row: Any) -> Appointment:
     """An ``appointments`` row (a mapping) -> the engine's record, as Redis would give it back."""
     return Appointment(
@@ -32,7 +40,7 @@ def appointment_from_row(row: Any) -> Appointment:
         visit_type_id=row["visit_type_id"],
         start=epoch(row["start_at"]),
         end=epoch(row["end_at"]),
-        patient=Patient(name=row["patient_name"], email=row["patient_email"], phone=row["patient_phone"]),
+        patient=patient_of(row),
         hold_id=row["hold_id"],
         cancel_reason=row["cancel_reason"] or None,
     )

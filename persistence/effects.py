@@ -91,6 +91,7 @@ def appointment_row(a: ev.AppointmentRecord, at_ms: int) -> dict[str, Any]:
         "patient_name": a.patient.name,
         "patient_email": a.patient.email,
         "patient_phone": a.patient.phone,
+        "patient_language": a.patient.language or None,
         "manage_hash": a.manage_hash,
         "hold_id": a.hold_id,
         "cancel_reason": None,

@@ -173,14 +173,24 @@ async def reconcile(
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
     heads = {h["practice_id"]: int(h["last_seq"]) for h in data["heads"]}
     for prow in data["practices"]:
-        practice = Practice(id=prow["id"], name=prow["name"], timezone=prow["timezone"])
+        practice = Practice(
+            id=prow["id"], name=prow["name"], timezone=prow["timezone"], language=prow.get("language") or "en"
+        )
         mine = by_practice.get(practice.id, {})
         prs = [
             Practitioner(id=r["id"], practice_id=r["practice_id"], name=r["name"])
             for r in mine.get("practitioners", [])
         ]
         vts = [
-            VisitType(id=r["id"], practice_id=r["practice_id"], name=r["name"], duration_minutes=r["duration_minutes"])
+            VisitType(
+                id=r["id"],
+                practice_id=r["practice_id"],
+                name=r["name"],
+                duration_minutes=r["duration_minutes"],
+                buffer_before_minutes=r.get("buffer_before_minutes") or 0,
+                buffer_after_minutes=r.get("buffer_after_minutes") or 0,
+                max_per_day=r.get("max_per_day"),
+            )
             for r in mine.get("visit_types", [])
         ]
         report.restored += await rs.restore_setup(eng, practice, prs, vts)

@@ -28,6 +28,7 @@ practices = Table(
     Column("name", Text, nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("language", String(8), nullable=False, server_default="en"),
 )
 
 practitioners = Table(
@@ -47,6 +48,9 @@ visit_types = Table(
     Column("name", Text, nullable=False),
     Column("duration_minutes", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("buffer_before_minutes", Integer, nullable=False, server_default="0"),
+    Column("buffer_after_minutes", Integer, nullable=False, server_default="0"),
+    Column("max_per_day", Integer, nullable=True),
 )
 
 schedules = Table(
@@ -73,6 +77,7 @@ appointments = Table(
     Column("patient_name", Text, nullable=False),
     Column("patient_email", Text, nullable=False),
     Column("patient_phone", Text),
+    Column("patient_language", String(8)),
     Column("manage_hash", String(64), nullable=False),
     Column("hold_id", String(128)),
     Column("cancel_reason", Text),

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from litestar import Request, delete, get, post, put
+from litestar import Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import require_admin, require_setup
@@ -18,13 +18,15 @@ from api.schemas import (
     PractitionerList,
     PractitionerOut,
     ScheduleOut,
+    VisitTypeChanged,
     VisitTypeIn,
     VisitTypeList,
     VisitTypeOut,
+    VisitTypePatch,
 )
 from engine import access, ids
 from engine.errors import NotFoundError
-from engine.model import Schedule
+from engine.model import Schedule, VisitType
 
 
 def _practice_of(practitioner_id: FromPath[str]) -> str:
@@ -39,15 +41,15 @@ async def create_practice(request: Request[Any, Any, Any], data: JSONBody[Practi
     data = await strict(request, PracticeIn)
     p, ctx = await caller(request)
     require_setup(p)
-    practice = await engine(request).create_practice(data.name, data.timezone, ctx)
-    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
+    practice = await engine(request).create_practice(data.name, data.timezone, ctx, data.language)
+    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone, language=practice.language)
 
 
 @get("/v1/practices/{practice_id:str}", tags=["setup"], summary="Read a practice")
 async def get_practice(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> PracticeOut:
     await caller(request, practice_id)  # an unknown token is refused even where none is needed
     practice = await engine(request).get_practice(practice_id)
-    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone)
+    return PracticeOut(id=practice.id, name=practice.name, timezone=practice.timezone, language=practice.language)
 
 
 @post("/v1/practices/{practice_id:str}/practitioners", status_code=201, tags=["setup"], summary="Add a practitioner")
@@ -75,20 +77,55 @@ async def add_visit_type(
     data = await strict(request, VisitTypeIn)
     p, ctx = await caller(request)
     require_setup(p, practice_id)
-    vt = await engine(request).add_visit_type(practice_id, data.name, data.duration_minutes, ctx)
-    return VisitTypeOut(id=vt.id, practice_id=vt.practice_id, name=vt.name, duration_minutes=vt.duration_minutes)
+    vt = await engine(request).add_visit_type(
+        practice_id,
+        data.name,
+        data.duration_minutes,
+        ctx,
+        buffer_before_minutes=data.buffer_before_minutes,
+        buffer_after_minutes=data.buffer_after_minutes,
+        max_per_day=data.max_per_day,
+    )
+    return _vt_out(vt)
+
+
+def _vt_out(vt: VisitType) -> VisitTypeOut:
+    return VisitTypeOut(
+        id=vt.id,
+        practice_id=vt.practice_id,
+        name=vt.name,
+        duration_minutes=vt.duration_minutes,
+        buffer_before_minutes=vt.buffer_before_minutes,
+        buffer_after_minutes=vt.buffer_after_minutes,
+        max_per_day=vt.max_per_day,
+    )
+
+
+@patch(
+    "/v1/visit-types/{visit_type_id:str}",
+    tags=["setup"],
+    summary="Change a visit type's buffers and daily limit; applies to new claims at once, reports conflicts",
+)
+async def change_visit_type(
+    request: Request[Any, Any, Any], visit_type_id: FromPath[str], data: JSONBody[VisitTypePatch]
+) -> VisitTypeChanged:
+    data = await strict(request, VisitTypePatch)
+    pid = ids.practice_of(visit_type_id, "v")
+    if pid is None:
+        raise NotFoundError("visit type", visit_type_id)
+    p, ctx = await caller(request)
+    require_setup(p, pid)
+    changes = {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET}
+    vt, conflicts = await engine(request).change_visit_type(visit_type_id, changes, ctx)
+    out = _vt_out(vt)
+    return VisitTypeChanged(**msgspec.structs.asdict(out), conflicts=conflicts)
 
 
 @get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
 async def list_visit_types(request: Request[Any, Any, Any], practice_id: FromPath[str]) -> VisitTypeList:
     await caller(request, practice_id)  # an unknown token is refused even where none is needed
     items = await engine(request).list_visit_types(practice_id)
-    return VisitTypeList(
-        items=[
-            VisitTypeOut(id=x.id, practice_id=x.practice_id, name=x.name, duration_minutes=x.duration_minutes)
-            for x in items
-        ]
-    )
+    return VisitTypeList(items=[_vt_out(x) for x in items])
 
 
 def _schedule_out(practitioner_id: FromPath[str], s: Schedule, conflicts: list[str]) -> ScheduleOut:
@@ -172,6 +209,7 @@ ROUTES = [
     list_practitioners,
     add_visit_type,
     list_visit_types,
+    change_visit_type,
     put_schedule,
     get_schedule,
 ]

@@ -62,8 +62,10 @@ def hold_call(
     idem_ref: str | None = None,
     fingerprint: str = "",
     record: bytes = b"",
+    day: tuple[int, int] = (0, 0),
 ) -> Call:
-    """``idem_ref``, ``fingerprint`` and ``record`` come from ``engine.idempotency`` (never the client's key)."""
+    """``idem_ref``, ``fingerprint`` and ``record`` come from ``engine.idempotency`` (never the client's key);
+    ``day``: the bounds of the start's local date (its daily limit counts the claims that start in them)."""
     pid = practice_id
     return Call(
         "hold",
@@ -78,6 +80,8 @@ def hold_call(
             keys.idempotency(pid, "hold", idem_ref),
             keys.versions(pid, practitioner_id),
             keys.waitlist_queue(pid),
+            keys.visit_types(pid),
+            keys.claim_types(pid, practitioner_id),
         ],
         [
             now_ms,
@@ -93,6 +97,8 @@ def hold_call(
             ctx.request_id,
             fingerprint if idem_ref else "",
             record,
+            day[0],
+            day[1],
         ],
         Ref("hold", hold_id, hold_id),
     )
@@ -195,6 +201,7 @@ def book_call(
             keys.waitlist_stats(pid),
             keys.waitlist_index(pid),
             keys.waitlist_waiting(pid),
+            keys.claim_types(pid, practitioner_id),
         ],
         [
             now_ms,
@@ -285,6 +292,8 @@ async def reschedule(
                 keys.events(pid),
                 keys.audit(pid),
                 keys.versions(pid, practitioner_id),
+                keys.claim_types(pid, practitioner_id),
+                keys.claim_types(pid, hold_practitioner_id),
                 *kit_keys(pid, kit),
             ],
             [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id,

@@ -62,6 +62,8 @@ def source(name: str) -> str:
     limits_lua = (
         f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
         f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
+        f"local MAX_OCCUPATION_S = {limits.MAX_OCCUPATION_S}  -- engine/limits.py\n"
+        f"local MAX_BUFFER_S = {limits.MAX_BUFFER_MINUTES * 60}  -- engine/limits.py\n"
     )
     return limits_lua + _read("_prelude") + "\n" + _read(name)
 

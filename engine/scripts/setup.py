@@ -210,8 +210,11 @@ def search_call(
     ctx: Ctx,
     buckets: tuple[int, int] = (0, -1),
     roster: int | None = None,
+    days: Sequence[tuple[int, int]] = (),
 ) -> Call:
-    """``buckets``: the first and last version bucket whose counters the answer reports (none by default);
+    """``days``: the bounds of each local date asked (a visit type's daily limit counts claims per date; none:
+    the limit is not applied); ``buckets``: the first and last version bucket whose counters the answer reports
+    (none by default);
     ``roster``: how many practitioners the practice has as the caller knows it (the script answers 'ROSTER',
     ``RosterChanged``, when it has more: the caller's list is outdated)."""
     pid = practice_id
@@ -223,7 +226,14 @@ def search_call(
             keys.schedule(pid, pr),
             keys.versions(pid, pr),
         ]
-    script_keys += [keys.events(pid), keys.audit(pid), keys.waitlist_queue(pid), keys.practitioners(pid)]
+    script_keys += [
+        keys.events(pid),
+        keys.audit(pid),
+        keys.waitlist_queue(pid),
+        keys.practitioners(pid),
+        keys.visit_types(pid),
+        *(keys.claim_types(pid, pr) for pr in practitioner_ids),
+    ]
     return Call(
         "search",
         script_keys,
@@ -241,6 +251,9 @@ def search_call(
             buckets[0],
             buckets[1],
             "" if roster is None else roster,
+            visit_type_id,
+            len(days),
+            *(b for day in days for b in day),
         ],
     )
 

@@ -81,6 +81,7 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
         patient_email=patient.email,
         offset_s=row.offset_s,
         rescheduled=bool(row.rescheduled),
+        language=patient.language or n.language,
     ), ""
 
 

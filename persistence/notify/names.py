@@ -16,6 +16,7 @@ class Names(msgspec.Struct, frozen=True):
     practice: str
     practitioner: str
     visit_type: str
+    language: str = "en"  # the practice's
 
 
 def names(redis: Any, practice_id: str, practitioner_id: str, visit_type_id: str) -> Names:
@@ -30,4 +31,5 @@ def names(redis: Any, practice_id: str, practitioner_id: str, visit_type_id: str
         practice.name,
         pr.name if pr else "your practitioner",
         vt.name if vt else "appointment",
+        practice.language,
     )
