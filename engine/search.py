@@ -185,7 +185,7 @@ class Search:
             ans.tag = answer_tag(practice, vt, [], date, days, practitioner_id, ())
             return ans
         now = self.rt.now_ms()
-        if not all(self.cache.timely((pr, vt.id, lo), now) for pr in prac_ids for lo, _ in day_bounds):
+        if not self.cache.all_timely(((pr, vt.id, lo) for pr in prac_ids for lo, _ in day_bounds), now):
             # not every asked day is here and still right by time (with SEARCH_CACHE_BYTES=0, never): one script
             # computes it all and audits it in the same step (one round trip; reading versions first would make
             # it two), and its days are kept for the next search

@@ -14,6 +14,7 @@ Memory is bounded: a least-recently-used map with a limit in bytes, its share of
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from engine.lru import BytesLru
 
@@ -92,6 +93,10 @@ class SearchCache:
         """Whether ``key`` is cached and not yet past the instant time alone changes it (its versions unread)."""
         e = self._lru.peek(key)
         return e is not None and (e.valid_until_ms == 0 or now_ms < e.valid_until_ms)
+
+    def all_timely(self, keys: Iterable[Key], now_ms: int) -> bool:
+        """Whether every one of ``keys`` is ``timely`` (an empty cache, or one of capacity 0, answers at once)."""
+        return len(self._lru) > 0 and all(self.timely(key, now_ms) for key in keys)
 
     def get(self, key: Key) -> DayEntry | None:
         return self._lru.get(key)
