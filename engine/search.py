@@ -94,9 +94,7 @@ class Search:
     ) -> Answer:
         """The answer through the availability cache, its audit event still to queue (``Answer.audit_call``)."""
         self._check(practice_id, date, days)
-        return await self._roster_retry(
-            lambda attempt: self._answer(practice_id, date, days, visit_type_id, practitioner_id, ctx, attempt)
-        )
+        return await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
 
     async def search(
         self,
@@ -110,17 +108,15 @@ class Search:
         """The reference answer: one script over the whole range, audited in the same step, nothing read from or
         kept in the cache (the tests of the cache compare every answer with it)."""
         self._check(practice_id, date, days)
-        return await self._roster_retry(
-            lambda attempt: self._scripted(practice_id, date, days, visit_type_id, practitioner_id, ctx, attempt)
-        )
+        return await self._roster_retry(self._scripted, practice_id, date, days, visit_type_id, practitioner_id, ctx)
 
     @staticmethod
-    async def _roster_retry(attempt: Callable[[int], Awaitable[T]]) -> T:
-        """``attempt(0)``, ``attempt(1)``, ...: again while the search script finds the practice's list of
-        practitioners outdated ('ROSTER'; each attempt after the first reads it again)."""
+    async def _roster_retry(attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``attempt(*args, 0)``, ``attempt(*args, 1)``, ...: again while the search script finds the practice's
+        list of practitioners outdated ('ROSTER'; each attempt after the first reads it again)."""
         for n in range(ROSTER_ATTEMPTS):
             try:
-                return await attempt(n)
+                return await attempt(*args, n)
             except scripts.RosterChanged:
                 continue
         raise AssertionError("unreachable: the last attempt does not check the roster")
@@ -184,31 +180,38 @@ class Search:
             ans = Answer(practice, SearchResult([], dur, []))
             ans.tag = answer_tag(practice, vt, [], date, days, practitioner_id, ())
             return ans
-        now = self.rt.now_ms()
-        if not self.cache.all_timely(((pr, vt.id, lo) for pr in prac_ids for lo, _ in day_bounds), now):
-            # not every asked day is here and still right by time (with SEARCH_CACHE_BYTES=0, never): one script
-            # computes it all and audits it in the same step (one round trip; reading versions first would make
-            # it two), and its days are kept for the next search
+        if self.cache.all_timely(((pr, vt.id, lo) for pr in prac_ids for lo, _ in day_bounds), self.rt.now_ms()):
+            # every asked day is here and still right by time: one read of their versions says whether any moved
             try:
-                found, versions = await self._compute(practice_id, prac_ids, vt, day_bounds, ctx, detail, roster)
+                entries = await self._fresh(practice_id, prac_ids, vt, day_bounds)
             except REDIS_DOWN as e:
                 return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
-            if self.cache.max_bytes:  # kept day by day, and answered so: the renderer reuses the days it rendered
-                rows = self._keep(found, versions, prac_ids, vt, day_bounds)
-                self.cache.misses += len(prac_ids) * days
-                ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
-            else:  # a cache of capacity 0 keeps nothing: the script's slots answer whole, not cut into days
-                ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
-            # what the entries of these days are made of (``_keep``), as a hit's tag reads it from them
-            computed_from = ((day, meta[0]) for meta, per_day in zip(found.meta, versions) for day in per_day)
-            ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
-            return ans
+            if entries is not None:  # none moved: answered from the cache, its audit event appended later
+                ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx)
+                ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+                return ans
+        elif self.cache.max_bytes:
+            self.cache.misses += len(prac_ids) * days
+        # One script computes every asked day and audits the search in the same step (one round trip: with a day
+        # missing, reading versions first would make it two; with SEARCH_CACHE_BYTES=0, every search comes here).
+        lo, hi = day_bounds[0][0], day_bounds[-1][1]
+        first_b, last_b = buckets(lo, hi, dur)
+        call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, (first_b, last_b), roster=roster)
         try:
-            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail, roster)
+            found = await scripts.search(self.rt.lua, call, self._send)
         except REDIS_DOWN as e:
             return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
-        ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, audited, detail, ctx)
-        ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+        if self.cache.max_bytes:  # kept day by day, and answered so: the renderer reuses the days it rendered
+            versions = self._day_versions(found, first_b, day_bounds, dur)
+            rows = self._keep(found, versions, prac_ids, vt, day_bounds)
+            ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+            # what the days' entries are made of, as a later hit's tag reads it from them (``_tag``)
+            computed_from = ((day, meta[0]) for meta, per_day in zip(found.meta, versions) for day in per_day)
+        else:  # a cache of capacity 0 keeps nothing: the script's slots answer whole, not cut into days, and with
+            # no later hit to agree with, the tag is made of each practitioner's read over the whole range
+            ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
+            computed_from = ((tuple(meta[1:]), meta[0]) for meta in found.meta)
+        ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
         return ans
 
     @staticmethod
@@ -241,7 +244,7 @@ class Search:
         entries, age_s = found
         self.cache.stale_answers += 1
         dur = vt.duration_minutes * 60
-        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, False, detail, ctx, age_s)
+        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx, age_s)
 
     def _cached_answer(
         self,
@@ -250,36 +253,30 @@ class Search:
         dur: int,
         day_bounds: list[tuple[int, int]],
         entries: list[list[DayEntry]],
-        audited: bool,
         detail: dict[str, Any],
         ctx: Ctx,
         age_s: int | None = None,
     ) -> Answer:
+        """An answer from cached days (``age_s``: stale), its audit event left to queue (``audit_call``)."""
         stale = age_s is not None
         source = "stale" if stale else "cache"
         days_found = by_day(day_bounds, entries)
         ans = Answer(practice, None, stale, age_s or 0, None, days_found, prac_ids, dur)
-        if self.rt.settings.audit_searches and not audited:
+        if self.rt.settings.audit_searches:
             count = sum(len(starts) for _, day in days_found for starts in day)
             call = self._call(practice.id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
             ans.audit_call = call
             ans.audit = lambda: self.audits.append_now(call)
         return ans
 
-    # ----------------------------------------------------------------- the cached path
-    async def _entries(
-        self,
-        pid: str,
-        prac_ids: list[str],
-        vt: VisitType,
-        day_bounds: list[tuple[int, int]],
-        ctx: Ctx,
-        detail: dict[str, Any],
-        roster: int | None,
-    ) -> tuple[list[list[DayEntry]], bool]:
-        """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
-        When any asked day moved or ran out of time, the script computes every asked day again and audits the
-        search in the same step, so only answers made entirely from the cache are audited later."""
+    # ----------------------------------------------------------------- the cache
+    async def _fresh(
+        self, pid: str, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]]
+    ) -> list[list[DayEntry]] | None:
+        """Per practitioner, per day: the cached entry, when every asked day is still right (its versions, read
+        now, are the ones it was computed at); None when any moved or ran out of time (the script computes them
+        all again and audits the search in the same step, so only answers made entirely from the cache are
+        audited later)."""
         dur = vt.duration_minutes * 60
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
@@ -290,7 +287,7 @@ class Search:
         day_versions = [self._versions(current, first_b, lo, hi, dur) for lo, hi in day_bounds]
         now = self.rt.now_ms()
         out: list[list[DayEntry]] = []
-        moved = False  # an asked day to compute again
+        moved = False
         get = self.cache.get
         for pr in prac_ids:
             row: list[DayEntry] = []
@@ -302,38 +299,22 @@ class Search:
                 else:
                     self.cache.misses += 1
                     moved = True
-                row.append(entry)  # type: ignore[arg-type]  # replaced below when None or outdated
+                row.append(entry)  # type: ignore[arg-type]  # unused when None or outdated (moved)
             out.append(row)
-        if moved:
-            found, versions = await self._compute(pid, prac_ids, vt, day_bounds, ctx, detail, roster)
-            return self._keep(found, versions, prac_ids, vt, day_bounds), True
-        return out, False
+        return None if moved else out
 
-    async def _compute(
-        self,
-        pid: str,
-        prac_ids: list[str],
-        vt: VisitType,
-        day_bounds: list[tuple[int, int]],
-        ctx: Ctx,
-        detail: dict[str, Any],
-        roster: int | None,
-    ) -> tuple[scripts.Found, list[list[tuple[int, ...]]]]:
-        """Every asked day of every asked practitioner, computed in one script that audits the search in the same
-        step (``detail``: the request); with, per practitioner, each day's versions out of what the script read."""
-        dur = vt.duration_minutes * 60
-        lo, hi = day_bounds[0][0], day_bounds[-1][1]
-        first_b, last_b = buckets(lo, hi, dur)
-        call = self._call(pid, prac_ids, vt, lo, hi, detail, True, ctx, (first_b, last_b), roster=roster)
-        found = await scripts.search(self.rt.lua, call, self._send)
-        versions: list[list[tuple[int, ...]]] = []
+    def _day_versions(
+        self, found: scripts.Found, first_b: int, day_bounds: list[tuple[int, int]], dur: int
+    ) -> list[list[tuple[int, ...]]]:
+        """Per practitioner, each asked day's versions out of those the script read with its answer."""
+        out: list[list[tuple[int, ...]]] = []
         read: list[int] | None = None
         for meta in found.meta:
             if meta[1:] != read:  # one hash per practice: the practitioners' reads are the same (engine/keys.py)
                 read = meta[1:]
-                per_day = [self._versions(read, first_b, d_lo, d_hi, dur) for d_lo, d_hi in day_bounds]
-            versions.append(per_day)
-        return found, versions
+                per_day = [self._versions(read, first_b, lo, hi, dur) for lo, hi in day_bounds]
+            out.append(per_day)
+        return out
 
     def _keep(
         self,
