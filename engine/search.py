@@ -76,9 +76,10 @@ class Search:
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
     ) -> Answer:
-        """The API's search (operation ``search_availability``): ``answer``, with its audit event, when the script
-        did not append it in the same step, queued in this process's next batch."""
-        ans = await self.answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+        """The API's search (operation ``search_availability``): as ``answer``, with the audit event the script did
+        not append in the same step (an answer from the cache) queued in this process's next batch."""
+        self._check(practice_id, date, days)
+        ans = await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
         if ans.audit_call is not None:
             self.audits.add(ans.audit_call)
         return ans
