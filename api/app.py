@@ -80,17 +80,16 @@ async def _serving(
     state = app.state
     state.probes = Probes()  # the operator endpoints' bounded reads (api/probe.py)
     state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
-    state.rendered_days = render.RenderedDays(settings.search_cache_bytes - settings.search_cache_bytes // 4)
     state.redis = redis if redis is not None else make_redis(settings, state.metrics)
     state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
-    # appointments past their retention are read from the database (persistence/retention.py)
-    state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db))
-    state.engine.rt.lua.observe = state.metrics.observe_script  # booking_script_duration_seconds{script}
     # on a single Redis, cached searches read versions on one pipelined connection (engine/redis/pipelined.py)
     reads = None if redis is not None else PipelinedReads.for_client(state.redis, state.metrics.observe_redis)
-    if reads is not None:
-        state.engine.searcher.use_reads(reads.call)
     state.pipelined_reads = reads
+    # appointments past their retention are read from the database (persistence/retention.py)
+    state.engine = BookingEngine(state.redis, settings, archive=ArchivedAppointments(state.db), reads=reads)
+    state.engine.rt.lua.observe = state.metrics.observe_script  # booking_script_duration_seconds{script}
+    # the rendered days: their share of SEARCH_CACHE_BYTES, as the engine splits it (engine/search_cache.py)
+    state.rendered_days = render.RenderedDays(state.engine.searcher.rendered_bytes)
     state.redis_sync = None if redis is not None and settings.embedded else runtime.sync_redis(settings)
     if state.redis_sync is not None:  # logs loudly, or refuses with REQUIRE_DURABLE_REDIS=1
         try:
@@ -141,7 +140,7 @@ async def _serving(
             for t in stuck:
                 log.warning("background task %s did not stop within %s s", t.get_name(), SHUTDOWN_WAIT_S)
         try:  # the search audits still queued (bounded: its retries, then counted)
-            await asyncio.wait_for(state.engine.searcher.audits.close(), SHUTDOWN_WAIT_S)
+            await asyncio.wait_for(state.engine.close(), SHUTDOWN_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - the shutdown goes on; what was lost is counted and logged
             log.warning("search audits not flushed at shutdown: %s", exc)
         if notifier is not None:

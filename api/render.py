@@ -203,3 +203,13 @@ def availability_days_bytes(
     parts = [rendered.day((practice.id, visit_type_id, who, lo), starts, pids, dur, tz) for lo, starts in days]
     slots = b",".join(p for p in parts if p)
     return _head(practice, visit_type_id, date, len(days), ans.stale) + b"[" + slots + b"]}"
+
+
+def availability_answer_bytes(
+    practice: Practice, visit_type_id: str, date: dt.date, days: int, ans: Answer, rendered: RenderedDays
+) -> bytes:
+    """A search answer's body: day by day through ``rendered`` when the engine answered day by day (its cache
+    keeps days), else in one go (SEARCH_CACHE_BYTES=0, or a practice without practitioners)."""
+    if ans.days is None:
+        return availability_bytes(practice, visit_type_id, date, days, ans.result, ans.stale)
+    return availability_days_bytes(practice, visit_type_id, date, ans, rendered)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.model import SYSTEM, Appointment, Ctx, WaitlistRecord
 from engine.scripts.registry import Lua
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.redis.pipelined import PipelinedReads
 
 __all__ = ["SYSTEM", "AppointmentArchive", "Ctx", "Runtime"]
 
@@ -27,8 +30,9 @@ class AppointmentArchive(Protocol):
 
 
 class Runtime:
-    """One Redis client with its registered scripts, the settings, the clock (tests pass a fake one) and, when a
-    durable store is configured, the archive of appointments that left Redis."""
+    """One Redis client with its registered scripts, the settings, the clock (tests pass a fake one), when a
+    durable store is configured, the archive of appointments that left Redis, and when the app built them, the
+    process's pipelined reads of the same Redis (engine/redis/pipelined.py: read-only commands, single Redis)."""
 
     def __init__(
         self,
@@ -36,8 +40,10 @@ class Runtime:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         archive: AppointmentArchive | None = None,
+        reads: PipelinedReads | None = None,
     ) -> None:
         self.redis = redis
+        self.reads = reads
         self.archive = archive
         self.lua = Lua(redis, settings.replica_wait_ms)
         self.settings = settings

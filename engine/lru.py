@@ -12,7 +12,7 @@ V = TypeVar("V")
 
 class BytesLru(Generic[K, V]):
     """``put`` takes each value's size in bytes; the least recently used values go once the sum passes
-    ``max_bytes`` (``evictions`` counts them)."""
+    ``max_bytes`` (``evictions`` counts them). A value larger than ``max_bytes`` is not kept (with 0, nothing is)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -43,6 +43,8 @@ class BytesLru(Generic[K, V]):
         old = self._map.pop(key, None)
         if old is not None:
             self.bytes -= old[1]
+        if size > self.max_bytes:
+            return
         self._map[key] = (value, size)
         self.bytes += size
         while self.bytes > self.max_bytes and self._map:

@@ -1,10 +1,12 @@
-"""Search: free slots of one visit type over a range of the practice's local dates.
+"""Search: free slots of one visit type over a range of the practice's local dates, by one path.
 
-With the availability cache on (``SEARCH_CACHE_BYTES`` > 0), a search reads the versions of the asked
+Every search goes through the availability cache (engine/search_cache.py): ``SEARCH_CACHE_BYTES=0`` is a cache of
+capacity 0 on the same path, whose every day is computed. A search reads the versions of the asked
 practitioner-days in one round trip; when nothing it asks moved or ran out of time it is answered from the cache
-and its audit event is appended later, in the process's next batch (``engine.search_audit``); otherwise one
-audited script computes every asked day. While Redis is unreachable, days known right less than
-``STALE_READ_SECONDS`` ago answer with ``stale`` set.
+and its audit event is queued in this process's next batch (``engine.search_audit``); otherwise one audited
+script computes every asked day. While Redis is unreachable, days known right less than ``STALE_READ_SECONDS``
+ago answer with ``stale`` set. ``search`` is the reference the cached answers are checked against: the script
+alone, nothing read from or kept in the cache.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import errors, ids, keys, limits, scripts, timeutil
 from engine.catalog import Catalog
@@ -21,8 +23,9 @@ from engine.model import SYSTEM, Ctx, Practice, VisitType
 from engine.redis.batching import Coalescer
 from engine.search_answer import Answer, SearchResult, answer_tag, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
-from engine.search_cache import DayEntry, SearchCache, buckets
+from engine.search_cache import DayEntry, SearchCache, buckets, cache_shares
 
+T = TypeVar("T")
 ROSTER_ATTEMPTS = 3  # reads of a practice's practitioners when the script finds the list outdated ('ROSTER')
 
 
@@ -30,8 +33,9 @@ class Search:
     def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
         self.catalog = catalog
-        # a quarter of SEARCH_CACHE_BYTES for the days' starts; the API's rendered days take the rest
-        self.cache = SearchCache(rt.settings.search_cache_bytes // 4)
+        # SEARCH_CACHE_BYTES sizes both caches of a search: the days' starts here, the API's rendered days
+        days_bytes, self.rendered_bytes = cache_shares(rt.settings.search_cache_bytes)
+        self.cache = SearchCache(days_bytes)
         self.audits = SearchAudits(rt)
         # the searches of this process that reach Redis in the same loop iteration share a round trip (on a
         # single Redis: a cluster's pipelines refuse EVALSHA, and its calls go to their slots' nodes one by one)
@@ -43,15 +47,8 @@ class Search:
             )
             self.version_batches: Coalescer[tuple[str, list[str]]] = Coalescer(self._hmget, self._hmget_many)
             self._send, self._versions_read = self.script_batches, self.version_batches
-
-    def use_reads(self, call: Callable[..., Awaitable[Any]]) -> None:
-        """Send the versions reads through ``call(command, *args)`` (the API's pipelined reads on a single
-        Redis, engine/redis/pipelined.py) instead of the client: it pipelines what one loop iteration asks on its own."""
-
-        async def hmget(read: tuple[str, list[str]]) -> Any:
-            return await call("HMGET", read[0], *read[1])
-
-        self._versions_read = hmget
+        if rt.reads is not None:  # the process's pipelined reads (engine/redis/pipelined.py) batch on their own
+            self._versions_read = self._pipelined_hmget
 
     async def _hmget(self, read: tuple[str, list[str]]) -> Any:
         return await self.rt.redis.hmget(*read)
@@ -62,12 +59,15 @@ class Search:
                 pipe.hmget(key, fields)
             return list(await pipe.execute(raise_on_error=False))
 
+    async def _pipelined_hmget(self, read: tuple[str, list[str]]) -> Any:
+        return await self.rt.reads.call("HMGET", read[0], *read[1])  # type: ignore[union-attr]
+
     @property
     def audit_failures(self) -> int:
         """Audit events of cached answers that could not be appended (counted, never silent)."""
         return self.audits.failed
 
-    async def search(
+    async def search_availability(
         self,
         practice_id: str,
         date: dt.date,
@@ -75,57 +75,14 @@ class Search:
         visit_type_id: str,
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
-    ) -> tuple[Practice, SearchResult]:
-        """The answer computed in Redis by one script (no cache), audited in the same step."""
-        self._check(practice_id, date, days)
-        for attempt in range(ROSTER_ATTEMPTS):
-            fresh = attempt > 0
-            practice, vt, prac_ids = await self.catalog.search_context(
-                practice_id, visit_type_id, practitioner_id, fresh
-            )
-            lo, hi = self._range(practice, date, days)
-            detail = self._detail(date, days, vt, practitioner_id)
-            roster = self._roster(prac_ids, practitioner_id, attempt)
-            tz = timeutil.zone(practice.timezone)
-            local_days = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
-            call = self._call(
-                practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster, local_days=local_days
-            )
-            try:
-                found = await scripts.search(self.rt.lua, call, self._send)
-            except scripts.RosterChanged:
-                continue
-            return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
-        raise AssertionError("unreachable: the last attempt does not check the roster")
-
-    async def _uncached(
-        self, practice_id: str, date: dt.date, days: int, visit_type_id: str, practitioner_id: str | None, ctx: Ctx
     ) -> Answer:
-        """As ``search``, with the answer's tag made of the versions and validity the script reported with it."""
+        """The API's search (operation ``search_availability``): as ``answer``, with the audit event the script did
+        not append in the same step (an answer from the cache) queued in this process's next batch."""
         self._check(practice_id, date, days)
-        for attempt in range(ROSTER_ATTEMPTS):
-            practice, vt, prac_ids = await self.catalog.search_context(
-                practice_id, visit_type_id, practitioner_id, attempt > 0
-            )
-            lo, hi = self._range(practice, date, days)
-            detail = self._detail(date, days, vt, practitioner_id)
-            roster = self._roster(prac_ids, practitioner_id, attempt)
-            dur = vt.duration_minutes * 60
-            call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, buckets(lo, hi, dur), roster=roster)
-            try:
-                found = await scripts.search(self.rt.lua, call, self._send)
-            except scripts.RosterChanged:
-                continue
-            ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
-            computed_from = ((tuple(meta[1:]), meta[0]) for meta in found.meta)
-            ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
-            return ans
-        raise AssertionError("unreachable: the last attempt does not check the roster")
-
-    @staticmethod
-    def _roster(prac_ids: list[str], practitioner_id: str | None, attempt: int) -> int | None:
-        """The practitioner count the script checks (a search of the whole practice, before the last attempt)."""
-        return len(prac_ids) if practitioner_id is None and attempt < ROSTER_ATTEMPTS - 1 else None
+        ans = await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
+        if ans.audit_call is not None:
+            self.audits.add(ans.audit_call)
+        return ans
 
     async def answer(
         self,
@@ -136,16 +93,63 @@ class Search:
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
     ) -> Answer:
-        """The answer through the availability cache when it is on (else as ``search``)."""
-        if not self.cache.enabled:
-            return await self._uncached(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+        """The answer through the availability cache, its audit event still to queue (``Answer.audit_call``)."""
         self._check(practice_id, date, days)
-        for attempt in range(ROSTER_ATTEMPTS):
+        return await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
+
+    async def search(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None = None,
+        ctx: Ctx = SYSTEM,
+    ) -> tuple[Practice, SearchResult]:
+        """The reference answer: one script over the whole range, audited in the same step, nothing read from or
+        kept in the cache (the tests of the cache compare every answer with it)."""
+        self._check(practice_id, date, days)
+        return await self._roster_retry(self._scripted, practice_id, date, days, visit_type_id, practitioner_id, ctx)
+
+    @staticmethod
+    async def _roster_retry(attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``attempt(*args, 0)``, ``attempt(*args, 1)``, ...: again while the search script finds the practice's
+        list of practitioners outdated ('ROSTER'; each attempt after the first reads it again)."""
+        for n in range(ROSTER_ATTEMPTS):
             try:
-                return await self._answer(practice_id, date, days, visit_type_id, practitioner_id, ctx, attempt)
+                return await attempt(*args, n)
             except scripts.RosterChanged:
                 continue
         raise AssertionError("unreachable: the last attempt does not check the roster")
+
+    @staticmethod
+    def _roster(prac_ids: list[str], practitioner_id: str | None, attempt: int) -> int | None:
+        """The practitioner count the script checks (a search of the whole practice, before the last attempt)."""
+        return len(prac_ids) if practitioner_id is None and attempt < ROSTER_ATTEMPTS - 1 else None
+
+    async def _scripted(
+        self,
+        practice_id: str,
+        date: dt.date,
+        days: int,
+        visit_type_id: str,
+        practitioner_id: str | None,
+        ctx: Ctx,
+        attempt: int,
+    ) -> tuple[Practice, SearchResult]:
+        practice, vt, prac_ids = await self.catalog.search_context(
+            practice_id, visit_type_id, practitioner_id, attempt > 0
+        )
+        lo, hi = self._range(practice, date, days)
+        detail = self._detail(date, days, vt, practitioner_id)
+        roster = self._roster(prac_ids, practitioner_id, attempt)
+        tz = timeutil.zone(practice.timezone)
+        local_days = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
+        call = self._call(
+            practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster, local_days=local_days
+        )
+        found = await scripts.search(self.rt.lua, call, self._send)
+        return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
 
     async def _answer(
         self,
@@ -166,8 +170,6 @@ class Search:
             if known is None:
                 raise
             practice, vt, prac_ids = known
-        if not prac_ids:  # no practitioner yet: nothing to cache; the script answers (and audits) the empty search
-            return await self._uncached(practice_id, date, days, visit_type_id, practitioner_id, ctx)
         tz = timeutil.zone(practice.timezone)
         day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
         dur = vt.duration_minutes * 60
@@ -178,30 +180,46 @@ class Search:
             # say one was added since, so the script answers (no slots): it checks the list is whole ('ROSTER':
             # read it again, the new practitioner searched at once) and audits the search in the same step.
             lo, hi = day_bounds[0][0], day_bounds[-1][1]
-            await scripts.search(self.rt.lua, self._call(practice_id, [], vt, lo, hi, detail, True, ctx,
-                                                         roster=roster), self._send)  # fmt: skip
-            return Answer(practice, days=by_day(day_bounds, []), practitioner_ids=[], duration_s=dur)
-        now = self.rt.now_ms()
-        if not all(self.cache.timely((pr, vt.id, lo), now) for pr in prac_ids for lo, _ in day_bounds):
-            # not every asked day is here and still right by time: one script computes it all and audits it in
-            # the same step (one round trip, as without the cache; reading versions first would make it two),
-            # and its days are kept for the next search
-            rows: list[list[DayEntry]] = [[None] * days for _ in prac_ids]  # type: ignore[list-item]
-            todo = {i: list(range(days)) for i in range(len(prac_ids))}
+            call = self._call(practice_id, [], vt, lo, hi, detail, True, ctx, buckets(lo, hi, dur), roster=roster)
+            await scripts.search(self.rt.lua, call, self._send)
+            ans = Answer(practice, SearchResult([], dur, []))
+            ans.tag = answer_tag(practice, vt, [], date, days, practitioner_id, ())
+            return ans
+        if self.cache.all_timely(((pr, vt.id, lo) for pr in prac_ids for lo, _ in day_bounds), self.rt.now_ms()):
+            # every asked day is here and still right by time: one read of their versions says whether any moved
             try:
-                await self._compute(practice_id, prac_ids, vt, day_bounds, todo, rows, ctx, detail, roster)
+                entries = await self._fresh(practice_id, prac_ids, vt, day_bounds)
             except REDIS_DOWN as e:
                 return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
+            if entries is not None:  # none moved: answered from the cache, its audit event appended later
+                ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx)
+                ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+                return ans
+        elif self.cache.max_bytes:
             self.cache.misses += len(prac_ids) * days
-            ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
-            ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, rows)
-            return ans
+        # One script computes every asked day and audits the search in the same step (one round trip: with a day
+        # missing, reading versions first would make it two; with SEARCH_CACHE_BYTES=0, every search comes here).
+        lo, hi = day_bounds[0][0], day_bounds[-1][1]
+        first_b, last_b = buckets(lo, hi, dur)
+        call = self._call(
+            practice_id, prac_ids, vt, lo, hi, detail, True, ctx, (first_b, last_b), roster=roster,
+            local_days=day_bounds,
+        )  # fmt: skip
         try:
-            entries, audited = await self._entries(practice_id, prac_ids, vt, day_bounds, ctx, detail, roster)
+            found = await scripts.search(self.rt.lua, call, self._send)
         except REDIS_DOWN as e:
             return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
-        ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, audited, detail, ctx)
-        ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+        if self.cache.max_bytes:  # kept day by day, and answered so: the renderer reuses the days it rendered
+            versions = self._day_versions(found, first_b, day_bounds, dur)
+            rows = self._keep(found, versions, prac_ids, vt, day_bounds)
+            ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+            # what the days' entries are made of, as a later hit's tag reads it from them (``_tag``)
+            computed_from = ((day, meta[0]) for meta, per_day in zip(found.meta, versions) for day in per_day)
+        else:  # a cache of capacity 0 keeps nothing: the script's slots answer whole, not cut into days, and with
+            # no later hit to agree with, the tag is made of each practitioner's read over the whole range
+            ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
+            computed_from = ((tuple(meta[1:]), meta[0]) for meta in found.meta)
+        ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
         return ans
 
     @staticmethod
@@ -234,7 +252,7 @@ class Search:
         entries, age_s = found
         self.cache.stale_answers += 1
         dur = vt.duration_minutes * 60
-        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, False, detail, ctx, age_s)
+        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx, age_s)
 
     def _cached_answer(
         self,
@@ -243,38 +261,30 @@ class Search:
         dur: int,
         day_bounds: list[tuple[int, int]],
         entries: list[list[DayEntry]],
-        audited: bool,
         detail: dict[str, Any],
         ctx: Ctx,
         age_s: int | None = None,
     ) -> Answer:
+        """An answer from cached days (``age_s``: stale), its audit event left to queue (``audit_call``)."""
         stale = age_s is not None
         source = "stale" if stale else "cache"
         days_found = by_day(day_bounds, entries)
         ans = Answer(practice, None, stale, age_s or 0, None, days_found, prac_ids, dur)
-        if self.rt.settings.audit_searches and not audited:
+        if self.rt.settings.audit_searches:
             count = sum(len(starts) for _, day in days_found for starts in day)
             call = self._call(practice.id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
             ans.audit_call = call
             ans.audit = lambda: self.audits.append_now(call)
         return ans
 
-    # ----------------------------------------------------------------- the cached path
-    async def _entries(
-        self,
-        pid: str,
-        prac_ids: list[str],
-        vt: VisitType,
-        day_bounds: list[tuple[int, int]],
-        ctx: Ctx,
-        detail: dict[str, Any],
-        roster: int | None,
-    ) -> tuple[list[list[DayEntry]], bool]:
-        """Per practitioner, per day: a fresh entry, and whether the search script ran (and audited the search).
-        When any asked day moved or ran out of time, the script computes every asked day again and audits the
-        search in the same step, so only answers made entirely from the cache are audited later."""
-        if not prac_ids:  # a practice without practitioners offers nothing (and has no versions to read)
-            return [], False
+    # ----------------------------------------------------------------- the cache
+    async def _fresh(
+        self, pid: str, prac_ids: list[str], vt: VisitType, day_bounds: list[tuple[int, int]]
+    ) -> list[list[DayEntry]] | None:
+        """Per practitioner, per day: the cached entry, when every asked day is still right (its versions, read
+        now, are the ones it was computed at); None when any moved or ran out of time (the script computes them
+        all again and audits the search in the same step, so only answers made entirely from the cache are
+        audited later)."""
         dur = vt.duration_minutes * 60
         first_b = buckets(*day_bounds[0], dur)[0]
         last_b = buckets(*day_bounds[-1], dur)[1]
@@ -285,9 +295,9 @@ class Search:
         day_versions = [self._versions(current, first_b, lo, hi, dur) for lo, hi in day_bounds]
         now = self.rt.now_ms()
         out: list[list[DayEntry]] = []
-        stale_days: dict[int, list[int]] = {}  # practitioner index -> indexes of the days to compute
+        moved = False
         get = self.cache.get
-        for i, pr in enumerate(prac_ids):
+        for pr in prac_ids:
             row: list[DayEntry] = []
             for d, (lo, _) in enumerate(day_bounds):
                 entry = get((pr, vt.id, lo))
@@ -296,60 +306,46 @@ class Search:
                     entry.read_at_ms = now  # known right at this instant (what a stale answer's Age counts from)
                 else:
                     self.cache.misses += 1
-                    stale_days.setdefault(i, []).append(d)
-                row.append(entry)  # type: ignore[arg-type]  # replaced below when None or outdated
+                    moved = True
+                row.append(entry)  # type: ignore[arg-type]  # unused when None or outdated (moved)
             out.append(row)
-        if stale_days:
-            todo = {i: list(range(len(day_bounds))) for i in range(len(prac_ids))}
-            await self._compute(pid, prac_ids, vt, day_bounds, todo, out, ctx, detail, roster)
-            return out, True
-        return out, False
+        return None if moved else out
 
-    async def _compute(
+    def _day_versions(
+        self, found: scripts.Found, first_b: int, day_bounds: list[tuple[int, int]], dur: int
+    ) -> list[list[tuple[int, ...]]]:
+        """Per practitioner, each asked day's versions out of those the script read with its answer."""
+        out: list[list[tuple[int, ...]]] = []
+        read: list[int] | None = None
+        for meta in found.meta:
+            if meta[1:] != read:  # one hash per practice: the practitioners' reads are the same (engine/keys.py)
+                read = meta[1:]
+                per_day = [self._versions(read, first_b, lo, hi, dur) for lo, hi in day_bounds]
+            out.append(per_day)
+        return out
+
+    def _keep(
         self,
-        pid: str,
+        found: scripts.Found,
+        versions: list[list[tuple[int, ...]]],
         prac_ids: list[str],
         vt: VisitType,
         day_bounds: list[tuple[int, int]],
-        todo: dict[int, list[int]],
-        out: list[list[DayEntry]],
-        ctx: Ctx,
-        audited: dict[str, Any] | None = None,
-        roster: int | None = None,
-    ) -> None:
-        """Compute the ``todo`` days (practitioner index -> day indexes) in one script and cache them; with
-        ``audited`` (the request's detail: the whole request is computed), the script audits the search too."""
-        dur = vt.duration_minutes * 60
-        who = sorted(todo)
-        d_first, d_last = min(min(v) for v in todo.values()), max(max(v) for v in todo.values())
-        lo, hi = day_bounds[d_first][0], day_bounds[d_last][1]
-        first_b, last_b = buckets(lo, hi, dur)
-        audit = audited is not None
-        call = self._call(
-            pid,
-            [prac_ids[i] for i in who],
-            vt,
-            lo,
-            hi,
-            audited or {},
-            audit,
-            ctx,
-            (first_b, last_b),
-            roster=roster,
-            local_days=day_bounds[d_first : d_last + 1],
-        )
-        found = await scripts.search(self.rt.lua, call, self._send)
+    ) -> list[list[DayEntry]]:
+        """The script's answer cut into practitioner-days (per practitioner, per day), each kept in the cache."""
         now = self.rt.now_ms()
-        for k, i in enumerate(who):
-            starts, meta = found.starts[k], found.meta[k]
-            valid_until, current = meta[0], meta[1:]
-            for d in range(d_first, d_last + 1):
-                day_lo, day_hi = day_bounds[d]
-                day_starts = tuple(starts[bisect_left(starts, day_lo) : bisect_left(starts, day_hi)])  # ascending
-                versions = self._versions(current, first_b, day_lo, day_hi, dur)
-                entry = DayEntry(day_starts, versions, valid_until, now)
-                self.cache.put((prac_ids[i], vt.id, day_lo), entry)
-                out[i][d] = entry
+        rows = []
+        for pr, starts, meta, per_day in zip(prac_ids, found.starts, found.meta, versions):
+            row, at = [], 0
+            for (day_lo, day_hi), day_versions in zip(day_bounds, per_day):
+                at = bisect_left(starts, day_lo, at)
+                end = bisect_left(starts, day_hi, at)
+                entry = DayEntry(tuple(starts[at:end]), day_versions, meta[0], now)  # ascending
+                self.cache.put((pr, vt.id, day_lo), entry)
+                row.append(entry)
+                at = end
+            rows.append(row)
+        return rows
 
     @staticmethod
     def _versions(current: list[int], first_b: int, lo: int, hi: int, dur: int) -> tuple[int, ...]:

@@ -32,9 +32,9 @@ class SearchResult(msgspec.Struct, frozen=True):
 class Answer:
     """A search answer: the practice, the slots, whether they come from the last known availability (``stale``,
     with their ``age_s``), and the audit event still to append (``audit_call``, None: already audited in the
-    script that computed it). From the cache, the answer also comes day by day (``days``: per local day, its
-    start and each practitioner's free starts), so that a renderer can reuse what it made of a day before;
-    ``result`` is then built only when asked for."""
+    script that computed it). The answer comes day by day (``days``: per local day, its start and each
+    practitioner's free starts), so that a renderer can reuse what it made of a day before; ``result`` is built
+    only when asked for."""
 
     __slots__ = (
         "_result",

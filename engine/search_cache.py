@@ -7,18 +7,27 @@ the search script reports versions and that instant atomically with the starts i
 used only while the versions read now equal its own and the instant has not passed; otherwise it is computed
 again. While Redis is unreachable, entries younger than ``STALE_READ_SECONDS`` may answer, marked stale.
 
-Memory is bounded: a least-recently-used map with a limit in bytes (``SEARCH_CACHE_BYTES``).
+Memory is bounded: a least-recently-used map with a limit in bytes, its share of ``SEARCH_CACHE_BYTES``
+(``cache_shares``; 0: a cache that holds nothing, every day computed, on the same path).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from engine.lru import BytesLru
 
 DAY_S = 86400
 
 Key = tuple[str, str, int]  # practitioner id, visit type id, local day start (epoch s)
+
+
+def cache_shares(search_cache_bytes: int) -> tuple[int, int]:
+    """``SEARCH_CACHE_BYTES`` split between the two caches of a search: a quarter for the days' starts
+    (``SearchCache``), the rest for the API's rendered days (api/render.py ``RenderedDays``)."""
+    days_bytes = search_cache_bytes // 4
+    return days_bytes, search_cache_bytes - days_bytes
 
 
 def buckets(day_start: int, day_end: int, duration_s: int) -> tuple[int, int]:
@@ -84,6 +93,10 @@ class SearchCache:
         """Whether ``key`` is cached and not yet past the instant time alone changes it (its versions unread)."""
         e = self._lru.peek(key)
         return e is not None and (e.valid_until_ms == 0 or now_ms < e.valid_until_ms)
+
+    def all_timely(self, keys: Iterable[Key], now_ms: int) -> bool:
+        """Whether every one of ``keys`` is ``timely`` (an empty cache, or one of capacity 0, answers at once)."""
+        return len(self._lru) > 0 and all(self.timely(key, now_ms) for key in keys)
 
     def get(self, key: Key) -> DayEntry | None:
         return self._lru.get(key)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -32,6 +32,9 @@ from engine.search_answer import Answer, SearchResult
 from engine.settings import Settings
 from engine.waitlist import Waitlist
 
+if TYPE_CHECKING:
+    from engine.redis.pipelined import PipelinedReads
+
 __all__ = ["SYSTEM", "Answer", "BookingEngine", "Ctx", "SearchResult", "patient_ref"]
 
 
@@ -42,8 +45,9 @@ class BookingEngine:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         archive: AppointmentArchive | None = None,
+        reads: PipelinedReads | None = None,
     ) -> None:
-        self.rt = rt = Runtime(redis, settings, clock, archive)
+        self.rt = rt = Runtime(redis, settings, clock, archive, reads)
         self.redis = redis
         self.settings = settings
         self.lua = rt.lua
@@ -65,8 +69,9 @@ class BookingEngine:
         self.put_schedule = availability.put_schedule
         self.roll_horizon = availability.roll_horizon
         self.searcher = searcher = Search(rt, catalog)
-        self.search = searcher.search
-        self.search_answer = searcher.answer
+        self.search_availability = searcher.search_availability  # the route's: its audit queued by the engine
+        self.search_answer = searcher.answer  # the same answer, its audit event left on it (``audit_call``)
+        self.search = searcher.search  # the reference: the script alone, no cache (what the cache is tested against)
         self.hold = holds.hold
         self.get_hold = holds.get_hold
         self.release_hold = holds.release_hold
@@ -89,6 +94,10 @@ class BookingEngine:
         expired = await self.holds.expire_due_holds(limit)
         await self.waitlist.drop_ended()
         return expired
+
+    async def close(self) -> None:
+        """Append what the engine still holds queued (the search audits: bounded by their retries, then counted)."""
+        await self.searcher.audits.close()
 
     @property
     def clock(self) -> Callable[[], float]:

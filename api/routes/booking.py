@@ -51,11 +51,8 @@ async def availability(
 ) -> Response[bytes]:
     _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
     eng = engine(request)
-    ans = await eng.search_answer(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    ans = await eng.search_availability(practice_id, date, days, visit_type_id, practitioner_id, ctx)
     searcher, state = eng.searcher, request.app.state
-    if ans.audit_call is not None:
-        # a cached answer's audit event goes into this process's next batch, appended after the answers
-        searcher.audits.add(ans.audit_call)
     state.metrics.observe_search_cache(
         searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
     )
@@ -67,10 +64,7 @@ async def availability(
         headers["ETag"], headers["Cache-Control"] = etag, conditional.CACHE_CONTROL
         if conditional.none_match(request.headers.get("if-none-match"), etag):
             return Response(content=b"", status_code=304, headers=headers)
-    if ans.days is None:  # the cache is off
-        body = render.availability_bytes(ans.practice, visit_type_id, date, days, ans.result, ans.stale)
-    else:
-        body = render.availability_days_bytes(ans.practice, visit_type_id, date, ans, state.rendered_days)
+    body = render.availability_answer_bytes(ans.practice, visit_type_id, date, days, ans, state.rendered_days)
     return raw_json(body, 200, headers or None)
 
 
