@@ -126,8 +126,8 @@ def server(
 # ------------------------------------------------------------------------------------------------ two workers
 # scripts/test runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): the modules below spend
 # most of their time waiting for real time to pass (reminders due in seconds, a benchmark's timed steps) and
-# share nothing with the rest (Redis databases 13 and 15 on 6379, PostgreSQL databases and ports of their own),
-# so they run beside it. Within each group, tests run one at a time in file order, as without xdist.
+# share nothing with the rest (leased Redis databases, PostgreSQL databases and ports of their own), so they run
+# beside it. Within each group, tests run one at a time in file order, as without xdist.
 WAITING = ("test_notifications.py", "test_bench_smoke.py")
 
 
