@@ -44,8 +44,9 @@ def with_db(url: str, db: int) -> str:
 
 
 def _lock_name(url: str) -> str:
-    """A file name for the server of ``url`` (its host and port, not its database)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", urlsplit(url).netloc) or "default"
+    """A file name for the server of ``url``: its host and port (never its password, nor its database)."""
+    parts = urlsplit(url)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{parts.hostname or 'localhost'}_{parts.port or 6379}")
 
 
 def _try_lock(path: Path) -> IO[Any] | None:
