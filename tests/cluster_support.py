@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from api.devcluster import DevCluster
 from engine.redis import clients
 from engine.settings import Settings
+from tests.support import processes
 from tests.support.config import REDIS_URL, settings_for
 
 GIVEN_URL = os.environ.get("TEST_REDIS_CLUSTER_URL") or None
@@ -37,6 +39,17 @@ def cluster_env(cluster_url: str) -> dict[str, str]:
     return {"REDIS_URL": cluster_url, "REDIS_CLUSTER": "1", "QUEUE_REDIS_URL": REDIS_URL}
 
 
+def show_node_logs(cluster: DevCluster) -> None:
+    """Each node's redis.log in the report of a test that fails while the cluster runs (a node a fault test
+    killed included): tests/support/process_logs.py."""
+    for port in cluster.ports:
+        processes.register_log(
+            f"the cluster node on {port}",
+            Path(cluster.folder) / str(port) / "redis.log",
+            lambda: any(p.poll() is None for p in cluster.procs),
+        )
+
+
 @pytest.fixture(scope="session")
 def dev_cluster() -> Iterator[DevCluster | None]:
     """The local cluster (None when TEST_REDIS_CLUSTER_URL names one already running)."""
@@ -49,6 +62,7 @@ def dev_cluster() -> Iterator[DevCluster | None]:
         cluster.start()
     except RuntimeError as exc:
         pytest.fail(f"the cluster tests could not start a local Redis Cluster: {exc}")
+    show_node_logs(cluster)
     try:
         yield cluster
     finally:

@@ -20,16 +20,56 @@ from tests.support import processes, script_shapes
 from tests.support.config import AUTH, PG_DB, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.processes import Procs
+from tests.support.redis_dbs import RedisDatabases, flush_default_once
 from tests.support.servers import Server, serve_env, start_serve
+
+# a failing test's report shows the log tails of the processes it started (or that still run)
+pytest_plugins = ["tests.support.process_logs"]
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     try:
-        redis_sync.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
+        flush_default_once(REDIS_URL)
     except redis_sync.ConnectionError:
         pytest.fail(f"the integration tests need Redis at {REDIS_URL} (scripts/test starts it)")
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_leases(redis_url: str) -> RedisDatabases:
+    """The Redis databases this worker may lease on the test Redis (tests/support/redis_dbs.py)."""
+    return RedisDatabases(redis_url)
+
+
+@pytest.fixture(scope="module")
+def redis_dbs(redis_leases: RedisDatabases) -> Iterator[Callable[[int], list[str]]]:
+    """``redis_dbs(n)``: the URLs of ``n`` Redis databases of the module's own (no other module or worker uses
+    them meanwhile), flushed now and when the module's last test is done."""
+    with contextlib.ExitStack() as held:
+        yield lambda n=1: held.enter_context(redis_leases.lease(n))
+
+
+@pytest.fixture(scope="module")
+def redis_db(redis_dbs: Callable[[int], list[str]]) -> str:
+    """The URL of a Redis database of the module's own (see ``redis_dbs``)."""
+    return redis_dbs(1)[0]
+
+
+@pytest.fixture
+def queue_redis(redis_db: str) -> Iterator[redis_sync.Redis]:
+    """A client of the module's own Redis database, for rq's queue: standalone also where ``rsync`` and ``world``
+    are a cluster's (tests/system/test_cluster.py runs tests of tests/integration there)."""
+    r = redis_sync.Redis.from_url(redis_db)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def lease_redis_dbs(redis_leases: RedisDatabases) -> Iterator[Callable[[int], list[str]]]:
+    """``redis_dbs`` for one test: the databases are given back (flushed) when the test ends."""
+    with contextlib.ExitStack() as held:
+        yield lambda n=1: held.enter_context(redis_leases.lease(n))
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +126,8 @@ def server(
 # ------------------------------------------------------------------------------------------------ two workers
 # scripts/test runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): the modules below spend
 # most of their time waiting for real time to pass (reminders due in seconds, a benchmark's timed steps) and
-# share nothing with the rest (Redis databases 13 and 15 on 6379, PostgreSQL databases and ports of their own),
-# so they run beside it. Within each group, tests run one at a time in file order, as without xdist.
+# share nothing with the rest (leased Redis databases, PostgreSQL databases and ports of their own), so they run
+# beside it. Within each group, tests run one at a time in file order, as without xdist.
 WAITING = ("test_notifications.py", "test_bench_smoke.py")
 
 

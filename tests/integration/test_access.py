@@ -19,13 +19,12 @@ from engine import keys, scripts
 from engine.settings import Settings
 from persistence.db import make_engine
 from persistence.persister import Persister
-from tests.support.config import ADMIN, REDIS_URL, settings_for
+from tests.support.config import ADMIN, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/14"
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 NONE: dict[str, str] = {}
 
@@ -54,11 +53,11 @@ def join_body(ctx: dict[str, Any], day: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def world() -> Any:
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Any:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_access")
-    with TestClient(create_app(settings_for(RURL, database_url=url, client_header="X-Client-Id"))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=url, client_header="X-Client-Id"))) as c:
         w: dict[str, Any] = {"c": c, "r": r, "url": url}
         for name in ("A", "B"):
             c.headers.update(ADMIN_H)
@@ -464,9 +463,9 @@ def test_a_non_ascii_or_huge_manage_token_is_403_never_500(world: Any, bad: tupl
     assert c.get(f"/v1/appointments/{a['appt']['id']}", headers=ADMIN_H).json()["status"] == "booked"
 
 
-def test_a_non_ascii_admin_token_is_compared_as_the_bytes_sent(world: Any) -> None:
+def test_a_non_ascii_admin_token_is_compared_as_the_bytes_sent(redis_db: str, world: Any) -> None:
     token = "pässwört-ü-" + uuid.uuid4().hex
-    s = settings_for(RURL, database_url=world["url"], admin_token=token)
+    s = settings_for(redis_db, database_url=world["url"], admin_token=token)
     with TestClient(create_app(s, background=False)) as c:
         url = f"/v1/practitioners/{world['A']['practitioners'][0]}/schedule"
         # a non-ASCII admin token (set in UTF-8) works when sent in UTF-8; one character off is another token
@@ -476,12 +475,14 @@ def test_a_non_ascii_admin_token_is_compared_as_the_bytes_sent(world: Any) -> No
 
 
 @pytest.fixture(scope="module", params=["real-redis", "embedded"])
-def open_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def open_world(
+    redis_db: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """The embedded default with no BOOKING_ADMIN_TOKEN: its access rules on the real Redis (the embedded
     settings with the real Redis passed in) and in the embedded default itself (in-process Redis, SQLite)."""
     if request.param == "real-redis":
         s = Settings(redis_url=None, admin_token=None, database_url=fresh_database("booking_open"))
-        app = create_app(s, redis=redis_async.Redis.from_url(RURL), background=False)
+        app = create_app(s, redis=redis_async.Redis.from_url(redis_db), background=False)
     else:
         s = Settings(redis_url=None, admin_token=None, data_dir=str(tmp_path_factory.mktemp("open")))
         app = create_app(s, background=False)
@@ -552,13 +553,13 @@ def test_the_embedded_default_patient_cancels_with_the_manage_token(open_world: 
 
 
 @pytest.fixture
-def limited() -> Any:
-    r = redis_sync.Redis.from_url(RURL)
+def limited(redis_db: str) -> Any:
+    r = redis_sync.Redis.from_url(redis_db)
     for k in r.scan_iter(match="bk:v1:{c:*"):
         r.delete(k)
     url = fresh_database("booking_limits")
     s = settings_for(
-        RURL,
+        redis_db,
         database_url=url,
         client_header="X-Client-Id",
         limit_live_holds=3,
@@ -683,7 +684,7 @@ def test_a_cluster_slot_that_does_not_settle_is_a_503_not_a_500(
     assert got.headers["retry-after"] == "1"
 
 
-def test_the_local_limits_decide_as_the_limit_script_does() -> None:
+def test_the_local_limits_decide_as_the_limit_script_does(redis_db: str) -> None:
     """access.LocalLimits against lua/limit.lua on real Redis: one random sequence of requests, releases and
     time steps of a few clients, the same answers (allowed, or refused with the same Retry-After and detail)."""
     import asyncio
@@ -696,7 +697,7 @@ def test_the_local_limits_decide_as_the_limit_script_does() -> None:
     rng = random.Random(7)
 
     async def go() -> None:
-        r = redis_async.Redis.from_url(RURL)
+        r = redis_async.Redis.from_url(redis_db)
         for k in await r.keys("bk:v1:{c:parity-*"):
             await r.delete(k)
         lua, local = Lua(r), access.LocalLimits()
@@ -746,12 +747,12 @@ def test_the_local_limits_decide_as_the_limit_script_does() -> None:
     asyncio.run(go())
 
 
-def test_no_patient_data_in_logs_metrics_redis_keys_or_audit(caplog: Any, capfd: Any) -> None:
+def test_no_patient_data_in_logs_metrics_redis_keys_or_audit(redis_db: str, caplog: Any, capfd: Any) -> None:
     caplog.set_level(logging.DEBUG)
     name, email, phone = "Zebulon Quixotic-Marmaduke", "zq-unique-7731@example.org", "+99 555 0199"
-    r = redis_sync.Redis.from_url(RURL)
+    r = redis_sync.Redis.from_url(redis_db)
     url = fresh_database("booking_privacy")
-    with TestClient(create_app(settings_for(RURL, database_url=url))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=url))) as c:
         c.headers.update(ADMIN_H)
         ctx = setup_practice(c, durations=(30,))
         slots = search(c, ctx["practice_id"], ctx["visit_types"][30], next_weekday(3))

@@ -20,7 +20,7 @@ from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.tables import audit_events
 from tests.integration import test_persistence
-from tests.integration.test_persistence import RURL, book_some, rows
+from tests.integration.test_persistence import book_some, rows
 from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 
@@ -246,7 +246,7 @@ def test_only_cursors_this_deployment_signed_are_accepted(world: Any) -> None:
     rest = c.get("/v1/audit", params={"practice_id": pid, "cursor": real, "limit": 100}).json()
     everything = page["items"] + rest["items"]
     assert [i["chain_index"] for i in everything] == list(range(1, len(everything) + 1)) and len(everything) > 3
-    with TestClient(create_app(settings_for(RURL, database_url=world["url"]))) as other:
+    with TestClient(create_app(settings_for(world["redis_url"], database_url=world["url"]))) as other:
         other.headers.update(AUTH)
         again = other.get("/v1/audit", params={"practice_id": pid, "cursor": real, "limit": 100}).json()
     assert again["items"] == rest["items"]

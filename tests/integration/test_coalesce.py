@@ -15,9 +15,6 @@ from engine.redis.batching import Coalescer
 from engine.service import BookingEngine
 from engine.settings import Settings
 from tests.integration.test_search_cache import Clock, mornings
-from tests.support.config import REDIS_URL
-
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 
 
 class Recorder:
@@ -71,12 +68,12 @@ def test_a_caller_that_goes_away_while_gathering_leaves_the_others_answered() ->
 
 @pytest.mark.integration
 @pytest.mark.parametrize("cache_bytes", [0, 64 * 1024 * 1024])
-def test_concurrent_searches_answer_exactly_what_each_asked_alone(cache_bytes: int) -> None:
+def test_concurrent_searches_answer_exactly_what_each_asked_alone(redis_db: str, cache_bytes: int) -> None:
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_db)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, search_cache_bytes=cache_bytes), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_db, search_cache_bytes=cache_bytes), clock)
         try:
             practices = [await mornings(eng, f"Co{i}") for i in range(3)]
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)

@@ -15,18 +15,16 @@ import pytest
 import redis as redis_sync
 
 from engine import keys
-from tests.support.config import REDIS_URL
 from tests.support.http import search, setup_practice
 from tests.support.smtp import text_of
 from tests.system.test_notifications import ALL_DAY, World, book, make_world
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/3"  # a Redis database of this module's own
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    yield from make_world("24h", database="booking_notify_odd", redis_url=RURL)
+def world(redis_db: str) -> Iterator[World]:
+    yield from make_world("24h", database="booking_notify_odd", redis_url=redis_db)
 
 
 def notification(c: Any, appointment_id: str, kind: str) -> dict[str, Any] | None:
@@ -44,7 +42,7 @@ def wait_final(c: Any, appointment_id: str, kind: str, timeout: float = 30) -> d
     raise AssertionError(f"the {kind} of {appointment_id} never reached a final state: {item}")
 
 
-def test_odd_text_is_mailed_and_legacy_control_characters_never_stall_the_notifier(world: World) -> None:
+def test_odd_text_is_mailed_and_legacy_control_characters_never_stall_the_notifier(redis_db: str, world: World) -> None:
     c, inbox = world.client, world.inbox
     ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
     pr, vt = ctx["practitioners"][0], ctx["visit_types"][30]
@@ -62,7 +60,7 @@ def test_odd_text_is_mailed_and_legacy_control_characters_never_stall_the_notifi
     # newline); its cancellation notice is composed from it, and a header may not hold a line break
     second = book(c, pr, vt, slots[4]["start"])
     assert wait_final(c, second["id"], "confirmation")["status"] == "sent"
-    r = redis_sync.Redis.from_url(RURL)
+    r = redis_sync.Redis.from_url(redis_db)
     try:
         legacy = {"name": "a\x00b", "email": "ada@example.org\n", "phone": None}
         r.hset(keys.appointment(ctx["practice_id"], second["id"]), "patient", msgspec.json.encode(legacy))

@@ -32,7 +32,7 @@ from api.routes import audit, booking, ops, setup, waitlist
 from api.schemas import SEARCH_DATE_PATTERN
 from engine import limits, timeutil
 from tests.support import processes
-from tests.support.config import ADMIN, REDIS_URL, WEEKDAYS, settings_for
+from tests.support.config import ADMIN, WEEKDAYS, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import setup_practice
 from tests.support.servers import free_port
@@ -40,7 +40,6 @@ from tests.support.servers import free_port
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).resolve().parents[1] / "schemathesis_hooks.py"
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/11"  # a Redis database of this module's own
 # Several seeds (issue 22: one seed's run missed a schema-violating request another found). Each run must pass
 # every check; the stateful phase's reach of the booking funnel is asserted over all of them together (one seed's
 # few scenarios may wander off the funnel as operations are added).
@@ -173,16 +172,16 @@ def test_options_allow_every_method_of_the_path(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------- schemathesis, all checks
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_server(redis_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``booking serve`` in a process group of its own, killed with its children at teardown."""
     import redis
 
-    redis.Redis.from_url(RURL).flushdb()
+    redis.Redis.from_url(redis_db).flushdb()
     port = free_port()
     log = tmp_path_factory.mktemp("openapi") / "serve.log"
     env = {
         **os.environ,
-        "REDIS_URL": RURL,
+        "REDIS_URL": redis_db,
         "DATABASE_URL": fresh_database("booking_openapi"),
         "BOOKING_ADMIN_TOKEN": ADMIN,
     }

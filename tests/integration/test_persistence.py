@@ -21,25 +21,26 @@ from persistence import audit, effects, migrate, quarantine, writer
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"  # a Redis database of this module's own
 
 
 @pytest.fixture
-def world() -> Any:
-    """A flushed Redis db, a fresh PostgreSQL database, an app on both, and a persister (not running)."""
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Any:
+    """A flushed Redis db (the module's own), a fresh PostgreSQL database, an app on both, and a persister (not
+    running)."""
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_persist")
     db = make_engine(url)
-    app = create_app(settings_for(RURL, database_url=url))
+    app = create_app(settings_for(redis_db, database_url=url))
     with TestClient(app) as c:
         c.headers.update(AUTH)
-        yield {"client": c, "redis": r, "db": db, "url": url, "persister": Persister(r, db, consumer="t1")}
+        persister = Persister(r, db, consumer="t1")
+        yield {"client": c, "redis": r, "db": db, "url": url, "persister": persister, "redis_url": redis_db}
     db.dispose()
     r.close()
 
@@ -71,11 +72,11 @@ def book_some(c: Any, n: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]]]
     return ctx, appts
 
 
-async def run_reconcile(db: Any, said: list[str]) -> Any:
-    ar = aioredis.Redis.from_url(RURL)
-    sr = redis_sync.Redis.from_url(RURL)
+async def run_reconcile(redis_url: str, db: Any, said: list[str]) -> Any:
+    ar = aioredis.Redis.from_url(redis_url)
+    sr = redis_sync.Redis.from_url(redis_url)
     try:
-        return await reconcile(BookingEngine(ar, settings_for(RURL)), sr, db, out=said.append)
+        return await reconcile(BookingEngine(ar, settings_for(redis_url)), sr, db, out=said.append)
     finally:
         await ar.aclose()
         sr.close()
@@ -349,7 +350,7 @@ def test_flushall_then_reconcile_restores_exactly_what_was_offered(world: Any) -
     r.flushdb()
     assert c.get("/readyz").status_code == 503  # Redis lost its data: not ready until reconciled
     said: list[str] = []
-    report = asyncio.run(run_reconcile(db, said))
+    report = asyncio.run(run_reconcile(world["redis_url"], db, said))
     assert any(appts[0]["id"] in line for line in report.restored)
     assert c.get("/readyz").status_code == 200
     assert search(c, pid, vt, day, days=7) == before
@@ -447,12 +448,12 @@ def test_verify_notices_rows_cut_off_the_end_of_a_chain(world: Any) -> None:
     assert any("removed from its end" in line for line in said), said
 
 
-def test_reads_that_need_the_database_answer_503_when_it_is_unreachable(tmp_path: Any) -> None:
-    r = redis_sync.Redis.from_url(RURL)
+def test_reads_that_need_the_database_answer_503_when_it_is_unreachable(redis_db: str) -> None:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     r.hset(keys.META, "reconciled_at_ms", 1)  # Redis is fine; only the database is away
     dead = "postgresql+psycopg://root@127.0.0.1:1/nowhere"
-    with TestClient(create_app(settings_for(RURL, database_url=dead))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=dead))) as c:
         c.headers.update(AUTH)
         ctx, appts = book_some(c, n=1)  # bookings need Redis only
         got = c.get("/v1/audit", params={"practice_id": ctx["practice_id"]})

@@ -22,21 +22,20 @@ from engine import keys
 from persistence import audit, quarantine
 from persistence.db import make_engine
 from persistence.persister import Persister
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/2"  # a Redis database of this module's own
 
 
 @pytest.fixture
-def world() -> Any:
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Any:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_quarantine")
     db = make_engine(url)
-    with TestClient(create_app(settings_for(RURL, database_url=url))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=url))) as c:
         c.headers.update(AUTH)
         yield {"client": c, "redis": r, "db": db, "url": url}
     db.dispose()
@@ -91,7 +90,7 @@ def wait_for(check: Any, timeout: float = 30.0) -> bool:
 
 
 def test_a_nul_byte_in_one_event_is_set_aside_and_every_later_event_reaches_postgresql(
-    world: Any, monkeypatch: Any, capsys: Any
+    world: Any, redis_db: str, monkeypatch: Any, capsys: Any
 ) -> None:
     c, r, db = world["client"], world["redis"], world["db"]
     ctx_a, ctx_b = setup_practice(c, durations=(30,)), setup_practice(c, durations=(30,))
@@ -150,7 +149,7 @@ def test_a_nul_byte_in_one_event_is_set_aside_and_every_later_event_reaches_post
     assert ready.json()["quarantined"] == 1 and poison_id in ready.json()["persister_quarantined"]
 
     # a replay before the cause is fixed: refused again, still there, exit 1
-    monkeypatch.setenv("REDIS_URL", RURL)
+    monkeypatch.setenv("REDIS_URL", redis_db)
     monkeypatch.setenv("DATABASE_URL", world["url"])
     monkeypatch.setenv("BOOKING_ADMIN_TOKEN", "x")
     assert cli.main(["reconcile", "--replay-quarantine"]) == 1

@@ -19,7 +19,7 @@ from engine import keys
 from persistence import audit, audit_rows, writer
 from persistence.db import make_engine
 from persistence.persister import HELD, Persister
-from tests.integration.test_persistence import RURL, book_some, rows, run_reconcile
+from tests.integration.test_persistence import book_some, rows, run_reconcile
 from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import search
@@ -28,13 +28,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def world() -> Any:
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Any:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     db = make_engine(fresh_database("booking_replays"))
-    with TestClient(create_app(settings_for(RURL, database_url=str(db.url)))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=str(db.url)))) as c:
         c.headers.update(AUTH)
-        yield {"client": c, "redis": r, "db": db, "persister": Persister(r, db, consumer="t1")}
+        persister = Persister(r, db, consumer="t1")
+        yield {"client": c, "redis": r, "db": db, "persister": persister, "redis_url": redis_db}
     db.dispose()
     r.close()
 
@@ -60,7 +61,7 @@ def forget_redis_and_reconcile(world: Any) -> list[str]:
     """Redis loses everything (its tombstones too): only the database can say the key is revoked."""
     world["redis"].flushdb()
     said: list[str] = []
-    asyncio.run(run_reconcile(world["db"], said))
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], said))
     return said
 
 

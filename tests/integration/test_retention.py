@@ -23,23 +23,21 @@ from persistence.notify.scheduling import Scheduling
 from persistence.persister import Persister
 from persistence.retention import AppointmentTidy
 from persistence.tables import notifications
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/6"  # a Redis database of this module's own (15 is the benchmark's)
 YEAR_S = 365 * 86400
-QUEUE = redis_sync.Redis.from_url(RURL)  # rq's Redis: standalone also when tests/system/test_cluster.py runs these on a cluster
 
 
 @pytest.fixture
-def world() -> Iterator[dict[str, Any]]:
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Iterator[dict[str, Any]]:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_retention")
     db = make_engine(url)
-    with TestClient(create_app(settings_for(RURL, database_url=url), background=False)) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=url), background=False)) as c:
         c.headers.update(AUTH)
         yield {"client": c, "redis": r, "db": db, "persister": Persister(r, db, consumer="t-retention")}
     db.dispose()
@@ -178,7 +176,9 @@ def listing(db: Any) -> list[Any]:
         return list(conn.execute(select(cols.id, cols.status, cols.enqueued_at_ms).order_by(cols.id)).all())
 
 
-def test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up(world: dict[str, Any]) -> None:
+def test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up(
+    world: dict[str, Any], queue_redis: redis_sync.Redis
+) -> None:
     c, r, db = world["client"], world["redis"], world["db"]
     b = Booker(c)
     pid = b.ctx["practice_id"]
@@ -201,7 +201,7 @@ def test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up(worl
     assert gap is not None and gap.startswith(b"0:")
 
     # the worker starts: notifications for everything it owes, from the database for what was trimmed
-    outbox = Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox", block_ms=0)
+    outbox = Outbox(r, db, Settings(), Scheduling(queue_redis), consumer="t-outbox", block_ms=0)
     outbox.step(block=False)
     # (a booking cancelled before any worker saw it owes its cancellation notice only: read late from the stream,
     # its confirmation would have been cancelled by the cancellation, or skipped by the job's re-check)
@@ -217,7 +217,7 @@ def test_streams_are_trimmed_while_no_worker_runs_and_the_outbox_catches_up(worl
     assert listing(db) == owed
 
 
-def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> None:
+def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any], queue_redis: redis_sync.Redis) -> None:
     c, r, db = world["client"], world["redis"], world["db"]
     b = Booker(c)
     pid = b.ctx["practice_id"]
@@ -225,7 +225,7 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> 
     b.book()
     later = Persister(r, db, consumer="t-trim", clock=lambda: time.time() + 7200)
     later.drain()
-    outbox = Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox", block_ms=0)
+    outbox = Outbox(r, db, Settings(), Scheduling(queue_redis), consumer="t-outbox", block_ms=0)
     outbox.step(block=False)  # it runs: it has read everything so far
     unread = b.book()
     b.hold()  # (the newest entry is never trimmed: it marks where the persister is)
@@ -241,11 +241,11 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any]) -> 
     assert not any(f[b"appointment_id"] == unread["id"].encode() for _, f in r.xrange(stream))
     assert r.hget(keys.stream_gaps(pid), "notifier") is not None
     assert (unread["id"], "confirmation", 1) not in rows_of(db)
-    Outbox(r, db, Settings(), Scheduling(QUEUE), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
+    Outbox(r, db, Settings(), Scheduling(queue_redis), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
     assert (unread["id"], "confirmation", 1) in rows_of(db)
 
 
-def test_the_year_benchmark_runs_and_the_retention_shrinks_redis() -> None:
+def test_the_year_benchmark_runs_and_the_retention_shrinks_redis(redis_db: str) -> None:
     """benchmarks/retention_year.py on a few simulated weeks (docs/benchmarks.md has the year's figures)."""
     import argparse
 
@@ -253,7 +253,7 @@ def test_the_year_benchmark_runs_and_the_retention_shrinks_redis() -> None:
     from tests.support.config import DB_SUFFIX, PG_ADMIN_URL
 
     args = argparse.Namespace(
-        redis_url=RURL, pg_admin_url=PG_ADMIN_URL, database_name=f"booking_bench_year{DB_SUFFIX}",
+        redis_url=redis_db, pg_admin_url=PG_ADMIN_URL, database_name=f"booking_bench_year{DB_SUFFIX}",
         practices=1, practitioners=2, per_day=4, days=45, retention_days=30,
     )  # fmt: skip
     out = retention_year.run(args, log=lambda _line: None)

@@ -21,10 +21,8 @@ from engine.model import SYSTEM, Appointment, Patient, Practice, Practitioner, S
 from engine.service import BookingEngine
 from engine.settings import Settings
 from tests.support.clock import Clock
-from tests.support.config import REDIS_URL
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/5"
 NOW = 1_900_000_000.0  # a fixed instant (2030-03-17), moved by the tests through the engine's clock
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
 
@@ -112,14 +110,15 @@ class World:
         )
 
 
-def run(body: Callable[[World], Awaitable[None]]) -> None:
-    """Run one test body against a fresh practice (two practitioners, 30-minute visits, 08:00-18:00 daily)."""
+def run(redis_url: str, body: Callable[[World], Awaitable[None]]) -> None:
+    """Run one test body against a fresh practice (two practitioners, 30-minute visits, 08:00-18:00 daily) on the
+    Redis database ``redis_url`` (flushed first; a test's ``redis_db``)."""
 
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_url)
         await r.flushdb()
         clock = Clock(NOW)
-        eng = BookingEngine(r, Settings(redis_url=RURL), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_url), clock)
         try:
             practice = await eng.create_practice("Scripts", "Europe/Berlin")
             prs = [await eng.add_practitioner(practice.id, f"Dr {i}") for i in range(2)]
@@ -135,7 +134,7 @@ def run(body: Callable[[World], Awaitable[None]]) -> None:
 
 
 # ----------------------------------------------------------------- hold
-def test_hold_ok_replay_and_mismatch() -> None:
+def test_hold_ok_replay_and_mismatch(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         call = w.hold_call(start, idem_ref="k1", fingerprint="fp", record=b'{"stored":1}')
@@ -145,11 +144,11 @@ def test_hold_ok_replay_and_mismatch() -> None:
         with pytest.raises(errors.IdempotencyKeyReusedError):
             await scripts.hold(w.lua, w.hold_call(start, idem_ref="k1", fingerprint="other"))
 
-    run(body)
+    run(redis_db, body)
 
 
 @pytest.mark.parametrize("reason", ["not_a_slot", "too_soon", "beyond_horizon", "taken"])
-def test_hold_unavailable(reason: str) -> None:
+def test_hold_unavailable(redis_db: str, reason: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         if reason == "not_a_slot":
@@ -164,11 +163,11 @@ def test_hold_unavailable(reason: str) -> None:
             await scripts.hold(w.lua, w.hold_call(start))
         assert exc.value.reason == reason
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- release and expire
-def test_release_statuses() -> None:
+def test_release_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         hid = await w.hold(start)
@@ -190,10 +189,10 @@ def test_release_statuses() -> None:
             await scripts.release(w.lua, call(used))
         assert exc.value.appointment_id
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_expire_counts_only_due_holds() -> None:
+def test_expire_counts_only_due_holds(redis_db: str) -> None:
     async def body(w: World) -> None:
         due = await w.hold(await w.slot(0))
         w.clock.now += 200
@@ -203,10 +202,11 @@ def test_expire_counts_only_due_holds() -> None:
         assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper") == 1
         assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper") == 0
 
-    run(body)
+    run(redis_db, body)
 
 
 def test_the_sweep_skips_a_practice_whose_shard_is_unreachable_and_sweeps_the_others(
+    redis_db: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A shard without a primary (Redis Cluster) fails only its practices' tidying, not every practice's."""
@@ -230,11 +230,11 @@ def test_the_sweep_skips_a_practice_whose_shard_is_unreachable_and_sweeps_the_ot
         assert await w.eng.expire_due_holds() == 1  # whichever practice comes first
         await w.eng.redis.srem(keys.PRACTICES, elsewhere)
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- book
-def test_book_statuses() -> None:
+def test_book_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         hid = await w.hold(start)
@@ -256,10 +256,10 @@ def test_book_statuses() -> None:
             await scripts.book(w.lua, w.book_call(late, now_ms=int(w.clock.now * 1000) + 301_000))
         assert exc.value.state == "expired"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_book_refuses_an_overlap_it_should_never_meet() -> None:
+def test_book_refuses_an_overlap_it_should_never_meet(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         hid = await w.hold(start)
@@ -268,11 +268,11 @@ def test_book_refuses_an_overlap_it_should_never_meet() -> None:
         with pytest.raises(errors.OverlapDetectedError):
             await scripts.book(w.lua, w.book_call(hid))
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- cancel and reschedule
-def test_cancel_statuses() -> None:
+def test_cancel_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         appt = await w.booked(await w.slot())
         assert await scripts.cancel(w.lua, w.cancel_call(appt, practitioner=1)) == scripts.RETRY
@@ -282,10 +282,10 @@ def test_cancel_statuses() -> None:
             await scripts.cancel(w.lua, w.cancel_call(ids.new_appointment_id(w.pid)))
         assert exc.value.kind == "appointment"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_reschedule_statuses() -> None:
+def test_reschedule_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         appt = await w.booked(await w.slot(0))
         target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
@@ -315,11 +315,11 @@ def test_reschedule_statuses() -> None:
         with pytest.raises(errors.AppointmentCancelledError):
             await w.reschedule(appt, other, practitioner=1)
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- schedules, setup records, keys, limits
-def test_schedule_generations_and_stale_days() -> None:
+def test_schedule_generations_and_stale_days(redis_db: str) -> None:
     async def body(w: World) -> None:
         state = await w.eng.availability.schedule_state(w.pid, w.prs[0].id)
         assert state is not None and state.until > 0
@@ -335,10 +335,10 @@ def test_schedule_generations_and_stale_days() -> None:
         await w.eng.redis.delete(keys.schedule(w.pid, w.prs[1].id))
         assert await w.eng.availability.restore_schedule(w.practice, w.prs[1].id, state.schedule)
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_restore_entity_never_replaces() -> None:
+def test_restore_entity_never_replaces(redis_db: str) -> None:
     async def body(w: World) -> None:
         pr = w.prs[0]
         key = keys.practitioners(w.pid)
@@ -347,10 +347,10 @@ def test_restore_entity_never_replaces() -> None:
         assert await scripts.restore_entity(w.lua, practice_id=w.pid, key=key, field=pr.id, record=pr)
         assert (await w.eng.get_practitioner(pr.id)).name == pr.name
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_api_key_statuses() -> None:
+def test_api_key_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         key, _token = await create_key(w.eng, w.pid)
         assert not await restore_key(w.eng, key)  # present: SKIP
@@ -366,10 +366,10 @@ def test_api_key_statuses() -> None:
         assert await restore_key(w.eng, other)
         assert await lookup_key(w.eng, token) == other
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_limit_statuses() -> None:
+def test_limit_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         now = int(w.clock.now * 1000)
 
@@ -395,7 +395,7 @@ def test_limit_statuses() -> None:
             await limit("book", 0, "b3")
         assert exc.value.retry_after_s == 60
 
-    run(body)
+    run(redis_db, body)
 
 
 def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts() -> None:
@@ -424,7 +424,7 @@ def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts() -
 
 
 # ----------------------------------------------------------------- reconciliation's restore scripts
-def test_restore_statuses() -> None:
+def test_restore_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         appt = Appointment(
@@ -457,20 +457,20 @@ def test_restore_statuses() -> None:
         res = await restore(clash)
         assert res.status == "CONFLICT" and res.detail == [f"b|{appt.id}|{start + 1800}|0"]
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_restore_seq_only_raises() -> None:
+def test_restore_seq_only_raises(redis_db: str) -> None:
     async def body(w: World) -> None:
         have = int(await w.eng.redis.hget(keys.audit(w.pid), "seq") or 0)
         assert await scripts.restore_seq(w.lua, practice_id=w.pid, last_seq=have - 1) is None
         assert await scripts.restore_seq(w.lua, practice_id=w.pid, last_seq=have + 10) == have
         assert int(await w.eng.redis.hget(keys.audit(w.pid), "seq")) == have + 10
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_lease_has_one_owner_until_it_is_given_back_or_runs_out() -> None:
+def test_a_lease_has_one_owner_until_it_is_given_back_or_runs_out(redis_db: str) -> None:
     async def body(w: World) -> None:
         def call(owner: str, ttl_ms: int) -> scripts.Call:
             return scripts.lease_call(practice_id=w.pid, owner=owner, ttl_ms=ttl_ms)
@@ -488,7 +488,7 @@ def test_a_lease_has_one_owner_until_it_is_given_back_or_runs_out() -> None:
         await asyncio.sleep(0.01)
         assert await scripts.lease(w.lua, call("a", 60_000)) is True  # b's ran out: a takes it
 
-    run(body)
+    run(redis_db, body)
 
 
 def test_every_status_has_one_error_and_every_script_a_function() -> None:
@@ -509,7 +509,7 @@ def _events(w: World, kind: bytes) -> Awaitable[int]:
     return count()
 
 
-def test_a_retried_hold_answers_ok_again_and_claims_once() -> None:
+def test_a_retried_hold_answers_ok_again_and_claims_once(redis_db: str) -> None:
     """redis-py re-sends a script after a connection error: the winner must not read 'taken' (its own claim)."""
 
     async def body(w: World) -> None:
@@ -519,10 +519,10 @@ def test_a_retried_hold_answers_ok_again_and_claims_once() -> None:
         assert await w.eng.redis.zcard(keys.claims(w.pid, w.prs[0].id)) == 1
         assert await _events(w, b"hold") == 1
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_retried_book_answers_the_booking_again_and_books_once() -> None:
+def test_a_retried_book_answers_the_booking_again_and_books_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         start = await w.slot()
         call = w.book_call(await w.hold(start))
@@ -532,10 +532,10 @@ def test_a_retried_book_answers_the_booking_again_and_books_once() -> None:
         with pytest.raises(errors.HoldUsedError):  # another request (another appointment id) still loses
             await scripts.book(w.lua, w.book_call(call.ref.hold_id))
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
+def test_a_retried_reschedule_answers_the_move_again_and_moves_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         appt = await w.booked(await w.slot(0))
         target = await w.hold(await w.slot(0, practitioner=1), practitioner=1)
@@ -555,7 +555,7 @@ def test_a_retried_reschedule_answers_the_move_again_and_moves_once() -> None:
         with pytest.raises(errors.HoldUsedError):  # a new request onto the same hold is refused as before
             await scripts.reschedule(w.lua, **{**args, "practitioner_id": w.prs[1].id, "move_id": "m-2"})
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- the waitlist's scripts (docs/waitlist.md)
@@ -583,7 +583,7 @@ async def _offered(w: World) -> tuple[str, str, str]:
     return entry, got.offer.hold_id, str(start)
 
 
-def test_waitlist_join_ok_and_a_retry_changes_nothing() -> None:
+def test_waitlist_join_ok_and_a_retry_changes_nothing(redis_db: str) -> None:
     async def body(w: World) -> None:
         from engine.waitlist import decode
 
@@ -595,10 +595,10 @@ def test_waitlist_join_ok_and_a_retry_changes_nothing() -> None:
         assert again == 1 and await _events(w, b"waitlist_join") == 1
         assert await w.eng.redis.hget(keys.waitlist_stats(w.pid), "joined") == b"1"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_waitlist_decline_statuses() -> None:
+def test_waitlist_decline_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         now = int(w.clock.now * 1000)
         entry, hold_id, _ = await _offered(w)
@@ -624,10 +624,10 @@ def test_waitlist_decline_statuses() -> None:
         with pytest.raises(errors.OfferExpiredError):
             await decline("", None, e=other, at=int(w.clock.now * 1000))
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_waitlist_leave_statuses() -> None:
+def test_waitlist_leave_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
         now = int(w.clock.now * 1000)
         entry, hold_id, _ = await _offered(w)
@@ -647,10 +647,10 @@ def test_waitlist_leave_statuses() -> None:
         with pytest.raises(errors.NotFoundError):
             await leave("", None, e=f"{w.pid}.w" + "y" * 16)
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_freeing_scripts_refuse_to_free_without_a_kit_while_entries_wait() -> None:
+def test_freeing_scripts_refuse_to_free_without_a_kit_while_entries_wait(redis_db: str) -> None:
     """While entries wait, a call without a kit (or with one missing a visit type) changes nothing: 'KIT'."""
 
     async def body(w: World) -> None:
@@ -678,4 +678,4 @@ def test_freeing_scripts_refuse_to_free_without_a_kit_while_entries_wait() -> No
         assert await scripts.expire(w.lua, now_ms=at, practice_id=w.pid, holds=holds, actor="sweeper", kit=kit) == 1
         assert (await w.eng.get_appointment(appt))[0].status == "booked"  # nothing was changed by the refusals
 
-    run(body)
+    run(redis_db, body)

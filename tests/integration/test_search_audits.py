@@ -23,7 +23,6 @@ from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"
 
 
 async def _searches(r: Any) -> list[dict[str, Any]]:
@@ -35,12 +34,12 @@ async def _searches(r: Any) -> list[dict[str, Any]]:
     return out
 
 
-def test_cached_answers_are_audited_in_one_batch_with_the_instant_of_each_search() -> None:
+def test_cached_answers_are_audited_in_one_batch_with_the_instant_of_each_search(redis_db: str) -> None:
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_db)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, search_cache_bytes=CACHE), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_db, search_cache_bytes=CACHE), clock)
         try:
             p, _, vt = await mornings(eng, "Batch")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
@@ -72,12 +71,12 @@ def test_cached_answers_are_audited_in_one_batch_with_the_instant_of_each_search
 
 
 @pytest.mark.parametrize("failures", [1, 99])
-def test_a_batch_redis_does_not_take_is_retried_then_counted(failures: int) -> None:
+def test_a_batch_redis_does_not_take_is_retried_then_counted(redis_db: str, failures: int) -> None:
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_db)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, search_cache_bytes=CACHE), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_db, search_cache_bytes=CACHE), clock)
         try:
             p, _, vt = await mornings(eng, "Retry")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)

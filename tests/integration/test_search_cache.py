@@ -24,11 +24,9 @@ from engine.search_cache import DayEntry, SearchCache, entry_size
 from engine.service import BookingEngine
 from engine.settings import Settings
 from tests.support import processes
-from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 CACHE = 64 * 1024 * 1024  # SEARCH_CACHE_BYTES: the cache is off by default
 START = 1_900_000_000.0
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -63,14 +61,14 @@ async def mornings(eng: BookingEngine, name: str) -> tuple[Practice, str, str]:
     return p, pr, vt
 
 
-def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
+def test_cached_answers_equal_uncached_answers_under_random_changes(redis_db: str) -> None:
     async def main() -> None:
-        r1, r2 = aioredis.Redis.from_url(RURL), aioredis.Redis.from_url(RURL)
+        r1, r2 = aioredis.Redis.from_url(redis_db), aioredis.Redis.from_url(redis_db)
         await r1.flushdb()
         clock = Clock()
-        reader = BookingEngine(r1, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)
+        reader = BookingEngine(r1, Settings(redis_url=redis_db, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock)
         writer = BookingEngine(
-            r2, Settings(redis_url=RURL, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock
+            r2, Settings(redis_url=redis_db, hold_ttl_seconds=120, search_cache_bytes=CACHE), clock
         )  # another process
         rng = random.Random(20261129)
         try:
@@ -147,14 +145,14 @@ def test_cached_answers_equal_uncached_answers_under_random_changes() -> None:
     asyncio.run(main())
 
 
-def test_a_cache_hit_reads_only_the_versions() -> None:
+def test_a_cache_hit_reads_only_the_versions(redis_db: str) -> None:
     """Nothing changed: the second search runs no search script (one round trip: the versions)."""
 
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_db)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, search_cache_bytes=CACHE), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_db, search_cache_bytes=CACHE), clock)
         try:
             p, pr, vt = await mornings(eng, "Hits")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
@@ -245,15 +243,15 @@ def test_cached_days_answer_stale_while_redis_is_down_then_503(tmp_path: object)
 
 
 @pytest.mark.parametrize("what", ["notice", "horizon", "hold expiry", "horizon roll"])
-def test_time_alone_renews_a_cached_day(what: str) -> None:
+def test_time_alone_renews_a_cached_day(redis_db: str, what: str) -> None:
     """No script that claims runs between the two searches: the clock moves past the instant the first answer
     gave (or, for the roll, a day is materialised by apply_day alone)."""
 
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_db)
         await r.flushdb()
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=RURL, hold_ttl_seconds=300, search_cache_bytes=CACHE), clock)
+        eng = BookingEngine(r, Settings(redis_url=redis_db, hold_ttl_seconds=300, search_cache_bytes=CACHE), clock)
         try:
             p = await eng.create_practice("Time", "UTC")
             pr = (await eng.add_practitioner(p.id, "Dr")).id
@@ -309,17 +307,17 @@ def test_metrics_count_cache_hits_and_misses(make_client: Any) -> None:
 
 
 @pytest.mark.parametrize("cache_bytes", [0, CACHE])
-def test_a_practitioner_added_through_another_process_shows_in_the_next_search(cache_bytes: int) -> None:
+def test_a_practitioner_added_through_another_process_shows_in_the_next_search(redis_db: str, cache_bytes: int) -> None:
     """Each process keeps a practice's list of practitioners (engine/catalog.py); the search script refuses a
     list that is no longer whole ('ROSTER'), so a practitioner added and scheduled by another API process offers
     slots in this one's very next search, cached or not."""
 
     async def main() -> None:
-        r1, r2 = aioredis.Redis.from_url(RURL), aioredis.Redis.from_url(RURL)
+        r1, r2 = aioredis.Redis.from_url(redis_db), aioredis.Redis.from_url(redis_db)
         await r1.flushdb()
         clock = Clock()
-        reader = BookingEngine(r1, Settings(redis_url=RURL, search_cache_bytes=cache_bytes), clock)
-        writer = BookingEngine(r2, Settings(redis_url=RURL, search_cache_bytes=cache_bytes), clock)
+        reader = BookingEngine(r1, Settings(redis_url=redis_db, search_cache_bytes=cache_bytes), clock)
+        writer = BookingEngine(r2, Settings(redis_url=redis_db, search_cache_bytes=cache_bytes), clock)
         try:
             p, first_pr, vt = await mornings(writer, "Roster")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)

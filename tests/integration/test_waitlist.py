@@ -25,7 +25,7 @@ def durations(w: World) -> dict[str, int]:
     return {vt.id: vt.duration_minutes * 60 for vt in w.vts.values()}
 
 
-def test_a_cancellation_offers_the_slot_to_the_first_matching_entry_who_accepts() -> None:
+def test_a_cancellation_offers_the_slot_to_the_first_matching_entry_who_accepts(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         ten = w.at(day, "10:00")
@@ -65,10 +65,10 @@ def test_a_cancellation_offers_the_slot_to_the_first_matching_entry_who_accepts(
             await w.eng.accept_offer(first.record.id)
         assert check_offers(decoded, durations(w)) == 1
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_decline_passes_the_offer_to_the_next_entry_never_back() -> None:
+def test_decline_passes_the_offer_to_the_next_entry_never_back(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -88,10 +88,10 @@ def test_decline_passes_the_offer_to_the_next_entry_never_back() -> None:
         assert offers_of(decoded)[1].detail.cause == "waitlist_decline"
         check_offers(decoded, durations(w))
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone() -> None:
+def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -120,10 +120,10 @@ def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone() -> None:
         assert stats[b"lapsed"] == b"2"
         check_offers(decoded, durations(w))
 
-    run(body, offer_seconds=60)
+    run(redis_db, body, offer_seconds=60)
 
 
-def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorded_once() -> None:
+def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorded_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -151,10 +151,10 @@ def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorde
         assert [o.detail.cause for o in offers_of(decoded)] == ["cancel", "waitlist_lapse"]
         check_offers(decoded, durations(w))
 
-    run(body, offer_seconds=60)
+    run(redis_db, body, offer_seconds=60)
 
 
-def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_first() -> None:
+def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_first(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten, eleven = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "11:00")
         released, _ = await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
@@ -174,10 +174,10 @@ def test_release_and_an_ordinary_expiry_go_to_the_waitlist_never_to_a_searcher_f
         causes = [o.detail.cause for o in offers_of(await w.events())]
         assert causes == ["release", "expire"]
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_first() -> None:
+def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_first(redis_db: str) -> None:
     """Issue 22 item 5: two 2-hour holds expire in one sweep (one expire call, one kit with 2 x OFFER_IDS hold
     ids); 12 waiting 15-minute entries. Each freed interval makes its own OFFER_IDS offers (the first no longer
     takes them all), to the oldest entries, in the order the intervals are freed; the rest waits."""
@@ -202,20 +202,20 @@ def test_several_intervals_freed_in_one_call_each_get_their_own_offers_oldest_fi
         assert ten + scripts.OFFER_IDS * 900 in free and two + scripts.OFFER_IDS * 900 in free
         check_offers(await w.events(), durations(w))
 
-    run(body, durations=(120, 15), practitioners=1)
+    run(redis_db, body, durations=(120, 15), practitioners=1)
 
 
-def test_without_a_waitlist_an_expired_hold_frees_at_once() -> None:
+def test_without_a_waitlist_an_expired_hold_frees_at_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         await w.eng.hold(w.prs[0].id, w.vts[30].id, w.instant(ten))
         w.clock.now += 301
         assert ten in await w.free(w.tomorrow)  # invariant 3, exactly as without the waitlist
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_reschedule_away_offers_the_old_interval() -> None:
+def test_reschedule_away_offers_the_old_interval(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten, two = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "14:00")
         appt = await w.book(ten)
@@ -226,10 +226,10 @@ def test_reschedule_away_offers_the_old_interval() -> None:
         assert got.offer is not None and got.offer.start == ten
         assert offers_of(await w.events())[0].detail.cause == "reschedule"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_schedule_that_opens_time_offers_it() -> None:
+def test_a_schedule_that_opens_time_offers_it(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         entry = await w.join(pr=0, from_time="18:00", to_time="20:00")  # after hours: nothing there yet
@@ -240,10 +240,10 @@ def test_a_schedule_that_opens_time_offers_it() -> None:
         assert got.offer is not None and got.offer.start == w.at(day, "18:00")
         assert offers_of(await w.events())[0].detail.cause == "schedule"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_freed_30_minute_interval_makes_two_15_minute_offers_where_they_fit() -> None:
+def test_a_freed_30_minute_interval_makes_two_15_minute_offers_where_they_fit(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         nine45, ten, ten15, ten30 = (w.at(day, t) for t in ("09:45", "10:00", "10:15", "10:30"))
@@ -262,10 +262,10 @@ def test_a_freed_30_minute_interval_makes_two_15_minute_offers_where_they_fit() 
         assert await w.free(day, minutes=15) == [s for s in await w.free(day, minutes=15) if not ten <= s < ten30]
         check_offers(await w.events(), durations(w))
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_an_entry_never_holds_two_offers_nor_gets_one_interval_twice() -> None:
+def test_an_entry_never_holds_two_offers_nor_gets_one_interval_twice(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         ten, eleven = w.at(day, "10:00"), w.at(day, "11:00")
@@ -287,10 +287,10 @@ def test_an_entry_never_holds_two_offers_nor_gets_one_interval_twice() -> None:
         assert [o.detail.start for o in offers_of(await w.events())] == [ten, eleven]
         check_offers(await w.events(), durations(w))
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_leave_with_a_live_offer_passes_it_on() -> None:
+def test_leave_with_a_live_offer_passes_it_on(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -306,10 +306,10 @@ def test_leave_with_a_live_offer_passes_it_on() -> None:
         (leave,) = [e for e in decoded if isinstance(e, ev.WaitlistLeft)]
         assert leave.detail.start == ten and offers_of(decoded)[-1].detail.cause == "waitlist_leave"
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_entries_whose_window_passed_read_ended_and_leave_the_queue() -> None:
+def test_entries_whose_window_passed_read_ended_and_leave_the_queue(redis_db: str) -> None:
     async def body(w: World) -> None:
         entry = await w.join()
         w.clock.now += 3 * 86400
@@ -318,10 +318,10 @@ def test_entries_whose_window_passed_read_ended_and_leave_the_queue() -> None:
         assert await w.r.zcard(keys.waitlist_queue(w.pid)) == 0
         assert [e.status for e in await w.eng.list_waitlist(w.pid)] == ["ended"]
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_50_cancellations_and_50_entries_at_once_offer_exclusively_and_fairly() -> None:
+def test_50_cancellations_and_50_entries_at_once_offer_exclusively_and_fairly(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         starts = [w.at(day, "08:00") + i * 1800 for i in range(20)] + [w.at(day, "08:00") + i * 1800 for i in range(20)]
@@ -352,7 +352,7 @@ def test_50_cancellations_and_50_entries_at_once_offer_exclusively_and_fairly() 
             spans = sorted((int(s), int(m.decode().split("|")[2])) for m, s in members)
             assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- bad input: refused, nothing stored
@@ -368,7 +368,9 @@ def test_50_cancellations_and_50_entries_at_once_offer_exclusively_and_fairly() 
         ({"practitioner": "unknown"}, errors.NotFoundError),
     ],
 )
-def test_a_bad_join_is_refused_and_nothing_is_stored(change: dict[str, str], error: type[Exception]) -> None:
+def test_a_bad_join_is_refused_and_nothing_is_stored(
+    redis_db: str, change: dict[str, str], error: type[Exception]
+) -> None:
     async def body(w: World) -> None:
         from engine.ids import new_practitioner_id, new_visit_type_id
         from engine.model import Patient, WaitlistRequest
@@ -389,10 +391,10 @@ def test_a_bad_join_is_refused_and_nothing_is_stored(change: dict[str, str], err
             await w.eng.join_waitlist(w.pid, req)
         assert await w.r.hlen(keys.waitlist_entries(w.pid)) == 0 and await w.r.zcard(keys.waitlist_queue(w.pid)) == 0
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_a_visit_type_added_meanwhile_makes_the_script_ask_for_a_new_kit() -> None:
+def test_a_visit_type_added_meanwhile_makes_the_script_ask_for_a_new_kit(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -426,10 +428,10 @@ def test_a_visit_type_added_meanwhile_makes_the_script_ask_for_a_new_kit() -> No
         await w.eng.cancel(appt)  # the engine reads the visit types again and offers
         assert len(offers_of(await w.events())) == 1
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_releasing_an_offer_hold_declines_it_and_rescheduling_onto_one_accepts_it() -> None:
+def test_releasing_an_offer_hold_declines_it_and_rescheduling_onto_one_accepts_it(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         ten, two = w.at(day, "10:00"), w.at(day, "14:00")
@@ -451,7 +453,7 @@ def test_releasing_an_offer_hold_declines_it_and_rescheduling_onto_one_accepts_i
         assert "waitlist_decline" in tags and tags.count("waitlist_accept") == 1
         check_offers(await w.events(), durations(w))
 
-    run(body)
+    run(redis_db, body)
 
 
 def test_windows_become_utc_spans_across_dst_changes() -> None:

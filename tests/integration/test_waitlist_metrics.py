@@ -14,12 +14,11 @@ from litestar.testing import TestClient
 from api.app import create_app
 from engine import keys
 from tests.support import waitlist_events as wl
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/8"  # a Redis database of this module's own
 
 
 def scrape(c: TestClient[Any]) -> dict[str, float]:
@@ -31,10 +30,10 @@ def scrape(c: TestClient[Any]) -> dict[str, float]:
     return out
 
 
-def test_metrics_sum_the_waitlists_of_every_practice() -> None:
-    r = redis_sync.Redis.from_url(RURL)
+def test_metrics_sum_the_waitlists_of_every_practice(redis_db: str) -> None:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
-    app = create_app(settings_for(RURL, database_url=fresh_database("booking_wl_metrics")))
+    app = create_app(settings_for(redis_db, database_url=fresh_database("booking_wl_metrics")))
     with TestClient(app) as c:
         c.headers.update(AUTH)
         empty = scrape(c)

@@ -18,7 +18,6 @@ from sqlalchemy import text
 from engine import keys
 from persistence.notify import offers
 from tests.support import waitlist_events as wl
-from tests.support.config import REDIS_URL
 from tests.support.http import next_weekday, search, setup_practice
 from tests.support.smtp import text_of
 from tests.system.test_notifications import World, make_world
@@ -27,12 +26,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    # a Redis database and a PostgreSQL database of its own: tests/system/test_notifications.py runs beside this module
+def world(redis_db: str) -> Iterator[World]:
+    # a PostgreSQL database of its own: tests/system/test_notifications.py runs beside this module
     yield from make_world(
         "24h",
         "booking_notify_waitlist",
-        redis_url=REDIS_URL.rsplit("/", 1)[0] + "/3",
+        redis_url=redis_db,
         waitlist_accept_url="https://app.example.org/offers/{entry_id}?from=mail",
     )
 

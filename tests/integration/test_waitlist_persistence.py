@@ -29,22 +29,21 @@ from persistence.persister import Persister
 from persistence.reconcile import reconcile
 from persistence.tables import waitlist_entries
 from tests.support import waitlist_events as wl
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/4"  # a Redis database of this module's own
 SPANS = [[1_800_000_000, 1_800_014_400], [1_800_086_400, 1_800_100_800]]
 
 
 @pytest.fixture
-def world() -> Any:
-    r = redis_sync.Redis.from_url(RURL)
+def world(redis_db: str) -> Any:
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_wl_persist")
     db = make_engine(url)
-    app = create_app(settings_for(RURL, database_url=url))
+    app = create_app(settings_for(redis_db, database_url=url))
     with TestClient(app) as c:
         c.headers.update(AUTH)
         ctx = setup_practice(c, durations=(30,))
@@ -162,13 +161,13 @@ def test_the_stored_row_gives_the_record_back_exactly(world: Any) -> None:
 
 
 # ----------------------------------------------------------------- reconciliation after Redis lost its data
-def reconcile_now(db: Any, said: list[str]) -> Any:
-    ar = aioredis.Redis.from_url(RURL)
-    sr = redis_sync.Redis.from_url(RURL)
+def reconcile_now(redis_url: str, db: Any, said: list[str]) -> Any:
+    ar = aioredis.Redis.from_url(redis_url)
+    sr = redis_sync.Redis.from_url(redis_url)
 
     async def run() -> Any:
         try:
-            return await reconcile(BookingEngine(ar, settings_for(RURL)), sr, db, out=said.append)
+            return await reconcile(BookingEngine(ar, settings_for(redis_url)), sr, db, out=said.append)
         finally:
             await ar.aclose()
 
@@ -183,7 +182,9 @@ def redis_entries(r: Any, pid: str) -> dict[str, WaitlistRecord]:
     return {k.decode(): msgspec.json.decode(v, type=WaitlistRecord) for k, v in raw.items()}
 
 
-def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_cannot_be_held(world: Any) -> None:
+def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_cannot_be_held(
+    redis_db: str, world: Any
+) -> None:
     c, db, r, p, ctx = world["client"], world["db"], world["redis"], world["persister"], world["ctx"]
     pid, vt, pr = ctx["practice_id"], ctx["visit_types"][30], ctx["practitioners"][0]
     day = next_weekday(2)
@@ -210,7 +211,7 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     p.drain()
     r.flushdb()
     said: list[str] = []
-    report = reconcile_now(db, said)
+    report = reconcile_now(redis_db, db, said)
 
     got = redis_entries(r, pid)
     assert set(got) == {x.id for x in entries}
@@ -245,14 +246,14 @@ def test_reconcile_puts_entries_and_live_offers_back_and_never_an_offer_that_can
     newer = wl.changed(got[a.id], now + 99, status="left", offer=None)  # a is at v2 now (its reconcile offer)
     wl.store(r, newer)
     said2: list[str] = []
-    again = reconcile_now(db, said2)
+    again = reconcile_now(redis_db, db, said2)
     assert not [x for x in again.restored if "waitlist" in x]
     assert redis_entries(r, pid)[a.id] == newer
     assert any(a.id in x and "v3" in x for x in again.redis_ahead)
     assert report.restored and not again.conflicts
 
 
-def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(world: Any) -> None:
+def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(redis_db: str, world: Any) -> None:
     """The race the reconciler's own version check cannot close: the live engine writes the entry between the
     reconciler's read and its restore. The script itself refuses (SKIP), whatever the caller believed."""
     r, ctx = world["redis"], world["ctx"]
@@ -261,10 +262,10 @@ def test_the_restore_script_never_replaces_a_copy_at_that_version_or_newer(world
     old = wl.entry(pid, vt, 3, [[now // 1000, now // 1000 + 86400]], now)
     newer = wl.changed(old, now + 5, status="left")
     wl.store(r, newer)
-    ar = aioredis.Redis.from_url(RURL)
+    ar = aioredis.Redis.from_url(redis_db)
 
     async def restore(x: WaitlistRecord) -> tuple[str, str]:
-        return await rs.restore_waitlist_entry(BookingEngine(ar, settings_for(RURL)), x)
+        return await rs.restore_waitlist_entry(BookingEngine(ar, settings_for(redis_db)), x)
 
     async def body() -> list[tuple[str, str]]:
         try:

@@ -20,7 +20,7 @@ from persistence.persister import Persister
 from persistence.reconcile import reconcile
 from persistence.tables import waitlist_entries
 from tests.support.databases import fresh_database
-from tests.support.waitlist import RURL, World, run
+from tests.support.waitlist import World, run
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +38,9 @@ def stored(db: Any) -> dict[str, WaitlistRecord]:
         return {m["id"]: waitlist_rows.record(m) for m in c.execute(select(waitlist_entries)).mappings()}
 
 
-def test_what_the_scripts_write_is_stored_exactly_and_comes_back_after_redis_lost_it() -> None:
+def test_what_the_scripts_write_is_stored_exactly_and_comes_back_after_redis_lost_it(redis_db: str) -> None:
     db = make_engine(fresh_database("booking_wl_recovery"))
-    sync = redis_sync.Redis.from_url(RURL)
+    sync = redis_sync.Redis.from_url(redis_db)
 
     async def body(w: World) -> None:
         day = w.tomorrow
@@ -79,18 +79,18 @@ def test_what_the_scripts_write_is_stored_exactly_and_comes_back_after_redis_los
         assert any("with its offer" in line for line in said)
 
     try:
-        run(body)
+        run(redis_db, body)
     finally:
         sync.close()
         db.dispose()
 
 
-def test_after_redis_lost_its_data_free_time_is_offered_to_the_waitlist_and_counters_rebuilt() -> None:
+def test_after_redis_lost_its_data_free_time_is_offered_to_the_waitlist_and_counters_rebuilt(redis_db: str) -> None:
     """Issue 22 ("after booking reconcile"): a lost hold's interval, and an offer that expired while Redis was
     gone, are offered to the waiting entries by reconciliation, not left free to everyone; T:wl:stats is raised
     back to the durable audit's counts."""
     db = make_engine(fresh_database("booking_wl_recovery2"))
-    sync = redis_sync.Redis.from_url(RURL)
+    sync = redis_sync.Redis.from_url(redis_db)
 
     async def body(w: World) -> None:
         day = w.tomorrow
@@ -118,7 +118,7 @@ def test_after_redis_lost_its_data_free_time_is_offered_to_the_waitlist_and_coun
         assert (int(restored[b"joined"]), int(restored[b"offers"])) == (3, 3)  # 1 from the audit, then c's and b's
 
     try:
-        run(body)
+        run(redis_db, body)
     finally:
         sync.close()
         db.dispose()

@@ -49,7 +49,7 @@ async def _join_many(w: World, specs: list[tuple[str, str | None, dt.date]]) -> 
             await pipe.execute()
 
 
-def test_a_release_with_50000_waiting_entries_that_do_not_match_costs_under_2_ms_of_redis() -> None:
+def test_a_release_with_50000_waiting_entries_that_do_not_match_costs_under_2_ms_of_redis(redis_db: str) -> None:
     async def body(w: World) -> None:
         day, vt30, vt15 = w.tomorrow, w.vts[30].id, w.vts[15].id
         pr0, pr1 = w.prs[0].id, w.prs[1].id
@@ -80,10 +80,10 @@ def test_a_release_with_50000_waiting_entries_that_do_not_match_costs_under_2_ms
         offers = [e for e in await w.events() if isinstance(e, ev.WaitlistOffered)]
         assert [o.data.id for o in offers] == [last.record.id]
 
-    run(body, caps=(ENTRIES + 1, 5))  # the practice's cap raised so that one more may join through the engine
+    run(redis_db, body, caps=(ENTRIES + 1, 5))  # the practice's cap raised so that one more may join through the engine
 
 
-def test_position_counts_earlier_waiting_entries_of_the_visit_type_without_a_scan() -> None:
+def test_position_counts_earlier_waiting_entries_of_the_visit_type_without_a_scan(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -107,10 +107,10 @@ def test_position_counts_earlier_waiting_entries_of_the_visit_type_without_a_sca
         recs = {e.record.id: (await w.entry(e.record.id)).record for e in (other, c)}
         assert sorted(members) == sorted(waiting_member(r).encode() for r in recs.values())
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_the_index_holds_exactly_the_live_entries_through_every_change() -> None:
+def test_the_index_holds_exactly_the_live_entries_through_every_change(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         ten, eleven = w.at(day, "10:00"), w.at(day, "11:00")
@@ -143,10 +143,10 @@ def test_the_index_holds_exactly_the_live_entries_through_every_change() -> None
         assert await w.r.zcard(keys.waitlist_waiting(w.pid)) == 0
         assert await index() == set()
 
-    run(body)
+    run(redis_db, body)
 
 
-def test_caps_on_live_entries_per_practice_and_client_and_windows_of_at_most_90_dates() -> None:
+def test_caps_on_live_entries_per_practice_and_client_and_windows_of_at_most_90_dates(redis_db: str) -> None:
     async def body(w: World) -> None:
         day = w.tomorrow
         for _ in range(3):
@@ -167,16 +167,16 @@ def test_caps_on_live_entries_per_practice_and_client_and_windows_of_at_most_90_
             await w.eng.join_waitlist(w.pid, _req(w, day, last + dt.timedelta(days=1)))
         assert await w.r.hlen(keys.waitlist_entries(w.pid)) == before
 
-    run(body, caps=(5, 3))
+    run(redis_db, body, caps=(5, 3))
 
 
-def test_a_90_date_window_is_taken() -> None:
+def test_a_90_date_window_is_taken(redis_db: str) -> None:
     async def body(w: World) -> None:
         last = w.tomorrow + dt.timedelta(days=limits.MAX_WAITLIST_WINDOW_DAYS - 1)
         entry = await w.eng.join_waitlist(w.pid, _req(w, w.tomorrow, last))
         assert entry.status == "waiting" and len(index_members(entry.record)) in (90, 91)
 
-    run(body, horizon_days=120)
+    run(redis_db, body, horizon_days=120)
 
 
 def _req(w: World, day: dt.date, last: dt.date | None = None) -> WaitlistRequest:
@@ -186,7 +186,7 @@ def _req(w: World, day: dt.date, last: dt.date | None = None) -> WaitlistRequest
     )  # fmt: skip
 
 
-def test_entries_from_before_the_index_are_indexed_by_the_sweeper_once() -> None:
+def test_entries_from_before_the_index_are_indexed_by_the_sweeper_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
         appt = await w.book(ten)
@@ -203,4 +203,4 @@ def test_entries_from_before_the_index_are_indexed_by_the_sweeper_once() -> None
         got = await w.entry(old.record.id)
         assert got.offer is not None and got.offer.start == ten
 
-    run(body)
+    run(redis_db, body)

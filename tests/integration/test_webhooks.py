@@ -28,12 +28,11 @@ from persistence.notify.worker import NotificationWorker
 from persistence.persister import Persister
 from persistence.webhooks import signing, targets
 from persistence.webhooks.events import event_id
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/12"
 ALL = [
     "appointment.booked",
     "appointment.cancelled",
@@ -166,8 +165,9 @@ class World:
 
 @contextlib.contextmanager
 def world_of(
-    worker: bool = True, database: str = "booking_webhooks", redis_url: str = RURL, **settings: Any
+    redis_url: str, worker: bool = True, database: str = "booking_webhooks", **settings: Any
 ) -> Iterator[World]:
+    """A practice's world on the Redis database ``redis_url`` (flushed first) and a fresh PostgreSQL database."""
     url = fresh_database(database)
     db = make_engine(url)
     base: dict[str, Any] = {
@@ -196,8 +196,8 @@ def world_of(
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with world_of() as w:
+def world(redis_db: str) -> Iterator[World]:
+    with world_of(redis_db) as w:
         yield w
 
 
@@ -334,7 +334,7 @@ def test_an_appointments_later_event_waits_for_the_earlier_one(world: World) -> 
     ]
 
 
-def test_a_slow_receiver_holds_back_no_other_endpoint() -> None:
+def test_a_slow_receiver_holds_back_no_other_endpoint(redis_db: str) -> None:
     """One receiver does not answer until released. Once it holds a delivery, another endpoint still gets a later
     event meanwhile, before the slow one's attempt has even ended (its timeout is longer than the wait)."""
     entered, release = threading.Event(), threading.Event()
@@ -346,7 +346,7 @@ def test_a_slow_receiver_holds_back_no_other_endpoint() -> None:
 
     slow, fast = Receiver(answer=stall).start(), Receiver().start()
     try:
-        with world_of(webhook_timeout_seconds=60.0) as world:
+        with world_of(redis_db, webhook_timeout_seconds=60.0) as world:
             slow_hook = world.register(slow.url, ["appointment.booked"])
             world.register(fast.url, ["appointment.cancelled"])
             appt = world.book(world.slots()[0])
@@ -362,8 +362,8 @@ def test_a_slow_receiver_holds_back_no_other_endpoint() -> None:
         fast.stop()
 
 
-def test_endpoint_disabled_after_the_retry_window_then_replay_resends() -> None:
-    with world_of(webhook_retry_window_seconds=1.0) as world:
+def test_endpoint_disabled_after_the_retry_window_then_replay_resends(redis_db: str) -> None:
+    with world_of(redis_db, webhook_retry_window_seconds=1.0) as world:
         rcv = Receiver()  # down
         hook = world.register(rcv.url, ["appointment.booked"])
         before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
@@ -417,10 +417,10 @@ def test_replay_sends_delivered_events_again_with_their_ids(world: World, receiv
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
 
 
-def test_waitlist_offers_lapses_and_accepts_are_delivered(receiver: Receiver) -> None:
+def test_waitlist_offers_lapses_and_accepts_are_delivered(redis_db: str, receiver: Receiver) -> None:
     """A cancelled appointment's interval is offered to the oldest entry, lapses (3 s offers), is offered to the
     next, which accepts: each entry's events arrive in order, with no patient data."""
-    with world_of(waitlist_offer_seconds=3) as world:
+    with world_of(redis_db, waitlist_offer_seconds=3) as world:
         c = world.client
         hook = world.register(receiver.url, ["waitlist.offered", "waitlist.lapsed", "waitlist.accepted"])
         start = world.slots()[2]
@@ -467,10 +467,12 @@ def test_waitlist_offers_lapses_and_accepts_are_delivered(receiver: Receiver) ->
         assert b"Pat " not in b and b"pat@example.org" not in b
 
 
-def test_events_trimmed_while_no_worker_ran_are_caught_up_from_the_audit_trail(receiver: Receiver) -> None:
+def test_events_trimmed_while_no_worker_ran_are_caught_up_from_the_audit_trail(
+    redis_db: str, receiver: Receiver
+) -> None:
     """No worker runs; the persister stores everything and trims the streams past the notifier (idle): the worker,
     when it starts, rebuilds the trimmed events from the audit trail, under the ids the stream would have given."""
-    with world_of(worker=False) as world:
+    with world_of(redis_db, worker=False) as world:
         r, db, pid = world.redis, world.db, world.pid
         hook = world.register(receiver.url, ["appointment.booked", "appointment.cancelled", "appointment.rescheduled"])
         slots = world.slots()
@@ -546,10 +548,11 @@ def test_a_practice_without_endpoints_stores_no_webhook_events(world: World, rec
 
 # ------------------------------------------------------------------------------------------------ the API
 @pytest.fixture(scope="module")
-def api() -> Iterator[World]:
-    """No worker, the operator's default (private targets refused); its own stores, shared by the API tests."""
-    api_redis = REDIS_URL.rsplit("/", 1)[0] + "/11"
-    with world_of(False, "booking_webhooks_api", api_redis, webhook_allow_private=False) as w:
+def api(redis_dbs: Callable[[int], list[str]]) -> Iterator[World]:
+    """No worker, the operator's default (private targets refused); its own stores (a second Redis database of
+    the module's: the other tests' worlds come and go beside it), shared by the API tests."""
+    (api_redis,) = redis_dbs(1)
+    with world_of(api_redis, False, "booking_webhooks_api", webhook_allow_private=False) as w:
         yield w
 
 

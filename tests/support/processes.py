@@ -5,14 +5,21 @@ it forks (uvicorn and granian workers) stays in that group even when it outlives
 process stops its group. Every process is remembered until the end of the session, where tests/conftest.py
 checks with ``leftovers()`` that none is still running, no member of any of their groups is, and the test
 run has no child process left.
+
+Every process writes its stdout and stderr to a log file (``log=``, or one of its own in ``LOG_DIR``), and every
+log is registered: when a test fails, tests/support/process_logs.py adds the tail of the log of each process the
+test started, or found still running, to its report (``log_tails``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,18 +29,80 @@ _started: dict[int, subprocess.Popen[Any]] = {}  # pid -> process, everything sp
 _born: dict[int, int] = {}  # pid -> its start time (clock ticks after boot), to tell a reused pid apart
 _foreign: dict[int, str] = {}  # processes we caused but that are not our children (a PostgreSQL postmaster)
 
+LOG_DIR: Path | None = None  # where a process started with no ``log`` writes (the session's; a temporary folder)
+TAIL_LINES = 80  # of each log, in a failed test's report
+
+
+class Log(NamedTuple):
+    """A process's log file: ``title`` names the process, ``running`` says whether it still runs."""
+
+    title: str
+    path: Path
+    running: Callable[[], bool]
+
+
+_logs: list[Log] = []  # every log registered this session, in order
+_first_of_test = 0  # the index in _logs of the first log of the test now running
+_numbers = itertools.count(1)
+
+
+def _name_of(args: list[str]) -> str:
+    """``redis-server``, ``api.cli serve``: the program, or the module and its command."""
+    if len(args) > 2 and args[1] == "-m":
+        return " ".join(args[2:4])
+    return Path(args[0]).name if args else "?"
+
+
+def log_dir() -> Path:
+    global LOG_DIR
+    if LOG_DIR is None:
+        LOG_DIR = Path(tempfile.mkdtemp(prefix="booking-test-logs-"))
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return LOG_DIR
+
+
+def register_log(title: str, path: Path, running: Callable[[], bool] = lambda: False) -> None:
+    """Show ``path``'s tail in the report of a test that fails while ``running()`` or that registered it."""
+    _logs.append(Log(title, path, running))
+
+
+def test_begins() -> None:
+    """A new test starts: from now on, the logs of processes stopped before it are no longer its concern."""
+    global _first_of_test
+    _first_of_test = len(_logs)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def log_tails(lines: int = TAIL_LINES) -> list[tuple[str, str]]:
+    """(section title, the last ``lines`` lines) of each log of the running test: the processes it started, and
+    those started before it (a module's server) that still run."""
+    mine = [log for i, log in enumerate(_logs) if i >= _first_of_test or log.running()]
+    return [(f"log of {log.title} (last {lines} lines of {log.path})", _tail(log.path, lines)) for log in mine]
+
 
 def spawn(
     args: list[str],
     env: dict[str, str] | None = None,
     *,
     log: Path | None = None,
-    stdout: Any = subprocess.DEVNULL,
     text: bool = False,
     cwd: Path = ROOT,
 ) -> subprocess.Popen[Any]:
-    """Start ``args`` in its own session; its output goes to ``log`` (a file, stderr too) or ``stdout``."""
-    out = open(log, "wb") if log is not None else stdout
+    """Start ``args`` in its own session, its stdout and stderr to ``log`` (by default a file of its own in
+    ``log_dir()``); the log is registered for the report of a test that fails (``log_tails``)."""
+    if log is None:
+        log = log_dir() / f"{next(_numbers)}-{_name_of(args).replace(' ', '-')}.log"
+    out = open(log, "wb")
     try:
         proc = subprocess.Popen(
             args,
@@ -46,9 +115,9 @@ def spawn(
             start_new_session=True,
         )
     finally:
-        if log is not None:
-            out.close()
+        out.close()
     _remember(proc)
+    register_log(f"{_name_of(args)} (pid {proc.pid})", log, lambda: proc.poll() is None)
     return proc
 
 
@@ -103,23 +172,35 @@ def run(
         start_new_session=True,
     )
     _remember(proc)
+    out = err = None
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        proc.communicate()
+        out, err = proc.communicate()
         raise
     finally:
         kill_group(proc)  # anything it started and left behind
+        _save_output(args, proc.pid, out, err)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-def track(pid: int, what: str) -> None:
-    """A process we started that is not our child (a daemon that detached); it must be gone by the end."""
+def _save_output(args: list[str], pid: int, out: str | None, err: str | None) -> None:
+    """What ``run`` captured, to a registered log file of its own (a failed test's report shows it too)."""
+    path = log_dir() / f"{next(_numbers)}-{_name_of(args).replace(' ', '-')}.log"
+    path.write_text((out or "") + (f"--- stderr ---\n{err}" if err else ""))
+    register_log(f"{_name_of(args)} (pid {pid}, exited)", path)
+
+
+def track(pid: int, what: str, log: Path | None = None) -> None:
+    """A process we started that is not our child (a daemon that detached); it must be gone by the end. Its
+    ``log``, if it writes one, is registered like a spawned process's."""
     _foreign[pid] = what
     st = _stat(pid)
     if st is not None:
         _born[pid] = st.start
+    if log is not None:
+        register_log(f"{what} (pid {pid})", log, lambda: _same(pid, _stat(pid)))
 
 
 class _Stat(NamedTuple):

@@ -177,7 +177,7 @@ class ThrowawayPostgres:
         assert res.returncode == 0, res.stdout + res.stderr + self.log.read_text(errors="replace")
         pid = self.postmaster_pid()
         self.pids.add(pid)
-        processes.track(pid, f"the PostgreSQL server of {self.data}")
+        processes.track(pid, f"the PostgreSQL server of {self.data}", log=self.log)
 
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])

@@ -17,9 +17,7 @@ from engine.service import BookingEngine
 from engine.settings import Settings
 from engine.waitlist import Entry
 from tests.support.clock import Clock
-from tests.support.config import REDIS_URL
 
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/6"
 NOW = 1_900_000_000.0  # 2030-03-17 (a Sunday), moved by the tests through the engine's clock
 TZ = "Europe/Berlin"
 PATIENT = Patient(name="Ada Lovelace", email="ada@example.org")
@@ -76,18 +74,19 @@ class World:
         return await self.eng.expire_due_holds()
 
 
-def run(body: Callable[[World], Awaitable[None]], offer_seconds: int = 900, durations: tuple[int, ...] = (30, 15),
+def run(redis_url: str, body: Callable[[World], Awaitable[None]], offer_seconds: int = 900, durations: tuple[int, ...] = (30, 15),
         practitioners: int = 2, windows: tuple[str, str] = ("08:00", "18:00"), step: int = 15,
         caps: tuple[int, int] | None = None, horizon_days: int = 10) -> None:  # fmt: skip
-    """Run one test body against a fresh practice (08:00-18:00 every day, 60 minutes of notice, 10 days);
+    """Run one test body against a fresh practice on the Redis database ``redis_url`` (flushed first; a test's
+    ``redis_db``), 08:00-18:00 every day, 60 minutes of notice, 10 days;
     ``caps``: the waitlist's (per practice, per client) caps on live entries (default: the settings')."""
 
     async def main() -> None:
-        r = aioredis.Redis.from_url(RURL)
+        r = aioredis.Redis.from_url(redis_url)
         await r.flushdb()
         clock = Clock(NOW)
         capped = {"waitlist_max_per_practice": caps[0], "waitlist_max_per_client": caps[1]} if caps else {}
-        settings = Settings(redis_url=RURL, waitlist_offer_seconds=offer_seconds, **capped)
+        settings = Settings(redis_url=redis_url, waitlist_offer_seconds=offer_seconds, **capped)
         eng = BookingEngine(r, settings, clock)
         try:
             practice = await eng.create_practice("Waitlist", TZ)

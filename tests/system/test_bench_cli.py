@@ -5,6 +5,7 @@ drives a deployment with the admin token it is given, not a built-in one."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,18 +41,15 @@ def test_target_takes_the_admin_token_it_is_given() -> None:
     assert (own.admin_token, own.redis_url) == (targets.ADMIN_TOKEN, None)  # None: a Redis of its own
 
 
-def test_bench_refuses_a_redis_that_holds_data_and_leaves_it_untouched(redis_url: str) -> None:
+def test_bench_refuses_a_redis_that_holds_data_and_leaves_it_untouched(
+    lease_redis_dbs: Callable[[int], list[str]],
+) -> None:
     pytest.importorskip("hdrh", reason="the benchmark suite needs the `bench` extra")
-    url = redis_url.rsplit("/", 1)[0] + "/15"
+    (url,) = lease_redis_dbs(1)  # flushed when the test ends
     with redis_client(url) as r:
-        r.flushdb()
         r.set("someone-elses", "data")
-    try:
-        res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--lock-wait", "1", timeout=60)
-        assert res.returncode == 2, res.stdout + res.stderr
-        assert f"booking bench: {url} holds 1 keys" in res.stderr
-        with redis_client(url) as r:
-            assert r.get("someone-elses") == b"data"
-    finally:
-        with redis_client(url) as r:
-            r.flushdb()
+    res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--lock-wait", "1", timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"booking bench: {url} holds 1 keys" in res.stderr
+    with redis_client(url) as r:
+        assert r.get("someone-elses") == b"data"

@@ -101,7 +101,7 @@ def world(cluster_url: str, make_client: Any, monkeypatch: pytest.MonkeyPatch) -
     url = fresh_database("booking_persist_cluster")
     db = make_engine(url)
 
-    async def run_reconcile(db_: Any, said: list[str]) -> Any:
+    async def run_reconcile(_redis_url: str, db_: Any, said: list[str]) -> Any:
         from engine.service import BookingEngine
 
         ar = clients.redis_for(cluster_url, cluster=True, asynchronous=True)
@@ -115,7 +115,8 @@ def world(cluster_url: str, make_client: Any, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(test_persistence, "run_reconcile", run_reconcile)
     c = make_client(database_url=url)
     persister = Persister(r, db, consumer="t1")
-    yield {"client": c, "redis": r, "db": db, "url": url, "persister": persister, "cluster_url": cluster_url}
+    yield {"client": c, "redis": r, "db": db, "url": url, "persister": persister, "cluster_url": cluster_url,
+           "redis_url": cluster_url}  # fmt: skip
     db.dispose()
     r.close()
 
@@ -183,7 +184,7 @@ def test_reconcile_restores_the_practices_of_a_shard_that_lost_its_data(world: A
     r.flushall(target_nodes=node)  # that shard restarted empty
     assert not r.exists(keys.appointment(lost, booked[lost]))
     said: list[str] = []
-    report = asyncio.run(test_persistence.run_reconcile(db, said))
+    report = asyncio.run(test_persistence.run_reconcile(world["cluster_url"], db, said))
     assert f"appointment {booked[lost]} (booked v1)" in report.restored
     assert not [x for x in report.restored if "appointment" in x and booked[lost] not in x]  # only that shard's
     assert not report.conflicts and not report.redis_only

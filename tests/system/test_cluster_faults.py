@@ -32,7 +32,7 @@ from redis.crc import key_slot
 
 from api.devcluster import DevCluster, free_base_port
 from engine import keys
-from tests.cluster_support import cluster_env
+from tests.cluster_support import cluster_env, show_node_logs
 from tests.support.cluster_faults import Loads, failover, migrate_slot, nodes, owner, replica_of, window
 from tests.support.config import AUTH
 from tests.support.databases import database, fresh_database
@@ -79,6 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     procs = Procs(Path(tmp_path_factory.mktemp("cluster-faults")))
     try:
         cluster.start()
+        show_node_logs(cluster)
         db_url = fresh_database("booking_cluster_faults")
         env = serve_env(cluster.url, db_url, **cluster_env(cluster.url))
         s = Stack(cluster, start_serve(procs, env), env, db_url, procs)

@@ -49,7 +49,7 @@ def test_a_shard_that_lost_its_data_gets_its_waitlists_and_offers_back(world: An
     r.flushall(target_nodes=r.get_node_from_key(keys.tag(lost)))
     assert not r.exists(keys.waitlist_entries(lost))
     said: list[str] = []
-    report = asyncio.run(test_persistence.run_reconcile(world["db"], said))
+    report = asyncio.run(test_persistence.run_reconcile(world["cluster_url"], world["db"], said))
     restored = [x for x in report.restored if x.startswith("waitlist entry")]
     assert len(restored) == 2 and all(lost in x for x in restored)  # only that shard's practice
     assert any("with its offer" in x for x in restored)

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.support.config import AUTH, REDIS_URL
+from tests.support.config import AUTH
 from tests.support.databases import database, fresh_database, q, redis_client
 from tests.support.faults import (
     Load,
@@ -52,7 +52,6 @@ from tests.support.servers import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
-SHARED_REDIS = REDIS_URL.rsplit("/", 1)[0]  # redis://127.0.0.1:6379
 OK_ANSWERS = {(200, ""), (201, ""), (409, "slot_unavailable")}
 REDIS_DOWN = (503, "dependency_unavailable")
 
@@ -78,18 +77,15 @@ def throwaway_pg() -> Iterator[ThrowawayPostgres]:
 
 
 # ------------------------------------------------------------------------------------------------ the tests
-def test_kill9_persister_mid_batch_under_load_stores_every_booking_exactly_once(procs: Procs) -> None:
-    rurl = f"{SHARED_REDIS}/10"
-    with redis_client(rurl) as r:
-        r.flushdb()
+def test_kill9_persister_mid_batch_under_load_stores_every_booking_exactly_once(procs: Procs, redis_db: str) -> None:
     db_url = fresh_database("booking_fault_persister")
-    env = serve_env(rurl, db_url)
+    env = serve_env(redis_db, db_url)
     url = start_serve(procs, env).url
     ctx = make_practice(url)
     stream = f"bk:v1:{{p:{ctx['practice_id']}}}:events"
     first = start_persister(procs, env, batch=20)
     killed_mid_batch = 0
-    with database(db_url) as db, redis_client(rurl) as r, running(Load(url, ctx)) as load:
+    with database(db_url) as db, redis_client(redis_db) as r, running(Load(url, ctx)) as load:
         load.set_phase("persister running")
         load.wait_for_more(40)
         wait_until(lambda: q(db, "select count(*) from appointments")[0][0] > 0, 60, "the persister to store some")
@@ -189,15 +185,12 @@ def test_kill9_redis_under_load_loses_no_acknowledged_booking(procs: Procs, tmp_
 
 
 def test_postgres_down_under_load_fails_no_request_and_the_persister_catches_up(
-    procs: Procs, throwaway_pg: ThrowawayPostgres
+    procs: Procs, throwaway_pg: ThrowawayPostgres, redis_db: str
 ) -> None:
     pg = throwaway_pg
     with database(pg.admin_url) as admin, admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text('CREATE DATABASE "booking"'))
-    rurl = f"{SHARED_REDIS}/11"
-    with redis_client(rurl) as r:
-        r.flushdb()
-    env = serve_env(rurl, pg.url)
+    env = serve_env(redis_db, pg.url)
     migrated = run_cli(env, "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     url = start_serve(procs, env).url

@@ -18,20 +18,19 @@ from hypothesis import strategies as st
 from schemathesis import checks as st_checks
 
 from api.app import create_app
-from tests.support.config import ADMIN, REDIS_URL, settings_for
+from tests.support.config import ADMIN, settings_for
 from tests.support.databases import fresh_database
 from tests.support.processes import Procs
 from tests.support.servers import start_serve
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/7"
 
 
-def _serve(procs: Procs) -> str:
-    redis.Redis.from_url(RURL).flushdb()
+def _serve(procs: Procs, redis_url: str) -> str:
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         **os.environ,
-        "REDIS_URL": RURL,
+        "REDIS_URL": redis_url,
         "DATABASE_URL": fresh_database("booking_fuzz"),
         "BOOKING_ADMIN_TOKEN": ADMIN,
     }
@@ -47,10 +46,10 @@ schema = _app_schema()
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(redis_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     procs = Procs(tmp_path_factory.mktemp("fuzz-server"))
     try:
-        yield _serve(procs)
+        yield _serve(procs, redis_db)
     finally:
         procs.close()
 

@@ -20,13 +20,12 @@ from persistence.db import make_engine
 from persistence.notify.worker import NotificationWorker
 from persistence.persister import Persister
 from tests.support import processes
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import search, setup_practice
 from tests.support.smtp import SmtpServer, ics_of, text_of
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/13"
 ALL_DAY = [{"day": d, "start": "00:00", "end": "24:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
 
 
@@ -40,9 +39,9 @@ class World:
 
 
 def make_world(offsets: str, database: str = "booking_notify", **settings: Any) -> Iterator[World]:
-    """Settings may name another Redis (tests/system/test_cluster_notify.py: a cluster, the queue apart). A module
-    that is not this one passes its own ``database`` and Redis: this one runs beside the rest (tests/conftest.py)."""
-    settings.setdefault("redis_url", RURL)
+    """Settings name the Redis (``redis_url``: a module's ``redis_db``, or a cluster with the queue apart in
+    tests/system/test_cluster_notify.py). A module that is not this one passes its own ``database``: this one runs
+    beside the rest (tests/conftest.py)."""
     url = fresh_database(database)
     db = make_engine(url)
     with SmtpServer() as smtp:
@@ -70,8 +69,8 @@ def make_world(offsets: str, database: str = "booking_notify", **settings: Any) 
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    yield from make_world("24h,2h")
+def world(redis_db: str) -> Iterator[World]:
+    yield from make_world("24h,2h", redis_url=redis_db)
 
 
 def book(c: Any, pr: str, vt: str, start: str, name: str = "Ada Lovelace") -> dict[str, Any]:
@@ -131,8 +130,8 @@ def soon_slot(c: Any, ctx: dict[str, Any], pr: str, lead_s: int) -> str:
 
 
 @pytest.fixture
-def short_world() -> Iterator[World]:
-    yield from make_world("40s,20s")
+def short_world(redis_db: str) -> Iterator[World]:
+    yield from make_world("40s,20s", redis_url=redis_db)
 
 
 @pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
@@ -207,8 +206,8 @@ def test_reschedule_before_the_reminder_sends_it_once_for_the_new_time(short_wor
 
 
 @pytest.fixture
-def retry_world() -> Iterator[World]:
-    yield from make_world("24h", notify_retry_base_seconds=0.5, notify_max_attempts=4)
+def retry_world(redis_db: str) -> Iterator[World]:
+    yield from make_world("24h", redis_url=redis_db, notify_retry_base_seconds=0.5, notify_max_attempts=4)
 
 
 def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_failed(retry_world: World) -> None:
@@ -254,20 +253,20 @@ def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_faile
 
 
 @pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
-def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> None:
+def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis_db: str) -> None:
     import os
     import signal
     import subprocess
     import sys
 
-    r = redis_sync.Redis.from_url(RURL)
+    r = redis_sync.Redis.from_url(redis_db)
     r.flushdb()
     url = fresh_database("booking_notify_kill")
     with SmtpServer() as smtp:
         smtp.inbox.stall_s = 0.3  # every message takes a while: the kill lands mid-conversation
         env = {
             **os.environ,
-            "REDIS_URL": RURL,
+            "REDIS_URL": redis_db,
             "DATABASE_URL": url,
             "SMTP_URL": smtp.url,
             "NOTIFY_LEASE_SECONDS": "2",
@@ -277,7 +276,7 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice() -> 
         def start() -> subprocess.Popen[bytes]:
             return processes.spawn([sys.executable, "-m", "api.cli", "worker"], env)
 
-        s = settings_for(RURL, database_url=url)
+        s = settings_for(redis_db, database_url=url)
         worker = start()
         try:
             with TestClient(create_app(s)) as c:

@@ -25,7 +25,7 @@ from persistence.persister import Persister
 from persistence.shards import node_of
 from persistence.shares import owner_of
 from tests import cluster_support
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database, q
 from tests.support.faults import assert_audit_verifies, assert_stored_exactly_once
 from tests.support.http import next_weekday, search, setup_practice
@@ -34,7 +34,6 @@ from tests.support.servers import CLI, serve_env, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/6"  # a Redis database of this module's own (15 is the bench's)
 dev_cluster, cluster_url = cluster_support.dev_cluster, cluster_support.cluster_url
 
 
@@ -62,9 +61,9 @@ class Target:
 
 
 @pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+def target(redis_db: str, request: pytest.FixtureRequest) -> Iterator[Target]:
     if request.param == "redis":
-        t = Target(RURL, {"redis_url": RURL}, {})
+        t = Target(redis_db, {"redis_url": redis_db}, {})
     else:
         url = request.getfixturevalue("cluster_url")
         t = Target(url, cluster_support.cluster_fields(url), cluster_support.cluster_env(url))
