@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -51,18 +53,54 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     check_port_free(args.host, args.port)
     os.environ[SERVE_PID_ENV] = str(os.getpid())  # its workers stop when it is gone (exit_with_serve)
-    if not settings.embedded or settings.embedded_redis_url is not None:
-        return _serve(args, settings)
+    with reaping_children():
+        if not settings.embedded or settings.embedded_redis_url is not None:
+            return _serve(args, settings)
+        return _serve_embedded(args, settings)
+
+
+def _serve_embedded(args: argparse.Namespace, settings: Settings) -> int:
     from api.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(settings.data_dir)  # its own child, killed by the kernel if this process dies
     url = server.start()
+    _REAPED.append(server.reap)  # an unexpected end of the server is logged and reaped at once
     try:
         os.environ["BOOKING_EMBEDDED_REDIS_URL"] = url  # for the workers (Settings.from_env)
         return _serve(args, msgspec.structs.replace(settings, embedded_redis_url=url))
     finally:
         os.environ.pop("BOOKING_EMBEDDED_REDIS_URL", None)
+        _REAPED.remove(server.reap)
         server.stop()
+
+
+# what the SIGCHLD handler polls: a Popen's ``poll`` (or EmbeddedRedis.reap), each reaping its own child only
+_REAPED: list[Callable[[], object]] = []
+
+
+@contextlib.contextmanager
+def reaping_children() -> Iterator[None]:
+    """Meanwhile, a child of this process that ends (the demo seeder once it printed its ids, the embedded server
+    if it dies) is reaped at once, not left a zombie until `booking serve` ends. A SIGCHLD handler in the main
+    thread: no thread may run in the process granian forks its workers from (``_start_seeder``). It waits only
+    for the children listed in ``_REAPED`` (granian and multiprocessing wait for their workers themselves), and
+    does nothing in a forked worker that inherited it. The previous handler is put back at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def on_child(signum: int, frame: object) -> None:
+        if os.getpid() == owner:
+            for poll in list(_REAPED):
+                poll()
+
+    previous = signal.signal(signal.SIGCHLD, on_child)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        _REAPED.clear()
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -94,7 +132,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics_dir.prepare()  # every worker writes its metrics there; a scrape adds them all up
     base = f"http://{args.host}:{args.port}"
     if args.demo:
-        _start_seeder(base, settings.admin_token, settings.data_dir if settings.embedded else None)
+        seeder = _start_seeder(base, settings.admin_token, settings.data_dir if settings.embedded else None)
+        _REAPED.append(seeder.poll)
     if settings.embedded:
         where = (settings.embedded_redis_url or "").removeprefix("redis://").removesuffix("/0")
         mode = f"embedded: a child Redis on {where}, its data in {os.path.abspath(settings.data_dir)}"
