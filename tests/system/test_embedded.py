@@ -219,7 +219,7 @@ def test_booking_serve_reaps_its_children_and_leaves_none_behind(tmp_path: Path)
         assert "Z" not in _states(proc.pid).values(), _states(proc.pid)
         os.kill(server, 9)  # the server dies under it
         wait_until(lambda: server not in _states(proc.pid), 30, "the dead embedded server to be reaped")
-        wait_until(lambda: "the embedded server (pid %d) exited" % server in log.read_text(), 10, "its end logged")
+        wait_until(lambda: f"the embedded server (pid {server}) exited" in log.read_text(), 10, "its end logged")
         assert proc.poll() is None
         proc.terminate()
         proc.wait(30)
