@@ -134,9 +134,10 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.embedded:
         raise SystemExit("booking worker needs REDIS_URL (the embedded mode runs the worker inside `booking serve`)")
-    worker = NotificationWorker(
-        settings, runtime.sync_redis(settings), runtime.open_database(settings), queue=clients.queue_redis(settings)
-    )
+    redis_sync, queue = runtime.sync_redis(settings), clients.queue_redis(settings)
+    redis_sync.ping()  # unreachable at start: one line and exit 4 (main); later outages are retried
+    queue.ping()
+    worker = NotificationWorker(settings, redis_sync, runtime.open_database(settings), queue=queue)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -298,6 +299,39 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"booking {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        line = dependency_failure(exc)
+        if line is None:
+            raise
+        print(f"booking {args.command}: {line}", file=sys.stderr)
+        return DEPENDENCY_EXIT
+
+
+DEPENDENCY_EXIT = 4  # a database or Redis the command needs cannot be reached or logged in to
+
+
+def dependency_failure(exc: BaseException) -> str | None:
+    """The one line that says which store failed and what to do (no traceback), or None when ``exc`` (or what
+    caused it) is not a store that cannot be reached."""
+    from engine.redis.errors import describe_failure as redis_failure
+    from persistence.db import database_url
+    from persistence.db import describe_failure as database_failure
+
+    settings = Settings.from_env()
+    redis_urls = {"REDIS_URL": settings.store_url, "QUEUE_REDIS_URL": settings.queue_redis_url}
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:  # the exception, what caused it, and the members of a group
+        one = todo.pop(0)
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        line = database_failure(one, database_url(settings)) or redis_failure(one, redis_urls)
+        if line is not None:
+            return line
+        todo += [e for e in (one.__cause__, one.__context__) if e is not None]
+        todo += list(getattr(one, "exceptions", ()))
+    return None
 
 
 if __name__ == "__main__":
