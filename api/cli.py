@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -271,9 +270,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from api import logs
+
+    fmt = os.environ.get("LOG_FORMAT", "").strip() or "text"  # a bad value: the command says so (ConfigError)
+    logs.configure(fmt if fmt in logs.FORMATS else "text")
     argv = sys.argv[1:] if argv is None else argv
     command = _commands().get(argv[0]) if argv else None
     if command is not None:  # it parses its own options

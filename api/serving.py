@@ -151,11 +151,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_level=args.log_level,
             access_log=False,
+            log_config=None,  # its lines go to the root handler, in LOG_FORMAT (api/logs.py)
         )
     else:
         from api.app import create_app
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        uvicorn.run(
+            create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+            log_config=None,
+        )  # fmt: skip
     return 0
 
 
@@ -166,6 +170,8 @@ def _serve_granian(args: argparse.Namespace) -> None:
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
     from granian.server import Server
+
+    from api import logs
 
     Server(
         "api.app:create_app",
@@ -179,6 +185,7 @@ def _serve_granian(args: argparse.Namespace) -> None:
         backlog=4096,
         log_level=LogLevels(args.log_level.lower()),
         log_access=False,
+        log_dictconfig=logs.granian_config(),  # its lines in LOG_FORMAT too (api/logs.py)
         respawn_failed_workers=True,
     ).serve()
 
