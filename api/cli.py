@@ -26,6 +26,20 @@ def _seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_env(args: argparse.Namespace) -> int:
+    from api.demo import DEMO_ENV_FILE
+
+    path = os.path.join(os.path.abspath(Settings.from_env().data_dir), DEMO_ENV_FILE)
+    try:
+        with open(path) as f:
+            print(f.read(), end="")
+    except FileNotFoundError:
+        print(f"booking demo-env: no demo seeded yet ({path} is missing): run scripts/serve (booking serve --demo) "
+              "and wait for its 'Demo practice' line", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from persistence import migrate
     from persistence.db import database_url, make_engine
@@ -231,6 +245,12 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
     d.add_argument("--url", default="http://127.0.0.1:8000")
     d.set_defaults(run=_seed_demo)
+    de = sub.add_parser(
+        "demo-env",
+        help="print the README tour's variables (export B PRACTICE DOC VISIT) of the demo practice that "
+        "`booking serve --demo` seeded (from BOOKING_DATA_DIR, default var/): eval \"$(booking demo-env)\"",
+    )
+    de.set_defaults(run=_demo_env)
     m = sub.add_parser("migrate", help="create or upgrade the database schema (DATABASE_URL)")
     m.set_defaults(run=_migrate)
     pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
