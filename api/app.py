@@ -172,8 +172,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from api import logs
         from api.serving import exit_with_serve
 
+        if not logging.getLogger().handlers:  # a worker spawned, not forked, from `booking serve` (uvicorn)
+            logs.configure(settings.log_format)
         exit_with_serve()
         async with contextlib.AsyncExitStack() as stack:
             conn = settings

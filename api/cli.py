@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -24,6 +23,20 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
     token = os.environ.get("BOOKING_ADMIN_TOKEN")
     print(describe(seed_over_http(args.url, token), args.url))
+    return 0
+
+
+def _demo_env(args: argparse.Namespace) -> int:
+    from api.demo import DEMO_ENV_FILE
+
+    path = os.path.join(os.path.abspath(Settings.from_env().data_dir), DEMO_ENV_FILE)
+    try:
+        with open(path) as f:
+            print(f.read(), end="")
+    except FileNotFoundError:
+        print(f"booking demo-env: no demo seeded yet ({path} is missing): run scripts/serve (booking serve --demo) "
+              "and wait for its 'Demo practice' line", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -134,9 +147,10 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.embedded:
         raise SystemExit("booking worker needs REDIS_URL (the embedded mode runs the worker inside `booking serve`)")
-    worker = NotificationWorker(
-        settings, runtime.sync_redis(settings), runtime.open_database(settings), queue=clients.queue_redis(settings)
-    )
+    redis_sync, queue = runtime.sync_redis(settings), clients.queue_redis(settings)
+    redis_sync.ping()  # unreachable at start: one line and exit 4 (main); later outages are retried
+    queue.ping()
+    worker = NotificationWorker(settings, redis_sync, runtime.open_database(settings), queue=queue)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -231,6 +245,12 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
     d.add_argument("--url", default="http://127.0.0.1:8000")
     d.set_defaults(run=_seed_demo)
+    de = sub.add_parser(
+        "demo-env",
+        help="print the README tour's variables (export B PRACTICE DOC VISIT) of the demo practice that "
+        "`booking serve --demo` seeded (from BOOKING_DATA_DIR, default var/): eval \"$(booking demo-env)\"",
+    )
+    de.set_defaults(run=_demo_env)
     m = sub.add_parser("migrate", help="create or upgrade the database schema (DATABASE_URL)")
     m.set_defaults(run=_migrate)
     pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
@@ -270,9 +290,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from api import logs
+
+    fmt = os.environ.get("LOG_FORMAT", "").strip() or "text"  # a bad value: the command says so (ConfigError)
+    logs.configure(fmt if fmt in logs.FORMATS else "text")
     argv = sys.argv[1:] if argv is None else argv
     command = _commands().get(argv[0]) if argv else None
     if command is not None:  # it parses its own options
@@ -298,6 +319,39 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"booking {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        line = dependency_failure(exc)
+        if line is None:
+            raise
+        print(f"booking {args.command}: {line}", file=sys.stderr)
+        return DEPENDENCY_EXIT
+
+
+DEPENDENCY_EXIT = 4  # a database or Redis the command needs cannot be reached or logged in to
+
+
+def dependency_failure(exc: BaseException) -> str | None:
+    """The one line that says which store failed and what to do (no traceback), or None when ``exc`` (or what
+    caused it) is not a store that cannot be reached."""
+    from engine.redis.errors import describe_failure as redis_failure
+    from persistence.db import database_url
+    from persistence.db import describe_failure as database_failure
+
+    settings = Settings.from_env()
+    redis_urls = {"REDIS_URL": settings.store_url, "QUEUE_REDIS_URL": settings.queue_redis_url}
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:  # the exception, what caused it, and the members of a group
+        one = todo.pop(0)
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        line = database_failure(one, database_url(settings)) or redis_failure(one, redis_urls)
+        if line is not None:
+            return line
+        todo += [e for e in (one.__cause__, one.__context__) if e is not None]
+        todo += list(getattr(one, "exceptions", ()))
+    return None
 
 
 if __name__ == "__main__":

@@ -88,6 +88,25 @@ def _tomorrow() -> str:
     return (dt.date.today() + dt.timedelta(days=1)).isoformat()
 
 
+DEMO_ENV_FILE = "demo.env"  # in the data folder: the tour's shell variables (`booking demo-env` prints them)
+
+
+def env_lines(seeded: dict[str, Any], base_url: str) -> str:
+    """The README tour's shell variables for this demo practice: the API's base URL, the practice, its first
+    practitioner and the 30-minute visit type."""
+    return (
+        f"export B={base_url} PRACTICE={seeded['practice']['id']} "
+        f"DOC={seeded['practitioners'][0]['id']} VISIT={seeded['visit_types'][1]['id']}\n"
+    )
+
+
+def write_env(path: Path, seeded: dict[str, Any], base_url: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(env_lines(seeded, base_url))
+    tmp.replace(path)
+
+
 def describe(seeded: dict[str, Any], base_url: str) -> str:
     p = seeded["practice"]
     vt = seeded["visit_types"][1]
@@ -96,5 +115,6 @@ def describe(seeded: dict[str, Any], base_url: str) -> str:
         f"  practitioners: {', '.join(x['id'] for x in seeded['practitioners'])}\n"
         f"  visit types:   {', '.join(x['name'] + '=' + x['id'] for x in seeded['visit_types'])}\n"
         f"Try: curl '{base_url}/v1/practices/{p['id']}/availability?date={_tomorrow()}&days=7"
-        f"&visit_type_id={vt['id']}'"
+        f"&visit_type_id={vt['id']}'\n"
+        f"The README tour's variables (B, PRACTICE, DOC, VISIT): eval \"$(.venv/bin/booking demo-env)\""
     )

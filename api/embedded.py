@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import fcntl
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from engine.settings import ConfigError
 START_TIMEOUT_S = 60.0  # a long AOF takes a while to load (the server answers LOADING meanwhile)
 STOP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger("booking.serve")
 
 
 class EmbeddedServerError(ConfigError):
@@ -164,6 +166,19 @@ class EmbeddedRedis:
             return " ".join(self.log_path.read_text(errors="replace").splitlines()[-3:])
         except OSError:
             return ""
+
+    def reap(self) -> int | None:
+        """The server's exit status if it ended (reaped: no zombie left; an end nobody asked for is logged),
+        else None. Safe from a SIGCHLD handler: ``Popen.poll`` waits for this child only, without blocking."""
+        proc = self.proc
+        if proc is None or proc.poll() is None:
+            return None
+        if self.proc is proc:  # not stop(), which clears it first
+            log.error(
+                "the embedded server (pid %d) exited with %s: the API answers 503 until booking serve is restarted "
+                "(its log: %s)", proc.pid, proc.returncode, self.log_path,
+            )  # fmt: skip
+        return proc.returncode
 
     def stop(self) -> None:
         """SIGTERM (the server finishes its AOF and exits), SIGKILL after STOP_TIMEOUT_S; the folder is freed."""

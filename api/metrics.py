@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from api import logs
+
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -150,6 +152,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         status = {"code": 500}
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        in_logs = logs.request_id.set(request_id)  # every log line this request causes carries it
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -166,7 +169,11 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_wrapper)
         finally:
             route: Any = scope.get("path_template") or "unmatched"
+            took = time.perf_counter() - started
             metrics.requests.labels(scope.get("method", ""), route, str(status["code"])).inc()
-            metrics.latency.labels(scope.get("method", ""), route).observe(time.perf_counter() - started)
+            metrics.latency.labels(scope.get("method", ""), route).observe(took)
+            if scope["app"].state.settings.access_log:
+                logs.log_request(scope.get("method", ""), scope.get("path", ""), status["code"], took)
+            logs.request_id.reset(in_logs)
 
     return middleware

@@ -250,6 +250,19 @@ class Settings(msgspec.Struct, frozen=True):
         "or `*`)",
         "unset: CORS off",
     )] = ()  # fmt: skip
+    log_format: Annotated[str, var(
+        "LOG_FORMAT",
+        "the logs of every `booking` process on stderr: `text` (`time LEVEL logger message`, for a terminal) or "
+        "`json` (one object a line: `time`, `level`, `logger`, `message`); a line that a request caused carries "
+        "its `request_id` (the `X-Request-ID` answered)",
+        "`text`",
+    )] = "text"  # fmt: skip
+    access_log: Annotated[bool, var(
+        "ACCESS_LOG",
+        "`1`: one line per request on the `booking.access` logger: `request_id`, `method`, `path`, `status`, "
+        "`duration_ms`",
+        "`0`",
+    )] = False  # fmt: skip
 
     @property
     def embedded(self) -> bool:
@@ -299,6 +312,8 @@ class Settings(msgspec.Struct, frozen=True):
             raise ConfigError("WEBHOOK_RETRY_WINDOW_SECONDS must be above 0 and WEBHOOK_CONCURRENCY at least 1")
         if self.webhook_backoff_max_seconds < self.webhook_backoff_base_seconds:
             raise ConfigError("WEBHOOK_BACKOFF_MAX_SECONDS must be at least WEBHOOK_BACKOFF_BASE_SECONDS")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json (it is {self.log_format!r})")
         return self
 
     @classmethod

@@ -9,6 +9,7 @@ import faulthandler
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +104,16 @@ def make_client(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Ca
             return client
 
         yield make
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    """The processes of one test (tests.support.processes.Procs), stopped at its end whatever its outcome."""
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 @pytest.fixture

@@ -72,6 +72,9 @@ def test_serve_demo_seeds_from_another_process_not_a_thread_of_the_forking_one(m
             started.append(argv)
             seen["env"] = env
 
+        def poll(self) -> None:
+            return None
+
     def at_fork_time(args: argparse.Namespace) -> None:
         seen["threads"] = set(threading.enumerate())
 
@@ -116,6 +119,16 @@ def _demo_of(proc: Any, log: Path) -> dict[str, str]:
 
 def _children(pid: int) -> dict[int, str]:
     """The live children of ``pid``: pid -> command line."""
+    return {child: cmd for child, (state, cmd) in _child_stats(pid).items() if state != "Z"}
+
+
+def _states(pid: int) -> dict[int, str]:
+    """Every child of ``pid``, zombies too: pid -> its state letter (Z: ended, not reaped)."""
+    return {child: state for child, (state, _) in _child_stats(pid).items()}
+
+
+def _child_stats(pid: int) -> dict[int, tuple[str, str]]:
+    """Every child of ``pid``: pid -> (its state letter, its command line)."""
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -125,8 +138,8 @@ def _children(pid: int) -> dict[int, str]:
             except OSError:
                 continue
             fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out[int(entry.name)] = cmd
+            if int(fields[1]) == pid:
+                out[int(entry.name)] = (fields[0], cmd)
     return out
 
 
@@ -186,6 +199,37 @@ def test_booking_serve_keeps_its_data_over_kill9_and_leaves_no_process_behind(tm
         for proc in (first, second):
             if proc is not None:
                 processes.stop(proc)
+
+
+def test_booking_serve_reaps_its_children_and_leaves_none_behind(tmp_path: Path) -> None:
+    """Issue 21: the demo seeder, once it printed its ids, stayed a zombie child of `booking serve` for its whole
+    life, as would the embedded server had it died. Each is reaped as it ends (an unexpected end of the server is
+    logged); after a stop, no child of it is left, zombie or orphan."""
+    log = tmp_path / "serve.log"
+    proc = _serve_embedded(tmp_path / "data", free_port(), log)
+    try:
+        _demo_of(proc, log)
+        children = _children(proc.pid)
+        [server] = [pid for pid, cmd in children.items() if "valkey-server" in cmd or "redis-server" in cmd]
+        for pid, cmd in children.items():
+            processes.track(pid, f"a child of booking serve: {cmd}")
+        # the seeder printed and ends: nothing of it is left (it was a zombie for as long as the server ran)
+        wait_until(
+            lambda: not any(state == "Z" or "seed_main" in cmd for state, cmd in _child_stats(proc.pid).values()),
+            30,
+            "the seeder to end and be reaped",
+        )
+        os.kill(server, 9)  # the server dies under it
+        wait_until(lambda: server not in _states(proc.pid), 30, "the dead embedded server to be reaped")
+        wait_until(lambda: f"the embedded server (pid {server}) exited" in log.read_text(), 10, "its end logged")
+        assert proc.poll() is None
+        proc.terminate()
+        proc.wait(30)
+        assert not any(_alive(pid) for pid in children), {pid: _states(pid) for pid in children}
+        orphans = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+        assert orphans == [], orphans
+    finally:
+        processes.stop(proc)
 
 
 def test_a_second_booking_serve_on_a_used_port_or_data_folder_fails_at_once(tmp_path: Path) -> None:

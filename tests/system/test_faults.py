@@ -57,15 +57,6 @@ REDIS_DOWN = (503, "dependency_unavailable")
 
 
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(tmp_path)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-@pytest.fixture
 def throwaway_pg() -> Iterator[ThrowawayPostgres]:
     pg = ThrowawayPostgres()
     try:

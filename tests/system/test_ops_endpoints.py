@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ BUILD_INFO = re.compile(r'^booking_build_info\{[^}]*version="' + re.escape(packa
 @pytest.fixture(scope="module")
 def db_url() -> str:
     return fresh_database("booking_ops")
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(tmp_path)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def _client(rs: RedisServer, db_url: str, **kw: Any) -> TestClient[Any]:

@@ -49,6 +49,8 @@ def _other_value(v: Variable) -> str:
         return "https://app.example/offers/{entry_id}"
     if v.field.endswith("_url"):
         return "redis://127.0.0.1:1/0"
+    if v.field == "log_format":
+        return "json"
     return "something else"
 
 
@@ -67,6 +69,7 @@ BAD: list[tuple[str, str]] = [
     for raw in (["many"] if v.kind in (int, float, bool) else ["24x"] if v.field == "reminder_offsets" else [])
 ] + [
     ("HOLD_TTL_SECONDS", "0"),
+    ("LOG_FORMAT", "xml"),
     ("HOLD_TTL_SECONDS", "-5"),
     ("WAITLIST_OFFER_SECONDS", "0"),
     ("REDIS_POOL_SIZE", "0"),
