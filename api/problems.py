@@ -105,6 +105,10 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     return problem(422, "validation_error", "Invalid request", detail, errs=errs or None, instance=request.url.path)
 
 
+# the codes of Litestar's own HTTP errors by status (any other: http_error below 500, else internal_error)
+HTTP_CODES = {405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
         return _validation(request, exc)
@@ -117,12 +121,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if isinstance(exc, ClientException) and status == 400:
         return problem(400, "malformed_request", "Malformed request", str(exc.detail), instance=request.url.path)
-    code = {
-        405: "method_not_allowed",
-        413: "payload_too_large",
-        415: "unsupported_media_type",
-        429: "rate_limited",
-    }.get(status, "http_error" if status < 500 else "internal_error")
+    code = HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     return problem(status, code, "Request failed", str(exc.detail), headers=exc.headers)
 
 

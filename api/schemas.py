@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from litestar.params import QueryParameter
@@ -252,11 +252,47 @@ class WaitlistList(msgspec.Struct):
     items: list[WaitlistEntryOut]
 
 
+# Every `code` a problem answer can carry (docs/api.md "Error codes" lists each with its status and meaning).
+# tests/unit/test_problem_codes.py checks that every code the source can answer is here, that the table of
+# docs/api.md names exactly these, and that ../shared/API.md names none other.
+ProblemCode = Literal[
+    "malformed_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "slot_unavailable",
+    "hold_used",
+    "appointment_cancelled",
+    "appointment_archived",
+    "schedule_changed",
+    "overlap_detected",
+    "booking_error",
+    "no_offer",
+    "waitlist_full",
+    "hold_expired",
+    "offer_expired",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_error",
+    "unknown_timezone",
+    "idempotency_key_reused",
+    "webhook_target_refused",
+    "rate_limited",
+    "too_many_entries",
+    "http_error",
+    "internal_error",
+    "dependency_unavailable",
+    "not_ready",
+]
+PROBLEM_CODES: frozenset[str] = frozenset(get_args(ProblemCode))
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     type: str
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None

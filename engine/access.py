@@ -12,6 +12,7 @@ import msgspec
 
 from engine import errors, ids, keys, scripts
 from engine.codec import encoder
+from engine.codec import text as codec_text
 from engine.model import SYSTEM, ApiKey, AppKey, Ctx
 from engine.redis import clients
 from engine.service import BookingEngine
@@ -88,23 +89,48 @@ async def lookup_key(eng: BookingEngine, token: str) -> ApiKey | None:
 APP_KEY_PREFIX = "bka_"
 
 
-async def create_app_key(eng: BookingEngine, name: str, practice_ids: list[str] | None) -> tuple[AppKey, str]:
-    """A new app key for the listed practices (None: all); each listed practice must exist. The key is returned
-    once, here; only its SHA-256 is stored."""
+async def new_app_key(eng: BookingEngine, name: str, practice_ids: list[str] | None) -> tuple[AppKey, str]:
+    """A new app key for the listed practices (None: all), not yet stored; each listed practice must exist. The
+    key is returned once, here; only its SHA-256 is ever stored."""
     for pid in practice_ids or ():
         await eng.get_practice(pid)
     key_id = f"a{secrets.token_hex(8)}"
     token = f"{APP_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     key = AppKey(id=key_id, name=name, practice_ids=practice_ids, hash=ids.token_hash(token), created_ms=eng.now_ms())
-    await scripts.app_key(
-        eng.lua, now_ms=eng.now_ms(), action="create", key_id=key.id, key_hash=key.hash, record=encoder.encode(key)
-    )
     return key, token
 
 
-async def revoke_app_key(eng: BookingEngine, key_id: str) -> None:
-    """Revoke at once: the next request with it is a 401. NotFoundError when no such key is live."""
-    await scripts.app_key(eng.lua, now_ms=eng.now_ms(), action="revoke", key_id=key_id)
+async def save_app_key(eng: BookingEngine, key: AppKey) -> None:
+    """Make a new key live in Redis (the database holds it first: api/routes/app_keys.py)."""
+    await scripts.app_key(
+        eng.lua, now_ms=eng.now_ms(), action="create", key_id=key.id, key_hash=key.hash, record=encoder.encode(key)
+    )
+
+
+async def revoke_app_key(eng: BookingEngine, key_id: str, tombstone: bool = False) -> bool:
+    """Revoke at once: the next request with it is a 401. NotFoundError when no such key is live, unless
+    ``tombstone`` (the database revoked it): then False, and the revocation is recorded in Redis all the same."""
+    return await scripts.app_key(eng.lua, now_ms=eng.now_ms(), action="revoke", key_id=key_id, tombstone=tombstone)
+
+
+async def restore_app_key(eng: BookingEngine, key: AppKey) -> bool:
+    """Put back a live app key that Redis lacks (reconciliation); True when it was missing. A key revoked in Redis
+    meanwhile stays revoked."""
+    return await scripts.app_key(
+        eng.lua, now_ms=eng.now_ms(), action="restore", key_id=key.id, key_hash=key.hash, record=encoder.encode(key)
+    )
+
+
+async def app_key_record(eng: BookingEngine, key_id: str) -> AppKey | None:
+    """The live key ``key_id`` as Redis holds it, or None."""
+    raw = await eng.redis.hget(keys.APP_KEYS, key_id)
+    return msgspec.json.decode(raw, type=AppKey) if raw else None
+
+
+async def live_app_keys(eng: BookingEngine) -> dict[str, AppKey]:
+    """Every live app key Redis holds, by id (reconciliation)."""
+    raw = await eng.redis.hgetall(keys.APP_KEYS)
+    return {codec_text(k): msgspec.json.decode(v, type=AppKey) for k, v in raw.items()}
 
 
 async def lookup_app_key(eng: BookingEngine, token: str) -> AppKey | None:

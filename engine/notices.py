@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
 
 import icalendar
 import msgspec
@@ -133,8 +134,32 @@ def body(f: NoticeFacts) -> str:
     )
 
 
-def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
-    """METHOD:REQUEST (or CANCEL) with a stable UID and a SEQUENCE that rises with the appointment's version."""
+def mailto(address: str) -> str:
+    """A ``mailto:`` URI of one address (RFC 6068): what a URI may not hold as it is (a space, ``"``, ``%``, ``?``,
+    ``#``, ``,``, a non-ASCII letter...) percent-encoded, the rest of the address kept as written."""
+    return "mailto:" + quote(address, safe="!$'()*+;:@=&/")
+
+
+def calendar_address(address: str, name: str, **params: str) -> icalendar.vCalAddress:
+    """An ORGANIZER or ATTENDEE: the mailto URI and its common name (icalendar quotes a CN holding ``;``, ``:`` or
+    ``,`` and writes a ``"`` as ``^'``, RFC 6868)."""
+    value = icalendar.vCalAddress(mailto(address))
+    value.params["CN"] = icalendar.vText(name)
+    for key, param in params.items():
+        value.params[key.replace("_", "-").upper()] = icalendar.vText(param)
+    return value
+
+
+def sender_address(sender: str) -> str:
+    """The address of NOTIFY_FROM (``Booking <no-reply@booking.invalid>`` -> ``no-reply@booking.invalid``)."""
+    return parseaddr(sender)[1] or sender.strip()
+
+
+def calendar(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> bytes:
+    """METHOD:REQUEST (or CANCEL) with a stable UID and a SEQUENCE that rises with the appointment's version, and
+    the ORGANIZER and ATTENDEE that RFC 5546 requires of both: the practice (named, at the sender's address:
+    replies go where the mail came from) and the patient (a required participant who booked it, so ACCEPTED, and
+    no reply asked for)."""
     tz = timeutil.zone(f.timezone)
     cal = icalendar.Calendar()
     cal.add("prodid", "-//booking-engine//notifications//EN")
@@ -151,6 +176,18 @@ def calendar(f: NoticeFacts, now: dt.datetime | None = None) -> bytes:
     event.add("summary", summary.format(visit=f.visit_type_name, practitioner=f.practitioner_name))
     event.add("location", f.practice_name)
     event.add("status", "CANCELLED" if f.kind == "cancellation" else "CONFIRMED")
+    event.add("organizer", calendar_address(sender_address(sender), f.practice_name))
+    event.add(
+        "attendee",
+        calendar_address(
+            f.patient_email,
+            f.patient_name,
+            cutype="INDIVIDUAL",
+            role="REQ-PARTICIPANT",
+            partstat="ACCEPTED",
+            rsvp="FALSE",
+        ),
+    )
     cal.add_component(event)
     cal.add_missing_timezones()
     return bytes(cal.to_ical())
@@ -180,6 +217,6 @@ def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> Emai
     msg = envelope(f.notification_id, sender, f.patient_email, subject(f), body(f), now)
     method = "CANCEL" if f.kind == "cancellation" else "REQUEST"
     msg.add_attachment(
-        calendar(f, now), maintype="text", subtype="calendar", filename="appointment.ics", params={"method": method}
+        calendar(f, sender, now), maintype="text", subtype="calendar", filename="appointment.ics", params={"method": method}
     )
     return msg

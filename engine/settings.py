@@ -125,7 +125,8 @@ class Settings(msgspec.Struct, frozen=True):
         "unset: messages logged, not mailed",
     )] = None  # fmt: skip
     notify_from: Annotated[str, var(
-        "NOTIFY_FROM", "the sender", "`Booking <no-reply@booking.invalid>`"
+        "NOTIFY_FROM", "the sender; its address is also the calendar invitation's `ORGANIZER`",
+        "`Booking <no-reply@booking.invalid>`",
     )] = "Booking <no-reply@booking.invalid>"  # fmt: skip
     waitlist_accept_url: Annotated[str, var(
         "WAITLIST_ACCEPT_URL",

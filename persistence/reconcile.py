@@ -19,10 +19,11 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from engine import limits
+from engine import access, limits
 from engine import restore as rs
 from engine.model import ApiKey, Practice, Practitioner, VisitType, stored_schedule
 from engine.service import BookingEngine
+from persistence import app_keys as app_key_rows
 from persistence import waitlist_rows
 from persistence.archive import appointment_from_row, epoch
 from persistence.persister import Persister
@@ -150,6 +151,23 @@ async def _restore_waitlist(
     return freed
 
 
+async def _reconcile_app_keys(eng: BookingEngine, db: Engine, report: Report) -> None:
+    """App keys (global, not a practice's): the database's live keys that Redis lacks are put back, its revoked
+    ones are revoked in Redis too (a revocation whose Redis step failed), and live keys only Redis holds (issued
+    before migration 0010) are stored."""
+    rows = await asyncio.to_thread(app_key_rows.load, db)
+    in_redis = await access.live_app_keys(eng)
+    for row in rows:
+        if row["revoked_ms"] is None:
+            if row["id"] not in in_redis and await access.restore_app_key(eng, app_key_rows.key_of(row)):
+                report.restored.append(f"app key {row['id']}")
+        elif row["id"] in in_redis and await access.revoke_app_key(eng, row["id"], tombstone=True):
+            report.restored.append(f"app key {row['id']} revoked (as the database has it)")
+    known = {row["id"] for row in rows}
+    adopted = await asyncio.to_thread(app_key_rows.adopt, db, [k for i, k in in_redis.items() if i not in known])
+    report.restored.extend(f"app key {key_id} stored in the database (Redis alone held it)" for key_id in adopted)
+
+
 async def reconcile(
     eng: BookingEngine,
     redis_sync: Any,
@@ -244,6 +262,7 @@ async def reconcile(
             report.restored.append(f"{offered} waitlist offer(s) of intervals the loss freed in {practice.id}")
         await rs.mark_practice(eng, practice.id)
         report.practices.append(practice.id)
+    await _reconcile_app_keys(eng, db, report)
     await rs.mark_reconciled(eng)
     for line in report.lines():
         out(line)

@@ -216,6 +216,19 @@ api_keys = Table(
     Column("revoked_ms", BigInteger),
 )
 
+# App keys (API.md "App keys"): written by the API before Redis (api/routes/app_keys.py), put back into Redis by
+# reconciliation; a revoked key keeps its row with revoked_ms (never restored). Migration 0010.
+app_keys = Table(
+    "app_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("practice_ids", Text),  # JSON list of practice ids, or null: every practice
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+
 # Per-deployment secrets, made by the migrations: 'audit_cursor' signs the cursors of GET /v1/audit.
 deployment_secrets = Table(
     "deployment_secrets",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ from api.auth import require_admin
 from api.routes.common import caller, engine, strict
 from engine import access, errors, ids
 from engine.model import Name
+from persistence import app_keys as app_key_rows
 
 PracticeIds = Annotated[list[str], msgspec.Meta(max_length=1000)]
 
@@ -44,7 +47,18 @@ async def create_app_key(request: Request[Any, Any, Any], data: JSONBody[AppKeyI
     for pid in practices or ():
         if ids.practice_of(pid, "p") is None:
             raise errors.NotFoundError("practice", pid)
-    key, token = await access.create_app_key(engine(request), data.name, practices)
+    eng = engine(request)
+    key, token = await access.new_app_key(eng, data.name, practices)
+    # durable first (persistence/app_keys.py): once Redis answers with it, a Redis that loses its data gets it back
+    db = request.app.state.db
+    await asyncio.to_thread(app_key_rows.store, db, key)
+    try:
+        await access.save_app_key(eng, key)
+    except BaseException:
+        # not live, never shown: revoked in the database too, so that reconciliation never puts it back
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(app_key_rows.revoke, db, key.id, None, eng.now_ms())
+        raise
     return AppKeyOut(
         id=key.id,
         key=token,
@@ -58,7 +72,11 @@ async def create_app_key(request: Request[Any, Any, Any], data: JSONBody[AppKeyI
 async def revoke_app_key(request: Request[Any, Any, Any], key_id: FromPath[str]) -> None:
     p, _ = await caller(request)
     require_admin(p)
-    await access.revoke_app_key(engine(request), key_id)
+    eng = engine(request)
+    # the database first: a revocation that Redis then loses (or that a reconciliation races) still stands
+    record = await access.app_key_record(eng, key_id)
+    revoked = await asyncio.to_thread(app_key_rows.revoke, request.app.state.db, key_id, record, eng.now_ms())
+    await access.revoke_app_key(eng, key_id, tombstone=revoked)  # NotFoundError when neither held it live
 
 
 ROUTES = [create_app_key, revoke_app_key]

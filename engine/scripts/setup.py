@@ -153,17 +153,31 @@ async def api_key(
     fail(res, Ref("api key", key_id))
 
 
-async def app_key(lua: Lua, *, now_ms: int, action: str, key_id: str, key_hash: str = "", record: bytes = b"") -> None:
-    """Create or revoke an app key; NotFoundError when revoking one that is not live."""
+async def app_key(
+    lua: Lua,
+    *,
+    now_ms: int,
+    action: str,
+    key_id: str,
+    key_hash: str = "",
+    record: bytes = b"",
+    tombstone: bool = False,
+) -> bool:
+    """Create, revoke or restore an app key. True when it changed something; False for a restore that found the key
+    there or revoked, and for a revoke that found no live key when ``tombstone`` (the database revoked it: the
+    tombstone is recorded all the same); otherwise NotFoundError when revoking one that is not live."""
     res = reply(
         await lua.run(
             "app_key",
             [keys.APP_KEYS, keys.APP_KEY_HASHES, keys.APP_KEY_TOMBSTONES],
-            [now_ms, action, key_id, key_hash, record],
+            [now_ms, action, key_id, key_hash, record, "1" if tombstone else "0"],
         )
     )
-    if res[0] != "OK":
-        fail(res, Ref("app key", key_id))
+    if res[0] == "OK":
+        return True
+    if res[0] == "SKIP" or (res[0] == "NOT_FOUND" and tombstone):
+        return False
+    fail(res, Ref("app key", key_id))
 
 
 async def limit(

@@ -5,14 +5,24 @@ applies to carries RateLimit-Limit, -Remaining and -Reset, a 429 also Retry-Afte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis as redis_sync
+import redis.asyncio as aioredis
 from litestar.testing import TestClient
+from sqlalchemy import text
 
+from api.app import create_app
 from engine import ids, keys
+from engine.service import BookingEngine
+from persistence.db import make_engine
+from persistence.persister import Persister
+from persistence.reconcile import reconcile
+from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = [pytest.mark.integration]
@@ -135,3 +145,120 @@ def test_two_thousand_end_users_through_one_key_from_one_address_are_limited_eac
     # the same address without the key: one public client, limited as one
     public = [c.post("/v1/appointments", json=body, headers=NO_AUTH).status_code for _ in range(2)]
     assert public == [404, 429]
+
+
+# ---------------------------------------------------------------- durable in PostgreSQL (issue 21): a Redis loss
+DURABLE_RURL = REDIS_URL.rsplit("/", 1)[0] + "/1"  # a Redis database of this module's own: the test empties it
+
+
+@pytest.fixture
+def durable() -> Iterator[dict[str, Any]]:
+    r = redis_sync.Redis.from_url(DURABLE_RURL)
+    r.flushdb()
+    db = make_engine(fresh_database("booking_app_keys"))
+    app = create_app(settings_for(DURABLE_RURL, database_url=str(db.url), limit_app_key_holds_per_minute=2,
+                                  limit_holds_per_minute=100, limit_live_holds=100))  # fmt: skip
+    with TestClient(app) as c:
+        c.headers.update(AUTH)
+        yield {"client": c, "redis": r, "db": db}
+    db.dispose()
+    r.close()
+
+
+def _lose_redis_and_reconcile(w: dict[str, Any]) -> list[str]:
+    """Redis loses everything (the app keys, their tombstones, the reconciled marker); the persister has stored
+    the practices' events first (a 201 means that much is durable); then one reconciliation pass."""
+    Persister(w["redis"], w["db"], consumer="app-keys").drain()
+    w["redis"].flushdb()
+    assert w["client"].get("/readyz").status_code == 503
+    said = _reconcile(w)
+    assert w["client"].get("/readyz").status_code == 200
+    return said
+
+
+def _reconcile(w: dict[str, Any]) -> list[str]:
+    """One reconciliation pass (what `booking reconcile` and the persister's start run); what it said."""
+
+    async def once() -> list[str]:
+        said: list[str] = []
+        ar = aioredis.Redis.from_url(DURABLE_RURL)
+        try:
+            await reconcile(BookingEngine(ar, settings_for(DURABLE_RURL)), w["redis"], w["db"], out=said.append)
+        finally:
+            await ar.aclose()
+        return said
+
+    return asyncio.run(once())
+
+
+def _db_keys(db: Any) -> dict[str, Any]:
+    with db.connect() as conn:
+        return {row.id: row for row in conn.execute(text("select * from app_keys"))}
+
+
+def test_app_keys_survive_a_redis_loss_with_their_practices_and_limits_and_a_revoked_one_stays_revoked(
+    durable: dict[str, Any],
+) -> None:
+    c, db = durable["client"], durable["db"]
+    mine, other = setup_practice(c), setup_practice(c)
+    kept, revoked = _key(c, [mine["practice_id"]]), _key(c, None)
+    assert c.delete(f"/v1/app-keys/{revoked['id']}").status_code == 204
+    stored = _db_keys(db)  # hashes only, like Redis
+    assert set(stored) == {kept["id"], revoked["id"]}
+    assert stored[kept["id"]].hash == ids.token_hash(kept["key"]) and stored[kept["id"]].revoked_ms is None
+    assert stored[revoked["id"]].revoked_ms is not None
+    assert kept["key"] not in " ".join(str(v) for row in stored.values() for v in row)
+    staff = c.post(f"/v1/practices/{mine['practice_id']}/api-keys").json()  # and a staff key, durable by its events
+    said = _lose_redis_and_reconcile(durable)
+    assert f"restored in Redis: app key {kept['id']}" in said and not any(revoked["id"] in line for line in said), said
+
+    day = next_weekday(2)
+    slots = search(c, mine["practice_id"], mine["visit_types"][30], day)
+    app = _as_app(kept["key"], "patient-1")
+    first = _hold(c, mine, slots[0], app)
+    assert first.status_code == 201, first.text
+    assert (first.headers["ratelimit-limit"], first.headers["ratelimit-remaining"]) == ("2", "1")  # the key's limit
+    assert _hold(c, mine, slots[2], _as_app(kept["key"], "patient-2")).status_code == 201
+    over = _hold(c, mine, slots[4], _as_app(kept["key"], "patient-3"))
+    assert over.status_code == 429 and over.json()["code"] == "rate_limited"
+    other_slot = search(c, other["practice_id"], other["visit_types"][30], day)[0]
+    assert _hold(c, other, other_slot, app).status_code == 403  # still only its own practice
+    gone = _hold(c, mine, slots[6], _as_app(revoked["key"], "patient-1"))
+    assert gone.status_code == 401 and gone.json()["code"] == "unauthorized"
+    bearer = {"Authorization": f"Bearer {staff['key']}"}
+    assert c.get("/v1/audit", params={"practice_id": mine["practice_id"]}, headers=bearer).status_code == 200
+
+    # revoked while Redis has lost it (not yet reconciled): the database's revocation stands, and a reconciliation
+    # that then runs does not bring it back
+    durable["redis"].hdel(keys.APP_KEYS, kept["id"])
+    assert c.delete(f"/v1/app-keys/{kept['id']}").status_code == 204
+    assert _db_keys(db)[kept["id"]].revoked_ms is not None
+    said = _lose_redis_and_reconcile(durable)
+    assert not any(kept["id"] in line for line in said), said
+    assert _hold(c, mine, slots[8], app).status_code == 401
+    assert c.delete(f"/v1/app-keys/{kept['id']}").status_code == 404
+
+
+def test_a_key_only_redis_holds_is_stored_by_reconciliation_and_a_revocation_the_database_holds_wins(
+    durable: dict[str, Any],
+) -> None:
+    """Keys issued before migration 0010 live in Redis alone: reconciliation stores them. A revocation stored in
+    the database whose Redis step failed is carried out in Redis by the next reconciliation."""
+    c, db, r = durable["client"], durable["db"], durable["redis"]
+    ctx = setup_practice(c)
+    legacy, stale = _key(c, None), _key(c, None)
+    with db.begin() as conn:
+        conn.execute(text("delete from app_keys where id = :k"), {"k": legacy["id"]})
+        conn.execute(text("update app_keys set revoked_ms = 1 where id = :k"), {"k": stale["id"]})
+    assert r.hexists(keys.APP_KEYS, stale["id"])  # Redis still has it live
+    said = _reconcile(durable)
+    assert any(legacy["id"] in line and "stored" in line for line in said), said
+    assert any(stale["id"] in line and "revoked" in line for line in said), said
+    assert _db_keys(db)[legacy["id"]].revoked_ms is None
+    slot = search(c, ctx["practice_id"], ctx["visit_types"][30], next_weekday(2))[0]
+    assert _hold(c, ctx, slot, _as_app(stale["key"], "u")).status_code == 401
+    assert _hold(c, ctx, slot, _as_app(legacy["key"], "u")).status_code == 201
+    # and now the legacy key is durable: a Redis loss keeps it
+    said = _lose_redis_and_reconcile(durable)
+    assert f"restored in Redis: app key {legacy['id']}" in said, said
+    assert c.delete(f"/v1/app-keys/{legacy['id']}").status_code == 204

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from email.utils import parseaddr
 from typing import Any
 
 import icalendar
@@ -114,6 +115,10 @@ def test_confirmation_states_the_local_time_in_text_and_icalendar(world: World, 
     assert start.utcoffset() == dt.timedelta(hours=2 if month == 7 else 1)
     assert str(ev["UID"]) == f"{appt['id']}@booking-engine" and int(ev["SEQUENCE"]) == 1
     assert any(tz.get("TZID") == "Europe/Paris" for tz in cal.walk("VTIMEZONE"))
+    # RFC 5546: a REQUEST names its organizer (the practice, at the sender's address) and attendee (the patient)
+    assert str(ev["ORGANIZER"]) == "mailto:" + parseaddr(settings_for(None).notify_from)[1]
+    assert ev["ORGANIZER"].params["CN"] == "Test practice"
+    assert str(ev["ATTENDEE"]) == "mailto:ada@example.org" and ev["ATTENDEE"].params["CN"] == "Ada Lovelace"
     items = c.get(f"/v1/appointments/{appt['id']}/notifications").json()["items"]
     kinds = {(i["kind"], i["status"]) for i in items}
     assert ("confirmation", "sent") in kinds
@@ -168,6 +173,7 @@ def test_300_bookings_150_cancelled_reminders_only_for_the_live_ones(short_world
         assert len(notice) == 1
         cal = icalendar.Calendar.from_ical(ics_of(notice[0]))
         assert str(cal["METHOD"]) == "CANCEL" and int(cal.walk("VEVENT")[0]["SEQUENCE"]) == 2
+        assert str(cal.walk("VEVENT")[0]["ATTENDEE"]) == "mailto:ada@example.org"  # RFC 5546: a CANCEL names them too
         statuses = {
             (i["kind"], i["status"]) for i in c.get(f"/v1/appointments/{a['id']}/notifications").json()["items"]
         }
