@@ -47,7 +47,7 @@ def test_bench_refuses_a_redis_that_holds_data_and_leaves_it_untouched(redis_url
         r.flushdb()
         r.set("someone-elses", "data")
     try:
-        res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--lock-wait", "1", timeout=60)
+        res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--set", "lock_wait=1", timeout=60)
         assert res.returncode == 2, res.stdout + res.stderr
         assert f"booking bench: {url} holds 1 keys" in res.stderr
         with redis_client(url) as r:
