@@ -298,12 +298,14 @@ def _apply_setting(values: dict[str, Any], item: str) -> None:
 
 
 def _refuse_old_flags(unknown: list[str]) -> None:
+    presets = {"--profile": "profile", "--skip-limits": "no-limits", "--redis-cluster": "redis-cluster"}
     for arg in unknown:
-        name = arg.split("=", 1)[0].lstrip("-").replace("-", "_")
+        flag = arg.split("=", 1)[0]
+        name = flag.lstrip("-").replace("-", "_")
+        if flag in presets:
+            raise SystemExit(f"booking bench: {flag} is now --preset {presets[flag]} (or --set {name}=1)")
         if arg.startswith("--") and name in SETTINGS:
-            raise SystemExit(f"booking bench: {arg.split('=', 1)[0]} is now --set {name}=VALUE (see --help)")
-        if arg in ("--profile", "--skip-limits"):
-            raise SystemExit(f"booking bench: {arg} is now --preset {arg[2:].replace('skip-', 'no-')}")
+            raise SystemExit(f"booking bench: {flag} is now --set {name}=VALUE (see --help)")
     if unknown:
         parser().error(f"unrecognized arguments: {' '.join(unknown)}")
 
