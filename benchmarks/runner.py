@@ -16,7 +16,6 @@ from benchmarks import (
     cpu,
     data_scale,
     invariants,
-    outage,
     profile,
     redis_limits,
     results,
@@ -28,6 +27,7 @@ from benchmarks.loadgen import GeneratorPool, Step
 from benchmarks.options import ENGINES, Options
 from benchmarks.scenarios import ENGINE_ONLY, SWEPT
 from benchmarks.seed import seed
+from benchmarks.studies import outage
 from benchmarks.waitlist import check_offers, waitlist_practices
 
 
@@ -176,7 +176,7 @@ class Bench:
             env_extra = dict(item.split("=", 1) for item in o.engine_env)
             env_extra["SEARCH_CACHE_BYTES"] = str(o.cache_bytes if target == "engine-cache" else 0)
             if o.engine_gc:
-                site = str(Path(__file__).resolve().parent / "gc_site")
+                site = str(Path(__file__).resolve().parent / "studies" / "gc_site")
                 env_extra["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
                 env_extra["BENCH_GC_THRESHOLD"] = o.engine_gc
             env = targets.engine_env(o.redis_env(), db_url, env_extra)

@@ -18,86 +18,12 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from typing import Any
 
-import redis as redis_sync
-from sqlalchemy import create_engine
-
-from api.app import create_app
-from benchmarks.seed import weekly
-from engine.settings import Settings
-from persistence import migrate
+from benchmarks.micro.inprocess import asgi, make_app, redis_cpu, seed, sync_redis
 
 AUDIT = os.environ.get("BOOKING_AUDIT_SEARCHES", "1") != "0"
-TOKEN = "cpu-bench-token"
-AUTH = [(b"authorization", f"Bearer {TOKEN}".encode())]
-
-
-async def asgi(app: Any, method: str, path: str, query: str = "", body: Any = None) -> tuple[int, bytes]:
-    """One request through the ASGI app: status and body."""
-    out: dict[str, Any] = {"body": b""}
-    raw = json.dumps(body).encode() if body is not None else b""
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(msg: dict[str, Any]) -> None:
-        if msg["type"] == "http.response.start":
-            out["status"] = msg["status"]
-        elif msg["type"] == "http.response.body":
-            out["body"] += msg.get("body", b"")
-
-    headers = [*AUTH, (b"content-type", b"application/json")] if raw else AUTH
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await app(scope, receive, send)
-    return out["status"], out["body"]
-
-
-async def call(app: Any, method: str, path: str, body: Any, want: int) -> Any:
-    status, out = await asgi(app, method, path, body=body)
-    if status != want:
-        raise RuntimeError(f"{method} {path}: {status} {out[:300]!r}")
-    return json.loads(out)
-
-
-def redis_cpu(r: Any) -> float:
-    info = r.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-async def seed(app: Any, practices: int, practitioners: int) -> list[dict[str, Any]]:
-    out = []
-    for p in range(practices):
-        pid = (await call(app, "POST", "/v1/practices", {"name": f"P{p}", "timezone": "Europe/Paris"}, 201))["id"]
-        vts = []
-        for m in (30, 45):
-            vt = await call(
-                app, "POST", f"/v1/practices/{pid}/visit-types", {"name": f"V{m}", "duration_minutes": m}, 201
-            )
-            vts.append(vt["id"])
-        prs = []
-        for i in range(practitioners):
-            pr = (await call(app, "POST", f"/v1/practices/{pid}/practitioners", {"name": f"Dr {i}"}, 201))["id"]
-            body = {"weekly": weekly(i), "slot_step_minutes": 15, "horizon_days": 60}
-            await call(app, "PUT", f"/v1/practitioners/{pr}/schedule", body, 200)
-            prs.append(pr)
-        out.append({"id": pid, "visit_types": vts, "practitioners": prs})
-    return out
 
 
 def requests(data: list[dict[str, Any]], n: int, spread: bool, seed_: int = 7) -> list[tuple[str, str]]:
@@ -119,21 +45,6 @@ def requests(data: list[dict[str, Any]], n: int, spread: bool, seed_: int = 7) -
     return out
 
 
-def _app(redis_url: str, cache_bytes: int) -> Any:
-    db = tempfile.NamedTemporaryFile(suffix=".db", delete=False).name
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{db}",
-        admin_token=TOKEN,
-        audit_searches=AUDIT,
-        search_cache_bytes=cache_bytes,
-    )
-    engine = create_engine(settings.database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return create_app(settings, background=False, reconcile_on_start=False)
-
-
 async def _batch(app: Any, r: Any, reqs: list[tuple[str, str]]) -> tuple[float, float, float, int]:
     """API CPU, Redis CPU and wall seconds of one batch of searches (its deferred audits included), and slots."""
     slots = 0
@@ -151,9 +62,9 @@ async def measure(redis_url: str, cache_bytes: int, searches: int, practices: in
     """Two apps in one process, the cache off and on, each on practices of its own in one Redis, measured in
     alternating batches (``rounds`` each): on a shared machine, the median batch is far steadier than one long
     run of each."""
-    r = redis_sync.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     r.flushdb()
-    apps = {"off": _app(redis_url, 0), "on": _app(redis_url, cache_bytes)}
+    apps = {"off": make_app(redis_url, 0, AUDIT), "on": make_app(redis_url, cache_bytes, AUDIT)}
     out: dict[str, Any] = {"off": {}, "on": {}}
     async with apps["off"].lifespan(), apps["on"].lifespan():
         data = {m: await seed(app, practices, 4) for m, app in apps.items()}

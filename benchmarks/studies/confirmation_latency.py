@@ -4,8 +4,11 @@ worker in threads, and a real SMTP server (aiosmtpd), against the Redis and Post
 
     .venv/bin/python -m benchmarks.studies.confirmation_latency [--bookings 30] [--redis-url redis://127.0.0.1:6379/12]
 
-Prints each latency's percentiles (the practice's first booking apart) and the redis-py and rq releases. Conclusion (2026-12-06, redis-py 8.2.0, rq 3.0.0,
-the locked releases): see docs/benchmarks.md ("Confirmation latency").
+Prints each latency's percentiles (the practice's first booking apart) and the redis-py and rq releases.
+
+Conclusion (2026-12-06, redis-py 8.2.0, rq 3.0.0, the locked releases): 40 confirmations arrived 0.027-0.066 s
+after their 201; a new practice's first one 2.06 s (the worker discovers new streams every 2 s). Recorded in
+docs/operations.md.
 """
 
 from __future__ import annotations

@@ -246,10 +246,10 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any], que
 
 
 def test_the_year_benchmark_runs_and_the_retention_shrinks_redis(redis_db: str) -> None:
-    """benchmarks/retention_year.py on a few simulated weeks (docs/benchmarks.md has the year's figures)."""
+    """benchmarks/studies/retention_year.py on a few simulated weeks (docs/benchmarks.md has the year's figures)."""
     import argparse
 
-    from benchmarks import retention_year
+    from benchmarks.studies import retention_year
     from tests.support.config import DB_SUFFIX, PG_ADMIN_URL
 
     args = argparse.Namespace(

@@ -48,7 +48,7 @@ def test_bench_refuses_a_redis_that_holds_data_and_leaves_it_untouched(
     (url,) = lease_redis_dbs(1)  # flushed when the test ends
     with redis_client(url) as r:
         r.set("someone-elses", "data")
-    res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--lock-wait", "1", timeout=60)
+    res = run_cli(dict(os.environ), "bench", "--quick", "--redis-url", url, "--set", "lock_wait=1", timeout=60)
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"booking bench: {url} holds 1 keys" in res.stderr
     with redis_client(url) as r:

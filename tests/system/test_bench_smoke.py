@@ -45,7 +45,17 @@ def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invarian
     booking = Path(sys.executable).parent / "booking"
     argv = [str(booking)] if booking.exists() else [sys.executable, "-m", "api.cli"]
     out = processes.run(  # in its own process group: the servers the bench starts die with it at the timeout
-        [*argv, "bench", "--quick", "--results", str(tmp_path), "--db-prefix", "bench_smoke", "--lock-wait", "120"],
+        [
+            *argv,
+            "bench",
+            "--quick",
+            "--results",
+            str(tmp_path),
+            "--set",
+            "db_prefix=bench_smoke",
+            "--set",
+            "lock_wait=120",
+        ],
         {**os.environ, "MPLBACKEND": "Agg"},
         timeout=200,
     )
