@@ -194,7 +194,7 @@ def create_app(
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],
-        plugins=[StrictStructSchemaPlugin()],
+        plugins=[StrictStructSchemaPlugin(settings.search_max_slots)],
         lifespan=[lifespan],
         state=State({"settings": settings, "metrics": Metrics(), "ready": False}),
         exception_handlers=EXCEPTION_HANDLERS,
@@ -212,7 +212,7 @@ CORS_REQUEST_HEADERS = [
     "Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "X-Manage-Token", "X-End-User", "X-Request-ID",
 ]  # fmt: skip
 CORS_EXPOSED_HEADERS = [
-    "Age", "ETag", "Idempotent-Replayed", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+    "Age", "ETag", "Idempotent-Replayed", "Link", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
     "Retry-After", "X-Request-ID",
 ]  # fmt: skip
 

@@ -333,6 +333,7 @@ def _response_headers(name: str, status: int) -> dict[str, OpenAPIHeader]:
         headers["Cache-Control"] = _header("`private, max-age=0, must-revalidate`")
         if status == 200:
             headers["Age"] = _header("Seconds since a stale answer's availability was read", OpenAPIType.INTEGER)
+            headers["Link"] = _header('`<next page>; rel="next"` when the answer is cut (`truncated`)')
     return headers
 
 
@@ -421,7 +422,7 @@ OUT_FORMATS = {
     "start": OpenAPIFormat.DATE_TIME, "end": OpenAPIFormat.DATE_TIME, "expires_at": OpenAPIFormat.DATE_TIME,
     "due_at": OpenAPIFormat.DATE_TIME, "sent_at": OpenAPIFormat.DATE_TIME, "at": OpenAPIFormat.DATE_TIME,
     "created_at": OpenAPIFormat.DATE_TIME, "date": OpenAPIFormat.DATE, "from_date": OpenAPIFormat.DATE,
-    "to_date": OpenAPIFormat.DATE,
+    "to_date": OpenAPIFormat.DATE, "from": OpenAPIFormat.DATE_TIME,
 }  # fmt: skip
 
 
@@ -437,10 +438,17 @@ def _format(schema: Any, fmt: OpenAPIFormat) -> None:
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """msgspec Structs as Litestar renders them, plus ``additionalProperties: false`` for those that refuse
-    unknown fields (``forbid_unknown_fields=True``): such a field is a 422, so the schema must say so."""
+    unknown fields (``forbid_unknown_fields=True``): such a field is a 422, so the schema must say so; and the
+    bound on an availability answer's slots (``SEARCH_MAX_SLOTS`` of this app)."""
+
+    def __init__(self, max_slots: int | None = None) -> None:
+        super().__init__()
+        self.max_slots = max_slots
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
+        if getattr(field_definition.type_, "__name__", "") == "AvailabilityOut" and self.max_slots is not None:
+            _bound_slots(schema, self.max_slots)
         if getattr(field_definition.type_, "__name__", "").endswith(("Out", "Item")):
             for prop, sub in (schema.properties or {}).items():
                 fmt = OUT_FORMATS.get(prop)
@@ -461,3 +469,26 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         if config is not None and config.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
+
+
+def _bound_slots(schema: Schema, max_slots: int) -> None:
+    """The availability answer's bound, stated: ``maxItems`` on its slots and what a cut answer says."""
+    props = schema.properties or {}
+    slots = props.get("slots")
+    if isinstance(slots, Schema):
+        slots.max_items = max_slots
+        slots.description = (
+            f"At most {max_slots} (SEARCH_MAX_SLOTS): a longer answer is cut after the last whole local day that "
+            "fits, or inside the first day when that alone does not fit (before a start instant, all "
+            "practitioners' slots at one instant kept together; an instant shared by more practitioners than the "
+            "bound is kept whole)"
+        )
+    truncated = props.get("truncated")
+    if isinstance(truncated, Schema):
+        truncated.description = "True when the answer was cut: `next` is then the next page's query"
+    nxt = props.get("next")
+    if isinstance(nxt, Schema):
+        nxt.description = (
+            "The next page's query (same practice, visit type and practitioner), null when not cut: `date`, `days` "
+            "(the asked end kept), `from` (an instant inside `date` when the cut fell inside that day, else null)"
+        )

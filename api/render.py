@@ -7,10 +7,18 @@ import sys
 
 import msgspec
 
-from api.schemas import AppointmentOut, AvailabilityOut, HoldOut, WaitlistEntryOut, WaitlistOfferOut
+from api.schemas import (
+    AppointmentOut,
+    AvailabilityNextOut,
+    AvailabilityOut,
+    HoldOut,
+    WaitlistEntryOut,
+    WaitlistOfferOut,
+)
 from engine import timeutil
 from engine.lru import BytesLru
 from engine.model import Appointment, Hold, Practice
+from engine.search_answer import Next
 from engine.service import Answer, SearchResult
 from engine.waitlist import Entry
 
@@ -138,7 +146,15 @@ def _slots(pids: list[str], dur: int, tz: str, packed: list[int]) -> bytes:
     return b",".join(parts)
 
 
-def _head(practice: Practice, visit_type_id: str, date: dt.date, days: int, stale: bool) -> bytes:
+def next_page(date: dt.date, days: int, nxt: Next, tz: str) -> AvailabilityNextOut:
+    """The query of a cut answer's next page."""
+    from_ = None if nxt.from_s is None else timeutil.format_instant(nxt.from_s, tz)
+    return AvailabilityNextOut((date + dt.timedelta(days=nxt.day)).isoformat(), days - nxt.day, from_)
+
+
+def _head(
+    practice: Practice, visit_type_id: str, date: dt.date, days: int, stale: bool, nxt: Next | None = None
+) -> bytes:
     """The answer without its slots, cut before the empty slot list: ``...,"slots":``."""
     out = AvailabilityOut(
         practice_id=practice.id,
@@ -147,17 +163,26 @@ def _head(practice: Practice, visit_type_id: str, date: dt.date, days: int, stal
         date=date.isoformat(),
         days=days,
         stale=stale,
+        truncated=nxt is not None,
+        next=None if nxt is None else next_page(date, days, nxt, practice.timezone),
         slots=[],
     )
     return _enc.encode(out)[:-3]
 
 
 def availability_bytes(
-    practice: Practice, visit_type_id: str, date: dt.date, days: int, found: SearchResult, stale: bool = False
+    practice: Practice,
+    visit_type_id: str,
+    date: dt.date,
+    days: int,
+    found: SearchResult,
+    stale: bool = False,
+    nxt: Next | None = None,
 ) -> bytes:
-    """The availability answer: the cost of a search is a dictionary look-up per slot."""
+    """The availability answer: the cost of a search is a dictionary look-up per slot. ``nxt``: where the next
+    page of a cut answer starts (``Answer.next``)."""
     slots = _slots(found.practitioner_ids, found.duration_s, practice.timezone, found.packed)
-    return _head(practice, visit_type_id, date, days, stale) + b"[" + slots + b"]}"
+    return _head(practice, visit_type_id, date, days, stale, nxt) + b"[" + slots + b"]}"
 
 
 DayKey = tuple[str, str, tuple[str, ...], int]  # practice, visit type, practitioners asked, local day start
@@ -184,32 +209,49 @@ class RenderedDays:
             self.hits += 1
             return held[1]
         self.misses += 1
-        n = len(pids)
-        packed = sorted(s * n + i for i, day in enumerate(starts) for s in day)
-        frag = _slots(pids, dur, tz, packed)
+        frag = _day_alone(starts, pids, dur, tz)
         size = _DAY_OVERHEAD + len(frag) + sum(sys.getsizeof(t) + 32 * len(t) for t in starts)
         self.lru.put(key, (starts, frag), size)
         return frag
 
 
 def availability_days_bytes(
-    practice: Practice, visit_type_id: str, date: dt.date, ans: Answer, rendered: RenderedDays
+    practice: Practice,
+    visit_type_id: str,
+    date: dt.date,
+    ans: Answer,
+    rendered: RenderedDays,
+    days: int | None = None,
 ) -> bytes:
     """The same answer as ``availability_bytes`` (byte for byte), assembled from its days rendered before: local
-    days follow each other, so the answer's slots are its days' slots one day after the other."""
+    days follow each other, so the answer's slots are its days' slots one day after the other. ``days``: as asked
+    (default: the answer's days; a cut answer holds fewer). A day the cut or ``from`` shortened is rendered
+    alone, never kept: the whole day stays the one rendered for the next answer that asks it."""
     pids, dur, tz = ans.practitioner_ids or [], ans.duration_s, practice.timezone
     who = tuple(pids)
-    days = ans.days or []
-    parts = [rendered.day((practice.id, visit_type_id, who, lo), starts, pids, dur, tz) for lo, starts in days]
+    found = ans.days or []
+    parts = [
+        _day_alone(starts, pids, dur, tz)
+        if lo in ans.partial
+        else rendered.day((practice.id, visit_type_id, who, lo), starts, pids, dur, tz)
+        for lo, starts in found
+    ]
     slots = b",".join(p for p in parts if p)
-    return _head(practice, visit_type_id, date, len(days), ans.stale) + b"[" + slots + b"]}"
+    asked = len(found) if days is None else days
+    return _head(practice, visit_type_id, date, asked, ans.stale, ans.next) + b"[" + slots + b"]}"
+
+
+def _day_alone(starts: DayStarts, pids: list[str], dur: int, tz: str) -> bytes:
+    n = len(pids)
+    return _slots(pids, dur, tz, sorted(s * n + i for i, day in enumerate(starts) for s in day))
 
 
 def availability_answer_bytes(
     practice: Practice, visit_type_id: str, date: dt.date, days: int, ans: Answer, rendered: RenderedDays
 ) -> bytes:
     """A search answer's body: day by day through ``rendered`` when the engine answered day by day (its cache
-    keeps days), else in one go (SEARCH_CACHE_BYTES=0, or a practice without practitioners)."""
+    keeps days), else in one go (SEARCH_CACHE_BYTES=0, or a practice without practitioners). ``days``: as asked
+    (a cut answer holds fewer)."""
     if ans.days is None:
-        return availability_bytes(practice, visit_type_id, date, days, ans.result, ans.stale)
-    return availability_days_bytes(practice, visit_type_id, date, ans, rendered)
+        return availability_bytes(practice, visit_type_id, date, days, ans.result, ans.stale, ans.next)
+    return availability_days_bytes(practice, visit_type_id, date, ans, rendered, days)

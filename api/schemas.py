@@ -63,6 +63,16 @@ SearchDays = Annotated[
 ]
 QueryId = Annotated[str, QueryParameter(min_length=1, max_length=200)]
 OptionalQueryId = Annotated[str | None, QueryParameter(max_length=200)]
+SearchFrom = Annotated[
+    str | None,
+    QueryParameter(
+        name="from",
+        max_length=64,
+        description="Only slots starting at or after this RFC 3339 instant (with an explicit offset); a cut "
+        "answer's `next.from`",
+        schema_extra={"format": "date-time"},
+    ),
+]
 
 
 class PracticeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,6 +156,14 @@ class SlotOut(msgspec.Struct):
     end: str
 
 
+class AvailabilityNextOut(msgspec.Struct):
+    """The query of a cut answer's next page (with the same practice, visit type and practitioner)."""
+
+    date: str
+    days: int
+    from_: str | None = msgspec.field(name="from")
+
+
 class AvailabilityOut(msgspec.Struct):
     practice_id: str
     timezone: str
@@ -153,6 +171,10 @@ class AvailabilityOut(msgspec.Struct):
     date: str
     days: int
     stale: bool  # True only when answered from the last known availability while Redis is unreachable
+    # an answer is cut after at most SEARCH_MAX_SLOTS slots (engine/search_answer.py ``cut_at``): then
+    # ``truncated`` is true and ``next`` is the next page's query (api/openapi.py states both with the bound)
+    truncated: bool
+    next: AvailabilityNextOut | None
     slots: list[SlotOut]
 
 

@@ -21,7 +21,7 @@ from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.model import SYSTEM, Ctx, Practice, VisitType
 from engine.redis.batching import Coalescer
-from engine.search_answer import Answer, SearchResult, answer_tag, by_day, order
+from engine.search_answer import Answer, SearchResult, answer_tag, bound_days, bound_packed, by_day, order
 from engine.search_audit import REDIS_DOWN, SearchAudits
 from engine.search_cache import DayEntry, SearchCache, buckets, cache_shares
 
@@ -75,11 +75,14 @@ class Search:
         visit_type_id: str,
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
+        from_s: int | None = None,
     ) -> Answer:
         """The API's search (operation ``search_availability``): as ``answer``, with the audit event the script did
         not append in the same step (an answer from the cache) queued in this process's next batch."""
         self._check(practice_id, date, days)
-        ans = await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
+        ans = await self._roster_retry(
+            self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx, from_s
+        )
         if ans.audit_call is not None:
             self.audits.add(ans.audit_call)
         return ans
@@ -92,10 +95,15 @@ class Search:
         visit_type_id: str,
         practitioner_id: str | None = None,
         ctx: Ctx = SYSTEM,
+        from_s: int | None = None,
     ) -> Answer:
-        """The answer through the availability cache, its audit event still to queue (``Answer.audit_call``)."""
+        """The answer through the availability cache, its audit event still to queue (``Answer.audit_call``): the
+        free slots starting on the asked days, at or after ``from_s`` (epoch seconds) when given, cut after at most
+        ``SEARCH_MAX_SLOTS`` (``Answer.next``: where the next page starts; search_answer.py ``cut_at``)."""
         self._check(practice_id, date, days)
-        return await self._roster_retry(self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx)
+        return await self._roster_retry(
+            self._answer, practice_id, date, days, visit_type_id, practitioner_id, ctx, from_s
+        )
 
     async def search(
         self,
@@ -143,11 +151,8 @@ class Search:
         lo, hi = self._range(practice, date, days)
         detail = self._detail(date, days, vt, practitioner_id)
         roster = self._roster(prac_ids, practitioner_id, attempt)
-        tz = timeutil.zone(practice.timezone)
-        local_days = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
-        call = self._call(
-            practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster, local_days=local_days
-        )
+        local_days = self._day_bounds(practice, date, days)
+        call = self._call(practice_id, prac_ids, vt, lo, hi, detail, True, ctx, roster=roster, local_days=local_days)
         found = await scripts.search(self.rt.lua, call, self._send)
         return practice, SearchResult(prac_ids, vt.duration_minutes * 60, order(found.starts, len(prac_ids)))
 
@@ -159,6 +164,7 @@ class Search:
         visit_type_id: str,
         practitioner_id: str | None,
         ctx: Ctx,
+        from_s: int | None,
         attempt: int,
     ) -> Answer:
         try:
@@ -170,8 +176,7 @@ class Search:
             if known is None:
                 raise
             practice, vt, prac_ids = known
-        tz = timeutil.zone(practice.timezone)
-        day_bounds = [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
+        day_bounds = self._day_bounds(practice, date, days)
         dur = vt.duration_minutes * 60
         detail = self._detail(date, days, vt, practitioner_id)
         roster = self._roster(prac_ids, practitioner_id, attempt)
@@ -182,18 +187,18 @@ class Search:
             lo, hi = day_bounds[0][0], day_bounds[-1][1]
             call = self._call(practice_id, [], vt, lo, hi, detail, True, ctx, buckets(lo, hi, dur), roster=roster)
             await scripts.search(self.rt.lua, call, self._send)
-            ans = Answer(practice, SearchResult([], dur, []))
-            ans.tag = answer_tag(practice, vt, [], date, days, practitioner_id, ())
+            ans = self._bound_packed(practice, [], dur, [], day_bounds, from_s)
+            ans.tag = answer_tag(practice, vt, [], date, days, practitioner_id, (), self._page(from_s))
             return ans
         if self.cache.all_timely(((pr, vt.id, lo) for pr in prac_ids for lo, _ in day_bounds), self.rt.now_ms()):
             # every asked day is here and still right by time: one read of their versions says whether any moved
             try:
                 entries = await self._fresh(practice_id, prac_ids, vt, day_bounds)
             except REDIS_DOWN as e:
-                return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
+                return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e, from_s)
             if entries is not None:  # none moved: answered from the cache, its audit event appended later
-                ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx)
-                ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries)
+                ans = self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx, from_s)
+                ans.tag = self._tag(practice, vt, prac_ids, date, days, practitioner_id, entries, from_s)
                 return ans
         elif self.cache.max_bytes:
             self.cache.misses += len(prac_ids) * days
@@ -208,22 +213,49 @@ class Search:
         try:
             found = await scripts.search(self.rt.lua, call, self._send)
         except REDIS_DOWN as e:
-            return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e)
+            return self._stale_answer(practice, prac_ids, vt, day_bounds, detail, ctx, e, from_s)
         if self.cache.max_bytes:  # kept day by day, and answered so: the renderer reuses the days it rendered
             versions = self._day_versions(found, first_b, day_bounds, dur)
             rows = self._keep(found, versions, prac_ids, vt, day_bounds)
-            ans = Answer(practice, days=by_day(day_bounds, rows), practitioner_ids=prac_ids, duration_s=dur)
+            ans = Answer(practice, practitioner_ids=prac_ids, duration_s=dur)
+            self._bound(ans, by_day(day_bounds, rows), from_s)
             # what the days' entries are made of, as a later hit's tag reads it from them (``_tag``)
             computed_from = ((day, meta[0]) for meta, per_day in zip(found.meta, versions) for day in per_day)
         else:  # a cache of capacity 0 keeps nothing: the script's slots answer whole, not cut into days, and with
             # no later hit to agree with, the tag is made of each practitioner's read over the whole range
-            ans = Answer(practice, SearchResult(prac_ids, dur, order(found.starts, len(prac_ids))))
+            packed = order(found.starts, len(prac_ids))
+            ans = self._bound_packed(practice, prac_ids, dur, packed, day_bounds, from_s)
             computed_from = ((tuple(meta[1:]), meta[0]) for meta in found.meta)
-        ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
+        ans.tag = answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from, self._page(from_s))
         return ans
 
-    @staticmethod
+    def _bound(self, ans: Answer, days: list[tuple[int, tuple[tuple[int, ...], ...]]], from_s: int | None) -> None:
+        """Give ``ans`` the asked days' slots from ``from_s`` on, cut after at most SEARCH_MAX_SLOTS."""
+        ans.days, ans.next, ans.partial = bound_days(days, from_s, self.rt.settings.search_max_slots)
+
+    def _bound_packed(
+        self,
+        practice: Practice,
+        prac_ids: list[str],
+        dur: int,
+        packed: list[int],
+        day_bounds: list[tuple[int, int]],
+        from_s: int | None,
+    ) -> Answer:
+        """An answer in one go (not cut into days): ``packed`` from ``from_s`` on, cut after at most
+        SEARCH_MAX_SLOTS."""
+        n = max(len(prac_ids), 1)
+        kept, nxt = bound_packed(packed, n, day_bounds, from_s, self.rt.settings.search_max_slots)
+        ans = Answer(practice, SearchResult(prac_ids, dur, kept))
+        ans.next = nxt
+        return ans
+
+    def _page(self, from_s: int | None) -> tuple[int | None, int]:
+        """What shapes an answer besides what it was computed from: the asked ``from`` and the bound (its tag)."""
+        return from_s, self.rt.settings.search_max_slots
+
     def _tag(
+        self,
         practice: Practice,
         vt: VisitType,
         prac_ids: list[str],
@@ -231,9 +263,10 @@ class Search:
         days: int,
         practitioner_id: str | None,
         rows: list[list[DayEntry]],
+        from_s: int | None,
     ) -> str:
         computed_from = ((e.versions, e.valid_until_ms) for row in rows for e in row)
-        return answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from)
+        return answer_tag(practice, vt, prac_ids, date, days, practitioner_id, computed_from, self._page(from_s))
 
     def _stale_answer(
         self,
@@ -244,6 +277,7 @@ class Search:
         detail: dict[str, Any],
         ctx: Ctx,
         down: BaseException,
+        from_s: int | None,
     ) -> Answer:
         """Redis is unreachable: the answer from days known right less than STALE_READ_SECONDS ago, or ``down``."""
         found = self._stale(prac_ids, vt, day_bounds)
@@ -252,7 +286,7 @@ class Search:
         entries, age_s = found
         self.cache.stale_answers += 1
         dur = vt.duration_minutes * 60
-        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx, age_s)
+        return self._cached_answer(practice, prac_ids, dur, day_bounds, entries, detail, ctx, from_s, age_s)
 
     def _cached_answer(
         self,
@@ -263,15 +297,16 @@ class Search:
         entries: list[list[DayEntry]],
         detail: dict[str, Any],
         ctx: Ctx,
+        from_s: int | None,
         age_s: int | None = None,
     ) -> Answer:
         """An answer from cached days (``age_s``: stale), its audit event left to queue (``audit_call``)."""
         stale = age_s is not None
         source = "stale" if stale else "cache"
-        days_found = by_day(day_bounds, entries)
-        ans = Answer(practice, None, stale, age_s or 0, None, days_found, prac_ids, dur)
+        ans = Answer(practice, None, stale, age_s or 0, None, None, prac_ids, dur)
+        self._bound(ans, by_day(day_bounds, entries), from_s)
         if self.rt.settings.audit_searches:
-            count = sum(len(starts) for _, day in days_found for starts in day)
+            count = sum(len(starts) for _, day in ans.days or () for starts in day)
             call = self._call(practice.id, [], None, 0, 0, {**detail, "count": count, "source": source}, True, ctx)
             ans.audit_call = call
             ans.audit = lambda: self.audits.append_now(call)
@@ -381,6 +416,11 @@ class Search:
             raise errors.InvalidRequestError(f"date must lie between {first} and {last}")
         if not limits.search_days_ok(days):
             raise errors.InvalidRequestError(f"days must be {limits.MIN_SEARCH_DAYS} to {limits.MAX_SEARCH_DAYS}")
+
+    @staticmethod
+    def _day_bounds(practice: Practice, date: dt.date, days: int) -> list[tuple[int, int]]:
+        tz = timeutil.zone(practice.timezone)
+        return [timeutil.day_bounds(date + dt.timedelta(days=i), tz) for i in range(days)]
 
     @staticmethod
     def _range(practice: Practice, date: dt.date, days: int) -> tuple[int, int]:

@@ -154,6 +154,15 @@ class Settings(msgspec.Struct, frozen=True):
         "`67108864` (64 MiB)",
         ge=0,
     )] = DEFAULT_SEARCH_CACHE_BYTES  # fmt: skip
+    # the most slots one availability answer carries: a longer one is cut and says where its next page starts
+    search_max_slots: Annotated[int, var(
+        "SEARCH_MAX_SLOTS",
+        "the most slots one availability answer carries (about 130 bytes each); a longer answer is cut after the "
+        'last whole local day that fits (inside the first day when that alone does not fit) and says so: '
+        '`"truncated": true` and `"next"` (`date`, `days`, `from`: the next page\'s query), also as a `Link` '
+        "header (`rel=\"next\"`)",
+        ge=1,
+    )] = 2000  # fmt: skip
     stale_read_seconds: Annotated[int, var(
         "STALE_READ_SECONDS",
         "how long searches may be answered from the last known availability while Redis is unreachable "

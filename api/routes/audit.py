@@ -12,10 +12,9 @@ from litestar.params import QueryParameter
 
 from api.auth import require_staff
 from api.problems import AuthError
-from api.routes.common import caller
+from api.routes.common import caller, instant
 from engine import errors, ids, timeutil
 from engine.events import AUDITED
-from engine.model import AwareDatetime
 from persistence import audit
 
 Action = Literal[AUDITED]  # type: ignore[valid-type]  # the audited actions (engine.events)
@@ -39,15 +38,6 @@ class AuditItem(msgspec.Struct):
 class AuditPage(msgspec.Struct):
     items: list[AuditItem]
     next: str | None
-
-
-def _instant(text: str) -> dt.datetime:
-    """RFC 3339 with an explicit offset, as every instant of a request (Litestar alone would also take a
-    naive time or an epoch number)."""
-    try:
-        return msgspec.convert(text, AwareDatetime)
-    except msgspec.ValidationError:
-        raise errors.InvalidRequestError("since must be an RFC 3339 instant with an explicit offset") from None
 
 
 @get("/v1/audit", tags=["audit"], summary="The audit trail, oldest first, filtered")
@@ -81,7 +71,7 @@ async def list_audit(
         require_staff(p, implied)
     elif not p.is_admin:  # public and the embedded default's open caller alike: the trail is patients' data
         raise AuthError(401, "unauthorized", "the audit trail needs a bearer token (admin or practice staff)")
-    since_at = _instant(since) if since is not None else None
+    since_at = instant(since, "since") if since is not None else None
     try:
         rows, nxt = await asyncio.to_thread(
             audit.query,

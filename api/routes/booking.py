@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -11,11 +13,12 @@ from litestar.params import FromPath, JSONBody
 
 from api import conditional, render
 from api.auth import require_appointment, require_same_practice
-from api.routes.common import IdemKey, booked, caller, engine, idempotency, raw_json, strict
+from api.routes.common import IdemKey, booked, caller, engine, idempotency, instant, raw_json, strict
 from api.routes.common import forget as _forget
 from api.routes.common import limited as _limited
 from api.schemas import (
     AppointmentOut,
+    AvailabilityNextOut,
     AvailabilityOut,
     BookIn,
     CancelIn,
@@ -28,6 +31,7 @@ from api.schemas import (
     RescheduleIn,
     SearchDate,
     SearchDays,
+    SearchFrom,
 )
 from engine import errors, ids
 from engine.appointments import Found
@@ -48,15 +52,20 @@ async def availability(
     visit_type_id: QueryId,
     days: SearchDays = 1,
     practitioner_id: OptionalQueryId = None,
+    from_: SearchFrom = None,
 ) -> Response[bytes]:
     _, ctx = await caller(request, practice_id)  # staff of another practice search as the public
+    from_s = None if from_ is None else math.ceil(instant(from_, "from").timestamp())  # slots start on whole seconds
     eng = engine(request)
-    ans = await eng.search_availability(practice_id, date, days, visit_type_id, practitioner_id, ctx)
+    ans = await eng.search_availability(practice_id, date, days, visit_type_id, practitioner_id, ctx, from_s)
     searcher, state = eng.searcher, request.app.state
     state.metrics.observe_search_cache(
         searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
     )
     headers: dict[str, str] = {}
+    if ans.next is not None:
+        nxt = render.next_page(date, days, ans.next, ans.practice.timezone)
+        headers["Link"] = f'<{_next_url(request.url.path, nxt, visit_type_id, practitioner_id)}>; rel="next"'
     if ans.stale:  # from the last known availability: no tag (it cannot be revalidated)
         headers["Age"] = str(ans.age_s)
     elif ans.tag is not None:
@@ -66,6 +75,16 @@ async def availability(
             return Response(content=b"", status_code=304, headers=headers)
     body = render.availability_answer_bytes(ans.practice, visit_type_id, date, days, ans, state.rendered_days)
     return raw_json(body, 200, headers or None)
+
+
+def _next_url(path: str, nxt: AvailabilityNextOut, visit_type_id: str, practitioner_id: str | None) -> str:
+    """The next page of a cut answer, as a path with its query (the ``Link: <...>; rel="next"`` header)."""
+    query = {"date": nxt.date, "days": str(nxt.days), "visit_type_id": visit_type_id}
+    if practitioner_id is not None:
+        query["practitioner_id"] = practitioner_id
+    if nxt.from_ is not None:
+        query["from"] = nxt.from_
+    return path + "?" + urlencode(query)
 
 
 def _practice_of_hold(hold_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated, Any, TypeVar
 
@@ -13,6 +14,7 @@ from litestar.params import HeaderParameter
 from api.auth import Principal, client_id, principal
 from engine import access, errors
 from engine.idempotency import IdempotencyKey, derive, scope_of
+from engine.model import AwareDatetime
 from engine.redis import clients
 from engine.service import BookingEngine, Ctx
 
@@ -182,3 +184,12 @@ async def booked(
         await access.remember_hold(engine(request), limited_client(request, p), hold_id, quota.forgot_ms)
     except clients.UNREACHABLE as exc:
         log.warning("a hold's place in its client's cap was not taken again: %s", exc or type(exc).__name__)
+
+
+def instant(text: str, name: str) -> dt.datetime:
+    """A query parameter that is an instant: RFC 3339 with an explicit offset, as every instant of a request
+    (Litestar alone would also take a naive time or an epoch number); else a 422 naming ``name``."""
+    try:
+        return msgspec.convert(text, AwareDatetime)
+    except msgspec.ValidationError:
+        raise errors.InvalidRequestError(f"{name} must be an RFC 3339 instant with an explicit offset") from None

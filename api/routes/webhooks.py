@@ -12,9 +12,8 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import require_staff
-from api.routes.common import caller, engine, strict
+from api.routes.common import caller, engine, instant, strict
 from engine import errors, timeutil
-from engine.model import AwareDatetime
 from persistence.webhooks import signing, store, targets
 
 EventType = Literal[
@@ -228,10 +227,7 @@ async def replay_webhook(
     ],
 ) -> ReplayOut:
     await _staff_of(request, practice_id)
-    try:
-        since_at = msgspec.convert(since, AwareDatetime)
-    except msgspec.ValidationError:
-        raise errors.InvalidRequestError("since must be an RFC 3339 instant with an explicit offset") from None
+    since_at = instant(since, "since")
     row = await _endpoint(request, practice_id, webhook_id)
     n = await asyncio.to_thread(store.replay, request.app.state.db, row, int(since_at.timestamp() * 1000))
     return ReplayOut(id=webhook_id, since=since_at.isoformat(), replayed=n, status="active")

@@ -195,7 +195,9 @@ def test_a_stale_answer_counts_its_age_from_the_last_read_that_confirmed_it(own_
 
         r = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.3, socket_timeout=0.5)
         clock = Clock()
-        eng = BookingEngine(r, Settings(redis_url=own_redis.url, stale_read_seconds=60, search_cache_bytes=CACHE), clock)
+        eng = BookingEngine(
+            r, Settings(redis_url=own_redis.url, stale_read_seconds=60, search_cache_bytes=CACHE), clock
+        )
         try:
             p, _, vt = await mornings(eng, "Age")
             day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
@@ -207,6 +209,37 @@ def test_a_stale_answer_counts_its_age_from_the_last_read_that_confirmed_it(own_
             clock.now += 20
             stale = await eng.search_answer(p.id, day, 1, vt)
             assert stale.stale and stale.age_s == 20 and stale.result == first.result
+        finally:
+            await r.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_stale_answer_is_cut_as_the_fresh_one(own_redis: OwnRedis) -> None:
+    """SEARCH_MAX_SLOTS bounds an answer from the last known availability too: the stale page is the fresh page,
+    with the same next page (and a later page, asked with ``from``, is cut the same way)."""
+
+    async def main() -> None:
+        from tests.integration.test_search_cache import Clock, mornings
+
+        r = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.3, socket_timeout=0.5)
+        clock = Clock()
+        settings = Settings(
+            redis_url=own_redis.url, stale_read_seconds=60, search_cache_bytes=CACHE, search_max_slots=5
+        )
+        eng = BookingEngine(r, settings, clock)
+        try:
+            p, _, vt = await mornings(eng, "Bound")
+            day = dt.datetime.fromtimestamp(clock.now, dt.UTC).date() + dt.timedelta(days=1)
+            first = await eng.search_answer(p.id, day, 3, vt)  # computed: 3 mornings, cut inside the first
+            assert first.next is not None and first.next.from_s is not None and len(first.result) <= 5
+            second = await eng.search_answer(p.id, day, 3, vt, from_s=first.next.from_s)
+            assert second.next is not None and first.result.packed[-1] < second.result.packed[0]
+            await asyncio.to_thread(own_redis.stop)
+            stale = await eng.search_answer(p.id, day, 3, vt)
+            assert stale.stale and stale.next == first.next and stale.result == first.result
+            stale2 = await eng.search_answer(p.id, day, 3, vt, from_s=first.next.from_s)
+            assert stale2.stale and stale2.next == second.next and stale2.result == second.result
         finally:
             await r.aclose()
 
