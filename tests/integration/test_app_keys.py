@@ -21,7 +21,7 @@ from engine.service import BookingEngine
 from persistence.db import make_engine
 from persistence.persister import Persister
 from persistence.reconcile import reconcile
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
@@ -148,19 +148,15 @@ def test_two_thousand_end_users_through_one_key_from_one_address_are_limited_eac
 
 
 # ---------------------------------------------------------------- durable in PostgreSQL (issue 21): a Redis loss
-DURABLE_RURL = REDIS_URL.rsplit("/", 1)[0] + "/1"  # a Redis database of this module's own: the test empties it
-
-
 @pytest.fixture
-def durable() -> Iterator[dict[str, Any]]:
-    r = redis_sync.Redis.from_url(DURABLE_RURL)
-    r.flushdb()
+def durable(redis_db: str) -> Iterator[dict[str, Any]]:
+    r = redis_sync.Redis.from_url(redis_db)  # a Redis database of this module's own (leased): the test empties it
     db = make_engine(fresh_database("booking_app_keys"))
-    app = create_app(settings_for(DURABLE_RURL, database_url=str(db.url), limit_app_key_holds_per_minute=2,
+    app = create_app(settings_for(redis_db, database_url=str(db.url), limit_app_key_holds_per_minute=2,
                                   limit_holds_per_minute=100, limit_live_holds=100))  # fmt: skip
     with TestClient(app) as c:
         c.headers.update(AUTH)
-        yield {"client": c, "redis": r, "db": db}
+        yield {"client": c, "redis": r, "db": db, "redis_url": redis_db}
     db.dispose()
     r.close()
 
@@ -181,9 +177,9 @@ def _reconcile(w: dict[str, Any]) -> list[str]:
 
     async def once() -> list[str]:
         said: list[str] = []
-        ar = aioredis.Redis.from_url(DURABLE_RURL)
+        ar = aioredis.Redis.from_url(w["redis_url"])
         try:
-            await reconcile(BookingEngine(ar, settings_for(DURABLE_RURL)), w["redis"], w["db"], out=said.append)
+            await reconcile(BookingEngine(ar, settings_for(w["redis_url"])), w["redis"], w["db"], out=said.append)
         finally:
             await ar.aclose()
         return said

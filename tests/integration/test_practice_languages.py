@@ -13,13 +13,11 @@ import msgspec
 import pytest
 
 from engine import notices
-from tests.support.config import REDIS_URL
 from tests.support.http import search
 from tests.support.smtp import ics_of, text_of
 from tests.system.test_notifications import World, make_world
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/8"  # a Redis database of this module's own
 WEEK = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # written out here, not taken from Babel: the test checks what Babel gives the notices
 FR_DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
@@ -31,8 +29,8 @@ DE_MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "Augu
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    yield from make_world("24h", database="booking_notify_lang", redis_url=RURL)
+def world(redis_db: str) -> Iterator[World]:
+    yield from make_world("24h", database="booking_notify_lang", redis_url=redis_db)
 
 
 def practice(c: Any, language: str) -> dict[str, Any]:

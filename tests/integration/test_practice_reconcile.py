@@ -17,23 +17,21 @@ from api.app import create_app
 from persistence.db import make_engine
 from persistence.persister import Persister
 from tests.integration.test_persistence import run_reconcile
-from tests.support.config import AUTH, REDIS_URL, settings_for
+from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
-RURL = REDIS_URL.rsplit("/", 1)[0] + "/7"  # a Redis database of this module's own
 
 
 @pytest.fixture
-def world() -> Iterator[dict[str, Any]]:
-    r = redis_sync.Redis.from_url(RURL)
-    r.flushdb()
+def world(redis_db: str) -> Iterator[dict[str, Any]]:
+    r = redis_sync.Redis.from_url(redis_db)  # a Redis database of this module's own (leased: tests/conftest.py)
     url = fresh_database("booking_practice_rules")
     db = make_engine(url)
-    with TestClient(create_app(settings_for(RURL, database_url=url))) as c:
+    with TestClient(create_app(settings_for(redis_db, database_url=url))) as c:
         c.headers.update(AUTH)
-        yield {"client": c, "redis": r, "db": db, "persister": Persister(r, db, consumer="t1")}
+        yield {"client": c, "redis": r, "db": db, "persister": Persister(r, db, consumer="t1"), "redis_url": redis_db}
     db.dispose()
     r.close()
 
@@ -42,10 +40,7 @@ def hold(c: Any, pr: str, vt: str, start: str) -> Any:
     return c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": start})
 
 
-def test_flushall_then_reconcile_rebuilds_buffers_counts_and_languages(world: dict[str, Any], monkeypatch: Any) -> None:
-    import tests.integration.test_persistence as tp
-
-    monkeypatch.setattr(tp, "RURL", RURL)  # run_reconcile on this module's Redis database
+def test_flushall_then_reconcile_rebuilds_buffers_counts_and_languages(world: dict[str, Any]) -> None:
     c, r, p = world["client"], world["redis"], world["persister"]
     ctx = setup_practice(c, durations=(15,), slot_step_minutes=5)
     pid, dr, plain = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][15]
@@ -67,7 +62,7 @@ def test_flushall_then_reconcile_rebuilds_buffers_counts_and_languages(world: di
     p.drain()
     r.flushdb()
     said: list[str] = []
-    asyncio.run(run_reconcile(world["db"], said))
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], said))
     assert c.get("/readyz").status_code == 200
     assert (search(c, pid, plain, day, days=3), search(c, pid, surgery, day, days=3)) == before
     inside = dt.datetime.fromisoformat(plain_free["09:40"]) - dt.timedelta(minutes=5)

@@ -398,7 +398,7 @@ def test_limit_statuses(redis_db: str) -> None:
     run(redis_db, body)
 
 
-def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts() -> None:
+def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts(redis_db: str) -> None:
     async def body(w: World) -> None:
         now = int(w.clock.now * 1000)
 
@@ -420,7 +420,7 @@ def test_a_booking_limit_call_takes_its_hold_off_the_cap_only_when_it_counts() -
         with pytest.raises(errors.LimitExceededError, match="live holds"):
             await limit("hold", "h3")
 
-    run(body)
+    run(redis_db, body)
 
 
 # ----------------------------------------------------------------- reconciliation's restore scripts
