@@ -12,7 +12,7 @@ from babel.units import format_unit
 
 LANGUAGES: Final = ("en", "fr", "de", "es", "it", "nl")
 
-# keys: subject_<kind>, main_<kind> (kind: confirmed, moved, reminder, cancelled), hello, who, local, how, ref,
+# keys: subject_<kind>, main_<kind> (kind: confirmed, moved, reminder, cancelled), hello, who, local, how, ref, manage,
 # summary, at (the word between a date and its time)
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
@@ -30,6 +30,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "how": "Pour l'annuler ou le modifier, utilisez l'application avec laquelle vous avez réservé (elle garde "
         "votre jeton de gestion), ou appelez le cabinet en donnant la référence {ref}.",
         "ref": "Référence : {ref} (version {version})",
+        "manage": "Le gérer dans l'application : {url}",
         "summary": "{visit} avec {practitioner}",
         "at": "à",
     },
@@ -48,6 +49,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "how": "Um ihn abzusagen oder zu ändern, nutzen Sie die App, mit der Sie gebucht haben (sie bewahrt Ihr "
         "Verwaltungstoken), oder rufen Sie die Praxis an und nennen Sie die Referenz {ref}.",
         "ref": "Referenz: {ref} (Version {version})",
+        "manage": "In der App verwalten: {url}",
         "summary": "{visit} bei {practitioner}",
         "at": "um",
     },
@@ -66,6 +68,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "how": "Para cancelarla o cambiarla, use la aplicación con la que reservó (guarda su token de gestión) o "
         "llame a la consulta indicando la referencia {ref}.",
         "ref": "Referencia: {ref} (versión {version})",
+        "manage": "Gestionarla en la aplicación: {url}",
         "summary": "{visit} con {practitioner}",
         "at": "a las",
     },
@@ -84,6 +87,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "how": "Per annullarlo o modificarlo, usi l'app con cui ha prenotato (conserva il suo token di gestione), "
         "oppure chiami lo studio indicando il riferimento {ref}.",
         "ref": "Riferimento: {ref} (versione {version})",
+        "manage": "Gestirlo nell'app: {url}",
         "summary": "{visit} con {practitioner}",
         "at": "alle",
     },
@@ -102,6 +106,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "how": "Om de afspraak te annuleren of te wijzigen, gebruikt u de app waarmee u hebt geboekt (die bewaart "
         "uw beheertoken), of belt u de praktijk met referentie {ref}.",
         "ref": "Referentie: {ref} (versie {version})",
+        "manage": "Beheren in de app: {url}",
         "summary": "{visit} met {practitioner}",
         "at": "om",
     },

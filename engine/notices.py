@@ -36,6 +36,7 @@ class NoticeFacts(msgspec.Struct, frozen=True):
     offset_s: int = 0
     rescheduled: bool = False
     language: str = "en"  # the patient's, else the practice's (engine/notice_texts.py)
+    manage_url: str = ""  # the app's page for this appointment (MANAGE_URL_TEMPLATE), '' when none is set
 
 
 def local_text(epoch: int, tz_name: str) -> str:
@@ -99,6 +100,8 @@ def _body_in(f: NoticeFacts, words: dict[str, str]) -> str:
         who=who, when=_local(f), visit=f.visit_type_name, minutes=(f.end - f.start) // 60
     )
     how = "" if f.kind == "cancellation" else "\n" + words["how"].format(ref=f.appointment_id) + "\n"
+    if how and f.manage_url:
+        how += words["manage"].format(url=f.manage_url) + "\n"
     return (
         f"{words['hello'].format(name=f.patient_name)}\n\n{main}\n"
         f"{words['local'].format(tz=f.timezone)}\n{how}\n"
@@ -127,6 +130,8 @@ def body(f: NoticeFacts) -> str:
         else "\nTo cancel or change it, use the app you booked with (it keeps your manage token), or call the practice "
         f"and give the reference {f.appointment_id}.\n"
     )
+    if how and f.manage_url:
+        how += f"Manage it in the app: {f.manage_url}\n"
     return (
         f"Hello {f.patient_name},\n\n{main}\n"
         f"All times are local to the practice: {f.timezone}.\n{how}\n"

@@ -134,6 +134,12 @@ class Settings(msgspec.Struct, frozen=True):
         "by the entry's id",
         "`https://booking.invalid/waitlist/{entry_id}`",
     )] = WAITLIST_ACCEPT_URL  # fmt: skip
+    manage_url_template: Annotated[str, var(
+        "MANAGE_URL_TEMPLATE",
+        "the patient app's page for an appointment, linked from confirmations and reminders; `{appointment_id}` "
+        "(required) is replaced by the appointment's id; unset: no link (the mail names the app and the reference)",
+        "unset",
+    )] = ""  # fmt: skip
     notify_max_attempts: Annotated[int, var("NOTIFY_MAX_ATTEMPTS", "SMTP attempts before `failed`", ge=1)] = 5
     notify_retry_base_seconds: Annotated[float, var(
         "NOTIFY_RETRY_BASE_SECONDS", "backoff: `base · 2^(attempt−1)`", "2", ge=0  # noqa: RUF001 - as docs/api.md writes it
@@ -294,6 +300,10 @@ class Settings(msgspec.Struct, frozen=True):
         """Refuse a configuration that cannot work, with a message that says what to set."""
         if self.waitlist_max_per_practice < 1 or self.waitlist_max_per_client < 1:
             raise ConfigError("WAITLIST_MAX_PER_PRACTICE and WAITLIST_MAX_PER_CLIENT must be at least 1")
+        if self.manage_url_template and "{appointment_id}" not in self.manage_url_template:
+            raise ConfigError(
+                "MANAGE_URL_TEMPLATE must contain {appointment_id} (where the app's appointment page takes it)"
+            )
         if "{entry_id}" not in self.waitlist_accept_url:
             raise ConfigError("WAITLIST_ACCEPT_URL must contain {entry_id} (where the app's offer page takes it)")
         if self.redis_cluster and self.redis_url is None:

@@ -9,6 +9,7 @@ import logging
 import time
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from sqlalchemy import select, update
@@ -82,7 +83,13 @@ def facts(ctx: Context, row: Any) -> tuple[notices.NoticeFacts | None, str]:
         offset_s=row.offset_s,
         rescheduled=bool(row.rescheduled),
         language=patient.language or n.language,
+        manage_url=manage_url(ctx.settings.manage_url_template, row.appointment_id),
     ), ""
+
+
+def manage_url(template: str, appointment_id: str) -> str:
+    """The app's page for an appointment (MANAGE_URL_TEMPLATE with the id, URL-quoted), '' when none is set."""
+    return template.replace("{appointment_id}", quote(appointment_id, safe="")) if template else ""
 
 
 def compose(ctx: Context, row: Any) -> tuple[EmailMessage | None, str]:

@@ -45,6 +45,8 @@ def _other_value(v: Variable) -> str:
         return str(v.default + 1)
     if v.field == "reminder_offsets":
         return "3h"
+    if v.field == "manage_url_template":
+        return "https://app.example/appointments/{appointment_id}"
     if v.field == "waitlist_accept_url":
         return "https://app.example/offers/{entry_id}"
     if v.field.endswith("_url"):
@@ -70,6 +72,7 @@ BAD: list[tuple[str, str]] = [
 ] + [
     ("HOLD_TTL_SECONDS", "0"),
     ("LOG_FORMAT", "xml"),
+    ("MANAGE_URL_TEMPLATE", "https://app.example/appointments"),
     ("HOLD_TTL_SECONDS", "-5"),
     ("WAITLIST_OFFER_SECONDS", "0"),
     ("REDIS_POOL_SIZE", "0"),
