@@ -8,6 +8,7 @@ What the scripts are (names, sources, KEYS and ARGV, the meaning of their replie
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
@@ -16,7 +17,25 @@ from engine import errors
 from engine.codec import text
 from engine.redis import clients
 from engine.redis import private as slotnode
-from engine.redis.errors import NoScriptError
+from engine.redis.errors import NoScriptError, ResponseError
+
+Locate = Callable[[str, int], str]  # (script name, line of the source sent to Redis) -> 'lua/<file>.lua:<line>'
+_SCRIPT_LINE = re.compile(r"user_script:(\d+)")
+
+
+def located(exc: BaseException, name: str, locate: Locate | None) -> BaseException:
+    """A Lua error reply names the line of the source Redis ran (the limits and the prelude in front of the
+    script): the same error, its class kept, with each ``user_script:<n>`` followed by the file and line it comes
+    from (``user_script:212 (lua/hold.lua:23)``). Anything else is returned as it is."""
+    if locate is None or not isinstance(exc, ResponseError):
+        return exc
+    message = str(exc)
+    shown = _SCRIPT_LINE.sub(lambda m: f"{m[0]} ({locate(name, int(m[1]))})", message)
+    if shown == message:
+        return exc
+    out = type(exc)(shown)
+    out.__cause__ = exc.__cause__
+    return out
 
 
 class ScriptCall(Protocol):
@@ -39,9 +58,15 @@ class Scripts:
     """
 
     def __init__(
-        self, redis: Any, sources: Mapping[str, str], replica_wait_ms: int = 0, replicated: Collection[str] = ()
+        self,
+        redis: Any,
+        sources: Mapping[str, str],
+        replica_wait_ms: int = 0,
+        replicated: Collection[str] = (),
+        locate: Locate | None = None,
     ) -> None:
         self.redis = redis
+        self.locate = locate
         self.cluster = clients.is_cluster(redis)  # a cluster pipeline refuses EVALSHA: callers check this
         self.replica_wait_ms = replica_wait_ms if self.cluster else 0
         self.replicated = frozenset(replicated)
@@ -55,6 +80,8 @@ class Scripts:
             if not self.cluster or client is not None:
                 return await script(keys=list(keys), args=list(args), client=client)
             return await self._run_on_slot(name, keys, args)
+        except ResponseError as exc:
+            raise located(exc, name, self.locate) from None
         finally:
             if self.observe is not None and client is None:  # a call inside a pipeline is timed with the pipeline
                 self.observe(name, time.perf_counter() - started)
@@ -77,7 +104,7 @@ class Scripts:
                 got = await pipe.execute(raise_on_error=False)
             missing = []
             for i, res in zip(todo, got):
-                out[i] = res
+                out[i] = located(res, calls[i].script, self.locate) if isinstance(res, ResponseError) else res
                 if isinstance(res, NoScriptError):
                     missing.append(i)
             if not missing:
@@ -121,11 +148,15 @@ class SyncScripts:
     """The same for the synchronous callers (persister, retention, lease sharing, the notifier's outbox): registered
     once per client (EVALSHA, redis-py loading a script Redis lost)."""
 
-    def __init__(self, redis: Any, sources: Mapping[str, str]) -> None:
+    def __init__(self, redis: Any, sources: Mapping[str, str], locate: Locate | None = None) -> None:
         self._scripts = {name: redis.register_script(src) for name, src in sources.items()}
+        self.locate = locate
 
     def __call__(self, call: ScriptCall) -> Any:
-        return self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+        try:
+            return self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+        except ResponseError as exc:
+            raise located(exc, call.script, self.locate) from None
 
     def sha(self, name: str) -> str:
         return str(self._scripts[name].sha)

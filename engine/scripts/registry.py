@@ -57,15 +57,36 @@ def _read(name: str) -> str:
     return resources.files("lua").joinpath(f"{name}.lua").read_text()  # installed as a package
 
 
-def source(name: str) -> str:
-    """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
+def _parts(name: str) -> list[tuple[str, str]]:
+    """The pieces of the script as sent to Redis, in order, each with the file it comes from."""
     limits_lua = (
         f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
         f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
         f"local MAX_OCCUPATION_S = {limits.MAX_OCCUPATION_S}  -- engine/limits.py\n"
         f"local MAX_BUFFER_S = {limits.MAX_BUFFER_MINUTES * 60}  -- engine/limits.py\n"
     )
-    return limits_lua + _read("_prelude") + "\n" + _read(name)
+    return [
+        ("engine/limits.py", limits_lua),
+        ("lua/_prelude.lua", _read("_prelude") + "\n"),
+        (f"lua/{name}.lua", _read(name)),
+    ]
+
+
+def source(name: str) -> str:
+    """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
+    return "".join(part for _, part in _parts(name))
+
+
+def locate(name: str, line: int) -> str:
+    """Where line ``line`` of the script ``name`` as sent to Redis (Redis's ``user_script:<line>``) comes from:
+    ``lua/<file>.lua:<line in that file>`` (``engine/limits.py`` for the limits put in front)."""
+    first = 1
+    for origin, part in _parts(name):
+        count = part.count("\n") + (0 if part.endswith("\n") else 1)
+        if line < first + count:
+            return f"{origin}:{line - first + 1}" if origin.startswith("lua/") else origin
+        first += count
+    return f"lua/{name}.lua:?"
 
 
 class Shape(NamedTuple):
@@ -113,7 +134,7 @@ class Lua(Scripts):
     book, cancel and reschedule confirmed by a replica on a cluster (invariant 2)."""
 
     def __init__(self, redis: Any, replica_wait_ms: int = 0) -> None:
-        super().__init__(redis, {name: source(name) for name in NAMES}, replica_wait_ms, REPLICATED)
+        super().__init__(redis, {name: source(name) for name in NAMES}, replica_wait_ms, REPLICATED, locate)
 
     async def call(self, call: Call, script: str) -> Reply:
         """Run a status-replying script call built for ``script``."""
@@ -135,7 +156,7 @@ class SyncLua(SyncScripts):
     ``lua(call)`` runs a ``Call``."""
 
     def __init__(self, redis: Any, names: Sequence[str] = NAMES) -> None:
-        super().__init__(redis, {name: source(name) for name in names})
+        super().__init__(redis, {name: source(name) for name in names}, locate)
 
 
 class Call(NamedTuple):
