@@ -57,34 +57,102 @@ def _read(name: str) -> str:
     return resources.files("lua").joinpath(f"{name}.lua").read_text()  # installed as a package
 
 
-def _parts(name: str) -> list[tuple[str, str]]:
-    """The pieces of the script as sent to Redis, in order, each with the file it comes from."""
+class Part(NamedTuple):
+    """A piece of a script as sent to Redis: its text (whole lines), the file it comes from and the line of that
+    file it starts at."""
+
+    origin: str
+    text: str
+    first: int
+
+
+_DECLARED = re.compile(r"^local (?:function )?([A-Za-z_]\w*)")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _code(text: str) -> str:
+    """``text`` without its Lua comments (``--`` outside a string literal to the end of the line)."""
+    out = []
+    for line in text.split("\n"):
+        quote = ""
+        for i, ch in enumerate(line):
+            if quote:
+                quote = "" if ch == quote and line[i - 1] != "\\" else quote
+            elif ch in "'\"":
+                quote = ch
+            elif line.startswith("--", i):
+                line = line[:i]
+                break
+        out.append(line)
+    return "\n".join(out)
+
+
+def _prelude_blocks() -> list[tuple[str | None, Part]]:
+    """The prelude cut at its top-level declarations (``local function name`` / ``local name =``), each block with
+    the comment lines right above it; the lines before the first declaration form a block named None."""
+    lines = _read("_prelude").splitlines(keepends=True)
+    starts: list[tuple[int, str | None]] = [(0, None)]
+    for i, line in enumerate(lines):
+        m = _DECLARED.match(line)
+        if m:
+            s = i
+            while s > starts[-1][0] and lines[s - 1].startswith("--"):
+                s -= 1  # its comment comes with it
+            starts.append((s, m[1]))
+    blocks = []
+    for (s, name), (e, _) in zip(starts, [*starts[1:], (len(lines), None)], strict=True):
+        text = "".join(lines[s:e])
+        if not text:
+            continue
+        if not text.endswith("\n"):
+            text += "\n"
+        blocks.append((name, Part("lua/_prelude.lua", text, s + 1)))
+    return blocks
+
+
+def _used(blocks: list[tuple[str | None, Part]], script: str) -> list[Part]:
+    """The prelude blocks ``script`` needs: the ones it names, the ones those name, and so on (``--- @include`` done
+    by reading the code, so a script never carries helpers it does not call), in the prelude's order."""
+    by_name = {name: part for name, part in blocks if name}
+    wanted: set[str] = set()
+    todo = set(_NAME.findall(_code(script))) & by_name.keys()
+    while todo:
+        name = todo.pop()
+        wanted.add(name)
+        todo |= (set(_NAME.findall(_code(by_name[name].text))) & by_name.keys()) - wanted - {name}
+    return [part for name, part in blocks if name is None or name in wanted]
+
+
+def _parts(name: str) -> list[Part]:
+    """The pieces of the script as sent to Redis, in order: the engine's limits, the prelude blocks it uses, the
+    script itself."""
     limits_lua = (
         f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
         f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
         f"local MAX_OCCUPATION_S = {limits.MAX_OCCUPATION_S}  -- engine/limits.py\n"
         f"local MAX_BUFFER_S = {limits.MAX_BUFFER_MINUTES * 60}  -- engine/limits.py\n"
     )
+    script = _read(name)
     return [
-        ("engine/limits.py", limits_lua),
-        ("lua/_prelude.lua", _read("_prelude") + "\n"),
-        (f"lua/{name}.lua", _read(name)),
+        Part("engine/limits.py", limits_lua, 1),
+        *_used(_prelude_blocks(), script),
+        Part(f"lua/{name}.lua", script, 1),
     ]
 
 
 def source(name: str) -> str:
-    """The script as sent to Redis: the engine's limits, the shared prelude, then the script itself."""
-    return "".join(part for _, part in _parts(name))
+    """The script as sent to Redis: the engine's limits, the prelude helpers it uses, then the script itself."""
+    return "".join(part.text for part in _parts(name))
 
 
 def locate(name: str, line: int) -> str:
     """Where line ``line`` of the script ``name`` as sent to Redis (Redis's ``user_script:<line>``) comes from:
     ``lua/<file>.lua:<line in that file>`` (``engine/limits.py`` for the limits put in front)."""
     first = 1
-    for origin, part in _parts(name):
-        count = part.count("\n") + (0 if part.endswith("\n") else 1)
+    for part in _parts(name):
+        count = part.text.count("\n") + (0 if part.text.endswith("\n") else 1)
         if line < first + count:
-            return f"{origin}:{line - first + 1}" if origin.startswith("lua/") else origin
+            return f"{part.origin}:{part.first + line - first}" if part.origin.startswith("lua/") else part.origin
         first += count
     return f"lua/{name}.lua:?"
 
