@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from typing import Any, Literal
@@ -59,6 +60,7 @@ def forwarded_client(values: list[str], trusted_hops: int) -> str | None:
     return items[-trusted_hops] if len(items) >= trusted_hops else items[0]
 
 
+@functools.lru_cache(maxsize=8192)  # pure; parsing an address costs more than the rest of the limit check
 def address_group(address: str) -> str:
     """The unit abuse limits count: an IPv4 address as is, an IPv6 one as its /64 (one subscriber's prefix: a
     client may take any address of it), an IPv4-mapped IPv6 address as its IPv4; ``[v6]:port`` and ``v4:port`` as
