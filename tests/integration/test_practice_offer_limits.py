@@ -5,6 +5,7 @@ whole occupation. Over HTTP on the real Redis; the Lua local-date arithmetic com
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,9 @@ import redis as redis_sync
 
 from engine import timeutil
 from engine.scripts import registry
+from tests.integration.test_persistence import run_reconcile
 from tests.integration.test_practice_buffers import PATIENT, at, book, hold
+from tests.integration.test_practice_reconcile import world  # noqa: F401 - the fixture (Redis, PostgreSQL, persister)
 from tests.integration.test_schedule_and_tz import next_transition
 from tests.support.config import WEEKDAYS
 from tests.support.http import next_weekday, search, setup_practice
@@ -189,3 +192,50 @@ def test_lua_local_dates_match_timeutil(redis_db: str, tz: str) -> None:
         assert pairs == [b for b in expect for _ in range(3)]
     finally:
         r.close()
+
+
+# ---------------------------------------------------------------- reconciliation (restore_waitlist)
+def _offered(lab: dict[str, Any], most: int, booked_too: bool) -> dict[str, Any]:
+    """A limited visit type, an entry offered 10:00 by a cancellation (and, with ``booked_too``, a booking of that
+    visit type at 11:00), all of it stored by the persister."""
+    c = lab["client"]
+    ctx = setup_practice(c, durations=(30,))
+    pid, dr, plain = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
+    limited = visit_type(c, pid, 30, max_per_day=most)
+    day = next_weekday(4)
+    free = search(c, pid, limited, day)
+    other = book(c, dr, plain, at(free, "10:00"))
+    wid = join(c, pid, limited, day, "10:00", "10:30")
+    assert c.post(f"/v1/appointments/{other['id']}/cancel", json={}).status_code == 200
+    assert entry(c, wid)["status"] == "offered"
+    if booked_too:
+        book(c, dr, limited, at(free, "11:00"))
+    return {"pid": pid, "dr": dr, "vt": limited, "day": day, "free": free, "entry": wid}
+
+
+def _lose_and_reconcile(lab: dict[str, Any]) -> None:
+    lab["persister"].drain()
+    lab["redis"].flushdb()
+    asyncio.run(run_reconcile(lab["redis_url"], lab["db"], []))
+
+
+def test_a_restored_offer_counts_toward_its_daily_limit(world: dict[str, Any]) -> None:  # noqa: F811
+    c, w = world["client"], _offered(world, 1, booked_too=False)
+    _lose_and_reconcile(world)
+    got = entry(c, w["entry"])
+    assert got["status"] == "offered" and got["offer"]["start"] == at(w["free"], "10:00"), got
+    refused = hold(c, w["dr"], w["vt"], at(w["free"], "11:00"))  # the restored offer is that date's one
+    assert refused.status_code == 409, refused.text
+    assert search(c, w["pid"], w["vt"], w["day"]) == []
+
+
+def test_an_offer_that_would_exceed_the_limit_does_not_come_back(world: dict[str, Any]) -> None:  # noqa: F811
+    """Made within the limit (2), the limit then lowered to 1 with a booking standing: after the loss, the booking
+    comes back and the offer does not (the entry waits again), as a hold would be refused."""
+    c, w = world["client"], _offered(world, 2, booked_too=True)
+    r = c.patch(f"/v1/visit-types/{w['vt']}", json={"max_per_day": 1})
+    assert r.status_code == 200, r.text
+    _lose_and_reconcile(world)
+    got = entry(c, w["entry"])
+    assert got["status"] == "waiting" and got["offer"] is None, got
+    assert search(c, w["pid"], w["vt"], w["day"]) == []  # the booking alone reaches the lowered limit
