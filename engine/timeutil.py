@@ -128,7 +128,7 @@ def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> 
     return _gap_transition(naive, tz)
 
 
-ZONE_STEP_S = 3 * 3600  # offsets are sampled this far apart, then each change is found to the second
+ZONE_STEP_S = 12 * 3600  # offsets are sampled this far apart, then each change is found to the second
 
 
 @functools.lru_cache(maxsize=256)
