@@ -29,6 +29,7 @@ class Dataset(msgspec.Struct):
     first_date: str  # the first local date searches ask for (tomorrow at seeding time)
     search_days: int  # searches pick a date in [first_date, first_date + search_days)
     hot: HotSpot | None = None
+    rules: list[PracticeData] = []  # the practice-rules scenario's practices (benchmarks/rules.py), when it runs
 
 
 def hot_starts(practice: PracticeData, first: dt.date, count: int, step_minutes: int = 15) -> list[str]:

@@ -1,5 +1,6 @@
 """After every run: no two booked appointments overlap, and every 201 is stored (PostgreSQL and Redis); after the
-waitlist scenario also every offer of invariant 11 (benchmarks/waitlist.py).
+waitlist scenario also every offer of invariant 11 (benchmarks/waitlist.py); after the rules scenario also the
+practice rules (buffers, shared rooms, daily limits: benchmarks/rules.py).
 
 Engine: the write-behind persister is drained first (`Persister(redis_sync, db).drain()`), then
 - Redis: each practitioner's claims zset, live members only, sorted by start: each ends before the next starts;
@@ -42,6 +43,9 @@ class Verdict(msgspec.Struct):
     waitlist_offers: int = 0  # offers checked (waitlist scenario)
     waitlist_unverified: int = 0  # offers to entries whose join was no longer in the stream
     waitlist_violations: int = 0  # offers breaking invariant 11 (examples listed)
+    rules_claims: int = 0  # practice-rules scenario: live claims (Redis) and bookings (PostgreSQL) checked
+    rules_violations: int = 0  # overlapping occupations or resource claims, daily limits exceeded (benchmarks/rules.py)
+    rules_note: str = ""  # whether the practices shared a room
 
     @property
     def ok(self) -> bool:
@@ -52,6 +56,7 @@ class Verdict(msgspec.Struct):
             or self.missing_in_redis
             or self.cancel_not_stored
             or self.waitlist_violations
+            or self.rules_violations
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.scenarios import NAMES, SWEPT
+from benchmarks.scenarios import DEFAULT, NAMES
 
 TARGETS = ("engine", "engine-cache", "floor", "pgonly")
 ENGINES = ("engine", "engine-cache")  # the engine with the availability cache off (SEARCH_CACHE_BYTES=0) and on
@@ -224,8 +224,22 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+PRESETS["practice-rules"] = (
+    "buffers, daily limits and a shared room (benchmarks/rules.py): the engine only, its rules checked after the run",
+    {
+        "scenarios": ["rules"],
+        "targets": ["engine"],
+        "rates": [100.0, 250, 500, 1000],
+        "practices": 2,
+        "practitioners": 3,
+        "prebook": 0,
+        "skip_limits": True,
+        "few_clients": "",
+    },
+)
+
 FLAG_DEFAULTS: dict[str, Any] = {
-    "scenarios": list(SWEPT),  # the outage study only when asked (--scenarios ...,outage or --preset outage)
+    "scenarios": list(DEFAULT),  # outage and rules only when asked (--scenarios, --preset outage, practice-rules)
     "targets": list(TARGETS),
     "rates": [250.0, 500, 1000, 1500, 2000, 3000, 4000, 6000],
     "duration": 10.0,
@@ -254,7 +268,11 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--preset", dest="presets", action="append", default=[], metavar="NAME", help="apply a preset (below)")
     a("--quick", action="store_true", default=None, help="the quick preset: a smoke test of a minute or two")
-    a("--scenarios", type=_names(NAMES), help="comma list of: " + ", ".join(NAMES) + " (default: all but outage)")
+    a(
+        "--scenarios",
+        type=_names(NAMES),
+        help="comma list of: " + ", ".join(NAMES) + " (default: all but outage, rules)",
+    )
     a("--targets", type=_names(TARGETS), help="comma list of: " + ", ".join(TARGETS) + " (default: all)")
     a("--rates", type=_floats, help="offered rates (requests/s) of each sweep; a sweep stops once the server saturates")
     a("--duration", type=float, help="measured seconds per rate (default 10)")

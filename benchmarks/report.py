@@ -205,7 +205,9 @@ def table(report: dict[str, Any], slo: float) -> str:
                 f" ({_fmt(x.get('p99_a'))} vs {_fmt(x.get('p99_b'))} ms)"
             )
     lines.append("")
-    lines.append("invariants (no overlapping bookings; every 201 stored; waitlist offers exclusive and fair):")
+    lines.append(
+        "invariants (no overlapping bookings; every 201 stored; waitlist offers exclusive and fair; practice rules):"
+    )
     for target, by_sc in report.get("invariants", {}).items():
         for sc, v in by_sc.items():
             v = msgspec.to_builtins(v) if not isinstance(v, dict) else v
@@ -218,6 +220,12 @@ def table(report: dict[str, Any], slo: float) -> str:
                     f", waitlist offers {v['waitlist_offers']} ({v.get('waitlist_unverified', 0)} unverified)"
                     f" violating {v['waitlist_violations']}"
                     if v.get("waitlist_offers")
+                    else ""
+                )
+                + (
+                    f", practice rules: {v['rules_claims']} claims, {v['rules_violations']} violations"
+                    f" ({v.get('rules_note', '')})"
+                    if sc == "rules"
                     else ""
                 )
             )
@@ -260,6 +268,7 @@ def _ok(v: dict[str, Any]) -> bool:
         or v["missing_in_redis"]
         or v["cancel_not_stored"]
         or v.get("waitlist_violations", 0)
+        or v.get("rules_violations", 0)
     )
 
 
@@ -282,7 +291,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     cols = 2 if len(scenarios) > 1 else 1
     rows = (len(scenarios) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.5 * rows), squeeze=False)
-    colors = {"engine": "tab:blue", "engine-cache": "tab:purple", "cluster": "tab:orange", "floor": "tab:green", "pgonly": "tab:red"}
+    colors = {
+        "engine": "tab:blue",
+        "engine-cache": "tab:purple",
+        "cluster": "tab:orange",
+        "floor": "tab:green",
+        "pgonly": "tab:red",
+    }
     for ax, sc in zip(axes.flat, scenarios):
         for target, color in colors.items():
             steps = report["runs"].get(target, {}).get(sc, [])

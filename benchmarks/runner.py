@@ -19,6 +19,7 @@ from benchmarks import (
     profile,
     redis_limits,
     results,
+    rules,
     search_cpu,
     targets,
 )
@@ -43,6 +44,7 @@ class Bench:
         self.report: dict[str, Any] = {"runs": {}, "invariants": {}, "profile": {}}
         self.ceiling: float | None = None
         self.started: list[targets.Server] = []
+        self._rules_note = ""
 
     # ------------------------------------------------------------ plumbing
     def _seed(self, url: str) -> Dataset:
@@ -187,6 +189,9 @@ class Bench:
             persister.wait_log("start-up reconciliation done")
             url = server.url
         data = self._seed(url)
+        if "rules" in o.scenarios:
+            data.rules, self._rules_note = rules.seed(url, o.admin_token, o.practices, o.practitioners, o.horizon)
+            log(f"   seeded {len(data.rules)} practice-rules practices ({self._rules_note})")
         self._data = data
         r = o.redis()
         pool = GeneratorPool(url, data, self.o.admin_token, o.gen_procs)
@@ -261,6 +266,19 @@ class Bench:
             v.waitlist_violations = len(bad)
             v.examples += bad[:5]
             offers = f", {v.waitlist_offers} waitlist offers checked, {v.waitlist_violations} unfair or not exclusive"
+        if scenario == "rules":
+            r = self.o.redis()
+            try:
+                rv = rules.check(r, db_url, data.rules, int(time.time() * 1000), self._rules_note)
+            finally:
+                r.close()
+            v.rules_claims, v.rules_violations, v.rules_note = (
+                rv.redis_claims + rv.db_claims,
+                len(rv.violations),
+                rv.note,
+            )
+            v.examples += rv.violations[:5]
+            offers = f"; {rules.summary(rv)}"
         log(
             f"   invariants: {'OK' if v.ok else 'VIOLATED'} ({v.checked_bookings} bookings checked, "
             f"{v.redis_overlaps}+{v.db_overlaps} overlaps, {v.missing_in_db} missing in PostgreSQL{offers})"

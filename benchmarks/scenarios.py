@@ -18,10 +18,13 @@ import msgspec
 from benchmarks.dataset import Dataset, PracticeData
 from benchmarks.httpclient import build_request
 
-NAMES = ("search", "funnel", "hotslot", "churn", "waitlist", "popular", "outage")
-SWEPT = NAMES[:6]  # rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py)
-# Scenarios only the engine serves (the floor and the comparator have no waitlist).
-ENGINE_ONLY = frozenset(("waitlist",))
+NAMES = ("search", "funnel", "hotslot", "churn", "waitlist", "popular", "outage", "rules")
+DEFAULT = NAMES[:6]  # the default run's rate sweeps
+# rate sweeps; "outage" is a search sweep through a Redis outage (benchmarks/outage.py); "rules" (buffers, daily
+# limits, a shared room: benchmarks/rules.py) runs with --preset practice-rules or --scenarios rules
+SWEPT = (*DEFAULT, "rules")
+# Scenarios only the engine serves (the floor and the comparator have no waitlist, buffers, limits or rooms).
+ENGINE_ONLY = frozenset(("waitlist", "rules"))
 # Refusals a scenario provokes on purpose (races for the same slot, holds that expired); not errors.
 EXPECTED = {
     ("hold", 409, "slot_unavailable"),
@@ -264,9 +267,10 @@ class Churn(Scenario):
 
 
 def scenario_classes() -> dict[str, type[Scenario]]:
-    from benchmarks.waitlist import WaitlistChurn  # it builds on Scenario
+    from benchmarks.rules import PracticeRules  # they build on Scenario
+    from benchmarks.waitlist import WaitlistChurn
 
-    return {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn, WaitlistChurn, Popular)}
+    return {c.name: c for c in (SearchMix, Funnel, HotSlot, Churn, WaitlistChurn, Popular, PracticeRules)}
 
 
 def make(name: str, data: Dataset, token: str | None, seed: int) -> Scenario:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from engine import errors, ids
+from engine import errors, ids, limits, timeutil
 from engine.catalog import Catalog
 from engine.context import Runtime
 from engine.scripts.waitlist import OFFER_IDS, OfferKit
 
 T = TypeVar("T")
 KIT_ATTEMPTS = 3
+DAY_S = 86400
 
 
 class Offers:
@@ -23,12 +24,16 @@ class Offers:
     async def kit(self, practice_id: str, practitioner_id: str, intervals: int = 1, fresh: bool = False) -> OfferKit:
         """A kit for ``intervals`` freed intervals of one practitioner (``OFFER_IDS`` fresh hold ids each)."""
         s = self.rt.settings
+        practice = await self.catalog.cached_practice(practice_id)
+        lo = (self.rt.now_ms() // 1000 // DAY_S - 3) * DAY_S  # day-aligned: one table a zone a day (cached)
+        zone = timeutil.offset_table(timeutil.zone(practice.timezone), lo, lo + (limits.MAX_HORIZON_DAYS + 7) * DAY_S)
         return OfferKit(
             practitioner_id=practitioner_id,
             visit_types=await self.catalog.visit_type_lengths(practice_id, fresh),
             hold_ids=tuple(ids.new_hold_id(practitioner_id) for _ in range(OFFER_IDS * intervals)),
             offer_ms=s.waitlist_offer_seconds * 1000,
             retention_ms=s.hold_retention_seconds * 1000,
+            zone=zone,
         )
 
     async def run(

@@ -6,9 +6,11 @@ already holds: a record written meanwhile by the live engine wins over the datab
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 
-from engine import access, keys, scripts
+from engine import access, keys, scripts, timeutil
 from engine.codec import text
 from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
 from engine.scripts.waitlist import OfferKit
@@ -94,12 +96,17 @@ async def restore_waitlist_entry(eng: BookingEngine, record: WaitlistRecord) -> 
     """Put a durable waitlist entry back (never over a copy Redis has at that version or newer); returns the
     script's status and how (engine.scripts.restore_waitlist)."""
     now_ms = eng.now_ms()
+    day = (0, 0)
+    if record.offer is not None:
+        tz = timeutil.zone((await eng.catalog.cached_practice(record.practice_id)).timezone)
+        day = timeutil.day_bounds(dt.datetime.fromtimestamp(record.offer.start, tz).date(), tz)
     res = await scripts.restore_waitlist(
         eng.lua,
         now_ms=now_ms,
         record=record,
         live=entry_live(record, now_ms // 1000),
         retention_ms=eng.settings.hold_retention_seconds * 1000,
+        day=day,
     )
     return res.status, res.detail[0]
 

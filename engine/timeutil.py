@@ -128,6 +128,33 @@ def wall_to_epoch(day: dt.date, minutes: int, tz: ZoneInfo, *, is_end: bool) -> 
     return _gap_transition(naive, tz)
 
 
+ZONE_STEP_S = 12 * 3600  # offsets are sampled this far apart, then each change is found to the second
+
+
+@functools.lru_cache(maxsize=256)
+def offset_table(tz: ZoneInfo, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
+    """The zone's UTC offsets over [lo, hi] (epoch seconds): ((since, offset_s), ...) sorted, the first one in force
+    from before ``lo``, each next one from its transition instant on (found to the second). Lua knows no time zones:
+    a waitlist kit carries this so that an offer finds the local date of its start (lua/_prelude.lua ``wl_day``,
+    which resolves local midnights as ``wall_to_epoch`` does). Two changes less than ``ZONE_STEP_S`` apart would be
+    missed (no IANA zone has them in this century)."""
+    table = [(lo, _offset_s(lo, tz))]
+    t = lo
+    while t < hi:
+        nxt = min(t + ZONE_STEP_S, hi)
+        if _offset_s(nxt, tz) != table[-1][1]:
+            a, b = t, nxt  # invariant: offset(a) == table[-1][1] != offset(b)
+            while b - a > 1:
+                mid = (a + b) // 2
+                if _offset_s(mid, tz) == table[-1][1]:
+                    a = mid
+                else:
+                    b = mid
+            table.append((b, _offset_s(b, tz)))
+        t = nxt
+    return tuple(table)
+
+
 # Pure (a date and a zone): every search asks it for each of its days. Small and fixed (docs/operations.md): about
 # 300 bytes an entry, measured, so 2.4 MiB at most; 8,192 entries hold 264 zone-months of days.
 DAY_BOUNDS_MAX = 8_192

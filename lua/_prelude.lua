@@ -170,9 +170,11 @@ end
 -- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
 -- KEYS: queue, entries, stats, visit types hash, events, audit, index, waiting, and with a practitioner: its
 --       schedule, claims,
---       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id
+--       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id, and last
+--       its claim types hash (daily limits)
 -- ARGV: practice_id, practitioner_id ('' = none), offer_ms, retention_ms, n visit types, (id, duration_s) each,
---       n hold ids, the ids
+--       n hold ids, the ids, n zone offsets, (since_s, offset_s) each (engine/timeutil.py offset_table: an offer's
+--       daily limit counts by the local date of its start)
 -- kit.on: entries wait (the only command run when none do); kit.ok: it can make offers (false: a kit that names
 -- no practitioner, or not every visit type of the practice: the script answers 'KIT' before changing anything)
 local function wl_kit(ki, ai)
@@ -191,8 +193,15 @@ local function wl_kit(ki, ai)
     local vt = ARGV[ai + 3 + 2 * i]
     kit.base[vt], kit.dur[vt] = KEYS[ki + 9 + i], tonumber(ARGV[ai + 4 + 2 * i])
   end
-  for i = 1, tonumber(ARGV[ai + 5 + 2 * nvt]) do
+  local nids = tonumber(ARGV[ai + 5 + 2 * nvt])
+  for i = 1, nids do
     kit.ids[i], kit.keys[i] = ARGV[ai + 5 + 2 * nvt + i], KEYS[ki + 9 + nvt + i]
+  end
+  kit.ctypes = KEYS[ki + 10 + nvt + nids]
+  local zi = ai + 6 + 2 * nvt + nids
+  kit.zat, kit.zoff = {}, {}
+  for i = 1, tonumber(ARGV[zi] or 0) do
+    kit.zat[i], kit.zoff[i] = tonumber(ARGV[zi + 2 * i - 1]), tonumber(ARGV[zi + 2 * i])
   end
   kit.ok = redis.call('HLEN', kit.vtypes) == nvt
   local notice, horizon = unpack(redis.call('HMGET', kit.schedule, 'min_notice_s', 'horizon_s'))
@@ -242,7 +251,8 @@ local function wl_accept(k, entry_id, hold_id, appt_id, now, actor, request_id)
 end
 
 -- An entry's live offer given up (decline, lapse, leave, its hold released): the entry's offer is cleared and
--- its hold, if still held, released. Returns the offered interval.
+-- its hold, if still held, released. Returns the offered interval and its occupation (buffers included: what the
+-- waitlist is offered next).
 local function wl_drop_offer(k, e, hold_key, state)
   local o = e.offer
   e.offer = cjson.null
@@ -253,7 +263,43 @@ local function wl_drop_offer(k, e, hold_key, state)
     redis.call('ZREM', k.holdexp, o.hold_id)
     bump_claim(k.versions, tonumber(os_ or o.start), tonumber(oe or o['end']))
   end
-  return o.start, o['end']
+  return o.start, o['end'], tonumber(os_ or o.start), tonumber(oe or o['end'])
+end
+
+-- The instant local wall time `w` (seconds since the epoch as if the zone were UTC) is first shown, by the kit's
+-- zone offsets, resolved as engine/timeutil.py wall_to_epoch does: a repeated time its first occurrence, a time in
+-- a gap the transition instant.
+local function wl_wall(kit, w)
+  local best = nil
+  for i, off in ipairs(kit.zoff) do
+    local x, nxt = w - off, kit.zat[i + 1]
+    if (i == 1 or x >= kit.zat[i]) and (not nxt or x < nxt) and (not best or x < best) then best = x end
+  end
+  if best then return best end
+  for i = 2, #kit.zat do
+    if w >= kit.zat[i] + kit.zoff[i - 1] and w < kit.zat[i] + kit.zoff[i] then return kit.zat[i] end
+  end
+end
+
+-- The bounds [ds, de) of the local date of instant t (engine/timeutil.py day_bounds), or nil without offsets.
+local function wl_day(kit, t)
+  if #kit.zoff == 0 then return nil end
+  local off = kit.zoff[1]
+  for i = 2, #kit.zat do
+    if kit.zat[i] <= t then off = kit.zoff[i] end
+  end
+  local w = t + off
+  local m = w - w % DAY_S
+  return wl_wall(kit, m), wl_wall(kit, m + DAY_S)
+end
+
+-- Whether an offer of visit type `vt` at t keeps within its daily limit `most` (nil: none), counted as hold.lua
+-- counts (the waitlist waits: untidied expired holds count; the offers just made count).
+local function wl_within(kit, vt, most, t, now)
+  if not most then return true end
+  local ds, de = wl_day(kit, t)
+  if not ds then return false end
+  return day_count(kit.claims, kit.ctypes, vt, ds, de, now, true) < most
 end
 
 local function wl_fits(e, t, d)
@@ -280,6 +326,7 @@ local function wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
   redis.call('PEXPIRE', key, kit.offer_ms + kit.retention_ms)
   redis.call('ZADD', kit.claims, t - before, 'h|' .. id .. '|' .. int(finish + after) .. '|' .. int(expires))
   redis.call('ZADD', kit.holdexp, expires, id)
+  redis.call('HSET', kit.ctypes, id, e.visit_type_id .. '|' .. int(t))
   bump_claim(kit.versions, t - before, finish + after)
   e.status, e.lapsed_ms = 'offered', cjson.null
   wl_waiting(kit.wait, e, false)
@@ -344,12 +391,13 @@ local function offer_freed(kit, now, actor, request_id, cause, candidates, exclu
       if e.spans[#e.spans][2] * 1000 <= now then
         wl_unqueue(kit, e)
       elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
-        local before, after = vt_rules(kit.vtypes, e.visit_type_id)
+        local before, after, most = vt_rules(kit.vtypes, e.visit_type_id)
         for _, s in ipairs(cands[e.visit_type_id] or {}) do
           local t = tonumber(s)
           if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
               and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
-              and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0 then
+              and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0
+              and wl_within(kit, e.visit_type_id, most, t, now) then
             wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
             made = made + 1
             break

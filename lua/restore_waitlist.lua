@@ -8,12 +8,14 @@
 --       (4 to 7 are keys of the practice even when the entry has no offer: then they are not touched)
 --       8 waitlist index  9 waiting entries (a live entry is indexed again; an older copy's members removed)
 --       10 visit types hash (the offer occupies what a booking would: its visit type's buffers as they are now)
+--       11 claim types hash of the offer's practitioner (the offer counts toward its daily limit, as a hold does)
 -- ARGV: 1 now_ms  2 entry_id  3 version  4 order  5 '1' when the entry is live (waiting or offered, window
 --       not passed) else '0'  6 the entry JSON  7 the entry JSON back to waiting ('' when not offered)
 --       8 hold_id  9 start_s  10 end_s  11 expires_ms  12 practice_id  13 practitioner_id  14 visit_type_id
---       15 retention_ms
+--       15 retention_ms  16, 17 bounds of the offer start's local date (epoch s; its daily limit, as hold.lua)
 -- Returns {'OK', how}: how is 'offered' (with its hold), 'queued', 'stored' (not live), 'expired' or 'taken'
--- (the offer could not come back: the entry is queued waiting) | {'SKIP', version Redis has}
+-- (the offer could not come back, overlapped or its daily limit reached: the entry is queued waiting)
+-- | {'SKIP', version Redis has}
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if cur then
   local old = wl_split(cur)
@@ -35,7 +37,7 @@ local record = ARGV[6]
 if ARGV[7] ~= '' then
   local start, finish, expires = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
   local hold = redis.call('HMGET', KEYS[4], 'state', 'entry_id', 'occ_start', 'occ_end')
-  local before, after = vt_rules(KEYS[10], ARGV[14])
+  local before, after, most = vt_rules(KEYS[10], ARGV[14])
   local occ_start, occ_end = tonumber(hold[3] or (start - before)), tonumber(hold[4] or (finish + after))
   local member = 'h|' .. ARGV[8] .. '|' .. int(occ_end) .. '|' .. ARGV[11]
   if expires <= now then
@@ -43,6 +45,9 @@ if ARGV[7] ~= '' then
   elseif hold[1] and not (hold[1] == 'held' and hold[2] == ARGV[2]) then
     how = 'taken'  -- Redis knows this hold otherwise (booked, released, another entry's)
   elseif #live_overlaps(KEYS[5], occ_start, occ_end, now, member) > 0 then
+    how = 'taken'
+  elseif most and not redis.call('ZSCORE', KEYS[5], member)
+      and day_count(KEYS[5], KEYS[11], ARGV[14], tonumber(ARGV[16]), tonumber(ARGV[17]), now, false) >= most then
     how = 'taken'
   else
     how = 'offered'
@@ -53,6 +58,7 @@ if ARGV[7] ~= '' then
       redis.call('PEXPIRE', KEYS[4], expires - now + tonumber(ARGV[15]))
     end
     redis.call('ZADD', KEYS[5], occ_start, member)
+    redis.call('HSET', KEYS[11], ARGV[8], ARGV[14] .. '|' .. ARGV[9])
     redis.call('ZADD', KEYS[6], expires, ARGV[8])
     bump_claim(KEYS[7], occ_start, occ_end)
   end

@@ -55,10 +55,13 @@ async def restore(
     return Restored(text(res[0]), [text(x) for x in res[1:]])
 
 
-async def restore_waitlist(lua: Lua, *, now_ms: int, record: WaitlistRecord, live: bool, retention_ms: int) -> Restored:
+async def restore_waitlist(
+    lua: Lua, *, now_ms: int, record: WaitlistRecord, live: bool, retention_ms: int, day: tuple[int, int] = (0, 0)
+) -> Restored:
     """Put a durable waitlist entry back (``live``: into the queue too); its live offer as its hold when it can
     be. 'OK' with how: 'offered', 'queued', 'stored', 'expired' or 'taken' (the offer could not come back: the
-    entry is waiting), or 'SKIP' with the version Redis has."""
+    entry is waiting), or 'SKIP' with the version Redis has. ``day``: the bounds of the offer start's local date
+    (its visit type's daily limit counts the claims that start in them)."""
     r, o = record, record.offer
     pid = r.practice_id
     practitioner = o.practitioner_id if o else (r.practitioner_id or "")
@@ -68,10 +71,10 @@ async def restore_waitlist(lua: Lua, *, now_ms: int, record: WaitlistRecord, liv
         [keys.waitlist_entries(pid), keys.waitlist_queue(pid), keys.waitlist_stats(pid),
          keys.hold(pid, o.hold_id if o else ""), keys.claims(pid, practitioner), keys.hold_expiries(pid),
          keys.versions(pid, practitioner), keys.waitlist_index(pid), keys.waitlist_waiting(pid),
-         keys.visit_types(pid)],
+         keys.visit_types(pid), keys.claim_types(pid, practitioner)],
         [now_ms, r.id, r.version, r.order, "1" if live else "0", encoder.encode(r), waiting,
          o.hold_id if o else "", o.start if o else 0, o.end if o else 0, o.expires_ms if o else 0, pid,
-         practitioner, r.visit_type_id, retention_ms],
+         practitioner, r.visit_type_id, retention_ms, day[0], day[1]],
     )  # fmt: skip
     return Restored(text(res[0]), [text(res[1])])
 

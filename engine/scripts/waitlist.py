@@ -20,13 +20,16 @@ OFFER_IDS = limits.OFFERS_PER_INTERVAL  # fresh hold ids per freed interval: at 
 class OfferKit(msgspec.Struct, frozen=True):
     """What a freeing script needs to make offers for one practitioner: every visit type of the practice (its
     length in seconds; the script refuses a kit that lacks one, 'KIT'), fresh hold ids of that practitioner (the
-    offers' hold keys go in KEYS), the offer's lifetime and the hold hash's retention after it."""
+    offers' hold keys go in KEYS), the offer's lifetime and the hold hash's retention after it, and the practice
+    zone's offsets over the horizon (``timeutil.offset_table``: an offer's daily limit counts by its local date;
+    empty: no offer of a visit type with a daily limit is made)."""
 
     practitioner_id: str
     visit_types: tuple[tuple[str, int], ...]
     hold_ids: tuple[str, ...]
     offer_ms: int
     retention_ms: int
+    zone: tuple[tuple[int, int], ...] = ()
 
 
 def kit_keys(practice_id: str, kit: OfferKit | None) -> list[str]:
@@ -44,6 +47,7 @@ def kit_keys(practice_id: str, kit: OfferKit | None) -> list[str]:
         keys.hold_expiries(pid),
         *(keys.base(pid, pr, vt) for vt, _ in kit.visit_types),
         *(keys.hold(pid, h) for h in kit.hold_ids),
+        keys.claim_types(pid, pr),  # daily limits (appended last: lua/_prelude.lua wl_kit)
     ]
 
 
@@ -53,7 +57,7 @@ def kit_args(practice_id: str, kit: OfferKit | None) -> list[Any]:
     args: list[Any] = [practice_id, kit.practitioner_id, kit.offer_ms, kit.retention_ms, len(kit.visit_types)]
     for vt, dur in kit.visit_types:
         args += [vt, dur]
-    return [*args, len(kit.hold_ids), *kit.hold_ids]
+    return [*args, len(kit.hold_ids), *kit.hold_ids, len(kit.zone), *(x for pair in kit.zone for x in pair)]
 
 
 class Left(msgspec.Struct, frozen=True):

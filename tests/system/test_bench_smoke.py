@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,26 +40,22 @@ def _another_run_is_going() -> bool:
     return False
 
 
-def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, args: list[str], db_prefix: str, timeout: float) -> Any:
+    """`booking bench --quick ARGS` with its results in ``tmp_path`` (skips while another run measures)."""
     if _another_run_is_going():
         pytest.skip("a `booking bench` run is measuring on this machine (it owns the bench databases meanwhile)")
     booking = Path(sys.executable).parent / "booking"
     argv = [str(booking)] if booking.exists() else [sys.executable, "-m", "api.cli"]
-    out = processes.run(  # in its own process group: the servers the bench starts die with it at the timeout
-        [
-            *argv,
-            "bench",
-            "--quick",
-            "--results",
-            str(tmp_path),
-            "--set",
-            "db_prefix=bench_smoke",
-            "--set",
-            "lock_wait=120",
-        ],
+    return processes.run(  # in its own process group: the servers the bench starts die with it at the timeout
+        [*argv, "bench", "--quick", *args, "--results", str(tmp_path), "--set", f"db_prefix={db_prefix}", "--set",
+         "lock_wait=120"],
         {**os.environ, "MPLBACKEND": "Agg"},
-        timeout=200,
-    )
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
+    out = run_bench(tmp_path, [], "bench_smoke", 200)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "booking bench: its own Redis at redis://127.0.0.1:" in out.stdout  # no --redis-url: none of ours flushed
     files = sorted(tmp_path.glob("bench-*.json"))
