@@ -126,18 +126,23 @@ def _used(blocks: list[tuple[str | None, Part]], script: str) -> list[Part]:
 def _parts(name: str) -> list[Part]:
     """The pieces of the script as sent to Redis, in order: the engine's limits, the prelude blocks it uses, the
     script itself."""
+    return _composed(f"lua/{name}.lua", _read(name))
+
+
+def _composed(origin: str, script: str) -> list[Part]:
     limits_lua = (
         f"local MAX_DURATION_S = {limits.MAX_DURATION_S}  -- engine/limits.py\n"
         f"local OFFERS_PER_INTERVAL = {limits.OFFERS_PER_INTERVAL}  -- engine/limits.py\n"
         f"local MAX_OCCUPATION_S = {limits.MAX_OCCUPATION_S}  -- engine/limits.py\n"
         f"local MAX_BUFFER_S = {limits.MAX_BUFFER_MINUTES * 60}  -- engine/limits.py\n"
     )
-    script = _read(name)
-    return [
-        Part("engine/limits.py", limits_lua, 1),
-        *_used(_prelude_blocks(), script),
-        Part(f"lua/{name}.lua", script, 1),
-    ]
+    return [Part("engine/limits.py", limits_lua, 1), *_used(_prelude_blocks(), script), Part(origin, script, 1)]
+
+
+def compose(script: str) -> str:
+    """Lua text that is not one of the engine's scripts (a test probing a prelude helper) as it would be sent: the
+    limits and the prelude helpers it uses in front of it."""
+    return "".join(part.text for part in _composed("<text>", script))
 
 
 def source(name: str) -> str:

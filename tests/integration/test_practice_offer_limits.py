@@ -181,13 +181,12 @@ def test_lua_local_dates_match_timeutil(redis_db: str, tz: str) -> None:
     first = dt.date.today()
     lo = int(dt.datetime.combine(first, dt.time(), dt.UTC).timestamp()) - 3 * 86400
     table = timeutil.offset_table(zone, lo, lo + 740 * 86400)
-    prelude = "".join(part for _, part in registry._parts("waitlist_offer_free")[:2])
     r = redis_sync.Redis.from_url(redis_db)
     try:
         days = [first + dt.timedelta(days=i) for i in range(731)]
         expect = [timeutil.day_bounds(d, zone) for d in days]
         probes = [t for ds, de in expect for t in (ds, (ds + de) // 2, de - 1)]
-        got = r.eval(prelude + DAY_SCRIPT, 0, len(table), *(x for p in table for x in p), *probes)
+        got = r.eval(registry.compose(DAY_SCRIPT), 0, len(table), *(x for p in table for x in p), *probes)
         pairs = [(int(got[i]), int(got[i + 1])) for i in range(0, len(got), 2)]
         assert pairs == [b for b in expect for _ in range(3)]
     finally:
