@@ -26,8 +26,10 @@ class Storm:
         log: logging.Logger,
         clock: Callable[[], float] = time.monotonic,
         summary_every_s: float = SUMMARY_EVERY_S,
+        level: int = logging.WARNING,
     ) -> None:
         self.what, self.log, self.clock, self.summary_every_s = what, log, clock, summary_every_s
+        self.level = level
         self.lock = threading.Lock()  # the API's storms are shared by its threads (to_thread) and its loop
         self.started: float | None = None  # None: calm
         self.failures = 0  # in this storm
@@ -47,7 +49,7 @@ class Storm:
             self.last_error = why
             if self.started is None:
                 self.started, self.failures, self.summarised_at, self.summarised_failures = now, 1, now, 1
-                self.log.warning("%s: %s; retrying, one summary a minute until it recovers", self.what, why)
+                self.log.log(self.level, "%s: %s; retrying, one summary a minute until it recovers", self.what, why)
                 return
             self.failures += 1
             if now - self.summarised_at < self.summary_every_s:
@@ -55,7 +57,8 @@ class Storm:
             since, gap = self.failures - self.summarised_failures, now - self.summarised_at
             self.summarised_at, self.summarised_failures = now, self.failures
             lasted, failures = now - self.started, self.failures
-        self.log.warning(
+        self.log.log(
+            self.level,
             "%s: still failing after %.0fs, %d failures (%d in the last %.0fs); last: %s",
             self.what, lasted, failures, since, gap, why,
         )  # fmt: skip
@@ -69,7 +72,7 @@ class Storm:
                 return
             lasted, failures, why = self.clock() - self.started, self.failures, self.last_error
             self.started, self.failures = None, 0
-        self.log.warning("%s: recovered after %.1fs, %d failures; last: %s", self.what, lasted, failures, why)
+        self.log.log(self.level, "%s: recovered after %.1fs, %d failures; last: %s", self.what, lasted, failures, why)
 
 
 def _describe(error: BaseException | str) -> str:
