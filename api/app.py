@@ -22,12 +22,14 @@ from api.openapi import StrictStructSchemaPlugin, allow_handlers, components, do
 from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import app_keys, audit, booking, ops, setup, waitlist, webhooks
+from api.storms import ApiStorms
 from engine import access
 from engine.redis import asyncio_client as redis_client
 from engine.redis import clients
 from engine.redis.pipelined import PipelinedReads
 from engine.service import BookingEngine
 from engine.settings import Settings
+from engine.storm import Storm
 
 log = logging.getLogger("booking.api")
 SHUTDOWN_WAIT_S = 5.0
@@ -54,12 +56,14 @@ async def _every(seconds: float, job: Any, name: str, first_after: float = 0.0) 
     (``Task.cancelling()``), so the loop checks it after every run; otherwise it ran on for ever and the lifespan's
     shutdown, which waits for it, never finished."""
     task = asyncio.current_task()
+    storm = Storm(name, log)  # one line per outage, not per run (engine/storm.py)
     await asyncio.sleep(first_after)
     while True:
         try:
             await job()
+            storm.ok()
         except Exception as exc:  # noqa: BLE001 - background tidy work must never die
-            log.warning("%s failed: %s", name, exc)
+            storm.failed(exc)
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
         await asyncio.sleep(seconds)
@@ -79,6 +83,7 @@ async def _serving(
 
     state = app.state
     state.probes = Probes()  # the operator endpoints' bounded reads (api/probe.py)
+    state.storms = ApiStorms(log)  # the 503 answers' log lines, one per outage (api/storms.py)
     state.local_limits = access.LocalLimits()  # the abuse limits while Redis cannot count them
     state.redis = redis if redis is not None else make_redis(settings, state.metrics)
     state.db = await asyncio.to_thread(runtime.open_database_tolerant, settings)
@@ -125,6 +130,11 @@ async def _serving(
 
         tasks.append(asyncio.create_task(_every(settings.sweep_interval_seconds, sweep, "hold sweeper")))
         tasks.append(asyncio.create_task(_every(3600, state.engine.roll_horizon, "horizon roll", 60.0)))
+
+        async def watch() -> None:
+            await state.storms.watch(state.redis, state.db)
+
+        tasks.append(asyncio.create_task(_every(1.0, watch, "storm watch")))
     for hook in extra_startup or []:
         await hook(app)
     _tune_gc()

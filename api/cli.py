@@ -223,27 +223,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"booking {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP API (embedded Redis unless REDIS_URL is set)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    s.add_argument("--workers", type=int, default=1, help="API worker processes (default: %(default)s)")
     s.add_argument("--demo", action="store_true", help="seed the demo practice once the server is up")
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--log-level", default="info", help="debug, info, warning or error (default: %(default)s)")
     s.add_argument(
         "--server",
         choices=["granian", "uvicorn"],
         default="granian",
-        help="HTTP server (default granian; uvicorn for comparison)",
+        help="HTTP server; uvicorn for comparison (default: %(default)s)",
     )
     s.add_argument(
         "--backpressure",
         type=int,
         default=16384,
         help="granian: connections each worker serves at once (a keep-alive connection holds its place for its "
-        "whole life; more wait in the accept queue)",
+        "whole life; more wait in the accept queue) (default: %(default)s)",
     )
     s.set_defaults(run=_run_serve)
     d = sub.add_parser("seed-demo", help="create a demo practice through the HTTP API of a running server")
-    d.add_argument("--url", default="http://127.0.0.1:8000")
+    d.add_argument("--url", default="http://127.0.0.1:8000", help="the running server (default: %(default)s)")
     d.set_defaults(run=_seed_demo)
     de = sub.add_parser(
         "demo-env",
@@ -254,10 +254,11 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="create or upgrade the database schema (DATABASE_URL)")
     m.set_defaults(run=_migrate)
     pe = sub.add_parser("persister", help="write-behind: event streams to the database (reconciles at start)")
-    pe.add_argument("--batch", type=int, default=500)
+    pe.add_argument("--batch", type=int, default=500, help="events per transaction at most (default: %(default)s)")
     pe.add_argument(
         "--lease-seconds", type=float, default=6.0,
-        help="practice leases and heartbeats: a dead persister's share is taken over within about 4/3 of this",
+        help="practice leases and heartbeats: a dead persister's share is taken over within about 4/3 of this "
+        "(default: %(default)s)",
     )  # fmt: skip
     pe.set_defaults(run=_persister)
     rc = sub.add_parser("reconcile", help="compare Redis and the database both ways, repair, print every difference")
@@ -275,14 +276,14 @@ def parser() -> argparse.ArgumentParser:
     rc.set_defaults(run=_reconcile)
     au = sub.add_parser("audit", help="audit trail tools")
     au.add_argument("action", choices=["verify"], help="verify: recompute every practice's hash chain")
-    au.add_argument("--practice", default=None)
+    au.add_argument("--practice", default=None, help="only this practice's chain (default: every practice)")
     au.set_defaults(run=_audit)
     wk = sub.add_parser("worker", help="notifications: outbox, rq-scheduler and rq jobs (SMTP_URL)")
     wk.set_defaults(run=_worker)
     dc = sub.add_parser(
         "dev-cluster", help="a local 6-node Redis Cluster (3 primaries, 3 replicas) until Ctrl-C; prints REDIS_URL"
     )
-    dc.add_argument("--base-port", type=int, default=7001, help="first node's port (the six use base..base+5)")
+    dc.add_argument("--base-port", type=int, default=7001, help="first node's port (the six use base..base+5; default: %(default)s)")
     dc.set_defaults(run=_dev_cluster)
     for name, ep in sorted(_commands().items()):  # listed in --help; main() runs them before parsing
         sub.add_parser(name, help=f"from {ep.module}: see `booking {name} --help`", add_help=False)

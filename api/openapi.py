@@ -280,8 +280,9 @@ OPERATION_IDS = {"availability": "search_availability"}
 
 # The credentials (API.md "Who may do what"), declared for client generators (a generated client sends its bearer
 # token on every call; X-Manage-Token is the patient's). The operations that need a bearer token (admin or
-# staff) say so; the patient's operations do not state ``manageToken`` yet: with it, the seeded schemathesis
-# walk of tests/integration/test_openapi_contract.py generated the header itself and no longer reached a booking.
+# staff) say so; the patient's operations state either credential (the manage token, or staff's bearer token).
+# The schemathesis walk of tests/integration/test_openapi_contract.py does not generate credentials from these
+# (``generation.with-security-parameters = false``): it sends the admin's token, as an operator would.
 SECURITY_SCHEMES = {
     "bearer": SecurityScheme(
         type="http", scheme="bearer",
@@ -294,7 +295,12 @@ SECURITY_SCHEMES = {
 }  # fmt: skip
 CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff)
     "create_practice", "add_practitioner", "add_visit_type", "put_schedule", "create_api_key", "revoke_api_key",
-    "create_app_key", "revoke_app_key", "list_waitlist", "list_audit",
+    "create_app_key", "revoke_app_key", "list_waitlist", "list_audit", "get_schedule", "change_visit_type",
+    "create_webhook", "list_webhooks", "get_webhook", "delete_webhook", "list_deliveries", "replay_webhook",
+}  # fmt: skip
+MANAGE_OPS = {  # the patient's operations: X-Manage-Token of the appointment or entry, or a bearer token (staff)
+    "get_appointment", "cancel", "reschedule", "list_notifications",
+    "get_waitlist_entry", "accept_offer", "decline_offer", "leave_waitlist",
 }  # fmt: skip
 LIMITED_OPS = {"hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
 REPLAYABLE_OPS = {"hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed
@@ -367,6 +373,8 @@ class _Documented(Operation):
                 response.headers = {**(response.headers or {}), **_response_headers(name, int(status))}
         if name in CREDENTIAL_OPS:
             self.security = [{"bearer": []}]
+        elif name in MANAGE_OPS:
+            self.security = [{"manageToken": []}, {"bearer": []}]
         body = self.request_body
         if self.doc.optional_body and isinstance(body, RequestBody):
             body.required = False

@@ -18,6 +18,7 @@ from litestar.exceptions import (
 )
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
+from api import storms
 from api.schemas import Problem
 from engine import errors
 from engine.redis import clients
@@ -138,7 +139,7 @@ def _limited(request: Request[Any, Any, Any], exc: errors.LimitExceededError) ->
 
 
 def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.warning("redis unavailable (%s): %s", type(exc).__name__, exc)
+    storms.failed(request, "redis", f"redis unavailable ({type(exc).__name__}: {exc})")
     reason = "is unreachable" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "cannot serve right now"
     return problem(
         503,
@@ -151,7 +152,7 @@ def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 
 def _pool_exhausted(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request.app.state.metrics.redis_pool_exhausted.inc()
-    log.warning("redis pool exhausted: %s", exc)
+    storms.failed(request, "redis", f"redis pool exhausted: {exc}")
     return problem(
         503,
         "dependency_unavailable",
@@ -177,7 +178,7 @@ def _strict_validation(request: Request[Any, Any, Any], exc: msgspec.ValidationE
 
 
 def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.warning("database unavailable: %s", type(exc).__name__)
+    storms.failed(request, "database", f"database unavailable ({type(exc).__name__})")
     return problem(
         503,
         "dependency_unavailable",

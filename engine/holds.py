@@ -16,6 +16,7 @@ from engine.model import SYSTEM, Ctx, Hold
 from engine.offers import Offers
 from engine.redis import clients
 from engine.scripts.waitlist import OfferKit
+from engine.storm import Storm
 
 log = logging.getLogger("booking.holds")
 
@@ -34,6 +35,7 @@ class Holds:
         self.rt = rt
         self.catalog = catalog
         self.offers = Offers(rt, catalog)
+        self.sweep_storm = Storm("hold sweep", log)  # unreachable shards: one line per outage (engine/storm.py)
 
     async def hold(
         self,
@@ -142,8 +144,10 @@ class Holds:
             except clients.UNREACHABLE:
                 unreachable.append(pid)
         if unreachable:
-            log.warning("hold sweep: %d practices unreachable (their shard is down?), e.g. %s", len(unreachable),
-                        unreachable[0])  # fmt: skip
+            self.sweep_storm.failed(f"{len(unreachable)} practices unreachable (their shard is down?), e.g. "
+                                    f"{unreachable[0]}")  # fmt: skip
+        else:
+            self.sweep_storm.ok()
         return total
 
     async def _expire_due(self, pid: str, now: int, limit: int) -> int:

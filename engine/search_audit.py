@@ -17,6 +17,7 @@ import logging
 from engine import scripts
 from engine.context import Runtime
 from engine.redis import clients
+from engine.storm import Storm
 
 REDIS_DOWN = clients.UNREACHABLE
 
@@ -36,6 +37,7 @@ class SearchAudits:
         self.failed = 0
         self.batches = 0
         self._task: asyncio.Task[None] | None = None
+        self.storm = Storm("search audit queue", log)  # lost batches: one line per outage (engine/storm.py)
 
     @property
     def idle(self) -> bool:
@@ -72,7 +74,7 @@ class SearchAudits:
                 results = await self.rt.lua.run_batch(batch)
             except REDIS_DOWN:
                 results = [None] * len(batch)
-                again = batch
+                again, refused = batch, []
             else:
                 again = [c for c, r in zip(batch, results) if isinstance(r, REDIS_DOWN)]
                 refused = [r for r in results if isinstance(r, BaseException) and not isinstance(r, REDIS_DOWN)]
@@ -80,6 +82,8 @@ class SearchAudits:
                 if refused:
                     self._lost(len(refused), f"Redis refused them: {refused[0]!r}")
             if not again:
+                if not refused:
+                    self.storm.ok()
                 return
             batch = again
             if attempt < RETRIES:
@@ -99,4 +103,4 @@ class SearchAudits:
 
     def _lost(self, count: int, why: str) -> None:
         self.failed += count
-        log.warning("%d search audit event(s) not appended: %s", count, why)
+        self.storm.failed(f"{count} search audit event(s) not appended: {why}")

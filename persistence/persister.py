@@ -26,6 +26,7 @@ from engine.redis import clients
 from engine.redis.errors import RedisError, ResponseError
 from engine.scripts import repair
 from engine.scripts.registry import SyncLua
+from engine.storm import Storm
 from persistence import quarantine, shards, trimming, writer
 from persistence.audit_rows import audit_id
 from persistence.retention import AppointmentTidy
@@ -69,6 +70,8 @@ class Persister(StreamConsumer):
         self.applied = 0
         self.stored: Counter[str] = Counter()  # practice id -> events this persister stored and acknowledged
         self.backoff = 0.0
+        self.db_storm = Storm("persister", log)  # one line per outage, not per retry (engine/storm.py)
+        self.redis_storm = Storm("persister", log)
         self.gather_s = 0.1
         self.held: set[str] = set()  # audit ids this persister published in HELD
         self.quarantined = 0  # events this persister set aside (persistence/quarantine.py)
@@ -298,16 +301,18 @@ class Persister(StreamConsumer):
                     # handful of events cost most of a core at a few hundred events/s; this bounds the added lag
                     stop.wait(self.gather_s)
                 self.backoff = 0.0
+                self.db_storm.ok()
+                self.redis_storm.ok()
             except DBAPIError as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
                 if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
-                    log.warning("database unavailable (%s); retrying in %.1fs", exc.__class__.__name__, self.backoff)
+                    self.db_storm.failed(f"database unavailable ({exc.__class__.__name__})")
                 else:  # not the connection, and not one event (those are set aside): a bug or a schema problem
                     log.error("database error %s; retrying in %.1fs", quarantine.reason(exc), self.backoff)
                 stop.wait(self.backoff)
             except RedisError as exc:
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))
-                log.warning("redis unavailable (%s); retrying in %.1fs", exc, self.backoff)
+                self.redis_storm.failed(f"redis unavailable ({exc or type(exc).__name__})")
                 stop.wait(self.backoff)
             except Exception:  # a bug in one batch must not stop the persister for good
                 self.backoff = min(5.0, max(0.2, self.backoff * 2))

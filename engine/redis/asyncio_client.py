@@ -36,6 +36,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.settings import Settings
+from engine.storm import Storm
 
 log = logging.getLogger("booking.redis")
 Observe = Callable[[str, float], None]
@@ -66,10 +67,15 @@ def _retryable(error: Exception) -> bool:
     return not isinstance(error, PoolExhaustedError)
 
 
+# the reads' retries, one INFO line per storm of them (a stale connection after a restart: two lines; an outage:
+# two, not one per request); a read that succeeds ends it (engine/storm.py)
+READ_RETRIES = Storm("redis reads", log, level=logging.INFO)
+
+
 async def _after_failure(error: Exception) -> None:
     """The failed connection was already closed by redis-py; the retry takes one from the pool, connected
     afresh (the closed one, or another one that passes the checkout probe)."""
-    log.info("redis read failed (%s); retrying once on a fresh connection", error)
+    READ_RETRIES.failed(f"{error} (each read is retried once on a fresh connection)")
 
 
 def read_retry() -> Retry:
@@ -115,7 +121,9 @@ class ReadRetryingPipeline(Pipeline):
                 self.command_stack = list(stack)  # execute() empties the pipeline even when it fails
                 return await parent(raise_on_error)
 
-            return await self.read_retry.call_with_retry(attempt, _after_failure, is_retryable=_retryable)
+            got = await self.read_retry.call_with_retry(attempt, _after_failure, is_retryable=_retryable)
+            READ_RETRIES.ok()
+            return got
         finally:
             if self.observe is not None and stack:
                 self.observe("PIPELINE", time.perf_counter() - started)
@@ -134,11 +142,13 @@ class ReadRetryingRedis(aioredis.Redis):
         started = time.perf_counter()
         try:
             if name in READ_ONLY:
-                return await self.read_retry.call_with_retry(
+                got = await self.read_retry.call_with_retry(
                     lambda: parent(*args, **options),  # type: ignore[no-untyped-call]
                     _after_failure,
                     is_retryable=_retryable,
                 )
+                READ_RETRIES.ok()
+                return got
             return await parent(*args, **options)  # type: ignore[no-untyped-call]
         finally:
             if self.observe is not None:

@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.redis import clients
+from engine.storm import Storm
 
 log = logging.getLogger("booking.persister")
 REDIRECTED = (AskError, TryAgainError, ClusterDownError)  # MovedError is an AskError in redis-py
@@ -51,12 +52,13 @@ def run(redis: Any, commands: Sequence[Command]) -> list[Any]:
                     pipe.execute_command(*commands[i][1])
                 got = pipe.execute(raise_on_error=False)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning("Redis node %s unreachable (%s): its %d command(s) wait for the next tick", node.name,
-                        exc or type(exc).__name__, len(idx))  # fmt: skip
+            _storm(node.name).failed(f"unreachable ({exc or type(exc).__name__}): its commands wait for the next tick")
             _relearn(redis, node.name)
             for i in idx:
                 out[i] = exc
             continue
+        if (calm := _storms.get(node.name)) is not None:
+            calm.ok()
         for i, res in zip(idx, got, strict=True):
             if isinstance(res, REDIRECTED):
                 try:
@@ -75,6 +77,14 @@ def _follow(redis: Any, command: Command) -> Any:
 
 
 _last_refresh: dict[int, float] = {}
+_storms: dict[str, Storm] = {}  # node name -> its outage, one log line each (engine/storm.py)
+
+
+def _storm(node: str) -> Storm:
+    storm = _storms.get(node)
+    if storm is None:
+        storm = _storms.setdefault(node, Storm(f"cluster routing: Redis node {node}", log))
+    return storm
 
 
 def _relearn(redis: Any, failed: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
 from engine.settings import Settings
+from engine.storm import Storm
 from persistence.notify import jobs
 from persistence.notify.outbox import Outbox
 from persistence.notify.scheduling import Scheduling
@@ -86,15 +87,17 @@ class NotificationWorker:
 
     def _loop(self, name: str, body: Callable[[], Any], pause: float) -> None:
         backoff = pause
+        storm = Storm(f"notification worker {name}", log)  # one line per outage, not per retry (engine/storm.py)
         while not self.stop.is_set():
             try:
                 done = body()
                 backoff = pause
+                storm.ok()
                 if not done:
                     self.stop.wait(pause)
             except Exception as exc:  # noqa: BLE001 - a dependency outage must not kill the worker
                 backoff = min(5.0, backoff * 2)
-                log.warning("%s: %s; retrying in %.1fs", name, exc, backoff)
+                storm.failed(exc)
                 self.stop.wait(backoff)
 
     def _work(self) -> bool:

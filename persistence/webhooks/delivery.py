@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import Engine
 
 from engine.settings import Settings
+from engine.storm import Storm
 from persistence.tables import webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events
 from persistence.webhooks import events, signing, targets
 
@@ -51,6 +52,7 @@ class Dispatcher:
         self.busy: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.storm = Storm("webhook deliverer", log)  # its database outages: one line each (engine/storm.py)
 
     # ------------------------------------------------------------------------------------------ scheduling
     def tick(self) -> int:
@@ -107,8 +109,9 @@ class Dispatcher:
                     self._send_due(endpoint_id)
                 finally:
                     self._lease(endpoint_id, release=True)
+            self.storm.ok()
         except Exception as exc:  # noqa: BLE001 - a database outage: the next tick tries again
-            log.warning("webhook endpoint %s: %s; tried again later", endpoint_id, exc)
+            self.storm.failed(f"endpoint {endpoint_id}: {type(exc).__name__}: {exc}")
         finally:
             with self.lock:
                 self.busy.discard(endpoint_id)

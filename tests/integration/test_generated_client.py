@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -108,10 +109,16 @@ def test_a_generated_client_runs_the_funnel(
     assert booked.headers["Location"] == f"/v1/appointments/{appt.id}"
     assert appt.status == models.AppointmentOutStatus.BOOKED and appt.manage_token
 
-    # the patient: read, reschedule and cancel with the manage token (the generated Client's headers)
+    # the patient: read, reschedule and cancel with the manage token (the generated AuthenticatedClient)
     denied = call("appointments.get_appointment", public, appt.id, status=401)
     assert denied.parsed.code == models.ProblemCode.UNAUTHORIZED
-    patient = public.with_headers({"X-Manage-Token": appt.manage_token})
+    for module in ("appointments.get_appointment", "appointments.reschedule", "appointments.cancel"):
+        op = importlib.import_module(f"{PACKAGE}.api.{module}")  # a credential is stated: the generated code asks
+        wanted = inspect.signature(op.sync_detailed).parameters["client"].annotation  # for one
+        assert wanted in (client_mod.AuthenticatedClient, "AuthenticatedClient"), (module, wanted)
+    patient = client_mod.AuthenticatedClient(  # the document's manageToken scheme: an apiKey header, no prefix
+        base_url=base, token=appt.manage_token, prefix="", auth_header_name="X-Manage-Token", httpx_args=transport
+    )
     read = call("appointments.get_appointment", patient, appt.id).parsed
     assert (read.id, read.start, read.version) == (appt.id, first.start, 1)
     move = call("holds.hold", public, status=201, body=models.HoldIn(
@@ -129,7 +136,10 @@ def test_a_generated_client_runs_the_funnel(
         visit_type_id=visit.id, from_date=day, to_date=day + dt.timedelta(days=2),
         patient=models.PatientIn(name="Ada Gen", email="ada@example.org"))).parsed  # fmt: skip
     assert entry.status == models.WaitlistEntryOutStatus.WAITING and entry.manage_token
-    mine = call("waitlist.get_waitlist_entry", public.with_headers({"X-Manage-Token": entry.manage_token}), entry.id)
+    holder = client_mod.AuthenticatedClient(
+        base_url=base, token=entry.manage_token, prefix="", auth_header_name="X-Manage-Token", httpx_args=transport
+    )
+    mine = call("waitlist.get_waitlist_entry", holder, entry.id)
     assert mine.parsed.id == entry.id
     # what went over the wire was the generated models' JSON: the appointment as the API stores it
     stored = json.loads(tc.get(f"/v1/appointments/{appt.id}").text)

@@ -78,6 +78,23 @@ def test_security_schemes_are_declared(document: dict[str, Any]) -> None:
                   "POST /v1/app-keys"):  # fmt: skip
         assert ops[label]["security"] == [{"bearer": []}], label
     assert "security" not in ops["POST /v1/holds"]  # public: no credential needed
+    patient = [label for label, op in ops.items() if {"manageToken": []} in op.get("security", [])]
+    assert sorted(patient) == [  # every operation that reads X-Manage-Token says so (or a bearer token: staff)
+        "DELETE /v1/waitlist/{entry_id}", "GET /v1/appointments/{appointment_id}",
+        "GET /v1/appointments/{appointment_id}/notifications", "GET /v1/waitlist/{entry_id}",
+        "POST /v1/appointments/{appointment_id}/cancel", "POST /v1/appointments/{appointment_id}/reschedule",
+        "POST /v1/waitlist/{entry_id}/accept", "POST /v1/waitlist/{entry_id}/decline",
+    ]  # fmt: skip
+    for label in patient:
+        assert ops[label]["security"] == [{"manageToken": []}, {"bearer": []}], label
+    # what needs a credential says so: only the public's operations and the operator's endpoints state none
+    bare = sorted(label for label, op in ops.items() if "security" not in op)
+    assert bare == [
+        "DELETE /v1/holds/{hold_id}", "GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/holds/{hold_id}",
+        "GET /v1/practices/{practice_id}", "GET /v1/practices/{practice_id}/availability",
+        "GET /v1/practices/{practice_id}/practitioners", "GET /v1/practices/{practice_id}/visit-types",
+        "POST /v1/appointments", "POST /v1/holds", "POST /v1/practices/{practice_id}/waitlist",
+    ], bare  # fmt: skip
 
 
 def test_a_query_error_names_its_source_query(make_client: Callable[..., TestClient[Any]]) -> None:
@@ -87,3 +104,25 @@ def test_a_query_error_names_its_source_query(make_client: Callable[..., TestCli
               params={"date": next_weekday(2).isoformat(), "visit_type_id": ctx["visit_types"][30], "days": 99})  # fmt: skip
     assert r.status_code == 422
     assert [e["source"] for e in r.json()["errors"]] == ["query"], r.json()
+
+
+def test_the_served_document_passes_openapi_spec_validator(make_client: Callable[..., TestClient[Any]]) -> None:
+    """/schema/openapi.json as served passes openapi-spec-validator (OpenAPI 3.1 and its JSON Schema dialect, path
+    parameters resolved, operationIds unique); the same document broken three ways does not (the validator reads
+    what it is given)."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    served = make_client().get("/schema/openapi.json")
+    assert served.status_code == 200
+    spec = served.json()
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+    search = "/v1/practices/{practice_id}/availability"
+    unresolved, bad_place, same_id = (json.loads(served.text) for _ in range(3))
+    unresolved["paths"][search]["get"]["parameters"].pop(0)  # practice_id, a path parameter, left undeclared
+    bad_place["paths"][search]["get"]["parameters"][1]["in"] = "body"  # not a place of OpenAPI 3
+    same_id["paths"]["/v1/holds"]["post"]["operationId"] = "book"
+    for broken in (unresolved, bad_place, same_id):
+        with pytest.raises(OpenAPIValidationError):
+            validate(broken)

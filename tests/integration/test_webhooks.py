@@ -271,13 +271,16 @@ def test_signed_deliveries_carry_local_times_and_no_patient_unless_asked(world: 
 def test_receiver_down_then_up_receives_everything_in_order_with_stable_ids(world: World) -> None:
     down = Receiver()  # nothing listens on its port yet
     hook = world.register(down.url)
+    went_down = time.monotonic()
     slots = world.slots()
     a = world.book(slots[0])
     b = world.book(slots[2], pr=1)
     world.cancel(a["id"])
     world.reschedule(b["id"], slots[4], pr=1)
     until(lambda: len(world.attempts(hook["id"])) >= 6, what="failed attempts recorded while the receiver is down")
+    time.sleep(max(0.0, 20.0 - (time.monotonic() - went_down)))  # down for 20 s (issue 21), retried all along
     failed = world.attempts(hook["id"])
+    assert len(failed) >= 20, len(failed)  # four events, tried again at most a second apart (the test's backoff)
     assert all(x["status_code"] is None and x["error"] for x in failed)
     assert world.endpoint(hook["id"])["status"] == "active"
     down.start()
