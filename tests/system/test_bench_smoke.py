@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import processes
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(480)]
 
 pytest.importorskip("hdrh", reason="the benchmark suite needs the `bench` extra: pip install -e '.[bench]'")
 pytest.importorskip("matplotlib", reason="the benchmark suite needs the `bench` extra")
@@ -55,7 +55,7 @@ def run_bench(tmp_path: Path, args: list[str], db_prefix: str, timeout: float) -
 
 
 def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
-    out = run_bench(tmp_path, [], "bench_smoke", 200)
+    out = run_bench(tmp_path, [], "bench_smoke", 420)  # a hang guard, not a speed check: about 170 s on a loaded machine
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "booking bench: its own Redis at redis://127.0.0.1:" in out.stdout  # no --redis-url: none of ours flushed
     files = sorted(tmp_path.glob("bench-*.json"))
