@@ -11,7 +11,7 @@
 --          '' none (a waitlist offer's hold is then not offered to this caller: UNAVAILABLE)
 -- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
 -- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
---       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'}
+--       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'} | {'UNAVAILABLE', 'series'}
 local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
 if replay then return replay end
@@ -23,6 +23,8 @@ if not state then return {'NOT_FOUND'} end
 if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} end
 -- a waitlist offer is booked only through its entry (accept, with the manage token) or by staff
 if h[9] and ARGV[11] ~= '*' and ARGV[11] ~= h[9] then return {'UNAVAILABLE', 'waitlist_offer'} end
+-- a series' occurrence is booked with its series (series_book.lua), never alone
+if h[12] then return {'UNAVAILABLE', 'series'} end
 local refusal = book_refusal(KEYS[2], h, ARGV[2], now)
 if refusal then return refusal end
 book_take({claims = KEYS[2], holdexp = KEYS[4], types = KEYS[13], hold = KEYS[1], appt = KEYS[3], events = KEYS[5],
