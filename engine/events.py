@@ -75,6 +75,9 @@ class BookDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     patient_id: str
     version: int
     series_id: str | None = None
+    series_index: int | None = None  # the occurrence's place in its series, from 1
+    every_days: int | None = None
+    count: int | None = None
 
 
 class CancelDetail(msgspec.Struct, kw_only=True):

@@ -172,7 +172,8 @@ end
 -- Book the hold h (BOOK_FIELDS) book_refusal let through: its claim becomes the appointment's (which keeps the
 -- hold's occupation: its buffers when it was held), the appointment hash is written and 'book' appended.
 -- k: claims, holdexp, types (claim types hash), hold (its hash), appt (the appointment hash), events, audit.
--- b: hold_id, appt_id, patient (json), manage_hash, now (the ARGV string), actor, request_id, patient_id.
+-- b: hold_id, appt_id, patient (json), manage_hash, now (the ARGV string), actor, request_id, patient_id, and for a
+-- series' occurrence series (more detail: series_index, every_days, count).
 local function book_take(k, h, b)
   local occ_start, occ_end = h[10] or h[5], h[11] or h[6]
   local start, finish = tonumber(h[5]), tonumber(h[6])
@@ -188,9 +189,10 @@ local function book_take(k, h, b)
   local appt = {id = b.appt_id, status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
     visit_type_id = h[4], start = start, ['end'] = finish, manage_hash = b.manage_hash, hold_id = b.hold_id}
   local detail = {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = b.patient_id, version = 1}
-  if h[12] then
+  if h[12] then  -- a series' occurrence: b.series (its place, every_days, count) goes into the detail too
     redis.call('HSET', k.appt, 'series_id', h[12])
     appt.series_id, detail.series_id = h[12], h[12]
+    for name, v in pairs(b.series or {}) do detail[name] = v end
   end
   emit(k.events, k.audit, b.now, 'book', b.actor, h[2], h[3], b.hold_id, b.appt_id, b.request_id, detail,
     with_patient(appt, b.patient))

@@ -13,7 +13,7 @@
 local now, n = tonumber(ARGV[1]), tonumber(ARGV[10])
 local replay = idem_lookup(KEYS[6], ARGV[7])
 if replay then return replay end
-local s = redis.call('HMGET', KEYS[1], 'state', 'holds', 'appointments')
+local s = redis.call('HMGET', KEYS[1], 'state', 'holds', 'appointments', 'every_days', 'count')
 if not s[1] then return {'NOT_FOUND'} end
 local holds, appts = {}, {}
 for i = 1, n do holds[i], appts[i] = ARGV[9 + 2 * i], ARGV[10 + 2 * i] end
@@ -36,10 +36,12 @@ end
 for i = 1, n do
   book_take({claims = KEYS[2], holdexp = KEYS[3], types = KEYS[7], hold = KEYS[6 + 2 * i], appt = KEYS[7 + 2 * i],
     events = KEYS[4], audit = KEYS[5]}, hs[i], {hold_id = holds[i], appt_id = appts[i], patient = ARGV[3],
-    manage_hash = ARGV[4], now = ARGV[1], actor = ARGV[5], request_id = ARGV[6], patient_id = ARGV[9]})
+    manage_hash = ARGV[4], now = ARGV[1], actor = ARGV[5], request_id = ARGV[6], patient_id = ARGV[9],
+    series = {series_index = i, every_days = tonumber(s[4]), count = tonumber(s[5])}})
 end
 redis.call('HSET', KEYS[1], 'state', 'booked', 'appointments', table.concat(appts, ','), 'manage_hash', ARGV[4],
   'booked_ms', ARGV[1])
+redis.call('HDEL', KEYS[1], 'expires_ms', 'created_ms')  -- booked: what reconciliation rebuilds, exactly
 redis.call('PERSIST', KEYS[1])
 idem_store(KEYS[6], ARGV[7], ARGV[8])
 return {'OK'}

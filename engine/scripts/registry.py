@@ -49,6 +49,7 @@ NAMES = (
     "waitlist_counters",
     "series_hold",
     "series_book",
+    "restore_series",
 )
 
 

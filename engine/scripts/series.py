@@ -123,3 +123,10 @@ async def series_book(
     if res[0] == "NOT_FOUND":
         raise errors.NotFoundError("hold", series_id)
     fail(res, Ref("hold", series_id, series_id))
+
+
+async def restore_series(lua: Lua, *, practice_id: str, series_id: str, fields: dict[str, str]) -> bool:
+    """Put back a booked series Redis lacks (reconciliation; never over one it holds); True when it was missing."""
+    pairs = [x for kv in fields.items() for x in kv]
+    res = reply(await lua.run("restore_series", [keys.series(practice_id, series_id)], pairs))
+    return bool(res[0] == "OK")

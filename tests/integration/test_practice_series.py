@@ -21,6 +21,7 @@ from engine import errors, keys
 from engine.service import BookingEngine
 from persistence.db import make_engine
 from persistence.persister import Persister
+from tests.integration.test_persistence import run_reconcile
 from tests.integration.test_schedule_and_tz import next_transition
 from tests.support.config import AUTH, settings_for
 from tests.support.databases import fresh_database
@@ -276,3 +277,34 @@ async def _race(
     finally:
         await r.aclose()
         await r.connection_pool.disconnect()
+
+
+def test_reconcile_after_flushall_rebuilds_the_series_exactly(world: dict[str, Any]) -> None:
+    c, r, p, db = world["client"], world["redis"], world["persister"], world["db"]
+    ctx = across_dst(c)
+    b = book_series(c, ctx)
+    sid, token, appts = b["series_id"], b["manage_token"], b["appointments"]
+    assert as_patient(c, token, "POST", f"/v1/appointments/{appts[1]['id']}/cancel", json={}).status_code == 200
+    days = occurrence_days(ctx)
+
+    def searches() -> list[Any]:
+        return [search(c, ctx["practice_id"], ctx["vt"], d) for d in days]
+
+    before = (r.hgetall(keys.series(ctx["practice_id"], sid)), c.get(f"/v1/series/{sid}").json(), searches())
+    assert before[0][b"state"] == b"booked" and len(before[1]["appointments"]) == 6
+    p.drain()
+    with db.connect() as conn:
+        booked = conn.exec_driver_sql(
+            "select detail from audit_events where action = 'book' and appointment_id = %(a)s", {"a": appts[0]["id"]}
+        ).scalar_one()
+    assert f'"series_id":"{sid}"' in booked  # the audit trail names the series
+    r.flushdb()
+    said: list[str] = []
+    asyncio.run(run_reconcile(world["redis_url"], db, said))
+    assert f"restored in Redis: series {sid}" in said, said
+    after = (r.hgetall(keys.series(ctx["practice_id"], sid)), c.get(f"/v1/series/{sid}").json(), searches())
+    assert after == before
+    # the series still works from its token after the loss
+    done = as_patient(c, token, "POST", f"/v1/series/{sid}/cancel", json={})
+    assert done.status_code == 200 and [a["status"] for a in done.json()["appointments"]] == ["cancelled"] * 6
+    assert free_at_nine(c, ctx) == [True] * 6

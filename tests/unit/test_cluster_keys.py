@@ -92,6 +92,7 @@ async def every_script(lua: Recorder, n: int) -> None:
             lua, **common, practitioner_id=pr, series_id=sid, bookings=[(o.hold_id, aid) for o in occ],
             patient_json=b"{}", manage_hash="h", patient_ref="p", idem_ref=ref,
         )  # fmt: skip
+        await scripts.restore_series(lua, practice_id=pid, series_id=sid, fields={"state": "booked"})
         await scripts.book(
             lua,
             scripts.book_call(
