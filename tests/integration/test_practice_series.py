@@ -6,6 +6,7 @@ the series is cancelled from its token; reconciliation after FLUSHALL rebuilds i
 from __future__ import annotations
 
 import asyncio
+import time
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -308,3 +309,30 @@ def test_reconcile_after_flushall_rebuilds_the_series_exactly(world: dict[str, A
     done = as_patient(c, token, "POST", f"/v1/series/{sid}/cancel", json={})
     assert done.status_code == 200 and [a["status"] for a in done.json()["appointments"]] == ["cancelled"] * 6
     assert free_at_nine(c, ctx) == [True] * 6
+
+
+def test_an_expiring_series_hold_frees_every_occurrence(make_client: Any) -> None:
+    c = make_client(hold_ttl_seconds=1)
+    ctx = across_dst(c)
+    s = series_hold(c, ctx).json()
+    assert free_at_nine(c, ctx) == [False] * 6
+    time.sleep(1.2)  # no sweeper needed: every reader compares expires_ms with now
+    assert free_at_nine(c, ctx) == [True] * 6
+    late = c.post("/v1/appointments", json={"hold_id": s["id"], "patient": PATIENT})
+    assert late.status_code == 410 and late.json()["code"] == "hold_expired", late.text
+    assert c.get(f"/v1/holds/{s['id']}").status_code == 410
+
+
+def test_a_cancelled_occurrence_is_offered_to_the_waitlist(world: dict[str, Any]) -> None:
+    c = world["client"]
+    ctx = across_dst(c)
+    b = book_series(c, ctx)
+    day = occurrence_days(ctx)[4]
+    body = {"visit_type_id": ctx["vt"], "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "from_time": "09:00", "to_time": "09:30", "patient": {"name": "W", "email": "w@example.org"}}  # fmt: skip
+    entry = c.post(f"/v1/practices/{ctx['practice_id']}/waitlist", json=body)
+    assert entry.status_code == 201 and entry.json()["status"] == "waiting", entry.text
+    gone = as_patient(c, b["manage_token"], "POST", f"/v1/appointments/{b['appointments'][4]['id']}/cancel", json={})
+    assert gone.status_code == 200, gone.text
+    e = c.get(f"/v1/waitlist/{entry.json()['id']}").json()
+    assert e["status"] == "offered" and e["offer"]["start"] == b["appointments"][4]["start"], e
