@@ -6,8 +6,8 @@ the series is cancelled from its token; reconciliation after FLUSHALL rebuilds i
 from __future__ import annotations
 
 import asyncio
-import time
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
