@@ -128,11 +128,10 @@ class WaitlistDetail(msgspec.Struct, kw_only=True):
 
 class AppointmentRecord(AppointmentCore, kw_only=True):
     """The ``data`` of book.lua, series_book.lua and reschedule.lua: the appointment as the persister stores it
-    (``series_id``: the series it was booked with, series_book.lua only)."""
+    (series_book.lua's also carries ``series_id``, read from the event's detail instead)."""
 
     manage_hash: str = ""
     hold_id: str | None = None
-    series_id: str | None = None
 
 
 class CancelRecord(msgspec.Struct, kw_only=True):
