@@ -196,6 +196,8 @@ DOCS: dict[str, Doc] = {
     "cancel": Doc((*V1, *BODY, 403, 404, 409), {200: {"read": _APPOINTMENT_LINKS["read"]}}, optional_body=True),
     "reschedule": Doc((*V1, *BODY, 403, 404, 409, 410), {200: {"read": _APPOINTMENT_LINKS["read"]}}),
     "list_notifications": Doc((*V1, 403, 404)),
+    "get_series": Doc((*V1, 403, 404)),
+    "cancel_series": Doc((*V1, *BODY, 403, 404, 409), optional_body=True),
     "join_waitlist": Doc(
         (*V1, *BODY, 404, 409, 429),
         {

@@ -69,9 +69,11 @@ def problem(
     headers: dict[str, str] | None = None,
     errs: list[dict[str, Any]] | None = None,
     instance: str | None = None,
+    unavailable: list[str] | None = None,
 ) -> Response[Any]:
     body = Problem(
-        type=TYPE_BASE + code, title=title, status=status, detail=detail, code=code, instance=instance, errors=errs
+        type=TYPE_BASE + code, title=title, status=status, detail=detail, code=code, instance=instance, errors=errs,
+        unavailable=unavailable,
     )
     return Response(content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -86,7 +88,10 @@ def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Respon
     headers = {"Retry-After": "1"} if status == 503 else None
     if status == 429:
         headers = {"Retry-After": str(getattr(exc, "retry_after_s", 60))}
-    return problem(status, exc.code, title, exc.detail, instance=request.url.path, headers=headers)
+    unavailable = exc.unavailable if isinstance(exc, errors.SeriesUnavailableError) else None
+    return problem(
+        status, exc.code, title, exc.detail, instance=request.url.path, headers=headers, unavailable=unavailable
+    )
 
 
 def _source(source: Any) -> str:

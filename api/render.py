@@ -12,6 +12,8 @@ from api.schemas import (
     AvailabilityNextOut,
     AvailabilityOut,
     HoldOut,
+    SeriesHoldOut,
+    SeriesOut,
     WaitlistEntryOut,
     WaitlistOfferOut,
 )
@@ -19,6 +21,7 @@ from engine import timeutil
 from engine.lru import BytesLru
 from engine.model import Appointment, Hold, Practice
 from engine.search_answer import Next
+from engine.series import SeriesBooking, SeriesHold
 from engine.service import Answer, SearchResult
 from engine.waitlist import Entry
 
@@ -83,6 +86,34 @@ def entry_out(e: Entry, tz: str) -> WaitlistEntryOut:
         position=e.position,
         offer=offer,
         manage_token=e.manage_token,
+    )
+
+
+def series_hold_out(s: SeriesHold, tz: str) -> SeriesHoldOut:
+    return SeriesHoldOut(
+        id=s.id,
+        series=True,
+        practice_id=s.practice_id,
+        practitioner_id=s.practitioner_id,
+        visit_type_id=s.visit_type_id,
+        every_days=s.every_days,
+        count=s.count,
+        holds=[hold_out(h, tz) for h in s.holds],
+        expires_at=instant_ms(s.expires_at_ms, tz),
+        status=s.state,  # type: ignore[arg-type]
+    )
+
+
+def series_out(s: SeriesBooking, tz: str) -> SeriesOut:
+    return SeriesOut(
+        series_id=s.series_id,
+        practice_id=s.practice_id,
+        practitioner_id=s.practitioner_id,
+        visit_type_id=s.visit_type_id,
+        every_days=s.every_days,
+        count=s.count,
+        appointments=[appointment_out(a, tz) for a in s.appointments],
+        manage_token=s.manage_token,
     )
 
 

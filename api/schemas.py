@@ -178,10 +178,18 @@ class AvailabilityOut(msgspec.Struct):
     slots: list[SlotOut]
 
 
+class RepeatIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A series (engine/series.py): ``count`` occurrences, ``every_days`` local dates apart, same wall-clock time."""
+
+    every_days: Annotated[int, msgspec.Meta(ge=1, le=28)]
+    count: Annotated[int, msgspec.Meta(ge=2, le=12)]
+
+
 class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     practitioner_id: Id
     visit_type_id: Id
     start: AwareDatetime
+    repeat: RepeatIn | None = None
 
 
 class HoldOut(msgspec.Struct):
@@ -191,6 +199,21 @@ class HoldOut(msgspec.Struct):
     visit_type_id: str
     start: str
     end: str
+    expires_at: str
+    status: Literal["held", "booked", "released", "expired"] = "held"
+
+
+class SeriesHoldOut(msgspec.Struct):
+    """201 of a hold with ``repeat``: one hold per occurrence, all expiring together."""
+
+    id: str
+    series: bool
+    practice_id: str
+    practitioner_id: str
+    visit_type_id: str
+    every_days: int
+    count: int
+    holds: list[HoldOut]
     expires_at: str
     status: Literal["held", "booked", "released", "expired"] = "held"
 
@@ -220,6 +243,19 @@ class AppointmentOut(msgspec.Struct):
     patient: Patient
     manage_token: str | None = None
     timezone: str = ""
+
+
+class SeriesOut(msgspec.Struct):
+    """A booked series: its occurrences (each an appointment of its own), with the manage token when just booked."""
+
+    series_id: str
+    practice_id: str
+    practitioner_id: str
+    visit_type_id: str
+    every_days: int
+    count: int
+    appointments: list[AppointmentOut]
+    manage_token: str | None = None
 
 
 class NotificationOut(msgspec.Struct):
@@ -318,3 +354,4 @@ class Problem(msgspec.Struct, omit_defaults=True):
     code: ProblemCode
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+    unavailable: list[str] | None = None  # slot_unavailable of a series: each occurrence not offered

@@ -202,3 +202,12 @@ class OverlapDetectedError(BookingError):
     """A booked claim overlapping another booked claim: a bug guard, never expected."""
 
     code = "overlap_detected"
+
+
+class SeriesUnavailableError(SlotUnavailableError):
+    """A series hold refused: ``unavailable`` names the start (RFC 3339, the practice's offset) of each occurrence
+    that is not offered right now (nothing was held)."""
+
+    def __init__(self, unavailable: list[str]) -> None:
+        super().__init__(f"{len(unavailable)} occurrence(s) of the series")
+        self.unavailable = unavailable

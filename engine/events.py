@@ -49,13 +49,14 @@ class SearchDetail(msgspec.Struct, kw_only=True):
     source: str | None = None  # 'cache' or 'stale': answered by an API process's cache, audited after the answer
 
 
-class HoldDetail(msgspec.Struct, kw_only=True):
-    """hold.lua"""
+class HoldDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """hold.lua, series_hold.lua (one per occurrence: ``series_id`` names its series)"""
 
     visit_type_id: str
     start: int
     end: int
     expires_ms: int
+    series_id: str | None = None
 
 
 class ExpireDetail(msgspec.Struct, kw_only=True):
@@ -64,14 +65,19 @@ class ExpireDetail(msgspec.Struct, kw_only=True):
     expires_ms: int
 
 
-class BookDetail(msgspec.Struct, kw_only=True):
-    """book.lua: ``patient_id`` is pseudonymous (engine.service.patient_ref), never patient data."""
+class BookDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """book.lua, series_book.lua (one per occurrence: ``series_id`` names its series): ``patient_id`` is
+    pseudonymous (engine.service.patient_ref), never patient data."""
 
     visit_type_id: str
     start: int
     end: int
     patient_id: str
     version: int
+    series_id: str | None = None
+    series_index: int | None = None  # the occurrence's place in its series, from 1
+    every_days: int | None = None
+    count: int | None = None
 
 
 class CancelDetail(msgspec.Struct, kw_only=True):
@@ -121,7 +127,8 @@ class WaitlistDetail(msgspec.Struct, kw_only=True):
 
 
 class AppointmentRecord(AppointmentCore, kw_only=True):
-    """The ``data`` of book.lua and reschedule.lua: the appointment as the persister stores it."""
+    """The ``data`` of book.lua, series_book.lua and reschedule.lua: the appointment as the persister stores it
+    (series_book.lua's also carries ``series_id``, read from the event's detail instead)."""
 
     manage_hash: str = ""
     hold_id: str | None = None

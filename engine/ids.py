@@ -4,6 +4,7 @@ practice      <16 hex>
 practitioner  <practice>.r<hex>
 visit type    <practice>.v<hex>
 hold          <practitioner>.h<urlsafe 128 bits>     (its practitioner never changes)
+series        <practitioner>.s<urlsafe 128 bits>     (held all at once: one hold per occurrence)
 appointment   <practice>.a<urlsafe 96 bits>
 waitlist     <practice>.w<urlsafe 96 bits>
 manage token  urlsafe 256 bits (stored only as a SHA-256 hash)
@@ -20,6 +21,7 @@ _CHILD = re.compile(r"^([0-9a-f]{16})\.([rva])[0-9a-f]{8,32}$")
 _APPT = re.compile(r"^([0-9a-f]{16})\.a[A-Za-z0-9_-]{16,64}$")
 _ENTRY = re.compile(r"^([0-9a-f]{16})\.w[A-Za-z0-9_-]{16,64}$")
 _HOLD = re.compile(r"^(([0-9a-f]{16})\.r[0-9a-f]{8,32})\.h[A-Za-z0-9_-]{22,64}$")
+_SERIES = re.compile(r"^(([0-9a-f]{16})\.r[0-9a-f]{8,32})\.s[A-Za-z0-9_-]{22,64}$")
 
 
 def new_practice_id() -> str:
@@ -36,6 +38,10 @@ def new_visit_type_id(practice_id: str) -> str:
 
 def new_hold_id(practitioner_id: str) -> str:
     return f"{practitioner_id}.h{secrets.token_urlsafe(16)}"
+
+
+def new_series_id(practitioner_id: str) -> str:
+    return f"{practitioner_id}.s{secrets.token_urlsafe(16)}"
 
 
 def new_appointment_id(practice_id: str) -> str:
@@ -55,7 +61,7 @@ def token_hash(token: str) -> str:
 
 
 def practice_of(any_id: str, kind: str) -> str | None:
-    """The practice id inside a child id of ``kind`` ('r', 'v', 'a', 'w', 'h', 'p'), or None when malformed."""
+    """The practice id inside a child id of ``kind`` ('r', 'v', 'a', 'w', 'h', 's', 'p'), or None when malformed."""
     if kind == "p":
         return any_id if _PRACTICE.match(any_id) else None
     if kind == "a":
@@ -67,10 +73,18 @@ def practice_of(any_id: str, kind: str) -> str | None:
     if kind == "h":
         m = _HOLD.match(any_id)
         return m.group(2) if m else None
+    if kind == "s":
+        m = _SERIES.match(any_id)
+        return m.group(2) if m else None
     m = _CHILD.match(any_id)
     return m.group(1) if m and m.group(2) == kind else None
 
 
 def practitioner_of_hold(hold_id: str) -> str | None:
     m = _HOLD.match(hold_id)
+    return m.group(1) if m else None
+
+
+def practitioner_of_series(series_id: str) -> str | None:
+    m = _SERIES.match(series_id)
     return m.group(1) if m else None

@@ -60,6 +60,11 @@ def hold(pid: str, hold_id: str) -> str:
     return f"{tag(pid)}:hold:{hold_id}"
 
 
+def series(pid: str, series_id: str) -> str:
+    """A series (docs/redis-model.md): its occurrences' hold ids, then its appointment ids and manage token hash."""
+    return f"{tag(pid)}:series:{series_id}"
+
+
 def hold_expiries(pid: str) -> str:
     return f"{tag(pid)}:holdexp"
 

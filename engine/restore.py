@@ -72,6 +72,11 @@ async def restore_appointment(
     return res.status, res.detail
 
 
+async def restore_series(eng: BookingEngine, practice_id: str, series_id: str, fields: dict[str, str]) -> bool:
+    """Put back a booked series Redis lacks (its hash as series_book.lua leaves it); True when it was missing."""
+    return await scripts.restore_series(eng.lua, practice_id=practice_id, series_id=series_id, fields=fields)
+
+
 class _Version(msgspec.Struct):
     version: int
     status: str

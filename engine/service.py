@@ -6,6 +6,7 @@
 | schedules, materialised days, horizon rolls | ``engine.availability`` |
 | search | ``engine.search`` |
 | holds | ``engine.holds`` |
+| series (held, booked, cancelled together) | ``engine.series`` |
 | appointments | ``engine.appointments`` |
 | staff keys, abuse limits | ``engine.access`` |
 | the waitlist | ``engine.waitlist`` (offers: ``engine.offers``, the kits of the freeing scripts) |
@@ -29,6 +30,7 @@ from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
 from engine.search import Search
 from engine.search_answer import Answer, SearchResult
+from engine.series import Series
 from engine.settings import Settings
 from engine.waitlist import Waitlist
 
@@ -87,6 +89,13 @@ class BookingEngine:
         self.find_appointment = appointments.find
         self.cancel = appointments.cancel
         self.reschedule = appointments.reschedule
+        self.series = series = Series(rt, catalog, holds, appointments)
+        self.hold_series = series.hold
+        self.get_series_hold = series.get_hold
+        self.release_series = series.release
+        self.book_series = series.book
+        self.get_series = series.get
+        self.cancel_series = series.cancel
 
     async def expire_due_holds(self, limit: int = 200) -> int:
         """The sweeper's tidying: holds past their expiry (their intervals offered to the waitlist first), and

@@ -119,6 +119,85 @@ local function idem_store(key, fp, response)
   if fp ~= '' then redis.call('SET', key, fp .. '\n' .. response, 'PX', 86400000) end
 end
 
+-- ---------------------------------------------------------------- claims (hold.lua, series_hold.lua)
+-- One claim asked for, checked by claim_refusal and taken by claim_take: every claim script calls both, so a check
+-- added here applies to single holds and series alike. c: base (zset of the slot starts), claims, schedule,
+-- vtypes (visit types hash), types (claim types hash), vt (visit type id), start, finish (epoch s), ds, de (the
+-- bounds of the start's local date); claim_refusal sets c.occ_start and c.occ_end (the occupation with buffers).
+local function claim_refusal(c, now, strict)
+  if not redis.call('ZSCORE', c.base, int(c.start)) then return 'not_a_slot' end
+  local notice, horizon = unpack(redis.call('HMGET', c.schedule, 'min_notice_s', 'horizon_s'))
+  if c.start * 1000 < now + tonumber(notice or 0) * 1000 then return 'too_soon' end
+  if horizon and c.start * 1000 > now + tonumber(horizon) * 1000 then return 'beyond_horizon' end
+  local before, after, most = vt_rules(c.vtypes, c.vt)
+  c.occ_start, c.occ_end = c.start - before, c.finish + after
+  if #live_overlaps(c.claims, c.occ_start, c.occ_end, now, nil, strict) > 0 then return 'taken' end
+  if most and day_count(c.claims, c.types, c.vt, c.ds, c.de, now, strict) + (c.same_day or 0) >= most then
+    return 'daily_limit'
+  end
+  return nil
+end
+
+-- Take a claim claim_refusal let through: the hold hash (c.hold; c.extra: more fields, a flat list), its member
+-- in the claims zset, the hold expiry zset (c.holdexp), the claim types hash, the availability versions (c.ver).
+local function claim_take(c, id, practice, practitioner, expires, ttl_ms, retention_ms)
+  redis.call('HSET', c.hold, 'state', 'held', 'practice_id', practice, 'practitioner_id', practitioner,
+    'visit_type_id', c.vt, 'start', int(c.start), 'end', int(c.finish), 'expires_ms', expires,
+    'occ_start', int(c.occ_start), 'occ_end', int(c.occ_end), unpack(c.extra or {}))
+  redis.call('PEXPIRE', c.hold, ttl_ms + retention_ms)
+  redis.call('ZADD', c.claims, c.occ_start, 'h|' .. id .. '|' .. int(c.occ_end) .. '|' .. expires)
+  redis.call('ZADD', c.holdexp, expires, id)
+  redis.call('HSET', c.types, id, c.vt .. '|' .. int(c.start))
+  bump_claim(c.ver, c.occ_start, c.occ_end)
+end
+
+-- ---------------------------------------------------------------- bookings (book.lua, series_book.lua)
+-- A hold as book_refusal and book_take read it: HMGET of these fields, in this order.
+local BOOK_FIELDS = {'state', 'practice_id', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
+  'appointment_id', 'entry_id', 'occ_start', 'occ_end', 'series_id'}
+
+-- Why the hold h (BOOK_FIELDS) of `hold_id` cannot be booked now (a reply), or nil: used, expired, or its
+-- occupation overlapping another live claim in `claims`.
+local function book_refusal(claims, h, hold_id, now)
+  if h[1] == 'booked' then return {'USED', h[8]} end
+  if h[1] ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
+  local occ_end = h[11] or h[6]
+  local hold_member = 'h|' .. hold_id .. '|' .. occ_end .. '|' .. h[7]
+  if #live_overlaps(claims, tonumber(h[10] or h[5]), tonumber(occ_end), now, hold_member) > 0 then
+    return {'OVERLAP'}
+  end
+  return nil
+end
+
+-- Book the hold h (BOOK_FIELDS) book_refusal let through: its claim becomes the appointment's (which keeps the
+-- hold's occupation: its buffers when it was held), the appointment hash is written and 'book' appended.
+-- k: claims, holdexp, types (claim types hash), hold (its hash), appt (the appointment hash), events, audit.
+-- b: hold_id, appt_id, patient (json), manage_hash, now (the ARGV string), actor, request_id, patient_id, and for a
+-- series' occurrence series (more detail: series_index, every_days, count).
+local function book_take(k, h, b)
+  local occ_start, occ_end = h[10] or h[5], h[11] or h[6]
+  local start, finish = tonumber(h[5]), tonumber(h[6])
+  redis.call('ZREM', k.claims, 'h|' .. b.hold_id .. '|' .. occ_end .. '|' .. h[7])
+  redis.call('ZADD', k.claims, tonumber(occ_start), 'b|' .. b.appt_id .. '|' .. occ_end .. '|0')
+  redis.call('ZREM', k.holdexp, b.hold_id)
+  redis.call('HDEL', k.types, b.hold_id)
+  redis.call('HSET', k.types, b.appt_id, h[4] .. '|' .. h[5])
+  redis.call('HSET', k.hold, 'state', 'booked', 'appointment_id', b.appt_id)
+  redis.call('HSET', k.appt, 'status', 'booked', 'version', '1', 'practice_id', h[2], 'practitioner_id', h[3],
+    'visit_type_id', h[4], 'start', h[5], 'end', h[6], 'patient', b.patient, 'manage_hash', b.manage_hash,
+    'hold_id', b.hold_id, 'created_ms', b.now, 'updated_ms', b.now, 'occ_start', occ_start, 'occ_end', occ_end)
+  local appt = {id = b.appt_id, status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
+    visit_type_id = h[4], start = start, ['end'] = finish, manage_hash = b.manage_hash, hold_id = b.hold_id}
+  local detail = {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = b.patient_id, version = 1}
+  if h[12] then  -- a series' occurrence: b.series (its place, every_days, count) goes into the detail too
+    redis.call('HSET', k.appt, 'series_id', h[12])
+    appt.series_id, detail.series_id = h[12], h[12]
+    for name, v in pairs(b.series or {}) do detail[name] = v end
+  end
+  emit(k.events, k.audit, b.now, 'book', b.actor, h[2], h[3], b.hold_id, b.appt_id, b.request_id, detail,
+    with_patient(appt, b.patient))
+end
+
 -- ---------------------------------------------------------------- the waitlist (docs/waitlist.md)
 local function absent(v) return v == nil or v == cjson.null end
 

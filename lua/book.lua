@@ -11,12 +11,11 @@
 --          '' none (a waitlist offer's hold is then not offered to this caller: UNAVAILABLE)
 -- A retry of the same call (same appointment_id) answers {'OK', ...} again and changes nothing.
 -- Returns {'OK', visit_type_id, start, end} | {'REPLAY', response} | {'IDEM_MISMATCH'} | {'NOT_FOUND'} | {'USED', appointment_id}
---       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'}
+--       | {'EXPIRED', state} | {'OVERLAP'} | {'UNAVAILABLE', 'waitlist_offer'} | {'UNAVAILABLE', 'series'}
 local now = tonumber(ARGV[1])
 local replay = idem_lookup(KEYS[7], ARGV[8])
 if replay then return replay end
-local h = redis.call('HMGET', KEYS[1], 'state', 'practice_id', 'practitioner_id', 'visit_type_id', 'start',
-  'end', 'expires_ms', 'appointment_id', 'entry_id', 'occ_start', 'occ_end')
+local h = redis.call('HMGET', KEYS[1], unpack(BOOK_FIELDS))
 local state = h[1]
 if not state then return {'NOT_FOUND'} end
 -- appointment ids are new for each request: a hold booked by this very id means this call already ran (a client
@@ -24,27 +23,13 @@ if not state then return {'NOT_FOUND'} end
 if state == 'booked' and h[8] == ARGV[3] then return {'OK', h[4], h[5], h[6]} end
 -- a waitlist offer is booked only through its entry (accept, with the manage token) or by staff
 if h[9] and ARGV[11] ~= '*' and ARGV[11] ~= h[9] then return {'UNAVAILABLE', 'waitlist_offer'} end
-if state == 'booked' then return {'USED', h[8]} end
-if state ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', state == 'held' and 'expired' or state} end
--- the appointment keeps the hold's occupation (the buffers of its visit type when it was held)
-local occ_start, occ_end = h[10] or h[5], h[11] or h[6]
-local hold_member = 'h|' .. ARGV[2] .. '|' .. occ_end .. '|' .. h[7]
-local start, finish = tonumber(h[5]), tonumber(h[6])
-if #live_overlaps(KEYS[2], tonumber(occ_start), tonumber(occ_end), now, hold_member) > 0 then return {'OVERLAP'} end
-redis.call('ZREM', KEYS[2], hold_member)
-redis.call('ZADD', KEYS[2], tonumber(occ_start), 'b|' .. ARGV[3] .. '|' .. occ_end .. '|0')
-redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call('HDEL', KEYS[13], ARGV[2])
-redis.call('HSET', KEYS[13], ARGV[3], h[4] .. '|' .. h[5])
-redis.call('HSET', KEYS[1], 'state', 'booked', 'appointment_id', ARGV[3])
-redis.call('HSET', KEYS[3], 'status', 'booked', 'version', '1', 'practice_id', h[2], 'practitioner_id', h[3],
-  'visit_type_id', h[4], 'start', h[5], 'end', h[6], 'patient', ARGV[4], 'manage_hash', ARGV[5],
-  'hold_id', ARGV[2], 'created_ms', ARGV[1], 'updated_ms', ARGV[1], 'occ_start', occ_start, 'occ_end', occ_end)
-local appt = {id = ARGV[3], status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
-  visit_type_id = h[4], start = start, ['end'] = finish,
-  manage_hash = ARGV[5], hold_id = ARGV[2]}
-emit(KEYS[5], KEYS[6], ARGV[1], 'book', ARGV[6], h[2], h[3], ARGV[2], ARGV[3], ARGV[7],
-  {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = ARGV[10], version = 1}, with_patient(appt, ARGV[4]))
+-- a series' occurrence is booked with its series (series_book.lua), never alone
+if h[12] then return {'UNAVAILABLE', 'series'} end
+local refusal = book_refusal(KEYS[2], h, ARGV[2], now)
+if refusal then return refusal end
+book_take({claims = KEYS[2], holdexp = KEYS[4], types = KEYS[13], hold = KEYS[1], appt = KEYS[3], events = KEYS[5],
+  audit = KEYS[6]}, h, {hold_id = ARGV[2], appt_id = ARGV[3], patient = ARGV[4], manage_hash = ARGV[5], now = ARGV[1],
+  actor = ARGV[6], request_id = ARGV[7], patient_id = ARGV[10]})
 if h[9] then
   wl_accept({queue = KEYS[8], entries = KEYS[9], stats = KEYS[10], events = KEYS[5], audit = KEYS[6], ix = KEYS[11],
     wait = KEYS[12]}, h[9], ARGV[2], ARGV[3], now, ARGV[6], ARGV[7])

@@ -19,26 +19,13 @@ if replay then return replay end
 -- hold ids are new for each request: an existing hold hash means this very call already ran (a client retry
 -- after a lost answer); answer as the first time did, never 'taken' by its own claim
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'OK'} end
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {'UNAVAILABLE', 'not_a_slot'} end
-local notice, horizon = unpack(redis.call('HMGET', KEYS[3], 'min_notice_s', 'horizon_s'))
-if start * 1000 < now + tonumber(notice or 0) * 1000 then return {'UNAVAILABLE', 'too_soon'} end
-if horizon and start * 1000 > now + tonumber(horizon) * 1000 then return {'UNAVAILABLE', 'beyond_horizon'} end
-local strict = redis.call('ZCARD', KEYS[10]) > 0
-local before, after, most = vt_rules(KEYS[11], ARGV[9])
-local occ_start, occ_end = start - before, finish + after
-if #live_overlaps(KEYS[2], occ_start, occ_end, now, nil, strict) > 0 then return {'UNAVAILABLE', 'taken'} end
-if most and day_count(KEYS[2], KEYS[12], ARGV[9], tonumber(ARGV[14]), tonumber(ARGV[15]), now, strict) >= most then
-  return {'UNAVAILABLE', 'daily_limit'}
-end
+local c = {base = KEYS[1], claims = KEYS[2], schedule = KEYS[3], hold = KEYS[4], holdexp = KEYS[5], ver = KEYS[9],
+  vtypes = KEYS[11], types = KEYS[12], vt = ARGV[9], start = start, finish = finish, ds = tonumber(ARGV[14]),
+  de = tonumber(ARGV[15])}
+local refusal = claim_refusal(c, now, redis.call('ZCARD', KEYS[10]) > 0)
+if refusal then return {'UNAVAILABLE', refusal} end
 local expires = int(now + tonumber(ARGV[5]))
-redis.call('HSET', KEYS[4], 'state', 'held', 'practice_id', ARGV[7], 'practitioner_id', ARGV[8],
-  'visit_type_id', ARGV[9], 'start', ARGV[2], 'end', ARGV[3], 'expires_ms', expires,
-  'occ_start', int(occ_start), 'occ_end', int(occ_end))
-redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]))
-redis.call('ZADD', KEYS[2], occ_start, 'h|' .. ARGV[4] .. '|' .. int(occ_end) .. '|' .. expires)
-redis.call('ZADD', KEYS[5], expires, ARGV[4])
-redis.call('HSET', KEYS[12], ARGV[4], ARGV[9] .. '|' .. ARGV[2])
-bump_claim(KEYS[9], occ_start, occ_end)
+claim_take(c, ARGV[4], ARGV[7], ARGV[8], expires, tonumber(ARGV[5]), tonumber(ARGV[6]))
 emit(KEYS[6], KEYS[7], ARGV[1], 'hold', ARGV[10], ARGV[7], ARGV[8], ARGV[4], nil, ARGV[11],
   {visit_type_id = ARGV[9], start = start, ['end'] = finish, expires_ms = tonumber(expires)}, nil)
 idem_store(KEYS[8], ARGV[12], ARGV[13])

@@ -17,6 +17,8 @@ from persistence.tables import (
     holds,
     practices,
     practitioners,
+    series,
+    series_occurrences,
     visit_types,
     waitlist_entries,
 )
@@ -97,6 +99,28 @@ def appointment_row(a: ev.AppointmentRecord, at_ms: int) -> dict[str, Any]:
         "cancel_reason": None,
         "updated_at_ms": at_ms,
     }
+
+
+def series_rows(conn: Connection, e: ev.AppointmentBooked) -> None:
+    """A series' occurrence booked (series_book.lua): its series (once) and its place in it. Both are written once
+    and never changed: a series' occurrences then live on as appointments."""
+    d = e.detail
+    if d.series_id is None:
+        return
+    conn.execute(
+        insert_for(conn, series)
+        .values(
+            id=d.series_id, practice_id=e.practice_id, practitioner_id=e.practitioner_id, visit_type_id=d.visit_type_id,
+            every_days=d.every_days or 0, count=d.count or 0, manage_hash=e.data.manage_hash, booked_at_ms=e.at,
+        )
+        .on_conflict_do_nothing()
+    )  # fmt: skip
+    conn.execute(
+        insert_for(conn, series_occurrences)
+        .values(appointment_id=e.appointment_id, series_id=d.series_id, position=d.series_index or 0,
+                hold_id=e.hold_id)
+        .on_conflict_do_nothing()
+    )  # fmt: skip
 
 
 class Deferred:

@@ -1,7 +1,7 @@
 """Reconciliation: PostgreSQL and Redis compared in both directions, every difference reported.
 
 1. Redis -> database: drain every stream (including entries a dead persister left pending).
-2. Database -> Redis: put back setup records, schedules (recomputing availability), appointments, waitlist
+2. Database -> Redis: put back setup records, schedules (recomputing availability), appointments, booked series, waitlist
    entries (with their live offers where they can still be held) and audit sequence numbers that Redis lacks or
    holds in an older version. Never creates an overlap; never deletes a booking: an appointment only Redis
    knows is reported and left in place.
@@ -36,6 +36,8 @@ from persistence.tables import (
     practices,
     practitioners,
     schedules,
+    series,
+    series_occurrences,
     visit_types,
     waitlist_entries,
 )
@@ -81,6 +83,10 @@ def _load(db: Engine) -> dict[str, Any]:
             "heads": c.execute(select(audit_heads)).mappings().all(),
             "api_keys": c.execute(select(api_keys).where(api_keys.c.revoked_ms.is_(None))).mappings().all(),
             "waitlist": c.execute(select(w).where(recent).order_by(w.c.practice_id, w.c.join_order)).mappings().all(),
+            "series": c.execute(select(series)).mappings().all(),
+            "series_occurrences": c.execute(
+                select(series_occurrences).order_by(series_occurrences.c.series_id, series_occurrences.c.position)
+            ).mappings().all(),
         }
 
 
@@ -151,6 +157,28 @@ async def _restore_waitlist(
     return freed
 
 
+async def _restore_series(eng: BookingEngine, row: Any, occ: list[Any]) -> bool:
+    """A booked series as series_book.lua leaves its hash (its occurrences in order), put back when Redis lacks it.
+    True when it was missing."""
+    return await rs.restore_series(
+        eng,
+        row["practice_id"],
+        row["id"],
+        {
+            "state": "booked",
+            "practice_id": row["practice_id"],
+            "practitioner_id": row["practitioner_id"],
+            "visit_type_id": row["visit_type_id"],
+            "every_days": str(row["every_days"]),
+            "count": str(row["count"]),
+            "holds": ",".join(o["hold_id"] for o in occ),
+            "appointments": ",".join(o["appointment_id"] for o in occ),
+            "manage_hash": row["manage_hash"],
+            "booked_ms": str(row["booked_at_ms"]),
+        },
+    )
+
+
 async def _reconcile_app_keys(eng: BookingEngine, db: Engine, report: Report) -> None:
     """App keys (global, not a practice's): the database's live keys that Redis lacks are put back, its revoked
     ones are revoked in Redis too (a revocation whose Redis step failed), and live keys only Redis holds (issued
@@ -186,9 +214,12 @@ async def reconcile(
     if practices_only is not None:
         data["practices"] = [row for row in data["practices"] if row["id"] in practices_only]
     by_practice: dict[str, dict[str, list[Any]]] = {}
-    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys", "waitlist"):
+    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys", "waitlist", "series"):
         for row in data[kind]:
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
+    occurrences: dict[str, list[Any]] = {}
+    for row in data["series_occurrences"]:
+        occurrences.setdefault(row["series_id"], []).append(row)
     heads = {h["practice_id"]: int(h["last_seq"]) for h in data["heads"]}
     for prow in data["practices"]:
         practice = Practice(
@@ -250,6 +281,9 @@ async def reconcile(
         for appt_id in sorted(set(unknown) - known):
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
+        for srow in mine.get("series", []):
+            if await _restore_series(eng, srow, occurrences.get(srow["id"], [])):
+                report.restored.append(f"series {srow['id']}")
         freed_by_loss = await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
         counts = await asyncio.to_thread(_waitlist_audit_counts, db, practice.id)
         if await rs.raise_waitlist_counters(eng, practice.id, counts):

@@ -85,6 +85,31 @@ appointments = Table(
     Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
 )
 
+# Series (engine/series.py): one row per booked series, one per occurrence (its appointment and place); written
+# from the 'book' events of series_book.lua (insert once: a series never changes after booking, its
+# occurrences live on as appointments). Reconciliation rebuilds the Redis series hash from them.
+series = Table(
+    "series",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("practitioner_id", String(64), nullable=False),
+    Column("visit_type_id", String(64), nullable=False),
+    Column("every_days", SmallInteger, nullable=False),
+    Column("count", SmallInteger, nullable=False),
+    Column("manage_hash", String(64), nullable=False),
+    Column("booked_at_ms", BigInteger, nullable=False),
+)
+
+series_occurrences = Table(
+    "series_occurrences",
+    metadata,
+    Column("appointment_id", String(64), primary_key=True),
+    Column("series_id", String(128), nullable=False, index=True),
+    Column("position", SmallInteger, nullable=False),
+    Column("hold_id", String(128), nullable=False),
+)
+
 holds = Table(
     "holds",
     metadata,

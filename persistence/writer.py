@@ -46,7 +46,7 @@ from persistence.audit_rows import (
     stored_rows,
     utc,
 )
-from persistence.effects import Deferred, _setup, _upsert, appointment_row, waitlist_entry
+from persistence.effects import Deferred, _setup, _upsert, appointment_row, series_rows, waitlist_entry
 from persistence.tables import (
     applied_events,
     appointments,
@@ -124,6 +124,8 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
         _upsert(conn, appointments, appointment_row(e.data, e.at), "id")
+        if isinstance(e, ev.AppointmentBooked):
+            series_rows(conn, e)
         now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})
     elif isinstance(e, ev.AppointmentCancelled):
         c = e.data

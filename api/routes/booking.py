@@ -7,12 +7,13 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api import conditional, render
-from api.auth import require_appointment, require_same_practice
+from api.auth import Principal, require_appointment, require_same_practice
 from api.routes.common import IdemKey, booked, caller, engine, idempotency, instant, raw_json, strict
 from api.routes.common import forget as _forget
 from api.routes.common import limited as _limited
@@ -28,14 +29,18 @@ from api.schemas import (
     NotificationOut,
     OptionalQueryId,
     QueryId,
+    RepeatIn,
     RescheduleIn,
     SearchDate,
     SearchDays,
     SearchFrom,
+    SeriesHoldOut,
+    SeriesOut,
 )
 from engine import errors, ids
 from engine.appointments import Found
-from engine.model import patient_record
+from engine.model import Ctx, patient_record
+from engine.series import SeriesBooking
 from persistence.notify.queries import notification_rows
 
 
@@ -88,7 +93,8 @@ def _next_url(path: str, nxt: AvailabilityNextOut, visit_type_id: str, practitio
 
 
 def _practice_of_hold(hold_id: str) -> str:
-    pid = ids.practice_of(hold_id, "h")
+    """The practice of a hold id or of a series id (a series is held, released and booked as one hold)."""
+    pid = ids.practice_of(hold_id, "h") or ids.practice_of(hold_id, "s")
     if pid is None:
         raise errors.NotFoundError("hold", hold_id)
     return pid
@@ -110,6 +116,8 @@ async def hold(
     if pid is None:
         raise errors.NotFoundError("practitioner", data.practitioner_id)
     require_same_practice(p, pid, "practitioner", data.practitioner_id)
+    if data.repeat is not None:
+        return await _hold_series(request, data, data.repeat, p, ctx, pid, idempotency_key)
     hold_id = ids.new_hold_id(data.practitioner_id)
     await _limited(request, p, "hold", hold_id)
     eng = engine(request)
@@ -131,11 +139,44 @@ async def hold(
     return raw_json(body, 201, {"Idempotent-Replayed": "true"} if replay else None)
 
 
-@get("/v1/holds/{hold_id:str}", tags=["holds"], summary="Read a live hold")
-async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> HoldOut:
+async def _hold_series(
+    request: Request[Any, Any, Any], data: HoldIn, repeat: RepeatIn, p: Principal, ctx: Ctx, pid: str,
+    idempotency_key: str | None,
+) -> Response[bytes]:
+    """A hold with ``repeat``: every occurrence held or none (engine/series.py); the series counts as one hold
+    against a public client's cap."""
+    series_id = ids.new_series_id(data.practitioner_id)
+    await _limited(request, p, "hold", series_id)
+    eng = engine(request)
+    try:
+        held, replay = await eng.hold_series(
+            data.practitioner_id, data.visit_type_id, data.start, repeat.every_days, repeat.count, ctx=ctx,
+            idem=await idempotency(request, idempotency_key), series_id=series_id,
+        )  # fmt: skip
+    except errors.BookingError:
+        await _forget(request, p, series_id)
+        raise
+    if replay:
+        await _forget(request, p, series_id)
+    body = msgspec.json.encode(render.series_hold_out(held, (await eng.cached_practice(pid)).timezone))
+    headers = {"Location": f"/v1/holds/{held.id}"}
+    if replay:
+        headers["Idempotent-Replayed"] = "true"
+    return raw_json(body, 201, headers)
+
+
+@get("/v1/holds/{hold_id:str}", tags=["holds"], summary="Read a live hold (or a held series)")
+async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> HoldOut | SeriesHoldOut:
     p, _ = await caller(request)
     require_same_practice(p, _practice_of_hold(hold_id), "hold", hold_id)
     eng = engine(request)
+    if ids.practice_of(hold_id, "s") is not None:
+        series = await eng.get_series_hold(hold_id)
+        if series.state == "booked":
+            raise errors.HoldUsedError(hold_id, None)
+        if series.state != "held":
+            raise errors.HoldExpiredError(hold_id, series.state)
+        return render.series_hold_out(series, (await eng.cached_practice(series.practice_id)).timezone)
     hold = await eng.get_hold(hold_id)
     if hold.state == "booked":
         raise errors.HoldUsedError(hold_id, hold.appointment_id)
@@ -149,7 +190,10 @@ async def get_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> H
 async def release_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> None:
     p, ctx = await caller(request)
     require_same_practice(p, _practice_of_hold(hold_id), "hold", hold_id)
-    await engine(request).release_hold(hold_id, ctx)
+    if ids.practice_of(hold_id, "s") is not None:
+        await engine(request).release_series(hold_id, ctx)
+    else:
+        await engine(request).release_hold(hold_id, ctx)
     await _forget(request, p, hold_id)
 
 
@@ -169,6 +213,20 @@ async def book(
     patient = patient_record(data.patient)
     quota = await _limited(request, p, "book", forget=data.hold_id)  # booking it makes room in the client's cap
     eng = engine(request)
+    if ids.practice_of(data.hold_id, "s") is not None:  # a series: every occurrence booked at once
+        try:
+            series, replay = await eng.book_series(
+                data.hold_id, patient, ctx=ctx, idem=await idempotency(request, idempotency_key)
+            )
+        except Exception:
+            await booked(request, p, data.hold_id, quota, ok=False)
+            raise
+        await booked(request, p, data.hold_id, quota, ok=True)
+        body = msgspec.json.encode(render.series_out(series, (await eng.cached_practice(series.practice_id)).timezone))
+        headers = {"Location": f"/v1/series/{series.series_id}"}
+        if replay:
+            headers["Idempotent-Replayed"] = "true"
+        return raw_json(body, 201, headers)
     try:
         appt, replay = await eng.book(data.hold_id, patient, ctx=ctx, idem=await idempotency(request, idempotency_key))
     except Exception:
@@ -259,6 +317,43 @@ async def list_notifications(request: Request[Any, Any, Any], appointment_id: Fr
     )
 
 
+async def _series(request: Request[Any, Any, Any], series_id: str) -> tuple[SeriesBooking, str]:
+    """A booked series, once the caller may see it (the admin, staff of its practice, or the patient holding its
+    manage token), and its practice's time zone."""
+    p, _ = await caller(request)
+    if ids.practice_of(series_id, "s") is None:
+        raise errors.NotFoundError("series", series_id)
+    eng = engine(request)
+    series, manage_hash = await eng.get_series(series_id)
+    try:
+        require_appointment(p, series.practice_id, manage_hash)
+    except errors.NotFoundError:
+        raise errors.NotFoundError("series", series_id) from None
+    return series, (await eng.cached_practice(series.practice_id)).timezone
+
+
+@get("/v1/series/{series_id:str}", tags=["appointments"], summary="Read a booked series and its occurrences")
+async def get_series(request: Request[Any, Any, Any], series_id: FromPath[str]) -> SeriesOut:
+    series, tz = await _series(request, series_id)
+    return render.series_out(series, tz)
+
+
+@post(
+    "/v1/series/{series_id:str}/cancel",
+    status_code=200,
+    tags=["appointments"],
+    summary="Cancel the occurrences of a series still ahead (idempotent)",
+)
+async def cancel_series(
+    request: Request[Any, Any, Any], series_id: FromPath[str], data: JSONBody[CancelIn | None] = None
+) -> SeriesOut:
+    data = await strict(request, CancelIn) if await request.body() else None
+    _, ctx = await caller(request)
+    _, tz = await _series(request, series_id)
+    series = await engine(request).cancel_series(series_id, (data.reason if data else None) or "", ctx)
+    return render.series_out(series, tz)
+
+
 ROUTES = [
     availability,
     hold,
@@ -269,4 +364,6 @@ ROUTES = [
     cancel,
     reschedule,
     list_notifications,
+    get_series,
+    cancel_series,
 ]

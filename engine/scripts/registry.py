@@ -47,6 +47,9 @@ NAMES = (
     "waitlist_tidy",
     "waitlist_offer_free",
     "waitlist_counters",
+    "series_hold",
+    "series_book",
+    "restore_series",
 )
 
 
@@ -199,7 +202,7 @@ def shape(name: str) -> Shape:
 
 
 # The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
-REPLICATED = frozenset(("book", "cancel", "reschedule"))
+REPLICATED = frozenset(("book", "cancel", "reschedule", "series_book"))
 
 
 class Lua(Scripts):

@@ -82,6 +82,17 @@ async def every_script(lua: Recorder, n: int) -> None:
             ),
         )
         await scripts.release(lua, scripts.release_call(**common, practitioner_id=pr, hold_id=hid))
+        sid = ids.new_series_id(pr)
+        occ = [scripts.Occurrence(ids.new_hold_id(pr), i, i + 1, (0, 1)) for i in range(3)]
+        await scripts.series_hold(
+            lua, **common, practitioner_id=pr, visit_type_id=vt, series_id=sid, every_days=7, occurrences=occ,
+            ttl_ms=1, retention_ms=1, idem_ref=ref,
+        )  # fmt: skip
+        await scripts.series_book(
+            lua, **common, practitioner_id=pr, series_id=sid, bookings=[(o.hold_id, aid) for o in occ],
+            patient_json=b"{}", manage_hash="h", patient_ref="p", idem_ref=ref,
+        )  # fmt: skip
+        await scripts.restore_series(lua, practice_id=pid, series_id=sid, fields={"state": "booked"})
         await scripts.book(
             lua,
             scripts.book_call(
