@@ -302,7 +302,7 @@ CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff
 }  # fmt: skip
 MANAGE_OPS = {  # the patient's operations: X-Manage-Token of the appointment or entry, or a bearer token (staff)
     "get_appointment", "cancel", "reschedule", "list_notifications",
-    "get_waitlist_entry", "accept_offer", "decline_offer", "leave_waitlist",
+    "get_waitlist_entry", "accept_offer", "decline_offer", "leave_waitlist", "get_series", "cancel_series",
 }  # fmt: skip
 LIMITED_OPS = {"hold", "book", "join_waitlist", "accept_offer"}  # the abuse limits apply (RateLimit-*)
 REPLAYABLE_OPS = {"hold", "book", "accept_offer"}  # Idempotency-Key: Idempotent-Replayed

@@ -81,8 +81,9 @@ def test_security_schemes_are_declared(document: dict[str, Any]) -> None:
     patient = [label for label, op in ops.items() if {"manageToken": []} in op.get("security", [])]
     assert sorted(patient) == [  # every operation that reads X-Manage-Token says so (or a bearer token: staff)
         "DELETE /v1/waitlist/{entry_id}", "GET /v1/appointments/{appointment_id}",
-        "GET /v1/appointments/{appointment_id}/notifications", "GET /v1/waitlist/{entry_id}",
-        "POST /v1/appointments/{appointment_id}/cancel", "POST /v1/appointments/{appointment_id}/reschedule",
+        "GET /v1/appointments/{appointment_id}/notifications", "GET /v1/series/{series_id}",
+        "GET /v1/waitlist/{entry_id}", "POST /v1/appointments/{appointment_id}/cancel",
+        "POST /v1/appointments/{appointment_id}/reschedule", "POST /v1/series/{series_id}/cancel",
         "POST /v1/waitlist/{entry_id}/accept", "POST /v1/waitlist/{entry_id}/decline",
     ]  # fmt: skip
     for label in patient:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_series"
-# merge: down_revision becomes 0011_resources
+# when a migration is added before this one (the resources branch made 0011_resources), down_revision follows it
 down_revision = "0010"  # 0010_app_keys.py (its revision id is "0010")
 branch_labels = None
 depends_on = None
