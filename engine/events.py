@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.codec import text
-from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
+from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Resource, Schedule, VisitType, WaitlistRecord
 
 WAITLIST = (
     "waitlist_join",
@@ -30,7 +30,7 @@ WAITLIST = (
     "waitlist_leave",
 )
 AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule", *WAITLIST)
-SETUP = ("practice", "practitioner", "visit_type", "api_key", "api_key_revoked")
+SETUP = ("practice", "practitioner", "visit_type", "resource", "api_key", "api_key_revoked")
 
 
 # ---------------------------------------------------------------- payloads: what the scripts write
@@ -213,6 +213,13 @@ class VisitTypeSaved(_Event, tag="visit_type"):
     detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
+class ResourceSaved(_Event, tag="resource"):
+    """lua/resource.lua: a room or a piece of equipment created, or its closures replaced."""
+
+    data: Resource
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
+
+
 class ApiKeySaved(_Event, tag="api_key"):
     data: ApiKey
     detail: NoDetail = msgspec.field(default_factory=NoDetail)
@@ -267,6 +274,7 @@ Event = (
     | PracticeSaved
     | PractitionerSaved
     | VisitTypeSaved
+    | ResourceSaved
     | ApiKeySaved
     | ApiKeyRevoked
     | WaitlistJoined
@@ -290,6 +298,7 @@ EventType = Literal[
     "practice",
     "practitioner",
     "visit_type",
+    "resource",
     "api_key",
     "api_key_revoked",
     "waitlist_join",

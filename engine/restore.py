@@ -12,7 +12,17 @@ import msgspec
 
 from engine import access, keys, scripts, timeutil
 from engine.codec import text
-from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
+from engine.model import (
+    SYSTEM,
+    ApiKey,
+    Appointment,
+    Practice,
+    Practitioner,
+    Resource,
+    Schedule,
+    VisitType,
+    WaitlistRecord,
+)
 from engine.scripts.waitlist import OfferKit
 from engine.service import BookingEngine
 
@@ -33,6 +43,17 @@ async def restore_setup(
     for vt in vts:
         if await scripts.restore_entity(lua, practice_id=pid, key=keys.visit_types(pid), field=vt.id, record=vt):
             done.append(f"visit type {vt.id}")
+    return done
+
+
+async def restore_resources(eng: BookingEngine, resources: list[Resource]) -> list[str]:
+    """Write back the rooms and equipment Redis lacks (their closures with them); returns what was restored."""
+    done = []
+    for r in resources:
+        r = msgspec.structs.replace(r, spans=r.closure_spans())
+        if await scripts.resource(eng.lua, now_ms=eng.now_ms(), practice_id=r.practice_id, resource=r, ctx=SYSTEM,
+                                  restore=True):  # fmt: skip
+            done.append(f"resource {r.id}")
     return done
 
 
