@@ -4,6 +4,7 @@ whose resources are all free; closures hide slots and report conflicts. Over HTT
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,8 @@ import pytest
 import redis as redis_sync
 
 from engine import keys
+from tests.integration.test_persistence import run_reconcile
+from tests.integration.test_practice_reconcile import world  # noqa: F401 - the fixture (Redis, PostgreSQL, persister)
 from tests.support.http import next_weekday, search, setup_practice
 
 pytestmark = pytest.mark.integration
@@ -261,3 +264,127 @@ def test_audit_details_name_the_resources(client: Any, redis_url: str) -> None:
     for action in ("hold", "book", "cancel"):
         assert details[action]["resource_ids"] == [room], action
     assert "resource_ids" not in details["search"]
+
+
+def at_nine(slots: list[dict[str, str]], pr: str) -> str:
+    return next(s for s in starts(slots, pr) if s[11:16] == "09:00")
+
+
+def test_a_series_needing_the_room_is_held_whole_or_not_at_all_and_claims_the_room_each_time(client: Any) -> None:
+    ctx = room_practice(client)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    monday = next_weekday(0)
+    days = [monday + dt.timedelta(days=i) for i in range(3)]
+    nines = [at_nine(search(client, pid, scan, d), b) for d in days]
+    # practitioner a holds the room on the second day at 09:15: b's series at 09:00 overlaps it there, so none is held
+    quarter = (dt.datetime.fromisoformat(nines[1]) + dt.timedelta(minutes=15)).isoformat()
+    blocker = hold(client, a, scan, quarter)
+    assert blocker.status_code == 201, blocker.text
+    body = {"practitioner_id": b, "visit_type_id": scan, "start": nines[0], "repeat": {"every_days": 1, "count": 3}}
+    r = client.post("/v1/holds", json=body)
+    assert r.status_code == 409 and r.json()["code"] == "slot_unavailable", r.text
+    assert [dt.datetime.fromisoformat(s) for s in r.json()["unavailable"]] == [dt.datetime.fromisoformat(nines[1])]
+    assert nines[0] in starts(search(client, pid, scan, days[0]), a)  # nothing of the series was held
+    assert client.delete(f"/v1/holds/{blocker.json()['id']}").status_code == 204
+    r = client.post("/v1/holds", json=body)
+    assert r.status_code == 201, r.text
+    series = r.json()
+    for d, nine in zip(days, nines, strict=True):  # every occurrence claims the room, whoever asks
+        assert nine not in starts(search(client, pid, scan, d), a)
+        refused = hold(client, a, scan, nine)
+        assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
+        assert nine in starts(search(client, pid, ctx["talk"], d), a)  # a visit without the room is offered
+    booked = client.post("/v1/appointments", json={"hold_id": series["id"], "patient": PATIENT})
+    assert booked.status_code == 201, booked.text
+    appts = booked.json()["appointments"]
+    assert len(appts) == 3
+    for nine in nines:  # booked: the room stays the appointments'
+        assert hold(client, a, scan, nine).status_code == 409
+    # one occurrence cancelled on its own frees the room of that day only
+    assert client.post(f"/v1/appointments/{appts[1]['id']}/cancel", json={}).status_code == 200
+    assert nines[1] in starts(search(client, pid, scan, days[1]), a)
+    assert nines[0] not in starts(search(client, pid, scan, days[0]), a)
+
+
+def test_a_waitlist_offer_needing_the_room_occupies_it_and_waits_while_it_is_taken(client: Any) -> None:
+    ctx = room_practice(client)
+    pid, (a, b), scan, talk = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["talk"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    room_hold = hold(client, a, scan, nine)  # the room is a's at 09:00
+    assert room_hold.status_code == 201, room_hold.text
+    b_busy = hold(client, b, talk, nine)  # b is busy at 09:00 too
+    assert b_busy.status_code == 201, b_busy.text
+    body = {"visit_type_id": scan, "from_date": day.isoformat(), "to_date": day.isoformat(), "from_time": "09:00",
+            "to_time": "09:30", "patient": PATIENT}  # fmt: skip
+    joined = client.post(f"/v1/practices/{pid}/waitlist", json=body)
+    assert joined.status_code == 201, joined.text
+    wid = joined.json()["id"]
+    # b is free again at 09:00, but the room is not: no offer (it would double-claim the room)
+    assert client.delete(f"/v1/holds/{b_busy.json()['id']}").status_code == 204
+    got = client.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "waiting" and got["offer"] is None, got
+    # a gives the room up: the entry is offered a's 09:00, and the offer occupies the room as a booking would
+    assert client.delete(f"/v1/holds/{room_hold.json()['id']}").status_code == 204
+    got = client.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "offered" and got["offer"]["practitioner_id"] == a, got
+    assert got["offer"]["start"] == nine
+    assert nine not in starts(search(client, pid, scan, day), b)  # b is free, the room is the offer's
+    refused = hold(client, b, scan, nine)
+    assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
+    assert hold(client, b, talk, nine).status_code == 201  # b without the room: fine
+    # declining the offer gives the room back at once
+    assert client.post(f"/v1/waitlist/{wid}/decline", json={}).status_code == 200
+    assert hold(client, a, scan, nine).status_code == 201
+
+
+def test_accepting_an_offer_needing_the_room_books_the_room(client: Any) -> None:
+    ctx = room_practice(client)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    room_hold = hold(client, a, scan, nine)
+    assert room_hold.status_code == 201, room_hold.text
+    body = {"visit_type_id": scan, "practitioner_id": a, "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "from_time": "09:00", "to_time": "09:30", "patient": PATIENT}  # fmt: skip
+    wid = client.post(f"/v1/practices/{pid}/waitlist", json=body).json()["id"]
+    assert client.delete(f"/v1/holds/{room_hold.json()['id']}").status_code == 204
+    accepted = client.post(f"/v1/waitlist/{wid}/accept", json={})
+    assert accepted.status_code == 201, accepted.text
+    assert nine not in starts(search(client, pid, scan, day), b)  # the appointment holds the room
+    assert client.post(f"/v1/appointments/{accepted.json()['id']}/cancel", json={}).status_code == 200
+    assert nine in starts(search(client, pid, scan, day), b)
+
+
+def test_reconcile_after_flushall_rebuilds_room_claims_of_bookings_and_series_and_search_is_identical(
+    world: dict[str, Any],  # noqa: F811 - the fixture imported above
+) -> None:
+    c, r, p = world["client"], world["redis"], world["persister"]
+    ctx = room_practice(c)
+    pid, (a, b), scan, room = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["room"]
+    monday = next_weekday(0)
+    days = [monday + dt.timedelta(days=i) for i in range(3)]
+    nines = [at_nine(search(c, pid, scan, d), a) for d in days]
+    single = hold(c, a, scan, (dt.datetime.fromisoformat(nines[0]) + dt.timedelta(hours=1)).isoformat()).json()
+    assert c.post("/v1/appointments", json={"hold_id": single["id"], "patient": PATIENT}).status_code == 201
+    body = {"practitioner_id": b, "visit_type_id": scan, "start": nines[0], "repeat": {"every_days": 1, "count": 3}}
+    series = c.post("/v1/holds", json=body).json()
+    assert c.post("/v1/appointments", json={"hold_id": series["id"], "patient": PATIENT}).status_code == 201
+    t0 = dt.datetime.fromisoformat(nines[2]) + dt.timedelta(hours=2)
+    closure = {"start": t0.isoformat(), "end": (t0 + dt.timedelta(minutes=45)).isoformat(), "reason": "repairs"}
+    assert c.put(f"/v1/resources/{room}/closures", json=[closure]).status_code == 200
+    before = {(pr, vt): search(c, pid, vt, monday, days=3, practitioner_id=pr) for pr in (a, b)
+              for vt in (scan, ctx["talk"])}  # fmt: skip
+    claims_before = sorted(r.zrange(keys.resource_claims(pid), 0, -1))
+    assert len(claims_before) == 4  # the single booking and the three occurrences, each on the room
+    p.drain()
+    r.flushdb()
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], []))
+    assert sorted(r.zrange(keys.resource_claims(pid), 0, -1)) == claims_before  # rebuilt exactly
+    after = {(pr, vt): search(c, pid, vt, monday, days=3, practitioner_id=pr) for pr in (a, b)
+             for vt in (scan, ctx["talk"])}  # fmt: skip
+    assert after == before
+    for nine in nines:
+        refused = hold(c, a, scan, nine)  # the series' room is its own again, whoever asks
+        assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
+    assert hold(c, a, scan, t0.isoformat()).status_code == 409  # closed again
