@@ -57,6 +57,7 @@ class HoldDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     end: int
     expires_ms: int
     series_id: str | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class ExpireDetail(msgspec.Struct, kw_only=True):
@@ -78,6 +79,7 @@ class BookDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     series_index: int | None = None  # the occurrence's place in its series, from 1
     every_days: int | None = None
     count: int | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class CancelDetail(msgspec.Struct, kw_only=True):
@@ -87,6 +89,7 @@ class CancelDetail(msgspec.Struct, kw_only=True):
     start: int
     end: int
     has_reason: bool
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class RescheduleDetail(msgspec.Struct, kw_only=True):
@@ -99,6 +102,7 @@ class RescheduleDetail(msgspec.Struct, kw_only=True):
     start: int
     end: int
     visit_type_id: str
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class ScheduleDetail(msgspec.Struct, kw_only=True):
@@ -123,6 +127,7 @@ class WaitlistDetail(msgspec.Struct, kw_only=True):
     end: int | None = None
     expires_ms: int | None = None
     cause: str | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
     appointment_id: str | None = None
 
 

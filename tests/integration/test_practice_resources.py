@@ -306,7 +306,7 @@ def test_a_series_needing_the_room_is_held_whole_or_not_at_all_and_claims_the_ro
     assert nines[0] not in starts(search(client, pid, scan, days[0]), a)
 
 
-def test_a_waitlist_offer_needing_the_room_occupies_it_and_waits_while_it_is_taken(client: Any) -> None:
+def test_a_waitlist_offer_needing_the_room_occupies_it_and_waits_while_it_is_taken(client: Any, redis_url: str) -> None:
     ctx = room_practice(client)
     pid, (a, b), scan, talk = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["talk"]
     day = next_weekday(2)
@@ -333,6 +333,12 @@ def test_a_waitlist_offer_needing_the_room_occupies_it_and_waits_while_it_is_tak
     refused = hold(client, b, scan, nine)
     assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
     assert hold(client, b, talk, nine).status_code == 201  # b without the room: fine
+    r = redis_sync.Redis.from_url(redis_url)
+    try:
+        offers = [json.loads(e[b"detail"]) for _, e in r.xrange(keys.events(pid)) if e[b"type"] == b"waitlist_offer"]
+    finally:
+        r.close()
+    assert [o["resource_ids"] for o in offers] == [[ctx["room"]]]  # the audit names the room the offer claims
     # declining the offer gives the room back at once
     assert client.post(f"/v1/waitlist/{wid}/decline", json={}).status_code == 200
     assert hold(client, a, scan, nine).status_code == 201
