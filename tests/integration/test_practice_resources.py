@@ -213,9 +213,22 @@ def test_only_the_practice_staff_or_the_admin_manage_its_resources(client: Any) 
     r = client.put(f"/v1/resources/{other['room']}/closures", json=[], headers=staff)
     assert r.status_code in (403, 404), r.text
     assert client.get(f"/v1/practices/{other['practice_id']}/resources").json() == before
-    client.headers.pop("Authorization", None)
+    admin = client.headers.pop("Authorization", None)
     r = client.post(f"/v1/practices/{mine['practice_id']}/resources", json=body)
     assert r.status_code == 401, r.text
+    # every resources route is a staff route: a valid request with no credentials (or unknown ones) is 401 and
+    # changes nothing (schemathesis ST203: the closures' PUT of an existing resource without Authorization)
+    t0 = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
+    closure = [{"start": t0.isoformat(), "end": (t0 + dt.timedelta(hours=1)).isoformat()}]
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        for b in (closure, []):
+            r = client.put(f"/v1/resources/{mine['room']}/closures", json=b, headers=headers)
+            assert r.status_code == 401 and r.json()["code"] == "unauthorized", (headers, b, r.text)
+        r = client.get(f"/v1/practices/{mine['practice_id']}/resources", headers=headers)
+        assert r.status_code == 401, r.text
+    client.headers["Authorization"] = admin
+    r = client.put(f"/v1/resources/{mine['room']}/closures", json=closure)
+    assert r.status_code == 200 and len(r.json()["closures"]) == 1 and r.json()["conflicts"] == [], r.text
 
 
 def test_patch_adding_a_room_reports_conflicts_and_reschedule_moves_the_room(client: Any) -> None:
