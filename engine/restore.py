@@ -80,8 +80,15 @@ async def redis_appointment_versions(eng: BookingEngine, practice_id: str) -> di
 
 
 async def restore_appointment(
-    eng: BookingEngine, a: Appointment, manage_hash: str, updated_ms: int, redis_practitioner: str | None
+    eng: BookingEngine,
+    a: Appointment,
+    manage_hash: str,
+    updated_ms: int,
+    redis_practitioner: str | None,
+    resource_ids: list[str] | None = None,
 ) -> tuple[str, list[str]]:
+    """``resource_ids``: the rooms and equipment the appointment claimed, as stored (None: not stored, a row
+    written before they were: the ones its visit type needs now)."""
     res = await scripts.restore(
         eng.lua,
         now_ms=eng.now_ms(),
@@ -89,6 +96,7 @@ async def restore_appointment(
         manage_hash=manage_hash,
         updated_ms=updated_ms,
         redis_practitioner=redis_practitioner or a.practitioner_id,
+        resource_ids=resource_ids,
     )
     return res.status, res.detail
 

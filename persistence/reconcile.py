@@ -279,9 +279,11 @@ async def reconcile(
             if have is not None and have[0] == arow["version"]:
                 continue
             appt = appointment_from_row(arow)
+            stored_rids = arow.get("resource_ids")  # None: a row written before 0011 (its visit type's now)
             status, clash = await rs.restore_appointment(
-                eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None
-            )
+                eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None,
+                None if stored_rids is None else msgspec.json.decode(stored_rids, type=list[str]),
+            )  # fmt: skip
             if status == "OK":
                 report.restored.append(f"appointment {appt.id} ({appt.status} v{appt.version})")
             elif status == "CONFLICT":

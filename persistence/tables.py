@@ -94,6 +94,8 @@ appointments = Table(
     Column("hold_id", String(128)),
     Column("cancel_reason", Text),
     Column("updated_at_ms", BigInteger, nullable=False),
+    # the rooms and equipment it claims (JSON list, from its book/reschedule event; NULL: written before 0011)
+    Column("resource_ids", Text, nullable=True),
     Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
 )
 

@@ -19,9 +19,17 @@ class Restored(msgspec.Struct, frozen=True):
 
 
 async def restore(
-    lua: Lua, *, now_ms: int, appointment: Appointment, manage_hash: str, updated_ms: int, redis_practitioner: str
+    lua: Lua,
+    *,
+    now_ms: int,
+    appointment: Appointment,
+    manage_hash: str,
+    updated_ms: int,
+    redis_practitioner: str,
+    resource_ids: list[str] | None = None,
 ) -> Restored:
-    """Put a durable appointment back; never creates an overlap."""
+    """Put a durable appointment back; never creates an overlap. ``resource_ids``: the resources it claims (None:
+    the ones its visit type needs now)."""
     a = appointment
     pid = a.practice_id
     res = await lua.run(
@@ -51,6 +59,7 @@ async def restore(
             a.hold_id or "",
             a.cancel_reason or "",
             updated_ms,
+            "*" if resource_ids is None else ",".join(resource_ids),
         ],
     )
     return Restored(text(res[0]), [text(x) for x in res[1:]])

@@ -407,3 +407,27 @@ def test_reconcile_after_flushall_rebuilds_room_claims_of_bookings_and_series_an
         refused = hold(c, a, scan, nine)  # the series' room is its own again, whoever asks
         assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
     assert hold(c, a, scan, t0.isoformat()).status_code == 409  # closed again
+
+
+def test_reconcile_restores_the_rooms_an_appointment_claimed_not_the_ones_its_visit_type_needs_now(
+    world: dict[str, Any],  # noqa: F811 - the fixture imported above
+) -> None:
+    c, r, p = world["client"], world["redis"], world["persister"]
+    ctx = room_practice(c)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    day = next_weekday(2)
+    nine = at_nine(search(c, pid, scan, day), a)
+    h = hold(c, a, scan, nine).json()
+    assert c.post("/v1/appointments", json={"hold_id": h["id"], "patient": PATIENT}).status_code == 201
+    room2 = c.post(f"/v1/practices/{pid}/resources", json={"name": "Room 2", "kind": "room"}).json()["id"]
+    patched = c.patch(f"/v1/visit-types/{scan}", json={"resource_ids": [room2]})  # new claims need room 2 only
+    assert patched.status_code == 200 and patched.json()["conflicts"] == [], patched.text
+    claims_before = sorted(r.zrange(keys.resource_claims(pid), 0, -1))
+    assert [m.split(b"|")[0].decode() for m in claims_before] == [ctx["room"]]  # the booking keeps room 1
+    before = search(c, pid, scan, day)
+    p.drain()
+    r.flushdb()
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], []))
+    assert sorted(r.zrange(keys.resource_claims(pid), 0, -1)) == claims_before  # what it claimed, not room 2
+    assert search(c, pid, scan, day) == before
+    assert hold(c, b, scan, nine).status_code == 201  # room 2 is free at 09:00: b may take it

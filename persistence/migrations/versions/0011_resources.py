@@ -27,8 +27,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.add_column("visit_types", sa.Column("resource_ids", sa.Text, nullable=False, server_default="[]"))
+    # what each appointment claims, so that reconciliation rebuilds its resource claims exactly (NULL: unknown)
+    op.add_column("appointments", sa.Column("resource_ids", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("appointments", "resource_ids")
     op.drop_column("visit_types", "resource_ids")
     op.drop_table("resources")
