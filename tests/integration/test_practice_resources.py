@@ -431,3 +431,32 @@ def test_reconcile_restores_the_rooms_an_appointment_claimed_not_the_ones_its_vi
     assert sorted(r.zrange(keys.resource_claims(pid), 0, -1)) == claims_before  # what it claimed, not room 2
     assert search(c, pid, scan, day) == before
     assert hold(c, b, scan, nine).status_code == 201  # room 2 is free at 09:00: b may take it
+
+
+def test_reconcile_brings_a_waitlist_offer_back_with_its_room(
+    world: dict[str, Any],  # noqa: F811 - the fixture imported above
+) -> None:
+    c, r, p = world["client"], world["redis"], world["persister"]
+    ctx = room_practice(c)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    day = next_weekday(2)
+    nine = at_nine(search(c, pid, scan, day), a)
+    room_hold = hold(c, a, scan, nine).json()
+    body = {"visit_type_id": scan, "practitioner_id": a, "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "from_time": "09:00", "to_time": "09:30", "patient": PATIENT}  # fmt: skip
+    wid = c.post(f"/v1/practices/{pid}/waitlist", json=body).json()["id"]
+    assert c.delete(f"/v1/holds/{room_hold['id']}").status_code == 204
+    offer = c.get(f"/v1/waitlist/{wid}").json()["offer"]
+    assert offer is not None and offer["start"] == nine, offer
+    claims_before = sorted(r.zrange(keys.resource_claims(pid), 0, -1))
+    assert len(claims_before) == 1 and offer["hold_id"].encode() in claims_before[0]  # the offer's room claim
+    p.drain()
+    r.flushdb()
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], []))
+    got = c.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "offered" and got["offer"]["hold_id"] == offer["hold_id"], got
+    assert sorted(r.zrange(keys.resource_claims(pid), 0, -1)) == claims_before  # the offer holds the room again
+    refused = hold(c, b, scan, nine)
+    assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
+    assert c.post(f"/v1/waitlist/{wid}/accept", json={}).status_code == 201  # and books it with the room
+    assert len(r.zrange(keys.resource_claims(pid), 0, -1)) == 1
