@@ -62,6 +62,8 @@ async def series_hold(
         keys.waitlist_queue(pid),
         keys.visit_types(pid),
         keys.claim_types(pid, practitioner_id),
+        keys.resources(pid),
+        keys.resource_claims(pid),
         *(keys.hold(pid, o.hold_id) for o in occurrences),
     ]
     args: list[object] = [
@@ -107,6 +109,8 @@ async def series_book(
         keys.audit(pid),
         keys.idempotency(pid, "book", idem_ref),
         keys.claim_types(pid, practitioner_id),
+        keys.resources(pid),
+        keys.resource_claims(pid),
     ]
     args: list[object] = [
         now_ms, series_id, patient_json, manage_hash, ctx.actor, ctx.request_id, fingerprint if idem_ref else "",
