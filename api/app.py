@@ -95,6 +95,10 @@ async def _serving(
     state.engine.rt.lua.observe = state.metrics.observe_script  # booking_script_duration_seconds{script}
     # the rendered days: their share of SEARCH_CACHE_BYTES, as the engine splits it (engine/search_cache.py)
     state.rendered_days = render.RenderedDays(state.engine.searcher.rendered_bytes)
+    searcher = state.engine.searcher
+    state.metrics.watch_search_cache(
+        lambda: (searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes)
+    )
     state.redis_sync = None if redis is not None and settings.embedded else runtime.sync_redis(settings)
     if state.redis_sync is not None:  # logs loudly, or refuses with REQUIRE_DURABLE_REDIS=1
         try:

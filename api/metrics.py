@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from api import logs
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CACHE_OBSERVE_S = 1.0  # how often a search brings the availability cache's counters into the metrics
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -106,6 +107,8 @@ class Metrics:
         )
         self._cache_seen: dict[str, int] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._cache_source: Callable[[], tuple[dict[str, int], int]] | None = None
+        self._cache_due = 0.0
 
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, kept: prometheus-client takes a lock and builds the key on every call, and
@@ -116,8 +119,24 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def observe_search_cache(self, stats: dict[str, int], size: int) -> None:
-        """Advance the counters by what a process's cache counted since the last call (cheap: a few ints)."""
+    def watch_search_cache(self, source: Callable[[], tuple[dict[str, int], int]]) -> None:
+        """Where this process's availability cache counts (its counters, and the bytes both caches hold)."""
+        self._cache_source = source
+
+    def search_cache_tick(self) -> None:
+        """After a search: the cache's counters are brought into the metrics at most once per
+        ``CACHE_OBSERVE_S`` (prometheus-client's counter and gauge updates, each behind a lock, cost more than a
+        cached search's own work), and at every scrape this process answers (``render``)."""
+        now = time.monotonic()
+        if now >= self._cache_due:
+            self._cache_due = now + CACHE_OBSERVE_S
+            self.observe_search_cache()
+
+    def observe_search_cache(self) -> None:
+        """Advance the counters by what the process's cache counted since the last call."""
+        if self._cache_source is None:
+            return
+        stats, size = self._cache_source()
         for outcome, total in stats.items():
             delta = total - self._cache_seen.get(outcome, 0)
             if delta:
@@ -132,7 +151,9 @@ class Metrics:
         self.child(self.script_latency, script).observe(seconds)
 
     def render(self, scraped: Iterable[Metric] = ()) -> bytes:
-        """Every worker's counters and histograms (or this process's), then the scrape-time gauges."""
+        """Every worker's counters and histograms (or this process's), then the scrape-time gauges. The cache
+        counters of the process answering are brought up to date first (another worker's within a second)."""
+        self.observe_search_cache()
         if self.multiprocess_dir is not None:
             aggregate = CollectorRegistry()
             MultiProcessCollector(aggregate, path=self.multiprocess_dir)
@@ -180,7 +201,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             route: Any = scope.get("path_template") or "unmatched"
             took = time.perf_counter() - started
-            method = scope.get("method", "")
+            method: Any = scope.get("method", "")
             metrics.child(metrics.requests, method, route, str(status["code"])).inc()
             metrics.child(metrics.latency, method, route).observe(took)
             if scope["app"].state.settings.access_log:

@@ -63,10 +63,8 @@ async def availability(
     from_s = None if from_ is None else math.ceil(instant(from_, "from").timestamp())  # slots start on whole seconds
     eng = engine(request)
     ans = await eng.search_availability(practice_id, date, days, visit_type_id, practitioner_id, ctx, from_s)
-    searcher, state = eng.searcher, request.app.state
-    state.metrics.observe_search_cache(
-        searcher.cache.stats(searcher.audit_failures), searcher.cache.bytes + state.rendered_days.bytes
-    )
+    state = request.app.state
+    state.metrics.search_cache_tick()
     headers: dict[str, str] = {}
     if ans.next is not None:
         nxt = render.next_page(date, days, ans.next, ans.practice.timezone)
