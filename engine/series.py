@@ -11,13 +11,14 @@ import msgspec
 
 from engine import errors, ids, keys, timeutil
 from engine import scripts as calls
-from engine.appointments import Appointments, patient_ref
+from engine.appointments import MOVE_ATTEMPTS, Appointments, patient_ref
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.holds import FURTHEST_HOLD_S, Holds, local_day
 from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Appointment, Ctx, Hold, Patient
+from engine.offers import KIT_ATTEMPTS
 from engine.scripts.bookings import Replay
 
 MIN_COUNT, MAX_COUNT = 2, 12
@@ -259,14 +260,43 @@ class Series:
         return _booking(series_id, pid, prac, s, appts), s.get("manage_hash", "")
 
     async def cancel(self, series_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> SeriesBooking:
-        """Cancel every occurrence still ahead (each as a single appointment is cancelled: idempotent, its
-        interval offered to the waitlist first, its notices sent); the ones that began stay as they are."""
-        series, _ = await self.get(series_id)
-        now_s = self.rt.now_ms() // 1000
-        out = []
-        for a in series.appointments:
-            if a.status == "booked" and a.start > now_s:
-                a = await self.appointments.cancel(a.id, reason, ctx)
-            out.append(a)
-        series.appointments = out
-        return series
+        """Cancel every occurrence still ahead in one step (lua/series_cancel.lua: each as a single appointment is
+        cancelled, by the same prelude function: idempotent, its interval offered to the waitlist first, its
+        notices sent); the ones that began stay as they are. An occurrence moved meanwhile (rescheduled onto
+        another practitioner, or left Redis) is read again and the whole step retried; nothing changes before."""
+        for _ in range(MOVE_ATTEMPTS):
+            series, _ = await self.get(series_id)
+            now = self.rt.now_ms()
+            ahead = [
+                (a.id, a.practitioner_id) for a in series.appointments if a.status == "booked" and a.start * 1000 > now
+            ]
+            if not ahead:
+                return series
+            per: dict[str, int] = {}
+            for _, pr in ahead:
+                per[pr] = per.get(pr, 0) + 1
+            try:
+                done = await self._cancel_step(series.practice_id, series_id, ahead, per, reason, ctx)
+            except errors.NotFoundError as exc:
+                if exc.kind != "series":
+                    raise
+                continue  # an occurrence left Redis meanwhile (or the series did: read again)
+            if done is not None:
+                return (await self.get(series_id))[0]
+        raise errors.BookingError("the series kept moving while it was being cancelled; retry")
+
+    async def _cancel_step(
+        self, pid: str, series_id: str, ahead: list[tuple[str, str]], per: dict[str, int], reason: str, ctx: Ctx
+    ) -> calls.SeriesCancelled | None:
+        offers = self.appointments.offers
+        for attempt in range(KIT_ATTEMPTS):
+            kits = [await offers.kit(pid, pr, intervals=n, fresh=attempt > 0) for pr, n in sorted(per.items())]
+            try:
+                return await calls.series_cancel(
+                    self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, series_id=series_id, occurrences=ahead,
+                    kits=kits, reason=reason, ctx=ctx,
+                )  # fmt: skip
+            except errors.OfferKitError:
+                if attempt == KIT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")

@@ -36,6 +36,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_reindex": 0,
     "waitlist_counters": 0,
     "waitlist_offer_free": ["OK", 0],
+    "series_cancel": ["OK", 2],
     "limit": ["OK", 1, 60_000, 0],
 }
 
@@ -93,6 +94,11 @@ async def every_script(lua: Recorder, n: int) -> None:
             patient_json=b"{}", manage_hash="h", patient_ref="p", idem_ref=ref,
         )  # fmt: skip
         await scripts.restore_series(lua, practice_id=pid, series_id=sid, fields={"state": "booked"})
+        kits = [scripts.OfferKit(p, ((vt, 1800),), (ids.new_hold_id(p),), 1, 1, ((0, 3600),)) for p in (pr, pr2)]
+        await scripts.series_cancel(
+            lua, **common, series_id=sid, occurrences=[(aid, pr), (ids.new_appointment_id(pid), pr2)], kits=kits,
+            reason="",
+        )  # fmt: skip
         await scripts.book(
             lua,
             scripts.book_call(
