@@ -170,6 +170,10 @@ class Series:
             raise errors.NotFoundError("series", series_id)
         raw = await self.rt.redis.hgetall(keys.series(pid, series_id))
         s = {text(k): text(v) for k, v in raw.items()}
+        if not s and self.rt.archive is not None:  # a booked series whose occurrences all left Redis (retention)
+            s = await self.rt.archive.series(series_id) or {}
+            if s.get("practice_id") != pid:
+                s = {}
         if not s:
             raise errors.NotFoundError("series", series_id)
         return pid, prac, s
@@ -256,8 +260,18 @@ class Series:
         pid, prac, s = await self._read(series_id)
         if s["state"] != "booked":
             raise errors.NotFoundError("series", series_id)
-        appts = [(await self.appointments.find(a)).appointment for a in s["appointments"].split(",")]
-        return _booking(series_id, pid, prac, s, appts), s.get("manage_hash", "")
+        found = [await self.appointments.find(a) for a in s["appointments"].split(",")]
+        return _booking(series_id, pid, prac, s, [f.appointment for f in found]), s.get("manage_hash", "")
+
+    async def _in_redis(self, series_id: str) -> tuple[SeriesBooking, set[str]]:
+        """A booked series (as ``get``) and the ids of its appointments still in Redis (the others left it with
+        the retention tidy: ended long ago, read from the database, never changed again)."""
+        series, _ = await self.get(series_id)
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            for a in series.appointments:
+                pipe.exists(keys.appointment(series.practice_id, a.id))
+            there = await pipe.execute()
+        return series, {a.id for a, n in zip(series.appointments, there, strict=True) if n}
 
     async def cancel(self, series_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> SeriesBooking:
         """Cancel every occurrence still ahead in one step (lua/series_cancel.lua: each as a single appointment is
@@ -265,10 +279,12 @@ class Series:
         notices sent); the ones that began stay as they are. An occurrence moved meanwhile (rescheduled onto
         another practitioner, or left Redis) is read again and the whole step retried; nothing changes before."""
         for _ in range(MOVE_ATTEMPTS):
-            series, _ = await self.get(series_id)
+            series, live = await self._in_redis(series_id)
             now = self.rt.now_ms()
             ahead = [
-                (a.id, a.practitioner_id) for a in series.appointments if a.status == "booked" and a.start * 1000 > now
+                (a.id, a.practitioner_id)
+                for a in series.appointments
+                if a.status == "booked" and a.start * 1000 > now and a.id in live
             ]
             if not ahead:
                 return series

@@ -25,7 +25,7 @@ from engine.model import ApiKey, Practice, Practitioner, VisitType, stored_sched
 from engine.service import BookingEngine
 from persistence import app_keys as app_key_rows
 from persistence import waitlist_rows
-from persistence.archive import appointment_from_row, epoch
+from persistence.archive import appointment_from_row, epoch, series_fields
 from persistence.persister import Persister
 from persistence.tables import (
     api_keys,
@@ -160,23 +160,7 @@ async def _restore_waitlist(
 async def _restore_series(eng: BookingEngine, row: Any, occ: list[Any]) -> bool:
     """A booked series as series_book.lua leaves its hash (its occurrences in order), put back when Redis lacks it.
     True when it was missing."""
-    return await rs.restore_series(
-        eng,
-        row["practice_id"],
-        row["id"],
-        {
-            "state": "booked",
-            "practice_id": row["practice_id"],
-            "practitioner_id": row["practitioner_id"],
-            "visit_type_id": row["visit_type_id"],
-            "every_days": str(row["every_days"]),
-            "count": str(row["count"]),
-            "holds": ",".join(o["hold_id"] for o in occ),
-            "appointments": ",".join(o["appointment_id"] for o in occ),
-            "manage_hash": row["manage_hash"],
-            "booked_ms": str(row["booked_at_ms"]),
-        },
-    )
+    return await rs.restore_series(eng, row["practice_id"], row["id"], series_fields(row, occ))
 
 
 async def _reconcile_app_keys(eng: BookingEngine, db: Engine, report: Report) -> None:
@@ -282,7 +266,10 @@ async def reconcile(
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
         for srow in mine.get("series", []):
-            if await _restore_series(eng, srow, occurrences.get(srow["id"], [])):
+            occ = occurrences.get(srow["id"], [])
+            if not stored.intersection(o["appointment_id"] for o in occ):
+                continue  # every occurrence ended long ago (not restored either): read from the database
+            if await _restore_series(eng, srow, occ):
                 report.restored.append(f"series {srow['id']}")
         freed_by_loss = await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
         counts = await asyncio.to_thread(_waitlist_audit_counts, db, practice.id)

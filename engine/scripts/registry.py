@@ -51,6 +51,7 @@ NAMES = (
     "series_book",
     "restore_series",
     "series_cancel",
+    "series_tidy",
 )
 
 
