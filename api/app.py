@@ -21,7 +21,7 @@ from api.metrics import Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, components, document
 from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
-from api.routes import app_keys, audit, booking, ops, setup, waitlist, webhooks
+from api.routes import app_keys, audit, booking, ops, resources, setup, waitlist, webhooks
 from api.storms import ApiStorms
 from engine import access
 from engine.redis import asyncio_client as redis_client
@@ -200,7 +200,7 @@ def create_app(
             async with _serving(app, conn, redis, background, reconcile_on_start, extra_startup):
                 yield
 
-    handlers = [*setup.ROUTES, *app_keys.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
+    handlers = [*setup.ROUTES, *resources.ROUTES, *app_keys.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

@@ -3,8 +3,18 @@ computed from (engine/search_answer.py ``answer_tag``), and ``If-None-Match`` wi
 
 from __future__ import annotations
 
+from litestar.types import Scope
+
 # a client may keep the answer but must ask again before each use (a 304 costs almost nothing)
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
+
+
+def if_none_match(scope: Scope) -> str | None:
+    """The request's ``If-None-Match`` (its fields joined, as RFC 9110 section 5.3 allows), read from the ASGI
+    scope: most searches carry none, and building the request's headers only to learn that costs more than the
+    rest of the check."""
+    found = [value.decode("latin-1") for name, value in scope["headers"] if name == b"if-none-match"]
+    return ", ".join(found) if found else None
 
 
 def _opaque(tag: str) -> str:

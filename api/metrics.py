@@ -105,21 +105,31 @@ class Metrics:
             registry=self.registry,
         )
         self._cache_seen: dict[str, int] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: prometheus-client takes a lock and builds the key on every call, and
+        this runs several times per request (the label sets are few: routes, statuses, commands, scripts)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def observe_search_cache(self, stats: dict[str, int], size: int) -> None:
         """Advance the counters by what a process's cache counted since the last call (cheap: a few ints)."""
         for outcome, total in stats.items():
             delta = total - self._cache_seen.get(outcome, 0)
             if delta:
-                self.search_cache.labels(outcome).inc(delta)
+                self.child(self.search_cache, outcome).inc(delta)
                 self._cache_seen[outcome] = total
         self.search_cache_bytes.set(size)
 
     def observe_redis(self, command: str, seconds: float) -> None:
-        self.redis_latency.labels(command).observe(seconds)
+        self.child(self.redis_latency, command).observe(seconds)
 
     def observe_script(self, script: str, seconds: float) -> None:
-        self.script_latency.labels(script).observe(seconds)
+        self.child(self.script_latency, script).observe(seconds)
 
     def render(self, scraped: Iterable[Metric] = ()) -> bytes:
         """Every worker's counters and histograms (or this process's), then the scrape-time gauges."""
@@ -170,8 +180,9 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             route: Any = scope.get("path_template") or "unmatched"
             took = time.perf_counter() - started
-            metrics.requests.labels(scope.get("method", ""), route, str(status["code"])).inc()
-            metrics.latency.labels(scope.get("method", ""), route).observe(took)
+            method = scope.get("method", "")
+            metrics.child(metrics.requests, method, route, str(status["code"])).inc()
+            metrics.child(metrics.latency, method, route).observe(took)
             if scope["app"].state.settings.access_log:
                 logs.log_request(scope.get("method", ""), scope.get("path", ""), status["code"], took)
             logs.request_id.reset(in_logs)

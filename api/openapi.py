@@ -141,6 +141,9 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "change_visit_type": Doc((*V1, *BODY, 403, 404)),
+    "add_resource": Doc((*V1, *BODY, 403, 404)),
+    "list_resources": Doc((*V1, 403, 404)),
+    "put_resource_closures": Doc((*V1, *BODY, 403, 404)),
     "put_schedule": Doc(
         (*V1, *BODY, 404, 409),
         {
@@ -299,6 +302,7 @@ CREDENTIAL_OPS = {  # a bearer token is required (admin, or the practice's staff
     "create_practice", "add_practitioner", "add_visit_type", "put_schedule", "create_api_key", "revoke_api_key",
     "create_app_key", "revoke_app_key", "list_waitlist", "list_audit", "get_schedule", "change_visit_type",
     "create_webhook", "list_webhooks", "get_webhook", "delete_webhook", "list_deliveries", "replay_webhook",
+    "add_resource", "list_resources", "put_resource_closures",
 }  # fmt: skip
 MANAGE_OPS = {  # the patient's operations: X-Manage-Token of the appointment or entry, or a bearer token (staff)
     "get_appointment", "cancel", "reschedule", "list_notifications",

@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 from engine import limits, timeutil
 from engine.model import (
     AwareDatetime,
+    Closure,
     FreeText,
     Identifier,
     Language,
@@ -92,12 +93,17 @@ BufferMinutes = Annotated[
 PerDay = Annotated[int, msgspec.Meta(ge=limits.MIN_PER_DAY, le=limits.MAX_PER_DAY)]
 
 
+# ids of the practice's resources (an unknown one is 422: engine/resources.py check_ids)
+ResourceIds = Annotated[list[str], msgspec.Meta(max_length=20)]
+
+
 class VisitTypeIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     duration_minutes: DurationMinutes
     buffer_before_minutes: BufferMinutes = 0
     buffer_after_minutes: BufferMinutes = 0
     max_per_day: PerDay | None = None
+    resource_ids: ResourceIds = []  # rooms and equipment each visit needs, all of them (unknown: 422)
 
 
 class VisitTypePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -106,6 +112,31 @@ class VisitTypePatch(msgspec.Struct, forbid_unknown_fields=True):
     buffer_before_minutes: BufferMinutes | msgspec.UnsetType = msgspec.UNSET
     buffer_after_minutes: BufferMinutes | msgspec.UnsetType = msgspec.UNSET
     max_per_day: PerDay | msgspec.UnsetType | None = msgspec.UNSET
+    resource_ids: ResourceIds | msgspec.UnsetType = msgspec.UNSET
+
+
+class ResourceIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    kind: Literal["room", "equipment"]
+
+
+class ResourceOut(msgspec.Struct):
+    id: str
+    practice_id: str
+    name: str
+    kind: str
+
+
+class ResourceList(msgspec.Struct):
+    items: list[ResourceOut]
+
+
+class ResourceClosuresOut(ResourceOut, kw_only=True):
+    """``PUT /v1/resources/{id}/closures``: the resource, its closures, and the booked appointments that now claim
+    it inside one (reported, never moved or cancelled)."""
+
+    closures: list[Closure] = []
+    conflicts: list[str] = []
 
 
 class PracticeOut(msgspec.Struct):
@@ -129,6 +160,7 @@ class VisitTypeOut(msgspec.Struct):
     buffer_before_minutes: int = 0
     buffer_after_minutes: int = 0
     max_per_day: int | None = None
+    resource_ids: list[str] = []
 
 
 class VisitTypeChanged(VisitTypeOut, kw_only=True):

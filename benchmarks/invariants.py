@@ -46,6 +46,7 @@ class Verdict(msgspec.Struct):
     rules_claims: int = 0  # practice-rules scenario: live claims (Redis) and bookings (PostgreSQL) checked
     rules_violations: int = 0  # overlapping occupations or resource claims, daily limits exceeded (benchmarks/rules.py)
     rules_note: str = ""  # whether the practices shared a room
+    rules_room_claims: int = 0  # live room claims (T:rclaims) checked against the claims that need the room
 
     @property
     def ok(self) -> bool:

@@ -223,7 +223,8 @@ def table(report: dict[str, Any], slo: float) -> str:
                     else ""
                 )
                 + (
-                    f", practice rules: {v['rules_claims']} claims, {v['rules_violations']} violations"
+                    f", practice rules: {v['rules_claims']} claims ({v.get('rules_room_claims', 0)} room claims),"
+                    f" {v['rules_violations']} violations"
                     f" ({v.get('rules_note', '')})"
                     if sc == "rules"
                     else ""

@@ -204,17 +204,70 @@ def read_rules(r: Any, pid: str) -> dict[str, Rule]:
     return out
 
 
-def redis_claims(r: Any, pid: str, now_ms: int) -> list[Claim]:
+class RoomClaim(msgspec.Struct, frozen=True):
+    """One live member of the practice's resource claims zset (T:rclaims): the visit of a hold or booking on a
+    resource."""
+
+    resource_id: str
+    ident: str
+    start: int
+    end: int
+
+
+def _snapshot(r: Any, pid: str, now_ms: int) -> tuple[list[tuple[str, str, int, int]], list[RoomClaim]]:
+    """The live members of the practice's claims zsets ((kind, id, occ_start, occ_end)) and of its resource claims
+    zset, read in one MULTI (one hash tag: one slot), so that the two agree with one another."""
+    from engine import keys
+
+    prs = [_text(pr) for pr in r.hkeys(keys.practitioners(pid))]
+    pipe = r.pipeline(transaction=True)
+    for pr in prs:
+        pipe.zrange(keys.claims(pid, pr), 0, -1, withscores=True)
+    pipe.zrange(keys.resource_claims(pid), 0, -1, withscores=True)
+    *per_pr, rc = pipe.execute()
+    found: list[tuple[str, str, int, int]] = []
+    for members in per_pr:
+        for m, score in members:
+            kind, ident, end, exp = _text(m).split("|")
+            if kind == "b" or int(exp) > now_ms:
+                found.append((kind, ident, int(score), int(end)))
+    rooms = []
+    for m, score in rc:
+        rid, kind, ident, end, exp = _text(m).split("|")
+        if kind == "b" or int(exp) > now_ms:
+            rooms.append(RoomClaim(rid, ident, int(score), int(end)))
+    return found, rooms
+
+
+def room_violations(claims: list[Claim], rooms: list[RoomClaim], rules: dict[str, Rule]) -> list[str]:
+    """What the resource claims zset breaks: two live claims of one resource that overlap, a live claim whose
+    visit type needs a resource with no claim of it (or one over another interval), a resource claim no live
+    claim of the practice owns."""
+    bad: list[str] = []
+    by_res: dict[str, list[tuple[int, int, str]]] = {}
+    owned = {(x.resource_id, x.ident): (x.start, x.end) for x in rooms}
+    for x in rooms:
+        by_res.setdefault(x.resource_id, []).append((x.start, x.end, x.ident))
+    for res, items in sorted(by_res.items()):
+        bad += _overlaps(items, f"room claims of resource {res}")
+    idents = {c.ident for c in claims}
+    for c in claims:
+        for res in rules.get(c.visit_type_id, Rule()).resources:
+            if owned.get((res, c.ident)) != (c.start, c.end):
+                bad.append(f"claim {c.ident} [{c.start},{c.end}) needs resource {res}: its room claim is"
+                           f" {owned.get((res, c.ident))}")  # fmt: skip
+    bad += [f"resource {x.resource_id}: claim of {x.ident} owned by no live claim" for x in rooms
+            if x.ident not in idents]  # fmt: skip
+    return bad
+
+
+def redis_claims(r: Any, pid: str, now_ms: int, found: list[tuple[str, str, int, int]] | None = None) -> list[Claim]:
     """The live claims of the practice's claims zsets (bookings, live holds and offers), their visits read from
     their hold or appointment hashes, their occupations from the zset (score and member end)."""
     from engine import keys
 
-    found: list[tuple[str, str, int, int]] = []
-    for pr in r.hkeys(keys.practitioners(pid)):
-        for m, score in r.zrange(keys.claims(pid, _text(pr)), 0, -1, withscores=True):
-            kind, ident, end, exp = _text(m).split("|")
-            if kind == "b" or int(exp) > now_ms:
-                found.append((kind, ident, int(score), int(end)))
+    if found is None:
+        found = _snapshot(r, pid, now_ms)[0]
     pipe = r.pipeline(transaction=False)
     for kind, ident, _, _ in found:
         key = keys.appointment(pid, ident) if kind == "b" else keys.hold(pid, ident)
@@ -251,6 +304,7 @@ class RulesVerdict(msgspec.Struct):
     redis_claims: int = 0
     db_claims: int = 0
     at_limit: int = 0  # practitioner-visit type-local dates at max_per_day in Redis after the run
+    room_claims: int = 0  # live members of the resource claims zsets (T:rclaims) checked
     violations: list[str] = []
     note: str = ""
 
@@ -260,7 +314,10 @@ def check(r: Any, db_url: str, practices: list[PracticeData], now_ms: int, note:
     v = RulesVerdict(note=note)
     for p in practices:
         rules, tz = read_rules(r, p.id), ZoneInfo(p.timezone)
-        live = redis_claims(r, p.id, now_ms)
+        found, rooms = _snapshot(r, p.id, now_ms)
+        live = redis_claims(r, p.id, now_ms, found)
+        v.room_claims += len(rooms)
+        v.violations += [f"redis {x}" for x in room_violations(live, rooms, rules)]
         stored = db_claims(db_url, p.id, rules)
         v.redis_claims += len(live)
         v.db_claims += len(stored)
@@ -273,5 +330,6 @@ def check(r: Any, db_url: str, practices: list[PracticeData], now_ms: int, note:
 def summary(v: RulesVerdict) -> str:
     """One line for the log and the report's table."""
     state = "OK" if not v.violations else f"VIOLATED ({len(v.violations)})"
-    return (f"practice rules {state} ({v.redis_claims} live claims in Redis, {v.db_claims} bookings in PostgreSQL:"
-            f" occupations, resource claims, daily limits; {v.at_limit} dates at their limit; {v.note})")  # fmt: skip
+    return (f"practice rules {state} ({v.redis_claims} live claims in Redis, {v.room_claims} room claims,"
+            f" {v.db_claims} bookings in PostgreSQL: occupations, resource claims, daily limits; {v.at_limit} dates"
+            f" at their limit; {v.note})")  # fmt: skip

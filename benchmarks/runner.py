@@ -272,10 +272,11 @@ class Bench:
                 rv = rules.check(r, db_url, data.rules, int(time.time() * 1000), self._rules_note)
             finally:
                 r.close()
-            v.rules_claims, v.rules_violations, v.rules_note = (
+            v.rules_claims, v.rules_violations, v.rules_note, v.rules_room_claims = (
                 rv.redis_claims + rv.db_claims,
                 len(rv.violations),
                 rv.note,
+                rv.room_claims,
             )
             v.examples += rv.violations[:5]
             offers = f"; {rules.summary(rv)}"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from engine import errors, keys, limits, scripts, timeutil
+from engine import errors, keys, limits, resources, scripts, timeutil
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
@@ -208,25 +208,33 @@ class Availability:
 
     async def rule_conflicts(self, vt: VisitType) -> list[str]:
         """Booked appointments of ``vt`` that its current rules conflict with: the occupation its buffers now give
-        overlaps another live claim's occupation or reaches into a closure, or its practitioner has more than
+        overlaps another live claim's occupation or reaches into a closure, a resource it now needs is closed or
+        claimed by another claim over the visit, or its practitioner has more than
         ``max_per_day`` of them on its local date (the ones after the first ``max_per_day``, by start)."""
         practice = await self.catalog.get_practice(vt.practice_id)
         tz = timeutil.zone(practice.timezone)
         before, after = vt.buffers_s
         now_ms = self.rt.now_ms()
         out: list[str] = []
-        for pr in await self.catalog.list_practitioners(vt.practice_id):
-            state = await self.schedule_state(vt.practice_id, pr.id)
+        booked = {
+            pr.id: [c for c in await self.booked_claims(vt.practice_id, pr.id) if c.visit_type_id == vt.id]
+            for pr in await self.catalog.list_practitioners(vt.practice_id)
+        }
+        rooms = await resources.occupations(self.rt, vt.practice_id, vt.resource_ids, now_ms)
+        if vt.resource_ids:  # every booked visit of this type now needs the resources too, whoever sees it
+            rooms += [(c.id, c.start, c.end) for claims in booked.values() for c in claims]
+        for pr_id, mine in booked.items():
+            state = await self.schedule_state(vt.practice_id, pr_id)
             closures = state.schedule.closure_spans() if state is not None else []
-            mine = [c for c in await self.booked_claims(vt.practice_id, pr.id) if c.visit_type_id == vt.id]
             if not mine:
                 continue
-            others = await self._live_occupations(vt.practice_id, pr.id, now_ms)
+            others = await self._live_occupations(vt.practice_id, pr_id, now_ms)
             per_day: dict[dt.date, int] = {}
             for c in sorted(mine, key=lambda c: (c.start, c.id)):
                 lo, hi = c.start - before, c.end + after
                 clash = any(lo < e and hi > s for ident, s, e in others if ident != c.id)
                 closed = any(lo < c_end and hi > c_start for c_start, c_end in closures)
+                closed = closed or any(c.start < e and c.end > s for ident, s, e in rooms if ident != c.id)
                 day = timeutil.local_date_of(c.start, tz)
                 per_day[day] = per_day.get(day, 0) + 1
                 over = vt.max_per_day is not None and per_day[day] > vt.max_per_day

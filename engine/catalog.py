@@ -127,6 +127,7 @@ class Catalog:
         buffer_before_minutes: int = 0,
         buffer_after_minutes: int = 0,
         max_per_day: int | None = None,
+        resource_ids: list[str] | None = None,
     ) -> VisitType:
         if not limits.visit_minutes_ok(minutes):
             raise errors.InvalidRequestError(
@@ -141,6 +142,7 @@ class Catalog:
             buffer_before_minutes=buffer_before_minutes,
             buffer_after_minutes=buffer_after_minutes,
             max_per_day=max_per_day,
+            resource_ids=resource_ids or [],
         )
         check_rules(vt)
         await self._put(practice_id, keys.visit_types(practice_id), vt.id, vt, "visit_type", ctx)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.codec import text
-from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
+from engine.model import ApiKey, AppointmentCore, Practice, Practitioner, Resource, Schedule, VisitType, WaitlistRecord
 
 WAITLIST = (
     "waitlist_join",
@@ -30,7 +30,7 @@ WAITLIST = (
     "waitlist_leave",
 )
 AUDITED = ("search", "hold", "release", "expire", "book", "cancel", "reschedule", "schedule", *WAITLIST)
-SETUP = ("practice", "practitioner", "visit_type", "api_key", "api_key_revoked")
+SETUP = ("practice", "practitioner", "visit_type", "resource", "api_key", "api_key_revoked")
 
 
 # ---------------------------------------------------------------- payloads: what the scripts write
@@ -57,6 +57,7 @@ class HoldDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     end: int
     expires_ms: int
     series_id: str | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class ExpireDetail(msgspec.Struct, kw_only=True):
@@ -78,6 +79,7 @@ class BookDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     series_index: int | None = None  # the occurrence's place in its series, from 1
     every_days: int | None = None
     count: int | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class CancelDetail(msgspec.Struct, kw_only=True):
@@ -87,6 +89,7 @@ class CancelDetail(msgspec.Struct, kw_only=True):
     start: int
     end: int
     has_reason: bool
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class RescheduleDetail(msgspec.Struct, kw_only=True):
@@ -99,6 +102,7 @@ class RescheduleDetail(msgspec.Struct, kw_only=True):
     start: int
     end: int
     visit_type_id: str
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
 
 
 class ScheduleDetail(msgspec.Struct, kw_only=True):
@@ -123,6 +127,7 @@ class WaitlistDetail(msgspec.Struct, kw_only=True):
     end: int | None = None
     expires_ms: int | None = None
     cause: str | None = None
+    resource_ids: list[str] | None = None  # the rooms and equipment claimed (a visit type that needs some)
     appointment_id: str | None = None
 
 
@@ -213,6 +218,13 @@ class VisitTypeSaved(_Event, tag="visit_type"):
     detail: NoDetail = msgspec.field(default_factory=NoDetail)
 
 
+class ResourceSaved(_Event, tag="resource"):
+    """lua/resource.lua: a room or a piece of equipment created, or its closures replaced."""
+
+    data: Resource
+    detail: NoDetail = msgspec.field(default_factory=NoDetail)
+
+
 class ApiKeySaved(_Event, tag="api_key"):
     data: ApiKey
     detail: NoDetail = msgspec.field(default_factory=NoDetail)
@@ -267,6 +279,7 @@ Event = (
     | PracticeSaved
     | PractitionerSaved
     | VisitTypeSaved
+    | ResourceSaved
     | ApiKeySaved
     | ApiKeyRevoked
     | WaitlistJoined
@@ -290,6 +303,7 @@ EventType = Literal[
     "practice",
     "practitioner",
     "visit_type",
+    "resource",
     "api_key",
     "api_key_revoked",
     "waitlist_join",

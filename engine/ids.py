@@ -7,6 +7,7 @@ hold          <practitioner>.h<urlsafe 128 bits>     (its practitioner never cha
 series        <practitioner>.s<urlsafe 128 bits>     (held all at once: one hold per occurrence)
 appointment   <practice>.a<urlsafe 96 bits>
 waitlist     <practice>.w<urlsafe 96 bits>
+resource      <practice>.q<hex>                      (a room or a piece of equipment)
 manage token  urlsafe 256 bits (stored only as a SHA-256 hash)
 """
 
@@ -17,7 +18,7 @@ import re
 import secrets
 
 _PRACTICE = re.compile(r"^[0-9a-f]{16}$")
-_CHILD = re.compile(r"^([0-9a-f]{16})\.([rva])[0-9a-f]{8,32}$")
+_CHILD = re.compile(r"^([0-9a-f]{16})\.([rvaq])[0-9a-f]{8,32}$")
 _APPT = re.compile(r"^([0-9a-f]{16})\.a[A-Za-z0-9_-]{16,64}$")
 _ENTRY = re.compile(r"^([0-9a-f]{16})\.w[A-Za-z0-9_-]{16,64}$")
 _HOLD = re.compile(r"^(([0-9a-f]{16})\.r[0-9a-f]{8,32})\.h[A-Za-z0-9_-]{22,64}$")
@@ -34,6 +35,10 @@ def new_practitioner_id(practice_id: str) -> str:
 
 def new_visit_type_id(practice_id: str) -> str:
     return f"{practice_id}.v{secrets.token_hex(6)}"
+
+
+def new_resource_id(practice_id: str) -> str:
+    return f"{practice_id}.q{secrets.token_hex(6)}"
 
 
 def new_hold_id(practitioner_id: str) -> str:
@@ -61,7 +66,8 @@ def token_hash(token: str) -> str:
 
 
 def practice_of(any_id: str, kind: str) -> str | None:
-    """The practice id inside a child id of ``kind`` ('r', 'v', 'a', 'w', 'h', 's', 'p'), or None when malformed."""
+    """The practice id inside a child id of ``kind`` ('r', 'v', 'q', 'a', 'w', 'h', 's', 'p'), or None when
+    malformed."""
     if kind == "p":
         return any_id if _PRACTICE.match(any_id) else None
     if kind == "a":

@@ -46,6 +46,19 @@ def versions(pid: str, practitioner_id: str) -> str:
     return f"{tag(pid)}:ver"
 
 
+def resources(pid: str) -> str:
+    """Resource id -> Resource JSON (engine.model.Resource: name, kind and its closures), the rooms and equipment
+    of the practice; the claim scripts read a visit type's resources and their closures here."""
+    return f"{tag(pid)}:resources"
+
+
+def resource_claims(pid: str) -> str:
+    """Every claim of every resource of the practice (one zset, so a claim script names one key whatever the
+    visit type needs): '<resource_id>|h|<hold_id>|<end_s>|<expires_ms>' or '<resource_id>|b|<appt_id>|<end_s>|0',
+    scored by the visit's start (a resource is occupied over the visit itself, no buffers)."""
+    return f"{tag(pid)}:rclaims"
+
+
 def claims(pid: str, practitioner_id: str) -> str:
     return f"{tag(pid)}:claims:{practitioner_id}"
 

@@ -114,6 +114,24 @@ def stored_schedule(raw: bytes | str) -> Schedule:
     )
 
 
+ResourceKind = Literal["room", "equipment"]
+
+
+class Resource(msgspec.Struct):
+    """A room or a piece of equipment of a practice, shared by all its practitioners; ``closures`` take it out of
+    use (the claim scripts read them from Redis, lua/_prelude.lua ``res_*``)."""
+
+    id: str
+    practice_id: str
+    name: str
+    kind: str  # a ResourceKind
+    closures: list[Closure] = []
+    spans: list[list[int]] = []  # the closures as [start_s, end_s] (what the Lua scripts read), kept by the engine
+
+    def closure_spans(self) -> list[list[int]]:
+        return [[timeutil.to_epoch(c.start), timeutil.to_epoch(c.end)] for c in self.closures]
+
+
 class Ctx(msgspec.Struct, frozen=True):
     """Who asks, and the request id that ties the audit row to the HTTP request."""
 
@@ -152,6 +170,7 @@ class VisitType(msgspec.Struct):
     buffer_before_minutes: int = 0
     buffer_after_minutes: int = 0
     max_per_day: int | None = None
+    resource_ids: list[str] = []  # rooms and equipment each visit needs, all of them (sorted; Resource ids)
 
     @property
     def buffers_s(self) -> tuple[int, int]:

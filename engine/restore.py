@@ -12,7 +12,17 @@ import msgspec
 
 from engine import access, keys, scripts, timeutil
 from engine.codec import text
-from engine.model import ApiKey, Appointment, Practice, Practitioner, Schedule, VisitType, WaitlistRecord
+from engine.model import (
+    SYSTEM,
+    ApiKey,
+    Appointment,
+    Practice,
+    Practitioner,
+    Resource,
+    Schedule,
+    VisitType,
+    WaitlistRecord,
+)
 from engine.scripts.waitlist import OfferKit
 from engine.service import BookingEngine
 
@@ -33,6 +43,17 @@ async def restore_setup(
     for vt in vts:
         if await scripts.restore_entity(lua, practice_id=pid, key=keys.visit_types(pid), field=vt.id, record=vt):
             done.append(f"visit type {vt.id}")
+    return done
+
+
+async def restore_resources(eng: BookingEngine, resources: list[Resource]) -> list[str]:
+    """Write back the rooms and equipment Redis lacks (their closures with them); returns what was restored."""
+    done = []
+    for r in resources:
+        r = msgspec.structs.replace(r, spans=r.closure_spans())
+        if await scripts.resource(eng.lua, now_ms=eng.now_ms(), practice_id=r.practice_id, resource=r, ctx=SYSTEM,
+                                  restore=True):  # fmt: skip
+            done.append(f"resource {r.id}")
     return done
 
 
@@ -59,8 +80,15 @@ async def redis_appointment_versions(eng: BookingEngine, practice_id: str) -> di
 
 
 async def restore_appointment(
-    eng: BookingEngine, a: Appointment, manage_hash: str, updated_ms: int, redis_practitioner: str | None
+    eng: BookingEngine,
+    a: Appointment,
+    manage_hash: str,
+    updated_ms: int,
+    redis_practitioner: str | None,
+    resource_ids: list[str] | None = None,
 ) -> tuple[str, list[str]]:
+    """``resource_ids``: the rooms and equipment the appointment claimed, as stored (None: not stored, a row
+    written before they were: the ones its visit type needs now)."""
     res = await scripts.restore(
         eng.lua,
         now_ms=eng.now_ms(),
@@ -68,6 +96,7 @@ async def restore_appointment(
         manage_hash=manage_hash,
         updated_ms=updated_ms,
         redis_practitioner=redis_practitioner or a.practitioner_id,
+        resource_ids=resource_ids,
     )
     return res.status, res.detail
 

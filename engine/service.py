@@ -28,6 +28,7 @@ from engine.catalog import Catalog
 from engine.context import AppointmentArchive, Runtime
 from engine.holds import Holds
 from engine.model import SYSTEM, Ctx, VisitType
+from engine.resources import Resources
 from engine.search import Search
 from engine.search_answer import Answer, SearchResult
 from engine.series import Series
@@ -58,6 +59,11 @@ class BookingEngine:
         self.availability = availability = Availability(rt, catalog)
         self.holds = holds = Holds(rt, catalog)
         self.appointments = appointments = Appointments(rt, catalog)
+        self.resources = resources = Resources(rt)
+        self.add_resource = resources.add
+        self.list_resources = resources.list_all
+        self.get_resource = resources.get
+        self.put_resource_closures = resources.put_closures
         # the routes' one object: every operation, by the name it has in its concern
         self.create_practice = catalog.create_practice
         self.get_practice = catalog.get_practice
@@ -113,20 +119,25 @@ class BookingEngine:
         return self.rt.clock
 
     async def add_visit_type(
-        self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM, **rules: int | None
+        self, practice_id: str, name: str, minutes: int, ctx: Ctx = SYSTEM, **rules: Any
     ) -> VisitType:
-        """``rules``: buffer_before_minutes, buffer_after_minutes, max_per_day (VisitType)."""
-        vt = await self.catalog.add_visit_type(practice_id, name, minutes, ctx, **rules)  # type: ignore[arg-type]
+        """``rules``: buffer_before_minutes, buffer_after_minutes, max_per_day, resource_ids (VisitType; an
+        unknown resource is InvalidRequestError)."""
+        if rules.get("resource_ids"):
+            rules["resource_ids"] = await self.resources.check_ids(practice_id, rules["resource_ids"])
+        vt = await self.catalog.add_visit_type(practice_id, name, minutes, ctx, **rules)
         await self.availability.offer_visit_type(practice_id, vt)
         return vt
 
     async def change_visit_type(
-        self, visit_type_id: str, changes: dict[str, int | None], ctx: Ctx = SYSTEM
+        self, visit_type_id: str, changes: dict[str, Any], ctx: Ctx = SYSTEM
     ) -> tuple[VisitType, list[str]]:
         """Change a visit type's buffers and daily limit (``changes``: the fields that change). The claim scripts
         read them at once; each practitioner's offered starts are recomputed (buffers never reach into a closure)
         and the booked appointments the new rules conflict with are reported, never moved."""
         old = await self.catalog.get_visit_type(visit_type_id)
+        if "resource_ids" in changes:
+            changes["resource_ids"] = await self.resources.check_ids(old.practice_id, changes["resource_ids"] or [])
         vt = msgspec.structs.replace(old, **changes)
         await self.catalog.save_visit_type(vt, ctx)
         await self.availability.offer_visit_type(vt.practice_id, vt)

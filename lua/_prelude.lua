@@ -119,11 +119,147 @@ local function idem_store(key, fp, response)
   if fp ~= '' then redis.call('SET', key, fp .. '\n' .. response, 'PX', 86400000) end
 end
 
+-- ---------------------------------------------------------------- rooms and equipment (docs/redis-model.md)
+-- A visit type may need resources (its 'resource_ids'); a claim occupies each over the visit itself [start, end).
+-- All claims of all resources of a practice are members of one zset (keys.resource_claims), scored by the visit's
+-- start: '<resource_id>|h|<hold_id>|<end_s>|<expires_ms>' (live while now_ms < expires_ms) or
+-- '<resource_id>|b|<appointment_id>|<end_s>|0'. A resource's closures are the 'spans' ([start_s, end_s]) of its
+-- record in the resources hash. The hold or appointment hash keeps the ids it claimed in 'resources' ('a,b').
+
+-- The resource ids a visit type needs ({} when none), read in the claiming script (a PATCH applies at once).
+local function res_ids(vt_key, vt_id)
+  local raw = redis.call('HGET', vt_key, vt_id)
+  if not raw then return {} end
+  local ids = cjson.decode(raw).resource_ids
+  if type(ids) ~= 'table' then return {} end
+  return ids
+end
+
+local function res_split(csv)
+  local out = {}
+  for rid in string.gmatch(csv or '', '[^,]+') do out[#out + 1] = rid end
+  return out
+end
+
+-- Is any of `ids` closed or claimed by a live claim over [start, finish)? Claims whose id is in `ignore` (a set)
+-- do not count; `strict` counts untidied expired holds too (as live_overlaps). An unknown resource is taken.
+local function res_taken(res_key, rc_key, ids, start, finish, now_ms, strict, ignore)
+  if #ids == 0 then return false end
+  local need = {}
+  for _, raw in ipairs(redis.call('HMGET', res_key, unpack(ids))) do
+    if not raw then return true end
+    for _, sp in ipairs(cjson.decode(raw).spans or {}) do
+      if sp[1] < finish and sp[2] > start then return true end
+    end
+  end
+  for _, rid in ipairs(ids) do need[rid] = true end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', rc_key, start - MAX_DURATION_S, '(' .. int(finish))) do
+    local rid, kind, id, cend, exp = string.match(m, '^([^|]+)|(%a)|([^|]+)|(%d+)|(%d+)$')
+    local live = kind == 'b' or strict or tonumber(exp) > now_ms
+    if need[rid] and live and not (ignore and ignore[id]) and tonumber(cend) > start then return true end
+  end
+  return false
+end
+
+-- Claim `ids` for the claim `id` (kind 'h' with its expiry, or 'b'), and note them on its hash.
+local function res_claim(rc_key, rec_key, ids, kind, id, start, finish, exp)
+  if #ids == 0 then return end
+  local args = {}
+  for _, rid in ipairs(ids) do
+    args[#args + 1] = start
+    args[#args + 1] = rid .. '|' .. kind .. '|' .. id .. '|' .. int(finish) .. '|' .. int(exp)
+  end
+  redis.call('ZADD', rc_key, unpack(args))
+  redis.call('HSET', rec_key, 'resources', table.concat(ids, ','))
+end
+
+-- Give back the resources ('a,b', from the claim's hash) of the claim `id` at once.
+local function res_free(rc_key, csv, kind, id, finish, exp)
+  local ids = res_split(csv)
+  if #ids == 0 then return end
+  local members = {}
+  for _, rid in ipairs(ids) do members[#members + 1] = rid .. '|' .. kind .. '|' .. id .. '|' .. int(finish) .. '|' .. int(exp) end
+  redis.call('ZREM', rc_key, unpack(members))
+end
+
+-- A hold's resource claims become the appointment's (book, reschedule).
+local function res_book(rc_key, csv, hold_id, appt_id, start, finish, exp, appt_key)
+  if not csv or csv == '' then return end
+  res_free(rc_key, csv, 'h', hold_id, finish, exp)
+  res_claim(rc_key, appt_key, res_split(csv), 'b', appt_id, start, finish, 0)
+end
+
+-- A closure changed: renew every day its span touches (widened as bump_claim does).
+local function res_bump_spans(ver_key, spans)
+  for _, sp in ipairs(spans or {}) do bump_claim(ver_key, sp[1], sp[2]) end
+end
+
+-- Search: the busy intervals of `ids` near [lo, hi) (live claims, closures; untidied expired holds too when
+-- `strict`), sorted and merged, and the instant one may free by time alone (0: none; now + 1: an untidied
+-- expired hold counts, which depends on the waitlist).
+local function res_busy(res_key, rc_key, ids, lo, hi, now_ms, strict)
+  local iv, valid = {}, 0
+  if #ids == 0 then return {}, {}, 0 end
+  local need = {}
+  for _, raw in ipairs(redis.call('HMGET', res_key, unpack(ids))) do
+    if not raw then iv[#iv + 1] = {lo, hi} else
+      for _, sp in ipairs(cjson.decode(raw).spans or {}) do
+        if sp[1] < hi and sp[2] > lo then iv[#iv + 1] = {sp[1], sp[2]} end
+      end
+    end
+  end
+  for _, rid in ipairs(ids) do need[rid] = true end
+  local near = redis.call('ZRANGEBYSCORE', rc_key, lo - MAX_DURATION_S, '(' .. int(hi), 'WITHSCORES')
+  for k = 1, #near, 2 do
+    local rid, kind, _, cend, exp = string.match(near[k], '^([^|]+)|(%a)|([^|]+)|(%d+)|(%d+)$')
+    local live = kind == 'b' or tonumber(exp) > now_ms
+    if need[rid] and (live or strict) then
+      iv[#iv + 1] = {tonumber(near[k + 1]), tonumber(cend)}
+      if kind == 'h' and live and (valid == 0 or tonumber(exp) < valid) then valid = tonumber(exp) end
+    end
+    if need[rid] and not live then valid = now_ms + 1 end
+  end
+  table.sort(iv, function(a, b) return a[1] < b[1] end)
+  local cs, ce = {}, {}
+  for _, x in ipairs(iv) do
+    if #ce > 0 and x[1] < ce[#ce] then ce[#ce] = math.max(ce[#ce], x[2]) else cs[#cs + 1], ce[#ce + 1] = x[1], x[2] end
+  end
+  return cs, ce, valid
+end
+
+-- Keep the starts t (sorted) whose [t, t + dur) overlaps none of the merged busy intervals cs/ce.
+local function res_keep(starts, dur, cs, ce)
+  if #cs == 0 then return starts end
+  local kept, j = {}, 1
+  for _, t in ipairs(starts) do
+    while j <= #ce and ce[j] <= t do j = j + 1 end
+    if not (j <= #ce and cs[j] < t + dur) then kept[#kept + 1] = t end
+  end
+  return kept
+end
+
+-- Restore (reconciliation): the claims of `ids` overlapping [start, finish) other than the appointment `own`'s;
+-- holds among them lose their resource claims (the acknowledged booking wins), bookings are returned (a clash).
+local function res_restore_clear(rc_key, ids, start, finish, own)
+  local need, clash = {}, {}
+  for _, rid in ipairs(ids) do need[rid] = true end
+  if #ids == 0 then return clash end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', rc_key, start - MAX_DURATION_S, '(' .. int(finish))) do
+    local rid, kind, id, cend = string.match(m, '^([^|]+)|(%a)|([^|]+)|(%d+)|')
+    if need[rid] and id ~= own and tonumber(cend) > start then
+      if kind == 'h' then redis.call('ZREM', rc_key, m) else clash[#clash + 1] = m end
+    end
+  end
+  return clash
+end
+
 -- ---------------------------------------------------------------- claims (hold.lua, series_hold.lua)
 -- One claim asked for, checked by claim_refusal and taken by claim_take: every claim script calls both, so a check
 -- added here applies to single holds and series alike. c: base (zset of the slot starts), claims, schedule,
--- vtypes (visit types hash), types (claim types hash), vt (visit type id), start, finish (epoch s), ds, de (the
--- bounds of the start's local date); claim_refusal sets c.occ_start and c.occ_end (the occupation with buffers).
+-- vtypes (visit types hash), types (claim types hash), resources (resources hash), rclaims (resource claims zset),
+-- vt (visit type id), start, finish (epoch s), ds, de (the bounds of the start's local date); claim_refusal sets
+-- c.occ_start and c.occ_end (the occupation with buffers) and c.rids (the resources the visit type needs now:
+-- each must be open and unclaimed over [start, finish), else 'resource_taken').
 local function claim_refusal(c, now, strict)
   if not redis.call('ZSCORE', c.base, int(c.start)) then return 'not_a_slot' end
   local notice, horizon = unpack(redis.call('HMGET', c.schedule, 'min_notice_s', 'horizon_s'))
@@ -135,11 +271,14 @@ local function claim_refusal(c, now, strict)
   if most and day_count(c.claims, c.types, c.vt, c.ds, c.de, now, strict) + (c.same_day or 0) >= most then
     return 'daily_limit'
   end
+  c.rids = res_ids(c.vtypes, c.vt)
+  if res_taken(c.resources, c.rclaims, c.rids, c.start, c.finish, now, strict) then return 'resource_taken' end
   return nil
 end
 
 -- Take a claim claim_refusal let through: the hold hash (c.hold; c.extra: more fields, a flat list), its member
--- in the claims zset, the hold expiry zset (c.holdexp), the claim types hash, the availability versions (c.ver).
+-- in the claims zset, the hold expiry zset (c.holdexp), the claim types hash, the availability versions (c.ver),
+-- and every resource of c.rids (members in c.rclaims, 'resources' on the hold hash).
 local function claim_take(c, id, practice, practitioner, expires, ttl_ms, retention_ms)
   redis.call('HSET', c.hold, 'state', 'held', 'practice_id', practice, 'practitioner_id', practitioner,
     'visit_type_id', c.vt, 'start', int(c.start), 'end', int(c.finish), 'expires_ms', expires,
@@ -148,30 +287,37 @@ local function claim_take(c, id, practice, practitioner, expires, ttl_ms, retent
   redis.call('ZADD', c.claims, c.occ_start, 'h|' .. id .. '|' .. int(c.occ_end) .. '|' .. expires)
   redis.call('ZADD', c.holdexp, expires, id)
   redis.call('HSET', c.types, id, c.vt .. '|' .. int(c.start))
+  res_claim(c.rclaims, c.hold, c.rids, 'h', id, c.start, c.finish, expires)
   bump_claim(c.ver, c.occ_start, c.occ_end)
 end
 
 -- ---------------------------------------------------------------- bookings (book.lua, series_book.lua)
 -- A hold as book_refusal and book_take read it: HMGET of these fields, in this order.
 local BOOK_FIELDS = {'state', 'practice_id', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
-  'appointment_id', 'entry_id', 'occ_start', 'occ_end', 'series_id'}
+  'appointment_id', 'entry_id', 'occ_start', 'occ_end', 'series_id', 'resources'}
 
--- Why the hold h (BOOK_FIELDS) of `hold_id` cannot be booked now (a reply), or nil: used, expired, or its
--- occupation overlapping another live claim in `claims`.
-local function book_refusal(claims, h, hold_id, now)
+-- Why the hold h (BOOK_FIELDS) of `hold_id` cannot be booked now (a reply), or nil: used, expired, its
+-- occupation overlapping another live claim in k.claims, or one of its resources ('resources', claimed with the
+-- hold) closed meanwhile or claimed by another claim (k.resources, k.rclaims): 'resource_taken'.
+local function book_refusal(k, h, hold_id, now)
   if h[1] == 'booked' then return {'USED', h[8]} end
   if h[1] ~= 'held' or tonumber(h[7]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
   local occ_end = h[11] or h[6]
   local hold_member = 'h|' .. hold_id .. '|' .. occ_end .. '|' .. h[7]
-  if #live_overlaps(claims, tonumber(h[10] or h[5]), tonumber(occ_end), now, hold_member) > 0 then
+  if #live_overlaps(k.claims, tonumber(h[10] or h[5]), tonumber(occ_end), now, hold_member) > 0 then
     return {'OVERLAP'}
+  end
+  if res_taken(k.resources, k.rclaims, res_split(h[13]), tonumber(h[5]), tonumber(h[6]), now, false,
+      {[hold_id] = true}) then
+    return {'UNAVAILABLE', 'resource_taken'}
   end
   return nil
 end
 
 -- Book the hold h (BOOK_FIELDS) book_refusal let through: its claim becomes the appointment's (which keeps the
 -- hold's occupation: its buffers when it was held), the appointment hash is written and 'book' appended.
--- k: claims, holdexp, types (claim types hash), hold (its hash), appt (the appointment hash), events, audit.
+-- k: claims, holdexp, types (claim types hash), hold (its hash), appt (the appointment hash), events, audit,
+-- rclaims (the hold's resource claims become the appointment's; the detail names them as resource_ids).
 -- b: hold_id, appt_id, patient (json), manage_hash, now (the ARGV string), actor, request_id, patient_id, and for a
 -- series' occurrence series (more detail: series_index, every_days, count).
 local function book_take(k, h, b)
@@ -188,7 +334,10 @@ local function book_take(k, h, b)
     'hold_id', b.hold_id, 'created_ms', b.now, 'updated_ms', b.now, 'occ_start', occ_start, 'occ_end', occ_end)
   local appt = {id = b.appt_id, status = 'booked', version = 1, practice_id = h[2], practitioner_id = h[3],
     visit_type_id = h[4], start = start, ['end'] = finish, manage_hash = b.manage_hash, hold_id = b.hold_id}
-  local detail = {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = b.patient_id, version = 1}
+  res_book(k.rclaims, h[13], b.hold_id, b.appt_id, start, finish, h[7], k.appt)
+  local rids = res_split(h[13])
+  local detail = {visit_type_id = h[4], start = start, ['end'] = finish, patient_id = b.patient_id, version = 1,
+    resource_ids = #rids > 0 and rids or nil}
   if h[12] then  -- a series' occurrence: b.series (its place, every_days, count) goes into the detail too
     redis.call('HSET', k.appt, 'series_id', h[12])
     appt.series_id, detail.series_id = h[12], h[12]
@@ -247,7 +396,9 @@ local function wl_unqueue(k, e)
 end
 
 -- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
--- KEYS: queue, entries, stats, visit types hash, events, audit, index, waiting, and with a practitioner: its
+-- KEYS: queue, entries, stats, visit types hash, events, audit, index, waiting, resources hash, resource claims
+--       zset (the practice's rooms and equipment: kit.resources, kit.rclaims, always there, so every freeing
+--       script frees a claim's resources through them), and with a practitioner: its
 --       schedule, claims,
 --       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id, and last
 --       its claim types hash (daily limits)
@@ -259,11 +410,11 @@ end
 local function wl_kit(ki, ai)
   local kit = {queue = KEYS[ki], entries = KEYS[ki + 1], stats = KEYS[ki + 2], vtypes = KEYS[ki + 3],
     events = KEYS[ki + 4], audit = KEYS[ki + 5], ix = KEYS[ki + 6], wait = KEYS[ki + 7], practice = ARGV[ai],
-    pr = ARGV[ai + 1], ids = {}, keys = {}, used = 0}
+    resources = KEYS[ki + 8], rclaims = KEYS[ki + 9], pr = ARGV[ai + 1], ids = {}, keys = {}, used = 0}
   kit.on = redis.call('ZCARD', kit.queue) > 0
   if not kit.on then return kit end
   if kit.pr == '' then kit.ok = false; return kit end
-  ki = ki + 2
+  ki = ki + 4
   kit.schedule, kit.claims, kit.versions, kit.holdexp = KEYS[ki + 6], KEYS[ki + 7], KEYS[ki + 8], KEYS[ki + 9]
   kit.offer_ms, kit.retention_ms = tonumber(ARGV[ai + 2]), tonumber(ARGV[ai + 3])
   local nvt = tonumber(ARGV[ai + 4])
@@ -330,16 +481,17 @@ local function wl_accept(k, entry_id, hold_id, appt_id, now, actor, request_id)
 end
 
 -- An entry's live offer given up (decline, lapse, leave, its hold released): the entry's offer is cleared and
--- its hold, if still held, released. Returns the offered interval and its occupation (buffers included: what the
--- waitlist is offered next).
+-- its hold, if still held, released (its resources too). Returns the offered interval and its occupation
+-- (buffers included: what the waitlist is offered next).
 local function wl_drop_offer(k, e, hold_key, state)
   local o = e.offer
   e.offer = cjson.null
-  local hs, os_, oe = unpack(redis.call('HMGET', hold_key, 'state', 'occ_start', 'occ_end'))
+  local hs, os_, oe, rs = unpack(redis.call('HMGET', hold_key, 'state', 'occ_start', 'occ_end', 'resources'))
   if hs == 'held' then
     redis.call('HSET', hold_key, 'state', state)
     redis.call('ZREM', k.claims, 'h|' .. o.hold_id .. '|' .. occ_end_of(int(o['end']), oe) .. '|' .. int(o.expires_ms))
     redis.call('ZREM', k.holdexp, o.hold_id)
+    res_free(k.rclaims, rs, 'h', o.hold_id, o['end'], o.expires_ms)
     bump_claim(k.versions, tonumber(os_ or o.start), tonumber(oe or o['end']))
   end
   return o.start, o['end'], tonumber(os_ or o.start), tonumber(oe or o['end'])
@@ -406,20 +558,24 @@ local function wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
   redis.call('ZADD', kit.claims, t - before, 'h|' .. id .. '|' .. int(finish + after) .. '|' .. int(expires))
   redis.call('ZADD', kit.holdexp, expires, id)
   redis.call('HSET', kit.ctypes, id, e.visit_type_id .. '|' .. int(t))
+  res_claim(kit.rclaims, key, res_ids(kit.vtypes, e.visit_type_id), 'h', id, t, finish, expires)
   bump_claim(kit.versions, t - before, finish + after)
   e.status, e.lapsed_ms = 'offered', cjson.null
   wl_waiting(kit.wait, e, false)
   e.offer = {hold_id = id, practitioner_id = kit.pr, start = t, ['end'] = finish, expires_ms = expires}
   e.had[#e.had + 1] = kit.pr .. '|' .. int(t) .. '|' .. int(finish)
   redis.call('HINCRBY', kit.stats, 'offers', 1)
+  local rids = res_ids(kit.vtypes, e.visit_type_id)
   wl_change(kit, e, patient, now, 'waitlist_offer', actor, request_id, kit.pr, id, nil,
-    {start = t, ['end'] = finish, expires_ms = expires, cause = cause})
+    {start = t, ['end'] = finish, expires_ms = expires, cause = cause, resource_ids = #rids > 0 and rids or nil})
 end
 
 -- Offer what a change made available to the waiting entries, oldest first (invariant 11). candidates(vt, d):
 -- the slot starts of that visit type the change made available, sorted. Each waiting entry that may take this
 -- practitioner takes the earliest start that fits one of its spans, was never offered to it, is offered by
--- notice and horizon, and overlaps no claim (expired holds included, the offers just made included); at most
+-- notice and horizon, and overlaps no claim (expired holds included, the offers just made included) and, for a
+-- visit type that needs rooms or equipment, finds each open and unclaimed over the visit (res_taken: an offer
+-- occupies what a booking would, wl_offer claims them); at most
 -- one offer per entry, at most OFFERS_PER_INTERVAL offers per call (one freed interval, or one schedule day: when
 -- a call frees several intervals, each gets its own share of the kit's hold ids, engine/limits.py) and no more
 -- than the kit has hold ids left. `exclude`: an entry left out (the one that
@@ -471,12 +627,14 @@ local function offer_freed(kit, now, actor, request_id, cause, candidates, exclu
         wl_unqueue(kit, e)
       elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
         local before, after, most = vt_rules(kit.vtypes, e.visit_type_id)
+        local rids = res_ids(kit.vtypes, e.visit_type_id)
         for _, s in ipairs(cands[e.visit_type_id] or {}) do
           local t = tonumber(s)
           if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
               and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
               and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0
-              and wl_within(kit, e.visit_type_id, most, t, now) then
+              and wl_within(kit, e.visit_type_id, most, t, now)
+              and not res_taken(kit.resources, kit.rclaims, rids, t, t + d, now, true) then
             wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
             made = made + 1
             break
@@ -498,7 +656,8 @@ end
 
 -- ---------------------------------------------------------------- cancels (cancel.lua, series_cancel.lua)
 -- Cancel the booked appointment k.appt, its occupation given back at once (to the waitlist first, by kit): status
--- 'cancelled', version + 1, its member out of k.claims, k.versions bumped, 'cancel' appended to k.events (k.audit).
+-- 'cancelled', version + 1, its member out of k.claims, k.versions bumped, its rooms and equipment freed (the kit's
+-- resource claims), 'cancel' appended to k.events (k.audit).
 -- c: now (the ARGV string), id, practitioner (as the caller read it), actor, request_id, reason, kit (wl_kit of
 -- that practitioner); c.ahead: leave one that has begun as it is; c.check: only say what it would do (nil: it
 -- would cancel), changing nothing (a script cancelling several checks them all first).
@@ -506,7 +665,7 @@ end
 -- practitioner is not the one the caller read) | {'KIT'} (entries wait and the kit cannot offer: nothing changed)
 local function cancel_appt(k, c)
   local a = redis.call('HMGET', k.appt, 'status', 'practitioner_id', 'end', 'version', 'practice_id', 'start',
-    'occ_start', 'occ_end')
+    'occ_start', 'occ_end', 'resources')
   if not a[1] then return {'NOT_FOUND'} end
   if a[2] ~= c.practitioner then return {'RETRY'} end
   if a[1] == 'cancelled' then return {'ALREADY', a[4]} end
@@ -520,8 +679,10 @@ local function cancel_appt(k, c)
   local occ_start, occ_end = tonumber(a[7] or a[6]), tonumber(a[8] or a[3])
   redis.call('ZREM', k.claims, 'b|' .. c.id .. '|' .. int(occ_end) .. '|0')
   bump_claim(k.versions, occ_start, occ_end)
+  res_free(kit.rclaims, a[9], 'b', c.id, tonumber(a[3]), 0)
   emit(k.events, k.audit, c.now, 'cancel', c.actor, a[5], a[2], nil, c.id, c.request_id,
-    {version = tonumber(version), start = tonumber(a[6]), ['end'] = tonumber(a[3]), has_reason = c.reason ~= ''},
+    {version = tonumber(version), start = tonumber(a[6]), ['end'] = tonumber(a[3]), has_reason = c.reason ~= '',
+     resource_ids = a[9] and a[9] ~= '' and res_split(a[9]) or nil},
     cjson.encode({id = c.id, status = 'cancelled', version = tonumber(version), cancel_reason = c.reason}))
   offer_freed(kit, tonumber(c.now), c.actor, c.request_id, 'cancel', freed(kit, occ_start, occ_end))
   return {'OK', version}

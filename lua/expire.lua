@@ -3,7 +3,7 @@
 -- waitlist offer: 'waitlist_lapse' instead, its entry 'waiting' again); while entries wait, offers each interval
 -- to the waitlist first and tidies only holds of the kit's practitioner (others wait for their own call).
 -- KEYS: 1 hold expiry zset  2 events  3 audit, then per hold: hold hash, claims zset of its practitioner,
---       then the waitlist kit (wl_kit)
+--       then the waitlist kit (wl_kit; its resource claims zset: each hold's rooms and equipment are freed)
 -- ARGV: 1 now_ms  2 actor  3 n holds, then the n hold ids in the same order, then the kit
 -- Returns the number of holds expired.
 local now = tonumber(ARGV[1])
@@ -13,13 +13,14 @@ local expired = 0
 for i = 1, n do
   local hold_key, claims_key, id = KEYS[2 + i * 2], KEYS[3 + i * 2], ARGV[3 + i]
   local h = redis.call('HMGET', hold_key, 'state', 'end', 'expires_ms', 'practice_id', 'practitioner_id', 'start',
-    'entry_id', 'occ_start', 'occ_end')
+    'entry_id', 'occ_start', 'occ_end', 'resources')
   local mine = not kit.on or (kit.ok and h[5] == kit.pr)
   if h[1] == 'held' and tonumber(h[3]) <= now and mine then
     redis.call('HSET', hold_key, 'state', 'expired')
     local occ_start, occ_end = tonumber(h[8] or h[6]), tonumber(h[9] or h[2])
     redis.call('ZREM', claims_key, 'h|' .. id .. '|' .. int(occ_end) .. '|' .. h[3])
     redis.call('ZREM', KEYS[1], id)
+    res_free(kit.rclaims, h[10], 'h', id, tonumber(h[2]), h[3])
     expired = expired + 1
     local fs, fe, exclude, cause = tonumber(h[6]), tonumber(h[2]), nil, 'expire'
     local e, patient = nil, nil

@@ -9,6 +9,8 @@
 --       8 waitlist index  9 waiting entries (a live entry is indexed again; an older copy's members removed)
 --       10 visit types hash (the offer occupies what a booking would: its visit type's buffers as they are now)
 --       11 claim types hash of the offer's practitioner (the offer counts toward its daily limit, as a hold does)
+--       12 resources hash  13 resource claims zset (practice): the offer claims the rooms and equipment its visit
+--       type needs now, as wl_offer does; one closed or claimed by another claim: 'taken'
 -- ARGV: 1 now_ms  2 entry_id  3 version  4 order  5 '1' when the entry is live (waiting or offered, window
 --       not passed) else '0'  6 the entry JSON  7 the entry JSON back to waiting ('' when not offered)
 --       8 hold_id  9 start_s  10 end_s  11 expires_ms  12 practice_id  13 practitioner_id  14 visit_type_id
@@ -38,6 +40,7 @@ if ARGV[7] ~= '' then
   local start, finish, expires = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
   local hold = redis.call('HMGET', KEYS[4], 'state', 'entry_id', 'occ_start', 'occ_end')
   local before, after, most = vt_rules(KEYS[10], ARGV[14])
+  local rids = res_ids(KEYS[10], ARGV[14])
   local occ_start, occ_end = tonumber(hold[3] or (start - before)), tonumber(hold[4] or (finish + after))
   local member = 'h|' .. ARGV[8] .. '|' .. int(occ_end) .. '|' .. ARGV[11]
   if expires <= now then
@@ -48,6 +51,8 @@ if ARGV[7] ~= '' then
     how = 'taken'
   elseif most and not redis.call('ZSCORE', KEYS[5], member)
       and day_count(KEYS[5], KEYS[11], ARGV[14], tonumber(ARGV[16]), tonumber(ARGV[17]), now, false) >= most then
+    how = 'taken'
+  elseif res_taken(KEYS[12], KEYS[13], rids, start, finish, now, false, {[ARGV[8]] = true}) then
     how = 'taken'
   else
     how = 'offered'
@@ -60,6 +65,7 @@ if ARGV[7] ~= '' then
     redis.call('ZADD', KEYS[5], occ_start, member)
     redis.call('HSET', KEYS[11], ARGV[8], ARGV[14] .. '|' .. ARGV[9])
     redis.call('ZADD', KEYS[6], expires, ARGV[8])
+    res_claim(KEYS[13], KEYS[4], rids, 'h', ARGV[8], start, finish, expires)
     bump_claim(KEYS[7], occ_start, occ_end)
   end
   if how ~= 'offered' then record = ARGV[7] end

@@ -11,7 +11,9 @@
 --       overlaps no live claim's occupation, exactly as hold.lua checks it)  15 k, the number of local dates
 --       asked, then their bounds (start, end) each: with a daily limit, a date whose practitioner already has
 --       max_per_day live claims of the visit type keeps no start
--- KEYS after the visit types hash: per practitioner, its claim types hash (daily limits; n keys)
+-- KEYS after the visit types hash: per practitioner, its claim types hash (daily limits; n keys), then the
+-- resources hash and the resource claims zset (practice): a start is kept only when every resource the visit type
+-- needs is open and unclaimed over [start, start + duration), exactly as hold.lua checks it
 -- Returns 2n arrays: the slot starts (integers, epoch seconds) of each practitioner, in KEYS order, then per
 -- practitioner {valid_until_ms, version 'all', versions of buckets 11..12}: the answer stays right while no
 -- version moves and now_ms < valid_until_ms (a live hold expiring, a start falling inside the minimum notice, a
@@ -25,6 +27,8 @@ if ARGV[13] ~= '' and redis.call('HLEN', KEYS[4 * n + 4]) ~= tonumber(ARGV[13]) 
 local before, after, most = vt_rules(KEYS[4 * n + 5], ARGV[14])
 local out, total = {}, 0
 local strict = redis.call('ZCARD', KEYS[4 * n + 3]) > 0
+local rcs, rce, rvalid = res_busy(KEYS[5 * n + 6], KEYS[5 * n + 7], res_ids(KEYS[4 * n + 5], ARGV[14]), from, to + dur,
+  now, strict)
 local function earliest(a, b)
   if a == 0 or (b ~= 0 and b < a) then return b end
   return a
@@ -69,6 +73,10 @@ for i = 1, n do
         if not (j <= #ce and cs[j] < t + dur + after) then kept[#kept + 1] = t end
       end
     end
+  end
+  if #rcs > 0 and #kept > 0 then
+    kept = res_keep(kept, dur, rcs, rce)
+    valid = earliest(valid, rvalid)  -- a resource's hold expiring frees its slots
   end
   if most and #kept > 0 then
     -- a local date with max_per_day live claims of this visit type offers nothing more (hold.lua refuses it)

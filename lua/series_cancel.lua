@@ -7,8 +7,8 @@
 -- KEYS: 1 series hash  2 events  3 audit, then one appointment hash per occurrence, then per practitioner group:
 --       its claims zset, its availability versions, then its waitlist kit (wl_kit)
 -- ARGV: 1 now_ms  2 series_id  3 actor  4 request_id  5 reason  6 n occurrences, then per occurrence two values:
---       its appointment_id, its group (1-based), then the number of groups, then per group its kit's ARGV (wl_kit:
---       practice_id, the practitioner the caller read, ...)
+--       its appointment_id, its group (1-based), then the number of groups, then per group: the number of its kit's
+--       KEYS, then its kit's ARGV (wl_kit: practice_id, the practitioner the caller read, ...)
 -- Returns {'OK', cancelled} (how many this call cancelled) | {'NOT_FOUND'} (no booked series, or an occurrence
 --       left Redis meanwhile) | {'RETRY'} (an occurrence moved to another practitioner meanwhile) | {'KIT'}
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -18,12 +18,14 @@ local ng = tonumber(ARGV[7 + 2 * n])
 local groups = {}
 local ki, ai = 4 + n, 8 + 2 * n
 for g = 1, ng do
-  -- a kit's size: 13 + visit types + hold ids KEYS, 7 + 2 * visit types + hold ids + 2 * zone offsets ARGV
+  -- a kit's ARGV: 7 + 2 * visit types + hold ids + 2 * zone offsets (wl_kit); its KEYS: as the caller says
+  local nkeys = tonumber(ARGV[ai])
+  ai = ai + 1
   local nvt = tonumber(ARGV[ai + 4])
   local nids = tonumber(ARGV[ai + 5 + 2 * nvt])
   local nz = tonumber(ARGV[ai + 6 + 2 * nvt + nids])
   groups[g] = {claims = KEYS[ki], versions = KEYS[ki + 1], pr = ARGV[ai + 1], kit = wl_kit(ki + 2, ai)}
-  ki, ai = ki + 2 + 13 + nvt + nids, ai + 7 + 2 * nvt + nids + 2 * nz
+  ki, ai = ki + 2 + nkeys, ai + 7 + 2 * nvt + nids + 2 * nz
 end
 local function step(i, check)
   local g = groups[tonumber(ARGV[6 + 2 * i])]

@@ -2,7 +2,7 @@
 -- interval offered to the next matching entries. Leaving again, or leaving a booked entry, changes nothing.
 -- KEYS: 1 the offer's hold hash (any key of the practice when the caller read no offer), then the waitlist kit
 --       (of the offer's practitioner; without one when the caller read no offer)
--- (the kit's head, queue to waiting entries, is always there: leaving takes the entry off the index)
+-- (the kit's head, queue to resource claims, is always there: leaving takes the entry off the index)
 -- ARGV: 1 now_ms  2 entry_id  3 hold_id the caller read ('' none)  4 actor  5 request_id, then the kit
 -- Returns {'OK', version} | {'ALREADY', status} | {'NOT_FOUND'} | {'RETRY'} (the caller read another offer) | {'KIT'}
 local now = tonumber(ARGV[1])

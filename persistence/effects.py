@@ -17,6 +17,7 @@ from persistence.tables import (
     holds,
     practices,
     practitioners,
+    resources,
     series,
     series_occurrences,
     visit_types,
@@ -55,7 +56,18 @@ def _setup(conn: Connection, e: ev.Event) -> None:
     elif isinstance(e, ev.PractitionerSaved):
         _upsert(conn, practitioners, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
     elif isinstance(e, ev.VisitTypeSaved):
-        _upsert(conn, visit_types, {**msgspec.structs.asdict(e.data), "created_at": at}, "id")
+        row = {**msgspec.structs.asdict(e.data), "created_at": at}
+        row["resource_ids"] = msgspec.json.encode(e.data.resource_ids).decode()
+        _upsert(conn, visit_types, row, "id")
+    elif isinstance(e, ev.ResourceSaved):
+        r = e.data
+        _upsert(
+            conn,
+            resources,
+            {"id": r.id, "practice_id": r.practice_id, "name": r.name, "kind": r.kind,
+             "closures": msgspec.json.encode(r.closures).decode(), "created_at": at},
+            "id",
+        )  # fmt: skip
     elif isinstance(e, ev.ApiKeySaved):
         # a key is created once: a stored row (live, or revoked by a revocation that arrived first) stays
         conn.execute(

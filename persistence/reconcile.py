@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from engine import access, limits
 from engine import restore as rs
-from engine.model import ApiKey, Practice, Practitioner, VisitType, stored_schedule
+from engine.model import ApiKey, Closure, Practice, Practitioner, Resource, VisitType, stored_schedule
 from engine.service import BookingEngine
 from persistence import app_keys as app_key_rows
 from persistence import waitlist_rows
@@ -35,6 +35,7 @@ from persistence.tables import (
     holds,
     practices,
     practitioners,
+    resources,
     schedules,
     series,
     series_occurrences,
@@ -69,6 +70,11 @@ class Report(msgspec.Struct):
         return out
 
 
+def resource_from_row(r: Any) -> Resource:
+    closures = msgspec.json.decode(r["closures"] or "[]", type=list[Closure])
+    return Resource(id=r["id"], practice_id=r["practice_id"], name=r["name"], kind=r["kind"], closures=closures)
+
+
 def _load(db: Engine) -> dict[str, Any]:
     horizon = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RESTORE_PAST_DAYS)
     w = waitlist_entries
@@ -78,6 +84,7 @@ def _load(db: Engine) -> dict[str, Any]:
             "practices": c.execute(select(practices)).mappings().all(),
             "practitioners": c.execute(select(practitioners)).mappings().all(),
             "visit_types": c.execute(select(visit_types)).mappings().all(),
+            "resources": c.execute(select(resources)).mappings().all(),
             "schedules": c.execute(select(schedules)).mappings().all(),
             "appointments": c.execute(select(appointments).where(appointments.c.end_at >= horizon)).mappings().all(),
             "heads": c.execute(select(audit_heads)).mappings().all(),
@@ -204,7 +211,8 @@ async def reconcile(
     if practices_only is not None:
         data["practices"] = [row for row in data["practices"] if row["id"] in practices_only]
     by_practice: dict[str, dict[str, list[Any]]] = {}
-    for kind in ("practitioners", "visit_types", "schedules", "appointments", "api_keys", "waitlist", "series"):
+    for kind in ("practitioners", "visit_types", "resources", "schedules", "appointments", "api_keys", "waitlist",
+                 "series"):
         for row in data[kind]:
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
     occurrences: dict[str, list[Any]] = {}
@@ -229,10 +237,12 @@ async def reconcile(
                 buffer_before_minutes=r.get("buffer_before_minutes") or 0,
                 buffer_after_minutes=r.get("buffer_after_minutes") or 0,
                 max_per_day=r.get("max_per_day"),
+                resource_ids=msgspec.json.decode(r.get("resource_ids") or "[]", type=list[str]),
             )
             for r in mine.get("visit_types", [])
         ]
         report.restored += await rs.restore_setup(eng, practice, prs, vts)
+        report.restored += await rs.restore_resources(eng, [resource_from_row(r) for r in mine.get("resources", [])])
         for krow in mine.get("api_keys", []):
             if await rs.restore_api_key(
                 eng,
@@ -259,9 +269,11 @@ async def reconcile(
             if have is not None and have[0] == arow["version"]:
                 continue
             appt = appointment_from_row(arow)
+            stored_rids = arow.get("resource_ids")  # None: a row written before 0011 (its visit type's now)
             status, clash = await rs.restore_appointment(
-                eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None
-            )
+                eng, appt, arow["manage_hash"], arow["updated_at_ms"], have[2] if have else None,
+                None if stored_rids is None else msgspec.json.decode(stored_rids, type=list[str]),
+            )  # fmt: skip
             if status == "OK":
                 report.restored.append(f"appointment {appt.id} ({appt.status} v{appt.version})")
             elif status == "CONFLICT":

@@ -51,6 +51,18 @@ visit_types = Table(
     Column("buffer_before_minutes", Integer, nullable=False, server_default="0"),
     Column("buffer_after_minutes", Integer, nullable=False, server_default="0"),
     Column("max_per_day", Integer, nullable=True),
+    Column("resource_ids", Text, nullable=False, server_default="[]"),  # JSON list of resource ids (0011)
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("practice_id", String(32), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("closures", Text, nullable=False, server_default="[]"),  # the Closures as JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 schedules = Table(
@@ -82,6 +94,8 @@ appointments = Table(
     Column("hold_id", String(128)),
     Column("cancel_reason", Text),
     Column("updated_at_ms", BigInteger, nullable=False),
+    # the rooms and equipment it claims (JSON list, from its book/reschedule event; NULL: written before 0011)
+    Column("resource_ids", Text, nullable=True),
     Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
 )
 

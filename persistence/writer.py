@@ -123,7 +123,9 @@ def _effects(conn: Connection, e: ev.Event, later: Deferred | None = None) -> No
         state = "released" if isinstance(e, ev.HoldReleased) else "expired"
         now.hold_states.append({"b_id": e.hold_id, "b_state": state, "b_appt": None, "b_at": e.at})
     elif isinstance(e, ev.AppointmentBooked | ev.AppointmentRescheduled):
-        _upsert(conn, appointments, appointment_row(e.data, e.at), "id")
+        row = appointment_row(e.data, e.at)
+        row["resource_ids"] = msgspec.json.encode(e.detail.resource_ids or []).decode()  # restored exactly
+        _upsert(conn, appointments, row, "id")
         if isinstance(e, ev.AppointmentBooked):
             series_rows(conn, e)
         now.hold_states.append({"b_id": e.hold_id, "b_state": "booked", "b_appt": e.appointment_id, "b_at": e.at})

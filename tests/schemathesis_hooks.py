@@ -3,6 +3,7 @@
 Only for rules that JSON Schema cannot state, so that a case schemathesis calls *valid* is valid for the API too
 (its positive_data_acceptance check asserts that such a case is never refused):
 - a weekly window ends after it starts, and so does a closure (two fields of one object compared);
+- a visit type's ``resource_ids`` name resources of its practice (unknown ones are 422): left out of valid cases;
 - an audit ``cursor`` is one this API returned (an opaque value, 422 otherwise);
 - an ``Idempotency-Key`` is reused only with the same body (another body is 422 idempotency_key_reused, as
   the IETF Idempotency-Key draft says): a generated key becomes a digest of the body, so a repeated request
@@ -82,6 +83,22 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
         if isinstance(body.get("closures"), list):
             body = {**body, "closures": _ordered_closures(body["closures"])}
         case.body = body
+
+
+@schemathesis.hook("before_call").apply_to(method="PUT", path="/v1/resources/{resource_id}/closures")
+def ordered_resource_closures(context: Any, case: Any, kwargs: Any) -> None:
+    if _positive(case) and isinstance(case.body, list):
+        case.body = _ordered_closures(case.body)
+
+
+@(
+    schemathesis.hook("before_call")
+    .apply_to(method="POST", path="/v1/practices/{practice_id}/visit-types")
+    .apply_to(method="PATCH", path="/v1/visit-types/{visit_type_id}")
+)
+def existing_resources_only(context: Any, case: Any, kwargs: Any) -> None:
+    if _positive(case) and isinstance(case.body, dict) and case.body.get("resource_ids"):
+        case.body = {k: v for k, v in case.body.items() if k != "resource_ids"}
 
 
 @schemathesis.hook("before_call").apply_to(method="GET", path="/v1/audit")

@@ -76,7 +76,7 @@ async def availability(
     elif ans.tag is not None:
         etag = f'"{ans.tag}"'
         headers["ETag"], headers["Cache-Control"] = etag, conditional.CACHE_CONTROL
-        if conditional.none_match(request.headers.get("if-none-match"), etag):
+        if conditional.none_match(conditional.if_none_match(request.scope), etag):
             return Response(content=b"", status_code=304, headers=headers)
     body = render.availability_answer_bytes(ans.practice, visit_type_id, date, days, ans, state.rendered_days)
     return raw_json(body, 200, headers or None)

@@ -85,6 +85,7 @@ async def add_visit_type(
         buffer_before_minutes=data.buffer_before_minutes,
         buffer_after_minutes=data.buffer_after_minutes,
         max_per_day=data.max_per_day,
+        resource_ids=data.resource_ids,
     )
     return _vt_out(vt)
 
@@ -98,6 +99,7 @@ def _vt_out(vt: VisitType) -> VisitTypeOut:
         buffer_before_minutes=vt.buffer_before_minutes,
         buffer_after_minutes=vt.buffer_after_minutes,
         max_per_day=vt.max_per_day,
+        resource_ids=vt.resource_ids,
     )
 
 

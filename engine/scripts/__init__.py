@@ -5,7 +5,7 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | script | function | module |
 |---|---|---|
 | hold, release, expire, book, cancel, reschedule | same names | ``bookings`` |
-| search, schedule, apply_day, put_entity, api_key, app_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
+| search, schedule, apply_day, put_entity, resource, api_key, app_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
 | restore, restore_seq, restore_waitlist (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 | waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
 | tidy, series_tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
@@ -75,6 +75,7 @@ from engine.scripts.setup import (
     apply_day,
     limit,
     put_entity,
+    resource,
     schedule,
     search,
     search_call,
@@ -140,6 +141,7 @@ __all__ = [
     "release_call",
     "remember_client_hold",
     "reschedule",
+    "resource",
     "restore",
     "restore_entity",
     "restore_seq",

@@ -82,6 +82,8 @@ def hold_call(
             keys.waitlist_queue(pid),
             keys.visit_types(pid),
             keys.claim_types(pid, practitioner_id),
+            keys.resources(pid),
+            keys.resource_claims(pid),
         ],
         [
             now_ms,
@@ -202,6 +204,8 @@ def book_call(
             keys.waitlist_index(pid),
             keys.waitlist_waiting(pid),
             keys.claim_types(pid, practitioner_id),
+            keys.resources(pid),
+            keys.resource_claims(pid),
         ],
         [
             now_ms,

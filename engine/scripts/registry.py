@@ -30,6 +30,7 @@ NAMES = (
     "schedule",
     "apply_day",
     "put_entity",
+    "resource",
     "api_key",
     "app_key",
     "limit",

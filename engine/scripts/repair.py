@@ -19,9 +19,17 @@ class Restored(msgspec.Struct, frozen=True):
 
 
 async def restore(
-    lua: Lua, *, now_ms: int, appointment: Appointment, manage_hash: str, updated_ms: int, redis_practitioner: str
+    lua: Lua,
+    *,
+    now_ms: int,
+    appointment: Appointment,
+    manage_hash: str,
+    updated_ms: int,
+    redis_practitioner: str,
+    resource_ids: list[str] | None = None,
 ) -> Restored:
-    """Put a durable appointment back; never creates an overlap."""
+    """Put a durable appointment back; never creates an overlap. ``resource_ids``: the resources it claims (None:
+    the ones its visit type needs now)."""
     a = appointment
     pid = a.practice_id
     res = await lua.run(
@@ -34,6 +42,7 @@ async def restore(
             keys.versions(pid, redis_practitioner),
             keys.visit_types(pid),
             keys.claim_types(pid, a.practitioner_id),
+            keys.resource_claims(pid),
         ],
         [
             now_ms,
@@ -50,6 +59,7 @@ async def restore(
             a.hold_id or "",
             a.cancel_reason or "",
             updated_ms,
+            "*" if resource_ids is None else ",".join(resource_ids),
         ],
     )
     return Restored(text(res[0]), [text(x) for x in res[1:]])
@@ -71,7 +81,8 @@ async def restore_waitlist(
         [keys.waitlist_entries(pid), keys.waitlist_queue(pid), keys.waitlist_stats(pid),
          keys.hold(pid, o.hold_id if o else ""), keys.claims(pid, practitioner), keys.hold_expiries(pid),
          keys.versions(pid, practitioner), keys.waitlist_index(pid), keys.waitlist_waiting(pid),
-         keys.visit_types(pid), keys.claim_types(pid, practitioner)],
+         keys.visit_types(pid), keys.claim_types(pid, practitioner), keys.resources(pid),
+         keys.resource_claims(pid)],
         [now_ms, r.id, r.version, r.order, "1" if live else "0", encoder.encode(r), waiting,
          o.hold_id if o else "", o.start if o else 0, o.end if o else 0, o.expires_ms if o else 0, pid,
          practitioner, r.visit_type_id, retention_ms, day[0], day[1]],
@@ -157,6 +168,7 @@ async def trim_past(
         for vt in visit_type_ids:
             pipe.zremrangebyscore(keys.base(pid, practitioner_id, vt), "-inf", f"({before}")
         pipe.zremrangebyscore(keys.claims(pid, practitioner_id), "-inf", f"({before - max_duration_s}")
+        pipe.zremrangebyscore(keys.resource_claims(pid), "-inf", f"({before - max_duration_s}")  # resources' too
         pipe.hgetall(keys.claim_types(pid, practitioner_id))
         *_, types = await pipe.execute()
     old = [k for k, v in types.items() if int(text(v).rsplit("|", 1)[1]) < before - max_duration_s]

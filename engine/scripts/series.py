@@ -63,6 +63,8 @@ async def series_hold(
         keys.waitlist_queue(pid),
         keys.visit_types(pid),
         keys.claim_types(pid, practitioner_id),
+        keys.resources(pid),
+        keys.resource_claims(pid),
         *(keys.hold(pid, o.hold_id) for o in occurrences),
     ]
     args: list[object] = [
@@ -108,6 +110,8 @@ async def series_book(
         keys.audit(pid),
         keys.idempotency(pid, "book", idem_ref),
         keys.claim_types(pid, practitioner_id),
+        keys.resources(pid),
+        keys.resource_claims(pid),
     ]
     args: list[object] = [
         now_ms, series_id, patient_json, manage_hash, ctx.actor, ctx.request_id, fingerprint if idem_ref else "",
@@ -157,8 +161,9 @@ async def series_cancel(
     args.append(len(kits))
     for kit in kits:
         pr = kit.practitioner_id
-        script_keys += [keys.claims(pid, pr), keys.versions(pid, pr), *kit_keys(pid, kit)]
-        args += kit_args(pid, kit)
+        kit_k = kit_keys(pid, kit)
+        script_keys += [keys.claims(pid, pr), keys.versions(pid, pr), *kit_k]
+        args += [len(kit_k), *kit_args(pid, kit)]
     res = reply(await lua.run("series_cancel", script_keys, args))
     if res[0] == "OK":
         return SeriesCancelled(int(res[1]))

@@ -26,6 +26,27 @@ async def put_entity(
     )
 
 
+async def resource(lua: Lua, *, now_ms: int, practice_id: str, resource: Any, ctx: Ctx, restore: bool = False) -> bool:
+    """Store a resource (created, or its closures replaced) and append its event; the days its old and new
+    closures touch are renewed in the same step. ``restore``: put back a record Redis lost (False: it is there)."""
+    res = reply(
+        await lua.run(
+            "resource",
+            [keys.resources(practice_id), keys.events(practice_id), keys.versions(practice_id, "")],
+            [
+                now_ms,
+                resource.id,
+                encoder.encode(resource),
+                ctx.actor,
+                ctx.request_id,
+                practice_id,
+                "restore" if restore else "",
+            ],
+        )
+    )
+    return bool(res[0] == "OK")
+
+
 async def schedule(
     lua: Lua,
     *,
@@ -247,6 +268,8 @@ def search_call(
         keys.practitioners(pid),
         keys.visit_types(pid),
         *(keys.claim_types(pid, pr) for pr in practitioner_ids),
+        keys.resources(pid),
+        keys.resource_claims(pid),
     ]
     return Call(
         "search",

@@ -35,7 +35,8 @@ class OfferKit(msgspec.Struct, frozen=True):
 def kit_keys(practice_id: str, kit: OfferKit | None) -> list[str]:
     pid = practice_id
     head = [keys.waitlist_queue(pid), keys.waitlist_entries(pid), keys.waitlist_stats(pid), keys.visit_types(pid),
-            keys.events(pid), keys.audit(pid), keys.waitlist_index(pid), keys.waitlist_waiting(pid)]  # fmt: skip
+            keys.events(pid), keys.audit(pid), keys.waitlist_index(pid), keys.waitlist_waiting(pid),
+            keys.resources(pid), keys.resource_claims(pid)]  # fmt: skip
     if kit is None:
         return head
     pr = kit.practitioner_id

@@ -44,6 +44,8 @@ def _one_of_each(make_client: Any, rsync: Any) -> tuple[dict[str, Any], dict[str
     pid, (dr_a, dr_b), vt = ctx["practice_id"], ctx["practitioners"], ctx["visit_types"][30]
     key = c.post(f"/v1/practices/{pid}/api-keys").json()
     assert c.delete(f"/v1/practices/{pid}/api-keys/{key['id']}").status_code == 204
+    room = c.post(f"/v1/practices/{pid}/resources", json={"name": "Room", "kind": "room"})
+    assert room.status_code == 201, room.text
     day = next_weekday(2)
     free_a = search(c, pid, vt, day, practitioner_id=dr_a)
     # the waitlist: two entries join; the released hold is offered to the first, who declines it: the second has
@@ -103,6 +105,9 @@ def test_one_entry_of_every_event_type_decodes_into_its_typed_payload(make_clien
     assert all(isinstance(p.data, Practitioner) and p.data.practice_id == pid for p in by_type[ev.PractitionerSaved])
     (visit_type,) = by_type[ev.VisitTypeSaved]
     assert visit_type.data == VisitType(id=vt, practice_id=pid, name="30 min", duration_minutes=30)
+
+    (resource,) = by_type[ev.ResourceSaved]
+    assert resource.data.practice_id == pid and resource.data.kind == "room" and resource.seq == 0
 
     saved, revoked = by_type[ev.ApiKeySaved][0], by_type[ev.ApiKeyRevoked][0]
     assert isinstance(saved.data, ApiKey) and saved.data.id == used["key"]["id"] and len(saved.data.hash) == 64

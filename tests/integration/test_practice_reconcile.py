@@ -73,3 +73,31 @@ def test_flushall_then_reconcile_rebuilds_buffers_counts_and_languages(world: di
     assert (vt["buffer_after_minutes"], vt["max_per_day"]) == (10, 2)
     assert c.get(f"/v1/appointments/{booked[0]['id']}").json()["patient"]["language"] == "fr"
     assert "language" not in c.get(f"/v1/appointments/{booked[1]['id']}").json()["patient"]
+
+
+def test_flushall_then_reconcile_rebuilds_room_claims_and_closures(world: dict[str, Any]) -> None:
+    c, r, p = world["client"], world["redis"], world["persister"]
+    ctx = setup_practice(c, durations=(30,), practitioners=2, slot_step_minutes=15)
+    pid, (a, b) = ctx["practice_id"], ctx["practitioners"]
+    room = c.post(f"/v1/practices/{pid}/resources", json={"name": "Ultrasound", "kind": "room"}).json()["id"]
+    scan = c.post(f"/v1/practices/{pid}/visit-types",
+                  json={"name": "scan", "duration_minutes": 30, "resource_ids": [room]}).json()["id"]  # fmt: skip
+    day = next_weekday(2)
+    free = {s["start"][11:16]: s["start"] for s in search(c, pid, scan, day) if s["practitioner_id"] == a}
+    h = hold(c, a, scan, free["09:00"]).json()
+    appt = c.post("/v1/appointments", json={"hold_id": h["id"], "patient": {"name": "R", "email": "r@example.org"}})
+    assert appt.status_code == 201, appt.text
+    t0 = dt.datetime.fromisoformat(free["10:00"])
+    closure = {"start": t0.isoformat(), "end": (t0 + dt.timedelta(hours=1)).isoformat(), "reason": "repairs"}
+    assert c.put(f"/v1/resources/{room}/closures", json=[closure]).status_code == 200
+    before = search(c, pid, scan, day, days=3)
+    assert free["09:00"] not in [s["start"] for s in before if s["practitioner_id"] == b]
+    p.drain()
+    r.flushdb()
+    said: list[str] = []
+    asyncio.run(run_reconcile(world["redis_url"], world["db"], said))
+    assert search(c, pid, scan, day, days=3) == before  # room claims and closures rebuilt: identical
+    assert hold(c, b, scan, free["09:00"]).status_code == 409  # the room is the appointment's again
+    assert hold(c, b, scan, free["10:00"]).status_code == 409  # closed
+    assert c.get(f"/v1/practices/{pid}/resources").json()["items"][0]["id"] == room
+    assert any(room in line for line in said)

@@ -235,3 +235,22 @@ def test_the_script_checks_every_occurrence_before_it_cancels_any(world: dict[st
     res = asyncio.run(cancel([(a["id"], dr) for a in appts], began))
     assert res == scripts.SeriesCancelled(4)
     assert statuses() == [b"booked"] * 2 + [b"cancelled"] * 4
+
+
+def test_a_series_cancel_frees_the_room_each_occurrence_claimed(world: dict[str, Any]) -> None:
+    """A series of a visit type that needs a room: while booked, another practitioner cannot take the room at those
+    times; the series cancel frees every occurrence's room claim (through the shared cancel_appt, as a single
+    cancel does) and names the room in each 'cancel' event."""
+    c, r = world["client"], world["redis"]
+    ctx = practice(c, practitioners=2)
+    pid, dr1 = ctx["practice_id"], ctx["practitioners"][1]
+    room = c.post(f"/v1/practices/{pid}/resources", json={"name": "Ultrasound", "kind": "room"}).json()["id"]
+    assert c.patch(f"/v1/visit-types/{ctx['vt']}", json={"resource_ids": [room]}).status_code == 200
+    b = book_series(c, ctx)
+    assert r.zcard(keys.resource_claims(pid)) == 6
+    assert free_at(c, ctx, ctx["vt"], "09:00", pr=dr1) == [False] * 6  # the room is taken
+    done = as_patient(c, b["manage_token"], "POST", f"/v1/series/{b['series_id']}/cancel", json={})
+    assert done.status_code == 200, done.text
+    assert r.zcard(keys.resource_claims(pid)) == 0
+    assert free_at(c, ctx, ctx["vt"], "09:00", pr=dr1) == [True] * 6
+    assert [e["detail"]["resource_ids"] for e in cancels(r, pid)] == [[room]] * 6

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("httptools", reason="the benchmark suite needs the `bench` extra")
 
-from benchmarks.rules import Claim, Rule, at_limit, violations
+from benchmarks.rules import Claim, RoomClaim, Rule, at_limit, room_violations, violations
 
 PARIS = ZoneInfo("Europe/Paris")
 ROOM = "p.room1"
@@ -107,3 +107,20 @@ def test_dst_days_count_by_local_date(day: dt.date) -> None:
     assert violations([*claims, extra], RULES, PARIS) == [
         f"practitioner dr1, visit type {SURGERY}, {day}: 3 claims, max_per_day 2"
     ]
+
+
+def test_the_room_claims_zset_is_checked_against_the_claims_that_need_the_room() -> None:
+    a, b = claim("a", "dr1", SURGERY, at(DAY, "09:00"), 30), claim("b", "dr2", SCAN, at(DAY, "09:30"), 20)
+    c = claim("c", "dr1", CONSULT, at(DAY, "10:00"), 15)  # needs no room
+    rooms = [RoomClaim(ROOM, "a", a.start, a.end), RoomClaim(ROOM, "b", b.start, b.end)]
+    assert room_violations([a, b, c], rooms, RULES) == []
+    # two room claims of one resource overlapping (whatever the claims say)
+    bad = room_violations([a, b], [rooms[0], RoomClaim(ROOM, "b", b.start - 600, b.end)], RULES)
+    assert len(bad) == 2 and bad[0].startswith(f"room claims of resource {ROOM}: a "), bad
+    assert "claim b " in bad[1] and "needs resource" in bad[1], bad
+    # a claim needing the room that holds no claim of it
+    bad = room_violations([a, b], rooms[:1], RULES)
+    assert len(bad) == 1 and bad[0].startswith("claim b ") and "None" in bad[0], bad
+    # a room claim that no live claim owns (its hold released, its member left behind)
+    bad = room_violations([a], rooms, RULES)
+    assert bad == [f"resource {ROOM}: claim of b owned by no live claim"], bad

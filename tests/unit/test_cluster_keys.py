@@ -14,7 +14,7 @@ import pytest
 from redis.crc import key_slot
 
 from engine import ids, keys, scripts
-from engine.model import SYSTEM, Appointment, Patient, WaitlistOffer, WaitlistRecord
+from engine.model import SYSTEM, Appointment, Patient, Resource, WaitlistOffer, WaitlistRecord
 from engine.redis import clients
 from engine.scripts.registry import NAMES, Lua
 from engine.settings import ConfigError, Settings
@@ -125,6 +125,8 @@ async def every_script(lua: Recorder, n: int) -> None:
             lua, practice_id=pid, practitioner_id=pr, visit_type_ids=[vt, vt2], gen="1",
             days=[scripts.DayPlan(0, 1, [[0], []]), scripts.DayPlan(1, 2, [[], [1]])],
         )  # fmt: skip
+        room = Resource(id=ids.new_resource_id(pid), practice_id=pid, name="r", kind="room")
+        await scripts.resource(lua, **common, resource=room)
         for key in (keys.practice(pid), keys.practitioners(pid), keys.visit_types(pid)):
             await scripts.put_entity(lua, **common, key=key, field="f", record={}, event="practice")
             await scripts.restore_entity(lua, practice_id=pid, key=key, field="f", record={})

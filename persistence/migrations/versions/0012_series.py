@@ -1,7 +1,7 @@
 """Series (engine/series.py): booked series and their occurrences, so that reconciliation rebuilds them.
 
 Revision ID: 0012_series
-Revises: 0010 (0011_resources is being written beside this one)
+Revises: 0011 (0011_resources.py)
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_series"
-# when a migration is added before this one (the resources branch made 0011_resources), down_revision follows it
-down_revision = "0010"  # 0010_app_keys.py (its revision id is "0010")
+down_revision = "0011"  # 0011_resources.py (its revision id is "0011")
 branch_labels = None
 depends_on = None
 
