@@ -28,6 +28,10 @@ class AppointmentArchive(Protocol):
         """A waitlist entry that ended and left Redis; None when the store does not know it."""
         ...
 
+    async def series(self, series_id: str) -> dict[str, str] | None:
+        """A booked series that left Redis (every occurrence did), as its Redis hash had it; None when unknown."""
+        ...
+
 
 class Runtime:
     """One Redis client with its registered scripts, the settings, the clock (tests pass a fake one), when a

@@ -86,6 +86,11 @@ def appointment(pid: str, appointment_id: str) -> str:
     return f"{tag(pid)}:appt:{appointment_id}"
 
 
+def series_pattern() -> str:
+    """SCAN MATCH pattern of every practice's series hashes (the retention tidy; never on a hot path)."""
+    return f"{ROOT}:{{p:*}}:series:*"
+
+
 def appointment_pattern() -> str:
     """SCAN MATCH pattern of every practice's appointment hashes (the retention tidy; never on a hot path)."""
     return f"{ROOT}:{{p:*}}:appt:*"

@@ -11,13 +11,14 @@ import msgspec
 
 from engine import errors, ids, keys, timeutil
 from engine import scripts as calls
-from engine.appointments import Appointments, patient_ref
+from engine.appointments import MOVE_ATTEMPTS, Appointments, patient_ref
 from engine.catalog import Catalog
 from engine.codec import encoder, text
 from engine.context import Runtime
 from engine.holds import FURTHEST_HOLD_S, Holds, local_day
 from engine.idempotency import IdempotencyKey, seal, unseal
 from engine.model import SYSTEM, Appointment, Ctx, Hold, Patient
+from engine.offers import KIT_ATTEMPTS
 from engine.scripts.bookings import Replay
 
 MIN_COUNT, MAX_COUNT = 2, 12
@@ -169,6 +170,10 @@ class Series:
             raise errors.NotFoundError("series", series_id)
         raw = await self.rt.redis.hgetall(keys.series(pid, series_id))
         s = {text(k): text(v) for k, v in raw.items()}
+        if not s and self.rt.archive is not None:  # a booked series whose occurrences all left Redis (retention)
+            s = await self.rt.archive.series(series_id) or {}
+            if s.get("practice_id") != pid:
+                s = {}
         if not s:
             raise errors.NotFoundError("series", series_id)
         return pid, prac, s
@@ -255,18 +260,59 @@ class Series:
         pid, prac, s = await self._read(series_id)
         if s["state"] != "booked":
             raise errors.NotFoundError("series", series_id)
-        appts = [(await self.appointments.find(a)).appointment for a in s["appointments"].split(",")]
-        return _booking(series_id, pid, prac, s, appts), s.get("manage_hash", "")
+        found = [await self.appointments.find(a) for a in s["appointments"].split(",")]
+        return _booking(series_id, pid, prac, s, [f.appointment for f in found]), s.get("manage_hash", "")
+
+    async def _in_redis(self, series_id: str) -> tuple[SeriesBooking, set[str]]:
+        """A booked series (as ``get``) and the ids of its appointments still in Redis (the others left it with
+        the retention tidy: ended long ago, read from the database, never changed again)."""
+        series, _ = await self.get(series_id)
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            for a in series.appointments:
+                pipe.exists(keys.appointment(series.practice_id, a.id))
+            there = await pipe.execute()
+        return series, {a.id for a, n in zip(series.appointments, there, strict=True) if n}
 
     async def cancel(self, series_id: str, reason: str = "", ctx: Ctx = SYSTEM) -> SeriesBooking:
-        """Cancel every occurrence still ahead (each as a single appointment is cancelled: idempotent, its
-        interval offered to the waitlist first, its notices sent); the ones that began stay as they are."""
-        series, _ = await self.get(series_id)
-        now_s = self.rt.now_ms() // 1000
-        out = []
-        for a in series.appointments:
-            if a.status == "booked" and a.start > now_s:
-                a = await self.appointments.cancel(a.id, reason, ctx)
-            out.append(a)
-        series.appointments = out
-        return series
+        """Cancel every occurrence still ahead in one step (lua/series_cancel.lua: each as a single appointment is
+        cancelled, by the same prelude function: idempotent, its interval offered to the waitlist first, its
+        notices sent); the ones that began stay as they are. An occurrence moved meanwhile (rescheduled onto
+        another practitioner, or left Redis) is read again and the whole step retried; nothing changes before."""
+        for _ in range(MOVE_ATTEMPTS):
+            series, live = await self._in_redis(series_id)
+            now = self.rt.now_ms()
+            ahead = [
+                (a.id, a.practitioner_id)
+                for a in series.appointments
+                if a.status == "booked" and a.start * 1000 > now and a.id in live
+            ]
+            if not ahead:
+                return series
+            per: dict[str, int] = {}
+            for _, pr in ahead:
+                per[pr] = per.get(pr, 0) + 1
+            try:
+                done = await self._cancel_step(series.practice_id, series_id, ahead, per, reason, ctx)
+            except errors.NotFoundError as exc:
+                if exc.kind != "series":
+                    raise
+                continue  # an occurrence left Redis meanwhile (or the series did: read again)
+            if done is not None:
+                return (await self.get(series_id))[0]
+        raise errors.BookingError("the series kept moving while it was being cancelled; retry")
+
+    async def _cancel_step(
+        self, pid: str, series_id: str, ahead: list[tuple[str, str]], per: dict[str, int], reason: str, ctx: Ctx
+    ) -> calls.SeriesCancelled | None:
+        offers = self.appointments.offers
+        for attempt in range(KIT_ATTEMPTS):
+            kits = [await offers.kit(pid, pr, intervals=n, fresh=attempt > 0) for pr, n in sorted(per.items())]
+            try:
+                return await calls.series_cancel(
+                    self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, series_id=series_id, occurrences=ahead,
+                    kits=kits, reason=reason, ctx=ctx,
+                )  # fmt: skip
+            except errors.OfferKitError:
+                if attempt == KIT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")

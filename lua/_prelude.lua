@@ -653,3 +653,37 @@ local function freed(kit, fs, fe)
     return redis.call('ZRANGEBYSCORE', kit.base[vt], int(fs), int(fe - d))
   end
 end
+
+-- ---------------------------------------------------------------- cancels (cancel.lua, series_cancel.lua)
+-- Cancel the booked appointment k.appt, its occupation given back at once (to the waitlist first, by kit): status
+-- 'cancelled', version + 1, its member out of k.claims, k.versions bumped, its rooms and equipment freed (the kit's
+-- resource claims), 'cancel' appended to k.events (k.audit).
+-- c: now (the ARGV string), id, practitioner (as the caller read it), actor, request_id, reason, kit (wl_kit of
+-- that practitioner); c.ahead: leave one that has begun as it is; c.check: only say what it would do (nil: it
+-- would cancel), changing nothing (a script cancelling several checks them all first).
+-- Returns {'OK', version} | {'ALREADY', version} | {'BEGUN', version} | {'NOT_FOUND'} | {'RETRY'} (its
+-- practitioner is not the one the caller read) | {'KIT'} (entries wait and the kit cannot offer: nothing changed)
+local function cancel_appt(k, c)
+  local a = redis.call('HMGET', k.appt, 'status', 'practitioner_id', 'end', 'version', 'practice_id', 'start',
+    'occ_start', 'occ_end', 'resources')
+  if not a[1] then return {'NOT_FOUND'} end
+  if a[2] ~= c.practitioner then return {'RETRY'} end
+  if a[1] == 'cancelled' then return {'ALREADY', a[4]} end
+  if c.ahead and tonumber(a[6]) * 1000 <= tonumber(c.now) then return {'BEGUN', a[4]} end
+  local kit = c.kit
+  if kit.on and not kit.ok then return {'KIT'} end
+  if c.check then return nil end
+  local version = int(tonumber(a[4]) + 1)
+  redis.call('HSET', k.appt, 'status', 'cancelled', 'version', version, 'cancel_reason', c.reason,
+    'updated_ms', c.now)
+  local occ_start, occ_end = tonumber(a[7] or a[6]), tonumber(a[8] or a[3])
+  redis.call('ZREM', k.claims, 'b|' .. c.id .. '|' .. int(occ_end) .. '|0')
+  bump_claim(k.versions, occ_start, occ_end)
+  res_free(kit.rclaims, a[9], 'b', c.id, tonumber(a[3]), 0)
+  emit(k.events, k.audit, c.now, 'cancel', c.actor, a[5], a[2], nil, c.id, c.request_id,
+    {version = tonumber(version), start = tonumber(a[6]), ['end'] = tonumber(a[3]), has_reason = c.reason ~= '',
+     resource_ids = a[9] and a[9] ~= '' and res_split(a[9]) or nil},
+    cjson.encode({id = c.id, status = 'cancelled', version = tonumber(version), cancel_reason = c.reason}))
+  offer_freed(kit, tonumber(c.now), c.actor, c.request_id, 'cancel', freed(kit, occ_start, occ_end))
+  return {'OK', version}
+end

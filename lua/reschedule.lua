@@ -12,8 +12,8 @@
 --       8 whose waitlist offer the caller may move onto ('*' any: staff, admin; '' none: UNAVAILABLE), then the kit
 -- A retry of the same call (same move id) answers {'OK', version} again and changes nothing.
 -- Returns {'OK', version} | {'NOT_FOUND'} | {'RETRY'} | {'CANCELLED'} | {'HOLD_NOT_FOUND'} | {'USED', appt}
---       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken' | 'waitlist_offer' | 'resource_taken'} | {'KIT'} (entries
---       wait and the kit cannot offer)
+--       | {'EXPIRED', state} | {'UNAVAILABLE', 'taken' | 'waitlist_offer' | 'series' | 'resource_taken'} | {'KIT'}
+--       (entries wait and the kit cannot offer)
 local now = tonumber(ARGV[1])
 local a = redis.call('HMGET', KEYS[1], 'status', 'practitioner_id', 'start', 'end', 'version', 'practice_id',
   'visit_type_id', 'patient', 'manage_hash', 'move_id', 'occ_start', 'occ_end', 'resources')
@@ -23,9 +23,11 @@ if ARGV[7] ~= '' and a[10] == ARGV[7] then return {'OK', a[5]} end
 if a[2] ~= ARGV[4] then return {'RETRY'} end
 if a[1] == 'cancelled' then return {'CANCELLED'} end
 local h = redis.call('HMGET', KEYS[3], 'state', 'practitioner_id', 'visit_type_id', 'start', 'end', 'expires_ms',
-  'appointment_id', 'entry_id', 'occ_start', 'occ_end', 'resources')
+  'appointment_id', 'entry_id', 'occ_start', 'occ_end', 'resources', 'series_id')
 if not h[1] then return {'HOLD_NOT_FOUND'} end
 if h[8] and ARGV[8] ~= '*' and ARGV[8] ~= h[8] then return {'UNAVAILABLE', 'waitlist_offer'} end
+-- a series' occurrence is booked with its series (series_book.lua), never alone: nor moved onto (as book.lua)
+if h[12] then return {'UNAVAILABLE', 'series'} end
 if h[1] == 'booked' then return {'USED', h[7]} end
 if h[1] ~= 'held' or tonumber(h[6]) <= now then return {'EXPIRED', h[1] == 'held' and 'expired' or h[1]} end
 local kit = wl_kit(11, 9)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from engine.model import Appointment, Patient, WaitlistRecord
 from persistence import waitlist_rows
-from persistence.tables import appointments, waitlist_entries
+from persistence.tables import appointments, series, series_occurrences, waitlist_entries
 
 
 def epoch(value: dt.datetime) -> int:
@@ -46,6 +46,23 @@ def appointment_from_row(row: Any) -> Appointment:
     )
 
 
+def series_fields(row: Any, occurrences: list[Any]) -> dict[str, str]:
+    """A ``series`` row and its ``series_occurrences`` rows (in order) -> the booked series' Redis hash, exactly as
+    series_book.lua leaves it (reconciliation puts it back; the archive reads it once it left Redis)."""
+    return {
+        "state": "booked",
+        "practice_id": row["practice_id"],
+        "practitioner_id": row["practitioner_id"],
+        "visit_type_id": row["visit_type_id"],
+        "every_days": str(row["every_days"]),
+        "count": str(row["count"]),
+        "holds": ",".join(o["hold_id"] for o in occurrences),
+        "appointments": ",".join(o["appointment_id"] for o in occurrences),
+        "manage_hash": row["manage_hash"],
+        "booked_ms": str(row["booked_at_ms"]),
+    }
+
+
 class ArchivedAppointments:
     """The engine's ``AppointmentArchive`` on the database (engine/context.py): one indexed read by id, run in a
     thread. A database that is down raises SQLAlchemy's OperationalError, which the API answers with 503."""
@@ -69,3 +86,19 @@ class ArchivedAppointments:
     async def waitlist_entry(self, entry_id: str) -> WaitlistRecord | None:
         """A waitlist entry that ended and left Redis (persistence/waitlist_tidy.py), as the database holds it."""
         return await asyncio.to_thread(self._read_entry, entry_id)
+
+    def _read_series(self, series_id: str) -> dict[str, str] | None:
+        with self.db.connect() as c:
+            row = c.execute(select(series).where(series.c.id == series_id)).mappings().first()
+            if row is None:
+                return None
+            occ = c.execute(
+                select(series_occurrences)
+                .where(series_occurrences.c.series_id == series_id)
+                .order_by(series_occurrences.c.position)
+            ).mappings().all()
+        return series_fields(row, list(occ))
+
+    async def series(self, series_id: str) -> dict[str, str] | None:
+        """A booked series that left Redis (persistence/retention.py), as its hash was."""
+        return await asyncio.to_thread(self._read_series, series_id)

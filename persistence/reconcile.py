@@ -25,7 +25,7 @@ from engine.model import ApiKey, Closure, Practice, Practitioner, Resource, Visi
 from engine.service import BookingEngine
 from persistence import app_keys as app_key_rows
 from persistence import waitlist_rows
-from persistence.archive import appointment_from_row, epoch
+from persistence.archive import appointment_from_row, epoch, series_fields
 from persistence.persister import Persister
 from persistence.tables import (
     api_keys,
@@ -116,25 +116,31 @@ def _waitlist_audit_counts(db: Engine, practice_id: str) -> dict[str, int]:
         return {action: int(n) for action, n in c.execute(q).all()}
 
 
-def _lost_holds(db: Engine, practice_id: str, now_ms: int) -> list[tuple[str, int, int, str]]:
+Freed = tuple[str, int, int, str, str]  # practitioner, visit start, visit end, entry id ('' none), visit type
+
+
+def _lost_holds(db: Engine, practice_id: str, now_ms: int) -> list[Freed]:
     """The holds the database knows held (live, or expired and not yet tidied: the sweeper would have offered
-    their intervals) that Redis lost, still ahead: (practitioner, start, end, '') each; their intervals are
+    their intervals) that Redis lost, still ahead: (practitioner, start, end, '', visit type) each; their occupations are
     offered to the waitlist first (no script freed them)."""
     h = holds
     ahead = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc)
-    q = select(h.c.practitioner_id, h.c.start_at, h.c.end_at).where(
+    q = select(h.c.practitioner_id, h.c.start_at, h.c.end_at, h.c.visit_type_id).where(
         h.c.practice_id == practice_id, h.c.state == "held", h.c.end_at > ahead
     )
     with db.connect() as c:
-        return [(r.practitioner_id, epoch(r.start_at), epoch(r.end_at), "") for r in c.execute(q)]
+        return [
+            (r.practitioner_id, epoch(r.start_at), epoch(r.end_at), "", r.visit_type_id) for r in c.execute(q)
+        ]
 
 
 async def _restore_waitlist(
     eng: BookingEngine, db: Engine, practice_id: str, rows: list[Any], report: Report
-) -> list[tuple[str, int, int, str]]:
+) -> list[Freed]:
     """After the appointments (an offer never comes back over a restored booking), in join order. Returns the
-    intervals of offers that could not come back (expired meanwhile): (practitioner, start, end, entry id)."""
-    freed: list[tuple[str, int, int, str]] = []
+    intervals of offers that could not come back (expired meanwhile): (practitioner, start, end, entry id, visit
+    type)."""
+    freed: list[Freed] = []
     in_redis = await rs.redis_waitlist_versions(eng, practice_id)
     for row in rows:
         entry = waitlist_rows.record(row)
@@ -152,7 +158,7 @@ async def _restore_waitlist(
             report.restored.append(f"{what}, back to waiting: its offer {entry.offer.hold_id} {why}")
             if how == "expired":
                 o = entry.offer
-                freed.append((o.practitioner_id, o.start, o.end, entry.id))
+                freed.append((o.practitioner_id, o.start, o.end, entry.id, entry.visit_type_id))
         elif how == "offered" and entry.offer is not None:
             report.restored.append(f"{what} with its offer {entry.offer.hold_id}")
         else:
@@ -167,23 +173,7 @@ async def _restore_waitlist(
 async def _restore_series(eng: BookingEngine, row: Any, occ: list[Any]) -> bool:
     """A booked series as series_book.lua leaves its hash (its occurrences in order), put back when Redis lacks it.
     True when it was missing."""
-    return await rs.restore_series(
-        eng,
-        row["practice_id"],
-        row["id"],
-        {
-            "state": "booked",
-            "practice_id": row["practice_id"],
-            "practitioner_id": row["practitioner_id"],
-            "visit_type_id": row["visit_type_id"],
-            "every_days": str(row["every_days"]),
-            "count": str(row["count"]),
-            "holds": ",".join(o["hold_id"] for o in occ),
-            "appointments": ",".join(o["appointment_id"] for o in occ),
-            "manage_hash": row["manage_hash"],
-            "booked_ms": str(row["booked_at_ms"]),
-        },
-    )
+    return await rs.restore_series(eng, row["practice_id"], row["id"], series_fields(row, occ))
 
 
 async def _reconcile_app_keys(eng: BookingEngine, db: Engine, report: Report) -> None:
@@ -294,7 +284,10 @@ async def reconcile(
             version, status, _ = in_redis[appt_id]
             report.redis_only.append(f"appointment {appt_id} ({status} v{version})")
         for srow in mine.get("series", []):
-            if await _restore_series(eng, srow, occurrences.get(srow["id"], [])):
+            occ = occurrences.get(srow["id"], [])
+            if not stored.intersection(o["appointment_id"] for o in occ):
+                continue  # every occurrence ended long ago (not restored either): read from the database
+            if await _restore_series(eng, srow, occ):
                 report.restored.append(f"series {srow['id']}")
         freed_by_loss = await _restore_waitlist(eng, db, practice.id, mine.get("waitlist", []), report)
         counts = await asyncio.to_thread(_waitlist_audit_counts, db, practice.id)
@@ -302,8 +295,12 @@ async def reconcile(
             report.restored.append(f"waitlist counters of practice {practice.id} (from the audit trail)")
         freed = freed_by_loss + await asyncio.to_thread(_lost_holds, db, practice.id, eng.now_ms())
         offered = 0
-        for pr, start, end, entry_id in freed:
-            offered += await rs.offer_freed_interval(eng, practice.id, pr, start, end, entry_id)
+        # each claim occupied its visit and its visit type's buffers (hold.lua, wl_offer): that occupation is what
+        # the loss freed, and what is offered (as cancel.lua and the sweeper offer it)
+        buffers = {v.id: (v.buffer_before_minutes * 60, v.buffer_after_minutes * 60) for v in vts}
+        for pr, start, end, entry_id, vt_id in freed:
+            before_s, after_s = buffers.get(vt_id, (0, 0))
+            offered += await rs.offer_freed_interval(eng, practice.id, pr, start - before_s, end + after_s, entry_id)
         if offered:
             report.restored.append(f"{offered} waitlist offer(s) of intervals the loss freed in {practice.id}")
         await rs.mark_practice(eng, practice.id)

@@ -7,6 +7,10 @@ if it still ended before the cut and Redis holds exactly what the database holds
 lacks, or holds in an older version (a change the persister has not stored yet), stays. Afterwards the API reads
 it from the database (persistence/archive.py). Its claim went already with the horizon roll (the script removes
 it too, should it still be there).
+
+Booked series go the same way (``series_tidy.lua``): the same pass then walks the series hashes and removes a
+booked one once every occurrence's appointment has left Redis and the database holds the series; it is then read
+from the database too. A held series needs no tidy: its hash expires with its holds.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from engine import ids, keys
 from engine.codec import text
 from engine.scripts import retention as scripts
 from engine.scripts.registry import SyncLua
-from persistence.tables import appointments
+from persistence.tables import appointments, series
 
 log = logging.getLogger("booking.retention")
 INTERVAL_S = 3600.0
@@ -36,6 +40,7 @@ class TidyReport(msgspec.Struct):
     removed: int = 0
     unstored: int = 0  # ended before the cut, but the database lacks it or holds an older version: kept
     seen: int = 0
+    series_removed: int = 0  # booked series whose occurrences had all left Redis
 
 
 def _batches(it: Iterator[Any], n: int) -> Iterator[list[str]]:
@@ -52,9 +57,9 @@ def _batches(it: Iterator[Any], n: int) -> Iterator[list[str]]:
 class AppointmentTidy:
     def __init__(self, redis: Any, db: Engine, retention_days: int, *, clock: Callable[[], float] = time.time) -> None:
         self.redis, self.db, self.retention_days, self.clock = redis, db, retention_days, clock
-        self.lua = SyncLua(redis, ("tidy",))
+        self.lua = SyncLua(redis, ("tidy", "series_tidy"))
         self._last = 0.0
-        self._pass: tuple[Iterator[list[str]], int, TidyReport] | None = None  # a pass under way: batches, cut
+        self._pass: tuple[Iterator[tuple[str, list[str]]], int, TidyReport] | None = None  # a pass under way: batches, cut
 
     def maybe_run(self, monotonic: Callable[[], float] = time.monotonic) -> TidyReport | None:
         """Once per INTERVAL_S, and only in one process at a time, a pass over the appointment hashes, made a
@@ -69,28 +74,71 @@ class AppointmentTidy:
             if not self.redis.set(keys.TIDY_LOCK, "1", nx=True, ex=int(INTERVAL_S) - 60):
                 return None
             cut_s = int(self.clock()) - self.retention_days * 86400
-            scan = self.redis.scan_iter(match=keys.appointment_pattern(), count=1000)
-            self._pass = (_batches(scan, BATCH), cut_s, TidyReport())
+            self._pass = (self._all_batches(), cut_s, TidyReport())
         batches, cut_s, report = self._pass
         until = monotonic() + STEP_S
-        for batch in batches:
-            self._tidy_batch(batch, cut_s, report)
+        for kind, batch in batches:
+            self._tidy(kind, batch, cut_s, report)
             if monotonic() >= until:
                 return None
         self._pass = None
-        if report.removed or report.unstored:
+        if report.removed or report.unstored or report.series_removed:
             log.info(
-                "tidy: %d appointment(s) that ended more than %d days ago left Redis; %d kept (not yet stored)",
-                report.removed, self.retention_days, report.unstored,
+                "tidy: %d appointment(s) that ended more than %d days ago left Redis; %d kept (not yet stored); "
+                "%d booked series left Redis",
+                report.removed, self.retention_days, report.unstored, report.series_removed,
             )  # fmt: skip
         return report
 
     def run(self, now_s: float | None = None) -> TidyReport:
         cut_s = int(self.clock() if now_s is None else now_s) - self.retention_days * 86400
         report = TidyReport()
-        for batch in _batches(self.redis.scan_iter(match=keys.appointment_pattern(), count=1000), BATCH):
-            self._tidy_batch(batch, cut_s, report)
+        for kind, batch in self._all_batches():
+            self._tidy(kind, batch, cut_s, report)
         return report
+
+    def _all_batches(self) -> Iterator[tuple[str, list[str]]]:
+        """The appointment hashes, then the series hashes (a series goes once its appointments went)."""
+        for batch in _batches(self.redis.scan_iter(match=keys.appointment_pattern(), count=1000), BATCH):
+            yield "appointment", batch
+        for batch in _batches(self.redis.scan_iter(match=keys.series_pattern(), count=1000), BATCH):
+            yield "series", batch
+
+    def _tidy(self, kind: str, batch: list[str], cut_s: int, report: TidyReport) -> None:
+        if kind == "series":
+            self._tidy_series(batch, report)
+        else:
+            self._tidy_batch(batch, cut_s, report)
+
+    def _tidy_series(self, batch: list[str], report: TidyReport) -> None:
+        """Booked series whose every appointment left Redis (the appointment tidy took them) and that the database
+        holds: removed by series_tidy.lua, which checks both again."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in batch:
+            pipe.hmget(key, "state", "appointments")
+        booked: dict[str, tuple[str, list[str]]] = {}  # series id -> (practice id, its appointment ids)
+        for key, (state, appts) in zip(batch, pipe.execute(), strict=True):
+            series_id = key.rpartition(":series:")[2]
+            pid = ids.practice_of(series_id, "s")
+            if state is not None and text(state) == "booked" and appts and pid is not None:
+                booked[series_id] = (pid, text(appts).split(","))
+        if not booked:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for pid, appt_ids in booked.values():
+            pipe.exists(*(keys.appointment(pid, a) for a in appt_ids))
+        gone = [sid for sid, n in zip(booked, pipe.execute(), strict=True) if n == 0]
+        if not gone:
+            return
+        with self.db.connect() as c:
+            stored = set(c.execute(select(series.c.id).where(series.c.id.in_(gone))).scalars())
+        for sid in gone:
+            if sid not in stored:
+                continue
+            pid, appt_ids = booked[sid]
+            call = scripts.series_tidy_call(practice_id=pid, series_id=sid, appointment_ids=appt_ids)
+            if scripts.tidy_reply(self.lua(call)).status == "OK":
+                report.series_removed += 1
 
     def _tidy_batch(self, batch: list[str], cut_s: int, report: TidyReport) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -8,8 +8,8 @@ or raising the domain error of the script's status (``registry.STATUS_ERRORS``).
 | search, schedule, apply_day, put_entity, resource, api_key, app_key, limit | same names (``apply_day`` sends many days at once) | ``setup`` |
 | restore, restore_seq, restore_waitlist (and put_entity/schedule/api_key in their restore modes) | same names | ``repair`` |
 | waitlist_join, waitlist_decline, waitlist_leave (and the kit of every freeing script) | same names | ``waitlist`` |
-| tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
-| series_hold, series_book (a series held, then booked, all or none), restore_series | same names | ``series`` |
+| tidy, series_tidy, trim, close_gap (what keeps Redis bounded) | same names | ``retention`` |
+| series_hold, series_book (a series held, then booked, all or none), series_cancel, restore_series | same names | ``series`` |
 | restore, restore_seq (and put_entity/schedule/api_key in their restore modes), lease | same names | ``repair`` |
 """
 
@@ -46,8 +46,26 @@ from engine.scripts.repair import (
     restore_waitlist,
     trim_past,
 )
-from engine.scripts.retention import Tidied, close_gap, close_gap_call, tidy, tidy_call, trim, trim_call
-from engine.scripts.series import Occurrence, Refused, restore_series, series_book, series_hold
+from engine.scripts.retention import (
+    Tidied,
+    close_gap,
+    close_gap_call,
+    series_tidy,
+    series_tidy_call,
+    tidy,
+    tidy_call,
+    trim,
+    trim_call,
+)
+from engine.scripts.series import (
+    Occurrence,
+    Refused,
+    SeriesCancelled,
+    restore_series,
+    series_book,
+    series_cancel,
+    series_hold,
+)
 from engine.scripts.setup import (
     DayPlan,
     Found,
@@ -96,6 +114,7 @@ __all__ = [
     "Restored",
     "Retry",
     "RosterChanged",
+    "SeriesCancelled",
     "Tidied",
     "add_practice",
     "api_key",
@@ -132,7 +151,10 @@ __all__ = [
     "search",
     "search_call",
     "series_book",
+    "series_cancel",
     "series_hold",
+    "series_tidy",
+    "series_tidy_call",
     "source",
     "tidy",
     "tidy_call",

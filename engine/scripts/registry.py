@@ -51,6 +51,8 @@ NAMES = (
     "series_hold",
     "series_book",
     "restore_series",
+    "series_cancel",
+    "series_tidy",
 )
 
 
@@ -203,7 +205,7 @@ def shape(name: str) -> Shape:
 
 
 # The scripts whose success a client is told with 201/200 and that must survive a failover (invariant 2).
-REPLICATED = frozenset(("book", "cancel", "reschedule", "series_book"))
+REPLICATED = frozenset(("book", "cancel", "reschedule", "series_book", "series_cancel"))
 
 
 class Lua(Scripts):

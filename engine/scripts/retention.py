@@ -1,6 +1,6 @@
-"""Typed calls of the scripts that keep Redis bounded: the appointment tidy (``tidy``), stream trimming that
-records what a consumer group without a running consumer missed (``trim``), and forgetting such a gap once its
-group caught up from the database (``close_gap``).
+"""Typed calls of the scripts that keep Redis bounded: the appointment tidy (``tidy``) and the booked series tidy
+(``series_tidy``), stream trimming that records what a consumer group without a running consumer missed
+(``trim``), and forgetting such a gap once its group caught up from the database (``close_gap``).
 
 They run from the persister and the notification outbox on their synchronous clients, so each has a pure builder
 ``<name>_call(...) -> Call`` and a reply decoder, and an async function for the engine's own client."""
@@ -41,6 +41,20 @@ def tidy_reply(raw: Sequence[Any]) -> Tidied:
 
 async def tidy(lua: Lua, call: Call) -> Tidied:
     """Remove an appointment that ended before the cut, only if the database holds its current state."""
+    return tidy_reply(await lua.run(call.script, call.keys, call.args))
+
+
+def series_tidy_call(*, practice_id: str, series_id: str, appointment_ids: Sequence[str]) -> Call:
+    """Remove a booked series whose occurrences all left Redis (``appointment_ids``: as its hash names them)."""
+    pid = practice_id
+    return Call(
+        "series_tidy",
+        [keys.series(pid, series_id), *(keys.appointment(pid, a) for a in appointment_ids)],
+        [",".join(appointment_ids)],
+    )
+
+
+async def series_tidy(lua: Lua, call: Call) -> Tidied:
     return tidy_reply(await lua.run(call.script, call.keys, call.args))
 
 

@@ -13,6 +13,7 @@ from engine.codec import text
 from engine.model import Ctx
 from engine.scripts.bookings import Replay, _replay
 from engine.scripts.registry import Lua, Ref, fail, reply
+from engine.scripts.waitlist import OfferKit, kit_args, kit_keys
 
 
 class Occurrence(msgspec.Struct, frozen=True):
@@ -127,6 +128,48 @@ async def series_book(
     if res[0] == "NOT_FOUND":
         raise errors.NotFoundError("hold", series_id)
     fail(res, Ref("hold", series_id, series_id))
+
+
+class SeriesCancelled(msgspec.Struct, frozen=True):
+    """series_cancel: how many occurrences this call cancelled (0: all were cancelled or had begun already)."""
+
+    cancelled: int
+
+
+async def series_cancel(
+    lua: Lua,
+    *,
+    now_ms: int,
+    practice_id: str,
+    series_id: str,
+    occurrences: Sequence[tuple[str, str]],
+    kits: Sequence[OfferKit],
+    reason: str,
+    ctx: Ctx,
+) -> SeriesCancelled | None:
+    """Cancel every occurrence still ahead in one step. ``occurrences``: (appointment id, practitioner id as read)
+    of each occurrence to cancel; ``kits``: one waitlist kit per practitioner they name. None: an occurrence moved
+    to another practitioner meanwhile (read again and retry); NotFoundError when the series is not booked or an
+    occurrence left Redis meanwhile; OfferKitError when a kit was refused (nothing changed either way)."""
+    pid = practice_id
+    group = {k.practitioner_id: i + 1 for i, k in enumerate(kits)}
+    script_keys = [keys.series(pid, series_id), keys.events(pid), keys.audit(pid)]
+    args: list[object] = [now_ms, series_id, ctx.actor, ctx.request_id, reason, len(occurrences)]
+    for appointment_id, practitioner_id in occurrences:
+        script_keys.append(keys.appointment(pid, appointment_id))
+        args += [appointment_id, group[practitioner_id]]
+    args.append(len(kits))
+    for kit in kits:
+        pr = kit.practitioner_id
+        kit_k = kit_keys(pid, kit)
+        script_keys += [keys.claims(pid, pr), keys.versions(pid, pr), *kit_k]
+        args += [len(kit_k), *kit_args(pid, kit)]
+    res = reply(await lua.run("series_cancel", script_keys, args))
+    if res[0] == "OK":
+        return SeriesCancelled(int(res[1]))
+    if res[0] == "RETRY":
+        return None
+    fail(res, Ref("series", series_id))
 
 
 async def restore_series(lua: Lua, *, practice_id: str, series_id: str, fields: dict[str, str]) -> bool:

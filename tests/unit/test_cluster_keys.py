@@ -36,6 +36,7 @@ REPLIES: dict[str, Any] = {
     "waitlist_reindex": 0,
     "waitlist_counters": 0,
     "waitlist_offer_free": ["OK", 0],
+    "series_cancel": ["OK", 2],
     "limit": ["OK", 1, 60_000, 0],
 }
 
@@ -93,6 +94,11 @@ async def every_script(lua: Recorder, n: int) -> None:
             patient_json=b"{}", manage_hash="h", patient_ref="p", idem_ref=ref,
         )  # fmt: skip
         await scripts.restore_series(lua, practice_id=pid, series_id=sid, fields={"state": "booked"})
+        kits = [scripts.OfferKit(p, ((vt, 1800),), (ids.new_hold_id(p),), 1, 1, ((0, 3600),)) for p in (pr, pr2)]
+        await scripts.series_cancel(
+            lua, **common, series_id=sid, occurrences=[(aid, pr), (ids.new_appointment_id(pid), pr2)], kits=kits,
+            reason="",
+        )  # fmt: skip
         await scripts.book(
             lua,
             scripts.book_call(
@@ -166,6 +172,9 @@ async def every_script(lua: Recorder, n: int) -> None:
                 stored_status="booked",
             ),
         )  # fmt: skip
+        await scripts.series_tidy(
+            lua, scripts.series_tidy_call(practice_id=pid, series_id=sid, appointment_ids=[aid, ids.new_appointment_id(pid)])
+        )
         await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
         await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
         await scripts.lease(lua, scripts.lease_call(practice_id=pid, owner="o", ttl_ms=1))
