@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from api import durability, render
 from api.hooks import quiet_logging
 from api.location import location_middleware
-from api.metrics import Metrics, metrics_middleware
+from api.metrics import FLUSH_S, Metrics, metrics_middleware
 from api.openapi import StrictStructSchemaPlugin, allow_handlers, components, document
 from api.probe import Probes
 from api.problems import EXCEPTION_HANDLERS
@@ -124,7 +124,11 @@ async def _serving(
         persister.start()
         notifier = NotificationWorker(settings, state.redis_sync, state.db)
         notifier.start()
-    tasks: list[asyncio.Task[None]] = []
+    async def flush_metrics() -> None:
+        state.metrics.flush()
+
+    # each worker's availability cache counters reach the (multiprocess) metrics within a second, busy or idle
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(_every(FLUSH_S, flush_metrics, "metrics flush"))]
     if background:
 
         async def sweep() -> None:
@@ -147,6 +151,7 @@ async def _serving(
         yield
     finally:
         state.probes.close()
+        state.metrics.flush()  # what this worker counted since the last flush (api/metrics.py)
         for t in tasks:
             t.cancel()
         if tasks:  # bounded: a task that ignores its cancellation must not hold the shutdown forever

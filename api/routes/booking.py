@@ -64,7 +64,6 @@ async def availability(
     eng = engine(request)
     ans = await eng.search_availability(practice_id, date, days, visit_type_id, practitioner_id, ctx, from_s)
     state = request.app.state
-    state.metrics.search_cache_tick()
     headers: dict[str, str] = {}
     if ans.next is not None:
         nxt = render.next_page(date, days, ans.next, ans.practice.timezone)
