@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from tests.support import processes, script_shapes
-from tests.support.config import AUTH, PG_DB, REDIS_URL, settings_for
+from tests.support.config import AUTH, BASE_REDIS_URL, PG_DB, REDIS_URL, settings_for
 from tests.support.databases import fresh_database
 from tests.support.processes import Procs
 from tests.support.redis_dbs import RedisDatabases, flush_default_once
@@ -39,8 +39,9 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def redis_leases(redis_url: str) -> RedisDatabases:
-    """The Redis databases this worker may lease on the test Redis (tests/support/redis_dbs.py)."""
-    return RedisDatabases(redis_url)
+    """The Redis databases this worker may lease on the test Redis (tests/support/redis_dbs.py): every number but
+    TEST_REDIS_URL's and those the other workers hold (a worker's default, tests/support/config.py, is a lease)."""
+    return RedisDatabases(BASE_REDIS_URL)
 
 
 @pytest.fixture(scope="module")
@@ -135,29 +136,96 @@ def server(
 
 
 # ------------------------------------------------------------------------------------------------ two workers
-# scripts/test runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): the modules below spend
-# most of their time waiting for real time to pass (reminders due in seconds, a benchmark's timed steps) and
-# share nothing with the rest (leased Redis databases, PostgreSQL databases and ports of their own), so they run
-# beside it. Within each group, tests run one at a time in file order, as without xdist.
+# scripts/test runs the suite on two pytest-xdist workers (`-n 2 --dist loadscope`). Each worker has stores of its
+# own (tests/support/config.py: its PostgreSQL database names, its default Redis database; other Redis databases
+# are leased), so modules may run side by side: a work unit is one module, handed to whichever worker is free, the
+# longest first (LONGEST: measured; the rest after them, the most tests first), so that the run does not end with
+# one long module on one worker while the other idles. The modules on the local Redis Cluster
+# (tests/cluster_support.py, started once per worker session) form one unit, so that only one worker starts it.
+# Within a unit, tests run one at a time in file order, as without xdist.
+# What the earlier two-group scheduler kept apart stays apart: the system tests (tests/system: processes, kill -9,
+# the cluster; their timeouts are tuned for one of them at a time) run one unit at a time, and so do the two that
+# wait for real time (WAITING); one of each may run side by side, as before. A worker whose best unit is held back
+# takes the next one that is not, or waits until the other worker's unit is done.
+LONGEST = (  # seconds of two runs (2026-12-06, 2 cores at load ~8.5 / ~5.3): 604/320, 506/342, 224/261, 225/181,
+    # 224/115, 91/46, 91/60, 59/27, 33/27, 43/25, 42/-, 38/20
+    "test_openapi_contract.py",
+    "cluster",
+    "test_notifications.py",
+    "test_bench_smoke.py",
+    "test_faults.py",
+    "test_embedded.py",
+    "test_webhooks.py",
+    "test_cli_errors.py",
+    "test_persistence.py",
+    "test_lua_lines.py",
+    "test_practice_series.py",
+    "test_app_keys.py",
+)
+CLUSTER = "tests/system/test_cluster"  # and test_shares.py, which runs its tests on the cluster too
 WAITING = ("test_notifications.py", "test_bench_smoke.py")
 
 
-def _group(nodeid: str) -> str:
-    return "waiting" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in WAITING else "main"
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    if module.startswith(CLUSTER) or module == "tests/system/test_shares.py":
+        return "cluster"
+    return module
+
+
+def _rank(unit: str) -> int:
+    name = unit.rsplit("/", 1)[-1]
+    return LONGEST.index(name) if name in LONGEST else len(LONGEST)
+
+
+def _kind(unit: str) -> str:
+    """Kind "waiting", "system" or "" (may run beside anything): units of one kind never run side by side."""
+    if unit.rsplit("/", 1)[-1] in WAITING:
+        return "waiting"
+    return "system" if unit == "cluster" or unit.startswith("tests/system/") else ""
+
+
+def _pick(queue: list[str], running_elsewhere: set[str]) -> str | None:
+    """The unit to hand out next: the first of the best rank (among the unmeasured ones the queue's order) whose
+    kind does not run on another worker; a system unit first, so that the system tests, one at a time, start
+    early and follow each other without a gap. None: every unit left waits for the other worker."""
+    busy = {_kind(u) for u in running_elsewhere} - {""}
+    free = [u for u in queue if _kind(u) not in busy]
+    if not free:
+        return None
+    return min(free, key=lambda u: (_kind(u) != "system", _rank(u)))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Two work units, one per group (xdist's own ``loadgroup`` marks do not reach the test ids on pytest 9.2)."""
+    """Units as above, the longest handed out first, system and waiting units one at a time."""
     if config.getvalue("dist") not in ("load", "loadscope"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class TwoGroups(LoadScopeScheduling):
+    class Modules(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return _group(nodeid)
+            return _unit(nodeid)
 
-    return TwoGroups(config, log)
+        def _running(self, node: Any) -> set[str]:
+            """The units handed to ``node`` with tests not yet done."""
+            return {u for u, tests in self.assigned_work.get(node, {}).items() if not all(tests.values())}
+
+        def _assign_work_unit(self, node: Any) -> None:
+            elsewhere = set().union(*(self._running(n) for n in self.assigned_work if n is not node))
+            unit = _pick(list(self.workqueue), elsewhere)
+            if unit is None:
+                return  # tried again when a test of another worker is done (mark_test_complete)
+            self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
+
+        def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+            super().mark_test_complete(node, item_index, duration)
+            for other in list(self.assigned_work):  # what was held back for node's unit may go to an idle worker
+                if other is not node:
+                    self._reschedule(other)
+
+    return Modules(config, log)
 
 
 # ------------------------------------------------------------------------------------------------ end of run
