@@ -7,6 +7,7 @@ from litestar.types import Scope
 
 # a client may keep the answer but must ask again before each use (a 304 costs almost nothing)
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
+CACHE_CONTROL_FIELD = (b"cache-control", CACHE_CONTROL.encode())
 
 
 def if_none_match(scope: Scope) -> str | None:

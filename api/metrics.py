@@ -185,10 +185,12 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 extra = [(b"x-request-id", request_id.encode())]
-                quota = scope["state"].get("ratelimit")
+                state = scope["state"]
+                quota = state.get("ratelimit")
                 if quota is not None:  # a limit applied to this request (api/routes/common.py ``limited``)
                     extra += [(b"ratelimit-limit", b"%d" % quota[0]), (b"ratelimit-remaining", b"%d" % quota[1]),
                               (b"ratelimit-reset", b"%d" % quota[2])]  # fmt: skip
+                extra += state.get("response_headers", ())  # fields a route left as bytes (the search's ETag)
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -72,9 +72,11 @@ async def availability(
         headers["Age"] = str(ans.age_s)
     elif ans.tag is not None:
         etag = f'"{ans.tag}"'
-        headers["ETag"], headers["Cache-Control"] = etag, conditional.CACHE_CONTROL
+        # ETag and Cache-Control go out as bytes through the metrics middleware (api/metrics.py), as the rate
+        # limit's fields do: Litestar's response headers scan and re-encode the whole list for each one added
+        request.scope["state"]["response_headers"] = [(b"etag", etag.encode()), conditional.CACHE_CONTROL_FIELD]
         if conditional.none_match(conditional.if_none_match(request.scope), etag):
-            return Response(content=b"", status_code=304, headers=headers)
+            return Response(content=b"", status_code=304, headers=headers or None)
     body = render.availability_answer_bytes(ans.practice, visit_type_id, date, days, ans, state.rendered_days)
     return raw_json(body, 200, headers or None)
 
