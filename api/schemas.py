@@ -292,7 +292,7 @@ class SeriesOut(msgspec.Struct):
 
 class NotificationOut(msgspec.Struct):
     kind: Literal["confirmation", "reminder", "cancellation"]
-    status: Literal["scheduled", "retrying", "sending", "sent", "cancelled", "skipped", "failed"]
+    status: Literal["scheduled", "retrying", "sending", "handed", "sent", "cancelled", "skipped", "failed"]
     due_at: str
     sent_at: str | None
     version: int

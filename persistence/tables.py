@@ -230,7 +230,7 @@ notifications = Table(
     Column("kind", String(16), nullable=False),
     Column("offset_s", Integer, nullable=False),
     Column("version", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # scheduled retrying sending sent skipped cancelled failed
+    Column("status", String(16), nullable=False),  # scheduled retrying sending handed sent skipped cancelled failed
     Column("due_at_ms", BigInteger, nullable=False),
     Column("sent_at_ms", BigInteger),
     Column("attempts", Integer, nullable=False),

@@ -24,6 +24,14 @@ from persistence.tables import LIVE_NOTIFICATION_STATUSES, notifications
 log = logging.getLogger("booking.notify")
 
 
+# Why a notification whose DATA went out without an answer is not sent again (each goes out at most once).
+UNCONFIRMED = "handed to the SMTP server without an answer: not resent (at most once); it may have been delivered"
+
+
+class LeaseLost(Exception):
+    """This attempt's claim was taken over (its lease ran out): it must not hand the message over."""
+
+
 class Context(msgspec.Struct):
     settings: Settings
     db: Any
@@ -143,15 +151,35 @@ def deliver(notification_id: str) -> str:
     if claimed != 1:
         return "claimed by another worker"
     attempts = row.attempts + 1
+    mine = (t.c.id == row.id, t.c.attempts == attempts)
+
+    def handing() -> None:
+        """The DATA is next: from here the server may hold the message, so a crash must not resend it."""
+        with ctx.db.begin() as conn:
+            if conn.execute(update(t).where(*mine, t.c.status == "sending").values(status="handed")).rowcount != 1:
+                raise LeaseLost(row.id)
+
     try:
-        how = mailer.send(msg, ctx.settings.smtp_url)
+        how = mailer.send(msg, ctx.settings.smtp_url, handing)
+    except LeaseLost:
+        log.warning("notification %s: lease ran out before the DATA; another attempt sends it", row.id)
+        return "lease lost"
     except mailer.DeliveryError as exc:
+        if exc.unconfirmed:
+            with ctx.db.begin() as conn:
+                conn.execute(
+                    update(t)
+                    .where(*mine, t.c.status == "handed")
+                    .values(status="failed", last_error=clean(f"{UNCONFIRMED}: {exc}", 500))
+                )
+            log.error("notification %s: %s (%s)", row.id, UNCONFIRMED, exc)
+            return "failed: unconfirmed"
         final = attempts >= ctx.settings.notify_max_attempts
         due = now + int(ctx.settings.notify_retry_base_seconds * 1000 * 2 ** (attempts - 1))
         with ctx.db.begin() as conn:
             conn.execute(
                 update(t)
-                .where(t.c.id == row.id, t.c.status == "sending")
+                .where(*mine, t.c.status.in_(("sending", "handed")))
                 .values(
                     status="failed" if final else "retrying",
                     last_error=clean(str(exc), 500),  # an SMTP reply may echo odd text (a NUL PostgreSQL refuses)
@@ -172,7 +200,8 @@ def deliver(notification_id: str) -> str:
     with ctx.db.begin() as conn:
         conn.execute(
             update(t)
-            .where(t.c.id == row.id, t.c.status == "sending")
+            # 'failed' too: a repair that found this attempt's lease run out while the server was answering
+            .where(*mine, t.c.status.in_(("sending", "handed", "failed")))
             .values(status="sent", sent_at_ms=int(time.time() * 1000), last_error=None if how == "smtp" else "logged")
         )
     return "sent"

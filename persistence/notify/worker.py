@@ -48,14 +48,20 @@ class ThreadWorker(SimpleWorker):
 
 def repair(db: Engine, scheduling: Scheduling, now_ms: int | None = None, grace_ms: int = 5000) -> int:
     """Re-enqueue what a crash may have lost: due rows whose job never ran, and rows left 'sending' by a
-    worker that died (their lease ran out). The row claim keeps every message to one send."""
+    worker that died before the message's DATA (their lease ran out). A row left 'handed' (the DATA went out,
+    no answer came back) becomes 'failed', never resent: the row claim keeps every message to one send."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     t = notifications
     with db.begin() as conn:
         conn.execute(
             update(t)
-            .where(t.c.status == "sending", t.c.lease_until_ms < now)
+            .where(t.c.status == "sending", t.c.lease_until_ms < now)  # the DATA never went out: safe to resend
             .values(status="retrying", last_error="worker died while sending; resent", enqueued_at_ms=None)
+        )
+        conn.execute(
+            update(t)
+            .where(t.c.status == "handed", t.c.lease_until_ms < now)  # the server may hold it: at most once
+            .values(status="failed", last_error=f"worker died: {jobs.UNCONFIRMED}")
         )
         due = conn.execute(
             select(t.c.id, t.c.due_at_ms).where(

@@ -21,12 +21,27 @@ class Inbox:
         self.refuse = False  # answer 451 (temporary failure) to every message
         self.stall_s = 0.0  # wait this long before accepting the recipient
         self.refused = 0
+        # Gates: while one is set, a client reaching that point waits there (and `waiting_at_*` is set), so a
+        # test can kill a sender at a known point of the conversation.
+        self.gate_rcpt = threading.Event()  # before answering RCPT: the DATA has not gone out
+        self.gate_data = threading.Event()  # after recording a message, before answering its DATA
+        self.waiting_at_rcpt = threading.Event()
+        self.waiting_at_data = threading.Event()
+
+    @staticmethod
+    async def _wait(gate: threading.Event, waiting: threading.Event) -> None:
+        import asyncio
+
+        while gate.is_set():
+            waiting.set()
+            await asyncio.sleep(0.02)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.stall_s:
             import asyncio
 
             await asyncio.sleep(self.stall_s)
+        await self._wait(self.gate_rcpt, self.waiting_at_rcpt)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -37,6 +52,7 @@ class Inbox:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(msg)  # type: ignore[arg-type]
+        await self._wait(self.gate_data, self.waiting_at_data)
         return "250 Message accepted for delivery"
 
     def by_notification(self) -> dict[str, list[EmailMessage]]:

@@ -259,7 +259,12 @@ def test_smtp_refusing_for_a_while_is_retried_and_a_permanent_refusal_ends_faile
 
 
 @pytest.mark.timeout(300)  # slow: polls for SMTP deliveries with deadlines of up to 90 s
-def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis_db: str) -> None:
+@pytest.mark.parametrize("where", ["before_data", "after_data"])
+def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis_db: str, where: str) -> None:
+    """The worker is killed mid-conversation at a known point (the SMTP server holds the client there):
+    before the DATA, the message is resent by the next worker; after the server took the DATA but before it
+    answered, it is not resent (it may have been delivered: at most once) and its row says why. Every other
+    message goes out exactly once either way."""
     import os
     import signal
     import subprocess
@@ -269,7 +274,13 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis
     r.flushdb()
     url = fresh_database("booking_notify_kill")
     with SmtpServer() as smtp:
-        smtp.inbox.stall_s = 0.3  # every message takes a while: the kill lands mid-conversation
+        inbox = smtp.inbox
+        inbox.stall_s = 0.05  # every message takes a while
+        gate, waiting = (
+            (inbox.gate_rcpt, inbox.waiting_at_rcpt)
+            if where == "before_data"
+            else (inbox.gate_data, inbox.waiting_at_data)
+        )
         env = {
             **os.environ,
             "REDIS_URL": redis_db,
@@ -294,24 +305,37 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis
                     for slot in search(c, ctx["practice_id"], ctx["visit_types"][30], day)[:60:2]
                 ]
                 expected = {f"{a['id']}:confirmation:0:1" for a in appts}
-                assert smtp.inbox.wait_for(lambda i: len(i.by_notification()) >= 5, 60)
+                assert inbox.wait_for(lambda i: len(i.by_notification()) >= 5, 60)
+                gate.set()  # the next conversation stops at the gate
+                assert waiting.wait(60), "no message reached the gate"
+                held = {str(m["X-Booking-Notification"]) for m in inbox.messages}
                 os.kill(worker.pid, signal.SIGKILL)
                 worker.wait(10)
-                got_at_kill = len(smtp.inbox.by_notification())
+                gate.clear()
+                got_at_kill = len(inbox.by_notification())
                 assert got_at_kill < len(expected), "the kill came too late to interrupt anything"
                 worker = start()
-                assert smtp.inbox.wait_for(lambda i: expected <= set(i.by_notification()), 90)
+                assert inbox.wait_for(lambda i: expected <= set(i.by_notification()), 90)
                 time.sleep(2.5)  # a lease running out would resend now
-                got = smtp.inbox.by_notification()
+                got = inbox.by_notification()
                 assert set(got) == expected
                 assert all(len(v) == 1 for v in got.values()), {k: len(v) for k, v in got.items() if len(v) > 1}
-                statuses = {
-                    i["status"]
+                rows = {
+                    a["id"]: i
                     for a in appts
                     for i in c.get(f"/v1/appointments/{a['id']}/notifications").json()["items"]
                     if i["kind"] == "confirmation"
                 }
-                assert statuses == {"sent"}
+                if where == "before_data":
+                    assert {i["status"] for i in rows.values()} == {"sent"}
+                else:
+                    # the message the server took when the worker died: delivered once, never resent
+                    failed = {aid for aid, i in rows.items() if i["status"] == "failed"}
+                    assert len(failed) == 1, rows
+                    (aid,) = failed
+                    assert f"{aid}:confirmation:0:1" in held
+                    assert "not resent" in rows[aid]["last_error"]
+                    assert {i["status"] for a, i in rows.items() if a != aid} == {"sent"}
         finally:
             worker.kill()
             processes.stop(worker)  # reaps it, and kills anything left in its process group
