@@ -91,6 +91,10 @@ class DayPlan:
 
 
 APPLY_DAY_CONCURRENCY = 16  # calls in flight at once on a Redis Cluster
+# Days per pipeline on a single Redis. A 730-day horizon sent as one pipeline wrote megabytes before reading a
+# reply: while Redis ran the first days' scripts the socket buffers filled, and on a busy host the write waited
+# past the client's 2 s socket timeout (a 503 for the PUT). A month at a time keeps each write small.
+APPLY_DAY_BATCH = 31
 
 
 async def apply_day(
@@ -108,8 +112,9 @@ async def apply_day(
     """Replace each day's slot starts (one atomic script per day); raises StaleScheduleError when a newer
     schedule generation exists. ``kits``: one waitlist kit per day (the starts a day adds are offered to waiting
     entries first; without kits, a practice whose entries wait answers OfferKitError: every day may be sent again,
-    a day applied twice changes nothing). One pipeline on a single Redis; a cluster pipeline refuses EVALSHA, so
-    on a Redis Cluster the calls run concurrently, at most ``APPLY_DAY_CONCURRENCY`` at once."""
+    a day applied twice changes nothing). Pipelines of ``APPLY_DAY_BATCH`` days on a single Redis; a cluster
+    pipeline refuses EVALSHA, so on a Redis Cluster the calls run concurrently, at most ``APPLY_DAY_CONCURRENCY``
+    at once."""
     pid = practice_id
     base_keys = [
         keys.schedule(pid, practitioner_id),
@@ -133,10 +138,12 @@ async def apply_day(
 
         results = await asyncio.gather(*(one(call) for call in calls))
     else:
-        async with lua.redis.pipeline(transaction=False) as pipe:
-            for call_keys, args in calls:
-                await lua.run("apply_day", call_keys, args, client=pipe)
-            results = await pipe.execute()
+        results = []
+        for at in range(0, len(calls), APPLY_DAY_BATCH):
+            async with lua.redis.pipeline(transaction=False) as pipe:
+                for call_keys, args in calls[at : at + APPLY_DAY_BATCH]:
+                    await lua.run("apply_day", call_keys, args, client=pipe)
+                results.extend(await pipe.execute())
     replies = [reply(res) for res in results]
     for r in sorted(replies, key=lambda r: r[0] != "STALE"):  # a newer generation wins over a kit to send again
         if r[0] != "OK":
