@@ -133,16 +133,22 @@ class Holds:
         """Tidy: mark holds past their expiry as expired and audit it. Correctness never depends on it. While
         entries wait, each practitioner's holds go in calls of their own, with a kit: their intervals are offered
         to the waitlist first (until then, hold.lua and search.lua count them as taken). A practice whose shard
-        is unreachable is skipped (the next sweep tidies it); the others are swept as always."""
+        is unreachable is skipped (the next sweep tidies it); the others are swept as always. When none answered,
+        the first error is raised, as when the practice list itself could not be read: one outage, one line."""
         total = 0
         now = self.rt.now_ms()
         unreachable: list[str] = []
-        for raw_pid in await self.rt.redis.smembers(keys.PRACTICES):
+        first: BaseException | None = None
+        practices = await self.rt.redis.smembers(keys.PRACTICES)
+        for raw_pid in practices:
             pid = text(raw_pid)
             try:
                 total += await self._expire_due(pid, now, limit)
-            except clients.UNREACHABLE:
+            except clients.UNREACHABLE as exc:
                 unreachable.append(pid)
+                first = first or exc
+        if first is not None and len(unreachable) == len(practices):
+            raise first  # nothing answered (Redis went down during the sweep): the caller's one outage line
         if unreachable:
             self.sweep_storm.failed(f"{len(unreachable)} practices unreachable (their shard is down?), e.g. "
                                     f"{unreachable[0]}")  # fmt: skip

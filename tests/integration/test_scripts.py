@@ -233,6 +233,30 @@ def test_the_sweep_skips_a_practice_whose_shard_is_unreachable_and_sweeps_the_ot
     run(redis_db, body)
 
 
+def test_a_sweep_where_no_practice_answers_raises_the_outage_to_its_caller(
+    redis_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis going down after the practice list was read is the same outage as before it: the sweeper's caller
+    gets the error (its one storm line), not a second storm of "practices unreachable" lines."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from engine.holds import Holds
+
+    async def body(w: World) -> None:
+        await w.hold(await w.slot(0))
+
+        async def down(self: Holds, pid: str, now: int, limit: int) -> int:
+            raise RedisConnectionError("Redis went down")
+
+        monkeypatch.setattr(Holds, "_expire_due", down)
+        w.clock.now += 301
+        with pytest.raises(RedisConnectionError, match="went down"):
+            await w.eng.expire_due_holds()
+
+    run(redis_db, body)
+
+
 # ----------------------------------------------------------------- book
 def test_book_statuses(redis_db: str) -> None:
     async def body(w: World) -> None:
