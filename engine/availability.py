@@ -140,7 +140,7 @@ class Availability:
         # this process meanwhile (issue 22: a 730-day horizon with hundreds of closures stalled /healthz 5 s).
         plans = await asyncio.to_thread(_day_plans, practice, schedule, vts, list(days), horizon_end)
         for attempt in range(3):  # the starts a day adds go to waiting entries first (a kit per day)
-            kits = [await self.offers.kit(practice.id, practitioner_id, fresh=attempt > 0) for _ in plans]
+            kits = [await self.offers.kit(practice.id, practitioner_id, fresh=attempt > 0, others=False) for _ in plans]
             try:
                 await scripts.apply_day(
                     self.rt.lua,

@@ -21,6 +21,7 @@ R = TypeVar("R", Practitioner, VisitType)
 SEARCH_CONTEXT_TTL_S = 300.0
 PRACTITIONER_CONTEXT_TTL_S = 1.0
 # Per process, small and fixed (docs/operations.md, "Memory of an API worker"); each map starts again when full.
+SHARERS_TTL_S = 5.0  # Catalog.room_sharers
 PRACTICES_MAX = 10_000  # practice records and visit-type lengths: at most about 450 bytes each (a 200-char name)
 CONTEXTS_MAX = 4_096  # search contexts: a practice, a visit type (about 1 KiB at most) and practitioner ids...
 CONTEXT_IDS_MAX = 50_000  # ...of which all contexts together hold at most this many (about 90 bytes each)
@@ -51,6 +52,7 @@ class Catalog:
         self._practices: dict[str, Practice] = {}
         self._contexts: dict[tuple[str, str, str | None], tuple[float, Practice, VisitType, list[str]]] = {}
         self._lengths: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._sharers: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._context_ids = 0  # practitioner ids held in _contexts, all together
 
     async def _put(self, pid: str, key: str, field: str, record: Any, event: str, ctx: Ctx) -> None:
@@ -169,6 +171,24 @@ class Catalog:
                 self._lengths.clear()
             self._lengths[practice_id] = known
         return known
+
+    async def room_sharers(self, practice_id: str, fresh: bool = False) -> tuple[str, ...]:
+        """The practice's practitioners when it has rooms or equipment (a claim freeing one may free another
+        practitioner's starts: lua/_prelude.lua offer_freed), else (). Read at most every ``SHARERS_TTL_S`` per
+        process: a practitioner or the first resource added meanwhile only misses those offers until then."""
+        now = time.monotonic()
+        known = None if fresh else self._sharers.get(practice_id)
+        if known is not None and known[0] > now:
+            return known[1]
+        async with self.rt.redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(keys.resources(practice_id))
+            pipe.hkeys(keys.practitioners(practice_id))
+            n_resources, prs = await pipe.execute()
+        sharers = tuple(sorted(p.decode() if isinstance(p, bytes) else p for p in prs)) if n_resources else ()
+        if len(self._sharers) >= PRACTICES_MAX:
+            self._sharers.clear()
+        self._sharers[practice_id] = (now + SHARERS_TTL_S, sharers)
+        return sharers
 
     async def get_visit_type(self, visit_type_id: str) -> VisitType:
         return await self._get(visit_type_id, "v", keys.visit_types, VisitType, "visit type")

@@ -21,9 +21,14 @@ class Offers:
         self.rt = rt
         self.catalog = catalog
 
-    async def kit(self, practice_id: str, practitioner_id: str, intervals: int = 1, fresh: bool = False) -> OfferKit:
-        """A kit for ``intervals`` freed intervals of one practitioner (``OFFER_IDS`` fresh hold ids each)."""
+    async def kit(
+        self, practice_id: str, practitioner_id: str, intervals: int = 1, fresh: bool = False, others: bool = True
+    ) -> OfferKit:
+        """A kit for ``intervals`` freed intervals of one practitioner (``OFFER_IDS`` fresh hold ids each). In a
+        practice with rooms or equipment it carries every other practitioner too (``OFFER_IDS`` hold ids each, for
+        the starts a freed room gives back to them), unless ``others`` is false (a change that frees no room)."""
         s = self.rt.settings
+        sharers = await self.catalog.room_sharers(practice_id, fresh) if others else ()
         practice = await self.catalog.cached_practice(practice_id)
         lo = (self.rt.now_ms() // 1000 // DAY_S - 3) * DAY_S  # day-aligned: one table a zone a day (cached)
         zone = timeutil.offset_table(timeutil.zone(practice.timezone), lo, lo + (limits.MAX_HORIZON_DAYS + 7) * DAY_S)
@@ -34,6 +39,9 @@ class Offers:
             offer_ms=s.waitlist_offer_seconds * 1000,
             retention_ms=s.hold_retention_seconds * 1000,
             zone=zone,
+            others=tuple(
+                (o, tuple(ids.new_hold_id(o) for _ in range(OFFER_IDS))) for o in sharers if o != practitioner_id
+            ),
         )
 
     async def run(

@@ -395,16 +395,24 @@ local function wl_unqueue(k, e)
   wl_waiting(k.wait, e, false)
 end
 
+-- A kit's practitioner's minimum notice and horizon (its schedule hash), which an offer respects.
+local function wl_limits(kit)
+  local notice, horizon = unpack(redis.call('HMGET', kit.schedule, 'min_notice_s', 'horizon_s'))
+  kit.notice_ms, kit.horizon_ms = tonumber(notice or 0) * 1000, horizon and tonumber(horizon) * 1000
+end
+
 -- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
 -- KEYS: queue, entries, stats, visit types hash, events, audit, index, waiting, resources hash, resource claims
 --       zset (the practice's rooms and equipment: kit.resources, kit.rclaims, always there, so every freeing
 --       script frees a claim's resources through them), and with a practitioner: its
 --       schedule, claims,
---       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id, and last
---       its claim types hash (daily limits)
+--       versions, the hold expiry zset, one base zset per visit type, one hold hash per fresh hold id, and
+--       its claim types hash (daily limits), then for each other practitioner of the practice: its schedule,
+--       claims, versions, one base zset per visit type, one hold hash per hold id of its own, its claim types
 -- ARGV: practice_id, practitioner_id ('' = none), offer_ms, retention_ms, n visit types, (id, duration_s) each,
 --       n hold ids, the ids, n zone offsets, (since_s, offset_s) each (engine/timeutil.py offset_table: an offer's
---       daily limit counts by the local date of its start)
+--       daily limit counts by the local date of its start), n other practitioners, then each: its id, n hold ids,
+--       the ids
 -- kit.on: entries wait (the only command run when none do); kit.ok: it can make offers (false: a kit that names
 -- no practitioner, or not every visit type of the practice: the script answers 'KIT' before changing anything)
 local function wl_kit(ki, ai)
@@ -434,9 +442,33 @@ local function wl_kit(ki, ai)
     kit.zat[i], kit.zoff[i] = tonumber(ARGV[zi + 2 * i - 1]), tonumber(ARGV[zi + 2 * i])
   end
   kit.ok = redis.call('HLEN', kit.vtypes) == nvt
-  local notice, horizon = unpack(redis.call('HMGET', kit.schedule, 'min_notice_s', 'horizon_s'))
-  kit.notice_ms, kit.horizon_ms = tonumber(notice or 0) * 1000, horizon and tonumber(horizon) * 1000
+  wl_limits(kit)
+  -- the practice's other practitioners: a room or piece of equipment this change frees may free their starts too
+  -- (offer_freed). Each shares the kit's practice keys and has its own practitioner keys and hold ids.
+  local oi, ok = zi + 1 + 2 * tonumber(ARGV[zi] or 0), ki + 11 + nvt + nids
+  kit.others = {}
+  for _ = 1, tonumber(ARGV[oi] or 0) do
+    local n = tonumber(ARGV[oi + 2])
+    local o = setmetatable({pr = ARGV[oi + 1], schedule = KEYS[ok], claims = KEYS[ok + 1], versions = KEYS[ok + 2],
+      base = {}, ids = {}, keys = {}, used = 0, others = false, ctypes = KEYS[ok + 3 + nvt + n]}, {__index = kit})
+    for i = 1, nvt do o.base[ARGV[ai + 3 + 2 * i]] = KEYS[ok + 2 + i] end
+    for i = 1, n do o.ids[i], o.keys[i] = ARGV[oi + 2 + i], KEYS[ok + 2 + nvt + i] end
+    wl_limits(o)
+    kit.others[#kit.others + 1] = o
+    oi, ok = oi + 3 + n, ok + 4 + nvt + n
+  end
   return kit
+end
+
+-- The number of ARGV a waitlist kit takes from ARGV[ai] on (a script that passes several kits steps over them).
+local function wl_kit_argc(ai)
+  local nvt = tonumber(ARGV[ai + 4])
+  local nids = tonumber(ARGV[ai + 5 + 2 * nvt])
+  local zi = ai + 6 + 2 * nvt + nids
+  local oi = zi + 1 + 2 * tonumber(ARGV[zi] or 0)
+  local e = oi + 1
+  for _ = 1, tonumber(ARGV[oi] or 0) do e = e + 2 + tonumber(ARGV[e + 1]) end
+  return e - ai
 end
 
 -- An entry's JSON is the engine's encoding with "patient" last: the patient's JSON is kept as the engine wrote it
@@ -494,7 +526,7 @@ local function wl_drop_offer(k, e, hold_key, state)
     res_free(k.rclaims, rs, 'h', o.hold_id, o['end'], o.expires_ms)
     bump_claim(k.versions, tonumber(os_ or o.start), tonumber(oe or o['end']))
   end
-  return o.start, o['end'], tonumber(os_ or o.start), tonumber(oe or o['end'])
+  return o.start, o['end'], tonumber(os_ or o.start), tonumber(oe or o['end']), hs == 'held' and rs or nil
 end
 
 -- The instant local wall time `w` (seconds since the epoch as if the zone were UTC) is first shown, by the kit's
@@ -581,8 +613,7 @@ end
 -- than the kit has hold ids left. `exclude`: an entry left out (the one that
 -- just gave the interval up). Entries whose window passed are dropped from the queue (no event: they read
 -- 'ended'). Returns the number of offers made.
-local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
-  if not kit.on or not kit.ok then return 0 end
+local function offer_kit(kit, now, actor, request_id, cause, candidates, exclude)
   local made = 0
   local cap = math.min(#kit.ids, kit.used + OFFERS_PER_INTERVAL)
   if kit.used >= cap then return 0 end
@@ -646,12 +677,37 @@ local function offer_freed(kit, now, actor, request_id, cause, candidates, exclu
   return made
 end
 
--- candidates for a freed interval [fs, fe): the starts whose slot lies inside it, in time order (time next to it
--- was free before and is no part of what this change frees: docs/waitlist.md)
-local function freed(kit, fs, fe)
-  return function(vt, d)
-    return redis.call('ZRANGEBYSCORE', kit.base[vt], int(fs), int(fe - d))
+-- offer_kit for the kit's practitioner; then, when the change freed rooms or equipment (`candidates` made by
+-- freed() with the ids), for each other practitioner of the practice (kit.others) the starts of the visit types
+-- that need one of them whose slot overlaps the freed interval: the room freed by one practitioner may be what
+-- an entry waiting for another one's visit lacked. Each is checked as any offer is (its practitioner's claims,
+-- every resource, limits, notice); each other practitioner gets its own OFFERS_PER_INTERVAL.
+local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
+  if not kit.on or not kit.ok then return 0 end
+  local made = offer_kit(kit, now, actor, request_id, cause, candidates, exclude)
+  if type(candidates) ~= 'table' or not kit.others or #kit.others == 0 then return made end
+  local rooms = {}
+  for _, rid in ipairs(res_split(candidates.rooms)) do rooms[rid] = true end
+  if not next(rooms) then return made end
+  local fs, fe = candidates.fs, candidates.fe
+  for _, o in ipairs(kit.others) do
+    made = made + offer_kit(o, now, actor, request_id, cause, function(vt, d)
+      for _, rid in ipairs(res_ids(kit.vtypes, vt)) do
+        if rooms[rid] then return redis.call('ZRANGEBYSCORE', o.base[vt], '(' .. int(fs - d), '(' .. int(fe)) end
+      end
+      return {}
+    end, exclude)
   end
+  return made
+end
+
+-- candidates for a freed interval [fs, fe): the starts whose slot lies inside it, in time order (time next to it
+-- was free before and is no part of what this change frees: docs/waitlist.md). `rooms`: the resources the change
+-- freed ('a,b', nil: none), whose other practitioners' starts offer_freed offers too.
+local function freed(kit, fs, fe, rooms)
+  return setmetatable({fs = fs, fe = fe, rooms = rooms}, {__call = function(_, vt, d)
+    return redis.call('ZRANGEBYSCORE', kit.base[vt], int(fs), int(fe - d))
+  end})
 end
 
 -- ---------------------------------------------------------------- cancels (cancel.lua, series_cancel.lua)
@@ -684,6 +740,6 @@ local function cancel_appt(k, c)
     {version = tonumber(version), start = tonumber(a[6]), ['end'] = tonumber(a[3]), has_reason = c.reason ~= '',
      resource_ids = a[9] and a[9] ~= '' and res_split(a[9]) or nil},
     cjson.encode({id = c.id, status = 'cancelled', version = tonumber(version), cancel_reason = c.reason}))
-  offer_freed(kit, tonumber(c.now), c.actor, c.request_id, 'cancel', freed(kit, occ_start, occ_end))
+  offer_freed(kit, tonumber(c.now), c.actor, c.request_id, 'cancel', freed(kit, occ_start, occ_end, a[9]))
   return {'OK', version}
 end

@@ -36,7 +36,7 @@ for i = 1, n do
       emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     end
     if kit.on then bump_claim(kit.versions, occ_start, occ_end) end
-    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, occ_start, occ_end), exclude)
+    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, occ_start, occ_end, h[10]), exclude)
   elseif h[1] ~= 'held' then
     redis.call('ZREM', KEYS[1], id)
   end

@@ -35,5 +35,5 @@ if h[8] then
       {start = fs, ['end'] = fe})
   end
 end
-offer_freed(kit, now, ARGV[3], ARGV[4], 'release', freed(kit, occ_start, occ_end), exclude)
+offer_freed(kit, now, ARGV[3], ARGV[4], 'release', freed(kit, occ_start, occ_end, h[11]), exclude)
 return {'OK'}

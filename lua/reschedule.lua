@@ -68,5 +68,5 @@ emit(KEYS[6], KEYS[7], ARGV[1], 'reschedule', ARGV[5], a[6], h[2], ARGV[3], ARGV
    start = start, ['end'] = finish, visit_type_id = h[3], resource_ids = #rids > 0 and rids or nil},
   with_patient(appt, a[8]))
 if h[8] then wl_accept(kit, h[8], ARGV[3], ARGV[2], now, ARGV[5], ARGV[6]) end
-offer_freed(kit, now, ARGV[5], ARGV[6], 'reschedule', freed(kit, tonumber(old_occ_start), tonumber(old_occ_end)))
+offer_freed(kit, now, ARGV[5], ARGV[6], 'reschedule', freed(kit, tonumber(old_occ_start), tonumber(old_occ_end), a[13]))
 return {'OK', version}

@@ -18,14 +18,11 @@ local ng = tonumber(ARGV[7 + 2 * n])
 local groups = {}
 local ki, ai = 4 + n, 8 + 2 * n
 for g = 1, ng do
-  -- a kit's ARGV: 7 + 2 * visit types + hold ids + 2 * zone offsets (wl_kit); its KEYS: as the caller says
+  -- a kit's ARGV: as many as wl_kit_argc counts; its KEYS: as the caller says
   local nkeys = tonumber(ARGV[ai])
   ai = ai + 1
-  local nvt = tonumber(ARGV[ai + 4])
-  local nids = tonumber(ARGV[ai + 5 + 2 * nvt])
-  local nz = tonumber(ARGV[ai + 6 + 2 * nvt + nids])
   groups[g] = {claims = KEYS[ki], versions = KEYS[ki + 1], pr = ARGV[ai + 1], kit = wl_kit(ki + 2, ai)}
-  ki, ai = ki + 2 + nkeys, ai + 7 + 2 * nvt + nids + 2 * nz
+  ki, ai = ki + 2 + nkeys, ai + wl_kit_argc(ai)
 end
 local function step(i, check)
   local g = groups[tonumber(ARGV[6 + 2 * i])]

@@ -17,11 +17,11 @@ if e.offer.hold_id ~= ARGV[3] or e.offer.practitioner_id ~= kit.pr then return {
 -- an offer past its expiry is gone (as accept reads it): no decline of it, its lapse is the sweeper's to record
 if tonumber(e.offer.expires_ms) <= now then return {'OFFER_EXPIRED'} end
 if not kit.ok then return {'KIT'} end
-local fs, fe, os_, oe = wl_drop_offer(kit, e, KEYS[1], 'released')
+local fs, fe, os_, oe, rooms = wl_drop_offer(kit, e, KEYS[1], 'released')
 e.status = 'waiting'
 wl_waiting(kit.wait, e, true)
 redis.call('HINCRBY', kit.stats, 'declined', 1)
 wl_change(kit, e, patient, now, 'waitlist_decline', ARGV[4], ARGV[5], kit.pr, ARGV[3], nil,
   {start = fs, ['end'] = fe})
-offer_freed(kit, now, ARGV[4], ARGV[5], 'waitlist_decline', freed(kit, os_, oe), e.id)
+offer_freed(kit, now, ARGV[4], ARGV[5], 'waitlist_decline', freed(kit, os_, oe, rooms), e.id)
 return {'OK', int(e.version)}

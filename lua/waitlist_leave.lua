@@ -16,9 +16,9 @@ if (offered and (e.offer.hold_id ~= ARGV[3] or e.offer.practitioner_id ~= kit.pr
   return {'RETRY'}
 end
 if offered and not kit.ok then return {'KIT'} end
-local detail, fs, fe, os_, oe = {}, nil, nil, nil, nil
+local detail, fs, fe, os_, oe, rooms = {}, nil, nil, nil, nil, nil
 if offered then
-  fs, fe, os_, oe = wl_drop_offer(kit, e, KEYS[1], 'released')
+  fs, fe, os_, oe, rooms = wl_drop_offer(kit, e, KEYS[1], 'released')
   detail = {start = fs, ['end'] = fe}
 end
 e.status = 'left'
@@ -26,5 +26,5 @@ wl_unqueue(kit, e)
 redis.call('HINCRBY', kit.stats, 'left', 1)
 wl_change(kit, e, patient, now, 'waitlist_leave', ARGV[4], ARGV[5], offered and kit.pr or nil,
   offered and ARGV[3] or nil, nil, detail)
-if offered then offer_freed(kit, now, ARGV[4], ARGV[5], 'waitlist_leave', freed(kit, os_, oe), e.id) end
+if offered then offer_freed(kit, now, ARGV[4], ARGV[5], 'waitlist_leave', freed(kit, os_, oe, rooms), e.id) end
 return {'OK', int(e.version)}

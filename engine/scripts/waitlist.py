@@ -30,6 +30,9 @@ class OfferKit(msgspec.Struct, frozen=True):
     offer_ms: int
     retention_ms: int
     zone: tuple[tuple[int, int], ...] = ()
+    # The practice's other practitioners, each with fresh hold ids of its own, when the practice has rooms or
+    # equipment: a claim freeing one may free their starts too (lua/_prelude.lua offer_freed). Empty: none.
+    others: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def kit_keys(practice_id: str, kit: OfferKit | None) -> list[str]:
@@ -48,17 +51,33 @@ def kit_keys(practice_id: str, kit: OfferKit | None) -> list[str]:
         keys.hold_expiries(pid),
         *(keys.base(pid, pr, vt) for vt, _ in kit.visit_types),
         *(keys.hold(pid, h) for h in kit.hold_ids),
-        keys.claim_types(pid, pr),  # daily limits (appended last: lua/_prelude.lua wl_kit)
+        keys.claim_types(pid, pr),  # daily limits (lua/_prelude.lua wl_kit)
+        *(k for other, hold_ids in kit.others for k in _other_keys(pid, kit, other, hold_ids)),
+    ]
+
+
+def _other_keys(pid: str, kit: OfferKit, pr: str, hold_ids: tuple[str, ...]) -> list[str]:
+    return [
+        keys.schedule(pid, pr),
+        keys.claims(pid, pr),
+        keys.versions(pid, pr),
+        *(keys.base(pid, pr, vt) for vt, _ in kit.visit_types),
+        *(keys.hold(pid, h) for h in hold_ids),
+        keys.claim_types(pid, pr),
     ]
 
 
 def kit_args(practice_id: str, kit: OfferKit | None) -> list[Any]:
     if kit is None:
-        return [practice_id, "", 0, 0, 0, 0]
+        return [practice_id, "", 0, 0, 0, 0, 0, 0]  # no visit types, hold ids, zone offsets, other practitioners
     args: list[Any] = [practice_id, kit.practitioner_id, kit.offer_ms, kit.retention_ms, len(kit.visit_types)]
     for vt, dur in kit.visit_types:
         args += [vt, dur]
-    return [*args, len(kit.hold_ids), *kit.hold_ids, len(kit.zone), *(x for pair in kit.zone for x in pair)]
+    args += [len(kit.hold_ids), *kit.hold_ids, len(kit.zone), *(x for pair in kit.zone for x in pair)]
+    args.append(len(kit.others))
+    for other, hold_ids in kit.others:
+        args += [other, len(hold_ids), *hold_ids]
+    return args
 
 
 class Left(msgspec.Struct, frozen=True):

@@ -460,3 +460,116 @@ def test_reconcile_brings_a_waitlist_offer_back_with_its_room(
     assert refused.status_code == 409 and "resource_taken" in refused.json()["detail"], refused.text
     assert c.post(f"/v1/waitlist/{wid}/accept", json={}).status_code == 201  # and books it with the room
     assert len(r.zrange(keys.resource_claims(pid), 0, -1)) == 1
+
+
+def waiting_for(client: Any, pid: str, scan: str, pr: str, day: dt.date, frm: str = "09:00", to: str = "09:30") -> str:
+    body = {"visit_type_id": scan, "practitioner_id": pr, "from_date": day.isoformat(), "to_date": day.isoformat(),
+            "from_time": frm, "to_time": to, "patient": PATIENT}  # fmt: skip
+    joined = client.post(f"/v1/practices/{pid}/waitlist", json=body)
+    assert joined.status_code == 201, joined.text
+    got = client.get(f"/v1/waitlist/{joined.json()['id']}").json()
+    assert got["status"] == "waiting" and got["offer"] is None, got  # b is free at 09:00, the room is not
+    return str(joined.json()["id"])
+
+
+@pytest.mark.parametrize("how", ["cancel", "release", "reschedule", "decline"])
+def test_a_room_freed_by_one_practitioner_is_offered_to_an_entry_waiting_for_another(client: Any, how: str) -> None:
+    """Invariant 11 across practitioners: b is free at 09:00 but a holds the room; the entry waits for b's 09:00.
+    Whatever gives a's room back (a cancel, a release, a reschedule away, a declined waitlist offer) offers b's
+    09:00 to the entry in the same script, and the offer claims the room, before anyone else can take it."""
+    ctx = room_practice(client)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    first = None
+    room = hold(client, a, scan, nine)
+    assert room.status_code == 201, room.text
+    if how == "decline":  # the room is a waitlist offer's: an entry for a's 09:00 was offered it
+        assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
+        body = {"visit_type_id": scan, "practitioner_id": a, "from_date": day.isoformat(),
+                "to_date": day.isoformat(), "from_time": "09:00", "to_time": "09:30", "patient": PATIENT}  # fmt: skip
+        hold_b = hold(client, b, scan, nine)  # the room is b's a moment, so a's entry waits
+        assert hold_b.status_code == 201, hold_b.text
+        first = client.post(f"/v1/practices/{pid}/waitlist", json=body).json()["id"]
+        assert client.delete(f"/v1/holds/{hold_b.json()['id']}").status_code == 204  # the room to a's entry
+        assert client.get(f"/v1/waitlist/{first}").json()["offer"]["practitioner_id"] == a
+    elif how in ("cancel", "reschedule"):
+        booked = client.post("/v1/appointments", json={"hold_id": room.json()["id"], "patient": PATIENT})
+        assert booked.status_code == 201, booked.text
+    wid = waiting_for(client, pid, scan, b, day)
+    if how == "cancel":
+        done = client.post(f"/v1/appointments/{booked.json()['id']}/cancel", json={})
+    elif how == "release":
+        done = client.delete(f"/v1/holds/{room.json()['id']}")
+    elif how == "reschedule":
+        later = (dt.datetime.fromisoformat(nine) + dt.timedelta(hours=2)).isoformat()
+        moved_to = hold(client, a, scan, later)
+        assert moved_to.status_code == 201, moved_to.text
+        done = client.post(
+            f"/v1/appointments/{booked.json()['id']}/reschedule", json={"hold_id": moved_to.json()["id"]}
+        )
+    else:
+        done = client.post(f"/v1/waitlist/{first}/decline", json={})
+    assert done.status_code in (200, 204), done.text
+    got = client.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "offered", got
+    assert got["offer"]["practitioner_id"] == b and got["offer"]["start"] == nine, got
+    # the offer occupies the room: nobody else takes it, and search offers it to no one
+    taken = hold(client, a, scan, nine)
+    assert taken.status_code == 409 and "resource_taken" in taken.json()["detail"], taken.text
+    free = search(client, pid, scan, day)
+    assert nine not in starts(free, a) and nine not in starts(free, b)
+    accepted = client.post(f"/v1/waitlist/{wid}/accept", json={})
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["practitioner_id"] == b and accepted.json()["start"] == nine
+
+
+def test_a_room_freed_while_the_other_practitioner_is_busy_is_not_offered_to_that_practitioners_entry(
+    client: Any,
+) -> None:
+    """The other practitioner's start is checked as any offer is: b busy at 09:00 (a visit without the room) keeps
+    the entry waiting when a's room is freed; no offer overlaps b's own claim."""
+    ctx = room_practice(client)
+    pid, (a, b), scan, talk = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["talk"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    room = hold(client, a, scan, nine)
+    assert room.status_code == 201, room.text
+    wid = waiting_for(client, pid, scan, b, day)
+    assert hold(client, b, talk, nine).status_code == 201  # b is busy now too
+    assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
+    got = client.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "waiting" and got["offer"] is None, got
+    assert nine in starts(search(client, pid, scan, day), a)  # a's 09:00 and the room: free for anyone
+
+
+def test_a_series_cancel_offers_each_freed_room_to_an_entry_waiting_for_another_practitioner(client: Any) -> None:
+    """lua/series_cancel.lua passes one kit per practitioner group, each carrying the other practitioners (the
+    kits' ARGV stepped over by wl_kit_argc): the room each occurrence frees reaches b's entries too."""
+    from tests.integration.test_practice_series import as_patient
+
+    ctx = room_practice(client)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    monday = next_weekday(0)
+    days = [monday + dt.timedelta(days=i) for i in range(3)]
+    nine = at_nine(search(client, pid, scan, days[0]), a)
+    body = {"practitioner_id": a, "visit_type_id": scan, "start": nine, "repeat": {"every_days": 1, "count": 3}}
+    series = client.post("/v1/holds", json=body)
+    assert series.status_code == 201, series.text
+    booked = client.post("/v1/appointments", json={"hold_id": series.json()["id"], "patient": PATIENT})
+    assert booked.status_code == 201, booked.text
+    # the first occurrence moves to b at 11:00: two practitioner groups, two kits in one call
+    eleven = (dt.datetime.fromisoformat(nine) + dt.timedelta(hours=2)).isoformat()
+    moved_to = hold(client, b, scan, eleven)
+    assert moved_to.status_code == 201, moved_to.text
+    first = booked.json()["appointments"][0]["id"]
+    moved = client.post(f"/v1/appointments/{first}/reschedule", json={"hold_id": moved_to.json()["id"]})
+    assert moved.status_code == 200, moved.text
+    entries = [waiting_for(client, pid, scan, b, d) for d in days[1:]]
+    done = as_patient(client, booked.json()["manage_token"], "POST", f"/v1/series/{booked.json()['series_id']}/cancel",
+                      json={})  # fmt: skip
+    assert done.status_code == 200, done.text
+    for wid, d in zip(entries, days[1:], strict=True):
+        got = client.get(f"/v1/waitlist/{wid}").json()
+        assert got["status"] == "offered" and got["offer"]["practitioner_id"] == b, got
+        assert got["offer"]["start"][:10] == d.isoformat() and got["offer"]["start"][11:16] == "09:00", got
