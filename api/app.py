@@ -124,6 +124,7 @@ async def _serving(
         persister.start()
         notifier = NotificationWorker(settings, state.redis_sync, state.db)
         notifier.start()
+
     async def flush_metrics() -> None:
         state.metrics.flush()
 
@@ -209,7 +210,16 @@ def create_app(
             async with _serving(app, conn, redis, background, reconcile_on_start, extra_startup):
                 yield
 
-    handlers = [*setup.ROUTES, *resources.ROUTES, *app_keys.ROUTES, *booking.ROUTES, *waitlist.ROUTES, *audit.ROUTES, *webhooks.ROUTES, *ops.ROUTES]
+    handlers = [
+        *setup.ROUTES,
+        *resources.ROUTES,
+        *app_keys.ROUTES,
+        *booking.ROUTES,
+        *waitlist.ROUTES,
+        *audit.ROUTES,
+        *webhooks.ROUTES,
+        *ops.ROUTES,
+    ]
     document(handlers)
     return Litestar(
         route_handlers=[*allow_handlers(handlers), *handlers],

@@ -248,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     de = sub.add_parser(
         "demo-env",
         help="print the README tour's variables (export B PRACTICE DOC VISIT) of the demo practice that "
-        "`booking serve --demo` seeded (from BOOKING_DATA_DIR, default var/): eval \"$(booking demo-env)\"",
+        '`booking serve --demo` seeded (from BOOKING_DATA_DIR, default var/): eval "$(booking demo-env)"',
     )
     de.set_defaults(run=_demo_env)
     m = sub.add_parser("migrate", help="create or upgrade the database schema (DATABASE_URL)")
@@ -283,7 +283,9 @@ def parser() -> argparse.ArgumentParser:
     dc = sub.add_parser(
         "dev-cluster", help="a local 6-node Redis Cluster (3 primaries, 3 replicas) until Ctrl-C; prints REDIS_URL"
     )
-    dc.add_argument("--base-port", type=int, default=7001, help="first node's port (the six use base..base+5; default: %(default)s)")
+    dc.add_argument(
+        "--base-port", type=int, default=7001, help="first node's port (the six use base..base+5; default: %(default)s)"
+    )
     dc.set_defaults(run=_dev_cluster)
     for name, ep in sorted(_commands().items()):  # listed in --help; main() runs them before parsing
         sub.add_parser(name, help=f"from {ep.module}: see `booking {name} --help`", add_help=False)

@@ -116,5 +116,5 @@ def describe(seeded: dict[str, Any], base_url: str) -> str:
         f"  visit types:   {', '.join(x['name'] + '=' + x['id'] for x in seeded['visit_types'])}\n"
         f"Try: curl '{base_url}/v1/practices/{p['id']}/availability?date={_tomorrow()}&days=7"
         f"&visit_type_id={vt['id']}'\n"
-        f"The README tour's variables (B, PRACTICE, DOC, VISIT): eval \"$(.venv/bin/booking demo-env)\""
+        f'The README tour\'s variables (B, PRACTICE, DOC, VISIT): eval "$(.venv/bin/booking demo-env)"'
     )

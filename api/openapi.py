@@ -320,7 +320,9 @@ def _header(description: str, kind: OpenAPIType = OpenAPIType.STRING) -> OpenAPI
     return OpenAPIHeader(schema=Schema(type=kind), description=description)
 
 
-REQUEST_ID = _header("The request's id (the one sent, or a new random id of 32 hex digits); recorded as the audit request_id")
+REQUEST_ID = _header(
+    "The request's id (the one sent, or a new random id of 32 hex digits); recorded as the audit request_id"
+)
 RETRY_AFTER = _header("Seconds to wait before trying again", OpenAPIType.INTEGER)
 RATE_LIMIT = {
     "RateLimit-Limit": _header("Requests allowed in the sliding minute (the tighter budget)", OpenAPIType.INTEGER),

@@ -72,7 +72,13 @@ def problem(
     unavailable: list[str] | None = None,
 ) -> Response[Any]:
     body = Problem(
-        type=TYPE_BASE + code, title=title, status=status, detail=detail, code=code, instance=instance, errors=errs,
+        type=TYPE_BASE + code,
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        instance=instance,
+        errors=errs,
         unavailable=unavailable,
     )
     return Response(content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)

@@ -64,7 +64,9 @@ def lines(report: dict[str, Any], slo: float) -> list[str]:
         knees = [results.knee(s, slo) for s in (off, on)]
         out.append(
             "  knee: off "
-            + " / on ".join(f"{k['offered_rate']:.0f}/s (p99 {_fmt(k['all'].get('p99'))})" if k else "none" for k in knees)
+            + " / on ".join(
+                f"{k['offered_rate']:.0f}/s (p99 {_fmt(k['all'].get('p99'))})" if k else "none" for k in knees
+            )
         )
     few = report.get("few_clients", {})
     if few:
@@ -80,13 +82,18 @@ def lines(report: dict[str, Any], slo: float) -> list[str]:
     if cpu:
         out += ["", "CPU per search in process (benchmarks/search_cpu.py; µs API / Redis / wall):"]
         for name in ("same 1-day search", "bench mix"):
-            cells = [f"{m} {cpu[m][name]['api_cpu_us']}/{cpu[m][name]['redis_cpu_us']}/{cpu[m][name]['wall_us']}"
-                     for m in ("off", "on")]
+            cells = [
+                f"{m} {cpu[m][name]['api_cpu_us']}/{cpu[m][name]['redis_cpu_us']}/{cpu[m][name]['wall_us']}"
+                for m in ("off", "on")
+            ]
             out.append(f"  {name:<18} cache " + ", cache ".join(cells))
     og = report.get("outage")
     if og:
-        out += ["", f"outage: redis-server stopped {og['outage_s']:.0f}s during a search sweep ({og['rate_per_target']:.0f}/s"
-                " per target); per phase: answers by status, stale, max Age, p50/p99 ms"]
+        out += [
+            "",
+            f"outage: redis-server stopped {og['outage_s']:.0f}s during a search sweep ({og['rate_per_target']:.0f}/s"
+            " per target); per phase: answers by status, stale, max Age, p50/p99 ms",
+        ]
         for k, v in og["phases"].items():
             out.append(
                 f"  {k:<32} {v['statuses']} stale {v['stale']} max Age {v['max_age_s']}s"
@@ -101,32 +108,56 @@ def goals(report: dict[str, Any], slo: float) -> list[dict[str, Any]]:
     few = report.get("few_clients", {}).get(ON)
     if few:
         p99 = few["all"].get("p99")
-        out.append({"goal": f"search p99 <= 5 ms at {few['connections']} clients ({ON})",
-                    "measured": f"{_fmt(p99)} ms at {few['offered_rate']:.0f}/s",
-                    "met": p99 is not None and p99 <= 5})
+        out.append(
+            {
+                "goal": f"search p99 <= 5 ms at {few['connections']} clients ({ON})",
+                "measured": f"{_fmt(p99)} ms at {few['offered_rate']:.0f}/s",
+                "met": p99 is not None and p99 <= 5,
+            }
+        )
     on, off = runs.get(ON, {}).get("search", []), runs.get(OFF, {}).get("search", [])
     k_on, k_off = results.knee(on, slo), results.knee(off, slo)
     if on:
         upto = [r for r in on if k_on and r["offered_rate"] <= k_on["offered_rate"]]
         worst = max((r["all"].get("p99") or 0 for r in upto), default=None)
-        out.append({"goal": f"search p99 <= 25 ms at {on[0]['connections']} connections up to the knee ({ON})",
-                    "measured": f"worst p99 {_fmt(worst)} ms up to {k_on['offered_rate']:.0f}/s" if k_on
-                    else "no rate sustained", "met": bool(k_on) and worst is not None and worst <= 25})
+        out.append(
+            {
+                "goal": f"search p99 <= 25 ms at {on[0]['connections']} connections up to the knee ({ON})",
+                "measured": f"worst p99 {_fmt(worst)} ms up to {k_on['offered_rate']:.0f}/s"
+                if k_on
+                else "no rate sustained",
+                "met": bool(k_on) and worst is not None and worst <= 25,
+            }
+        )
     floor = results.knee(runs.get("floor", {}).get("search", []), slo)
     if k_on and floor:
         ratio = round(k_on["offered_rate"] / floor["offered_rate"], 2)
-        out.append({"goal": "search knee >= 0.5 x the floor's", "met": ratio >= 0.5,
-                    "measured": f"{ratio} ({k_on['offered_rate']:.0f} vs {floor['offered_rate']:.0f}/s)"})
+        out.append(
+            {
+                "goal": "search knee >= 0.5 x the floor's",
+                "met": ratio >= 0.5,
+                "measured": f"{ratio} ({k_on['offered_rate']:.0f} vs {floor['offered_rate']:.0f}/s)",
+            }
+        )
     if k_on and k_off:
         ratio = round(k_on["offered_rate"] / k_off["offered_rate"], 2)
-        out.append({"goal": "search knee >= 3 x the uncached engine's (same run)", "met": ratio >= 3,
-                    "measured": f"{ratio} ({k_on['offered_rate']:.0f} vs {k_off['offered_rate']:.0f}/s)"})
+        out.append(
+            {
+                "goal": "search knee >= 3 x the uncached engine's (same run)",
+                "met": ratio >= 3,
+                "measured": f"{ratio} ({k_on['offered_rate']:.0f} vs {k_off['offered_rate']:.0f}/s)",
+            }
+        )
     og = report.get("outage")
     if og:
         during = og["phases"].get(f"during/{ON} search", {})
         ok = during.get("statuses", {}).get("200", 0)
-        out.append({"goal": "Redis stopped: cached days keep answering 200 (stale); 0 wrong answers after",
-                    "measured": f"{ok} of {during.get('count', 0)} answered 200 ({during.get('stale', 0)} stale) while"
-                    f" it was down; {og['after']['wrong']} wrong of {og['after']['compared']} after",
-                    "met": ok > 0 and ok == during.get("count") and og["after"]["wrong"] == 0})
+        out.append(
+            {
+                "goal": "Redis stopped: cached days keep answering 200 (stale); 0 wrong answers after",
+                "measured": f"{ok} of {during.get('count', 0)} answered 200 ({during.get('stale', 0)} stale) while"
+                f" it was down; {og['after']['wrong']} wrong of {og['after']['compared']} after",
+                "met": ok > 0 and ok == during.get("count") and og["after"]["wrong"] == 0,
+            }
+        )
     return out

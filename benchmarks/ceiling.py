@@ -19,9 +19,7 @@ def measure(bench: Any, log: Any) -> dict[str, Any]:
         practices=[PracticeData(id="0" * 16, timezone="UTC", practitioners=["r"], visit_types=[("v", 30)])],
         first_date="2030-01-01",
         search_days=1,
-        hot=HotSpot(
-            practice_id="0" * 16, practitioner_id="r", visit_types=["v"], starts=["2030-01-02T09:00:00+00:00"]
-        ),
+        hot=HotSpot(practice_id="0" * 16, practitioner_id="r", visit_types=["v"], starts=["2030-01-02T09:00:00+00:00"]),
     )
     pool = GeneratorPool(srv.url, dummy, None, bench.o.gen_procs)
     steps = []

@@ -104,7 +104,9 @@ def run(redis_url: str, searches: int, practices: int, cache_bytes: int, log: An
     """Both modes, interleaved, on the same data shape; ``log`` sees a table."""
     out: dict[str, Any] = {"searches": searches, "practices": practices, "redis_url": redis_url}
     out.update(asyncio.run(measure(redis_url, cache_bytes, searches, practices, 10)))
-    log(f"   {'search':<20} {'cache':<6} {'API CPU µs':>11} {'(min)':>6} {'Redis CPU µs':>13} {'wall µs':>8} {'slots':>6}")
+    log(
+        f"   {'search':<20} {'cache':<6} {'API CPU µs':>11} {'(min)':>6} {'Redis CPU µs':>13} {'wall µs':>8} {'slots':>6}"
+    )
     for name in ("same 1-day search", "bench mix"):
         for label in ("off", "on"):
             m = out[label][name]

@@ -222,6 +222,10 @@ def message(f: NoticeFacts, sender: str, now: dt.datetime | None = None) -> Emai
     msg = envelope(f.notification_id, sender, f.patient_email, subject(f), body(f), now)
     method = "CANCEL" if f.kind == "cancellation" else "REQUEST"
     msg.add_attachment(
-        calendar(f, sender, now), maintype="text", subtype="calendar", filename="appointment.ics", params={"method": method}
+        calendar(f, sender, now),
+        maintype="text",
+        subtype="calendar",
+        filename="appointment.ics",
+        params={"method": method},
     )
     return msg

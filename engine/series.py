@@ -137,9 +137,7 @@ class Series:
             visit_type_id=vt.id,
             every_days=every_days,
             count=count,
-            holds=[
-                Hold(o.hold_id, pid, practitioner_id, vt.id, o.start, o.end, now + ttl_ms, "held") for o in occ
-            ],
+            holds=[Hold(o.hold_id, pid, practitioner_id, vt.id, o.start, o.end, now + ttl_ms, "held") for o in occ],
             expires_at_ms=now + ttl_ms,
         )
         res = await calls.series_hold(

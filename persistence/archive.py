@@ -92,11 +92,15 @@ class ArchivedAppointments:
             row = c.execute(select(series).where(series.c.id == series_id)).mappings().first()
             if row is None:
                 return None
-            occ = c.execute(
-                select(series_occurrences)
-                .where(series_occurrences.c.series_id == series_id)
-                .order_by(series_occurrences.c.position)
-            ).mappings().all()
+            occ = (
+                c.execute(
+                    select(series_occurrences)
+                    .where(series_occurrences.c.series_id == series_id)
+                    .order_by(series_occurrences.c.position)
+                )
+                .mappings()
+                .all()
+            )
         return series_fields(row, list(occ))
 
     async def series(self, series_id: str) -> dict[str, str] | None:

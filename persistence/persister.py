@@ -284,9 +284,7 @@ class Persister(StreamConsumer):
         """Drop entries older than the retention window that every running group has acknowledged (the
         persisters' group always counts; persistence/trimming.py)."""
         horizon, idle_ms = int(self.clock() * 1000) - self.retention_ms, self.group_idle_s * 1000
-        return sum(
-            trimming.trim_stream(self.redis, self.lua, k, p, horizon, idle_ms) for k, p in self.streams.items()
-        )
+        return sum(trimming.trim_stream(self.redis, self.lua, k, p, horizon, idle_ms) for k, p in self.streams.items())
 
     # ---------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:

@@ -93,7 +93,9 @@ def _load(db: Engine) -> dict[str, Any]:
             "series": c.execute(select(series)).mappings().all(),
             "series_occurrences": c.execute(
                 select(series_occurrences).order_by(series_occurrences.c.series_id, series_occurrences.c.position)
-            ).mappings().all(),
+            )
+            .mappings()
+            .all(),
         }
 
 
@@ -129,9 +131,7 @@ def _lost_holds(db: Engine, practice_id: str, now_ms: int) -> list[Freed]:
         h.c.practice_id == practice_id, h.c.state == "held", h.c.end_at > ahead
     )
     with db.connect() as c:
-        return [
-            (r.practitioner_id, epoch(r.start_at), epoch(r.end_at), "", r.visit_type_id) for r in c.execute(q)
-        ]
+        return [(r.practitioner_id, epoch(r.start_at), epoch(r.end_at), "", r.visit_type_id) for r in c.execute(q)]
 
 
 async def _restore_waitlist(
@@ -211,8 +211,16 @@ async def reconcile(
     if practices_only is not None:
         data["practices"] = [row for row in data["practices"] if row["id"] in practices_only]
     by_practice: dict[str, dict[str, list[Any]]] = {}
-    for kind in ("practitioners", "visit_types", "resources", "schedules", "appointments", "api_keys", "waitlist",
-                 "series"):
+    for kind in (
+        "practitioners",
+        "visit_types",
+        "resources",
+        "schedules",
+        "appointments",
+        "api_keys",
+        "waitlist",
+        "series",
+    ):
         for row in data[kind]:
             by_practice.setdefault(row["practice_id"], {}).setdefault(kind, []).append(row)
     occurrences: dict[str, list[Any]] = {}

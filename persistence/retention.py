@@ -59,7 +59,9 @@ class AppointmentTidy:
         self.redis, self.db, self.retention_days, self.clock = redis, db, retention_days, clock
         self.lua = SyncLua(redis, ("tidy", "series_tidy"))
         self._last = 0.0
-        self._pass: tuple[Iterator[tuple[str, list[str]]], int, TidyReport] | None = None  # a pass under way: batches, cut
+        self._pass: tuple[Iterator[tuple[str, list[str]]], int, TidyReport] | None = (
+            None  # a pass under way: batches, cut
+        )
 
     def maybe_run(self, monotonic: Callable[[], float] = time.monotonic) -> TidyReport | None:
         """Once per INTERVAL_S, and only in one process at a time, a pass over the appointment hashes, made a

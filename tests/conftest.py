@@ -274,7 +274,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         faulthandler.dump_traceback_later(60, exit=True, file=sys.__stderr__)
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _script_calls_match_their_headers() -> Iterator[None]:
     """Every script call of the run is checked against its script's header (tests/support/script_shapes.py)."""

@@ -139,7 +139,12 @@ async def hold(
 
 
 async def _hold_series(
-    request: Request[Any, Any, Any], data: HoldIn, repeat: RepeatIn, p: Principal, ctx: Ctx, pid: str,
+    request: Request[Any, Any, Any],
+    data: HoldIn,
+    repeat: RepeatIn,
+    p: Principal,
+    ctx: Ctx,
+    pid: str,
     idempotency_key: str | None,
 ) -> Response[bytes]:
     """A hold with ``repeat``: every occurrence held or none (engine/series.py); the series counts as one hold

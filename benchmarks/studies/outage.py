@@ -53,8 +53,23 @@ class OwnRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-                "--appendfsync", "everysec", "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")]
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(self.folder),
+            "--logfile",
+            str(self.folder / "redis.log"),
+        ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -119,8 +134,15 @@ class Tally:
         return out
 
 
-async def _sweep(urls: dict[str, str], queries: list[str], holds: list[dict[str, Any]], redis: OwnRedis,
-                 rate: float, outage_s: float, log: Any) -> tuple[Tally, list[str]]:
+async def _sweep(
+    urls: dict[str, str],
+    queries: list[str],
+    holds: list[dict[str, Any]],
+    redis: OwnRedis,
+    rate: float,
+    outage_s: float,
+    log: Any,
+) -> tuple[Tally, list[str]]:
     tally, held = Tally(), []
     auth = {"Authorization": f"Bearer {targets.ADMIN_TOKEN}"}
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -201,8 +223,14 @@ async def _compare(urls: dict[str, str], queries: list[str], held: list[str], ho
             bodies[target] = [(r.status_code, r.content) for r in [await c.get(q) for q in queries]]
     wrong = [q for q, a, b in zip(queries, bodies["engine-cache"], bodies["engine"]) if a != b or a[0] != 200]
     stale = sum(msgspec.json.decode(b).get("stale") is True for s, b in bodies["engine-cache"] if s == 200)
-    return {"compared": len(queries), "wrong": len(wrong), "still_stale": stale, "holds_placed_after": placed,
-            "holds_released_after": len(held), "examples": wrong[:3]}
+    return {
+        "compared": len(queries),
+        "wrong": len(wrong),
+        "still_stale": stale,
+        "holds_placed_after": placed,
+        "holds_released_after": len(held),
+        "examples": wrong[:3],
+    }
 
 
 def _holdable(url: str, queries: list[str]) -> list[dict[str, Any]]:
@@ -212,8 +240,9 @@ def _holdable(url: str, queries: list[str]) -> list[dict[str, Any]]:
         for q in queries[:20]:
             slots = c.get(q).json().get("slots", [])
             vt = q.split("visit_type_id=")[1].split("&")[0]
-            out += [{"practitioner_id": s["practitioner_id"], "visit_type_id": vt, "start": s["start"]}
-                    for s in slots[:2]]
+            out += [
+                {"practitioner_id": s["practitioner_id"], "visit_type_id": vt, "start": s["start"]} for s in slots[:2]
+            ]
     return out
 
 
@@ -227,16 +256,22 @@ def run(bench: Any, asked: list[str], log: Any) -> dict[str, Any]:
         urls = {}
         db_url = bench._recreate_db(f"{o.db_prefix}_outage")
         for target in ("engine-cache", "engine"):  # both: the uncached one is what the cached one is checked by
-            env = targets.engine_env({"REDIS_URL": own.url}, db_url, {
-                "SEARCH_CACHE_BYTES": str(o.cache_bytes if target == "engine-cache" else 0),
-                "STALE_READ_SECONDS": "60",
-            })
+            env = targets.engine_env(
+                {"REDIS_URL": own.url},
+                db_url,
+                {
+                    "SEARCH_CACHE_BYTES": str(o.cache_bytes if target == "engine-cache" else 0),
+                    "STALE_READ_SECONDS": "60",
+                },
+            )
             targets.migrate(env, bench.logs)
             srv = targets.start_engine(env, o.workers, bench.logs, o.server, f"outage-{target}")
             servers.append(srv)
             srv.wait_ready()
             urls[target] = srv.url
-        log(f"== outage: search sweep at {o.outage_rate:.0f}/s per target, redis-server stopped {o.outage_seconds:.0f}s")
+        log(
+            f"== outage: search sweep at {o.outage_rate:.0f}/s per target, redis-server stopped {o.outage_seconds:.0f}s"
+        )
         data = bench._seed_with(urls["engine-cache"], practices=min(o.practices, 20))
         queries = _queries(data, 60, random.Random(5))
         for url in urls.values():  # every day of the set read once, on each target
@@ -246,8 +281,14 @@ def run(bench: Any, asked: list[str], log: Any) -> dict[str, Any]:
         holds = _holdable(urls["engine"], queries)
         tally, held = asyncio.run(_sweep(urls, queries, holds, own, o.outage_rate, o.outage_seconds, log))
         check = asyncio.run(_compare(urls, queries, held, holds))
-        out = {"outage_s": o.outage_seconds, "rate_per_target": o.outage_rate, "queries": len(queries),
-               "phases": tally.summary(), "after": check, "asked": asked}
+        out = {
+            "outage_s": o.outage_seconds,
+            "rate_per_target": o.outage_rate,
+            "queries": len(queries),
+            "phases": tally.summary(),
+            "after": check,
+            "asked": asked,
+        }
         log(f"   outage: {msgspec.json.encode(out['phases']).decode()[:600]}")
         log(f"   outage, after it was back: {check}")
         return out

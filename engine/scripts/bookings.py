@@ -133,8 +133,15 @@ def release_call(
     pid = practice_id
     return Call(
         "release",
-        [keys.hold(pid, hold_id), keys.claims(pid, practitioner_id), keys.hold_expiries(pid), keys.events(pid),
-         keys.audit(pid), keys.versions(pid, practitioner_id), *kit_keys(pid, kit)],
+        [
+            keys.hold(pid, hold_id),
+            keys.claims(pid, practitioner_id),
+            keys.hold_expiries(pid),
+            keys.events(pid),
+            keys.audit(pid),
+            keys.versions(pid, practitioner_id),
+            *kit_keys(pid, kit),
+        ],
         [now_ms, hold_id, ctx.actor, ctx.request_id, offers, *kit_args(pid, kit)],
         Ref("hold", hold_id, hold_id),
     )
@@ -248,8 +255,14 @@ def cancel_call(
     pid = practice_id
     return Call(
         "cancel",
-        [keys.appointment(pid, appointment_id), keys.claims(pid, practitioner_id), keys.events(pid), keys.audit(pid),
-         keys.versions(pid, practitioner_id), *kit_keys(pid, kit)],
+        [
+            keys.appointment(pid, appointment_id),
+            keys.claims(pid, practitioner_id),
+            keys.events(pid),
+            keys.audit(pid),
+            keys.versions(pid, practitioner_id),
+            *kit_keys(pid, kit),
+        ],
         [now_ms, appointment_id, practitioner_id, ctx.actor, ctx.request_id, reason, *kit_args(pid, kit)],
         Ref("appointment", appointment_id),
     )
@@ -300,8 +313,17 @@ async def reschedule(
                 keys.claim_types(pid, hold_practitioner_id),
                 *kit_keys(pid, kit),
             ],
-            [now_ms, appointment_id, hold_id, practitioner_id, ctx.actor, ctx.request_id, move_id,
-             offers, *kit_args(pid, kit)],
+            [
+                now_ms,
+                appointment_id,
+                hold_id,
+                practitioner_id,
+                ctx.actor,
+                ctx.request_id,
+                move_id,
+                offers,
+                *kit_args(pid, kit),
+            ],
         )
     )
     if res[0] == "OK":

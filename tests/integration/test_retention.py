@@ -241,7 +241,9 @@ def test_a_running_notifier_still_holds_trimming_back(world: dict[str, Any], que
     assert not any(f[b"appointment_id"] == unread["id"].encode() for _, f in r.xrange(stream))
     assert r.hget(keys.stream_gaps(pid), "notifier") is not None
     assert (unread["id"], "confirmation", 1) not in rows_of(db)
-    Outbox(r, db, Settings(), Scheduling(queue_redis), consumer="t-outbox-again", block_ms=0).step(block=False)  # it comes back
+    Outbox(r, db, Settings(), Scheduling(queue_redis), consumer="t-outbox-again", block_ms=0).step(
+        block=False
+    )  # it comes back
     assert (unread["id"], "confirmation", 1) in rows_of(db)
 
 

@@ -55,7 +55,9 @@ def run_bench(tmp_path: Path, args: list[str], db_prefix: str, timeout: float) -
 
 
 def test_bench_quick_runs_every_scenario_and_target_without_breaking_an_invariant(tmp_path: Path) -> None:
-    out = run_bench(tmp_path, [], "bench_smoke", 420)  # a hang guard, not a speed check: about 170 s on a loaded machine
+    out = run_bench(
+        tmp_path, [], "bench_smoke", 420
+    )  # a hang guard, not a speed check: about 170 s on a loaded machine
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "booking bench: its own Redis at redis://127.0.0.1:" in out.stdout  # no --redis-url: none of ours flushed
     files = sorted(tmp_path.glob("bench-*.json"))

@@ -173,7 +173,10 @@ async def every_script(lua: Recorder, n: int) -> None:
             ),
         )  # fmt: skip
         await scripts.series_tidy(
-            lua, scripts.series_tidy_call(practice_id=pid, series_id=sid, appointment_ids=[aid, ids.new_appointment_id(pid)])
+            lua,
+            scripts.series_tidy_call(
+                practice_id=pid, series_id=sid, appointment_ids=[aid, ids.new_appointment_id(pid)]
+            ),
         )
         await scripts.trim(lua, scripts.trim_call(practice_id=pid, min_ms=1, left_behind=[("notifier", 0)]))
         await scripts.close_gap(lua, scripts.close_gap_call(practice_id=pid, group="notifier", gap="0:1"))
