@@ -299,7 +299,9 @@ def test_worker_killed_while_sending_loses_nothing_and_sends_nothing_twice(redis
             with TestClient(create_app(s)) as c:
                 c.headers.update(AUTH)
                 ctx = setup_practice(c, tz="Europe/Paris", durations=(30,), weekly=ALL_DAY)
-                day = dt.date.today() + dt.timedelta(days=2)
+                # 3 days on: every slot is 47 h away or more, so no 24 h reminder falls due during the test (with 2,
+                # a run near midnight UTC booked Paris 00:00 slots less than 24 h ahead and their reminders went out)
+                day = dt.date.today() + dt.timedelta(days=3)
                 appts = [
                     book(c, ctx["practitioners"][0], ctx["visit_types"][30], slot["start"])
                     for slot in search(c, ctx["practice_id"], ctx["visit_types"][30], day)[:60:2]
