@@ -455,7 +455,7 @@ local function wl_kit(ki, ai)
     for i = 1, n do o.ids[i], o.keys[i] = ARGV[oi + 2 + i], KEYS[ok + 2 + nvt + i] end
     wl_limits(o)
     kit.others[#kit.others + 1] = o
-    oi, ok = oi + 3 + n, ok + 4 + nvt + n
+    oi, ok = oi + 2 + n, ok + 4 + nvt + n
   end
   return kit
 end

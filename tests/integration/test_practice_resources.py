@@ -573,3 +573,22 @@ def test_a_series_cancel_offers_each_freed_room_to_an_entry_waiting_for_another_
         got = client.get(f"/v1/waitlist/{wid}").json()
         assert got["status"] == "offered" and got["offer"]["practitioner_id"] == b, got
         assert got["offer"]["start"][:10] == d.isoformat() and got["offer"]["start"][11:16] == "09:00", got
+
+
+def test_with_three_practitioners_the_room_reaches_the_last_ones_entry(client: Any) -> None:
+    """Each other practitioner's part of the kit is read in turn (ARGV: its id, its number of hold ids, the ids):
+    with three, a's freed room reaches an entry waiting for the third one, and an unrelated release still answers
+    204 (a kit read one argument off failed every freeing call of such a practice with a 500)."""
+    ctx = room_practice(client, practitioners=3)
+    pid, (a, b, c), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    room = hold(client, a, scan, nine)
+    assert room.status_code == 201, room.text
+    wid = waiting_for(client, pid, scan, c, day)
+    other = hold(client, b, ctx["talk"], (dt.datetime.fromisoformat(nine) + dt.timedelta(hours=1)).isoformat())
+    assert other.status_code == 201, other.text
+    assert client.delete(f"/v1/holds/{other.json()['id']}").status_code == 204
+    assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
+    got = client.get(f"/v1/waitlist/{wid}").json()
+    assert got["status"] == "offered" and got["offer"]["practitioner_id"] == c and got["offer"]["start"] == nine, got
