@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 import msgspec
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 # request path -> where what it creates lives (the first match wins)
 _PLACES: list[tuple[re.Pattern[str], str]] = [
@@ -45,10 +46,10 @@ def location(path: str, body: bytes) -> str | None:
 
 def location_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
+        if scope["type"] != ScopeType.HTTP or scope.get("method") != "POST":
             await app(scope, receive, send)
             return
-        held: list[Message] = []
+        held: list[HTTPResponseStartEvent] = []
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 201:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.metrics_core import Metric
@@ -42,7 +43,7 @@ class Metrics:
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         if self.multiprocess_dir is not None and values.ValueClass.__name__ != "MmapedValue":
             # prometheus_client was imported before the variable was set: write to the files all the same
-            values.ValueClass = values.MultiProcessValue()
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.requests = Counter(
             "booking_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
         )
@@ -152,7 +153,7 @@ class Metrics:
         self.flush()
         if self.multiprocess_dir is not None:
             aggregate = CollectorRegistry()
-            MultiProcessCollector(aggregate, path=self.multiprocess_dir)
+            MultiProcessCollector(aggregate, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # unannotated upstream
             text = generate_latest(aggregate)
         else:
             text = generate_latest(self.registry)
@@ -171,7 +172,7 @@ def _request_id(scope: Scope) -> str:
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         metrics: Metrics = scope["app"].state.metrics

@@ -376,9 +376,9 @@ class _Documented(Operation):
                 **(self.responses or {}),
                 "304": OpenAPIResponse(description="Not modified: If-None-Match names the current ETag (no body)"),
             }
-        for status, response in (self.responses or {}).items():
+        for key, response in (self.responses or {}).items():  # keyed by the status as a string
             if isinstance(response, OpenAPIResponse):
-                response.headers = {**(response.headers or {}), **_response_headers(name, int(status))}
+                response.headers = {**(response.headers or {}), **_response_headers(name, int(key))}
         if name in CREDENTIAL_OPS:
             self.security = [{"bearer": []}]
         elif name in MANAGE_OPS:

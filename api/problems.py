@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request, Response
@@ -19,7 +19,7 @@ from litestar.exceptions import (
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from api import storms
-from api.schemas import Problem
+from api.schemas import Problem, ProblemCode
 from engine import errors
 from engine.redis import clients
 from engine.redis.asyncio_client import PoolExhaustedError
@@ -55,14 +55,14 @@ DOMAIN_STATUS: dict[type[errors.BookingError], tuple[int, str]] = {
 class AuthError(Exception):
     """401/403 with a code; raised by api.auth."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: ProblemCode, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
 
 
 def problem(
     status: int,
-    code: str,
+    code: ProblemCode,
     title: str,
     detail: str,
     *,
@@ -87,7 +87,7 @@ def problem(
 def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Response[Any]:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_STATUS:
-            status, title = DOMAIN_STATUS[cls]  # type: ignore[index]
+            status, title = DOMAIN_STATUS[cls]
             break
     else:
         status, title = 409, "Conflict"
@@ -95,9 +95,8 @@ def _domain(request: Request[Any, Any, Any], exc: errors.BookingError) -> Respon
     if status == 429:
         headers = {"Retry-After": str(getattr(exc, "retry_after_s", 60))}
     unavailable = exc.unavailable if isinstance(exc, errors.SeriesUnavailableError) else None
-    return problem(
-        status, exc.code, title, exc.detail, instance=request.url.path, headers=headers, unavailable=unavailable
-    )
+    code = cast(ProblemCode, exc.code)  # every engine code is one (tests/unit/test_problem_codes.py)
+    return problem(status, code, title, exc.detail, instance=request.url.path, headers=headers, unavailable=unavailable)
 
 
 def _source(source: Any) -> str:
@@ -118,7 +117,12 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 # the codes of Litestar's own HTTP errors by status (any other: http_error below 500, else internal_error)
-HTTP_CODES = {405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+HTTP_CODES: dict[int, ProblemCode] = {
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -133,7 +137,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if isinstance(exc, ClientException) and status == 400:
         return problem(400, "malformed_request", "Malformed request", str(exc.detail), instance=request.url.path)
-    code = HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    code: ProblemCode = HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     return problem(status, code, "Request failed", str(exc.detail), headers=exc.headers)
 
 

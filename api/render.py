@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import sys
+from typing import cast
 
 import msgspec
 
 from api.schemas import (
     AppointmentOut,
+    AppointmentStatus,
     AvailabilityNextOut,
     AvailabilityOut,
     HoldOut,
+    HoldStatus,
     SeriesHoldOut,
     SeriesOut,
     WaitlistEntryOut,
@@ -41,15 +45,15 @@ def hold_out(h: Hold, tz: str) -> HoldOut:
         start=timeutil.format_instant(h.start, tz),
         end=timeutil.format_instant(h.end, tz),
         expires_at=instant_ms(h.expires_at_ms, tz),
-        status=h.state,
-    )  # type: ignore[arg-type]
+        status=cast(HoldStatus, h.state),
+    )
 
 
 def appointment_out(a: Appointment, tz: str) -> AppointmentOut:
     return AppointmentOut(
         id=a.id,
-        status=a.status,
-        version=a.version,  # type: ignore[arg-type]
+        status=cast(AppointmentStatus, a.status),
+        version=a.version,
         practice_id=a.practice_id,
         practitioner_id=a.practitioner_id,
         visit_type_id=a.visit_type_id,
@@ -100,7 +104,7 @@ def series_hold_out(s: SeriesHold, tz: str) -> SeriesHoldOut:
         count=s.count,
         holds=[hold_out(h, tz) for h in s.holds],
         expires_at=instant_ms(s.expires_at_ms, tz),
-        status=s.state,  # type: ignore[arg-type]
+        status=cast(HoldStatus, s.state),
     )
 
 
@@ -234,7 +238,7 @@ class RenderedDays:
     def bytes(self) -> int:
         return self.lru.bytes
 
-    def day(self, key: DayKey, starts: DayStarts, pids: list[str], dur: int, tz: str) -> bytes:
+    def day(self, key: DayKey, starts: DayStarts, pids: list[str], dur: int, tz: str) -> builtins.bytes:
         held = self.lru.get(key)
         if held is not None and held[0] == starts:
             self.hits += 1

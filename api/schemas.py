@@ -224,6 +224,10 @@ class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     repeat: RepeatIn | None = None
 
 
+HoldStatus = Literal["held", "booked", "released", "expired"]
+AppointmentStatus = Literal["booked", "cancelled"]
+
+
 class HoldOut(msgspec.Struct):
     id: str
     practice_id: str
@@ -232,7 +236,7 @@ class HoldOut(msgspec.Struct):
     start: str
     end: str
     expires_at: str
-    status: Literal["held", "booked", "released", "expired"] = "held"
+    status: HoldStatus = "held"
 
 
 class SeriesHoldOut(msgspec.Struct):
@@ -247,7 +251,7 @@ class SeriesHoldOut(msgspec.Struct):
     count: int
     holds: list[HoldOut]
     expires_at: str
-    status: Literal["held", "booked", "released", "expired"] = "held"
+    status: HoldStatus = "held"
 
 
 class BookIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -265,7 +269,7 @@ class CancelIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class AppointmentOut(msgspec.Struct):
     id: str
-    status: Literal["booked", "cancelled"]
+    status: AppointmentStatus
     version: int
     practice_id: str
     practitioner_id: str

@@ -126,7 +126,7 @@ async def limited(
     counts them itself (``access.LocalLimits``, docs/operations.md): the request goes on to the practice's shard,
     which answers for itself."""
     if p.kind not in LIMITED:
-        return
+        return None
     counted = request.app.state.metrics.domain
     eng, local, state = engine(request), _local_limits(request), request.scope.setdefault("state", {})
     scopes = [(_limits(request), limited_client(request, p), hold_id, forget)]

@@ -49,7 +49,7 @@ async def put_resource_closures(
     pid = resource_practice(resource_id)
     p, ctx = await caller(request)
     require_setup(p, pid)  # before the body: an unauthorised caller learns nothing from a 422
-    data = await strict(request, Closures)  # type: ignore[arg-type]
+    data = await strict(request, Closures)
     r, conflicts = await engine(request).put_resource_closures(resource_id, data, ctx)
     return ResourceClosuresOut(**msgspec.structs.asdict(_out(r)), closures=r.closures, conflicts=conflicts)
 

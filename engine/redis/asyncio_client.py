@@ -135,6 +135,7 @@ class ReadRetryingRedis(aioredis.Redis):
 
     read_retry: Retry
     observe: Observe | None = None
+    connection_pool: BoundedPool  # connect() builds every one on a BoundedPool (its ``observe_wait``)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = _name(args[0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -157,7 +158,7 @@ class Outbox(StreamConsumer):
         return self.ack([(key, e.event_id) for key, e in decoded])
 
     def apply(
-        self, changes: list[Change | ev.WaitlistEvent], hooked: list[webhook_events.Prepared] | None = None
+        self, changes: Sequence[Change | ev.WaitlistEvent], hooked: list[webhook_events.Prepared] | None = None
     ) -> None:
         """Write the rows of the changes (an appointment's, or a waitlist entry's: its offer mail) and the
         webhooks' events and deliveries in one transaction, then schedule and cancel their jobs."""
