@@ -112,6 +112,8 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "list_practitioners": Doc((*V1, 404)),
+    "get_practitioner": Doc((*V1, 404)),
+    "get_visit_type": Doc((*V1, 404)),
     "add_visit_type": Doc(
         (*V1, *BODY, 404),
         {

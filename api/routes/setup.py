@@ -70,6 +70,14 @@ async def list_practitioners(request: Request[Any, Any, Any], practice_id: FromP
     return PractitionerList(items=[PractitionerOut(id=x.id, practice_id=x.practice_id, name=x.name) for x in items])
 
 
+@get("/v1/practitioners/{practitioner_id:str}", tags=["setup"], summary="Read a practitioner")
+async def get_practitioner(request: Request[Any, Any, Any], practitioner_id: FromPath[str]) -> PractitionerOut:
+    """Where the 201 of ``POST .../practitioners`` points (its ``Location``); readable as the list is."""
+    await caller(request, _practice_of(practitioner_id))  # an unknown token is refused even where none is needed
+    pr = await engine(request).get_practitioner(practitioner_id)
+    return PractitionerOut(id=pr.id, practice_id=pr.practice_id, name=pr.name)
+
+
 @post("/v1/practices/{practice_id:str}/visit-types", status_code=201, tags=["setup"], summary="Add a visit type")
 async def add_visit_type(
     request: Request[Any, Any, Any], practice_id: FromPath[str], data: JSONBody[VisitTypeIn]
@@ -121,6 +129,16 @@ async def change_visit_type(
     vt, conflicts = await engine(request).change_visit_type(visit_type_id, changes, ctx)
     out = _vt_out(vt)
     return VisitTypeChanged(**msgspec.structs.asdict(out), conflicts=conflicts)
+
+
+@get("/v1/visit-types/{visit_type_id:str}", tags=["setup"], summary="Read a visit type")
+async def get_visit_type(request: Request[Any, Any, Any], visit_type_id: FromPath[str]) -> VisitTypeOut:
+    """Where the 201 of ``POST .../visit-types`` points (its ``Location``); readable as the list is."""
+    pid = ids.practice_of(visit_type_id, "v")
+    if pid is None:
+        raise NotFoundError("visit type", visit_type_id)
+    await caller(request, pid)  # an unknown token is refused even where none is needed
+    return _vt_out(await engine(request).get_visit_type(visit_type_id))
 
 
 @get("/v1/practices/{practice_id:str}/visit-types", tags=["setup"], summary="List visit types")
@@ -209,8 +227,10 @@ ROUTES = [
     get_practice,
     add_practitioner,
     list_practitioners,
+    get_practitioner,
     add_visit_type,
     list_visit_types,
+    get_visit_type,
     change_visit_type,
     put_schedule,
     get_schedule,

@@ -94,6 +94,7 @@ def test_security_schemes_are_declared(document: dict[str, Any]) -> None:
         "DELETE /v1/holds/{hold_id}", "GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/holds/{hold_id}",
         "GET /v1/practices/{practice_id}", "GET /v1/practices/{practice_id}/availability",
         "GET /v1/practices/{practice_id}/practitioners", "GET /v1/practices/{practice_id}/visit-types",
+        "GET /v1/practitioners/{practitioner_id}", "GET /v1/visit-types/{visit_type_id}",
         "POST /v1/appointments", "POST /v1/holds", "POST /v1/practices/{practice_id}/waitlist",
     ], bare  # fmt: skip
 
