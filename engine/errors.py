@@ -163,17 +163,20 @@ class LimitExceededError(BookingError):
 
     code = "rate_limited"
 
-    def __init__(self, detail: str, retry_after_s: int) -> None:
+    def __init__(self, detail: str, retry_after_s: int, limit: int = 0) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+        self.limit = limit  # the limit it went over (RateLimit-Limit of the 429); 0: not known
 
     @classmethod
     def rate(cls, per_minute: int, action: str, retry_after_ms: int) -> LimitExceededError:
-        return cls(f"more than {per_minute} {action} requests in a minute from this client", _s(retry_after_ms))
+        return cls(
+            f"more than {per_minute} {action} requests in a minute from this client", _s(retry_after_ms), per_minute
+        )
 
     @classmethod
     def holds(cls, cap: int, retry_after_ms: int) -> LimitExceededError:
-        return cls(f"this client already has {cap} live holds; book or release one first", _s(retry_after_ms))
+        return cls(f"this client already has {cap} live holds; book or release one first", _s(retry_after_ms), cap)
 
 
 def _s(ms: int) -> int:

@@ -138,7 +138,7 @@ async def limited(
             quotas.append(await access.check_limit(eng, limits, client, action, member, local, gone))
         except errors.LimitExceededError as exc:
             per_minute = limits.holds_per_minute if action == "hold" else limits.bookings_per_minute
-            state["ratelimit"] = (per_minute, 0, exc.retry_after_s)
+            state["ratelimit"] = (exc.limit or per_minute, 0, exc.retry_after_s)  # the limit it went over
             counted.labels(f"limit_{action}", "refused").inc()
             raise
     tightest = min(quotas, key=lambda q: (q.remaining, -q.reset_s))

@@ -125,6 +125,22 @@ def test_limits_count_per_end_user_and_per_key_with_ratelimit_fields(
     assert "ratelimit-limit" not in _hold(c, ctx, slots[5], {}).headers
 
 
+def test_a_429_for_live_holds_names_the_live_hold_cap_not_the_per_minute_limit(
+    make_client: Callable[..., TestClient[Any]],
+) -> None:
+    """The 429's RateLimit-Limit is the limit that refused the request: 2 live holds, not the 30 holds a minute
+    the client was still well within."""
+    c = make_client(limit_holds_per_minute=30, limit_live_holds=2, limit_app_key_holds_per_minute=100)
+    ctx = setup_practice(c)
+    slots = search(c, ctx["practice_id"], ctx["visit_types"][30], next_weekday(2))[::2]
+    app = _as_app(_key(c, None)["key"], "user-a")
+    assert [_hold(c, ctx, s, app).status_code for s in slots[:2]] == [201, 201]
+    over = _hold(c, ctx, slots[2], app)
+    assert over.status_code == 429 and "live holds" in over.json()["detail"], over.text
+    assert over.headers["ratelimit-limit"] == "2" and over.headers["ratelimit-remaining"] == "0"
+    assert int(over.headers["retry-after"]) >= 1 and over.headers["ratelimit-reset"] == over.headers["retry-after"]
+
+
 def test_two_thousand_end_users_through_one_key_from_one_address_are_limited_each_on_their_own(
     make_client: Callable[..., TestClient[Any]], lease_redis_dbs: Callable[[int], list[str]]
 ) -> None:
