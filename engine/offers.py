@@ -45,13 +45,19 @@ class Offers:
         )
 
     async def run(
-        self, practice_id: str, practitioner_id: str, step: Callable[[OfferKit], Awaitable[T]], intervals: int = 1
+        self,
+        practice_id: str,
+        practitioner_id: str,
+        step: Callable[[OfferKit], Awaitable[T]],
+        intervals: int = 1,
+        others: bool = True,
     ) -> T:
         """Run a freeing call with a kit; when its script refused the kit (a visit type added meanwhile), again
-        with the visit types read afresh."""
+        with the visit types read afresh. ``others``: as for ``kit``."""
         for attempt in range(KIT_ATTEMPTS):
             try:
-                return await step(await self.kit(practice_id, practitioner_id, intervals, fresh=attempt > 0))
+                kit = await self.kit(practice_id, practitioner_id, intervals, fresh=attempt > 0, others=others)
+                return await step(kit)
             except errors.OfferKitError:
                 if attempt == KIT_ATTEMPTS - 1:
                     raise

@@ -172,7 +172,7 @@ async def offer_freed_interval(
             exclude=exclude, kit=kit,
         )  # fmt: skip
 
-    return await eng.appointments.offers.run(practice_id, practitioner_id, step)
+    return await eng.appointments.offers.run(practice_id, practitioner_id, step, others=False)  # frees no room
 
 
 WAITLIST_COUNTED = {

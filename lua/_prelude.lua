@@ -396,9 +396,10 @@ local function wl_unqueue(k, e)
 end
 
 -- A kit's practitioner's minimum notice and horizon (its schedule hash), which an offer respects.
+-- (false, never nil, when it has none: another practitioner's part would read the kit's through __index)
 local function wl_limits(kit)
   local notice, horizon = unpack(redis.call('HMGET', kit.schedule, 'min_notice_s', 'horizon_s'))
-  kit.notice_ms, kit.horizon_ms = tonumber(notice or 0) * 1000, horizon and tonumber(horizon) * 1000
+  kit.notice_ms, kit.horizon_ms = tonumber(notice or 0) * 1000, horizon and tonumber(horizon) * 1000 or false
 end
 
 -- A freeing script's waitlist kit, from KEYS[ki] and ARGV[ai] on (engine/scripts/waitlist.py, OfferKit):
@@ -453,8 +454,7 @@ local function wl_kit(ki, ai)
       base = {}, ids = {}, keys = {}, used = 0, others = false, ctypes = KEYS[ok + 3 + nvt + n]}, {__index = kit})
     for i = 1, nvt do o.base[ARGV[ai + 3 + 2 * i]] = KEYS[ok + 2 + i] end
     for i = 1, n do o.ids[i], o.keys[i] = ARGV[oi + 2 + i], KEYS[ok + 2 + nvt + i] end
-    wl_limits(o)
-    kit.others[#kit.others + 1] = o
+    kit.others[#kit.others + 1] = o  -- its notice and horizon are read when a room it may need is freed
     oi, ok = oi + 2 + n, ok + 4 + nvt + n
   end
   return kit
@@ -689,13 +689,18 @@ local function offer_freed(kit, now, actor, request_id, cause, candidates, exclu
   local rooms = {}
   for _, rid in ipairs(res_split(candidates.rooms)) do rooms[rid] = true end
   if not next(rooms) then return made end
-  local fs, fe = candidates.fs, candidates.fe
+  local fs, fe, needs = candidates.fs, candidates.fe, {}
+  for vt in pairs(kit.dur) do  -- the visit types that need one of the freed rooms, read once
+    for _, rid in ipairs(res_ids(kit.vtypes, vt)) do
+      if rooms[rid] then needs[vt] = true end
+    end
+  end
+  if not next(needs) then return made end
   for _, o in ipairs(kit.others) do
+    wl_limits(o)
     made = made + offer_kit(o, now, actor, request_id, cause, function(vt, d)
-      for _, rid in ipairs(res_ids(kit.vtypes, vt)) do
-        if rooms[rid] then return redis.call('ZRANGEBYSCORE', o.base[vt], '(' .. int(fs - d), '(' .. int(fe)) end
-      end
-      return {}
+      if not needs[vt] then return {} end
+      return redis.call('ZRANGEBYSCORE', o.base[vt], '(' .. int(fs - d), '(' .. int(fe))
     end, exclude)
   end
   return made

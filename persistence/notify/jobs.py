@@ -32,6 +32,10 @@ class LeaseLost(Exception):
     """This attempt's claim was taken over (its lease ran out): it must not hand the message over."""
 
 
+class Stale(Exception):
+    """The appointment changed during the SMTP handshake: the message must not go out."""
+
+
 class Context(msgspec.Struct):
     settings: Settings
     db: Any
@@ -139,7 +143,17 @@ def deliver(notification_id: str) -> str:
             )
             log.info("notification %s skipped: %s", row.id, why)
             return f"skipped: {why}"
-        claimed = conn.execute(
+        if row.attempts >= ctx.settings.notify_max_attempts:  # attempts that died before an answer count too
+            conn.execute(
+                update(t)
+                .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
+                .values(
+                    status="failed", last_error=clean(f"gave up after {row.attempts} attempts: {row.last_error}", 500)
+                )
+            )
+            log.error("notification %s failed: gave up after %d attempts", row.id, row.attempts)
+            return "failed: attempts used up"
+        attempts = conn.execute(
             update(t)
             .where(t.c.id == row.id, t.c.status.in_(LIVE_NOTIFICATION_STATUSES))
             .values(
@@ -147,14 +161,18 @@ def deliver(notification_id: str) -> str:
                 attempts=t.c.attempts + 1,
                 lease_until_ms=now + int(ctx.settings.notify_lease_seconds * 1000),
             )
-        ).rowcount
-    if claimed != 1:
+            .returning(t.c.attempts)
+        ).scalar_one_or_none()
+    if attempts is None:
         return "claimed by another worker"
-    attempts = row.attempts + 1
     mine = (t.c.id == row.id, t.c.attempts == attempts)
 
     def handing() -> None:
-        """The DATA is next: from here the server may hold the message, so a crash must not resend it."""
+        """The message is next: from here the server may hold it, so a crash must not resend it. The appointment
+        is read once more first (the handshake may have taken seconds: a cancel meanwhile stops it)."""
+        again, why = compose(ctx, row)
+        if again is None:
+            raise Stale(why or "stale")
         with ctx.db.begin() as conn:
             if conn.execute(update(t).where(*mine, t.c.status == "sending").values(status="handed")).rowcount != 1:
                 raise LeaseLost(row.id)
@@ -162,8 +180,17 @@ def deliver(notification_id: str) -> str:
     try:
         how = mailer.send(msg, ctx.settings.smtp_url, handing)
     except LeaseLost:
-        log.warning("notification %s: lease ran out before the DATA; another attempt sends it", row.id)
+        log.warning("notification %s: lease ran out before the message went out; another attempt sends it", row.id)
         return "lease lost"
+    except Stale as exc:
+        with ctx.db.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(*mine, t.c.status == "sending")
+                .values(status="skipped", last_error=clean(str(exc), 500))
+            )
+        log.info("notification %s skipped just before sending: %s", row.id, exc)
+        return f"skipped: {exc}"
     except mailer.DeliveryError as exc:
         if exc.unconfirmed:
             with ctx.db.begin() as conn:
