@@ -157,12 +157,19 @@ def proxy(own_redis: RedisServer) -> Iterator[SilentProxy]:
 
 
 def test_a_read_on_a_silently_dead_connection_is_retried_once_and_a_write_is_not_resent(
-    make_client: Any, proxy: SilentProxy, db_url: str
+    make_client: Any, proxy: SilentProxy, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from engine import catalog
+
+    monkeypatch.setattr(catalog, "SHARERS_TTL_S", 3600.0)  # read once below, then kept: the release's first command
     c = make_client(redis_url=proxy.url, database_url=db_url)
     ctx = setup_practice(c)
     pid, pr, vt = ctx["practice_id"], ctx["practitioners"][0], ctx["visit_types"][30]
-    slot = search(c, pid, vt, next_weekday(2))[0]
+    slots = search(c, pid, vt, next_weekday(2))
+    slot = slots[0]
+    # a first release reads what the waitlist kit needs (the practice's room sharers) into the process's cache
+    warm = c.post("/v1/holds", json={"practitioner_id": pr, "visit_type_id": vt, "start": slots[-1]["start"]})
+    assert warm.status_code == 201 and c.delete(f"/v1/holds/{warm.json()['id']}").status_code == 204
 
     proxy.silence()
     r = c.get(f"/v1/practices/{pid}")
