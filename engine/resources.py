@@ -7,9 +7,12 @@ from __future__ import annotations
 import msgspec
 
 from engine import errors, ids, keys, limits, scripts
+from engine.catalog import Catalog
 from engine.codec import text
 from engine.context import Runtime
 from engine.model import SYSTEM, Closure, Ctx, Resource
+from engine.offers import Offers
+from engine.scripts.waitlist import OfferKit
 
 KINDS = ("room", "equipment")
 
@@ -48,8 +51,10 @@ async def occupations(rt: Runtime, pid: str, resource_ids: list[str], now_ms: in
 
 
 class Resources:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, catalog: Catalog) -> None:
         self.rt = rt
+        self.catalog = catalog
+        self.offers = Offers(rt, catalog)
 
     async def add(self, practice_id: str, name: str, kind: str, ctx: Ctx = SYSTEM) -> Resource:
         if kind not in KINDS:
@@ -81,7 +86,18 @@ class Resources:
         old = await self.get(resource_id)
         r = msgspec.structs.replace(old, closures=closures, spans=[])
         r.spans = r.closure_spans()
-        await scripts.resource(self.rt.lua, now_ms=self.rt.now_ms(), practice_id=r.practice_id, resource=r, ctx=ctx)
+        pid = r.practice_id
+        sharers = await self.catalog.room_sharers(pid, fresh=True)  # the time a lifted closure frees: to the waitlist
+
+        async def step(kit: OfferKit) -> bool:
+            return await scripts.resource(
+                self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, resource=r, ctx=ctx, kit=kit
+            )
+
+        if sharers:
+            await self.offers.run(pid, sharers[0], step)
+        else:
+            await scripts.resource(self.rt.lua, now_ms=self.rt.now_ms(), practice_id=pid, resource=r, ctx=ctx)
         return r, await self.conflicts(r)
 
     async def conflicts(self, r: Resource) -> list[str]:

@@ -59,7 +59,7 @@ class BookingEngine:
         self.availability = availability = Availability(rt, catalog)
         self.holds = holds = Holds(rt, catalog)
         self.appointments = appointments = Appointments(rt, catalog)
-        self.resources = resources = Resources(rt)
+        self.resources = resources = Resources(rt, catalog)
         self.add_resource = resources.add
         self.list_resources = resources.list_all
         self.get_resource = resources.get

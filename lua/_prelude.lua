@@ -613,62 +613,72 @@ end
 -- than the kit has hold ids left. `exclude`: an entry left out (the one that
 -- just gave the interval up). Entries whose window passed are dropped from the queue (no event: they read
 -- 'ended'). Returns the number of offers made.
-local function offer_kit(kit, now, actor, request_id, cause, candidates, exclude)
-  local made = 0
-  local cap = math.min(#kit.ids, kit.used + OFFERS_PER_INTERVAL)
-  if kit.used >= cap then return 0 end
-  -- the entries that can take a candidate: indexed under its visit type, on the UTC day it starts, naming this
-  -- practitioner or none (docs/waitlist.md, "The index"); then oldest first (the order is zero-padded)
-  local cands, seen, found = {}, {}, {}
-  for vt, d in pairs(kit.dur) do
-    local cs = candidates(vt, d)
-    if #cs > 0 then
-      cands[vt] = cs
-      local lo, hi = nil, nil
-      for _, s in ipairs(cs) do
-        local day = math.floor(tonumber(s) / DAY_S)
-        if not lo or day < lo then lo = day end
-        if not hi or day > hi then hi = day end
-      end
-      for day = lo, hi do
-        for _, who in ipairs({kit.pr, '*'}) do
-          local p = vt .. '|' .. int(day) .. '|' .. who .. '|'
-          for _, m in ipairs(redis.call('ZRANGEBYLEX', kit.ix, '[' .. p, '[' .. p .. '\255')) do
-            local order, id = string.match(m, '^.*|(%d+)|([^|]+)$')
-            if not seen[id] then
-              seen[id] = true
-              found[#found + 1] = {order, id, m}
+local function offer_parts(parts, now, actor, request_id, cause, exclude)
+  -- the entries that can take a candidate: indexed under its visit type, on the UTC day it starts, naming the
+  -- part's practitioner or none (docs/waitlist.md, "The index"); then oldest first over every part (the order is
+  -- zero-padded), so the earliest-joined entry is served first whichever practitioner's start it takes
+  local seen, found = {}, {}
+  for pi, part in ipairs(parts) do
+    local kit = part.kit
+    part.cap, part.cands = math.min(#kit.ids, kit.used + OFFERS_PER_INTERVAL), {}
+    if kit.used < part.cap then
+      for vt, d in pairs(kit.dur) do
+        local cs = part.candidates(vt, d)
+        if #cs > 0 then
+          part.cands[vt] = cs
+          local lo, hi = nil, nil
+          for _, s in ipairs(cs) do
+            local day = math.floor(tonumber(s) / DAY_S)
+            if not lo or day < lo then lo = day end
+            if not hi or day > hi then hi = day end
+          end
+          for day = lo, hi do
+            for _, who in ipairs({kit.pr, '*'}) do
+              local p = vt .. '|' .. int(day) .. '|' .. who .. '|'
+              for _, m in ipairs(redis.call('ZRANGEBYLEX', kit.ix, '[' .. p, '[' .. p .. '\255')) do
+                local order, id = string.match(m, '^.*|(%d+)|([^|]+)$')
+                if not seen[id .. '|' .. pi] then
+                  seen[id .. '|' .. pi] = true
+                  found[#found + 1] = {order, id, m, pi}
+                end
+              end
             end
           end
         end
       end
     end
   end
-  table.sort(found, function(a, b) return a[1] < b[1] end)
+  table.sort(found, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    return x[4] < y[4]
+  end)
+  local made = 0
   for _, f in ipairs(found) do
-    if kit.used >= cap then break end
-    local id = f[2]
-    local raw = redis.call('HGET', kit.entries, id)
-    if not raw then
-      redis.call('ZREM', kit.ix, f[3])
-    elseif id ~= exclude and string.find(raw, '"status":"waiting"', 1, true) then
-      local e, patient = wl_split(raw)
-      local d = kit.dur[e.visit_type_id]
-      if e.spans[#e.spans][2] * 1000 <= now then
-        wl_unqueue(kit, e)
-      elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
-        local before, after, most = vt_rules(kit.vtypes, e.visit_type_id)
-        local rids = res_ids(kit.vtypes, e.visit_type_id)
-        for _, s in ipairs(cands[e.visit_type_id] or {}) do
-          local t = tonumber(s)
-          if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
-              and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
-              and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0
-              and wl_within(kit, e.visit_type_id, most, t, now)
-              and not res_taken(kit.resources, kit.rclaims, rids, t, t + d, now, true) then
-            wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
-            made = made + 1
-            break
+    local part = parts[f[4]]
+    local kit, id = part.kit, f[2]
+    if kit.used < part.cap then
+      local raw = redis.call('HGET', kit.entries, id)
+      if not raw then
+        redis.call('ZREM', kit.ix, f[3])
+      elseif id ~= exclude and string.find(raw, '"status":"waiting"', 1, true) then
+        local e, patient = wl_split(raw)
+        local d = kit.dur[e.visit_type_id]
+        if e.spans[#e.spans][2] * 1000 <= now then
+          wl_unqueue(kit, e)
+        elseif d and e.status == 'waiting' and (absent(e.practitioner_id) or e.practitioner_id == kit.pr) then
+          local before, after, most = vt_rules(kit.vtypes, e.visit_type_id)
+          local rids = res_ids(kit.vtypes, e.visit_type_id)
+          for _, s in ipairs(part.cands[e.visit_type_id] or {}) do
+            local t = tonumber(s)
+            if t * 1000 >= now + kit.notice_ms and (not kit.horizon_ms or t * 1000 <= now + kit.horizon_ms)
+                and wl_fits(e, t, d) and not wl_had(e, kit.pr .. '|' .. int(t) .. '|' .. int(t + d))
+                and #live_overlaps(kit.claims, t - before, t + d + after, now, nil, true) == 0
+                and wl_within(kit, e.visit_type_id, most, t, now)
+                and not res_taken(kit.resources, kit.rclaims, rids, t, t + d, now, true) then
+              wl_offer(kit, e, patient, t, d, now, actor, request_id, cause)
+              made = made + 1
+              break
+            end
           end
         end
       end
@@ -677,33 +687,41 @@ local function offer_kit(kit, now, actor, request_id, cause, candidates, exclude
   return made
 end
 
--- offer_kit for the kit's practitioner; then, when the change freed rooms or equipment (`candidates` made by
--- freed() with the ids), for each other practitioner of the practice (kit.others) the starts of the visit types
--- that need one of them whose slot overlaps the freed interval: the room freed by one practitioner may be what
--- an entry waiting for another one's visit lacked. Each is checked as any offer is (its practitioner's claims,
--- every resource, limits, notice); each other practitioner gets its own OFFERS_PER_INTERVAL.
-local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
-  if not kit.on or not kit.ok then return 0 end
-  local made = offer_kit(kit, now, actor, request_id, cause, candidates, exclude)
-  if type(candidates) ~= 'table' or not kit.others or #kit.others == 0 then return made end
-  local rooms = {}
-  for _, rid in ipairs(res_split(candidates.rooms)) do rooms[rid] = true end
-  if not next(rooms) then return made end
-  local fs, fe, needs = candidates.fs, candidates.fe, {}
+-- The parts (offer_parts) for the starts of `kits` (the kit itself, kit.others) whose slot overlaps [fs, fe), of
+-- the visit types that need one of the resources `rooms` ('a,b') names: a freed room or piece of equipment may be
+-- what entries waiting for any practitioner's visit lacked. Each is checked as any offer is (its practitioner's
+-- claims, every resource, limits, notice, horizon), with OFFERS_PER_INTERVAL of its own.
+local function room_parts(kit, kits, fs, fe, rooms)
+  local freed_ids, needs, parts = {}, {}, {}
+  for _, rid in ipairs(res_split(rooms)) do freed_ids[rid] = true end
   for vt in pairs(kit.dur) do  -- the visit types that need one of the freed rooms, read once
     for _, rid in ipairs(res_ids(kit.vtypes, vt)) do
-      if rooms[rid] then needs[vt] = true end
+      if freed_ids[rid] then needs[vt] = true end
     end
   end
-  if not next(needs) then return made end
-  for _, o in ipairs(kit.others) do
+  if not next(needs) then return parts end
+  for _, o in ipairs(kits) do
     wl_limits(o)
-    made = made + offer_kit(o, now, actor, request_id, cause, function(vt, d)
+    parts[#parts + 1] = {kit = o, candidates = function(vt, d)
       if not needs[vt] then return {} end
       return redis.call('ZRANGEBYSCORE', o.base[vt], '(' .. int(fs - d), '(' .. int(fe))
-    end, exclude)
+    end}
   end
-  return made
+  return parts
+end
+
+-- offer_parts for the kit's practitioner's candidates and, when the change freed rooms or equipment (`candidates`
+-- made by freed() with their ids), for each other practitioner of the practice (kit.others, room_parts), all in
+-- one walk of the entries, oldest first.
+local function offer_freed(kit, now, actor, request_id, cause, candidates, exclude)
+  if not kit.on or not kit.ok then return 0 end
+  local parts = {{kit = kit, candidates = candidates}}
+  if type(candidates) == 'table' and kit.others and #kit.others > 0 then
+    for _, part in ipairs(room_parts(kit, kit.others, candidates.fs, candidates.fe, candidates.rooms)) do
+      parts[#parts + 1] = part
+    end
+  end
+  return offer_parts(parts, now, actor, request_id, cause, exclude)
 end
 
 -- candidates for a freed interval [fs, fe): the starts whose slot lies inside it, in time order (time next to it

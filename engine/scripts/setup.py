@@ -26,24 +26,39 @@ async def put_entity(
     )
 
 
-async def resource(lua: Lua, *, now_ms: int, practice_id: str, resource: Any, ctx: Ctx, restore: bool = False) -> bool:
+async def resource(
+    lua: Lua,
+    *,
+    now_ms: int,
+    practice_id: str,
+    resource: Any,
+    ctx: Ctx,
+    restore: bool = False,
+    kit: OfferKit | None = None,
+) -> bool:
     """Store a resource (created, or its closures replaced) and append its event; the days its old and new
-    closures touch are renewed in the same step. ``restore``: put back a record Redis lost (False: it is there)."""
+    closures touch are renewed in the same step. ``restore``: put back a record Redis lost (False: it is there).
+    ``kit``: one practitioner's waitlist kit carrying all the others: the time an old closure covered is offered to
+    waiting entries first (OfferKitError when the script refused it)."""
+    pid = practice_id
     res = reply(
         await lua.run(
             "resource",
-            [keys.resources(practice_id), keys.events(practice_id), keys.versions(practice_id, "")],
+            [keys.resources(pid), keys.events(pid), keys.versions(pid, ""), *(kit_keys(pid, kit) if kit else [])],
             [
                 now_ms,
                 resource.id,
                 encoder.encode(resource),
                 ctx.actor,
                 ctx.request_id,
-                practice_id,
+                pid,
                 "restore" if restore else "",
+                *(kit_args(pid, kit) if kit else []),
             ],
         )
     )
+    if res[0] != "OK" and res[0] != "SKIP":
+        fail(res, Ref("resource", resource.id))
     return bool(res[0] == "OK")
 
 

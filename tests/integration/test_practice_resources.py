@@ -462,6 +462,16 @@ def test_reconcile_brings_a_waitlist_offer_back_with_its_room(
     assert len(r.zrange(keys.resource_claims(pid), 0, -1)) == 1
 
 
+def room_taken_by_a(client: Any, practitioners: int = 2) -> tuple[dict[str, Any], dt.date, str, Any]:
+    """A room practice where a holds the room at 09:00 two weekdays on: (ctx, that day, 09:00, a's hold answer)."""
+    ctx = room_practice(client, practitioners=practitioners)
+    day = next_weekday(2)
+    nine = at_nine(search(client, ctx["practice_id"], ctx["scan"], day), ctx["practitioners"][0])
+    room = hold(client, ctx["practitioners"][0], ctx["scan"], nine)
+    assert room.status_code == 201, room.text
+    return ctx, day, nine, room
+
+
 def waiting_for(client: Any, pid: str, scan: str, pr: str, day: dt.date, frm: str = "09:00", to: str = "09:30") -> str:
     body = {"visit_type_id": scan, "practitioner_id": pr, "from_date": day.isoformat(), "to_date": day.isoformat(),
             "from_time": frm, "to_time": to, "patient": PATIENT}  # fmt: skip
@@ -529,12 +539,8 @@ def test_a_room_freed_while_the_other_practitioner_is_busy_is_not_offered_to_tha
 ) -> None:
     """The other practitioner's start is checked as any offer is: b busy at 09:00 (a visit without the room) keeps
     the entry waiting when a's room is freed; no offer overlaps b's own claim."""
-    ctx = room_practice(client)
+    ctx, day, nine, room = room_taken_by_a(client)
     pid, (a, b), scan, talk = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["talk"]
-    day = next_weekday(2)
-    nine = at_nine(search(client, pid, scan, day), a)
-    room = hold(client, a, scan, nine)
-    assert room.status_code == 201, room.text
     wid = waiting_for(client, pid, scan, b, day)
     assert hold(client, b, talk, nine).status_code == 201  # b is busy now too
     assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
@@ -579,12 +585,8 @@ def test_with_three_practitioners_the_room_reaches_the_last_ones_entry(client: A
     """Each other practitioner's part of the kit is read in turn (ARGV: its id, its number of hold ids, the ids):
     with three, a's freed room reaches an entry waiting for the third one, and an unrelated release still answers
     204 (a kit read one argument off failed every freeing call of such a practice with a 500)."""
-    ctx = room_practice(client, practitioners=3)
-    pid, (a, b, c), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
-    day = next_weekday(2)
-    nine = at_nine(search(client, pid, scan, day), a)
-    room = hold(client, a, scan, nine)
-    assert room.status_code == 201, room.text
+    ctx, day, nine, room = room_taken_by_a(client, practitioners=3)
+    pid, (_, b, c), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
     wid = waiting_for(client, pid, scan, c, day)
     other = hold(client, b, ctx["talk"], (dt.datetime.fromisoformat(nine) + dt.timedelta(hours=1)).isoformat())
     assert other.status_code == 201, other.text
@@ -592,3 +594,43 @@ def test_with_three_practitioners_the_room_reaches_the_last_ones_entry(client: A
     assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
     got = client.get(f"/v1/waitlist/{wid}").json()
     assert got["status"] == "offered" and got["offer"]["practitioner_id"] == c and got["offer"]["start"] == nine, got
+
+
+def test_lifting_a_room_closure_offers_the_time_it_covered_to_waiting_entries_of_any_practitioner(
+    client: Any,
+) -> None:
+    """A closure hid 09:00-10:00 of the room from everyone; entries wait for a's and b's 09:00. Lifting it is a
+    change that frees the room: in the same script, each entry is offered its practitioner's 09:00 with the room
+    (two offers, never the same interval twice on the room: a's 09:00 and b's 09:00 overlap on it, so only one)."""
+    ctx = room_practice(client)
+    pid, (a, b), scan, room = ctx["practice_id"], ctx["practitioners"], ctx["scan"], ctx["room"]
+    day = next_weekday(2)
+    nine = at_nine(search(client, pid, scan, day), a)
+    t0 = dt.datetime.fromisoformat(nine)
+    closure = {"start": t0.isoformat(), "end": (t0 + dt.timedelta(hours=1)).isoformat(), "reason": "repairs"}
+    assert client.put(f"/v1/resources/{room}/closures", json=[closure]).status_code == 200
+    assert nine not in starts(search(client, pid, scan, day), b)
+    for_b = waiting_for(client, pid, scan, b, day)
+    for_a = waiting_for(client, pid, scan, a, day)
+    lifted = client.put(f"/v1/resources/{room}/closures", json=[])
+    assert lifted.status_code == 200, lifted.text
+    got = {w: client.get(f"/v1/waitlist/{w}").json() for w in (for_b, for_a)}
+    offered = {w: g for w, g in got.items() if g["status"] == "offered"}
+    assert list(offered) == [for_b], got  # b's entry joined first; a's 09:00 needs the same room at the same time
+    assert offered[for_b]["offer"]["practitioner_id"] == b and offered[for_b]["offer"]["start"] == nine
+    assert got[for_a]["status"] == "waiting"
+    taken = hold(client, a, scan, nine)
+    assert taken.status_code == 409 and "resource_taken" in taken.json()["detail"], taken.text
+
+
+def test_the_earliest_entry_gets_the_freed_room_whichever_practitioner_it_waits_for(client: Any) -> None:
+    """Invariant 11, oldest first across practitioners: X joined first, for b's 09:00; Y joined later, for a's own
+    09:00. a's release frees the room: X is offered b's 09:00 with it, and Y waits (the room is X's offer's now)."""
+    ctx, day, nine, room = room_taken_by_a(client)
+    pid, (a, b), scan = ctx["practice_id"], ctx["practitioners"], ctx["scan"]
+    x = waiting_for(client, pid, scan, b, day)
+    y = waiting_for(client, pid, scan, a, day)
+    assert client.delete(f"/v1/holds/{room.json()['id']}").status_code == 204
+    got_x, got_y = (client.get(f"/v1/waitlist/{w}").json() for w in (x, y))
+    assert got_x["status"] == "offered" and got_x["offer"]["practitioner_id"] == b, got_x
+    assert got_y["status"] == "waiting", got_y
