@@ -13,9 +13,19 @@ from babel.units import format_unit
 LANGUAGES: Final = ("en", "fr", "de", "es", "it", "nl")
 
 # keys: subject_<kind>, main_<kind> (kind: confirmed, moved, reminder, cancelled), hello, who, local, how, ref, manage,
-# summary, at (the word between a date and its time)
+# summary, at (the word between a date and its time); a waitlist offer's: subject_offer, offer_* (engine/offer_notices.py)
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
+        "subject_offer": "Un créneau s'est libéré pour vous : {when}",
+        "offer_list": "Vous êtes sur la liste d'attente de {practice}. Un créneau s'est libéré et il est réservé "
+        "pour vous seul :",
+        "offer_main": "{visit} ({minutes} minutes) avec {practitioner} le {when}.",
+        "offer_until": "L'offre vous est réservée jusqu'au {lapses}. Ensuite, elle expire et le créneau passe au "
+        "patient suivant ; vous restez sur la liste d'attente dans tous les cas.",
+        "offer_how": "Pour l'accepter ou la refuser, ouvrez l'application avec laquelle vous vous êtes inscrit sur "
+        "la liste d'attente (elle garde votre jeton de gestion) :",
+        "offer_after": "Accepter vous donne le rendez-vous et sa confirmation ; refuser vous garde sur la liste.",
+        "offer_call": "Ou appelez le cabinet en donnant la référence {ref}.",
         "subject_confirmed": "Confirmé : votre rendez-vous le {when}",
         "subject_moved": "Déplacé : votre rendez-vous, désormais le {when}",
         "subject_reminder": "Rappel : votre rendez-vous dans {lead}, {when}",
@@ -35,6 +45,17 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "at": "à",
     },
     "de": {
+        "subject_offer": "Ein Termin ist für Sie frei geworden: {when}",
+        "offer_list": "Sie stehen auf der Warteliste von {practice}. Ein Termin ist frei geworden und wird nur für "
+        "Sie reserviert:",
+        "offer_main": "{visit} ({minutes} Minuten) bei {practitioner} am {when}.",
+        "offer_until": "Das Angebot gilt für Sie bis {lapses}. Danach verfällt es, und der Termin geht an den "
+        "nächsten wartenden Patienten; Sie bleiben in jedem Fall auf der Warteliste.",
+        "offer_how": "Um es anzunehmen oder abzulehnen, öffnen Sie die App, mit der Sie sich auf die Warteliste "
+        "gesetzt haben (sie bewahrt Ihr Verwaltungstoken):",
+        "offer_after": "Wenn Sie annehmen, erhalten Sie den Termin und seine Bestätigung; wenn Sie ablehnen, bleiben "
+        "Sie auf der Liste.",
+        "offer_call": "Oder rufen Sie die Praxis an und nennen Sie die Referenz {ref}.",
         "subject_confirmed": "Bestätigt: Ihr Termin am {when}",
         "subject_moved": "Verschoben: Ihr Termin, jetzt am {when}",
         "subject_reminder": "Erinnerung: Ihr Termin am {when}, noch {lead}",  # "noch 2 Tage": no dative needed
@@ -54,6 +75,16 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "at": "um",
     },
     "es": {
+        "subject_offer": "Se ha liberado una cita para usted: {when}",
+        "offer_list": "Está en la lista de espera de {practice}. Se ha liberado una cita y se la reservamos solo a "
+        "usted:",
+        "offer_main": "{visit} ({minutes} minutos) con {practitioner} el {when}.",
+        "offer_until": "La oferta se le reserva hasta el {lapses}. Después caduca y la cita pasa al siguiente "
+        "paciente en espera; usted sigue en la lista de espera en cualquier caso.",
+        "offer_how": "Para aceptarla o rechazarla, abra la aplicación con la que se apuntó a la lista de espera "
+        "(guarda su token de gestión):",
+        "offer_after": "Si acepta, obtiene la cita y su confirmación; si la rechaza, sigue en la lista.",
+        "offer_call": "O llame a la consulta indicando la referencia {ref}.",
         "subject_confirmed": "Confirmada: su cita del {when}",
         "subject_moved": "Cambiada: su cita, ahora el {when}",
         "subject_reminder": "Recordatorio: su cita dentro de {lead}, {when}",
@@ -73,6 +104,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "at": "a las",
     },
     "it": {
+        "subject_offer": "Si è liberato un appuntamento per lei: {when}",
+        "offer_list": "Lei è nella lista d'attesa di {practice}. Si è liberato un appuntamento, riservato solo a lei:",
+        "offer_main": "{visit} ({minutes} minuti) con {practitioner} il {when}.",
+        "offer_until": "L'offerta è riservata a lei fino a {lapses}. Dopo scade e l'appuntamento passa al prossimo "
+        "paziente in attesa; lei resta comunque nella lista d'attesa.",
+        "offer_how": "Per accettarla o rifiutarla, apra l'app con cui si è iscritto alla lista d'attesa (conserva "
+        "il suo token di gestione):",
+        "offer_after": "Accettando ottiene l'appuntamento e la sua conferma; rifiutando resta nella lista.",
+        "offer_call": "Oppure chiami lo studio indicando il riferimento {ref}.",
         "subject_confirmed": "Confermato: il suo appuntamento del {when}",
         "subject_moved": "Spostato: il suo appuntamento, ora il {when}",
         "subject_reminder": "Promemoria: il suo appuntamento tra {lead}, {when}",
@@ -92,6 +132,16 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "at": "alle",
     },
     "nl": {
+        "subject_offer": "Er is een tijd voor u vrijgekomen: {when}",
+        "offer_list": "U staat op de wachtlijst van {practice}. Er is een tijd vrijgekomen die alleen voor u wordt "
+        "vastgehouden:",
+        "offer_main": "{visit} ({minutes} minuten) met {practitioner} op {when}.",
+        "offer_until": "Het aanbod wordt voor u vastgehouden tot {lapses}. Daarna vervalt het en gaat de tijd naar "
+        "de volgende wachtende patiënt; u blijft hoe dan ook op de wachtlijst.",
+        "offer_how": "Om het te accepteren of af te wijzen, opent u de app waarmee u zich op de wachtlijst hebt "
+        "gezet (die bewaart uw beheertoken):",
+        "offer_after": "Accepteren geeft u de afspraak en de bevestiging; afwijzen houdt u op de lijst.",
+        "offer_call": "Of bel de praktijk met referentie {ref}.",
         "subject_confirmed": "Bevestigd: uw afspraak op {when}",
         "subject_moved": "Verplaatst: uw afspraak, nu op {when}",
         "subject_reminder": "Herinnering: uw afspraak over {lead}, {when}",

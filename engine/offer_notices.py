@@ -1,5 +1,5 @@
 """The waitlist offer message: the offered time in the practice's zone (naming it), when the offer lapses, and
-how to accept or decline it. Pure: builds an EmailMessage from records; sending is persistence.notify's job.
+how to accept or decline it, in the patient's language, else the practice's (engine/notice_texts.py). Pure: builds an EmailMessage from records; sending is persistence.notify's job.
 
 No iCalendar attachment: an offer is not an appointment until it is accepted (the confirmation that follows
 an accept carries the calendar entry)."""
@@ -11,6 +11,7 @@ from email.message import EmailMessage
 
 import msgspec
 
+from engine import notice_texts, timeutil
 from engine.notices import envelope, local_text
 
 KIND = "waitlist_offer"  # the notification kind (notifications.kind) of an offer mail
@@ -33,13 +34,41 @@ class OfferFacts(msgspec.Struct, frozen=True):
     patient_name: str
     patient_email: str
     accept_url: str  # the patient app's page for this offer (WAITLIST_ACCEPT_URL with the entry id)
+    language: str = "en"  # the patient's, else the practice's (engine/notice_texts.py)
+
+
+def _when(epoch: int, f: OfferFacts) -> str:
+    return notice_texts.when(dt.datetime.fromtimestamp(epoch, timeutil.zone(f.timezone)), f.timezone, f.language)
 
 
 def subject(f: OfferFacts) -> str:
+    words = notice_texts.TEXTS.get(f.language)
+    if words is not None:
+        return words["subject_offer"].format(when=_when(f.start, f))
     return f"A time came free for you: {local_text(f.start, f.timezone)}"
 
 
+def _localized_body(f: OfferFacts, words: dict[str, str]) -> str:
+    minutes = (f.end - f.start) // 60
+    main = words["offer_main"].format(visit=f.visit_type_name, minutes=minutes, practitioner=f.practitioner_name,
+                                      when=_when(f.start, f))  # fmt: skip
+    return (
+        f"{words['hello'].format(name=f.patient_name)}\n\n"
+        f"{words['offer_list'].format(practice=f.practice_name)}\n{main}\n\n"
+        f"{words['offer_until'].format(lapses=_when(f.expires_ms // 1000, f))}\n"
+        f"{words['local'].format(tz=f.timezone)}\n\n"
+        f"{words['offer_how']}\n  {f.accept_url}\n{words['offer_after']}\n"
+        f"  POST /v1/waitlist/{f.entry_id}/accept   (X-Manage-Token)\n"
+        f"  POST /v1/waitlist/{f.entry_id}/decline  (X-Manage-Token)\n"
+        f"{words['offer_call'].format(ref=f.entry_id)}\n\n"
+        f"{words['ref'].format(ref=f.entry_id, version=f.version)}\n"
+    )
+
+
 def body(f: OfferFacts) -> str:
+    words = notice_texts.TEXTS.get(f.language)
+    if words is not None:
+        return _localized_body(f, words)
     when = local_text(f.start, f.timezone)
     lapses = local_text(f.expires_ms // 1000, f.timezone)
     minutes = (f.end - f.start) // 60

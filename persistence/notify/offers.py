@@ -63,6 +63,7 @@ def facts(
         patient_name=entry.patient.name,
         patient_email=entry.patient.email,
         accept_url=accept_url(accept, entry.id),
+        language=entry.patient.language or n.language,
     ), ""
 
 

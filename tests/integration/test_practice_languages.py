@@ -130,3 +130,44 @@ def test_reminder_leads_in_each_language() -> None:
     assert leads["es"].startswith("Recordatorio: su cita dentro de 2 días, lunes, 29 de marzo de 2027 a las 11:00")
     assert leads["it"].startswith("Promemoria: il suo appuntamento tra 2 giorni, lunedì 29 marzo 2027 alle 11:00")
     assert leads["nl"].startswith("Herinnering: uw afspraak over 2 dagen, maandag 29 maart 2027 om 11:00")
+
+
+def test_waitlist_offers_in_the_patients_language_else_the_practices(world: World) -> None:
+    """API.md: "confirmations, reminders, cancellations and offers are written in the patient's language, else the
+    practice's". Two entries wait for the same 09:00 in a German practice: one patient chose French, one chose none.
+    The booked 09:00 is cancelled: the oldest entry is offered it (in French); it declines, and the next one is
+    offered it (in German), each with the offered time and the offer's end as the locale writes them."""
+    c = world.client
+    ctx = practice(c, "de")
+    day = dt.date.today() + dt.timedelta(days=3)
+    nine = next(s["start"] for s in search(c, ctx["pid"], ctx["vt"], day) if s["start"][11:16] == "09:00")
+    offset = nine[-6:]
+    booked = book(c, ctx, nine)
+    entries = []
+    for language in ("fr", None):
+        patient: dict[str, Any] = {"name": "Marie Curie", "email": "marie@example.org"}
+        if language:
+            patient["language"] = language
+        body = {"visit_type_id": ctx["vt"], "from_date": day.isoformat(), "to_date": day.isoformat(),
+                "from_time": "09:00", "to_time": "09:30", "patient": patient}  # fmt: skip
+        joined = c.post(f"/v1/practices/{ctx['pid']}/waitlist", json=body)
+        assert joined.status_code == 201, joined.text
+        entries.append(joined.json()["id"])
+    assert c.post(f"/v1/appointments/{booked['id']}/cancel", json={}).status_code == 200
+    french_entry, german_entry = entries
+
+    msg = received(world, f"{french_entry}:waitlist_offer:0:2")
+    fr_when = f"{FR_DAYS[day.weekday()]} {day.day} {FR_MONTHS[day.month - 1]} {day.year} à 09:00"
+    assert msg["Subject"] == f"Un créneau s'est libéré pour vous : {fr_when} (Europe/Paris, UTC{offset})"
+    text = text_of(msg)
+    assert text.startswith("Bonjour Marie Curie,") and "Vous êtes sur la liste d'attente de Cabinet Rhin." in text
+    assert f"Kontrolle (30 minutes) avec Dr Weber le {fr_when}" in text
+    assert "L'offre vous est réservée jusqu'au " in text and f"Référence : {french_entry} (version 2)" in text
+
+    assert c.post(f"/v1/waitlist/{french_entry}/decline", json={}).status_code == 200
+    msg = received(world, f"{german_entry}:waitlist_offer:0:2")
+    de_when = f"{DE_DAYS[day.weekday()]}, {day.day}. {DE_MONTHS[day.month - 1]} {day.year} um 09:00"
+    assert msg["Subject"] == f"Ein Termin ist für Sie frei geworden: {de_when} (Europe/Paris, UTC{offset})"
+    text = text_of(msg)
+    assert text.startswith("Guten Tag Marie Curie,") and f"Kontrolle (30 Minuten) bei Dr Weber am {de_when}" in text
+    assert "Das Angebot gilt für Sie bis " in text and "Alle Zeiten sind Ortszeit der Praxis: Europe/Paris." in text
