@@ -9,7 +9,7 @@
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[3])
 local kit = wl_kit(4 + 2 * n, 4 + n)
-local expired = 0
+local expired, freeing = 0, {}
 for i = 1, n do
   local hold_key, claims_key, id = KEYS[2 + i * 2], KEYS[3 + i * 2], ARGV[3 + i]
   local h = redis.call('HMGET', hold_key, 'state', 'end', 'expires_ms', 'practice_id', 'practitioner_id', 'start',
@@ -36,9 +36,12 @@ for i = 1, n do
       emit(KEYS[2], KEYS[3], ARGV[1], 'expire', ARGV[2], h[4], h[5], id, nil, '', {expires_ms = tonumber(h[3])}, nil)
     end
     if kit.on then bump_claim(kit.versions, occ_start, occ_end) end
-    offer_freed(kit, now, ARGV[2], '', cause, freed(kit, occ_start, occ_end, h[10]), exclude)
+    freeing[#freeing + 1] = {cause, freed(kit, occ_start, occ_end, h[10]), exclude}
   elseif h[1] ~= 'held' then
     redis.call('ZREM', KEYS[1], id)
   end
 end
+-- offers only once every lapse of this call is recorded: an entry whose own offer lapses in the same call waits
+-- again before the other freed intervals are offered (it may take one it never had)
+for _, f in ipairs(freeing) do offer_freed(kit, now, ARGV[2], '', f[1], f[2], f[3]) end
 return expired

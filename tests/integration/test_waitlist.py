@@ -123,6 +123,30 @@ def test_a_lapse_offers_the_slot_to_the_next_entry_then_to_everyone(redis_db: st
     run(redis_db, body, offer_seconds=60)
 
 
+def test_two_offers_lapsing_in_one_sweep_each_go_to_the_other_entry(redis_db: str) -> None:
+    """a holds the 10:00 offer, b the 11:00 one; both lapse and one sweep records both. Each interval goes to the
+    next entry that has not had it: 10:00 to b, 11:00 to a. (The sweep offered each interval as soon as its own
+    lapse was recorded: 10:00 found b still holding its offer and went back to everyone.)"""
+
+    async def body(w: World) -> None:
+        ten, eleven = w.at(w.tomorrow, "10:00"), w.at(w.tomorrow, "11:00")
+        first, second = await w.book(ten), await w.book(eleven)
+        a, b = await w.join(), await w.join()
+        await w.eng.cancel(first)
+        await w.eng.cancel(second)
+        got_a, got_b = await w.entry(a.record.id), await w.entry(b.record.id)
+        assert got_a.offer is not None and got_a.offer.start == ten
+        assert got_b.offer is not None and got_b.offer.start == eleven
+        w.clock.now += 61
+        assert await w.sweep() == 2
+        got_a, got_b = await w.entry(a.record.id), await w.entry(b.record.id)
+        assert got_b.status == "offered" and got_b.offer is not None and got_b.offer.start == ten, got_b
+        assert got_a.status == "offered" and got_a.offer is not None and got_a.offer.start == eleven, got_a
+        check_offers(await w.events(), durations(w))
+
+    run(redis_db, body, offer_seconds=60)
+
+
 def test_declining_a_lapsed_offer_answers_offer_expired_and_the_lapse_is_recorded_once(redis_db: str) -> None:
     async def body(w: World) -> None:
         ten = w.at(w.tomorrow, "10:00")
